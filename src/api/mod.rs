@@ -1,0 +1,1 @@
+//! Stage `api` (being built; see ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! Stage `correlate` (being built; see ARCHITECTURE.md).

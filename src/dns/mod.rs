@@ -1,0 +1,1 @@
+//! Stage `dns` (being built; see ARCHITECTURE.md).

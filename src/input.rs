@@ -1,0 +1,120 @@
+//! Opening an input file of any supported kind: a packet capture (handed to [`crate::capture`])
+//! or a log (handed to [`crate::ingest`]), detected from its first bytes unless a format is given.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::capture::{self, CaptureConfig};
+use crate::ingest::{self, IngestConfig, LogFormat};
+use crate::model::Observation;
+
+/// What `--format` accepts: `auto`, `pcap`, or a log format name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    Auto,
+    Pcap,
+    Log(LogFormat),
+}
+
+impl InputFormat {
+    pub fn parse(s: &str) -> Result<Self, InputError> {
+        match s {
+            "auto" => Ok(InputFormat::Auto),
+            "pcap" | "pcapng" => Ok(InputFormat::Pcap),
+            other => LogFormat::parse(other)
+                .map(InputFormat::Log)
+                .ok_or_else(|| InputError::UnknownFormat {
+                    name: other.to_string(),
+                }),
+        }
+    }
+
+    /// Every accepted `--format` value, for help and error messages.
+    pub fn names() -> Vec<&'static str> {
+        let mut v = vec!["auto", "pcap"];
+        v.extend(LogFormat::ALL.iter().map(|f| f.name()));
+        v
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    #[error("unknown format {name:?}; expected one of: {}", InputFormat::names().join(", "))]
+    UnknownFormat { name: String },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Capture(#[from] capture::CaptureError),
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+}
+
+/// Bytes read from the start of a file to decide what it is.
+const SNIFF_LEN: usize = 64 * 1024;
+
+/// An opened input, yielding observations in file order.
+pub type Observations = Box<dyn Iterator<Item = Observation> + Send>;
+
+/// Whether `path` holds a packet capture (pcap or pcapng magic).
+pub fn is_capture(path: &Path) -> Result<bool, InputError> {
+    let head = read_head(path)?;
+    Ok(capture::looks_like_capture(&head))
+}
+
+fn read_head(path: &Path) -> Result<Vec<u8>, InputError> {
+    if path == Path::new("-") {
+        return Ok(Vec::new());
+    }
+    let mut f = File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut buf = vec![0u8; SNIFF_LEN];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(InputError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Opens `path` as `format` (sniffed when `Auto`).
+pub fn open(
+    path: &Path,
+    format: InputFormat,
+    capture_cfg: &CaptureConfig,
+    ingest_cfg: &IngestConfig,
+) -> Result<Observations, InputError> {
+    let format = match format {
+        InputFormat::Auto => {
+            let head = read_head(path)?;
+            if capture::looks_like_capture(&head) {
+                InputFormat::Pcap
+            } else {
+                InputFormat::Auto
+            }
+        }
+        f => f,
+    };
+    match format {
+        InputFormat::Pcap => Ok(Box::new(capture::open_file(path, capture_cfg)?)),
+        InputFormat::Log(f) => Ok(Box::new(ingest::open_file(path, Some(f), ingest_cfg)?)),
+        InputFormat::Auto => Ok(Box::new(ingest::open_file(path, None, ingest_cfg)?)),
+    }
+}
