@@ -14,6 +14,8 @@ use crate::model::Observation;
 pub enum InputFormat {
     Auto,
     Pcap,
+    /// JSON lines of observations, as `poolwatch inspect --output json` prints them (replay).
+    Observations,
     Log(LogFormat),
 }
 
@@ -22,6 +24,7 @@ impl InputFormat {
         match s {
             "auto" => Ok(InputFormat::Auto),
             "pcap" | "pcapng" => Ok(InputFormat::Pcap),
+            "observations" | "jsonl" => Ok(InputFormat::Observations),
             other => LogFormat::parse(other)
                 .map(InputFormat::Log)
                 .ok_or_else(|| InputError::UnknownFormat {
@@ -32,7 +35,7 @@ impl InputFormat {
 
     /// Every accepted `--format` value, for help and error messages.
     pub fn names() -> Vec<&'static str> {
-        let mut v = vec!["auto", "pcap"];
+        let mut v = vec!["auto", "pcap", "observations"];
         v.extend(LogFormat::ALL.iter().map(|f| f.name()));
         v
     }
@@ -48,6 +51,12 @@ pub enum InputError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{path}:{line}: not an observation: {message}")]
+    BadObservation {
+        path: PathBuf,
+        line: u64,
+        message: String,
     },
     #[error(transparent)]
     Capture(#[from] capture::CaptureError),
@@ -114,7 +123,43 @@ pub fn open(
     };
     match format {
         InputFormat::Pcap => Ok(Box::new(capture::open_file(path, capture_cfg)?)),
+        InputFormat::Observations => open_observations(path),
         InputFormat::Log(f) => Ok(Box::new(ingest::open_file(path, Some(f), ingest_cfg)?)),
         InputFormat::Auto => Ok(Box::new(ingest::open_file(path, None, ingest_cfg)?)),
     }
+}
+
+/// Longest observation line accepted when replaying JSON lines.
+const MAX_OBSERVATION_LINE: usize = 1 << 20;
+
+/// Reads JSON-lines observations. A malformed line is an error naming the line: replay input is
+/// produced by poolwatch itself, so damage should be loud rather than silently skipped.
+fn open_observations(path: &Path) -> Result<Observations, InputError> {
+    use std::io::BufRead;
+    let f = File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = std::io::BufReader::new(f);
+    let mut out = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(|source| InputError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |message: String| InputError::BadObservation {
+            path: path.to_path_buf(),
+            line: i as u64 + 1,
+            message,
+        };
+        if line.len() > MAX_OBSERVATION_LINE {
+            return Err(bad("line too long".into()));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let obs: Observation = serde_json::from_slice(&line).map_err(|e| bad(e.to_string()))?;
+        out.push(obs);
+    }
+    Ok(Box::new(out.into_iter()))
 }

@@ -28,8 +28,8 @@
 //! the module that uses them.
 
 pub mod api;
-pub mod cli;
 pub mod capture;
+pub mod cli;
 pub mod correlate;
 pub mod dns;
 pub mod ingest;
@@ -37,4 +37,5 @@ pub mod input;
 pub mod matcher;
 pub mod metrics;
 pub mod model;
+pub mod query;
 pub mod store;

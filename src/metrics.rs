@@ -80,7 +80,10 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
         let _ = write!(s, "{k}=\"{v}\"");
     }
     s.push('}');

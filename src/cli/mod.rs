@@ -18,8 +18,10 @@ pub mod serve;
 /// resolver logs, correlated with the same client's later connections to the pool.
 #[derive(Debug, Parser)]
 #[command(name = "poolwatch", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Start with `poolwatch demo`, or `poolwatch scan FILE…` on your own captures and logs.\n\
-Documentation: README.md, docs/detections.md (detection JSON), docs/api.md (REST API).")]
+#[command(
+    after_help = "Start with `poolwatch demo`, or `poolwatch scan FILE…` on your own captures and logs.\n\
+Documentation: README.md, docs/detections.md (detection JSON), docs/api.md (REST API)."
+)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `poolwatch=debug`). Logs go to stderr.
     #[arg(long, global = true, env = "POOLWATCH_LOG", default_value = "warn")]

@@ -3,7 +3,39 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::Observation;
+use crate::model::{Observation, Source};
+
+pub mod dnstap;
+pub mod follow;
+
+/// A per-file, stateful line parser (state: e.g. dnsmasq joins reply lines to their query).
+pub trait LogParser: Send {
+    /// Parses one line (without its line terminator); appends zero or more observations.
+    /// Bad lines are counted and skipped, never fatal.
+    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>);
+    /// End of input (or a quiet period when following): emits what is still pending.
+    fn flush(&mut self, out: &mut Vec<Observation>);
+}
+
+/// The parser for `format`; observations carry `source`.
+pub fn parser_for(format: LogFormat, source: Source, _cfg: &IngestConfig) -> Box<dyn LogParser> {
+    let _ = (format, source);
+    unimplemented_parser()
+}
+
+fn unimplemented_parser() -> Box<dyn LogParser> {
+    struct Nothing;
+    impl LogParser for Nothing {
+        fn parse_line(&mut self, _line: &[u8], _out: &mut Vec<Observation>) {}
+        fn flush(&mut self, _out: &mut Vec<Observation>) {}
+    }
+    Box::new(Nothing)
+}
+
+/// Guesses the format of a log from its first bytes (a few lines).
+pub fn detect_format(_head: &[u8]) -> Option<LogFormat> {
+    None
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LogFormat {
@@ -27,6 +59,8 @@ impl LogFormat {
 pub enum IngestError {
     #[error("cannot open log {path}: {message}")]
     Open { path: PathBuf, message: String },
+    #[error(transparent)]
+    Dnstap(#[from] dnstap::DnstapError),
 }
 
 #[derive(Debug, Clone, Default)]

@@ -54,7 +54,11 @@ impl Blocklists {
     /// from any directory.
     pub fn builtin() -> Result<Self, MatcherError> {
         let mut b = Blocklists::default();
-        b.add_text("pools", Category::Pool, include_str!("../../blocklists/pools.txt"));
+        b.add_text(
+            "pools",
+            Category::Pool,
+            include_str!("../../blocklists/pools.txt"),
+        );
         Ok(b)
     }
 

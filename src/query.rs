@@ -1,0 +1,142 @@
+//! Shapes shared by the `store` (which answers queries) and the `api` (which exposes them):
+//! filters, pages, host timelines, pool prevalence, suppressions and the live detection feed.
+//! They are plain data; neither sled nor axum types appear here.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Category, Detection, Evidence, Stage, Timestamp};
+
+/// Filter for listing detections. Every field narrows; `None` means "any".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionFilter {
+    /// Client address or CIDR block.
+    pub client: Option<IpNet>,
+    /// Pool entry (exact list entry, e.g. `supportxmr.com`).
+    pub pool: Option<String>,
+    /// Exact stage.
+    pub stage: Option<Stage>,
+    pub min_risk: Option<u8>,
+    /// Detections whose `last_seen` is at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Detections whose `first_seen` is at or before this instant.
+    pub until: Option<Timestamp>,
+    /// `Some(false)` hides suppressed incidents, `Some(true)` shows only them.
+    pub suppressed: Option<bool>,
+}
+
+/// One page of results; `next_cursor` is opaque and `None` on the last page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A live binding: this client resolved a pool name to this address.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub client: IpAddr,
+    pub ip: IpAddr,
+    /// The matched list entry.
+    pub pool_domain: String,
+    pub qname: String,
+    pub list: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub ttl: u32,
+    /// When the binding stops attributing flows (TTL plus grace).
+    pub expires: Timestamp,
+}
+
+/// Everything known about one host, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostTimeline {
+    pub ip: IpAddr,
+    pub first_seen: Option<Timestamp>,
+    pub detections: Vec<Detection>,
+    pub bindings: Vec<Binding>,
+    /// Recent evidence across the host's detections, newest first.
+    pub timeline: Vec<Evidence>,
+}
+
+/// Prevalence of one pool entry across clients.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolSummary {
+    pub pool_domain: String,
+    pub category: Option<Category>,
+    pub list: Option<String>,
+    /// Distinct clients with a detection for this entry.
+    pub clients: u64,
+    pub detections: u64,
+    pub strongest_stage: Stage,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// An address currently bound to a pool lookup (for firewall exports).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolIp {
+    pub ip: IpAddr,
+    pub pool_domains: Vec<String>,
+    pub clients: u64,
+    pub last_seen: Timestamp,
+    pub expires: Timestamp,
+}
+
+/// A request to suppress incidents (by client, by pool entry, or both).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewSuppression {
+    #[serde(default)]
+    pub client: Option<IpNet>,
+    #[serde(default)]
+    pub pool: Option<String>,
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    pub reason: String,
+}
+
+/// A stored suppression rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub id: String,
+    pub client: Option<IpNet>,
+    pub pool: Option<String>,
+    pub expires: Option<Timestamp>,
+    pub reason: String,
+    pub created: Timestamp,
+}
+
+impl Suppression {
+    /// Whether the rule covers `client`/`pool` at `now`.
+    pub fn covers(&self, client: IpAddr, pool: &str, now: Timestamp) -> bool {
+        if self.expires.is_some_and(|e| e <= now) {
+            return false;
+        }
+        if self.client.is_none() && self.pool.is_none() {
+            return false;
+        }
+        self.client.is_none_or(|net| net.contains(&client))
+            && self
+                .pool
+                .as_deref()
+                .is_none_or(|p| p.eq_ignore_ascii_case(pool))
+    }
+}
+
+/// What happened to a detection, for the live feed (`GET /detections/stream`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionEventKind {
+    /// A new incident.
+    New,
+    /// The stage rose.
+    Upgraded,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DetectionEvent {
+    pub kind: DetectionEventKind,
+    pub detection: Detection,
+}
