@@ -13,7 +13,9 @@ pub enum CaptureError {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct CaptureConfig {}
+pub struct CaptureConfig {
+    pub dns_ports: Vec<u16>,
+}
 
 /// Observations decoded from one capture file.
 pub struct PcapReader {}

@@ -1,0 +1,77 @@
+//! The CLI's argument errors: a bad path or an unknown format gives a clear message and a
+//! non-zero exit, never a panic.
+
+use std::process::{Command, Output};
+
+fn poolwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .args(args)
+        .output()
+        .expect("run poolwatch")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "stderr should mention {needle:?}: {err}"
+    );
+}
+
+#[test]
+fn help_describes_every_subcommand() {
+    let o = poolwatch(&["--help"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for sub in ["scan", "inspect", "blocklist", "serve", "demo"] {
+        assert!(out.contains(sub), "--help lacks {sub}: {out}");
+        let o = poolwatch(&[sub, "--help"]);
+        assert!(o.status.success(), "{sub} --help failed: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn missing_input_file() {
+    let o = poolwatch(&["inspect", "/nonexistent/capture.pcap"]);
+    assert_clean_failure(&o, "/nonexistent/capture.pcap");
+}
+
+#[test]
+fn unknown_format() {
+    let o = poolwatch(&["inspect", "--format", "wireshark-xml", "Cargo.toml"]);
+    assert_clean_failure(&o, "unknown format");
+    // The message lists what is accepted.
+    assert!(stderr(&o).contains("pcap"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_subcommand_and_flag() {
+    let o = poolwatch(&["mine"]);
+    assert_clean_failure(&o, "unrecognized subcommand");
+    let o = poolwatch(&["inspect", "--frobnicate", "x"]);
+    assert_clean_failure(&o, "--frobnicate");
+}
+
+#[test]
+fn missing_required_input() {
+    let o = poolwatch(&["inspect"]);
+    assert_clean_failure(&o, "INPUT");
+}
+
+#[test]
+fn replay_rejects_damaged_observation_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("obs.jsonl");
+    std::fs::write(&p, "{\"observation\":\"dns\"}\n").unwrap();
+    let o = poolwatch(&["inspect", "--format", "observations", p.to_str().unwrap()]);
+    assert_clean_failure(&o, "obs.jsonl:1");
+}
