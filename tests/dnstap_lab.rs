@@ -53,14 +53,20 @@ fn lab_dnstap_matches_ground_truth() {
             }
             let obs = read(&file);
             // Resolver upstream traffic is never reported as a client.
-            assert!(obs.iter().all(|o| !o.client.to_string().starts_with("127.53.")));
+            assert!(obs
+                .iter()
+                .all(|o| !o.client.to_string().starts_with("127.53.")));
             for host in run["hosts"].as_array().unwrap() {
                 let client: IpAddr = host["ip"].as_str().unwrap().parse().unwrap();
                 for q in host["dns"].as_array().unwrap() {
                     if q["resolver_ip"].as_str() != Some(rip) {
                         continue;
                     }
-                    let qname = q["qname"].as_str().unwrap().trim_end_matches('.').to_ascii_lowercase();
+                    let qname = q["qname"]
+                        .as_str()
+                        .unwrap()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase();
                     let qtype = q["qtype"].as_str().unwrap();
                     let port = q["src_port"].as_u64().map(|p| p as u16);
                     let id = q["id"].as_u64().map(|p| p as u16);

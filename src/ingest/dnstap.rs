@@ -1142,7 +1142,9 @@ where
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 pairer.expire_at(Timestamp::now(), &mut out);
@@ -1169,9 +1171,7 @@ where
                     m().control_frames.inc();
                     match ctype {
                         CONTROL_READY => {
-                            if !content_types.is_empty()
-                                && !content_types.iter().any(|c| *c == CONTENT_TYPE)
-                            {
+                            if !content_types.is_empty() && !content_types.contains(&CONTENT_TYPE) {
                                 return Err(DnstapError::Handshake {
                                     reason: "writer does not offer protobuf:dnstap.Dnstap",
                                 });
@@ -1231,7 +1231,10 @@ mod tests {
     #[test]
     fn varint_bounds() {
         // 11-byte varint, truncated varint, overrunning length: all errors, no panic.
-        assert!(decode_dnstap(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(decode_dnstap(&[
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+        ])
+        .is_err());
         assert!(decode_dnstap(&[0x08, 0x80]).is_err());
         assert!(decode_dnstap(&[0x72, 0x05, 0x00]).is_err());
         assert!(decode_dnstap(&[]).is_ok());
@@ -1243,9 +1246,15 @@ mod tests {
         assert!(looks_like_fstrm(&f));
         let mut d = FrameDecoder::new();
         d.feed(&f);
-        assert!(matches!(d.next_frame(), Ok(Some(Frame::Control { ctype: 2, .. }))));
+        assert!(matches!(
+            d.next_frame(),
+            Ok(Some(Frame::Control { ctype: 2, .. }))
+        ));
         assert_eq!(d.next_frame().ok().flatten(), Some(Frame::Data(&[1, 2, 3])));
-        assert!(matches!(d.next_frame(), Ok(Some(Frame::Control { ctype: 3, .. }))));
+        assert!(matches!(
+            d.next_frame(),
+            Ok(Some(Frame::Control { ctype: 3, .. }))
+        ));
         assert_eq!(d.next_frame().ok().flatten(), None);
     }
 }

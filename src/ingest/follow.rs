@@ -536,7 +536,11 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
 }
 
 /// Hands the observations in `out` to the sink; false when the sink refused.
-fn deliver(out: &mut Vec<Observation>, stats: &mut FollowStats, sink: &mut dyn ObservationSink) -> bool {
+fn deliver(
+    out: &mut Vec<Observation>,
+    stats: &mut FollowStats,
+    sink: &mut dyn ObservationSink,
+) -> bool {
     let mut open = true;
     for o in out.drain(..) {
         if open {
@@ -659,7 +663,12 @@ impl FileState {
 
     /// Opens the path (or, after a restart, the rotated file that still holds our stored
     /// position). Returns false when there is nothing to open yet.
-    fn open(&mut self, store: Option<&dyn OffsetStore>, stats: &mut FollowStats, fresh: bool) -> bool {
+    fn open(
+        &mut self,
+        store: Option<&dyn OffsetStore>,
+        stats: &mut FollowStats,
+        fresh: bool,
+    ) -> bool {
         let Ok(file) = File::open(&self.path) else {
             return false;
         };
@@ -772,7 +781,9 @@ impl FileState {
             // Successor: at offset 0 (if it exists yet).
             if self.open(store, stats, true) {
                 self.save(store, stats);
-                return self.poll(cfg, factory, store, stats, out, sink).map(|_| true);
+                return self
+                    .poll(cfg, factory, store, stats, out, sink)
+                    .map(|_| true);
             }
             return Ok(true);
         }
@@ -940,7 +951,10 @@ fn fingerprint_matches(file: &File, st: &FileOffset) -> bool {
 /// After a restart: the file with the stored identity, renamed beside the path by a rotation
 /// (`query.log.1`, `query.log-20261126`, …), if it is still there, unchanged, and uncompressed.
 fn find_rotated(path: &Path, st: &FileOffset) -> Option<(File, u64, u64)> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name()?.to_str()?;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let Some(ename) = entry.file_name().to_str().map(str::to_owned) else {
@@ -1163,7 +1177,15 @@ mod tests {
         l.feed(b"yy\nok\n", &mut stats, &mut f);
         assert_eq!(stats.long_lines_skipped, 1);
         assert_eq!(l.offset, l.read_pos);
-        drop(f);
-        assert_eq!(got, vec![b"a".to_vec(), b"bb".to_vec(), b"cc".to_vec(), b"ok".to_vec()]);
+        let _ = &mut f;
+        assert_eq!(
+            got,
+            vec![
+                b"a".to_vec(),
+                b"bb".to_vec(),
+                b"cc".to_vec(),
+                b"ok".to_vec()
+            ]
+        );
     }
 }
