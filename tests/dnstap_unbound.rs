@@ -91,7 +91,8 @@ dnstap:
         .unwrap();
 
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let client_port = udp.local_addr().unwrap().port();
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut found = None;
@@ -102,7 +103,10 @@ dnstap:
         let mut buf = [0u8; 512];
         let _ = udp.recv_from(&mut buf);
         while let Ok(Observation::Dns(d)) = rx.recv_timeout(Duration::from_millis(300)) {
-            if d.qname == "pool.supportxmr.com" && d.rcode.is_some() && d.client_port == Some(client_port) {
+            if d.qname == "pool.supportxmr.com"
+                && d.rcode.is_some()
+                && d.client_port == Some(client_port)
+            {
                 found = Some(d);
                 break;
             }
@@ -115,7 +119,10 @@ dnstap:
     let d = found.expect("no CLIENT_RESPONSE from unbound over the dnstap socket");
     assert_eq!(d.client.to_string(), "127.0.0.1");
     assert_eq!(d.server_port, Some(port));
-    assert_eq!(d.answer_ips().map(|i| i.to_string()).collect::<Vec<_>>(), vec!["203.0.113.17"]);
+    assert_eq!(
+        d.answer_ips().map(|i| i.to_string()).collect::<Vec<_>>(),
+        vec!["203.0.113.17"]
+    );
     assert!(d.source.as_str().starts_with("dnstap:unix:"));
     // Unbound logged the CLIENT_QUERY too: paired into one observation.
     assert!(d.query_seen);

@@ -425,3 +425,24 @@ fn bad_glob_is_an_error() {
     assert!(r.is_err());
     let _unused: Option<PathBuf> = None;
 }
+
+#[test]
+fn named_file_absent_at_start_is_read_from_its_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("late.log");
+    let (got, mut sink) = collector();
+    let mut f = Follower::new(
+        &[p.display().to_string()],
+        FollowConfig {
+            start_at: StartAt::End,
+            ..cfg()
+        },
+        factory(),
+        None,
+    )
+    .unwrap();
+    poll(&mut f, &mut sink, 2);
+    append(&p, &lines(0..7, "late"));
+    poll(&mut f, &mut sink, 2);
+    assert_eq!(*got.lock().unwrap(), lines(0..7, "late"));
+}

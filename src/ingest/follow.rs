@@ -741,6 +741,8 @@ impl FileState {
             // (inode already known) starts at 0.
             let fresh = self.inode != 0;
             if !self.open(store, stats, fresh) {
+                // Absent at start-up: when it appears, all of it is new.
+                self.start_at = StartAt::Beginning;
                 return Ok(false);
             }
         }
