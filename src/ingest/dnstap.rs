@@ -189,12 +189,11 @@ impl FrameDecoder {
                     max: MAX_FRAME_LEN,
                 });
             }
-            let Some(body) = avail.get(4..4 + len) else {
+            if avail.len() < 4 + len {
                 return Ok(None);
-            };
+            }
             let begin = self.start + 4;
             self.start += 4 + len;
-            let _ = body;
             return Ok(self.buf.get(begin..begin + len).map(Frame::Data));
         }
         let Some(clen) = be32(avail, 4) else {
