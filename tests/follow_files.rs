@@ -446,3 +446,55 @@ fn named_file_absent_at_start_is_read_from_its_beginning() {
     poll(&mut f, &mut sink, 2);
     assert_eq!(*got.lock().unwrap(), lines(0..7, "late"));
 }
+
+#[test]
+fn glob_matching_the_rotated_name_does_not_duplicate() {
+    // logrotate `dateext` + `extension .log`: query.log → query-20261126.log, both match *.log.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("query.log");
+    let rotated = dir.path().join("query-20261126.log");
+    let pattern = dir.path().join("*.log").display().to_string();
+    let offsets = dir.path().join("offsets.json");
+    let mut writer = File::create(&p).unwrap();
+    for l in lines(0..20, "d") {
+        writeln!(writer, "{l}").unwrap();
+    }
+    let (got, mut sink) = collector();
+    let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
+    let mut f = Follower::new(&[pattern.clone()], cfg(), factory(), Some(store)).unwrap();
+    poll(&mut f, &mut sink, 2);
+    std::fs::rename(&p, &rotated).unwrap();
+    for l in lines(20..25, "d") {
+        writeln!(writer, "{l}").unwrap();
+    }
+    drop(writer);
+    append(&p, &lines(25..30, "d"));
+    poll(&mut f, &mut sink, 5);
+    append(&rotated, &lines(30..32, "late-to-old"));
+    poll(&mut f, &mut sink, 3);
+    f.shutdown(&mut sink);
+    let mut want = lines(0..30, "d");
+    want.extend(lines(30..32, "late-to-old"));
+    let mut have = got.lock().unwrap().clone();
+    assert_eq!(have.len(), want.len(), "{have:?}");
+    have.sort();
+    want.sort();
+    assert_eq!(have, want);
+
+    // Restart after another rotation under the same scheme while stopped: the renamed file
+    // resumes at the offset stored under its old name, the new file is read from 0.
+    got.lock().unwrap().clear();
+    append(&p, &lines(40..45, "e"));
+    let rotated2 = dir.path().join("query-20261127.log");
+    std::fs::rename(&p, &rotated2).unwrap();
+    append(&p, &lines(45..50, "e"));
+    let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
+    let mut f = Follower::new(&[pattern], cfg(), factory(), Some(store)).unwrap();
+    poll(&mut f, &mut sink, 3);
+    f.shutdown(&mut sink);
+    let mut have = got.lock().unwrap().clone();
+    have.sort();
+    let mut want = lines(40..50, "e");
+    want.sort();
+    assert_eq!(have, want);
+}

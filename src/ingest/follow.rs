@@ -65,6 +65,10 @@ pub const MAX_FOLLOWED_FILES: usize = 4096;
 /// Bytes read from one file per poll before moving on to the others (fairness, and the stop flag
 /// is looked at in between).
 const MAX_READ_PER_POLL: u64 = 16 * 1024 * 1024;
+/// Identities (dev, inode) of files finished by rotation that are remembered with their final
+/// offset, so a glob that also matches the rotated name (`query-20261126.log` under `*.log`)
+/// resumes there instead of reading the file again. Oldest forgotten first.
+const RETIRED_MAX: usize = 1024;
 /// Stdin chunks buffered between the reader thread and the follower.
 const STDIN_QUEUE: usize = 64;
 
@@ -323,6 +327,12 @@ struct FileState {
     parser: Option<Box<dyn LogParser>>,
     unsaved_lines: u64,
     dirty: bool,
+    /// Position to resume at instead of the stored one (same file seen under another name).
+    resume: Option<FileOffset>,
+    /// Another followed path holds our previous file: do not look for it beside us.
+    no_rotated_search: bool,
+    /// Set when a rotated-away file is finished: its identity and final offset.
+    retired: Option<FileOffset>,
     last_save: Instant,
     last_data: Instant,
     flushed: bool,
@@ -346,6 +356,7 @@ pub struct Follower {
     stats: FollowStats,
     last_rescan: Option<Instant>,
     out: Vec<Observation>,
+    retired: std::collections::VecDeque<FileOffset>,
 }
 
 impl Follower {
@@ -381,6 +392,7 @@ impl Follower {
             stats: FollowStats::default(),
             last_rescan: None,
             out: Vec::new(),
+            retired: std::collections::VecDeque::new(),
         };
         f.rescan(true);
         Ok(f)
@@ -454,6 +466,14 @@ impl Follower {
                 ),
                 Input::Stdin(s) => s.poll(&mut self.factory, &mut self.stats, &mut self.out, sink),
             };
+            if let Input::File(f) = input {
+                if let Some(r) = f.retired.take() {
+                    if self.retired.len() >= RETIRED_MAX {
+                        self.retired.pop_front();
+                    }
+                    self.retired.push_back(r);
+                }
+            }
             match r {
                 Ok(p) => progress |= p,
                 Err(()) => return (progress, false),
@@ -513,8 +533,74 @@ impl Follower {
                 } else {
                     StartAt::Beginning
                 };
-                known.insert(p.clone(), ());
-                self.inputs.push(Input::File(FileState::new(p, start_at)));
+                let mut state = FileState::new(p.clone(), start_at);
+                if !initial {
+                    if let Ok(md) = std::fs::metadata(&p) {
+                        let id = identity(&md);
+                        // Still being drained under its old name: look again next rescan, once
+                        // the old state has retired it with its final offset.
+                        if self.inputs.iter().any(|i| {
+                            matches!(i, Input::File(f) if f.file.is_some() && (f.dev, f.inode) == id)
+                        }) {
+                            continue;
+                        }
+                        state.resume = self
+                            .retired
+                            .iter()
+                            .rev()
+                            .find(|r| (r.dev, r.inode) == id)
+                            .cloned();
+                    }
+                }
+                known.insert(p, ());
+                self.inputs.push(Input::File(state));
+            }
+        }
+        if initial {
+            self.claim_renamed_at_startup();
+        }
+    }
+
+    /// At start-up, a followed path may hold a file that was followed under another name before
+    /// the restart (rotated to a name the glob also matches). It resumes at that name's stored
+    /// offset, and the other name does not go looking for it beside itself.
+    fn claim_renamed_at_startup(&mut self) {
+        let Some(store) = self.store.as_deref() else {
+            return;
+        };
+        let records: Vec<(usize, FileOffset)> = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, inp)| match inp {
+                Input::File(f) => store.load_offset(&f.key).map(|r| (i, r)),
+                Input::Stdin(_) => None,
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for (i, inp) in self.inputs.iter_mut().enumerate() {
+            let Input::File(f) = inp else { continue };
+            let Ok(md) = std::fs::metadata(&f.path) else {
+                continue;
+            };
+            let id = identity(&md);
+            if records
+                .iter()
+                .any(|(j, r)| *j == i && (r.dev, r.inode) == id)
+            {
+                continue;
+            }
+            if let Some((j, r)) = records
+                .iter()
+                .find(|(j, r)| *j != i && (r.dev, r.inode) == id)
+            {
+                f.resume = Some(r.clone());
+                claimed.push(*j);
+            }
+        }
+        for j in claimed {
+            if let Some(Input::File(f)) = self.inputs.get_mut(j) {
+                f.no_rotated_search = true;
             }
         }
     }
@@ -603,6 +689,9 @@ impl FileState {
             parser: None,
             unsaved_lines: 0,
             dirty: false,
+            resume: None,
+            no_rotated_search: false,
+            retired: None,
             last_save: now,
             last_data: now,
             flushed: true,
@@ -682,7 +771,9 @@ impl FileState {
         let stored = if fresh {
             None
         } else {
-            store.and_then(|s| s.load_offset(&self.key))
+            self.resume
+                .take()
+                .or_else(|| store.and_then(|s| s.load_offset(&self.key)))
         };
         let mut stored_pos: Option<u64> = None;
         let mut rotated: Option<(File, u64, u64, u64)> = None;
@@ -692,7 +783,9 @@ impl FileState {
                 && md.len() >= st.offset
             {
                 stored_pos = Some(st.offset);
-            } else if let Some((old, odev, oino)) = find_rotated(&self.path, st) {
+            } else if let Some((old, odev, oino)) =
+                find_rotated(&self.path, st).filter(|_| !self.no_rotated_search)
+            {
                 // Rotated while we were not running: finish the old file first.
                 rotated = Some((old, odev, oino, st.offset));
             } else {
@@ -777,6 +870,7 @@ impl FileState {
             self.save(store, stats);
             stats.rotations += 1;
             m().rotations.inc();
+            self.retired = Some(self.offset_record());
             self.file = None;
             self.parser = None;
             self.draining = false;
