@@ -461,7 +461,13 @@ fn glob_matching_the_rotated_name_does_not_duplicate() {
     }
     let (got, mut sink) = collector();
     let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-    let mut f = Follower::new(&[pattern.clone()], cfg(), factory(), Some(store)).unwrap();
+    let mut f = Follower::new(
+        std::slice::from_ref(&pattern),
+        cfg(),
+        factory(),
+        Some(store),
+    )
+    .unwrap();
     poll(&mut f, &mut sink, 2);
     std::fs::rename(&p, &rotated).unwrap();
     for l in lines(20..25, "d") {
