@@ -246,7 +246,7 @@ fn parse_control(body: &[u8]) -> Result<Frame<'_>, DnstapError> {
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
     let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    Some(u32::from_be_bytes(s.try_into().ok()?))
 }
 
 fn control_frame(ctype: u32, content_type: Option<&[u8]>) -> Vec<u8> {
@@ -453,7 +453,7 @@ pub fn decode_dnstap(frame: &[u8]) -> Result<DnstapMessage<'_>, DnstapError> {
 /// The little-endian fixed32 that ends just before `end`.
 fn fixed32_before(buf: &[u8], end: usize) -> Option<u64> {
     let s = buf.get(end.checked_sub(4)?..end)?;
-    Some(u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])))
+    Some(u64::from(u32::from_le_bytes(s.try_into().ok()?)))
 }
 
 /// Encodes a dnstap `MESSAGE` frame (used by tests, fixture generation and benchmarks).
