@@ -504,3 +504,82 @@ fn glob_matching_the_rotated_name_does_not_duplicate() {
     want.sort();
     assert_eq!(have, want);
 }
+
+/// Joins "Q n" with a later "R n" (like dnsmasq's reply lines); `flush` emits waiting queries.
+struct JoinParser {
+    pending: Vec<String>,
+}
+
+impl LogParser for JoinParser {
+    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
+        let l = String::from_utf8_lossy(line).into_owned();
+        let mut emit = |s: String| {
+            let mut lp = LineParser {
+                source: Source::new("log:join:test"),
+            };
+            lp.parse_line(s.as_bytes(), out);
+        };
+        if let Some(n) = l.strip_prefix("Q ") {
+            self.pending.push(n.to_string());
+        } else if let Some(n) = l.strip_prefix("R ") {
+            if let Some(i) = self.pending.iter().position(|p| p == n) {
+                self.pending.remove(i);
+                emit(format!("{n}:answered"));
+            }
+        }
+    }
+    fn flush(&mut self, out: &mut Vec<Observation>) {
+        for n in std::mem::take(&mut self.pending) {
+            let mut lp = LineParser {
+                source: Source::new("log:join:test"),
+            };
+            lp.parse_line(format!("{n}:unanswered").as_bytes(), out);
+        }
+    }
+}
+
+#[test]
+fn stateful_parser_is_flushed_when_quiet_and_before_offsets_are_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("j.log");
+    let offsets = dir.path().join("offsets.json");
+    let fac = || -> ParserFactory {
+        Box::new(|_: &Path, _: &[u8]| {
+            Some(Box::new(JoinParser {
+                pending: Vec::new(),
+            }) as Box<dyn LogParser>)
+        })
+    };
+    let quiet = FollowConfig {
+        flush_after_quiet: Duration::from_millis(50),
+        ..cfg()
+    };
+    append(&p, &["Q 1".into(), "Q 2".into(), "R 1".into()]);
+    let (got, mut sink) = collector();
+    let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
+    let mut f = Follower::new(
+        &[p.display().to_string()],
+        quiet.clone(),
+        fac(),
+        Some(store),
+    )
+    .unwrap();
+    poll(&mut f, &mut sink, 1);
+    assert_eq!(*got.lock().unwrap(), vec!["1:answered"]);
+    std::thread::sleep(Duration::from_millis(60));
+    poll(&mut f, &mut sink, 1);
+    assert_eq!(*got.lock().unwrap(), vec!["1:answered", "2:unanswered"]);
+    // Shutdown flushes a still-waiting query, then saves: nothing re-read after the restart.
+    append(&p, &["Q 3".into()]);
+    poll(&mut f, &mut sink, 1);
+    f.shutdown(&mut sink);
+    drop(f);
+    append(&p, &["Q 4".into(), "R 4".into()]);
+    let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
+    let mut f = Follower::new(&[p.display().to_string()], quiet, fac(), Some(store)).unwrap();
+    poll(&mut f, &mut sink, 1);
+    assert_eq!(
+        *got.lock().unwrap(),
+        vec!["1:answered", "2:unanswered", "3:unanswered", "4:answered"]
+    );
+}
