@@ -79,6 +79,12 @@ fn unix_socket_session() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dnstap.sock");
     let l = start(&ListenAddr::Unix(path.clone()));
+    l.set_socket_mode(0o660).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o660);
+    }
     let (tx, rx2) = mpsc::channel::<Observation>();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();

@@ -1009,6 +1009,23 @@ impl DnstapListener {
         }
     }
 
+    /// Sets the Unix socket's permission bits. Resolvers run as their own user (`unbound`,
+    /// `bind`, `knot-resolver`) and need write permission to connect: e.g. `0o660` with the
+    /// socket's group set to the resolver's, or `0o666` on a host where every local user may
+    /// inject dnstap. No-op for TCP.
+    pub fn set_socket_mode(&self, mode: u32) -> Result<(), DnstapError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(path) = &self.unix_path else {
+            return Ok(());
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+            DnstapError::Listen {
+                addr: path.display().to_string(),
+                source,
+            }
+        })
+    }
+
     /// The bound TCP address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.listener {
