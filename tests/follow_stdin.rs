@@ -1,0 +1,96 @@
+//! Following `-` (stdin): the test binary re-runs itself as a child with a pipe on stdin, so the
+//! follower reads a real pipe: partial writes, a partial last line, and end of input.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use poolwatch::ingest::follow::{FollowConfig, Follower, ParserFactory};
+use poolwatch::ingest::LogParser;
+use poolwatch::model::{DnsObservation, Observation, RrType, Source, Timestamp, Transport};
+
+struct LineParser;
+
+impl LogParser for LineParser {
+    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
+        out.push(Observation::Dns(DnsObservation {
+            ts: Timestamp::from_secs(0),
+            client: "192.0.2.1".parse().unwrap(),
+            client_port: None,
+            server: None,
+            server_port: None,
+            transport: Transport::Unknown,
+            id: None,
+            qname: String::from_utf8_lossy(line).into_owned(),
+            qtype: RrType::A,
+            rcode: None,
+            answers: Vec::new(),
+            answers_known: false,
+            query_seen: true,
+            rtt_us: None,
+            truncated: false,
+            salvaged: None,
+            source: Source::new("log:lines:-"),
+        }));
+    }
+    fn flush(&mut self, _out: &mut Vec<Observation>) {}
+}
+
+const CHILD_ENV: &str = "POOLWATCH_FOLLOW_STDIN_CHILD";
+
+#[test]
+fn stdin_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return; // only meaningful when re-run by `stdin_is_followed`
+    }
+    let factory: ParserFactory = Box::new(|path: &Path, _head: &[u8]| {
+        assert_eq!(path, Path::new("-"));
+        Some(Box::new(LineParser) as Box<dyn LogParser>)
+    });
+    let cfg = FollowConfig {
+        poll_interval: Duration::from_millis(5),
+        ..FollowConfig::default()
+    };
+    let mut f = Follower::new(&["-".to_string()], cfg, factory, None).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut sink = |o: Observation| {
+        if let Observation::Dns(d) = o {
+            println!("LINE<{}>", d.qname);
+        }
+        true
+    };
+    // Returns by itself at end of stdin (stdin is the only input).
+    let stats = f.run(&mut sink, &stop);
+    println!("STATS lines={}", stats.lines);
+}
+
+#[test]
+fn stdin_is_followed() {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .args(["--exact", "stdin_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"one\ntw").unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        stdin.write_all(b"o\nthree\nunterminated").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.find("LINE<").map(|i| &l[i + 5..]))
+        .filter_map(|l| l.strip_suffix('>'))
+        .collect();
+    assert_eq!(got, vec!["one", "two", "three", "unterminated"], "{text}");
+    assert!(text.contains("STATS lines=4"), "{text}");
+}
