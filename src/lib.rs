@@ -39,3 +39,4 @@ pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod store;
+pub mod config;
