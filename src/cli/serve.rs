@@ -18,7 +18,7 @@ use crate::config::{CliOptions, Settings};
 Documentation: poolwatch.example.toml (every key), docs/api.md (REST API).")]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub options: CliOptions,
+    pub options: Box<CliOptions>,
     /// Validate the configuration, print the effective settings (tokens redacted) and exit.
     #[arg(long)]
     pub check_config: bool,
