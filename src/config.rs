@@ -267,45 +267,101 @@ pub struct CliOptions {
     #[arg(long, env = "POOLWATCH_DB", value_name = "DIR")]
     pub db: Option<PathBuf>,
     /// Capture live from this interface (repeatable; env: comma-separated).
-    #[arg(long = "interface", short = 'i', env = "POOLWATCH_INTERFACE", value_name = "IF", value_delimiter = ',')]
+    #[arg(
+        long = "interface",
+        short = 'i',
+        env = "POOLWATCH_INTERFACE",
+        value_name = "IF",
+        value_delimiter = ','
+    )]
     pub interfaces: Vec<String>,
     /// BPF filter for live capture (default: capture's own DNS + TCP/UDP filter).
     #[arg(long, env = "POOLWATCH_BPF", value_name = "FILTER")]
     pub bpf: Option<String>,
     /// Follow a resolver/flow log like `tail -F` (repeatable; globs allowed; env: colon-separated).
-    #[arg(long, env = "POOLWATCH_FOLLOW", value_name = "FILE|GLOB", value_delimiter = ':')]
+    #[arg(
+        long,
+        env = "POOLWATCH_FOLLOW",
+        value_name = "FILE|GLOB",
+        value_delimiter = ':'
+    )]
     pub follow: Vec<String>,
     /// Read a pcap or log once, in the background, while the API serves (repeatable; env: colon-separated).
-    #[arg(long, env = "POOLWATCH_IMPORT", value_name = "FILE", value_delimiter = ':')]
+    #[arg(
+        long,
+        env = "POOLWATCH_IMPORT",
+        value_name = "FILE",
+        value_delimiter = ':'
+    )]
     pub import: Vec<PathBuf>,
     /// Pool list file or directory (repeatable; default: the built-in lists; env: colon-separated).
-    #[arg(long = "blocklist", env = "POOLWATCH_BLOCKLIST", value_name = "PATH", value_delimiter = ':')]
+    #[arg(
+        long = "blocklist",
+        env = "POOLWATCH_BLOCKLIST",
+        value_name = "PATH",
+        value_delimiter = ':'
+    )]
     pub blocklists: Vec<PathBuf>,
     /// Where lists uploaded through the API persist [default: <db>/lists].
     #[arg(long, env = "POOLWATCH_USER_LISTS", value_name = "DIR")]
     pub user_lists: Option<PathBuf>,
     /// Subscribe to a remote list: URL (http, https, file) with an optional refresh interval,
     /// e.g. `https://example.org/pools.txt,6h` (repeatable; env: space-separated).
-    #[arg(long = "feed", env = "POOLWATCH_FEED", value_name = "URL[,INTERVAL]", value_delimiter = ' ')]
+    #[arg(
+        long = "feed",
+        env = "POOLWATCH_FEED",
+        value_name = "URL[,INTERVAL]",
+        value_delimiter = ' '
+    )]
     pub feeds: Vec<String>,
     /// Bearer token for writes (and reads). Without one, every write is refused.
-    #[arg(long, env = "POOLWATCH_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "POOLWATCH_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<Secret>,
     /// Bearer token required for reads. Without one, reads are open.
-    #[arg(long, env = "POOLWATCH_READ_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "POOLWATCH_READ_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub read_token: Option<Secret>,
     /// Read the admin token from a file (keeps it out of `ps` and shell history).
-    #[arg(long, env = "POOLWATCH_ADMIN_TOKEN_FILE", value_name = "FILE", conflicts_with = "admin_token")]
+    #[arg(
+        long,
+        env = "POOLWATCH_ADMIN_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "admin_token"
+    )]
     pub admin_token_file: Option<PathBuf>,
     /// Read the read token from a file.
-    #[arg(long, env = "POOLWATCH_READ_TOKEN_FILE", value_name = "FILE", conflicts_with = "read_token")]
+    #[arg(
+        long,
+        env = "POOLWATCH_READ_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "read_token"
+    )]
     pub read_token_file: Option<PathBuf>,
     /// A known resolver: its own upstream lookups are never reported (repeatable; env: comma-separated).
-    #[arg(long = "resolver", env = "POOLWATCH_RESOLVER", value_name = "IP", value_delimiter = ',')]
+    #[arg(
+        long = "resolver",
+        env = "POOLWATCH_RESOLVER",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
     pub resolvers: Vec<String>,
     /// An address your DNS firewall answers for blocked names: such answers are `blocked_lookup`
     /// (repeatable; env: comma-separated).
-    #[arg(long = "sinkhole", env = "POOLWATCH_SINKHOLE", value_name = "IP", value_delimiter = ',')]
+    #[arg(
+        long = "sinkhole",
+        env = "POOLWATCH_SINKHOLE",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
     pub sinkholes: Vec<String>,
     /// Extra time a pool answer keeps attributing flows after its TTL (seconds, or 30m/6h/2d)
     /// [default: the correlation stage's].
@@ -695,9 +751,7 @@ impl Settings {
         ) {
             Some((b, o)) => {
                 if b < MIN_MAX_BODY as u64 || b > MAX_MAX_BODY as u64 {
-                    return Err(o.err(format!(
-                        "must be {MIN_MAX_BODY} to {MAX_MAX_BODY} bytes"
-                    )));
+                    return Err(o.err(format!("must be {MIN_MAX_BODY} to {MAX_MAX_BODY} bytes")));
                 }
                 usize::try_from(b).map_err(|_| o.err("too large for this platform"))?
             }
@@ -714,9 +768,7 @@ impl Settings {
             Some((d, o)) => {
                 let secs = duration_secs(&d).map_err(|m| o.err(m))?;
                 if secs == 0 || secs > MAX_REQUEST_TIMEOUT_SECS {
-                    return Err(o.err(format!(
-                        "must be 1 to {MAX_REQUEST_TIMEOUT_SECS} seconds"
-                    )));
+                    return Err(o.err(format!("must be 1 to {MAX_REQUEST_TIMEOUT_SECS} seconds")));
                 }
                 Duration::from_secs(secs)
             }
@@ -1093,7 +1145,15 @@ interval = 3600
     #[test]
     fn list_names() {
         assert!(is_valid_list_name("my-pools.v2"));
-        for bad in ["", "../x", "a/b", "Upper", ".hidden", "x\0", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "Upper",
+            ".hidden",
+            "x\0",
+            &"a".repeat(65),
+        ] {
             assert!(!is_valid_list_name(bad), "{bad:?}");
         }
     }

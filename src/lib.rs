@@ -30,6 +30,7 @@
 pub mod api;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod correlate;
 pub mod dns;
 pub mod ingest;
@@ -39,4 +40,3 @@ pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod store;
-pub mod config;

@@ -54,9 +54,8 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed = || {
-        ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-    };
+    let malformed =
+        || ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into());
     if value.len() > MAX_AUTH_HEADER_LEN {
         return Err(malformed());
     }

@@ -89,9 +89,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
-            ApiError::Internal => {
-                "internal error; the server log has details".to_string()
-            }
+            ApiError::Internal => "internal error; the server log has details".to_string(),
             other => other.to_string(),
         };
         let body = json!({"error": {"code": self.code(), "message": message}});

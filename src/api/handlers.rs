@@ -91,7 +91,10 @@ pub async fn list_detections(
     let cursor = match p.get("cursor") {
         Some(c) if c.is_empty() => None,
         Some(c) if c.len() > MAX_CURSOR_LEN || !c.bytes().all(|b| b.is_ascii_graphic()) => {
-            return Err(ApiError::bad("bad_cursor", "cursor: not a cursor from this API"));
+            return Err(ApiError::bad(
+                "bad_cursor",
+                "cursor: not a cursor from this API",
+            ));
         }
         Some(c) => Some(c.clone()),
         None => None,
@@ -134,7 +137,9 @@ pub async fn host(
         && t.bindings.is_empty()
         && t.timeline.is_empty()
     {
-        return Err(ApiError::not_found(format!("nothing recorded for host {ip}")));
+        return Err(ApiError::not_found(format!(
+            "nothing recorded for host {ip}"
+        )));
     }
     Ok(Json(t).into_response())
 }
@@ -251,7 +256,10 @@ pub async fn delete_suppression(
     }
 }
 
-fn validate_suppression(req: SuppressionRequest, now: Timestamp) -> Result<NewSuppression, ApiError> {
+fn validate_suppression(
+    req: SuppressionRequest,
+    now: Timestamp,
+) -> Result<NewSuppression, ApiError> {
     let client = match req.client.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(c) => Some(parse_net(c).map_err(|m| ApiError::invalid("client", m))?),
@@ -274,7 +282,10 @@ fn validate_suppression(req: SuppressionRequest, now: Timestamp) -> Result<NewSu
         ));
     }
     if reason.chars().any(|c| c.is_control()) {
-        return Err(ApiError::invalid("reason", "must not contain control characters"));
+        return Err(ApiError::invalid(
+            "reason",
+            "must not contain control characters",
+        ));
     }
     if let Some(e) = req.expires {
         if e <= now {
@@ -335,7 +346,11 @@ pub async fn export_pool_ips(
     let mut resp = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static(ctype))], body).into_response()
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
+            body,
+        )
+            .into_response()
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
@@ -382,10 +397,9 @@ where
     let backend = state.backend();
     match tokio::task::spawn_blocking(move || f(&*backend)).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(BackendError::BadCursor(m))) => Err(ApiError::bad(
-            "bad_cursor",
-            format!("cursor: {m}"),
-        )),
+        Ok(Err(BackendError::BadCursor(m))) => {
+            Err(ApiError::bad("bad_cursor", format!("cursor: {m}")))
+        }
         Ok(Err(BackendError::Other(m))) => {
             tracing::error!(error = %m, "backend error");
             Err(ApiError::Internal)
@@ -465,10 +479,7 @@ pub(super) fn parse_filter(p: &BTreeMap<String, String>) -> Result<DetectionFilt
     for (key, slot) in [("since", &mut f.since), ("until", &mut f.until)] {
         if let Some(t) = p.get(key) {
             *slot = Some(Timestamp::parse(t).ok_or_else(|| {
-                ApiError::invalid(
-                    key,
-                    format!("{} is not RFC 3339 or Unix seconds", quote(t)),
-                )
+                ApiError::invalid(key, format!("{} is not RFC 3339 or Unix seconds", quote(t)))
             })?);
         }
     }
@@ -478,9 +489,10 @@ pub(super) fn parse_filter(p: &BTreeMap<String, String>) -> Result<DetectionFilt
         }
     }
     if let Some(s) = p.get("suppressed") {
-        f.suppressed = Some(parse_bool(s).ok_or_else(|| {
-            ApiError::invalid("suppressed", "must be true or false")
-        })?);
+        f.suppressed = Some(
+            parse_bool(s)
+                .ok_or_else(|| ApiError::invalid("suppressed", "must be true or false"))?,
+        );
     }
     Ok(f)
 }
@@ -582,7 +594,10 @@ fn path_id(id: Result<Path<String>, PathRejection>, what: &str) -> Result<String
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
     {
-        return Err(ApiError::not_found(format!("no {what} with id {}", quote(&id))));
+        return Err(ApiError::not_found(format!(
+            "no {what} with id {}",
+            quote(&id)
+        )));
     }
     Ok(id)
 }
@@ -615,8 +630,14 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(domain_name("Pool.SupportXMR.com.").unwrap(), "pool.supportxmr.com");
-        assert_eq!(domain_name("bücher.example").unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            domain_name("Pool.SupportXMR.com.").unwrap(),
+            "pool.supportxmr.com"
+        );
+        assert_eq!(
+            domain_name("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
         for bad in ["", ".", "a..b", "a b.com", "x/y", &"a".repeat(64), "\u{0}"] {
             assert!(domain_name(bad).is_err(), "{bad:?}");
         }
@@ -625,8 +646,14 @@ mod tests {
     #[test]
     fn nets() {
         assert_eq!(parse_net("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
-        assert_eq!(parse_net("192.0.2.7/24").unwrap().to_string(), "192.0.2.0/24");
-        assert_eq!(parse_net("2001:db8::1").unwrap().to_string(), "2001:db8::1/128");
+        assert_eq!(
+            parse_net("192.0.2.7/24").unwrap().to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            parse_net("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
         assert!(parse_net("192.0.2.0/33").is_err());
         assert!(parse_net("nope").is_err());
     }

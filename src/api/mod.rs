@@ -269,15 +269,45 @@ fn build() -> Table {
         .add(Method::GET, "/metrics", Read, h::metrics)
         .add(Method::GET, "/api/v1/openapi.json", Public, h::openapi)
         .add(Method::GET, "/api/v1/detections", Read, h::list_detections)
-        .add(Method::GET, "/api/v1/detections/stream", Read, stream::detections_stream)
-        .add(Method::GET, "/api/v1/detections/{id}", Read, h::get_detection)
+        .add(
+            Method::GET,
+            "/api/v1/detections/stream",
+            Read,
+            stream::detections_stream,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/detections/{id}",
+            Read,
+            h::get_detection,
+        )
         .add(Method::GET, "/api/v1/hosts/{ip}", Read, h::host)
         .add(Method::GET, "/api/v1/pools", Read, h::pools)
         .add(Method::GET, "/api/v1/check", Read, h::check)
-        .add(Method::GET, "/api/v1/suppressions", Read, h::list_suppressions)
-        .add(Method::POST, "/api/v1/suppressions", Admin, h::add_suppression)
-        .add(Method::DELETE, "/api/v1/suppressions/{id}", Admin, h::delete_suppression)
-        .add(Method::GET, "/api/v1/export/pool-ips", Read, h::export_pool_ips)
+        .add(
+            Method::GET,
+            "/api/v1/suppressions",
+            Read,
+            h::list_suppressions,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/suppressions",
+            Admin,
+            h::add_suppression,
+        )
+        .add(
+            Method::DELETE,
+            "/api/v1/suppressions/{id}",
+            Admin,
+            h::delete_suppression,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/export/pool-ips",
+            Read,
+            h::export_pool_ips,
+        )
 }
 
 /// Every route the router serves (method, path template, access), in registration order.

@@ -89,7 +89,10 @@ impl HttpMetrics {
             out,
             "# HELP poolwatch_http_request_duration_seconds Time to produce the response head, by route template."
         );
-        let _ = writeln!(out, "# TYPE poolwatch_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# TYPE poolwatch_http_request_duration_seconds histogram"
+        );
         for (route, h) in &g.latency {
             for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
                 let _ = writeln!(

@@ -82,8 +82,7 @@ pub async fn detections_stream(
 /// Whether a detection passes a stream filter (the stream's subset of the list filters).
 pub fn filter_matches(f: &DetectionFilter, d: &Detection) -> bool {
     f.client.is_none_or(|n| n.contains(&d.client_ip))
-        && f
-            .pool
+        && f.pool
             .as_deref()
             .is_none_or(|p| p.eq_ignore_ascii_case(&d.pool_domain))
         && f.stage.is_none_or(|s| s == d.stage)

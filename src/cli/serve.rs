@@ -14,8 +14,10 @@ use crate::config::{CliOptions, Settings};
 /// Precedence: flags > environment (POOLWATCH_*) > config file > defaults. Every flag that takes
 /// a list may be repeated; a list given on the command line replaces the file's list.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: poolwatch serve --config poolwatch.toml --listen 127.0.0.1:8080\n\
-Documentation: poolwatch.example.toml (every key), docs/api.md (REST API).")]
+#[command(
+    after_help = "Example: poolwatch serve --config poolwatch.toml --listen 127.0.0.1:8080\n\
+Documentation: poolwatch.example.toml (every key), docs/api.md (REST API)."
+)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub options: Box<CliOptions>,
