@@ -188,19 +188,14 @@ impl FileConfig {
     /// Reads and parses a config file. Relative paths inside it are taken relative to the file's
     /// directory (so a config works whatever the service's working directory is).
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if meta.len() > MAX_CONFIG_FILE_BYTES {
-            return Err(ConfigError::TooLarge {
+        let text = read_bounded(path, MAX_CONFIG_FILE_BYTES)
+            .map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+                source,
+            })?
+            .ok_or_else(|| ConfigError::TooLarge {
+                path: path.to_path_buf(),
+            })?;
         let mut cfg = FileConfig::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_path_buf(),
             message,
@@ -1016,13 +1011,26 @@ fn token(
 }
 
 fn read_token_file(p: &Path) -> Result<Secret, String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    if meta.len() > MAX_TOKEN_LEN as u64 + 2 {
-        return Err(format!("{} is too large for a token file", p.display()));
-    }
-    let text =
-        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    let text = read_bounded(p, MAX_TOKEN_LEN as u64 + 2)
+        .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+        .ok_or_else(|| format!("{} is too large for a token file", p.display()))?;
     Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+}
+
+/// Reads at most `max` bytes of UTF-8 text; `Ok(None)` when the file is longer. Bounded by
+/// reading, not by metadata, so that devices and FIFOs (`/dev/zero`) cannot make it read forever.
+fn read_bounded(p: &Path, max: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    std::fs::File::open(p)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Ok(None);
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -1098,6 +1106,11 @@ interval = 3600
             .unwrap_err()
             .to_string();
         assert!(e.contains("--max-body"), "{e}");
+
+        let e = FileConfig::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than"), "{e}");
 
         let e = FileConfig::parse("lisen = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(e.contains("lisen"), "{e}");

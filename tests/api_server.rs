@@ -757,6 +757,17 @@ fn slow_request_heads_are_cut_off() {
     // The server closes the connection (possibly after a 408) instead of waiting forever.
     let _ = sock.read_to_end(&mut buf);
     assert!(t.elapsed() < Duration::from_secs(8), "connection held open");
+
+    // A connection that never sends anything does not keep its slot either.
+    let mut idle = TcpStream::connect(s.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let _ = idle.read_to_end(&mut buf);
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "idle connection held open"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,8 +67,8 @@ pub async fn openapi() -> Response {
 // Detections, hosts, pools
 // ---------------------------------------------------------------------------------------------
 
-/// Query parameters accepted by `GET /api/v1/detections` (besides the filter ones).
-const FILTER_PARAMS: &[&str] = &[
+/// Every query parameter `GET /api/v1/detections` takes.
+const LIST_PARAMS: &[&str] = &[
     "client",
     "pool",
     "stage",
@@ -76,18 +76,31 @@ const FILTER_PARAMS: &[&str] = &[
     "since",
     "until",
     "suppressed",
+    "limit",
+    "cursor",
 ];
 
-pub async fn list_detections(
-    _: ReadAccess,
-    State(state): State<AppState>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let mut allowed = FILTER_PARAMS.to_vec();
-    allowed.extend(["limit", "cursor"]);
-    let p = params(q, &allowed)?;
-    let filter = parse_filter(&p)?;
-    let limit = parse_limit(&p, "limit", DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+/// A checked `GET /api/v1/detections` request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionQuery {
+    pub filter: DetectionFilter,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// Parses and checks a raw query string of `GET /api/v1/detections` exactly as the route does
+/// (exposed for the fuzz target and tests).
+pub fn parse_detection_query(raw: &str) -> Result<DetectionQuery, ApiError> {
+    let uri: axum::http::Uri = format!("/?{raw}")
+        .parse()
+        .map_err(|_| ApiError::bad("invalid_parameter", "malformed query string"))?;
+    let q = Query::<Vec<(String, String)>>::try_from_uri(&uri);
+    detection_query(&params(q, LIST_PARAMS)?)
+}
+
+fn detection_query(p: &BTreeMap<String, String>) -> Result<DetectionQuery, ApiError> {
+    let filter = parse_filter(p)?;
+    let limit = parse_limit(p, "limit", DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
     let cursor = match p.get("cursor") {
         Some(c) if c.is_empty() => None,
         Some(c) if c.len() > MAX_CURSOR_LEN || !c.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -99,6 +112,23 @@ pub async fn list_detections(
         Some(c) => Some(c.clone()),
         None => None,
     };
+    Ok(DetectionQuery {
+        filter,
+        limit,
+        cursor,
+    })
+}
+
+pub async fn list_detections(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let DetectionQuery {
+        filter,
+        limit,
+        cursor,
+    } = detection_query(&params(q, LIST_PARAMS)?)?;
     let page = call(&state, move |b| {
         b.list_detections(&filter, limit, cursor.as_deref())
     })
@@ -668,6 +698,53 @@ mod tests {
             HeaderValue::from_str(&format!("\"zzz\", W/{tag}")).unwrap(),
         );
         assert!(if_none_match(&h, &tag));
+    }
+
+    #[test]
+    fn detection_query_garbage_never_panics() {
+        let ok = parse_detection_query("client=192.0.2.0/24&stage=stratum&limit=10").unwrap();
+        assert_eq!(ok.limit, 10);
+        assert_eq!(ok.filter.stage, Some(Stage::Stratum));
+        let samples = [
+            "",
+            "&",
+            "=",
+            "%",
+            "%zz",
+            "%ff%00",
+            "a=%ff",
+            "limit=99999999999999999999999",
+            "since=1e308",
+            "since=-1e308",
+            "since=NaN",
+            "until=inf",
+            "client=::ffff:1.2.3.4/129",
+            "pool=%20",
+            "cursor=%0a",
+            "stage=Lookup",
+            "min_risk=%2B5",
+            "suppressed=",
+        ];
+        for s in samples {
+            let _ = parse_detection_query(s);
+        }
+        // Deterministic pseudo-random byte soup, including truncations of a valid query.
+        let valid = "client=192.0.2.10&pool=supportxmr.com&since=2026-11-26T20:00:00Z&limit=5";
+        for cut in 0..valid.len() {
+            let _ = parse_detection_query(&valid[..cut]);
+        }
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..2000 {
+            let len = (x % 40) as usize;
+            let mut v = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                v.push((x % 128) as u8);
+            }
+            let _ = parse_detection_query(&String::from_utf8_lossy(&v));
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod stream;
 
 pub use auth::{constant_time_eq, AdminAccess, ReadAccess, Tokens};
 pub use error::ApiError;
+pub use handlers::{parse_detection_query, CheckResult, DetectionQuery};
 pub use openapi::openapi_document;
 pub use server::serve;
 
