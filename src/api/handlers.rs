@@ -156,8 +156,10 @@ pub async fn host(
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(raw) = ip.map_err(|e| ApiError::invalid("ip", e.body_text()))?;
+    // IPv4-mapped IPv6 (`::ffff:192.0.2.10`) names the IPv4 host the store knows.
     let ip: IpAddr = raw
-        .parse()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
         .map_err(|_| ApiError::invalid("ip", format!("{} is not an IP address", quote(&raw))))?;
     let p = params(q, &["limit"])?;
     let limit = parse_limit(&p, "limit", DEFAULT_HOST_LIMIT, MAX_HOST_LIMIT)?;
@@ -556,7 +558,7 @@ fn parse_bool(s: &str) -> Option<bool> {
 fn parse_net(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
+        return Ok(IpNet::from(ip.to_canonical()));
     }
     s.parse::<IpNet>()
         .map(|n| n.trunc())

@@ -23,6 +23,17 @@ use crate::query::{DetectionEventKind, DetectionFilter};
 
 const STREAM_PARAMS: &[&str] = &["client", "pool", "stage", "min_risk", "suppressed"];
 
+fn streams_gauge() -> &'static crate::metrics::Gauge {
+    static G: std::sync::OnceLock<crate::metrics::Gauge> = std::sync::OnceLock::new();
+    G.get_or_init(|| {
+        crate::metrics::gauge(
+            "poolwatch_api_event_streams",
+            "Open Server-Sent Events streams (GET /api/v1/detections/stream).",
+            &[],
+        )
+    })
+}
+
 pub async fn detections_stream(
     _: ReadAccess,
     State(state): State<AppState>,
@@ -40,6 +51,7 @@ pub async fn detections_stream(
             message: format!("at most {max} event streams at once; retry later"),
         });
     }
+    streams_gauge().add(1);
     let guard = SlotGuard(state.clone());
     let rx = state.events().subscribe();
     let mut closing = state.0.closing.subscribe();
@@ -97,6 +109,7 @@ struct SlotGuard(AppState);
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0 .0.streams.fetch_sub(1, Ordering::AcqRel);
+        streams_gauge().add(-1);
     }
 }
 
