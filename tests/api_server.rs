@@ -1126,3 +1126,40 @@ fn sse_rejects_bad_filters_and_caps_clients() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Load (manual): HTTP-layer throughput and latency with wrk, 10k detections in the in-memory
+// backend. No assertions; run with
+//   cargo test --release --test api_server load_with_wrk -- --ignored --nocapture
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore]
+fn load_with_wrk() {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: wrk not installed (apt-get install wrk)");
+        return;
+    }
+    let s = Server::open();
+    for n in 0..10_000u32 {
+        let client = format!("192.0.{}.{}", 2 + n / 250, n % 250 + 1);
+        s.backend
+            .insert(detection(n, &client, "supportxmr.com", Stage::Stratum, 95));
+    }
+    for path in [
+        "/healthz",
+        "/api/v1/check?name=pool.supportxmr.com",
+        "/api/v1/detections?limit=50",
+    ] {
+        let out = std::process::Command::new("wrk")
+            .args(["-t2", "-c32", "-d10s", "--latency"])
+            .arg(s.url(path))
+            .output()
+            .unwrap();
+        println!("=== {path}\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
