@@ -1,1 +1,344 @@
-//! Stage `api` (being built; see ARCHITECTURE.md).
+//! Stage `api`: the REST service (axum 0.8 on tokio). The only module that knows HTTP.
+//!
+//! * [`router`] builds the versioned routes (`/api/v1/…`) plus `/healthz`, `/readyz`, `/metrics`;
+//!   [`serve`] runs them on a listener with connection limits, header-read deadlines and
+//!   graceful shutdown.
+//! * Detections come from a [`Backend`] (the sled store implements it); the API calls it on the
+//!   blocking pool, never on the async workers.
+//! * Lists come from the shared [`SharedBlocklists`]; the live feed from a broadcast channel of
+//!   [`DetectionEvent`]s.
+//! * Access: [`auth::ReadAccess`] / [`auth::AdminAccess`] extractors, constant-time token checks.
+//! * Every error is `{"error":{"code":…,"message":…}}` ([`ApiError`]).
+//!
+//! Every route is registered through one table ([`route_table`]) that the OpenAPI document is
+//! tested against, so the two cannot drift apart.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter};
+use axum::Router;
+use tokio::sync::{broadcast, watch};
+
+use crate::matcher::SharedBlocklists;
+use crate::model::{Detection, Timestamp};
+use crate::query::{
+    DetectionEvent, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary,
+    Suppression,
+};
+
+mod auth;
+mod error;
+mod handlers;
+mod observe;
+mod openapi;
+mod server;
+mod stream;
+
+pub use auth::{constant_time_eq, AdminAccess, ReadAccess, Tokens};
+pub use error::ApiError;
+pub use handlers::{parse_detection_query, CheckResult, DetectionQuery};
+pub use openapi::openapi_document;
+pub use server::serve;
+
+/// Default number of detections per page.
+pub const DEFAULT_PAGE_LIMIT: usize = 50;
+/// Largest page: bounds the work and the response size of one request.
+pub const MAX_PAGE_LIMIT: usize = 1000;
+/// Default / largest number of detections in a host timeline.
+pub const DEFAULT_HOST_LIMIT: usize = 100;
+pub const MAX_HOST_LIMIT: usize = 1000;
+/// Longest opaque cursor accepted; the store's cursors are far shorter.
+pub const MAX_CURSOR_LEN: usize = 512;
+/// Longest detection / suppression id accepted before it is even looked up.
+pub const MAX_ID_LEN: usize = 128;
+/// Most query parameters in one request (each is parsed and checked).
+pub const MAX_QUERY_PARAMS: usize = 32;
+/// Longest suppression reason.
+pub const MAX_REASON_LEN: usize = 1000;
+/// Concurrent SSE clients; each holds a broadcast receiver and a connection.
+pub const DEFAULT_MAX_STREAMS: usize = 256;
+/// SSE keep-alive comment interval: below common proxy idle timeouts (60 s).
+pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+/// Concurrent connections served; more wait in the kernel's accept queue.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Deadline for a client to send a complete request head (slow-loris protection).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failure of the detection backend. `BadCursor` is the client's fault (400); `Other` is ours
+/// (logged, generic 500).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    #[error("bad cursor: {0}")]
+    BadCursor(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where detections, hosts, pools and suppressions come from: implemented by `store::Store`.
+/// Methods block (sled); the API calls them through `tokio::task::spawn_blocking`.
+pub trait Backend: Send + Sync + 'static {
+    fn list_detections(
+        &self,
+        f: &DetectionFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Detection>, BackendError>;
+    fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError>;
+    fn host_timeline(&self, ip: IpAddr, limit: usize) -> Result<HostTimeline, BackendError>;
+    fn pools(&self) -> Result<Vec<PoolSummary>, BackendError>;
+    fn add_suppression(&self, s: NewSuppression) -> Result<Suppression, BackendError>;
+    fn list_suppressions(&self) -> Result<Vec<Suppression>, BackendError>;
+    fn delete_suppression(&self, id: &str) -> Result<bool, BackendError>;
+    fn pool_ips(&self, now: Timestamp) -> Result<Vec<PoolIp>, BackendError>;
+}
+
+/// Limits and tokens of the HTTP service.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    pub tokens: Tokens,
+    /// Largest request body (413 beyond).
+    pub max_body: usize,
+    /// Deadline for producing a response (408 beyond); streams are exempt once started.
+    pub request_timeout: Duration,
+    pub sse_keepalive: Duration,
+    pub max_streams: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            tokens: Tokens::default(),
+            max_body: crate::config::DEFAULT_MAX_BODY,
+            request_timeout: Duration::from_secs(crate::config::DEFAULT_REQUEST_TIMEOUT_SECS),
+            sse_keepalive: DEFAULT_SSE_KEEPALIVE,
+            max_streams: DEFAULT_MAX_STREAMS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
+impl ApiOptions {
+    /// Tokens and limits from the validated service settings.
+    pub fn from_settings(s: &crate::config::Settings) -> Self {
+        ApiOptions {
+            tokens: Tokens {
+                admin: s.admin_token.clone(),
+                read: s.read_token.clone(),
+            },
+            max_body: s.max_body,
+            request_timeout: s.request_timeout,
+            ..ApiOptions::default()
+        }
+    }
+}
+
+/// Everything the handlers share. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    blocklists: SharedBlocklists,
+    events: broadcast::Sender<DetectionEvent>,
+    options: ApiOptions,
+    ready: AtomicBool,
+    /// Flipped to `true` when shutdown starts: open event streams end so that connections drain.
+    closing: watch::Sender<bool>,
+    streams: AtomicUsize,
+    http: observe::HttpMetrics,
+}
+
+impl AppState {
+    /// A new state, **not ready** (`/readyz` answers 503) until [`AppState::set_ready`].
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        blocklists: SharedBlocklists,
+        events: broadcast::Sender<DetectionEvent>,
+        options: ApiOptions,
+    ) -> Self {
+        let (closing, _) = watch::channel(false);
+        AppState(Arc::new(Shared {
+            backend,
+            blocklists,
+            events,
+            options,
+            ready: AtomicBool::new(false),
+            closing,
+            streams: AtomicUsize::new(0),
+            http: observe::HttpMetrics::default(),
+        }))
+    }
+
+    /// Marks the service ready (inputs opened, store loaded) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.0.ready.store(ready, Ordering::Release);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.0.ready.load(Ordering::Acquire)
+    }
+    /// The live feed's sender (the pipeline publishes new/upgraded detections here).
+    pub fn events(&self) -> &broadcast::Sender<DetectionEvent> {
+        &self.0.events
+    }
+    pub fn blocklists(&self) -> &SharedBlocklists {
+        &self.0.blocklists
+    }
+    pub fn options(&self) -> &ApiOptions {
+        &self.0.options
+    }
+    /// Ends open event streams (called by [`serve`] when shutdown starts).
+    pub fn begin_shutdown(&self) {
+        self.0.closing.send_replace(true);
+    }
+
+    fn tokens(&self) -> &Tokens {
+        &self.0.options.tokens
+    }
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.0.backend.clone()
+    }
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No token ever (health probes, the API description).
+    Public,
+    /// The read token when one is configured (the admin token also reads).
+    Read,
+    /// The admin token.
+    Admin,
+}
+
+/// One registered route: method, path template (axum syntax, `{id}`), access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Builds the router and the table of what it registered, in one place.
+struct Table {
+    router: Router<AppState>,
+    routes: Vec<RouteInfo>,
+}
+
+impl Table {
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, h: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = if method == Method::GET {
+            MethodFilter::GET
+        } else if method == Method::POST {
+            MethodFilter::POST
+        } else if method == Method::PUT {
+            MethodFilter::PUT
+        } else {
+            MethodFilter::DELETE
+        };
+        self.router = self.router.route(path, on(filter, h));
+        self.routes.push(RouteInfo {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+}
+
+fn build() -> Table {
+    use handlers as h;
+    use Access::*;
+    let t = Table {
+        router: Router::new(),
+        routes: Vec::new(),
+    };
+    t.add(Method::GET, "/healthz", Public, h::healthz)
+        .add(Method::GET, "/readyz", Public, h::readyz)
+        .add(Method::GET, "/metrics", Read, h::metrics)
+        .add(Method::GET, "/api/v1/openapi.json", Public, h::openapi)
+        .add(Method::GET, "/api/v1/detections", Read, h::list_detections)
+        .add(
+            Method::GET,
+            "/api/v1/detections/stream",
+            Read,
+            stream::detections_stream,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/detections/{id}",
+            Read,
+            h::get_detection,
+        )
+        .add(Method::GET, "/api/v1/hosts/{ip}", Read, h::host)
+        .add(Method::GET, "/api/v1/pools", Read, h::pools)
+        .add(Method::GET, "/api/v1/check", Read, h::check)
+        .add(
+            Method::GET,
+            "/api/v1/suppressions",
+            Read,
+            h::list_suppressions,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/suppressions",
+            Admin,
+            h::add_suppression,
+        )
+        .add(
+            Method::DELETE,
+            "/api/v1/suppressions/{id}",
+            Admin,
+            h::delete_suppression,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/export/pool-ips",
+            Read,
+            h::export_pool_ips,
+        )
+}
+
+/// Every route the router serves (method, path template, access), in registration order.
+pub fn route_table() -> Vec<RouteInfo> {
+    build().routes
+}
+
+/// The complete HTTP application: routes, JSON 404/405 fallbacks, body limit, per-request
+/// deadline and request metrics.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.options().max_body;
+    build()
+        .router
+        .fallback(h_fallback)
+        .method_not_allowed_fallback(h_method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn h_fallback() -> ApiError {
+    ApiError::NotFound {
+        code: "route_not_found",
+        message: "no such route; see /api/v1/openapi.json".into(),
+    }
+}
+
+async fn h_method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}

@@ -1,0 +1,105 @@
+//! The API's one error type: every failure becomes `{"error":{"code":…,"message":…}}` with the
+//! right status. Internal failures are logged here and answered with a message that leaks
+//! nothing.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// What went wrong with a request. `code` strings are part of the API contract (docs/api.md).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A query parameter, path segment or body field is malformed or out of range.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// No (or an unparseable) bearer token where one is required.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A token was given but it does not grant this access.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("this route does not accept the {0} method")]
+    MethodNotAllowed(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request did not complete within {0} s")]
+    Timeout(u64),
+    /// The service (or a part of it) cannot answer now; retrying later may work.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// A backend failure; the detail was logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(param: &str, message: impl std::fmt::Display) -> Self {
+        ApiError::bad("invalid_parameter", format!("{param}: {message}"))
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Internal => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal => "internal error; the server log has details".to_string(),
+            other => other.to_string(),
+        };
+        let body = json!({"error": {"code": self.code(), "message": message}});
+        let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"poolwatch\""),
+            );
+        }
+        resp
+    }
+}

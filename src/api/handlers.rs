@@ -1,0 +1,757 @@
+//! Request handlers: parse and check every input, call the backend on the blocking pool, shape
+//! the JSON. Nothing a client sends reaches the backend unchecked.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{
+    AdminAccess, ApiError, AppState, Backend, BackendError, ReadAccess, DEFAULT_HOST_LIMIT,
+    DEFAULT_PAGE_LIMIT, MAX_CURSOR_LEN, MAX_HOST_LIMIT, MAX_ID_LEN, MAX_PAGE_LIMIT,
+    MAX_QUERY_PARAMS, MAX_REASON_LEN,
+};
+use crate::matcher::{MAX_LABEL_LEN, MAX_NAME_LEN};
+use crate::model::{Category, Stage, Timestamp};
+use crate::query::{DetectionFilter, NewSuppression};
+
+// ---------------------------------------------------------------------------------------------
+// Probes, metrics, description
+// ---------------------------------------------------------------------------------------------
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::Unavailable {
+            code: "not_ready",
+            message: "starting: inputs and store are not ready yet".into(),
+        }
+        .into_response()
+    }
+}
+
+pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> Response {
+    let mut text = crate::metrics::render();
+    state.0.http.render(&mut text);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    match super::openapi::openapi_document() {
+        Some(doc) => Json(doc.clone()).into_response(),
+        None => ApiError::Internal.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detections, hosts, pools
+// ---------------------------------------------------------------------------------------------
+
+/// Every query parameter `GET /api/v1/detections` takes.
+const LIST_PARAMS: &[&str] = &[
+    "client",
+    "pool",
+    "stage",
+    "min_risk",
+    "since",
+    "until",
+    "suppressed",
+    "limit",
+    "cursor",
+];
+
+/// A checked `GET /api/v1/detections` request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionQuery {
+    pub filter: DetectionFilter,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// Parses and checks a raw query string of `GET /api/v1/detections` exactly as the route does
+/// (exposed for the fuzz target and tests).
+pub fn parse_detection_query(raw: &str) -> Result<DetectionQuery, ApiError> {
+    let uri: axum::http::Uri = format!("/?{raw}")
+        .parse()
+        .map_err(|_| ApiError::bad("invalid_parameter", "malformed query string"))?;
+    let q = Query::<Vec<(String, String)>>::try_from_uri(&uri);
+    detection_query(&params(q, LIST_PARAMS)?)
+}
+
+fn detection_query(p: &BTreeMap<String, String>) -> Result<DetectionQuery, ApiError> {
+    let filter = parse_filter(p)?;
+    let limit = parse_limit(p, "limit", DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    let cursor = match p.get("cursor") {
+        Some(c) if c.is_empty() => None,
+        Some(c) if c.len() > MAX_CURSOR_LEN || !c.bytes().all(|b| b.is_ascii_graphic()) => {
+            return Err(ApiError::bad(
+                "bad_cursor",
+                "cursor: not a cursor from this API",
+            ));
+        }
+        Some(c) => Some(c.clone()),
+        None => None,
+    };
+    Ok(DetectionQuery {
+        filter,
+        limit,
+        cursor,
+    })
+}
+
+pub async fn list_detections(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let DetectionQuery {
+        filter,
+        limit,
+        cursor,
+    } = detection_query(&params(q, LIST_PARAMS)?)?;
+    let page = call(&state, move |b| {
+        b.list_detections(&filter, limit, cursor.as_deref())
+    })
+    .await?;
+    Ok(Json(page).into_response())
+}
+
+pub async fn get_detection(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id, "detection")?;
+    let missing = format!("no detection with id {id:?}");
+    match call(&state, move |b| b.get_detection(&id)).await? {
+        Some(d) => Ok(Json(d).into_response()),
+        None => Err(ApiError::not_found(missing)),
+    }
+}
+
+pub async fn host(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    ip: Result<Path<String>, PathRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(raw) = ip.map_err(|e| ApiError::invalid("ip", e.body_text()))?;
+    // IPv4-mapped IPv6 (`::ffff:192.0.2.10`) names the IPv4 host the store knows.
+    let ip: IpAddr = raw
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| ApiError::invalid("ip", format!("{} is not an IP address", quote(&raw))))?;
+    let p = params(q, &["limit"])?;
+    let limit = parse_limit(&p, "limit", DEFAULT_HOST_LIMIT, MAX_HOST_LIMIT)?;
+    let t = call(&state, move |b| b.host_timeline(ip, limit)).await?;
+    if t.first_seen.is_none()
+        && t.detections.is_empty()
+        && t.bindings.is_empty()
+        && t.timeline.is_empty()
+    {
+        return Err(ApiError::not_found(format!(
+            "nothing recorded for host {ip}"
+        )));
+    }
+    Ok(Json(t).into_response())
+}
+
+pub async fn pools(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    params(q, &[])?;
+    let items = call(&state, |b| b.pools()).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// /check
+// ---------------------------------------------------------------------------------------------
+
+/// The answer of `GET /check` (and `blocklist match --output json`).
+#[derive(Debug, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub matched: bool,
+    pub entry: Option<String>,
+    pub list: Option<String>,
+    pub category: Option<Category>,
+}
+
+pub async fn check(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q, &["name"])?;
+    let raw = p
+        .get("name")
+        .ok_or_else(|| ApiError::invalid("name", "required (e.g. ?name=pool.supportxmr.com)"))?;
+    let name = domain_name(raw).map_err(|m| ApiError::invalid("name", m))?;
+    let lists = state.blocklists().load();
+    let hit = lists.match_name(&name).cloned();
+    drop(lists);
+    let result = match hit {
+        Some(h) => CheckResult {
+            name,
+            // An allowlist hit explains why the name is not reported; it is not a match.
+            matched: h.category != Category::Allow,
+            entry: Some(h.entry),
+            list: Some(h.list),
+            category: Some(h.category),
+        },
+        None => CheckResult {
+            name,
+            matched: false,
+            entry: None,
+            list: None,
+            category: None,
+        },
+    };
+    Ok(Json(result).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suppressions
+// ---------------------------------------------------------------------------------------------
+
+/// Body of `POST /api/v1/suppressions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionRequest {
+    /// Client address or CIDR block.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Pool entry (`supportxmr.com`).
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// RFC 3339 or Unix seconds; absent = never expires.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    pub reason: String,
+}
+
+pub async fn list_suppressions(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    params(q, &[])?;
+    let items = call(&state, |b| b.list_suppressions()).await?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+pub async fn add_suppression(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    body: Result<Json<SuppressionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| json_rejection(e, state.options().max_body))?;
+    let new = validate_suppression(req, Timestamp::now())?;
+    let created = call(&state, move |b| b.add_suppression(new)).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub async fn delete_suppression(
+    _: AdminAccess,
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id, "suppression")?;
+    let missing = format!("no suppression with id {id:?}");
+    if call(&state, move |b| b.delete_suppression(&id)).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(missing))
+    }
+}
+
+fn validate_suppression(
+    req: SuppressionRequest,
+    now: Timestamp,
+) -> Result<NewSuppression, ApiError> {
+    let client = match req.client.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(parse_net(c).map_err(|m| ApiError::invalid("client", m))?),
+    };
+    let pool = match req.pool.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => Some(pool_entry(p).map_err(|m| ApiError::invalid("pool", m))?),
+    };
+    if client.is_none() && pool.is_none() {
+        return Err(ApiError::bad(
+            "invalid_body",
+            "a suppression needs `client`, `pool`, or both",
+        ));
+    }
+    let reason = req.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_LEN {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("must be 1 to {MAX_REASON_LEN} characters"),
+        ));
+    }
+    if reason.chars().any(|c| c.is_control()) {
+        return Err(ApiError::invalid(
+            "reason",
+            "must not contain control characters",
+        ));
+    }
+    if let Some(e) = req.expires {
+        if e <= now {
+            return Err(ApiError::invalid("expires", "must be in the future"));
+        }
+    }
+    Ok(NewSuppression {
+        client,
+        pool,
+        expires: req.expires,
+        reason,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exports
+// ---------------------------------------------------------------------------------------------
+
+pub async fn export_pool_ips(
+    _: ReadAccess,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = params(q, &["format"])?;
+    let json_format = match p.get("format").map(String::as_str) {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("{} is not one of text, json", quote(other)),
+            ))
+        }
+    };
+    let mut ips = call(&state, |b| b.pool_ips(Timestamp::now())).await?;
+    ips.sort_by_key(|p| p.ip);
+    let (body, ctype) = if json_format {
+        let v = serde_json::to_vec(&json!({ "items": ips })).map_err(|e| {
+            tracing::error!(error = %e, "cannot serialise pool IPs");
+            ApiError::Internal
+        })?;
+        (v, "application/json")
+    } else {
+        let mut out = Vec::new();
+        let mut last = None;
+        for p in &ips {
+            if last == Some(p.ip) {
+                continue;
+            }
+            last = Some(p.ip);
+            out.extend_from_slice(p.ip.to_string().as_bytes());
+            out.push(b'\n');
+        }
+        (out, "text/plain; charset=utf-8")
+    };
+    let etag = etag_of(&body);
+    let mut resp = if if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
+            body,
+        )
+            .into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// A strong entity tag from the body's SHA-256 (128 bits are plenty to tell versions apart).
+pub fn etag_of(body: &[u8]) -> String {
+    let d = Sha256::digest(body);
+    let mut s = String::with_capacity(34);
+    s.push('"');
+    for b in d.iter().take(16) {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.push('"');
+    s
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`); weak tags compare by their opaque part.
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Runs a backend call on the blocking pool and maps its errors: a bad cursor is the client's
+/// (400); anything else is logged and becomes a generic 500.
+pub(super) async fn call<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Backend) -> Result<T, BackendError> + Send + 'static,
+{
+    let backend = state.backend();
+    match tokio::task::spawn_blocking(move || f(&*backend)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(BackendError::BadCursor(m))) => {
+            Err(ApiError::bad("bad_cursor", format!("cursor: {m}")))
+        }
+        Ok(Err(BackendError::Other(m))) => {
+            tracing::error!(error = %m, "backend error");
+            Err(ApiError::Internal)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "backend task failed");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+/// Query parameters as a map, rejecting unknown names (a typo must not silently widen a
+/// filter), repeats and floods.
+pub(super) fn params(
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let Query(pairs) = q.map_err(|e| ApiError::bad("invalid_parameter", e.body_text()))?;
+    if pairs.len() > MAX_QUERY_PARAMS {
+        return Err(ApiError::bad(
+            "invalid_parameter",
+            format!("at most {MAX_QUERY_PARAMS} query parameters"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            let known = if allowed.is_empty() {
+                "this route takes no parameters".to_string()
+            } else {
+                format!("known: {}", allowed.join(", "))
+            };
+            return Err(ApiError::bad(
+                "unknown_parameter",
+                format!("unknown query parameter {} ({known})", quote(&k)),
+            ));
+        }
+        if out.contains_key(&k) {
+            return Err(ApiError::bad(
+                "invalid_parameter",
+                format!("{k}: given more than once"),
+            ));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// The detection filter from query parameters (shared by the list and the stream).
+pub(super) fn parse_filter(p: &BTreeMap<String, String>) -> Result<DetectionFilter, ApiError> {
+    let mut f = DetectionFilter::default();
+    if let Some(c) = p.get("client") {
+        f.client = Some(parse_net(c).map_err(|m| ApiError::invalid("client", m))?);
+    }
+    if let Some(pool) = p.get("pool") {
+        f.pool = Some(pool_entry(pool).map_err(|m| ApiError::invalid("pool", m))?);
+    }
+    if let Some(s) = p.get("stage") {
+        let st = Stage::parse(s.trim()).ok_or_else(|| {
+            let all: Vec<_> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::invalid(
+                "stage",
+                format!("{} is not one of {}", quote(s), all.join(", ")),
+            )
+        })?;
+        f.stage = Some(st);
+    }
+    if let Some(r) = p.get("min_risk") {
+        let v: u8 = r
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v| *v <= 100)
+            .ok_or_else(|| ApiError::invalid("min_risk", "must be an integer from 0 to 100"))?;
+        f.min_risk = Some(v);
+    }
+    for (key, slot) in [("since", &mut f.since), ("until", &mut f.until)] {
+        if let Some(t) = p.get(key) {
+            *slot = Some(Timestamp::parse(t).ok_or_else(|| {
+                ApiError::invalid(key, format!("{} is not RFC 3339 or Unix seconds", quote(t)))
+            })?);
+        }
+    }
+    if let (Some(s), Some(u)) = (f.since, f.until) {
+        if s > u {
+            return Err(ApiError::invalid("since", "must not be after `until`"));
+        }
+    }
+    if let Some(s) = p.get("suppressed") {
+        f.suppressed = Some(
+            parse_bool(s)
+                .ok_or_else(|| ApiError::invalid("suppressed", "must be true or false"))?,
+        );
+    }
+    Ok(f)
+}
+
+fn parse_limit(
+    p: &BTreeMap<String, String>,
+    key: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match p.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::invalid(key, format!("must be an integer from 1 to {max}"))),
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// An IP address (a /32 or /128) or a CIDR block, host bits cleared.
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip.to_canonical()));
+    }
+    s.parse::<IpNet>()
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{} is not an IP address or CIDR block", quote(s)))
+}
+
+/// A pool entry as stored in detections: a domain, or an IP/CIDR/endpoint for IP-list matches.
+/// Lowercased; printable ASCII only.
+fn pool_entry(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() || s.len() > MAX_NAME_LEN || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{} is not a pool entry (a domain like supportxmr.com)",
+            quote(s)
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// A DNS name to check: IDNs become A-labels; lowercase, no trailing dot; label syntax checked.
+fn domain_name(raw: &str) -> Result<String, String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if t.len() > 4 * MAX_NAME_LEN {
+        return Err("too long for a DNS name".into());
+    }
+    let ascii = if t.is_ascii() {
+        t.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(t).map_err(|_| format!("{} is not a valid domain name", quote(t)))?
+    };
+    let name = ascii.strip_suffix('.').unwrap_or(&ascii).to_string();
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!("a domain name has 1 to {MAX_NAME_LEN} characters"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > MAX_LABEL_LEN {
+            return Err(format!(
+                "{} has an empty label or one longer than {MAX_LABEL_LEN}",
+                quote(&name)
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
+        {
+            return Err(format!(
+                "{} contains characters not allowed in a DNS name",
+                quote(&name)
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// An id from the path; ids that cannot exist are 404 without asking the backend.
+fn path_id(id: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::not_found(format!("no such {what}")))?;
+    if id.is_empty()
+        || id.len() > MAX_ID_LEN
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(ApiError::not_found(format!(
+            "no {what} with id {}",
+            quote(&id)
+        )));
+    }
+    Ok(id)
+}
+
+/// Quotes user input for an error message, shortened so that a huge value cannot bloat the
+/// response.
+fn quote(s: &str) -> String {
+    const MAX_ECHO: usize = 80;
+    let short: String = s.chars().take(MAX_ECHO).collect();
+    if short.len() < s.len() {
+        format!("{short:?}…")
+    } else {
+        format!("{short:?}")
+    }
+}
+
+fn json_rejection(e: JsonRejection, max_body: usize) -> ApiError {
+    match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(max_body),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
+            "the body must be JSON with `Content-Type: application/json`".into(),
+        ),
+        _ => ApiError::bad("invalid_body", e.body_text()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            domain_name("Pool.SupportXMR.com.").unwrap(),
+            "pool.supportxmr.com"
+        );
+        assert_eq!(
+            domain_name("bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        for bad in ["", ".", "a..b", "a b.com", "x/y", &"a".repeat(64), "\u{0}"] {
+            assert!(domain_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nets() {
+        assert_eq!(parse_net("192.0.2.7").unwrap().to_string(), "192.0.2.7/32");
+        assert_eq!(
+            parse_net("192.0.2.7/24").unwrap().to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            parse_net("2001:db8::1").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert!(parse_net("192.0.2.0/33").is_err());
+        assert!(parse_net("nope").is_err());
+    }
+
+    #[test]
+    fn etags() {
+        let mut h = HeaderMap::new();
+        let tag = etag_of(b"x");
+        assert!(!if_none_match(&h, &tag));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"zzz\", W/{tag}")).unwrap(),
+        );
+        assert!(if_none_match(&h, &tag));
+    }
+
+    #[test]
+    fn detection_query_garbage_never_panics() {
+        let ok = parse_detection_query("client=192.0.2.0/24&stage=stratum&limit=10").unwrap();
+        assert_eq!(ok.limit, 10);
+        assert_eq!(ok.filter.stage, Some(Stage::Stratum));
+        let samples = [
+            "",
+            "&",
+            "=",
+            "%",
+            "%zz",
+            "%ff%00",
+            "a=%ff",
+            "limit=99999999999999999999999",
+            "since=1e308",
+            "since=-1e308",
+            "since=NaN",
+            "until=inf",
+            "client=::ffff:1.2.3.4/129",
+            "pool=%20",
+            "cursor=%0a",
+            "stage=Lookup",
+            "min_risk=%2B5",
+            "suppressed=",
+        ];
+        for s in samples {
+            let _ = parse_detection_query(s);
+        }
+        // Deterministic pseudo-random byte soup, including truncations of a valid query.
+        let valid = "client=192.0.2.10&pool=supportxmr.com&since=2026-11-26T20:00:00Z&limit=5";
+        for cut in 0..valid.len() {
+            let _ = parse_detection_query(&valid[..cut]);
+        }
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..2000 {
+            let len = (x % 40) as usize;
+            let mut v = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                v.push((x % 128) as u8);
+            }
+            let _ = parse_detection_query(&String::from_utf8_lossy(&v));
+        }
+    }
+
+    #[test]
+    fn quote_is_bounded() {
+        let q = quote(&"x".repeat(10_000));
+        assert!(q.len() < 100);
+    }
+}
