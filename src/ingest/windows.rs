@@ -176,6 +176,10 @@ impl LineParser for Windows {
                         let mut o = ctx.dns(ts, client, qname, qtype);
                         o.id = Some(id);
                         o.query_seen = false;
+                        o.transport = match *proto {
+                            b"TCP" => Transport::Tcp,
+                            _ => Transport::Udp,
+                        };
                         o
                     }
                 };

@@ -254,7 +254,18 @@ impl LineParser for Zeek {
                 .u64("qtype")
                 .and_then(|t| u16::try_from(t).ok())
                 .map(RrType)
-                .or_else(|| rec.raw("qtype_name").and_then(|n| RrType::parse(&n)));
+                .or_else(|| rec.raw("qtype_name").and_then(|n| RrType::parse(&n)))
+                // A response logged without its question (mDNS announcements): the type of the
+                // first address answer.
+                .or_else(|| {
+                    rec.list("answers").first().and_then(|a| a.parse::<IpAddr>().ok()).map(|ip| {
+                        if ip.is_ipv4() {
+                            RrType::A
+                        } else {
+                            RrType::AAAA
+                        }
+                    })
+                });
             let Some(qtype) = qtype else {
                 return ctx.stats.error("bad_qtype", line);
             };
