@@ -61,7 +61,7 @@ impl LineParser for Bind {
             let Some(qname) = lex::name(name) else {
                 return ctx.stats.error("bad_name", line);
             };
-            let Some(qtype) = lex::as_str(qtype).and_then(RrType::parse) else {
+            let Some(qtype) = lex::rrtype(qtype) else {
                 return ctx.stats.error("bad_qtype", line);
             };
             let mut obs = ctx.dns(ts, client, qname, qtype);
@@ -98,7 +98,7 @@ impl LineParser for Bind {
                 return ctx.stats.error("bad_query_spec", line);
             };
             let (Some(qname), Some(qtype)) =
-                (lex::name(name), lex::as_str(qtype).and_then(RrType::parse))
+                (lex::name(name), lex::rrtype(qtype))
             else {
                 return ctx.stats.error("bad_query_spec", line);
             };

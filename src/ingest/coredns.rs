@@ -89,7 +89,7 @@ impl CoreDns {
         else {
             return ctx.stats.error("truncated", line);
         };
-        let Some(qtype) = lex::as_str(qtype).and_then(RrType::parse) else {
+        let Some(qtype) = lex::rrtype(qtype) else {
             return ctx.stats.error("bad_qtype", line);
         };
         let Some(qname) = lex::name(name) else {

@@ -107,7 +107,8 @@ impl Dnsmasq {
 /// What an answer line says.
 enum Data<'a> {
     Cname,
-    Ip(IpAddr),
+    /// The address and its text as logged (inet_ntop output: already canonical).
+    Ip(IpAddr, &'a [u8]),
     Rcode(Rcode),
     /// `NODATA`, `NODATA-IPv4`, `<SRV>`-style placeholders: an answer without data to keep.
     Nothing(Option<RrType>),
@@ -126,7 +127,7 @@ fn classify(data: &[u8]) -> Data<'_> {
         b"NODATA-IPv6" => Data::Nothing(Some(RrType::AAAA)),
         [b'<', .., b'>'] => Data::Nothing(None),
         _ => match lex::parse_ip(data) {
-            Some(ip) => Data::Ip(ip),
+            Some(ip) => Data::Ip(ip, data),
             None => Data::Text(data),
         },
     }
@@ -136,8 +137,8 @@ fn classify(data: &[u8]) -> Data<'_> {
 /// name are usually pending together).
 fn fits(qtype: RrType, d: &Data<'_>) -> bool {
     match d {
-        Data::Ip(IpAddr::V4(_)) | Data::Nothing(Some(RrType::A)) => qtype == RrType::A || qtype == RrType::ANY,
-        Data::Ip(IpAddr::V6(_)) | Data::Nothing(Some(RrType::AAAA)) => {
+        Data::Ip(IpAddr::V4(_), _) | Data::Nothing(Some(RrType::A)) => qtype == RrType::A || qtype == RrType::ANY,
+        Data::Ip(IpAddr::V6(_), _) | Data::Nothing(Some(RrType::AAAA)) => {
             qtype == RrType::AAAA || qtype == RrType::ANY
         }
         _ => true,
@@ -171,12 +172,18 @@ fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
                 tx.cname_owner = norm;
             }
         }
-        Data::Ip(ip) => {
+        Data::Ip(ip, text) => {
+            let data = match lex::as_str(text) {
+                Some(t) if ip.is_ipv4() || !t.contains(|c: char| c.is_ascii_uppercase()) => {
+                    t.to_string()
+                }
+                _ => ip.to_string(),
+            };
             tx.obs.answers.push(DnsAnswer {
                 name: norm.unwrap_or_else(|| tx.obs.qname.clone()),
                 rtype: if ip.is_ipv4() { RrType::A } else { RrType::AAAA },
                 ttl: None,
-                data: ip.to_string(),
+                data,
             });
             tx.obs.rcode.get_or_insert(Rcode::NOERROR);
         }
@@ -206,7 +213,7 @@ fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
 fn query_type(tok: &[u8]) -> Option<RrType> {
     let inner = tok.strip_prefix(b"query[")?.strip_suffix(b"]")?;
     let inner = inner.strip_prefix(b"type=").unwrap_or(inner);
-    RrType::parse(lex::as_str(inner)?)
+    lex::rrtype(inner)
 }
 
 fn pid_of(prog: &[u8]) -> Option<u32> {

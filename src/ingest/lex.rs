@@ -39,8 +39,57 @@ pub fn next_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((b.get(..end)?, trim_start(b.get(end..)?)))
 }
 
+/// First occurrence of `needle`. Log lines are short, so a first-byte scan beats building a
+/// substring searcher per call; long haystacks use `memmem`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memmem::find(hay, needle)
+    let (&first, rest) = needle.split_first()?;
+    if hay.len() > 512 {
+        return memmem::find(hay, needle);
+    }
+    let mut from = 0;
+    while let Some(i) = hay.get(from..).and_then(|h| memchr::memchr(first, h)) {
+        let at = from + i;
+        if hay.get(at + 1..at + 1 + rest.len()) == Some(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// A dotted-quad IPv4 address in canonical form (no leading zeros), without UTF-8 validation.
+pub fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    let mut cur: u32 = 0;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || i >= 3 {
+                return None;
+            }
+            *octets.get_mut(i)? = u8::try_from(cur).ok()?;
+            i += 1;
+            cur = 0;
+            digits = 0;
+        } else if c.is_ascii_digit() {
+            if digits > 0 && cur == 0 {
+                return None; // leading zero: not canonical
+            }
+            cur = cur * 10 + u32::from(c - b'0');
+            digits += 1;
+            if digits > 3 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    if digits == 0 || i != 3 {
+        return None;
+    }
+    *octets.get_mut(3)? = u8::try_from(cur).ok()?;
+    Some(std::net::Ipv4Addr::from(octets))
 }
 
 pub fn as_str(b: &[u8]) -> Option<&str> {
@@ -54,6 +103,12 @@ pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
         _ => b,
     };
     if b.is_empty() || b.len() > 64 {
+        return None;
+    }
+    if let Some(v4) = parse_ipv4(b) {
+        return Some(IpAddr::V4(v4));
+    }
+    if !b.contains(&b':') {
         return None;
     }
     as_str(b)?.parse().ok()
@@ -289,6 +344,24 @@ pub fn kv<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     }
 }
 
+/// An RR type mnemonic; the common ones without the table walk.
+pub fn rrtype(b: &[u8]) -> Option<crate::model::RrType> {
+    use crate::model::RrType;
+    Some(match b {
+        b"A" => RrType::A,
+        b"AAAA" => RrType::AAAA,
+        b"HTTPS" => RrType::HTTPS,
+        b"PTR" => RrType::PTR,
+        b"TXT" => RrType::TXT,
+        b"MX" => RrType::MX,
+        b"CNAME" => RrType::CNAME,
+        b"SRV" => RrType::SRV,
+        b"NS" => RrType::NS,
+        b"SOA" => RrType::SOA,
+        _ => return RrType::parse(as_str(b)?),
+    })
+}
+
 /// Lower-case, strip one trailing dot (`model::normalize_name` on bytes). Names that are not
 /// UTF-8 are rejected (resolvers escape non-printable bytes, so real logs never hit this).
 pub fn name(b: &[u8]) -> Option<String> {
@@ -339,5 +412,12 @@ mod tests {
             Some(("::1".parse().unwrap(), Some(37915)))
         );
         assert_eq!(parse_u64(b"99999999999999999999"), None);
+        assert_eq!(parse_ipv4(b"10.1.2.3"), Some([10, 1, 2, 3].into()));
+        for bad in [&b"1.2.3"[..], b"1.2.3.4.5", b"256.1.1.1", b"01.2.3.4", b"1..2.3", b"1.2.3.", b""] {
+            assert_eq!(parse_ipv4(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_ip(b"0.0.0.0"), Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(find(b"a reply x is y", b" is "), Some(9));
+        assert_eq!(find(b"iiis", b"is"), Some(2));
     }
 }

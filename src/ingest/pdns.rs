@@ -65,7 +65,7 @@ impl LineParser for Pdns {
             let Some((client, port)) = lex::parse_endpoint(remote) else {
                 return ctx.stats.error("bad_client", line);
             };
-            let Some(qtype) = lex::as_str(qtype).and_then(RrType::parse) else {
+            let Some(qtype) = lex::rrtype(qtype) else {
                 return ctx.stats.error("bad_qtype", line);
             };
             let transport = match lex::kv(line, b"proto") {

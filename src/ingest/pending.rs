@@ -14,8 +14,43 @@ use rustc_hash::FxHashMap;
 pub struct Pending<V> {
     ring: VecDeque<Option<(u64, V)>>,
     front_seq: u64,
-    index: FxHashMap<u64, Vec<u64>>,
+    /// key → sequence numbers of its live entries, oldest first. Almost always one entry, so
+    /// the first is stored inline (no allocation per key).
+    index: FxHashMap<u64, Seqs>,
     cap: usize,
+}
+
+#[derive(Default)]
+struct Seqs {
+    first: u64,
+    more: VecDeque<u64>,
+}
+
+impl Seqs {
+    fn push(&mut self, seq: u64) {
+        self.more.push_back(seq);
+    }
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+    fn last(&self) -> u64 {
+        self.more.back().copied().unwrap_or(self.first)
+    }
+    /// Removes `seq`; returns whether the list is now empty.
+    fn remove(&mut self, seq: u64) -> bool {
+        if self.first == seq {
+            match self.more.pop_front() {
+                Some(next) => {
+                    self.first = next;
+                    false
+                }
+                None => true,
+            }
+        } else {
+            self.more.retain(|s| *s != seq);
+            false
+        }
+    }
 }
 
 impl<V> Pending<V> {
@@ -37,7 +72,15 @@ impl<V> Pending<V> {
         };
         let seq = self.front_seq + self.ring.len() as u64;
         self.ring.push_back(Some((key, v)));
-        self.index.entry(key).or_default().push(seq);
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(seq),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Seqs {
+                    first: seq,
+                    more: VecDeque::new(),
+                });
+            }
+        }
         evicted
     }
 
@@ -45,20 +88,19 @@ impl<V> Pending<V> {
     pub fn take(&mut self, key: u64, pred: impl Fn(&V) -> bool) -> Option<V> {
         let seqs = self.index.get_mut(&key)?;
         let mut found = None;
-        for (i, seq) in seqs.iter().enumerate() {
+        for seq in seqs.iter() {
             let slot = seq
                 .checked_sub(self.front_seq)
                 .and_then(|off| self.ring.get(off as usize));
             if let Some(Some((_, v))) = slot {
                 if pred(v) {
-                    found = Some((i, *seq));
+                    found = Some(seq);
                     break;
                 }
             }
         }
-        let (i, seq) = found?;
-        seqs.remove(i);
-        if seqs.is_empty() {
+        let seq = found?;
+        if seqs.remove(seq) {
             self.index.remove(&key);
         }
         let off = seq.checked_sub(self.front_seq)? as usize;
@@ -69,7 +111,7 @@ impl<V> Pending<V> {
 
     /// The most recently inserted live entry under `key` (for updating it in place).
     pub fn newest_mut(&mut self, key: u64) -> Option<&mut V> {
-        let seq = *self.index.get(&key)?.last()?;
+        let seq = self.index.get(&key)?.last();
         let off = seq.checked_sub(self.front_seq)? as usize;
         match self.ring.get_mut(off) {
             Some(Some((_, v))) => Some(v),
@@ -99,8 +141,7 @@ impl<V> Pending<V> {
         self.front_seq += 1;
         let (key, v) = slot?;
         if let Some(seqs) = self.index.get_mut(&key) {
-            seqs.retain(|s| *s != seq);
-            if seqs.is_empty() {
+            if seqs.remove(seq) {
                 self.index.remove(&key);
             }
         }

@@ -102,7 +102,7 @@ impl LineParser for Unbound {
                     // `info:` daemon messages of the same length.
                     return ctx.stats.ignored();
                 };
-                let Some(qtype) = lex::as_str(t2).and_then(RrType::parse) else {
+                let Some(qtype) = lex::rrtype(t2) else {
                     return ctx.stats.error("bad_qtype", line);
                 };
                 if n == 4 {
@@ -147,7 +147,7 @@ impl LineParser for Unbound {
             6 => {
                 let (Some((client, port)), Some(qtype)) = (
                     lex::parse_ip_port(t2, b'@'),
-                    lex::as_str(t4).and_then(RrType::parse),
+                    lex::rrtype(t4),
                 ) else {
                     return ctx.stats.ignored();
                 };

@@ -147,7 +147,7 @@ impl LineParser for Windows {
         let Some(id) = lex::parse_hex_u16(xid) else {
             return ctx.stats.error("bad_id", line);
         };
-        let Some(qtype) = lex::as_str(qtype).and_then(RrType::parse) else {
+        let Some(qtype) = lex::rrtype(qtype) else {
             return ctx.stats.error("bad_qtype", line);
         };
         let Some(qname) = decode_name(name) else {
