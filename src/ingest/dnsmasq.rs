@@ -34,6 +34,9 @@ struct Tx {
     /// dnsmasq completes by forwarding): the next answer lines repeat the chain in full.
     reopened: bool,
     restart: bool,
+    /// An address, rcode or NODATA line was seen: the answer is complete even if a `<CNAME>`
+    /// line is left without a target.
+    terminal: bool,
 }
 
 impl Tx {
@@ -67,7 +70,7 @@ impl Dnsmasq {
             return;
         };
         let key = tx.key;
-        if tx.cname_owner.is_some() && !tx.reopened {
+        if tx.cname_owner.is_some() && !tx.reopened && !tx.terminal {
             tx.reopened = true;
             tx.restart = true;
             if let Some(old) = self.pending.insert(key, tx) {
@@ -153,10 +156,17 @@ fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
         tx.cname_owner = None;
     }
     tx.replied = true;
+    if !matches!(d, Data::Cname) {
+        tx.terminal = true;
+    }
     let norm = lex::name(name);
     // Resolve a pending `<CNAME>`: this line's name is its target.
     if let (Some(owner), Some(n)) = (&tx.cname_owner, &norm) {
-        if owner != n {
+        if owner == n && !matches!(d, Data::Cname) {
+            // Older dnsmasq logs the chain's records under the queried name: the target is
+            // not in the log.
+            tx.cname_owner = None;
+        } else if owner != n {
             tx.obs.answers.push(DnsAnswer {
                 name: owner.clone(),
                 rtype: RrType::CNAME,
@@ -297,6 +307,7 @@ impl LineParser for Dnsmasq {
                 replied: false,
                 reopened: false,
                 restart: false,
+                terminal: false,
             };
             if let Some(old) = self.pending.insert(key, tx) {
                 out.push(Observation::Dns(old.finish()));

@@ -266,9 +266,9 @@ impl LineParser for Zeek {
                         }
                     })
                 });
-            let Some(qtype) = qtype else {
-                return ctx.stats.error("bad_qtype", line);
-            };
+            // Still unknown (a response without a question): TYPE0, reserved, so it reads as
+            // "unknown" rather than as a guess.
+            let qtype = qtype.unwrap_or(RrType(0));
             let qname = crate::model::normalize_name(&query);
             let mut d = ctx.dns(ts, orig, qname, qtype);
             d.client_port = orig_p;
