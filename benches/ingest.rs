@@ -49,7 +49,11 @@ fn count_lines(p: &Path) -> usize {
 }
 
 /// One pass of the whole job; returns (matched (ts µs, client, qname) set, observations).
-fn job(file: &Path, format: LogFormat, blocklist: &Path) -> (HashSet<(i64, String, String)>, usize) {
+fn job(
+    file: &Path,
+    format: LogFormat,
+    blocklist: &Path,
+) -> (HashSet<(i64, String, String)>, usize) {
     let lists = Blocklists::load(&[blocklist.to_path_buf()]).expect("blocklist loads");
     let cfg = IngestConfig {
         reference: Timestamp::parse("2025-12-31T00:00:00Z"),
@@ -100,9 +104,7 @@ fn whole_file() {
             }
         }
     }
-    println!(
-        "\nwhole-file job vs grep -F -f blocklist.txt (CPU s = user+sys, median of {runs})"
-    );
+    println!("\nwhole-file job vs grep -F -f blocklist.txt (CPU s = user+sys, median of {runs})");
     println!(
         "| log | lines | grep CPU s | grep lines/CPU-s | poolwatch CPU s | poolwatch lines/CPU-s | x grep | obs | matched | false pos | missed |"
     );
@@ -142,8 +144,10 @@ fn whole_file() {
         }
         let (g, o) = (median(grep_t), median(ours_t));
         let (hits, nobs) = last;
-        let pairs: HashSet<(String, String)> =
-            hits.iter().map(|(_, c, q)| (c.clone(), q.clone())).collect();
+        let pairs: HashSet<(String, String)> = hits
+            .iter()
+            .map(|(_, c, q)| (c.clone(), q.clone()))
+            .collect();
         let fp = pairs.iter().filter(|k| must_not.contains(*k)).count()
             + pairs
                 .iter()

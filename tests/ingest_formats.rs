@@ -11,7 +11,9 @@ use poolwatch::model::{
 };
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/logs").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/logs")
+        .join(name)
 }
 
 fn cfg() -> IngestConfig {
@@ -127,7 +129,10 @@ fn unbound_joins_replies_to_queries() {
     assert!(nx.query_seen);
     assert_eq!(nx.ts, Timestamp::from_secs(1_795_724_797));
     // Mixed case in the query, lower in the reply: still one observation.
-    let sx: Vec<_> = d.iter().filter(|o| o.qname == "pool.supportxmr.com").collect();
+    let sx: Vec<_> = d
+        .iter()
+        .filter(|o| o.qname == "pool.supportxmr.com")
+        .collect();
     assert_eq!(sx.len(), 1);
     assert_eq!(sx[0].rcode, Some(Rcode::NOERROR));
     assert_eq!(sx[0].qtype, RrType::AAAA);
@@ -168,15 +173,24 @@ fn dnsmasq_joins_answers_and_chains() {
     assert_eq!(find(&d, "pool.minexmr.com").rcode, Some(Rcode::NXDOMAIN));
     let tcp = find(&d, "xmr-eu1.nanopool.org");
     assert_eq!(tcp.transport, Transport::Tcp);
-    assert_eq!(tcp.answer_ips().collect::<Vec<_>>(), vec![ip("2001:db8:88::14")]);
+    assert_eq!(
+        tcp.answer_ips().collect::<Vec<_>>(),
+        vec![ip("2001:db8:88::14")]
+    );
     let blocked = find(&d, "coinhive.com");
-    assert_eq!(blocked.answer_ips().collect::<Vec<_>>(), vec![ip("0.0.0.0")]);
+    assert_eq!(
+        blocked.answer_ips().collect::<Vec<_>>(),
+        vec![ip("0.0.0.0")]
+    );
     let https = find(&d, "www.example.com");
     assert_eq!(https.qtype, RrType::HTTPS);
     assert_eq!(https.rcode, Some(Rcode::NOERROR));
     assert!(https.answers.is_empty() && https.answers_known);
     // Plain log-queries: joined by name; both clients asking get the answer; the year rolls.
-    let braiins: Vec<_> = d.iter().filter(|o| o.qname == "stratum.braiins.com").collect();
+    let braiins: Vec<_> = d
+        .iter()
+        .filter(|o| o.qname == "stratum.braiins.com")
+        .collect();
     assert_eq!(braiins.len(), 2);
     for b in &braiins {
         assert_eq!(b.answer_ips().collect::<Vec<_>>(), vec![ip("127.20.50.1")]);
@@ -197,7 +211,12 @@ fn pdns_pairs_and_cache_hits() {
     assert_eq!(q.rcode, Some(Rcode::NOERROR));
     assert_eq!(q.rtt_us, Some(328));
     assert_eq!(q.ts, ts("2026-11-26T20:29:00.987Z"));
-    assert_eq!(d.iter().filter(|o| o.qname == "pool.supportxmr.com").count(), 1);
+    assert_eq!(
+        d.iter()
+            .filter(|o| o.qname == "pool.supportxmr.com")
+            .count(),
+        1
+    );
     assert_eq!(find(&d, "www.google.com").client, ip("127.0.10.20"));
     let tcp = find(&d, "github.com");
     assert_eq!(tcp.transport, Transport::Tcp);
@@ -260,7 +279,12 @@ fn zeek_dns_tsv_and_json() {
     let a = chain.answers.last().unwrap();
     assert_eq!(
         (a.name.as_str(), a.rtype, a.ttl, a.data.as_str()),
-        ("gulf.moneroocean.stream", RrType::A, Some(60), "127.20.37.200")
+        (
+            "gulf.moneroocean.stream",
+            RrType::A,
+            Some(60),
+            "127.20.37.200"
+        )
     );
     let nx = find(&d, "pool.minexmr.com");
     assert_eq!(nx.rcode, Some(Rcode::NXDOMAIN));
@@ -283,12 +307,18 @@ fn zeek_conn_states() {
     let by_port = |p: u16| f.iter().find(|x| x.dst_port == p).unwrap();
     let sf = by_port(3333);
     assert_eq!(sf.state, FlowState::Closed);
-    assert_eq!((sf.bytes_out, sf.bytes_in, sf.packets_out, sf.packets_in), (1200, 3400, 20, 18));
+    assert_eq!(
+        (sf.bytes_out, sf.bytes_in, sf.packets_out, sf.packets_in),
+        (1200, 3400, 20, 18)
+    );
     assert_eq!(sf.last_ts.0 - sf.ts.0, 12_500_000);
     assert_eq!(sf.direction, Direction::Originator);
     assert_eq!(by_port(10128).state, FlowState::Attempted);
     assert_eq!(by_port(20128).state, FlowState::Rejected);
-    assert_eq!(f.iter().find(|x| x.src_port == 50003).unwrap().state, FlowState::Established);
+    assert_eq!(
+        f.iter().find(|x| x.src_port == 50003).unwrap().state,
+        FlowState::Established
+    );
     let json = by_port(443);
     assert_eq!(json.state, FlowState::Closed);
     assert_eq!(json.ts, ts("2026-11-26T20:26:50Z"));
@@ -306,8 +336,14 @@ fn eve_dns_versions_and_flows() {
     assert_eq!(v2.answers[0].ttl, Some(299));
     assert_eq!(v2.rtt_us, Some(33_786));
     let v1 = find(&d, "api.cloud-sync-check.net");
-    assert_eq!(v1.cname_targets().collect::<Vec<_>>(), vec!["gulf.moneroocean.stream"]);
-    assert_eq!(v1.answer_ips().collect::<Vec<_>>(), vec![ip("127.20.37.200")]);
+    assert_eq!(
+        v1.cname_targets().collect::<Vec<_>>(),
+        vec!["gulf.moneroocean.stream"]
+    );
+    assert_eq!(
+        v1.answer_ips().collect::<Vec<_>>(),
+        vec![ip("127.20.37.200")]
+    );
     let v3 = find(&d, "etc.2miners.com");
     assert_eq!(v3.client, ip("192.0.2.10"), "v3: the responder is src_ip");
     assert!(v3.truncated);
@@ -315,7 +351,10 @@ fn eve_dns_versions_and_flows() {
     let grouped = find(&d, "www.suricata.io");
     assert_eq!(grouped.client, ip("192.0.2.11"));
     assert!(!grouped.query_seen);
-    assert_eq!(grouped.cname_targets().collect::<Vec<_>>(), vec!["suricata.io"]);
+    assert_eq!(
+        grouped.cname_targets().collect::<Vec<_>>(),
+        vec!["suricata.io"]
+    );
     assert_eq!(grouped.answer_ips().count(), 2);
     assert_eq!(d.len(), 4);
 
@@ -326,7 +365,10 @@ fn eve_dns_versions_and_flows() {
     assert_eq!((done.bytes_out, done.bytes_in), (1500, 2500));
     assert_eq!(done.ts, ts("2026-11-26T20:26:41Z"));
     assert_eq!(done.last_ts, ts("2026-11-26T20:26:59Z"));
-    assert_eq!(f.iter().find(|x| x.dst_port == 3333).unwrap().state, FlowState::Attempted);
+    assert_eq!(
+        f.iter().find(|x| x.dst_port == 3333).unwrap().state,
+        FlowState::Attempted
+    );
     let nf = f.iter().find(|x| x.dst_port == 4444).unwrap();
     assert_eq!(nf.direction, Direction::Inferred);
     assert_eq!((nf.bytes_out, nf.packets_out), (700, 5));
@@ -374,7 +416,10 @@ fn pihole_ftl_template_matches_ftl_expectations() {
         return;
     };
     let log = text.replace("${ts}", "Nov 7 17:04:19dnsmasq[123]:");
-    assert_eq!(ingest::detect_format(log.as_bytes()), Some(LogFormat::Dnsmasq));
+    assert_eq!(
+        ingest::detect_format(log.as_bytes()),
+        Some(LogFormat::Dnsmasq)
+    );
     let obs = ingest::parse_bytes(LogFormat::Dnsmasq, log.as_bytes(), &cfg());
     let d = dns(&obs);
     // FTL counts 7 queries, leaving out `pi.hole` itself; we report all 8.
@@ -393,16 +438,36 @@ fn pihole_ftl_template_matches_ftl_expectations() {
             (RrType::A, "addomain.com"),
         ]
     );
-    let count = |c: &str| d.iter().filter(|o| o.client == ip(c) && o.qname != "pi.hole").count();
-    assert_eq!((count("192.168.2.208"), count("127.0.0.1"), count("10.8.0.2")), (4, 2, 1));
+    let count = |c: &str| {
+        d.iter()
+            .filter(|o| o.client == ip(c) && o.qname != "pi.hole")
+            .count()
+    };
+    assert_eq!(
+        (
+            count("192.168.2.208"),
+            count("127.0.0.1"),
+            count("10.8.0.2")
+        ),
+        (4, 2, 1)
+    );
     // Answers carry the client (joined by serial) including the blocked ones.
     let blocked = find(&d, "addomain.com");
     assert_eq!(blocked.client, ip("192.168.2.208"));
-    assert_eq!(blocked.answer_ips().collect::<Vec<_>>(), vec![ip("1.2.3.4")]);
+    assert_eq!(
+        blocked.answer_ips().collect::<Vec<_>>(),
+        vec![ip("1.2.3.4")]
+    );
     let cn = find(&d, "checkip.dyndns.org");
     assert_eq!(cn.answer_ips().count(), 4);
-    let play = d.iter().find(|o| o.qname == "play.google.com" && o.qtype == RrType::A).unwrap();
-    assert_eq!(play.cname_targets().collect::<Vec<_>>(), vec!["play.l.google.com"]);
+    let play = d
+        .iter()
+        .find(|o| o.qname == "play.google.com" && o.qtype == RrType::A)
+        .unwrap();
+    assert_eq!(
+        play.cname_targets().collect::<Vec<_>>(),
+        vec!["play.l.google.com"]
+    );
     assert_eq!(play.ts, ts("2026-11-07T17:04:19Z"));
 }
 
@@ -415,15 +480,43 @@ fn public_samples() {
         return;
     }
     let cases: &[(&str, LogFormat, usize)] = &[
-        ("bind/logstash-patterns-core-bind_spec-sample.log", LogFormat::Bind, 1),
-        ("generated-locally/bind-9.18.49/named-querylog.log", LogFormat::Bind, 27),
-        ("generated-locally/dnsmasq-2.90/dnsmasq-log-queries-extra.log", LogFormat::Dnsmasq, 22),
-        ("generated-locally/unbound-1.17.1/unbound-epochtime-untagged.log", LogFormat::Unbound, 8),
+        (
+            "bind/logstash-patterns-core-bind_spec-sample.log",
+            LogFormat::Bind,
+            1,
+        ),
+        (
+            "generated-locally/bind-9.18.49/named-querylog.log",
+            LogFormat::Bind,
+            27,
+        ),
+        (
+            "generated-locally/dnsmasq-2.90/dnsmasq-log-queries-extra.log",
+            LogFormat::Dnsmasq,
+            22,
+        ),
+        (
+            "generated-locally/unbound-1.17.1/unbound-epochtime-untagged.log",
+            LogFormat::Unbound,
+            8,
+        ),
         ("coredns/beats-coredns-json.log", LogFormat::CoreDns, 3),
         ("coredns/beats-coredns.log", LogFormat::CoreDns, 2),
-        ("coredns/coredns-log-plugin-README-example.log", LogFormat::CoreDns, 1),
-        ("windows-dns-debug/janczak-2015-blog-excerpt.log", LogFormat::WindowsDns, 4),
-        ("windows-dns-debug/usiem-windns-README-examples.log", LogFormat::WindowsDns, 2),
+        (
+            "coredns/coredns-log-plugin-README-example.log",
+            LogFormat::CoreDns,
+            1,
+        ),
+        (
+            "windows-dns-debug/janczak-2015-blog-excerpt.log",
+            LogFormat::WindowsDns,
+            4,
+        ),
+        (
+            "windows-dns-debug/usiem-windns-README-examples.log",
+            LogFormat::WindowsDns,
+            2,
+        ),
         ("zeek-json/beats-zeek-dns-json.log", LogFormat::ZeekDns, 3),
         ("suricata-eve/beats-eve-dns-4.1.4.log", LogFormat::Eve, 8),
     ];
@@ -443,8 +536,18 @@ fn public_samples() {
     .unwrap();
     let d = dns(&obs);
     assert_eq!(
-        (d[0].client, d[0].client_port, d[0].qname.as_str(), d[0].server),
-        (ip("172.26.0.1"), Some(12345), "test.example.com", Some(ip("172.26.0.3")))
+        (
+            d[0].client,
+            d[0].client_port,
+            d[0].qname.as_str(),
+            d[0].server
+        ),
+        (
+            ip("172.26.0.1"),
+            Some(12345),
+            "test.example.com",
+            Some(ip("172.26.0.3"))
+        )
     );
     // Unbound ASCII-time tagged: every query line of the file is one observation.
     let p = base.join("generated-locally/unbound-1.17.1/unbound-asciitime-tagged.log");

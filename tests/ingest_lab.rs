@@ -58,8 +58,10 @@ fn lab_logs_match_ground_truth() {
             let cfg = IngestConfig::default();
             let obs = ingest::read_all(&file, None, &cfg).unwrap();
             // (client, qname, qtype) → observations, in order.
-            let mut by_key: HashMap<(IpAddr, String, RrType), Vec<&poolwatch::model::DnsObservation>> =
-                HashMap::new();
+            let mut by_key: HashMap<
+                (IpAddr, String, RrType),
+                Vec<&poolwatch::model::DnsObservation>,
+            > = HashMap::new();
             for o in &obs {
                 let Observation::Dns(d) = o else {
                     panic!("{run_id} {path}: a flow from a resolver log")
@@ -85,7 +87,8 @@ fn lab_logs_match_ground_truth() {
                         .unwrap_or_else(|| panic!("{run_id} {path}: {ip} {qname} {qtype} missing"));
                     // The first one in file order within 1.5 s (second-resolution logs truncate).
                     let port = q["src_port"].as_u64();
-                    let near = |d: &&poolwatch::model::DnsObservation| (d.ts.0 - ts.0).abs() <= 1_500_000;
+                    let near =
+                        |d: &&poolwatch::model::DnsObservation| (d.ts.0 - ts.0).abs() <= 1_500_000;
                     let (i, d) = list
                         .iter()
                         .enumerate()
@@ -116,7 +119,14 @@ fn lab_logs_match_ground_truth() {
                             .unwrap()
                             .iter()
                             .filter(|a| a["type"] == "A" || a["type"] == "AAAA")
-                            .map(|a| a["data"].as_str().unwrap().parse::<IpAddr>().unwrap().to_string())
+                            .map(|a| {
+                                a["data"]
+                                    .as_str()
+                                    .unwrap()
+                                    .parse::<IpAddr>()
+                                    .unwrap()
+                                    .to_string()
+                            })
                             .collect();
                         let mut got: Vec<String> = d.answer_ips().map(|i| i.to_string()).collect();
                         want.sort();
@@ -129,7 +139,8 @@ fn lab_logs_match_ground_truth() {
                             .filter(|a| a["type"] == "CNAME")
                             .map(|a| poolwatch::model::normalize_name(a["data"].as_str().unwrap()))
                             .collect();
-                        let got_cnames: Vec<String> = d.cname_targets().map(str::to_string).collect();
+                        let got_cnames: Vec<String> =
+                            d.cname_targets().map(str::to_string).collect();
                         assert_eq!(got_cnames, want_cnames, "{run_id} {path}: {qname} CNAMEs");
                     }
                     list.remove(i);

@@ -9,7 +9,7 @@
 //! reply-only record of that query (`query_seen: false`) carrying the failure as an rcode.
 
 use super::{lex, Ctx, LineParser};
-use crate::model::{Observation, Rcode, RrType, Transport};
+use crate::model::{Observation, Rcode, Transport};
 
 #[derive(Default)]
 pub struct Bind;
@@ -93,13 +93,12 @@ impl LineParser for Bind {
             };
             // name/CLASS/TYPE (the name may itself contain '/', so split from the right).
             let mut parts = spec.rsplitn(3, |c| *c == b'/');
-            let (Some(qtype), Some(_class), Some(name)) = (parts.next(), parts.next(), parts.next())
+            let (Some(qtype), Some(_class), Some(name)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return ctx.stats.error("bad_query_spec", line);
             };
-            let (Some(qname), Some(qtype)) =
-                (lex::name(name), lex::rrtype(qtype))
-            else {
+            let (Some(qname), Some(qtype)) = (lex::name(name), lex::rrtype(qtype)) else {
                 return ctx.stats.error("bad_query_spec", line);
             };
             let rcode = lex::as_str(reason)

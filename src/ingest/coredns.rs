@@ -9,7 +9,7 @@
 //! duration. No answer data.
 
 use super::{lex, Ctx, LineParser};
-use crate::model::{Observation, Rcode, RrType, Timestamp, Transport};
+use crate::model::{Observation, Rcode, Timestamp, Transport};
 
 pub struct CoreDns;
 
@@ -57,7 +57,10 @@ impl CoreDns {
             Some((t, r)) if line.first() != Some(&b'[') => (Some(t), r),
             _ => (None, line),
         };
-        let Some(ts) = ts.or(outer_ts).or_else(|| Some(ctx.time.reference_or_now())) else {
+        let Some(ts) = ts
+            .or(outer_ts)
+            .or_else(|| Some(ctx.time.reference_or_now()))
+        else {
             return ctx.stats.error("bad_timestamp", line);
         };
         let Some(q1) = memchr::memchr(b'"', rest) else {
@@ -75,7 +78,9 @@ impl CoreDns {
         let tail = rest.get(q2 + 1..).unwrap_or(&[]);
         // head: [LEVEL] remote - id
         let mut h: Vec<&[u8]> = lex::tokens(head).collect();
-        if h.first().is_some_and(|t| t.starts_with(b"[") && t.ends_with(b"]") && t.len() < 12) {
+        if h.first()
+            .is_some_and(|t| t.starts_with(b"[") && t.ends_with(b"]") && t.len() < 12)
+        {
             h.remove(0);
         }
         let (Some(remote), Some(id)) = (h.first(), h.get(2)) else {
@@ -85,7 +90,8 @@ impl CoreDns {
             return ctx.stats.error("bad_client", line);
         };
         let mut q = lex::tokens(quoted);
-        let (Some(qtype), Some(_class), Some(name), proto) = (q.next(), q.next(), q.next(), q.next())
+        let (Some(qtype), Some(_class), Some(name), proto) =
+            (q.next(), q.next(), q.next(), q.next())
         else {
             return ctx.stats.error("truncated", line);
         };

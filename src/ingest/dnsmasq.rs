@@ -140,7 +140,9 @@ fn classify(data: &[u8]) -> Data<'_> {
 /// name are usually pending together).
 fn fits(qtype: RrType, d: &Data<'_>) -> bool {
     match d {
-        Data::Ip(IpAddr::V4(_), _) | Data::Nothing(Some(RrType::A)) => qtype == RrType::A || qtype == RrType::ANY,
+        Data::Ip(IpAddr::V4(_), _) | Data::Nothing(Some(RrType::A)) => {
+            qtype == RrType::A || qtype == RrType::ANY
+        }
         Data::Ip(IpAddr::V6(_), _) | Data::Nothing(Some(RrType::AAAA)) => {
             qtype == RrType::AAAA || qtype == RrType::ANY
         }
@@ -191,7 +193,11 @@ fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
             };
             tx.obs.answers.push(DnsAnswer {
                 name: norm.unwrap_or_else(|| tx.obs.qname.clone()),
-                rtype: if ip.is_ipv4() { RrType::A } else { RrType::AAAA },
+                rtype: if ip.is_ipv4() {
+                    RrType::A
+                } else {
+                    RrType::AAAA
+                },
                 ttl: None,
                 data,
             });
@@ -274,7 +280,8 @@ impl LineParser for Dnsmasq {
                 return ctx.stats.error("bad_qtype", line);
             };
             let mut it = lex::tokens(args);
-            let (Some(name), Some(b"from"), Some(client)) = (it.next(), it.next(), it.next()) else {
+            let (Some(name), Some(b"from"), Some(client)) = (it.next(), it.next(), it.next())
+            else {
                 return ctx.stats.error("truncated", line);
             };
             let Some(client) = lex::parse_ip(client) else {
@@ -319,7 +326,9 @@ impl LineParser for Dnsmasq {
         if let Some(i) = lex::find(msg, b" is ") {
             let src_and_name = msg.get(..i).unwrap_or(&[]);
             let data = msg.get(i + 4..).unwrap_or(&[]);
-            let mut words = src_and_name.rsplit(|c| *c == b' ').filter(|t| !t.is_empty());
+            let mut words = src_and_name
+                .rsplit(|c| *c == b' ')
+                .filter(|t| !t.is_empty());
             let (Some(name), Some(_source)) = (words.next(), words.next()) else {
                 return ctx.stats.ignored();
             };
@@ -342,8 +351,9 @@ impl LineParser for Dnsmasq {
                     Some(s) => self.pending.take(s, |_| true),
                     None => {
                         let key = key_of(&[name.strip_suffix(b".").unwrap_or(name)], 0);
-                        self.pending
-                            .take(key, |t| name_eq(&t.obs.qname, name) && fits(t.obs.qtype, &d))
+                        self.pending.take(key, |t| {
+                            name_eq(&t.obs.qname, name) && fits(t.obs.qtype, &d)
+                        })
                     }
                 };
                 match found {

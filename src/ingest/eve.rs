@@ -67,10 +67,7 @@ fn rtype(v: &Value, k: &str) -> Option<RrType> {
 fn answer_of(a: &Value) -> Option<DnsAnswer> {
     let rt = rtype(a, "rrtype")?;
     let name = crate::model::normalize_name(s(a, "rrname").unwrap_or("."));
-    let data = match s(a, "rdata") {
-        Some(d) => d,
-        None => return None,
-    };
+    let data = s(a, "rdata")?;
     let data = match rt {
         RrType::A | RrType::AAAA => match data.parse::<IpAddr>() {
             Ok(ip) => ip.to_string(),
@@ -112,7 +109,12 @@ fn grouped(g: &Value, qname: &str, out: &mut Vec<DnsAnswer>) {
             continue;
         }
         let Some(rt) = RrType::parse(k) else { continue };
-        for d in vals.as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for d in vals
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             let data = match d.parse::<IpAddr>() {
                 Ok(ip) => ip.to_string(),
                 Err(_) => d.to_string(),
@@ -315,7 +317,11 @@ impl Eve {
         let start = ts_of(f, "start", ctx).unwrap_or(ts);
         let end = ts_of(f, "end", ctx).unwrap_or(ts);
         let tcp = v.get("tcp");
-        let flag = |k: &str| tcp.and_then(|t| t.get(k)).and_then(Value::as_bool).unwrap_or(false);
+        let flag = |k: &str| {
+            tcp.and_then(|t| t.get(k))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
         let hex = |k: &str| {
             tcp.and_then(|t| s(t, k))
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
@@ -351,9 +357,7 @@ impl Eve {
                 const SYN: u8 = 0x02;
                 const RST: u8 = 0x04;
                 const FIN: u8 = 0x01;
-                if tc & RST != 0 && tc & SYN == 0 && !flag("ack") {
-                    FlowState::Rejected
-                } else if tc & RST != 0 && tc & SYN == 0 && packets_in <= 1 {
+                if tc & RST != 0 && tc & SYN == 0 && (!flag("ack") || packets_in <= 1) {
                     FlowState::Rejected
                 } else if tcp.and_then(|t| s(t, "state")) == Some("syn_sent") {
                     FlowState::Attempted

@@ -10,7 +10,8 @@ use crate::model::Timestamp;
 
 /// Splits on runs of ASCII spaces/tabs, skipping empty tokens.
 pub fn tokens(b: &[u8]) -> impl Iterator<Item = &[u8]> {
-    b.split(|c| *c == b' ' || *c == b'\t').filter(|t| !t.is_empty())
+    b.split(|c| *c == b' ' || *c == b'\t')
+        .filter(|t| !t.is_empty())
 }
 
 /// Strips leading spaces/tabs.
@@ -182,7 +183,9 @@ pub fn parse_hms(b: &[u8]) -> Option<(u32, u32)> {
 fn hms_len(b: &[u8]) -> usize {
     let mut n = 8.min(b.len());
     if matches!(b.get(8), Some(b'.' | b',')) {
-        n = 9 + b.get(9..).map_or(0, |f| f.iter().take_while(|c| c.is_ascii_digit()).count());
+        n = 9 + b
+            .get(9..)
+            .map_or(0, |f| f.iter().take_while(|c| c.is_ascii_digit()).count());
     }
     n
 }
@@ -399,7 +402,10 @@ mod tests {
     #[test]
     fn fields() {
         assert_eq!(
-            kv(br#"msg="Question" qname="a.b" remote="1.2.3.4:5""#, b"qname"),
+            kv(
+                br#"msg="Question" qname="a.b" remote="1.2.3.4:5""#,
+                b"qname"
+            ),
             Some(&b"a.b"[..])
         );
         assert_eq!(kv(br#"xqname="a" qname=b"#, b"qname"), Some(&b"b"[..]));
@@ -413,7 +419,15 @@ mod tests {
         );
         assert_eq!(parse_u64(b"99999999999999999999"), None);
         assert_eq!(parse_ipv4(b"10.1.2.3"), Some([10, 1, 2, 3].into()));
-        for bad in [&b"1.2.3"[..], b"1.2.3.4.5", b"256.1.1.1", b"01.2.3.4", b"1..2.3", b"1.2.3.", b""] {
+        for bad in [
+            &b"1.2.3"[..],
+            b"1.2.3.4.5",
+            b"256.1.1.1",
+            b"01.2.3.4",
+            b"1..2.3",
+            b"1.2.3.",
+            b"",
+        ] {
             assert_eq!(parse_ipv4(bad), None, "{bad:?}");
         }
         assert_eq!(parse_ip(b"0.0.0.0"), Some("0.0.0.0".parse().unwrap()));

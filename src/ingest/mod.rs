@@ -264,7 +264,13 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// A query-only observation with the usual defaults; parsers fill in what they know.
-    pub fn dns(&self, ts: Timestamp, client: IpAddr, qname: String, qtype: RrType) -> DnsObservation {
+    pub fn dns(
+        &self,
+        ts: Timestamp,
+        client: IpAddr,
+        qname: String,
+        qtype: RrType,
+    ) -> DnsObservation {
         DnsObservation {
             ts,
             client,
@@ -336,7 +342,11 @@ pub fn parser_for(format: LogFormat, source: Source, cfg: &IngestConfig) -> Box<
         pending_max: cfg.pending_max.max(1),
     };
     let max_line_len = cfg.max_line_len;
-    fn boxed<P: LineParser + 'static>(inner: P, ctx: Ctx, max_line_len: usize) -> Box<dyn LogParser> {
+    fn boxed<P: LineParser + 'static>(
+        inner: P,
+        ctx: Ctx,
+        max_line_len: usize,
+    ) -> Box<dyn LogParser> {
         Box::new(Driver {
             inner,
             ctx,
@@ -345,7 +355,7 @@ pub fn parser_for(format: LogFormat, source: Source, cfg: &IngestConfig) -> Box<
     }
     let pm = ctx.pending_max;
     match format {
-        LogFormat::Bind => boxed(bind::Bind::default(), ctx, max_line_len),
+        LogFormat::Bind => boxed(bind::Bind, ctx, max_line_len),
         LogFormat::Unbound => boxed(unbound::Unbound::new(pm), ctx, max_line_len),
         LogFormat::Dnsmasq => boxed(dnsmasq::Dnsmasq::new(pm), ctx, max_line_len),
         LogFormat::Knot => boxed(knot::Knot::default(), ctx, max_line_len),
@@ -462,7 +472,8 @@ fn eve_or_json(line: &[u8]) -> Option<LogFormat> {
     if lex::find(line, b"\"event_type\"").is_some() {
         return Some(LogFormat::Eve);
     }
-    if lex::find(line, b"\"id.orig_h\"").is_some() || lex::find(line, b"\"id\":{\"orig_h\"").is_some()
+    if lex::find(line, b"\"id.orig_h\"").is_some()
+        || lex::find(line, b"\"id\":{\"orig_h\"").is_some()
     {
         if lex::find(line, b"\"conn_state\"").is_some()
             || lex::find(line, b"\"orig_bytes\"").is_some()
@@ -774,7 +785,12 @@ mod tests {
             ..Default::default()
         };
         let parser = parser_for(LogFormat::Bind, Source::new("t"), &cfg);
-        let r = LineReader::new(Box::new(std::io::Cursor::new(data)), Vec::new(), parser, 1000);
+        let r = LineReader::new(
+            Box::new(std::io::Cursor::new(data)),
+            Vec::new(),
+            parser,
+            1000,
+        );
         let names: Vec<String> = r
             .filter_map(|o| match o {
                 Observation::Dns(d) => Some(d.qname),

@@ -79,7 +79,11 @@ impl Zone {
 /// Month number (1–12) of an English three-letter abbreviation, any case.
 pub fn month_from_abbrev(b: &[u8]) -> Option<u32> {
     let m = match b.get(..3)? {
-        [a, b, c] => [a.to_ascii_lowercase(), b.to_ascii_lowercase(), c.to_ascii_lowercase()],
+        [a, b, c] => [
+            a.to_ascii_lowercase(),
+            b.to_ascii_lowercase(),
+            c.to_ascii_lowercase(),
+        ],
         _ => return None,
     };
     Some(match &m {
@@ -137,13 +141,17 @@ impl TimeResolver {
         secs_of_day: u32,
         micros: u32,
     ) -> Option<Timestamp> {
-        if secs_of_day >= 86_400 + 1 || micros >= 1_000_000 {
+        if secs_of_day > 86_400 || micros >= 1_000_000 {
             return None;
         }
         let secs = match self.zone {
             Zone::Local => {
                 let d = NaiveDate::from_ymd_opt(year, month, day)?;
-                let ndt = d.and_hms_opt(secs_of_day / 3600, (secs_of_day / 60) % 60, secs_of_day % 60)?;
+                let ndt = d.and_hms_opt(
+                    secs_of_day / 3600,
+                    (secs_of_day / 60) % 60,
+                    secs_of_day % 60,
+                )?;
                 self.zone.to_epoch(ndt)?
             }
             _ => {
@@ -161,7 +169,8 @@ impl TimeResolver {
         };
         self.last = Some(secs);
         Some(Timestamp(
-            secs.checked_mul(1_000_000)?.checked_add(i64::from(micros))?,
+            secs.checked_mul(1_000_000)?
+                .checked_add(i64::from(micros))?,
         ))
     }
 
@@ -190,12 +199,22 @@ impl TimeResolver {
         let epoch_in = |y: i32| -> Option<i64> {
             // Feb 29 exists only in leap years: fall back to the nearest leap year below.
             let d = NaiveDate::from_ymd_opt(y, month, day)?;
-            let ndt = d.and_hms_opt(secs_of_day / 3600, (secs_of_day / 60) % 60, secs_of_day % 60)?;
+            let ndt = d.and_hms_opt(
+                secs_of_day / 3600,
+                (secs_of_day / 60) % 60,
+                secs_of_day % 60,
+            )?;
             self.zone.to_epoch(ndt)
         };
         let mut year = ref_year;
         let mut candidate = None;
-        for y in [ref_year, ref_year - 1, ref_year - 2, ref_year - 3, ref_year - 4] {
+        for y in [
+            ref_year,
+            ref_year - 1,
+            ref_year - 2,
+            ref_year - 3,
+            ref_year - 4,
+        ] {
             if let Some(t) = epoch_in(y) {
                 year = y;
                 candidate = Some(t);

@@ -58,7 +58,10 @@ fn ip_key(ip: &IpAddr) -> u128 {
 pub(crate) fn join_key(ip: &IpAddr, name: &[u8], qtype: RrType) -> u64 {
     let name = name.strip_suffix(b".").unwrap_or(name);
     let k = ip_key(ip);
-    key_of(&[name], (k as u64) ^ ((k >> 64) as u64).rotate_left(17) ^ u64::from(qtype.0) << 48)
+    key_of(
+        &[name],
+        (k as u64) ^ ((k >> 64) as u64).rotate_left(17) ^ u64::from(qtype.0) << 48,
+    )
 }
 
 impl LineParser for Unbound {
@@ -145,10 +148,9 @@ impl LineParser for Unbound {
                 out.push(Observation::Dns(obs));
             }
             6 => {
-                let (Some((client, port)), Some(qtype)) = (
-                    lex::parse_ip_port(t2, b'@'),
-                    lex::rrtype(t4),
-                ) else {
+                let (Some((client, port)), Some(qtype)) =
+                    (lex::parse_ip_port(t2, b'@'), lex::rrtype(t4))
+                else {
                     return ctx.stats.ignored();
                 };
                 let action = t1;

@@ -14,7 +14,7 @@
 
 use super::pending::{key_of, Pending};
 use super::{lex, Ctx, LineParser, PENDING_TIMEOUT_SECS};
-use crate::model::{DnsObservation, Observation, Rcode, RrType, Timestamp, Transport};
+use crate::model::{DnsObservation, Observation, Rcode, Timestamp, Transport};
 
 pub struct Windows {
     pending: Pending<DnsObservation>,
@@ -136,7 +136,10 @@ impl LineParser for Windows {
         };
         let is_response = head.get(5) == Some(&&b"R"[..]);
         let flags: Vec<&[u8]> = lex::tokens(rest.get(open + 1..close).unwrap_or(&[])).collect();
-        let rcode = flags.last().and_then(|r| lex::as_str(r)).and_then(Rcode::parse);
+        let rcode = flags
+            .last()
+            .and_then(|r| lex::as_str(r))
+            .and_then(Rcode::parse);
         let mut tail = lex::tokens(rest.get(close + 1..).unwrap_or(&[]));
         let (Some(qtype), Some(name)) = (tail.next(), tail.next()) else {
             return ctx.stats.error("truncated", line);

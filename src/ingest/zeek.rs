@@ -78,7 +78,10 @@ impl Zeek {
 
     fn header(&mut self, line: &[u8]) {
         let (key, val) = match memchr::memchr2(b' ', b'\t', line) {
-            Some(i) => (line.get(..i).unwrap_or(&[]), line.get(i + 1..).unwrap_or(&[])),
+            Some(i) => (
+                line.get(..i).unwrap_or(&[]),
+                line.get(i + 1..).unwrap_or(&[]),
+            ),
             None => (line, &b""[..]),
         };
         match key {
@@ -109,10 +112,7 @@ impl Zeek {
 
 /// A record, whichever encoding it came in.
 enum Rec<'a> {
-    Tsv {
-        fields: Vec<&'a [u8]>,
-        z: &'a Zeek,
-    },
+    Tsv { fields: Vec<&'a [u8]>, z: &'a Zeek },
     Json(serde_json::Value),
 }
 
@@ -181,7 +181,7 @@ impl Rec<'_> {
 }
 
 fn secs_to_us(f: f64) -> Option<u64> {
-    (f >= 0.0 && f < 1e9).then(|| (f * 1e6).round() as u64)
+    (0.0..1e9).contains(&f).then(|| (f * 1e6).round() as u64)
 }
 
 impl LineParser for Zeek {
@@ -258,13 +258,16 @@ impl LineParser for Zeek {
                 // A response logged without its question (mDNS announcements): the type of the
                 // first address answer.
                 .or_else(|| {
-                    rec.list("answers").first().and_then(|a| a.parse::<IpAddr>().ok()).map(|ip| {
-                        if ip.is_ipv4() {
-                            RrType::A
-                        } else {
-                            RrType::AAAA
-                        }
-                    })
+                    rec.list("answers")
+                        .first()
+                        .and_then(|a| a.parse::<IpAddr>().ok())
+                        .map(|ip| {
+                            if ip.is_ipv4() {
+                                RrType::A
+                            } else {
+                                RrType::AAAA
+                            }
+                        })
                 });
             // Still unknown (a response without a question): TYPE0, reserved, so it reads as
             // "unknown" rather than as a guess.
@@ -298,7 +301,11 @@ impl LineParser for Zeek {
                     .map(|t| t as u32);
                 let (rtype, data) = match a.parse::<IpAddr>() {
                     Ok(ip) => (
-                        if ip.is_ipv4() { RrType::A } else { RrType::AAAA },
+                        if ip.is_ipv4() {
+                            RrType::A
+                        } else {
+                            RrType::AAAA
+                        },
                         ip.to_string(),
                     ),
                     Err(_) => match qtype {
