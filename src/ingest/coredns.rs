@@ -117,10 +117,7 @@ impl CoreDns {
         obs.rtt_us = t
             .next()
             .and_then(|d| d.strip_suffix(b"s"))
-            .and_then(lex::as_str)
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|f| f.is_finite() && *f >= 0.0 && *f < 86_400.0)
-            .map(|s| (s * 1e6).round() as u64);
+            .and_then(|s| lex::parse_scaled(s, 6));
         out.push(Observation::Dns(obs));
     }
 }

@@ -323,6 +323,12 @@ impl LineParser for Dnsmasq {
         }
 
         // "<source…> NAME is DATA"
+        if verb == b"forwarded" {
+            if serial.is_none() {
+                self.finish_current(out);
+            }
+            return ctx.stats.ignored();
+        }
         if let Some(i) = lex::find(msg, b" is ") {
             let src_and_name = msg.get(..i).unwrap_or(&[]);
             let data = msg.get(i + 4..).unwrap_or(&[]);
@@ -371,13 +377,7 @@ impl LineParser for Dnsmasq {
             return;
         }
 
-        // forwarded / dnssec-query / validation / daemon messages.
-        if verb == b"forwarded" {
-            if serial.is_none() {
-                self.finish_current(out);
-            }
-            return ctx.stats.ignored();
-        }
+        // dnssec-query / validation / daemon messages.
         if verb == b"started," {
             self.main_pid = pid;
         }

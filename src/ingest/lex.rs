@@ -347,6 +347,34 @@ pub fn kv<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     }
 }
 
+/// A non-negative decimal (`0.000455`) times 10^`scale` (so `scale` 6 turns seconds into µs),
+/// rounded down; at most 12 integer digits.
+pub fn parse_scaled(b: &[u8], scale: u32) -> Option<u64> {
+    let (int, frac) = match memchr::memchr(b'.', b) {
+        Some(i) => (b.get(..i)?, b.get(i + 1..)?),
+        None => (b, &b""[..]),
+    };
+    if int.len() > 12 || (int.is_empty() && frac.is_empty()) {
+        return None;
+    }
+    let mut v = if int.is_empty() { 0 } else { parse_u64(int)? };
+    let mut used = 0;
+    for c in frac {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        if used < scale {
+            v = v * 10 + u64::from(c - b'0');
+            used += 1;
+        }
+    }
+    while used < scale {
+        v *= 10;
+        used += 1;
+    }
+    Some(v)
+}
+
 /// An RR type mnemonic; the common ones without the table walk.
 pub fn rrtype(b: &[u8]) -> Option<crate::model::RrType> {
     use crate::model::RrType;
@@ -419,6 +447,12 @@ mod tests {
         );
         assert_eq!(parse_u64(b"99999999999999999999"), None);
         assert_eq!(parse_ipv4(b"10.1.2.3"), Some([10, 1, 2, 3].into()));
+        assert_eq!(parse_scaled(b"0.000455", 6), Some(455));
+        assert_eq!(parse_scaled(b"1.5", 3), Some(1500));
+        assert_eq!(parse_scaled(b"0.0001234567", 6), Some(123));
+        assert_eq!(parse_scaled(b"12", 6), Some(12_000_000));
+        assert_eq!(parse_scaled(b"-1", 6), None);
+        assert_eq!(parse_scaled(b".", 6), None);
         for bad in [
             &b"1.2.3"[..],
             b"1.2.3.4.5",

@@ -80,11 +80,7 @@ impl LineParser for Pdns {
                 let rcode = lex::kv(line, b"rcode")
                     .and_then(lex::as_str)
                     .and_then(Rcode::parse);
-                let rtt_us = lex::kv(line, b"totms")
-                    .and_then(lex::as_str)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .filter(|f| f.is_finite() && *f >= 0.0 && *f < 86_400_000.0)
-                    .map(|ms| (ms * 1000.0).round() as u64);
+                let rtt_us = lex::kv(line, b"totms").and_then(|ms| lex::parse_scaled(ms, 3));
                 let key = mtid_key(mtid, remote);
                 let found = self.pending.take(key, |o| {
                     o.client == client && o.qtype == qtype && name_eq(&o.qname, qname)

@@ -122,10 +122,7 @@ impl LineParser for Unbound {
                 let Some(rcode) = lex::as_str(t4).and_then(Rcode::parse) else {
                     return ctx.stats.error("bad_rcode", line);
                 };
-                let rtt_us = lex::as_str(t5)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .filter(|f| f.is_finite() && *f >= 0.0 && *f < 86_400.0)
-                    .map(|f| (f * 1e6).round() as u64);
+                let rtt_us = lex::parse_scaled(t5, 6);
                 let key = join_key(&client, t1, qtype);
                 let found = self.pending.take(key, |o| {
                     o.client == client && o.qtype == qtype && name_eq(&o.qname, t1)
