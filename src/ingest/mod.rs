@@ -44,6 +44,8 @@ pub const PENDING_MAX: usize = 16 * 1024;
 /// A query still without its reply after this much log time is emitted unanswered (resolvers
 /// give up after a few seconds; this bounds how stale an unanswered observation gets).
 pub const PENDING_TIMEOUT_SECS: i64 = 30;
+/// Upper bound for a configured line cap: the reader's buffer is one line plus one chunk.
+const MAX_LINE_LEN_LIMIT: usize = 64 * 1024 * 1024;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 256 * 1024;
 /// Bytes of the start of a file used to detect its format.
@@ -308,7 +310,7 @@ struct Driver<P> {
 impl<P: LineParser> LogParser for Driver<P> {
     fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
         self.ctx.stats.lines.inc();
-        if line.len() > self.max_line_len {
+        if line.len() > self.max_line_len.clamp(1, MAX_LINE_LEN_LIMIT) {
             self.ctx.stats.error("too_long", &[]);
             return;
         }
@@ -544,6 +546,7 @@ impl LineReader {
         parser: Box<dyn LogParser>,
         max_line_len: usize,
     ) -> Self {
+        let max_line_len = max_line_len.clamp(1, MAX_LINE_LEN_LIMIT);
         let end = head.len();
         let mut buf = head;
         let cap = max_line_len.saturating_add(READ_CHUNK + 1);
