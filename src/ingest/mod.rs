@@ -439,7 +439,7 @@ fn detect_line(line: &[u8]) -> Option<LogFormat> {
     {
         return Some(LogFormat::Bind);
     }
-    if lex::find(line, b"unbound[").is_some() {
+    if lex::find(line, b"unbound[").is_some() || lex::find(line, b" unbound: [").is_some() {
         return Some(LogFormat::Unbound);
     }
     if lex::find(line, b"dnsmasq[").is_some()

@@ -10,7 +10,7 @@
 //!   [`ROLLOVER_BACKSTEP_SECS`] against the previous line is taken to have crossed New Year and
 //!   gets the next year (so `Dec 31` → `Jan 1` keeps going forward).
 
-use chrono::{Datelike, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{Datelike, Local, NaiveDate, NaiveDateTime, TimeZone};
 
 use crate::model::Timestamp;
 
@@ -236,11 +236,6 @@ impl TimeResolver {
         }
         Some(year)
     }
-}
-
-/// Current UTC year (for tests and docs).
-pub fn current_year() -> i32 {
-    Utc::now().year()
 }
 
 #[cfg(test)]
