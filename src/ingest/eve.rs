@@ -129,8 +129,24 @@ fn grouped(g: &Value, qname: &str, out: &mut Vec<DnsAnswer>) {
     }
 }
 
+/// The raw `event_type` value, found without parsing the JSON (most EVE events are alerts,
+/// http, tls, stats …: they are skipped before the costly parse).
+fn event_type(line: &[u8]) -> Option<&[u8]> {
+    let i = lex::find(line, b"\"event_type\"")?;
+    let rest = lex::trim_start(line.get(i + 12..)?);
+    let rest = lex::trim_start(rest.strip_prefix(b":")?);
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    rest.get(..end)
+}
+
 impl LineParser for Eve {
     fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        if let Some(t) = event_type(line) {
+            if !matches!(t, b"dns" | b"flow" | b"netflow") {
+                return ctx.stats.ignored();
+            }
+        }
         let v: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
             Err(_) => return ctx.stats.error("bad_json", line),
