@@ -199,7 +199,20 @@ fn dnsmasq_joins_answers_and_chains() {
     let un = find(&d, "unanswered.example");
     assert!(!un.answers_known);
     assert_eq!(un.rcode, None);
-    assert_eq!(d.len(), 8);
+    // A reply whose query is gone (=extra names the client): kept, marked query_seen false.
+    let orphan = find(&d, "orphan.pool.example");
+    assert!(!orphan.query_seen);
+    assert_eq!(orphan.client, ip("127.0.10.40"));
+    assert_eq!(orphan.client_port, Some(41000));
+    assert_eq!(
+        (orphan.qtype, orphan.rcode),
+        (RrType::A, Some(Rcode::NOERROR))
+    );
+    assert_eq!(
+        orphan.answer_ips().collect::<Vec<_>>(),
+        vec![ip("127.20.90.1")]
+    );
+    assert_eq!(d.len(), 9);
 }
 
 #[test]
@@ -554,4 +567,27 @@ fn public_samples() {
     let text = std::fs::read_to_string(&p).unwrap();
     let queries = text.lines().filter(|l| l.contains(" query: ")).count();
     assert_eq!(ingest::read_all(&p, None, &cfg()).unwrap().len(), queries);
+}
+
+/// A follower flushes on a quiet period; a reply written after that must not be lost.
+#[test]
+fn dnsmasq_reply_after_quiet_flush_is_kept() {
+    let mut p = ingest::parser_for(
+        LogFormat::Dnsmasq,
+        poolwatch::model::Source::new("follow"),
+        &cfg(),
+    );
+    let mut out = Vec::new();
+    p.parse_line(b"Nov 26 20:27:53 dnsmasq[6972]: 81 127.0.10.16/37988 query[A] gulf.moneroocean.stream from 127.0.10.16", &mut out);
+    p.flush(&mut out);
+    assert_eq!(out.len(), 1);
+    p.parse_line(b"Nov 26 20:27:54 dnsmasq[6972]: 81 127.0.10.16/37988 reply gulf.moneroocean.stream is 127.20.37.200", &mut out);
+    p.flush(&mut out);
+    let d = dns(&out);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1].client, ip("127.0.10.16"));
+    assert_eq!(
+        d[1].answer_ips().collect::<Vec<_>>(),
+        vec![ip("127.20.37.200")]
+    );
 }

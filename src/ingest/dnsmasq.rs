@@ -257,11 +257,13 @@ impl LineParser for Dnsmasq {
         // log-queries=extra: "<serial> <addr>/<port> …".
         let mut serial = None;
         let mut port = None;
+        let mut extra_client = None;
         let mut msg = msg;
         if let Some(s) = lex::parse_u64(first) {
             if let Some((addr, rest)) = lex::next_token(after_first) {
                 if let Some(slash) = memchr::memrchr(b'/', addr) {
                     serial = Some(s);
+                    extra_client = addr.get(..slash).and_then(lex::parse_ip);
                     port = addr
                         .get(slash + 1..)
                         .and_then(lex::parse_u64)
@@ -362,11 +364,40 @@ impl LineParser for Dnsmasq {
                         })
                     }
                 };
-                match found {
-                    Some(tx) => self.current = Some(tx),
-                    None => {
-                        // An answer whose query line we never saw (e.g. DHCP-registered names
-                        // logged by dnsmasq itself, or the query rotated away).
+                match (found, serial, extra_client) {
+                    (Some(tx), _, _) => self.current = Some(tx),
+                    (None, Some(s), Some(client)) => {
+                        // With =extra an answer names its client: keep it even though its query
+                        // is gone (emitted early by a quiet-period flush, or rotated away).
+                        let Some(qname) = lex::name(name) else {
+                            return ctx.stats.error("bad_name", line);
+                        };
+                        let qtype = match &d {
+                            Data::Ip(IpAddr::V4(_), _) | Data::Nothing(Some(RrType::A)) => {
+                                RrType::A
+                            }
+                            Data::Ip(IpAddr::V6(_), _) | Data::Nothing(Some(RrType::AAAA)) => {
+                                RrType::AAAA
+                            }
+                            // Unknown: TYPE0 (reserved) rather than a guess.
+                            _ => RrType(0),
+                        };
+                        let mut obs = ctx.dns(ts, client, qname, qtype);
+                        obs.client_port = port;
+                        obs.query_seen = false;
+                        self.current = Some(Tx {
+                            obs,
+                            key: s,
+                            cname_owner: None,
+                            replied: false,
+                            reopened: true,
+                            restart: false,
+                            terminal: false,
+                        });
+                    }
+                    _ => {
+                        // An answer whose query line we never saw and without a client (plain
+                        // log-queries; DHCP-registered names logged by dnsmasq itself).
                         return ctx.stats.error("unmatched_reply", line);
                     }
                 }
