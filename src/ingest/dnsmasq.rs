@@ -1,0 +1,424 @@
+//! dnsmasq `log-queries` and `log-queries=extra` (also Pi-hole's `pihole.log`).
+//!
+//! ```text
+//! Nov 26 20:27:53 dnsmasq[6972]: 81 127.0.10.16/37988 query[A] api.cloud-sync-check.net from 127.0.10.16
+//! Nov 26 20:27:53 dnsmasq[6972]: 81 127.0.10.16/37988 reply relay.cloud-sync-check.net is <CNAME>
+//! Nov 26 20:27:53 dnsmasq[6972]: 81 127.0.10.16/37988 reply gulf.moneroocean.stream is 127.20.37.200
+//! Jan  6 09:00:00 dnsmasq[812]: cached www.gorjinbit.com is <CNAME>
+//! ```
+//! One transaction spans a `query[TYPE]` line and any number of answer lines (`reply`, `cached`,
+//! `cached-stale`, `config`, a hosts file path, Pi-hole's `gravity blocked` …: "`<source> NAME is
+//! DATA`"). Answer lines are joined to their query by serial (`=extra`), else by name, and
+//! continue along a CNAME chain (dnsmasq writes all lines of one answer back to back, so a line
+//! that follows an answer line of the same transaction belongs to it). `<CNAME>` lines carry no
+//! target: the next line's name is the target. A transaction is emitted when a line of another
+//! transaction follows its answer lines, when it times out unanswered
+//! ([`super::PENDING_TIMEOUT_SECS`] of log time), when the pending table is full (oldest first,
+//! unanswered) or at flush. dnsmasq logs no TTLs. TCP queries are answered by a forked child
+//! (another pid): those are marked `tcp`.
+
+use std::net::IpAddr;
+
+use super::pending::{key_of, Pending};
+use super::unbound::name_eq;
+use super::{lex, Ctx, LineParser, PENDING_TIMEOUT_SECS};
+use crate::model::{DnsAnswer, DnsObservation, Observation, Rcode, RrType, Timestamp, Transport};
+
+struct Tx {
+    obs: DnsObservation,
+    key: u64,
+    /// Owner of a `<CNAME>` line whose target (the next line's name) is not known yet.
+    cname_owner: Option<String>,
+    replied: bool,
+    /// Put back to wait after a partial cached answer (a chain ending in `<CNAME>`, which
+    /// dnsmasq completes by forwarding): the next answer lines repeat the chain in full.
+    reopened: bool,
+    restart: bool,
+    /// An address, rcode or NODATA line was seen: the answer is complete even if a `<CNAME>`
+    /// line is left without a target.
+    terminal: bool,
+}
+
+impl Tx {
+    fn finish(mut self) -> DnsObservation {
+        self.obs.answers_known = self.replied;
+        if self.replied && self.obs.rcode.is_none() {
+            self.obs.rcode = Some(Rcode::NOERROR);
+        }
+        self.obs
+    }
+}
+
+pub struct Dnsmasq {
+    pending: Pending<Tx>,
+    /// The transaction the previous line answered (its answer lines may continue).
+    current: Option<Tx>,
+    main_pid: Option<u32>,
+}
+
+impl Dnsmasq {
+    pub fn new(cap: usize) -> Self {
+        Dnsmasq {
+            pending: Pending::new(cap),
+            current: None,
+            main_pid: None,
+        }
+    }
+
+    fn finish_current(&mut self, out: &mut Vec<Observation>) {
+        let Some(mut tx) = self.current.take() else {
+            return;
+        };
+        let key = tx.key;
+        if tx.cname_owner.is_some() && !tx.reopened && !tx.terminal {
+            tx.reopened = true;
+            tx.restart = true;
+            if let Some(old) = self.pending.insert(key, tx) {
+                out.push(Observation::Dns(old.finish()));
+            }
+            return;
+        }
+        let plain = tx.obs.client_port.is_none();
+        let obs = tx.finish();
+        if plain {
+            // Without serials, one upstream answer serves every client waiting for that name
+            // and type: give each of them the answer.
+            while let Some(other) = self.pending.take(key, |o| {
+                o.obs.qtype == obs.qtype && o.obs.qname == obs.qname && o.obs.client_port.is_none()
+            }) {
+                let mut o = other.obs;
+                o.answers = obs.answers.clone();
+                o.rcode = obs.rcode;
+                o.answers_known = obs.answers_known;
+                out.push(Observation::Dns(o));
+            }
+        }
+        out.push(Observation::Dns(obs));
+    }
+
+    fn expire(&mut self, now: Timestamp, out: &mut Vec<Observation>) {
+        let cutoff = now.plus_secs(-PENDING_TIMEOUT_SECS);
+        while self.pending.oldest().is_some_and(|t| t.obs.ts < cutoff) {
+            match self.pending.pop_oldest() {
+                Some(t) => out.push(Observation::Dns(t.finish())),
+                None => break,
+            }
+        }
+    }
+}
+
+/// What an answer line says.
+enum Data<'a> {
+    Cname,
+    /// The address and its text as logged (inet_ntop output: already canonical).
+    Ip(IpAddr, &'a [u8]),
+    Rcode(Rcode),
+    /// `NODATA`, `NODATA-IPv4`, `<SRV>`-style placeholders: an answer without data to keep.
+    Nothing(Option<RrType>),
+    Text(&'a [u8]),
+}
+
+fn classify(data: &[u8]) -> Data<'_> {
+    match data {
+        b"<CNAME>" => Data::Cname,
+        b"NXDOMAIN" => Data::Rcode(Rcode::NXDOMAIN),
+        b"SERVFAIL" => Data::Rcode(Rcode::SERVFAIL),
+        b"REFUSED" => Data::Rcode(Rcode::REFUSED),
+        b"NOTIMP" => Data::Rcode(Rcode(4)),
+        b"NODATA" => Data::Nothing(None),
+        b"NODATA-IPv4" => Data::Nothing(Some(RrType::A)),
+        b"NODATA-IPv6" => Data::Nothing(Some(RrType::AAAA)),
+        [b'<', .., b'>'] => Data::Nothing(None),
+        _ => match lex::parse_ip(data) {
+            Some(ip) => Data::Ip(ip, data),
+            None => Data::Text(data),
+        },
+    }
+}
+
+/// Whether an answer of this shape can belong to a query of `qtype` (A and AAAA queries for one
+/// name are usually pending together).
+fn fits(qtype: RrType, d: &Data<'_>) -> bool {
+    match d {
+        Data::Ip(IpAddr::V4(_), _) | Data::Nothing(Some(RrType::A)) => {
+            qtype == RrType::A || qtype == RrType::ANY
+        }
+        Data::Ip(IpAddr::V6(_), _) | Data::Nothing(Some(RrType::AAAA)) => {
+            qtype == RrType::AAAA || qtype == RrType::ANY
+        }
+        _ => true,
+    }
+}
+
+fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
+    if tx.restart {
+        // First line after the forward: the chain starts again.
+        tx.restart = false;
+        tx.obs.answers.clear();
+        tx.cname_owner = None;
+    }
+    tx.replied = true;
+    if !matches!(d, Data::Cname) {
+        tx.terminal = true;
+    }
+    let norm = lex::name(name);
+    // Resolve a pending `<CNAME>`: this line's name is its target.
+    if let (Some(owner), Some(n)) = (&tx.cname_owner, &norm) {
+        if owner == n && !matches!(d, Data::Cname) {
+            // Older dnsmasq logs the chain's records under the queried name: the target is
+            // not in the log.
+            tx.cname_owner = None;
+        } else if owner != n {
+            tx.obs.answers.push(DnsAnswer {
+                name: owner.clone(),
+                rtype: RrType::CNAME,
+                ttl: None,
+                data: n.clone(),
+            });
+            tx.cname_owner = None;
+        }
+    }
+    match d {
+        Data::Cname => {
+            if tx.cname_owner.is_none() {
+                tx.cname_owner = norm;
+            }
+        }
+        Data::Ip(ip, text) => {
+            let data = match lex::as_str(text) {
+                Some(t) if ip.is_ipv4() || !t.contains(|c: char| c.is_ascii_uppercase()) => {
+                    t.to_string()
+                }
+                _ => ip.to_string(),
+            };
+            tx.obs.answers.push(DnsAnswer {
+                name: norm.unwrap_or_else(|| tx.obs.qname.clone()),
+                rtype: if ip.is_ipv4() {
+                    RrType::A
+                } else {
+                    RrType::AAAA
+                },
+                ttl: None,
+                data,
+            });
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+        Data::Rcode(r) => tx.obs.rcode = Some(*r),
+        Data::Nothing(_) => {
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+        Data::Text(t) => {
+            let qtype = tx.obs.qtype;
+            let text = String::from_utf8_lossy(t);
+            let data = match qtype {
+                RrType::PTR | RrType::NS | RrType::CNAME => crate::model::normalize_name(&text),
+                _ => text.into_owned(),
+            };
+            tx.obs.answers.push(DnsAnswer {
+                name: norm.unwrap_or_else(|| tx.obs.qname.clone()),
+                rtype: qtype,
+                ttl: None,
+                data,
+            });
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+    }
+}
+
+/// `query[A]`, `query[type=65]` → the type.
+fn query_type(tok: &[u8]) -> Option<RrType> {
+    let inner = tok.strip_prefix(b"query[")?.strip_suffix(b"]")?;
+    let inner = inner.strip_prefix(b"type=").unwrap_or(inner);
+    lex::rrtype(inner)
+}
+
+fn pid_of(prog: &[u8]) -> Option<u32> {
+    let open = memchr::memchr(b'[', prog)?;
+    let inner = prog.get(open + 1..)?.strip_suffix(b"]")?;
+    u32::try_from(lex::parse_u64(inner)?).ok()
+}
+
+impl LineParser for Dnsmasq {
+    fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        let Some((ts, rest)) = lex::any_ts(line, &mut ctx.time) else {
+            return ctx.stats.error("bad_timestamp", line);
+        };
+        let Some((prog, msg)) = lex::program(rest, b"dnsmasq") else {
+            return ctx.stats.error("unrecognized", line);
+        };
+        let pid = pid_of(prog);
+        if self.main_pid.is_none() {
+            self.main_pid = pid;
+        }
+        self.expire(ts, out);
+        let Some((first, after_first)) = lex::next_token(msg) else {
+            return ctx.stats.ignored();
+        };
+        // log-queries=extra: "<serial> <addr>/<port> …".
+        let mut serial = None;
+        let mut port = None;
+        let mut extra_client = None;
+        let mut msg = msg;
+        if let Some(s) = lex::parse_u64(first) {
+            if let Some((addr, rest)) = lex::next_token(after_first) {
+                if let Some(slash) = memchr::memrchr(b'/', addr) {
+                    serial = Some(s);
+                    extra_client = addr.get(..slash).and_then(lex::parse_ip);
+                    port = addr
+                        .get(slash + 1..)
+                        .and_then(lex::parse_u64)
+                        .and_then(|p| u16::try_from(p).ok());
+                    msg = rest;
+                }
+            }
+        }
+        let Some((verb, args)) = lex::next_token(msg) else {
+            return ctx.stats.ignored();
+        };
+
+        if verb.starts_with(b"query[") {
+            self.finish_current(out);
+            let Some(qtype) = query_type(verb) else {
+                return ctx.stats.error("bad_qtype", line);
+            };
+            let mut it = lex::tokens(args);
+            let (Some(name), Some(b"from"), Some(client)) = (it.next(), it.next(), it.next())
+            else {
+                return ctx.stats.error("truncated", line);
+            };
+            let Some(client) = lex::parse_ip(client) else {
+                return ctx.stats.error("bad_client", line);
+            };
+            let Some(qname) = lex::name(name) else {
+                return ctx.stats.error("bad_name", line);
+            };
+            let mut obs = ctx.dns(ts, client, qname, qtype);
+            obs.client_port = port;
+            obs.transport = match (self.main_pid, pid) {
+                (Some(m), Some(p)) if m != p => Transport::Tcp,
+                (Some(_), Some(_)) => Transport::Udp,
+                _ => Transport::Unknown,
+            };
+            let key = match serial {
+                Some(s) => s,
+                None => key_of(&[name.strip_suffix(b".").unwrap_or(name)], 0),
+            };
+            if serial.is_some() {
+                // A reused serial (restart): the old transaction is over.
+                if let Some(old) = self.pending.take(key, |_| true) {
+                    out.push(Observation::Dns(old.finish()));
+                }
+            }
+            let tx = Tx {
+                obs,
+                key,
+                cname_owner: None,
+                replied: false,
+                reopened: false,
+                restart: false,
+                terminal: false,
+            };
+            if let Some(old) = self.pending.insert(key, tx) {
+                out.push(Observation::Dns(old.finish()));
+            }
+            return;
+        }
+
+        // "<source…> NAME is DATA"
+        if verb == b"forwarded" {
+            if serial.is_none() {
+                self.finish_current(out);
+            }
+            return ctx.stats.ignored();
+        }
+        if let Some(i) = lex::find(msg, b" is ") {
+            let src_and_name = msg.get(..i).unwrap_or(&[]);
+            let data = msg.get(i + 4..).unwrap_or(&[]);
+            let mut words = src_and_name
+                .rsplit(|c| *c == b' ')
+                .filter(|t| !t.is_empty());
+            let (Some(name), Some(_source)) = (words.next(), words.next()) else {
+                return ctx.stats.ignored();
+            };
+            let d = classify(lex::trim_end(data));
+            // Continue the current transaction?
+            let continues = match (&self.current, serial) {
+                (Some(c), Some(s)) => c.key == s,
+                (Some(c), None) => {
+                    c.obs.client_port.is_none()
+                        && (c.cname_owner.is_some()
+                            || name_eq(&c.obs.qname, name)
+                            || c.obs.answers.last().is_some_and(|a| name_eq(&a.name, name))
+                            || name == b"error")
+                }
+                _ => false,
+            };
+            if !continues {
+                self.finish_current(out);
+                let found = match serial {
+                    Some(s) => self.pending.take(s, |_| true),
+                    None => {
+                        let key = key_of(&[name.strip_suffix(b".").unwrap_or(name)], 0);
+                        self.pending.take(key, |t| {
+                            name_eq(&t.obs.qname, name) && fits(t.obs.qtype, &d)
+                        })
+                    }
+                };
+                match (found, serial, extra_client) {
+                    (Some(tx), _, _) => self.current = Some(tx),
+                    (None, Some(s), Some(client)) => {
+                        // With =extra an answer names its client: keep it even though its query
+                        // is gone (emitted early by a quiet-period flush, or rotated away).
+                        let Some(qname) = lex::name(name) else {
+                            return ctx.stats.error("bad_name", line);
+                        };
+                        let qtype = match &d {
+                            Data::Ip(IpAddr::V4(_), _) | Data::Nothing(Some(RrType::A)) => {
+                                RrType::A
+                            }
+                            Data::Ip(IpAddr::V6(_), _) | Data::Nothing(Some(RrType::AAAA)) => {
+                                RrType::AAAA
+                            }
+                            // Unknown: TYPE0 (reserved) rather than a guess.
+                            _ => RrType(0),
+                        };
+                        let mut obs = ctx.dns(ts, client, qname, qtype);
+                        obs.client_port = port;
+                        obs.query_seen = false;
+                        self.current = Some(Tx {
+                            obs,
+                            key: s,
+                            cname_owner: None,
+                            replied: false,
+                            reopened: true,
+                            restart: false,
+                            terminal: false,
+                        });
+                    }
+                    _ => {
+                        // An answer whose query line we never saw and without a client (plain
+                        // log-queries; DHCP-registered names logged by dnsmasq itself).
+                        return ctx.stats.error("unmatched_reply", line);
+                    }
+                }
+            }
+            if let Some(tx) = self.current.as_mut() {
+                apply(tx, name, &d);
+            }
+            return;
+        }
+
+        // dnssec-query / validation / daemon messages.
+        if verb == b"started," {
+            self.main_pid = pid;
+        }
+        ctx.stats.ignored();
+    }
+
+    fn flush(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        self.finish_current(out);
+        while let Some(t) = self.pending.pop_oldest() {
+            out.push(Observation::Dns(t.finish()));
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Byte-level helpers shared by the line parsers: tokens, numbers, addresses, timestamps.
+//! Nothing here allocates or panics; every function returns `None` on malformed input.
+
+use std::net::IpAddr;
+
+use memchr::memmem;
+
+use super::time::{month_from_abbrev, TimeResolver};
+use crate::model::Timestamp;
+
+/// Splits on runs of ASCII spaces/tabs, skipping empty tokens.
+pub fn tokens(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    b.split(|c| *c == b' ' || *c == b'\t')
+        .filter(|t| !t.is_empty())
+}
+
+/// Strips leading spaces/tabs.
+pub fn trim_start(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    b
+}
+
+/// Strips trailing whitespace (including `\r`).
+pub fn trim_end(mut b: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t' | b'\r' | b'\n'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// The first token and the rest after it (leading spaces of the rest stripped).
+pub fn next_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let b = trim_start(b);
+    if b.is_empty() {
+        return None;
+    }
+    let end = memchr::memchr2(b' ', b'\t', b).unwrap_or(b.len());
+    Some((b.get(..end)?, trim_start(b.get(end..)?)))
+}
+
+/// First occurrence of `needle`. Log lines are short, so a first-byte scan beats building a
+/// substring searcher per call; long haystacks use `memmem`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    if hay.len() > 512 {
+        return memmem::find(hay, needle);
+    }
+    let mut from = 0;
+    while let Some(i) = hay.get(from..).and_then(|h| memchr::memchr(first, h)) {
+        let at = from + i;
+        if hay.get(at + 1..at + 1 + rest.len()) == Some(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// A dotted-quad IPv4 address in canonical form (no leading zeros), without UTF-8 validation.
+pub fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    let mut cur: u32 = 0;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || i >= 3 {
+                return None;
+            }
+            *octets.get_mut(i)? = u8::try_from(cur).ok()?;
+            i += 1;
+            cur = 0;
+            digits = 0;
+        } else if c.is_ascii_digit() {
+            if digits > 0 && cur == 0 {
+                return None; // leading zero: not canonical
+            }
+            cur = cur * 10 + u32::from(c - b'0');
+            digits += 1;
+            if digits > 3 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    if digits == 0 || i != 3 {
+        return None;
+    }
+    *octets.get_mut(3)? = u8::try_from(cur).ok()?;
+    Some(std::net::Ipv4Addr::from(octets))
+}
+
+pub fn as_str(b: &[u8]) -> Option<&str> {
+    std::str::from_utf8(b).ok()
+}
+
+/// An IPv4/IPv6 address, optionally in brackets.
+pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
+    let b = match b {
+        [b'[', inner @ .., b']'] => inner,
+        _ => b,
+    };
+    if b.is_empty() || b.len() > 64 {
+        return None;
+    }
+    if let Some(v4) = parse_ipv4(b) {
+        return Some(IpAddr::V4(v4));
+    }
+    if !b.contains(&b':') {
+        return None;
+    }
+    as_str(b)?.parse().ok()
+}
+
+/// `addr<sep>port` where the separator is the last occurrence of `sep` (IPv6 safe for `#`, `@`,
+/// `/`; for `:` an IPv6 address must be bracketed).
+pub fn parse_ip_port(b: &[u8], sep: u8) -> Option<(IpAddr, u16)> {
+    let i = memchr::memrchr(sep, b)?;
+    let ip = parse_ip(b.get(..i)?)?;
+    let port = parse_u64(b.get(i + 1..)?)?;
+    Some((ip, u16::try_from(port).ok()?))
+}
+
+/// `ip:port`, `[ipv6]:port`, or a bare address (port `None`).
+pub fn parse_endpoint(b: &[u8]) -> Option<(IpAddr, Option<u16>)> {
+    if let Some(ip) = parse_ip(b) {
+        return Some((ip, None));
+    }
+    let (ip, port) = parse_ip_port(b, b':')?;
+    Some((ip, Some(port)))
+}
+
+/// A decimal unsigned integer (no sign, at most 19 digits).
+pub fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+pub fn parse_hex_u16(b: &[u8]) -> Option<u16> {
+    if b.is_empty() || b.len() > 4 {
+        return None;
+    }
+    u16::from_str_radix(as_str(b)?, 16).ok()
+}
+
+/// `HH:MM:SS` with an optional `.fraction` (any number of digits) → (seconds of day, µs).
+pub fn parse_hms(b: &[u8]) -> Option<(u32, u32)> {
+    let h = parse_u64(b.get(0..2)?)? as u32;
+    if b.get(2) != Some(&b':') || b.get(5) != Some(&b':') {
+        return None;
+    }
+    let m = parse_u64(b.get(3..5)?)? as u32;
+    let s = parse_u64(b.get(6..8)?)? as u32;
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let mut micros = 0u32;
+    if let Some(b'.' | b',') = b.get(8) {
+        let frac = b.get(9..)?;
+        let mut scale = 100_000u32;
+        for c in frac.iter().take_while(|c| c.is_ascii_digit()).take(6) {
+            micros += u32::from(c - b'0') * scale;
+            scale /= 10;
+        }
+    }
+    Some((h * 3600 + m * 60 + s, micros))
+}
+
+/// Length of `HH:MM:SS[.frac]` at the start of `b`.
+fn hms_len(b: &[u8]) -> usize {
+    let mut n = 8.min(b.len());
+    if matches!(b.get(8), Some(b'.' | b',')) {
+        n = 9 + b
+            .get(9..)
+            .map_or(0, |f| f.iter().take_while(|c| c.is_ascii_digit()).count());
+    }
+    n
+}
+
+/// Syslog `Mon dd HH:MM:SS` (day space-padded or not, single or double spaces) at the start of
+/// the line; returns the timestamp and the rest (not trimmed).
+pub fn syslog_ts<'a>(line: &'a [u8], time: &mut TimeResolver) -> Option<(Timestamp, &'a [u8])> {
+    let month = month_from_abbrev(line.get(..3)?)?;
+    let rest = trim_start(line.get(3..)?);
+    let dlen = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if dlen == 0 || dlen > 2 {
+        return None;
+    }
+    let day = parse_u64(rest.get(..dlen)?)? as u32;
+    let rest = trim_start(rest.get(dlen..)?);
+    let (secs, micros) = parse_hms(rest)?;
+    let n = hms_len(rest);
+    let ts = time.resolve_yearless(month, day, secs, micros)?;
+    Some((ts, rest.get(n..)?))
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±hh:mm|±hhmm]` at the start of the line; zone-less values use
+/// the resolver's zone. Returns the timestamp and the rest.
+pub fn iso_ts<'a>(line: &'a [u8], time: &mut TimeResolver) -> Option<(Timestamp, &'a [u8])> {
+    let year = parse_u64(line.get(0..4)?)? as i32;
+    if line.get(4) != Some(&b'-') || line.get(7) != Some(&b'-') {
+        return None;
+    }
+    let month = parse_u64(line.get(5..7)?)? as u32;
+    let day = parse_u64(line.get(8..10)?)? as u32;
+    if !matches!(line.get(10), Some(b'T' | b' ')) {
+        return None;
+    }
+    let rest = line.get(11..)?;
+    let (secs, micros) = parse_hms(rest)?;
+    let mut rest = rest.get(hms_len(rest)..)?;
+    let mut offset: i64 = 0;
+    let mut zoned = false;
+    match rest.first() {
+        Some(b'Z' | b'z') => {
+            zoned = true;
+            rest = rest.get(1..)?;
+        }
+        Some(&c @ (b'+' | b'-')) => {
+            let sign = if c == b'+' { 1 } else { -1 };
+            let h = parse_u64(rest.get(1..3)?)? as i64;
+            let (m, n) = if rest.get(3) == Some(&b':') {
+                (parse_u64(rest.get(4..6)?)? as i64, 6)
+            } else {
+                (parse_u64(rest.get(3..5)?)? as i64, 5)
+            };
+            offset = sign * (h * 3600 + m * 60);
+            zoned = true;
+            rest = rest.get(n..)?;
+        }
+        _ => {}
+    }
+    let ts = if zoned {
+        let mut utc = TimeResolver::new(super::time::Zone::Utc, None);
+        let t = utc.resolve(year, month, day, secs, micros)?;
+        Timestamp(t.0.checked_sub(offset.checked_mul(1_000_000)?)?)
+    } else {
+        time.resolve(year, month, day, secs, micros)?
+    };
+    Some((ts, rest))
+}
+
+/// `DD-Mon-YYYY HH:MM:SS.mmm` (BIND) at the start of the line.
+pub fn bind_ts<'a>(line: &'a [u8], time: &mut TimeResolver) -> Option<(Timestamp, &'a [u8])> {
+    let day = parse_u64(line.get(0..2)?)? as u32;
+    if line.get(2) != Some(&b'-') || line.get(6) != Some(&b'-') || line.get(11) != Some(&b' ') {
+        return None;
+    }
+    let month = month_from_abbrev(line.get(3..6)?)?;
+    let year = parse_u64(line.get(7..11)?)? as i32;
+    let rest = line.get(12..)?;
+    let (secs, micros) = parse_hms(rest)?;
+    let ts = time.resolve(year, month, day, secs, micros)?;
+    Some((ts, rest.get(hms_len(rest)..)?))
+}
+
+/// Epoch seconds with an optional fraction (`1795724797`, `1795724946.178`).
+pub fn epoch_ts(b: &[u8]) -> Option<Timestamp> {
+    let (int, frac) = match memchr::memchr(b'.', b) {
+        Some(i) => (b.get(..i)?, b.get(i + 1..)?),
+        None => (b, &b""[..]),
+    };
+    let secs = parse_u64(int)?;
+    if secs > 100_000_000_000 {
+        return None;
+    }
+    let mut micros = 0i64;
+    let mut scale = 100_000i64;
+    for c in frac.iter().take(6) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        micros += i64::from(c - b'0') * scale;
+        scale /= 10;
+    }
+    Some(Timestamp(secs as i64 * 1_000_000 + micros))
+}
+
+/// Any of the leading timestamp forms logs use: `[epoch]`, ISO 8601, BIND's, syslog's.
+pub fn any_ts<'a>(line: &'a [u8], time: &mut TimeResolver) -> Option<(Timestamp, &'a [u8])> {
+    match line.first()? {
+        b'[' => {
+            let end = memchr::memchr(b']', line)?;
+            let ts = epoch_ts(line.get(1..end)?)?;
+            Some((ts, line.get(end + 1..)?))
+        }
+        c if c.is_ascii_digit() => match line.get(2) {
+            Some(b'-') => bind_ts(line, time),
+            _ => iso_ts(line, time),
+        },
+        _ => syslog_ts(line, time),
+    }
+}
+
+/// After the timestamp: skips an optional hostname and returns (`program[pid]` token without the
+/// colon, the message after `: `). The program token may be glued to the timestamp (Pi-hole's
+/// test fixture writes `17:04:19dnsmasq[123]:`).
+pub fn program<'a>(rest: &'a [u8], name_hint: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let rest = trim_start(rest);
+    // Search the first two tokens for `prog[pid]:` or `prog:`.
+    let mut cur = rest;
+    for _ in 0..2 {
+        let (tok, after) = next_token(cur)?;
+        if let Some(p) = tok.strip_suffix(b":") {
+            return Some((p, after));
+        }
+        if find(tok, name_hint).is_some() {
+            // Unbound's own log file: `unbound[pid:tid] info: …` (no colon after the program).
+            return Some((tok, after));
+        }
+        cur = after;
+    }
+    None
+}
+
+/// Value of `key="value"` in a structured (logfmt-like) line; the key must start a field.
+pub fn kv<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut from = 0;
+    loop {
+        let hay = line.get(from..)?;
+        let i = find(hay, key)? + from;
+        let at_field_start = i == 0 || matches!(line.get(i - 1), Some(b' ' | b'\t'));
+        let after = i + key.len();
+        if at_field_start && line.get(after) == Some(&b'=') {
+            let v = line.get(after + 1..)?;
+            if let Some(inner) = v.strip_prefix(b"\"") {
+                let end = memchr::memchr(b'"', inner)?;
+                return inner.get(..end);
+            }
+            let end = memchr::memchr2(b' ', b'\t', v).unwrap_or(v.len());
+            return v.get(..end);
+        }
+        from = after;
+    }
+}
+
+/// A non-negative decimal (`0.000455`) times 10^`scale` (so `scale` 6 turns seconds into µs),
+/// rounded down; at most 12 integer digits.
+pub fn parse_scaled(b: &[u8], scale: u32) -> Option<u64> {
+    let (int, frac) = match memchr::memchr(b'.', b) {
+        Some(i) => (b.get(..i)?, b.get(i + 1..)?),
+        None => (b, &b""[..]),
+    };
+    if int.len() > 12 || (int.is_empty() && frac.is_empty()) {
+        return None;
+    }
+    let mut v = if int.is_empty() { 0 } else { parse_u64(int)? };
+    let mut used = 0;
+    for c in frac {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        if used < scale {
+            v = v * 10 + u64::from(c - b'0');
+            used += 1;
+        }
+    }
+    while used < scale {
+        v *= 10;
+        used += 1;
+    }
+    Some(v)
+}
+
+/// An RR type mnemonic; the common ones without the table walk.
+pub fn rrtype(b: &[u8]) -> Option<crate::model::RrType> {
+    use crate::model::RrType;
+    Some(match b {
+        b"A" => RrType::A,
+        b"AAAA" => RrType::AAAA,
+        b"HTTPS" => RrType::HTTPS,
+        b"PTR" => RrType::PTR,
+        b"TXT" => RrType::TXT,
+        b"MX" => RrType::MX,
+        b"CNAME" => RrType::CNAME,
+        b"SRV" => RrType::SRV,
+        b"NS" => RrType::NS,
+        b"SOA" => RrType::SOA,
+        _ => return RrType::parse(as_str(b)?),
+    })
+}
+
+/// Lower-case, strip one trailing dot (`model::normalize_name` on bytes). Names that are not
+/// UTF-8 are rejected (resolvers escape non-printable bytes, so real logs never hit this).
+pub fn name(b: &[u8]) -> Option<String> {
+    let s = as_str(b)?;
+    if s.is_empty() || s.len() > 1024 {
+        return None;
+    }
+    Some(crate::model::normalize_name(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::time::Zone;
+
+    #[test]
+    fn timestamps() {
+        let mut t = TimeResolver::new(Zone::Utc, Timestamp::parse("2026-12-01T00:00:00Z"));
+        let (ts, rest) = any_ts(b"26-Nov-2026 20:27:18.781 queries:", &mut t).unwrap();
+        assert_eq!(ts, Timestamp::parse("2026-11-26T20:27:18.781Z").unwrap());
+        assert_eq!(rest, b" queries:");
+        let (ts, _) = any_ts(b"Nov 26 20:27:53 dnsmasq[1]:", &mut t).unwrap();
+        assert_eq!(ts, Timestamp::parse("2026-11-26T20:27:53Z").unwrap());
+        let (ts, _) = any_ts(b"Nov  7 17:04:19dnsmasq[1]:", &mut t).unwrap();
+        assert_eq!(ts, Timestamp::parse("2026-11-07T17:04:19Z").unwrap());
+        let (ts, _) = any_ts(b"[1795724797] unbound", &mut t).unwrap();
+        assert_eq!(ts, Timestamp::from_secs(1_795_724_797));
+        let (ts, _) = any_ts(b"2019-03-18T22:13:36.289-07:00 [INFO]", &mut t).unwrap();
+        assert_eq!(ts, Timestamp::parse("2019-03-19T05:13:36.289Z").unwrap());
+        assert!(any_ts(b"XXXXXXXXXX.XXXXXX", &mut t).is_none());
+        assert!(any_ts(b"[", &mut t).is_none());
+        assert!(any_ts(b"99-Nov-2026 20:27:18.781", &mut t).is_none());
+    }
+
+    #[test]
+    fn fields() {
+        assert_eq!(
+            kv(
+                br#"msg="Question" qname="a.b" remote="1.2.3.4:5""#,
+                b"qname"
+            ),
+            Some(&b"a.b"[..])
+        );
+        assert_eq!(kv(br#"xqname="a" qname=b"#, b"qname"), Some(&b"b"[..]));
+        assert_eq!(
+            parse_ip_port(b"127.0.0.1#53", b'#'),
+            Some(("127.0.0.1".parse().unwrap(), 53))
+        );
+        assert_eq!(
+            parse_endpoint(b"[::1]:37915"),
+            Some(("::1".parse().unwrap(), Some(37915)))
+        );
+        assert_eq!(parse_u64(b"99999999999999999999"), None);
+        assert_eq!(parse_ipv4(b"10.1.2.3"), Some([10, 1, 2, 3].into()));
+        assert_eq!(parse_scaled(b"0.000455", 6), Some(455));
+        assert_eq!(parse_scaled(b"1.5", 3), Some(1500));
+        assert_eq!(parse_scaled(b"0.0001234567", 6), Some(123));
+        assert_eq!(parse_scaled(b"12", 6), Some(12_000_000));
+        assert_eq!(parse_scaled(b"-1", 6), None);
+        assert_eq!(parse_scaled(b".", 6), None);
+        for bad in [
+            &b"1.2.3"[..],
+            b"1.2.3.4.5",
+            b"256.1.1.1",
+            b"01.2.3.4",
+            b"1..2.3",
+            b"1.2.3.",
+            b"",
+        ] {
+            assert_eq!(parse_ipv4(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_ip(b"0.0.0.0"), Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(find(b"a reply x is y", b" is "), Some(9));
+        assert_eq!(find(b"iiis", b"is"), Some(2));
+    }
+}

@@ -1,0 +1,197 @@
+//! A bounded table of transactions waiting for their completing line (a reply waiting to be
+//! joined to its query), keyed by a 64-bit key, in arrival order.
+//!
+//! Arrival order is a ring of slots; a taken entry leaves a tombstone that is dropped once it
+//! reaches the front. The ring (live entries plus tombstones) never exceeds the cap: inserting
+//! into a full ring evicts the oldest slot, which the caller emits as unanswered. So memory is
+//! bounded by the cap whatever the input, and an entry never waits longer than `cap` newer
+//! entries (or the caller's time-out).
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+
+pub struct Pending<V> {
+    ring: VecDeque<Option<(u64, V)>>,
+    front_seq: u64,
+    /// key → sequence numbers of its live entries, oldest first. Almost always one entry, so
+    /// the first is stored inline (no allocation per key).
+    index: FxHashMap<u64, Seqs>,
+    cap: usize,
+}
+
+#[derive(Default)]
+struct Seqs {
+    first: u64,
+    more: VecDeque<u64>,
+}
+
+impl Seqs {
+    fn push(&mut self, seq: u64) {
+        self.more.push_back(seq);
+    }
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+    fn last(&self) -> u64 {
+        self.more.back().copied().unwrap_or(self.first)
+    }
+    /// Removes `seq`; returns whether the list is now empty.
+    fn remove(&mut self, seq: u64) -> bool {
+        if self.first == seq {
+            match self.more.pop_front() {
+                Some(next) => {
+                    self.first = next;
+                    false
+                }
+                None => true,
+            }
+        } else {
+            self.more.retain(|s| *s != seq);
+            false
+        }
+    }
+}
+
+impl<V> Pending<V> {
+    pub fn new(cap: usize) -> Self {
+        Pending {
+            ring: VecDeque::new(),
+            front_seq: 0,
+            index: FxHashMap::default(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Adds an entry; returns the entry evicted to make room, if any.
+    pub fn insert(&mut self, key: u64, v: V) -> Option<V> {
+        let evicted = if self.ring.len() >= self.cap {
+            self.pop_front_slot()
+        } else {
+            None
+        };
+        let seq = self.front_seq + self.ring.len() as u64;
+        self.ring.push_back(Some((key, v)));
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(seq),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Seqs {
+                    first: seq,
+                    more: VecDeque::new(),
+                });
+            }
+        }
+        evicted
+    }
+
+    /// Takes the oldest entry under `key` for which `pred` holds.
+    pub fn take(&mut self, key: u64, pred: impl Fn(&V) -> bool) -> Option<V> {
+        let seqs = self.index.get_mut(&key)?;
+        let mut found = None;
+        for seq in seqs.iter() {
+            let slot = seq
+                .checked_sub(self.front_seq)
+                .and_then(|off| self.ring.get(off as usize));
+            if let Some(Some((_, v))) = slot {
+                if pred(v) {
+                    found = Some(seq);
+                    break;
+                }
+            }
+        }
+        let seq = found?;
+        if seqs.remove(seq) {
+            self.index.remove(&key);
+        }
+        let off = seq.checked_sub(self.front_seq)? as usize;
+        let v = self.ring.get_mut(off)?.take().map(|(_, v)| v);
+        self.drop_tombstones();
+        v
+    }
+
+    /// The most recently inserted live entry under `key` (for updating it in place).
+    pub fn newest_mut(&mut self, key: u64) -> Option<&mut V> {
+        let seq = self.index.get(&key)?.last();
+        let off = seq.checked_sub(self.front_seq)? as usize;
+        match self.ring.get_mut(off) {
+            Some(Some((_, v))) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The oldest live entry.
+    pub fn oldest(&self) -> Option<&V> {
+        self.ring.front().and_then(|s| s.as_ref().map(|(_, v)| v))
+    }
+
+    /// Removes and returns the oldest live entry.
+    pub fn pop_oldest(&mut self) -> Option<V> {
+        self.drop_tombstones();
+        self.pop_front_slot()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn pop_front_slot(&mut self) -> Option<V> {
+        let slot = self.ring.pop_front()?;
+        let seq = self.front_seq;
+        self.front_seq += 1;
+        let (key, v) = slot?;
+        if let Some(seqs) = self.index.get_mut(&key) {
+            if seqs.remove(seq) {
+                self.index.remove(&key);
+            }
+        }
+        self.drop_tombstones();
+        Some(v)
+    }
+
+    fn drop_tombstones(&mut self) {
+        while let Some(None) = self.ring.front() {
+            self.ring.pop_front();
+            self.front_seq += 1;
+        }
+    }
+}
+
+/// FxHash of a byte string folded to lowercase plus extra parts (join keys: client, name, type).
+pub fn key_of(parts: &[&[u8]], extra: u64) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    for p in parts {
+        for c in *p {
+            h.write_u8(c.to_ascii_lowercase());
+        }
+        h.write_u8(0xff);
+    }
+    h.write_u64(extra);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_ordered() {
+        let mut p = Pending::new(3);
+        assert!(p.insert(1, "a").is_none());
+        assert!(p.insert(2, "b").is_none());
+        assert!(p.insert(1, "c").is_none());
+        assert_eq!(p.insert(3, "d"), Some("a"));
+        assert_eq!(p.take(1, |_| true), Some("c"));
+        assert_eq!(p.take(1, |_| true), None);
+        assert_eq!(p.pop_oldest(), Some("b"));
+        assert_eq!(p.pop_oldest(), Some("d"));
+        assert_eq!(p.pop_oldest(), None);
+        assert!(p.is_empty());
+        for i in 0..100u64 {
+            p.insert(i % 7, "x");
+            p.take(i % 5, |_| true);
+        }
+        assert!(p.ring.len() <= 3);
+    }
+}
