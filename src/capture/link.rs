@@ -8,6 +8,7 @@ pub const LINKTYPE_RAW: i32 = 101;
 /// `DLT_RAW` as OpenBSD/some libpcap builds write it.
 pub const LINKTYPE_RAW_ALT: i32 = 12;
 pub const LINKTYPE_RAW_ALT2: i32 = 14;
+pub const LINKTYPE_FDDI: i32 = 10;
 pub const LINKTYPE_LOOP: i32 = 108;
 pub const LINKTYPE_LINUX_SLL: i32 = 113;
 pub const LINKTYPE_IPV4: i32 = 228;
@@ -69,6 +70,7 @@ pub fn supported(linktype: i32) -> bool {
             | LINKTYPE_IPV4
             | LINKTYPE_IPV6
             | LINKTYPE_LINUX_SLL2
+            | LINKTYPE_FDDI
     )
 }
 
@@ -108,6 +110,21 @@ pub fn decode(linktype: i32, frame: &[u8]) -> Result<(L3, &[u8]), LinkSkip> {
                 _ => Err(LinkSkip::NotIp),
             }
         }
+        LINKTYPE_FDDI => {
+            // FC(1) DA(6) SA(6), then LLC/SNAP AA AA 03 OUI(3) ethertype(2). Some writers pad
+            // the header by 3 bytes; look for the SNAP header at both places.
+            for off in [13usize, 16] {
+                if frame.get(off..off + 3) == Some(&[0xaa, 0xaa, 0x03][..]) {
+                    let ty = be16(frame, off + 6).ok_or(LinkSkip::Truncated)?;
+                    return ethertype(ty, frame.get(off + 8..).ok_or(LinkSkip::Truncated)?);
+                }
+            }
+            Err(if frame.len() < 21 {
+                LinkSkip::Truncated
+            } else {
+                LinkSkip::NotIp
+            })
+        }
         _ => Err(LinkSkip::UnsupportedLinktype),
     }
 }
@@ -138,10 +155,34 @@ fn raw(frame: &[u8]) -> Result<(L3, &[u8]), LinkSkip> {
     }
 }
 
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
+/// MPLS labels popped at most (real stacks are 1–3 deep).
+pub const MAX_MPLS_LABELS: usize = 8;
+
 fn ethertype(ty: u16, rest: &[u8]) -> Result<(L3, &[u8]), LinkSkip> {
     match ty {
         ETHERTYPE_IPV4 => Ok((L3::Ipv4, rest)),
         ETHERTYPE_IPV6 => Ok((L3::Ipv6, rest)),
+        // PPPoE session (DSL access networks): 6-byte header, then the PPP protocol.
+        ETHERTYPE_PPPOE_SESSION => match be16(rest, 6).ok_or(LinkSkip::Truncated)? {
+            0x0021 => Ok((L3::Ipv4, rest.get(8..).ok_or(LinkSkip::Truncated)?)),
+            0x0057 => Ok((L3::Ipv6, rest.get(8..).ok_or(LinkSkip::Truncated)?)),
+            _ => Err(LinkSkip::NotIp),
+        },
+        // MPLS: pop to the bottom of the stack; the payload's version nibble says which IP.
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
+            let mut off = 0usize;
+            for _ in 0..MAX_MPLS_LABELS {
+                let entry = be32(rest, off).ok_or(LinkSkip::Truncated)?;
+                off += 4;
+                if entry & 0x100 != 0 {
+                    return raw(rest.get(off..).ok_or(LinkSkip::Truncated)?);
+                }
+            }
+            Err(LinkSkip::TooManyTags)
+        }
         _ => Err(LinkSkip::NotIp),
     }
 }

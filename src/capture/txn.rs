@@ -42,6 +42,8 @@ pub struct TxnStats {
     pub unanswered: u64,
     pub unsolicited: u64,
     pub duplicate_queries: u64,
+    /// Responses whose question differed from the pending query with the same id.
+    pub mismatched: u64,
     pub salvaged: u64,
     pub evicted: u64,
     /// Parse failures by fixed reason label.
@@ -159,6 +161,17 @@ impl DnsTxns {
             id: m.id,
             transport,
         };
+        // Same id but another question: not this query's answer (a spoofing attempt or a
+        // confused server). Report both halves separately rather than merge them.
+        if let Some(q) = self.map.get(&key) {
+            if q.qname != qname || q.qtype != qtype {
+                if let Some(q) = self.map.remove(&key) {
+                    self.stats.unanswered += 1;
+                    self.stats.mismatched += 1;
+                    out.push_back(self.unanswered(&key, q));
+                }
+            }
+        }
         match self.map.remove(&key) {
             Some(q) => {
                 self.stats.paired += 1;

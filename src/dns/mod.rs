@@ -10,10 +10,10 @@
 //! hickory types never leave this module: callers see [`ParsedMessage`] and [`DnsError`].
 
 use hickory_proto::op::{Header, Message, MessageType, Query};
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::model::{normalize_name, DnsAnswer, Rcode, RrType};
+use crate::model::{DnsAnswer, Rcode, RrType};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,9 +67,21 @@ pub fn parse_message(wire: &[u8]) -> Result<ParsedMessage, DnsError> {
     }
 }
 
+/// DNS UPDATE (RFC 2136): its "answer" section holds prerequisites, not answers.
+const OPCODE_UPDATE: u8 = 5;
+
 fn from_message(msg: &Message) -> ParsedMessage {
     let questions = msg.queries.iter().map(question).collect();
-    let answers = msg.answers.iter().take(MAX_ANSWERS).map(answer).collect();
+    let answers = if u8::from(msg.metadata.op_code) == OPCODE_UPDATE {
+        Vec::new()
+    } else {
+        msg.answers
+            .iter()
+            .filter(|r| !r.data.is_update())
+            .take(MAX_ANSWERS)
+            .map(answer)
+            .collect()
+    };
     ParsedMessage {
         id: msg.metadata.id,
         is_response: msg.metadata.message_type == MessageType::Response,
@@ -84,24 +96,52 @@ fn from_message(msg: &Message) -> ParsedMessage {
 }
 
 fn question(q: &Query) -> (String, RrType) {
-    (
-        normalize_name(&q.name().to_ascii()),
-        RrType(u16::from(q.query_type())),
-    )
+    (name_str(q.name()), RrType(u16::from(q.query_type())))
+}
+
+/// Presentation form of a name, normalised: lowercase, no trailing dot, `.` for the root.
+///
+/// Printable ASCII is kept as is (unlike hickory's `to_ascii`, which escapes `*`, `=`, …), so
+/// names compare equal to what Wireshark, Zeek and resolver logs print; a `.` or `\` inside a
+/// label is escaped with `\`, other bytes as `\DDD` (RFC 1035 master-file style).
+pub fn name_str(name: &Name) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(64);
+    for label in name.iter() {
+        if !s.is_empty() {
+            s.push('.');
+        }
+        for &b in label {
+            match b {
+                b'.' | b'\\' => {
+                    s.push('\\');
+                    s.push(b as char);
+                }
+                0x21..=0x7e => s.push(b.to_ascii_lowercase() as char),
+                _ => {
+                    let _ = write!(s, "\\{b:03}");
+                }
+            }
+        }
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    s
 }
 
 fn answer(r: &Record) -> DnsAnswer {
     let data = match &r.data {
         RData::A(a) => a.0.to_string(),
         RData::AAAA(a) => a.0.to_string(),
-        RData::CNAME(n) => normalize_name(&n.0.to_ascii()),
-        RData::NS(n) => normalize_name(&n.0.to_ascii()),
-        RData::PTR(n) => normalize_name(&n.0.to_ascii()),
-        RData::ANAME(n) => normalize_name(&n.0.to_ascii()),
+        RData::CNAME(n) => name_str(&n.0),
+        RData::NS(n) => name_str(&n.0),
+        RData::PTR(n) => name_str(&n.0),
+        RData::ANAME(n) => name_str(&n.0),
         other => other.to_string(),
     };
     DnsAnswer {
-        name: normalize_name(&r.name.to_ascii()),
+        name: name_str(&r.name),
         rtype: RrType(u16::from(r.record_type())),
         ttl: Some(r.ttl),
         data,
@@ -136,7 +176,10 @@ fn salvage(wire: &[u8], reason: String) -> Result<ParsedMessage, DnsError> {
             }
             match Record::read(&mut dec) {
                 // An OPT/TSIG in the answer section is a protocol violation; skip it.
-                Ok(r) if matches!(r.record_type(), RecordType::OPT | RecordType::TSIG) => {}
+                Ok(r)
+                    if matches!(r.record_type(), RecordType::OPT | RecordType::TSIG)
+                        || r.data.is_update()
+                        || u8::from(meta.op_code) == OPCODE_UPDATE => {}
                 Ok(r) => answers.push(answer(&r)),
                 Err(_) => break,
             }
