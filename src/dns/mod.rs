@@ -130,6 +130,33 @@ pub fn name_str(name: &Name) -> String {
     s
 }
 
+/// TXT data in master-file form, as dig prints it: each character-string quoted, separated by
+/// a space, with `"` and `\\` escaped and bytes outside printable ASCII as `\\DDD`.
+fn txt_str<'a>(strings: impl Iterator<Item = &'a [u8]>) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    for part in strings {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push('"');
+        for &b in part {
+            match b {
+                b'"' | b'\\' => {
+                    s.push('\\');
+                    s.push(b as char);
+                }
+                0x20..=0x7e => s.push(b as char),
+                _ => {
+                    let _ = write!(s, "\\{b:03}");
+                }
+            }
+        }
+        s.push('"');
+    }
+    s
+}
+
 fn answer(r: &Record) -> DnsAnswer {
     let data = match &r.data {
         RData::A(a) => a.0.to_string(),
@@ -138,6 +165,7 @@ fn answer(r: &Record) -> DnsAnswer {
         RData::NS(n) => name_str(&n.0),
         RData::PTR(n) => name_str(&n.0),
         RData::ANAME(n) => name_str(&n.0),
+        RData::TXT(t) => txt_str(t.txt_data.iter().map(|b| &b[..])),
         other => other.to_string(),
     };
     DnsAnswer {
