@@ -85,5 +85,6 @@ fn tables_stay_at_their_caps_under_floods() {
     // The active mining session survived the SYN flood (CLOCK eviction spares recent flows).
     d.finish(&mut out);
     let survived = out.iter().any(|o| matches!(o, Observation::Flow(f) if f.dst_port == 3333 && f.app.stratum_method.is_some() && f.packets_out > 100));
-    assert!(survived, "mining flow was evicted by the flood");
+    let mine: Vec<_> = out.iter().filter(|o| matches!(o, Observation::Flow(f) if f.dst_port == 3333)).collect();
+    assert!(survived, "mining flow was evicted by the flood: {mine:?}");
 }

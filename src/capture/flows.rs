@@ -155,12 +155,17 @@ impl FlowTable {
             if is_tcp && s.flags & SYN == 0 && s.payload.is_empty() {
                 return; // Bare ACK/FIN of a flow we never saw: no ghost flows.
             }
+        }
+        let created = !self.map.contains_key(&key);
+        if created {
             self.create(s, key, out);
         }
         let Some(f) = self.map.get_mut(&key) else {
             return;
         };
-        f.referenced = true;
+        // Only traffic after the first packet earns a second chance: a flood's one-packet
+        // flows stay unreferenced and are evicted before sessions that keep talking.
+        f.referenced |= !created;
         if f.tombstone {
             return;
         }
