@@ -111,7 +111,7 @@ impl Decoder {
         self.frags.expire(now);
         self.tcp.expire(now);
         if self.track_flows {
-            self.flows.sweep(now, out);
+            self.flows.maybe_sweep(now, out);
         }
     }
 

@@ -32,6 +32,8 @@ pub const TOMBSTONE_US: i64 = 10_000_000;
 pub const MAX_INTERIM_REPORTS: u8 = 3;
 /// How often (capture time) the idle sweep runs.
 pub const SWEEP_INTERVAL_US: i64 = 1_000_000;
+/// Each sweep examines 1/`SWEEP_FRACTION` of the table (see [`FlowTable::sweep`]).
+pub const SWEEP_FRACTION: usize = 64;
 const ACK: u8 = 0x10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,11 +137,16 @@ impl FlowTable {
         self.map.is_empty()
     }
 
-    pub fn packet(&mut self, s: &Segment<'_>, out: &mut VecDeque<Observation>) {
-        if s.ts.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_US {
-            self.sweep(s.ts, out);
-            self.last_sweep = s.ts;
+    /// Runs [`FlowTable::sweep`] when [`SWEEP_INTERVAL_US`] has passed since the last one.
+    pub fn maybe_sweep(&mut self, now: i64, out: &mut VecDeque<Observation>) {
+        if now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_US {
+            self.sweep(now, out);
+            self.last_sweep = now;
         }
+    }
+
+    pub fn packet(&mut self, s: &Segment<'_>, out: &mut VecDeque<Observation>) {
+        self.maybe_sweep(s.ts, out);
         let key = Key::new(s.src, s.sport, s.dst, s.dport, s.proto);
         let is_tcp = s.proto == Proto::Tcp;
         if let Some(f) = self.map.get(&key) {
@@ -315,11 +322,25 @@ impl FlowTable {
         out.push_back(Observation::Flow(obs));
     }
 
-    /// Evicts idle flows (and expired tombstones).
+    /// Evicts idle flows (and expired tombstones), incrementally: each call examines the
+    /// [`SWEEP_FRACTION`]th of the table at the front of the age queue, evicting idle entries
+    /// and rotating live ones to the back. A full pass takes `SWEEP_FRACTION` sweeps (about a
+    /// minute of capture time), so the per-packet cost stays flat however large the table is;
+    /// an idle flow is reported at most that much later than its timeout.
     pub fn sweep(&mut self, now: i64, out: &mut VecDeque<Observation>) {
         let (tcp_idle, udp_idle) = (self.tcp_idle_us, self.udp_idle_us);
-        let mut idle = Vec::new();
-        for (k, f) in &self.map {
+        let mut budget = self.map.len() / SWEEP_FRACTION + 16;
+        while budget > 0 {
+            budget -= 1;
+            let Some((k, s)) = self.order.pop_front() else {
+                break;
+            };
+            let Some(f) = self.map.get_mut(&k) else {
+                continue;
+            };
+            if f.serial != s {
+                continue; // stale queue entry
+            }
             let limit = if f.tombstone {
                 TOMBSTONE_US
             } else if k.proto == Proto::Tcp {
@@ -328,15 +349,16 @@ impl FlowTable {
                 udp_idle
             };
             if now.saturating_sub(f.obs.last_ts.0) > limit {
-                idle.push(*k);
-            }
-        }
-        for k in idle {
-            if let Some(f) = self.map.remove(&k) {
-                if !f.tombstone {
-                    self.stats.evicted_idle += 1;
+                if let Some(f) = self.map.remove(&k) {
+                    if !f.tombstone {
+                        self.stats.evicted_idle += 1;
+                    }
+                    self.report_final(f, out);
                 }
-                self.report_final(f, out);
+            } else {
+                self.serial += 1;
+                f.serial = self.serial;
+                self.order.push_back((k, self.serial));
             }
         }
         if self.order.len() > self.map.len().saturating_mul(2).max(1024) {

@@ -130,6 +130,25 @@ pub fn name_str(name: &Name) -> String {
     s
 }
 
+/// Dotted-quad without going through `fmt` (A answers are the hot path: ~10% of decode time
+/// was `Ipv4Addr::to_string`).
+fn ipv4_str(o: [u8; 4]) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, b) in o.into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if b >= 100 {
+            s.push(char::from(b'0' + b / 100));
+        }
+        if b >= 10 {
+            s.push(char::from(b'0' + (b / 10) % 10));
+        }
+        s.push(char::from(b'0' + b % 10));
+    }
+    s
+}
+
 /// TXT data in master-file form, as dig prints it: each character-string quoted, separated by
 /// a space, with `"` and `\\` escaped and bytes outside printable ASCII as `\\DDD`.
 fn txt_str<'a>(strings: impl Iterator<Item = &'a [u8]>) -> String {
@@ -159,7 +178,7 @@ fn txt_str<'a>(strings: impl Iterator<Item = &'a [u8]>) -> String {
 
 fn answer(r: &Record) -> DnsAnswer {
     let data = match &r.data {
-        RData::A(a) => a.0.to_string(),
+        RData::A(a) => ipv4_str(a.0.octets()),
         RData::AAAA(a) => a.0.to_string(),
         RData::CNAME(n) => name_str(&n.0),
         RData::NS(n) => name_str(&n.0),
@@ -320,6 +339,13 @@ mod tests {
         assert!(r.salvaged.is_some());
         assert_eq!(r.questions[0].0, "www.example.com");
         assert_eq!(r.answers.len(), 1, "the CNAME before the damage is kept");
+    }
+
+    #[test]
+    fn ipv4_formatting() {
+        for o in [[0, 0, 0, 0], [255, 255, 255, 255], [10, 9, 100, 199], [1, 20, 0, 250]] {
+            assert_eq!(ipv4_str(o), std::net::Ipv4Addr::from(o).to_string());
+        }
     }
 
     #[test]
