@@ -27,7 +27,11 @@ fn ensure_fixtures() {
         if force || !p.exists() {
             std::fs::write(&p, &bytes).unwrap();
         }
-        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name} differs from its generator");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            bytes,
+            "{name} differs from its generator"
+        );
     }
 }
 
@@ -65,10 +69,17 @@ fn udp_query_response_unanswered_unsolicited_and_mdns() {
     assert_eq!(d.answers[0].ttl, Some(300));
     assert!(d.query_seen);
     let lost = dns.iter().find(|d| d.id == Some(0x2222)).unwrap();
-    assert_eq!((lost.rcode, lost.qtype, lost.query_seen), (None, RrType::AAAA, true));
+    assert_eq!(
+        (lost.rcode, lost.qtype, lost.query_seen),
+        (None, RrType::AAAA, true)
+    );
     let stray = dns.iter().find(|d| d.id == Some(0x3333)).unwrap();
     assert!(!stray.query_seen);
-    assert_eq!(stray.client.to_string(), "192.0.2.11", "client = the response's destination");
+    assert_eq!(
+        stray.client.to_string(),
+        "192.0.2.11",
+        "client = the response's destination"
+    );
     // mDNS is not DNS here: reported (if at all) only as a UDP flow.
     assert!(dns.iter().all(|d| d.qname != "printer.local"));
     assert!(flows.iter().all(|f| f.dst_port == 5353));
@@ -82,7 +93,10 @@ fn cname_chain() {
     let (dns, _, _) = read("cname_chain.pcap");
     let d = &dns[0];
     let chain: Vec<&str> = d.cname_targets().collect();
-    assert_eq!(chain, ["relay.cloud-sync-check.net", "gulf.moneroocean.stream"]);
+    assert_eq!(
+        chain,
+        ["relay.cloud-sync-check.net", "gulf.moneroocean.stream"]
+    );
     let ips: Vec<String> = d.answer_ips().map(|i| i.to_string()).collect();
     assert_eq!(ips, ["203.0.113.200", "203.0.113.201"]);
 }
@@ -104,7 +118,10 @@ fn dns_over_tcp_joined_and_split_messages() {
     assert_eq!(a.answers.len(), 2);
     assert_eq!(aaaa.answers[0].data, "2001:db8::14");
     assert!(a.rtt_us.is_some() && aaaa.rtt_us.is_some());
-    assert!(flows.is_empty(), "DNS connections are not reported as flows");
+    assert!(
+        flows.is_empty(),
+        "DNS connections are not reported as flows"
+    );
     assert_eq!(st.tcp_dns_streams, 0, "closed streams are released");
 }
 
@@ -148,19 +165,38 @@ fn malformed_message_is_salvaged_and_counted() {
 #[test]
 fn xmrig_login_flow() {
     let (_, flows, _) = read("xmrig_flow.pcap");
-    let interim: Vec<_> = flows.iter().filter(|f| f.report == FlowReport::Interim).collect();
-    let fin = flows.iter().find(|f| f.report == FlowReport::Final).unwrap();
+    let interim: Vec<_> = flows
+        .iter()
+        .filter(|f| f.report == FlowReport::Interim)
+        .collect();
+    let fin = flows
+        .iter()
+        .find(|f| f.report == FlowReport::Final)
+        .unwrap();
     assert!(!interim.is_empty());
     // Recognised long before the session ends (the close is 5 s later).
-    let early = interim.iter().find(|f| f.app.stratum_method.is_some()).unwrap();
+    let early = interim
+        .iter()
+        .find(|f| f.app.stratum_method.is_some())
+        .unwrap();
     assert!(early.last_ts.0 - early.ts.0 < 10_000);
     assert_eq!(fin.state, FlowState::Closed);
     assert_eq!(fin.direction, Direction::Originator);
     assert_eq!(fin.src.to_string(), "192.0.2.10");
     assert_eq!(fin.dst_port, 3333);
     assert_eq!(fin.app.stratum_method.as_deref(), Some("login"));
-    assert!(fin.app.stratum_agent.as_deref().unwrap().starts_with("XMRig/6.21.0"));
-    assert!(fin.app.stratum_login.as_deref().unwrap().starts_with("48E5Y"));
+    assert!(fin
+        .app
+        .stratum_agent
+        .as_deref()
+        .unwrap()
+        .starts_with("XMRig/6.21.0"));
+    assert!(fin
+        .app
+        .stratum_login
+        .as_deref()
+        .unwrap()
+        .starts_with("48E5Y"));
     assert!(fin.bytes_out > 200 && fin.bytes_in > 50);
     // SYN, ACK, data, FIN out; SYN-ACK, data, FIN in. The report is made at the second FIN,
     // so the last ACK is not in it.
@@ -186,8 +222,14 @@ fn tls_client_hello_sni() {
     let last = flows.last().unwrap();
     assert!(last.app.tls);
     assert_eq!(last.app.sni.as_deref(), Some("gulf.moneroocean.stream"));
-    assert_eq!(last.state, FlowState::Established, "never closed: open at end of input");
-    assert!(flows.iter().any(|f| f.report == FlowReport::Interim && f.app.sni.is_some()));
+    assert_eq!(
+        last.state,
+        FlowState::Established,
+        "never closed: open at end of input"
+    );
+    assert!(flows
+        .iter()
+        .any(|f| f.report == FlowReport::Interim && f.app.sni.is_some()));
 }
 
 #[test]
@@ -195,7 +237,9 @@ fn looks_like_capture_and_bad_files() {
     ensure_fixtures();
     let head = std::fs::read(dir().join("sll2.pcap")).unwrap();
     assert!(capture::looks_like_capture(&head));
-    assert!(!capture::looks_like_capture(b"Nov 26 20:27:53 dnsmasq[6972]: 81"));
+    assert!(!capture::looks_like_capture(
+        b"Nov 26 20:27:53 dnsmasq[6972]: 81"
+    ));
     let tmp = tempfile::tempdir().unwrap();
     let junk = tmp.path().join("junk.pcap");
     std::fs::write(&junk, b"not a capture at all").unwrap();

@@ -40,28 +40,81 @@ fn tables_stay_at_their_caps_under_floods() {
     };
     // A real mining session that must survive the SYN flood (it keeps sending).
     let miner = v4("192.0.2.10");
-    d.packet(t, LINK, &tcp_frame(miner, 40000, server, 3333, 1, 0, SYN, &[]), &mut out);
-    d.packet(t, LINK, &tcp_frame(server, 3333, miner, 40000, 9, 2, SYN | ACK, &[]), &mut out);
-    d.packet(t, LINK, &tcp_frame(miner, 40000, server, 3333, 2, 10, ACK, &[]), &mut out);
+    d.packet(
+        t,
+        LINK,
+        &tcp_frame(miner, 40000, server, 3333, 1, 0, SYN, &[]),
+        &mut out,
+    );
+    d.packet(
+        t,
+        LINK,
+        &tcp_frame(server, 3333, miner, 40000, 9, 2, SYN | ACK, &[]),
+        &mut out,
+    );
+    d.packet(
+        t,
+        LINK,
+        &tcp_frame(miner, 40000, server, 3333, 2, 10, ACK, &[]),
+        &mut out,
+    );
     let mut miner_seq = 2u32;
     for i in 0..200_000u32 {
         // All within one second of capture time: idle timeouts cannot help, only the caps.
         t += 2;
         let src = ip_n(i);
-        d.packet(t, LINK, &tcp_frame(src, 1024 + (i % 60000) as u16, server, 443, i, 0, SYN, &[]), &mut out);
+        d.packet(
+            t,
+            LINK,
+            &tcp_frame(src, 1024 + (i % 60000) as u16, server, 443, i, 0, SYN, &[]),
+            &mut out,
+        );
         let q = query(i as u16, &format!("r{i}x.victim.example"), 1);
-        d.packet(t, LINK, &udp_frame(src, 2000 + (i % 60000) as u16, resolver, 53, &q), &mut out);
+        d.packet(
+            t,
+            LINK,
+            &udp_frame(src, 2000 + (i % 60000) as u16, resolver, 53, &q),
+            &mut out,
+        );
         if i % 4 == 0 {
             // DNS-over-TCP stream that announces a 60 KB message and never finishes it.
             let mut seg = vec![0xea, 0x60];
             seg.extend_from_slice(&[0u8; 1000]);
-            d.packet(t, LINK, &tcp_frame(src, 3000 + (i % 60000) as u16, resolver, 53, 1, 1, ACK, &seg), &mut out);
+            d.packet(
+                t,
+                LINK,
+                &tcp_frame(
+                    src,
+                    3000 + (i % 60000) as u16,
+                    resolver,
+                    53,
+                    1,
+                    1,
+                    ACK,
+                    &seg,
+                ),
+                &mut out,
+            );
             // First fragment of a datagram whose rest never comes.
             let frag = ipv4(src, resolver, 17, i as u16, 0x2000, &[0u8; 64]);
             d.packet(t, LINK, &ether(&frag, false, &[]), &mut out);
         }
         if i % 1000 == 0 {
-            d.packet(t, LINK, &tcp_frame(miner, 40000, server, 3333, miner_seq, 10, PSH | ACK, b"{\"method\":\"keepalived\"}\n"), &mut out);
+            d.packet(
+                t,
+                LINK,
+                &tcp_frame(
+                    miner,
+                    40000,
+                    server,
+                    3333,
+                    miner_seq,
+                    10,
+                    PSH | ACK,
+                    b"{\"method\":\"keepalived\"}\n",
+                ),
+                &mut out,
+            );
             miner_seq += 24;
         }
         drain(&mut out);
@@ -80,11 +133,14 @@ fn tables_stay_at_their_caps_under_floods() {
     assert_eq!(st.tcp_dns_streams, tcp::MAX_TCP_DNS_STREAMS);
     assert_eq!(st.frag_datagrams, frag::MAX_FRAG_DATAGRAMS);
     // Evictions were reported, not silently dropped.
-    assert_eq!(st.flows_evicted_cap as u64, evicted_flows);
+    assert_eq!(st.flows_evicted_cap, evicted_flows);
     assert_eq!(unanswered, 200_000 - cfg.max_pending_dns as u64);
     // The active mining session survived the SYN flood (CLOCK eviction spares recent flows).
     d.finish(&mut out);
     let survived = out.iter().any(|o| matches!(o, Observation::Flow(f) if f.dst_port == 3333 && f.app.stratum_method.is_some() && f.packets_out > 100));
-    let mine: Vec<_> = out.iter().filter(|o| matches!(o, Observation::Flow(f) if f.dst_port == 3333)).collect();
+    let mine: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o, Observation::Flow(f) if f.dst_port == 3333))
+        .collect();
     assert!(survived, "mining flow was evicted by the flood: {mine:?}");
 }

@@ -24,7 +24,10 @@ fn lab() -> Option<PathBuf> {
 }
 
 fn s(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -75,11 +78,17 @@ fn lab_captures_match_ground_truth() {
                         && serde_json::to_value(d.transport).unwrap() == transport.as_str()
                 });
                 let Some(d) = found else {
-                    problems.push(format!("{run_id} {hid}: query {qname} id {id} {transport} missing"));
+                    problems.push(format!(
+                        "{run_id} {hid}: query {qname} id {id} {transport} missing"
+                    ));
                     continue;
                 };
                 if d.rcode.map(|r| r.to_string()) != Some(s(q, "rcode")) {
-                    problems.push(format!("{run_id} {hid}: {qname} rcode {:?} != {}", d.rcode, s(q, "rcode")));
+                    problems.push(format!(
+                        "{run_id} {hid}: {qname} rcode {:?} != {}",
+                        d.rcode,
+                        s(q, "rcode")
+                    ));
                 }
                 if d.truncated != q["tc"].as_bool().unwrap_or(false) {
                     problems.push(format!("{run_id} {hid}: {qname} TC differs"));
@@ -90,7 +99,11 @@ fn lab_captures_match_ground_truth() {
                     .iter()
                     .map(|a| {
                         let t = s(a, "type");
-                        let data = if t == "CNAME" { normalize_name(&s(a, "data")) } else { s(a, "data") };
+                        let data = if t == "CNAME" {
+                            normalize_name(&s(a, "data"))
+                        } else {
+                            s(a, "data")
+                        };
                         (normalize_name(&s(a, "name")), t, data)
                     })
                     .collect();
@@ -100,7 +113,9 @@ fn lab_captures_match_ground_truth() {
                     .map(|a| (a.name.clone(), a.rtype.to_string(), a.data.clone()))
                     .collect();
                 if want != got {
-                    problems.push(format!("{run_id} {hid}: {qname} answers {got:?} != {want:?}"));
+                    problems.push(format!(
+                        "{run_id} {hid}: {qname} answers {got:?} != {want:?}"
+                    ));
                 }
                 if d.rtt_us.is_none() {
                     problems.push(format!("{run_id} {hid}: {qname} no rtt"));
@@ -113,19 +128,29 @@ fn lab_captures_match_ground_truth() {
                 let sport = c["src_port"].as_u64().unwrap() as u16;
                 let reports: Vec<&&FlowObservation> = flows
                     .iter()
-                    .filter(|f| f.src == ip && f.src_port == sport && f.dst == dst && f.dst_port == dport)
+                    .filter(|f| {
+                        f.src == ip && f.src_port == sport && f.dst == dst && f.dst_port == dport
+                    })
                     .collect();
                 let Some(fin) = reports.iter().find(|f| f.report == FlowReport::Final) else {
-                    problems.push(format!("{run_id} {hid}: connection to {dst}:{dport} has no final flow"));
+                    problems.push(format!(
+                        "{run_id} {hid}: connection to {dst}:{dport} has no final flow"
+                    ));
                     continue;
                 };
-                let want_state = match (c["established"].as_bool(), c.get("ts_close").is_some_and(|v| !v.is_null())) {
+                let want_state = match (
+                    c["established"].as_bool(),
+                    c.get("ts_close").is_some_and(|v| !v.is_null()),
+                ) {
                     (Some(true), true) => FlowState::Closed,
                     (Some(true), false) => FlowState::Established,
                     _ => FlowState::Attempted,
                 };
                 if fin.state != want_state {
-                    problems.push(format!("{run_id} {hid}: {dst}:{dport} state {:?} != {want_state:?}", fin.state));
+                    problems.push(format!(
+                        "{run_id} {hid}: {dst}:{dport} state {:?} != {want_state:?}",
+                        fin.state
+                    ));
                 }
                 if fin.bytes_out == 0 || fin.packets_in == 0 {
                     problems.push(format!("{run_id} {hid}: {dst}:{dport} counts empty"));
@@ -134,21 +159,29 @@ fn lab_captures_match_ground_truth() {
                 let tls = c["tls"].as_bool().unwrap_or(false);
                 if tls {
                     if !fin.app.tls || fin.app.sni.as_deref() != c["sni"].as_str() {
-                        problems.push(format!("{run_id} {hid}: {dst}:{dport} TLS/SNI {:?} != {:?}", fin.app, c["sni"]));
+                        problems.push(format!(
+                            "{run_id} {hid}: {dst}:{dport} TLS/SNI {:?} != {:?}",
+                            fin.app, c["sni"]
+                        ));
                     }
                 } else if matches!(app.as_str(), "xmrig" | "stratum1" | "ethproxy") {
                     n_mining += 1;
                     if fin.app.stratum_method.is_none() {
-                        problems.push(format!("{run_id} {hid}: {dst}:{dport} {app} not recognised"));
+                        problems.push(format!(
+                            "{run_id} {hid}: {dst}:{dport} {app} not recognised"
+                        ));
                     }
                     // Reported while the session is still open, not only at its end.
-                    let early = reports.iter().any(|f| {
-                        f.report == FlowReport::Interim && f.app.stratum_method.is_some()
-                    });
+                    let early = reports
+                        .iter()
+                        .any(|f| f.report == FlowReport::Interim && f.app.stratum_method.is_some());
                     if !early {
-                        problems.push(format!("{run_id} {hid}: {dst}:{dport} no interim Stratum report"));
+                        problems.push(format!(
+                            "{run_id} {hid}: {dst}:{dport} no interim Stratum report"
+                        ));
                     }
-                } else if matches!(app.as_str(), "http" | "selenium") && fin.app.http_host.is_none() {
+                } else if matches!(app.as_str(), "http" | "selenium") && fin.app.http_host.is_none()
+                {
                     problems.push(format!("{run_id} {hid}: {dst}:{dport} HTTP Host not read"));
                 }
             }
@@ -157,7 +190,10 @@ fn lab_captures_match_ground_truth() {
             if verdict == "confirmed_mining" || verdict == "direct_ip_pool_connection" {
                 let pc = &host["pool_contacted"];
                 let mining = flows.iter().any(|f| {
-                    f.src == ip && (f.app.stratum_method.is_some() || (pc["tls"].as_bool() == Some(true) && f.app.sni.as_deref() == pc["sni"].as_str()))
+                    f.src == ip
+                        && (f.app.stratum_method.is_some()
+                            || (pc["tls"].as_bool() == Some(true)
+                                && f.app.sni.as_deref() == pc["sni"].as_str()))
                 });
                 if !mining {
                     problems.push(format!("{run_id} {hid}: no mining flow recognised"));
@@ -167,5 +203,10 @@ fn lab_captures_match_ground_truth() {
     }
     println!("lab: {n_dns} queries, {n_conn} connections ({n_mining} clear-text mining) checked");
     assert!(n_dns > 1000 && n_conn > 100);
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

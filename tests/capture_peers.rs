@@ -85,13 +85,19 @@ const NO_QUESTION_CAPTURES: &[&str] = &[
 fn dns_agrees_with_tshark() {
     let Some(root) = shared() else { return };
     let dir = root.join("peer-expected/tshark-4.0.17");
-    let mut files: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     let (mut checked_files, mut checked_rows) = (0, 0);
     let mut problems = Vec::new();
     for tsv in files {
         let fname = tsv.file_name().unwrap().to_string_lossy().to_string();
-        let Some(rel) = fname.strip_suffix(".dns.tsv") else { continue };
+        let Some(rel) = fname.strip_suffix(".dns.tsv") else {
+            continue;
+        };
         let rel = rel.replace("__", "/");
         let pcap = root.join(&rel);
         if !pcap.exists() {
@@ -104,7 +110,12 @@ fn dns_agrees_with_tshark() {
         let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
         let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
         let first = |row: &[&str], name: &str| -> String {
-            row.get(col(name)).unwrap_or(&"").split(',').next().unwrap_or("").to_string()
+            row.get(col(name))
+                .unwrap_or(&"")
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .to_string()
         };
         let set = |row: &[&str], name: &str| -> BTreeSet<String> {
             row.get(col(name))
@@ -142,7 +153,9 @@ fn dns_agrees_with_tshark() {
                 .filter(|o| o.id == Some(id) && canon(&o.qname) == qname)
                 .collect();
             if cands.is_empty() {
-                problems.push(format!("{rel} frame {frame}: no observation for id {id} {qname}"));
+                problems.push(format!(
+                    "{rel} frame {frame}: no observation for id {id} {qname}"
+                ));
                 continue;
             }
             let qtype = first(&row, "dns.qry.type");
@@ -191,7 +204,12 @@ fn dns_agrees_with_tshark() {
     }
     println!("tshark: {checked_files} captures, {checked_rows} DNS rows checked");
     assert!(checked_rows > 1000);
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 /// Zeek baselines we deliberately differ from.
@@ -234,7 +252,13 @@ fn dns_agrees_with_zeek() {
                 continue;
             }
             let v: Vec<&str> = line.split('\t').collect();
-            let get = |n: &str| fields.iter().position(|f| f == n).and_then(|i| v.get(i)).copied();
+            let get = |n: &str| {
+                fields
+                    .iter()
+                    .position(|f| f == n)
+                    .and_then(|i| v.get(i))
+                    .copied()
+            };
             let (Some(orig), Some(oport), Some(resp_p), Some(id), Some(query)) = (
                 get("id.orig_h"),
                 get("id.orig_p"),
@@ -257,7 +281,9 @@ fn dns_agrees_with_zeek() {
             // Zeek escapes non-printables as \xHH; reduce to '?' like `canon`.
             let zq = zeek_canon(query);
             let Some(o) = obs.iter().find(|o| {
-                o.id == Some(id) && canon(&o.qname) == zq && (o.client == client || o.server == Some(client))
+                o.id == Some(id)
+                    && canon(&o.qname) == zq
+                    && (o.client == client || o.server == Some(client))
             }) else {
                 problems.push(format!("{test}: no observation for {orig} id {id} {query}"));
                 continue;
@@ -278,7 +304,8 @@ fn dns_agrees_with_zeek() {
                 }
             }
             if let Some(ans) = get("answers").filter(|a| *a != "-") {
-                let want: BTreeSet<IpAddr> = ans.split(',').filter_map(|a| a.parse().ok()).collect();
+                let want: BTreeSet<IpAddr> =
+                    ans.split(',').filter_map(|a| a.parse().ok()).collect();
                 let got: BTreeSet<IpAddr> = obs
                     .iter()
                     .filter(|x| x.id == Some(id) && canon(&x.qname) == zq)
@@ -292,7 +319,12 @@ fn dns_agrees_with_zeek() {
     }
     println!("zeek: {logs} dns.log baselines, {rows} rows checked");
     assert!(rows > 20);
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 fn zeek_canon(q: &str) -> String {
@@ -313,7 +345,10 @@ fn zeek_canon(q: &str) -> String {
 
 /// suricata-verify tests whose DNS we deliberately do not see.
 const SURICATA_SKIP: &[(&str, &str)] = &[
-    ("dns-over-http2", "DNS over HTTPS/HTTP2 is not decoded (it is HTTP, not port 53)"),
+    (
+        "dns-over-http2",
+        "DNS over HTTPS/HTTP2 is not decoded (it is HTTP, not port 53)",
+    ),
     ("doh", "DNS over HTTPS is not decoded"),
 ];
 
@@ -332,7 +367,9 @@ fn dns_agrees_with_suricata_verify() {
                 stack.push(e.clone());
             }
         }
-        let Some(yaml) = entries.iter().find(|e| e.ends_with("test.yaml")) else { continue };
+        let Some(yaml) = entries.iter().find(|e| e.ends_with("test.yaml")) else {
+            continue;
+        };
         let dname = d.to_string_lossy().to_string();
         if SURICATA_SKIP.iter().any(|(k, _)| dname.contains(k)) {
             continue;
@@ -354,8 +391,11 @@ fn dns_agrees_with_suricata_verify() {
         let mut cfg = CaptureConfig::default();
         for l in text.lines() {
             if let Some((_, p)) = l.split_once("detection-ports.dp=") {
-                cfg.dns_ports
-                    .extend(p.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<u16>().ok()));
+                cfg.dns_ports.extend(
+                    p.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|n| n.parse::<u16>().ok()),
+                );
             }
         }
         let obs: Vec<DnsObservation> = capture::open_file(&pcap, &cfg)
@@ -402,7 +442,10 @@ fn dns_agrees_with_suricata_verify() {
                 if !seen.contains(&canon(v)) {
                     problems.push(format!("{}: rrname {v} not observed", dname));
                 }
-            } else if let Some(v) = l.strip_prefix("dns.rcode:").or_else(|| l.strip_prefix("rcode:")) {
+            } else if let Some(v) = l
+                .strip_prefix("dns.rcode:")
+                .or_else(|| l.strip_prefix("rcode:"))
+            {
                 let v = v.trim().trim_matches('"');
                 if !rcodes.contains(v) {
                     problems.push(format!("{}: rcode {v} not observed ({rcodes:?})", dname));
@@ -412,5 +455,10 @@ fn dns_agrees_with_suricata_verify() {
     }
     println!("suricata-verify: {tests} tests, {names} rrnames checked");
     assert!(tests > 10);
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

@@ -221,9 +221,7 @@ impl FlowTable {
         }
         // Orientation: the SYN sender, the SYN-ACK receiver, or for a mid-stream pickup the
         // side on the higher port (servers listen on the lower one, usually).
-        let (orig_is_src, direction) = if s.proto == Proto::Udp {
-            (true, Direction::Originator)
-        } else if s.flags & (SYN | ACK) == SYN {
+        let (orig_is_src, direction) = if s.proto == Proto::Udp || s.flags & (SYN | ACK) == SYN {
             (true, Direction::Originator)
         } else if s.flags & (SYN | ACK) == SYN | ACK {
             (false, Direction::Inferred)
@@ -311,9 +309,7 @@ impl FlowTable {
             return; // Already reported at close.
         }
         let mut obs = f.obs;
-        if obs.proto == Proto::Tcp
-            && obs.state == FlowState::Established
-            && (f.fin_out || f.fin_in)
+        if obs.proto == Proto::Tcp && obs.state == FlowState::Established && (f.fin_out || f.fin_in)
         {
             obs.state = FlowState::Closed;
         }
@@ -446,7 +442,11 @@ fn payload_prefix(f: &mut Flow, s: &Segment<'_>, outbound: bool, is_tcp: bool) -
         }
     }
     let room = PAYLOAD_PREFIX_MAX - buf.len();
-    buf.extend_from_slice(s.payload.get(..room.min(s.payload.len())).unwrap_or_default());
+    buf.extend_from_slice(
+        s.payload
+            .get(..room.min(s.payload.len()))
+            .unwrap_or_default(),
+    );
     let app = &mut f.obs.app;
     if outbound {
         // The first segment is classified whole (a ClientHello is often larger than the prefix

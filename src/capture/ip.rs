@@ -68,7 +68,11 @@ pub fn ipv4(b: &[u8]) -> Result<IpPacket<'_>, IpSkip> {
     }
     // Total length 0 happens with TSO on the capturing host: trust the frame then. A snaplen
     // cut leaves fewer bytes than `total`; keep what we have (the transport layer checks).
-    let end = if total == 0 { b.len() } else { total.min(b.len()) };
+    let end = if total == 0 {
+        b.len()
+    } else {
+        total.min(b.len())
+    };
     if end < ihl {
         return Err(IpSkip::BadHeaderLength);
     }
@@ -181,7 +185,9 @@ mod tests {
 
     #[test]
     fn ipv4_fragment_and_padding() {
-        let mut p = vec![0x45, 0, 0, 24, 0, 7, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut p = vec![
+            0x45, 0, 0, 24, 0, 7, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         p.extend_from_slice(&[1, 2, 3, 4, 0xee, 0xee]); // 2 bytes of Ethernet padding
         let ip = ipv4(&p).unwrap();
         assert_eq!(ip.payload, &[1, 2, 3, 4]);

@@ -211,9 +211,18 @@ mod tests {
         let mut s = vec![0x08, 0x00];
         s.extend_from_slice(&[0u8; 18]);
         s.push(0x45);
-        assert_eq!(decode(LINKTYPE_LINUX_SLL2, &s), Ok((L3::Ipv4, &[0x45u8][..])));
-        assert_eq!(decode(LINKTYPE_NULL, &[2, 0, 0, 0, 0x45]), Ok((L3::Ipv4, &[0x45u8][..])));
-        assert_eq!(decode(LINKTYPE_LOOP, &[0, 0, 0, 24, 0x60]), Ok((L3::Ipv6, &[0x60u8][..])));
+        assert_eq!(
+            decode(LINKTYPE_LINUX_SLL2, &s),
+            Ok((L3::Ipv4, &[0x45u8][..]))
+        );
+        assert_eq!(
+            decode(LINKTYPE_NULL, &[2, 0, 0, 0, 0x45]),
+            Ok((L3::Ipv4, &[0x45u8][..]))
+        );
+        assert_eq!(
+            decode(LINKTYPE_LOOP, &[0, 0, 0, 24, 0x60]),
+            Ok((L3::Ipv6, &[0x60u8][..]))
+        );
         assert_eq!(decode(999, &f), Err(LinkSkip::UnsupportedLinktype));
         for cut in 0..f.len() {
             let _ = decode(LINKTYPE_ETHERNET, &f[..cut]);

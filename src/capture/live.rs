@@ -163,9 +163,7 @@ fn run(
     while !stop.load(Ordering::Relaxed) && !receiver_gone {
         match cap.next_packet() {
             Ok(p) => {
-                let ts = i64::from(p.header.ts.tv_sec)
-                    .saturating_mul(1_000_000)
-                    .saturating_add(i64::from(p.header.ts.tv_usec));
+                let ts = super::timeval_us(&p.header.ts);
                 decoder.packet(ts, linktype, p.data, &mut queue);
             }
             Err(pcap::Error::TimeoutExpired) => decoder.tick(Timestamp::now().0, &mut queue),

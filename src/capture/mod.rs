@@ -188,8 +188,16 @@ pub(crate) struct Metrics {
 pub(crate) fn metrics_handles() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(|| Metrics {
-        packets: metrics::counter("poolwatch_packets_total", "Packets read from captures.", &[]),
-        bytes: metrics::counter("poolwatch_packet_bytes_total", "Bytes of captured frames.", &[]),
+        packets: metrics::counter(
+            "poolwatch_packets_total",
+            "Packets read from captures.",
+            &[],
+        ),
+        bytes: metrics::counter(
+            "poolwatch_packet_bytes_total",
+            "Bytes of captured frames.",
+            &[],
+        ),
         dns_messages: metrics::counter(
             "poolwatch_dns_messages_total",
             "DNS messages seen on the wire (UDP and TCP).",
@@ -264,7 +272,8 @@ impl Metrics {
         let d = |a: u64, b: u64| b.saturating_sub(a);
         self.packets.add(d(before.packets, now.packets));
         self.bytes.add(d(before.bytes, now.bytes));
-        self.dns_messages.add(d(before.dns_messages, now.dns_messages));
+        self.dns_messages
+            .add(d(before.dns_messages, now.dns_messages));
         self.dns_observations_paired
             .add(d(before.dns_paired, now.dns_paired));
         self.dns_unanswered
@@ -273,7 +282,8 @@ impl Metrics {
             .add(d(before.dns_unsolicited, now.dns_unsolicited));
         self.flows_evicted
             .add(d(before.flows_evicted, now.flows_evicted));
-        self.flow_reports.add(d(before.flow_reports, now.flow_reports));
+        self.flow_reports
+            .add(d(before.flow_reports, now.flow_reports));
         self.fragments_reassembled
             .add(d(before.reassembled, now.reassembled));
         self.drops_kernel
@@ -311,6 +321,14 @@ impl Metrics {
 
 fn lookup(v: &[(&'static str, u64)], reason: &str) -> u64 {
     v.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| *n)
+}
+
+/// A libpcap timestamp in µs since the epoch (`time_t` is not i64 everywhere).
+#[allow(clippy::useless_conversion)]
+pub(crate) fn timeval_us(tv: &libc::timeval) -> i64 {
+    i64::from(tv.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(tv.tv_usec))
 }
 
 /// Opens a pcap or pcapng file (`-`: standard input) and decodes it lazily as it is iterated.

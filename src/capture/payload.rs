@@ -121,7 +121,9 @@ fn first_param(data: &[u8]) -> Option<String> {
 }
 
 fn take_json_string(rest: &[u8]) -> Option<String> {
-    let end = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
     let raw = rest.get(..end.min(MAX_FIELD_LEN))?;
     let s = std::str::from_utf8(raw).ok()?;
     Some(s.to_string())
@@ -161,12 +163,18 @@ fn sni(data: &[u8]) -> Option<String> {
     let ext_end = off.checked_add(ext_total)?.min(data.len());
     while off + 4 <= ext_end {
         let ty = u16::from_be_bytes([*data.get(off)?, *data.get(off + 1)?]);
-        let len = usize::from(u16::from_be_bytes([*data.get(off + 2)?, *data.get(off + 3)?]));
+        let len = usize::from(u16::from_be_bytes([
+            *data.get(off + 2)?,
+            *data.get(off + 3)?,
+        ]));
         off += 4;
         if ty == 0 {
             // server_name_list length(2), name_type(1) = 0 host_name, name length(2), name
             let name_type = *data.get(off + 2)?;
-            let name_len = usize::from(u16::from_be_bytes([*data.get(off + 3)?, *data.get(off + 4)?]));
+            let name_len = usize::from(u16::from_be_bytes([
+                *data.get(off + 3)?,
+                *data.get(off + 4)?,
+            ]));
             if name_type != 0 {
                 return None;
             }
@@ -184,7 +192,14 @@ fn sni(data: &[u8]) -> Option<String> {
 
 /// HTTP request methods we recognise at the start of a flow.
 const HTTP_METHODS: &[&[u8]] = &[
-    b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ",
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"PATCH ",
 ];
 
 /// The Host header of a cleartext HTTP/1 request.
@@ -226,7 +241,10 @@ mod tests {
         let mut app = AppInfo::default();
         assert!(classify_client(p, &mut app));
         assert_eq!(app.stratum_method.as_deref(), Some("login"));
-        assert_eq!(app.stratum_agent.as_deref(), Some("XMRig/6.21.0 (Linux x86_64)"));
+        assert_eq!(
+            app.stratum_agent.as_deref(),
+            Some("XMRig/6.21.0 (Linux x86_64)")
+        );
         assert_eq!(app.stratum_login.as_deref(), Some("48E5Y"));
         // A generic JSON-RPC login without an agent is not mining.
         let mut app = AppInfo::default();
@@ -259,7 +277,8 @@ mod tests {
     #[test]
     fn http_and_garbage() {
         assert_eq!(
-            http_host(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHOST: Wiki.Corp:8080\r\n\r\n").as_deref(),
+            http_host(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHOST: Wiki.Corp:8080\r\n\r\n")
+                .as_deref(),
             Some("wiki.corp")
         );
         assert_eq!(http_host(b"GET / HTTP/1.0\r\n\r\n"), None);

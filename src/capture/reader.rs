@@ -85,9 +85,7 @@ impl Iterator for PcapReader {
             };
             match cap.next_packet() {
                 Ok(p) => {
-                    let ts = i64::from(p.header.ts.tv_sec)
-                        .saturating_mul(1_000_000)
-                        .saturating_add(i64::from(p.header.ts.tv_usec));
+                    let ts = super::timeval_us(&p.header.ts);
                     self.decoder
                         .packet(ts, self.linktype, p.data, &mut self.queue);
                 }

@@ -97,7 +97,11 @@ impl TcpDns {
             let stats = &mut self.stats;
             if let Some(s) = self.map.get_mut(&key) {
                 s.last_ts = ts;
-                let seq = if flags & SYN != 0 { seq.wrapping_add(1) } else { seq };
+                let seq = if flags & SYN != 0 {
+                    seq.wrapping_add(1)
+                } else {
+                    seq
+                };
                 accept(s, seq, payload, stats);
                 drain(s, stats, &mut on_msg);
             }
@@ -180,7 +184,7 @@ fn accept(s: &mut Stream, seq: u32, payload: &[u8], stats: &mut TcpDnsStats) {
             // the earliest buffered segment.
             stats.gaps += 1;
             s.buf.clear();
-            s.ooo.sort_by(|a, b| a.0.wrapping_sub(next).cmp(&b.0.wrapping_sub(next)));
+            s.ooo.sort_by_key(|a| a.0.wrapping_sub(next));
             if let Some((first_seq, _)) = s.ooo.first() {
                 s.next_seq = Some(*first_seq);
             }
@@ -195,8 +199,7 @@ fn accept(s: &mut Stream, seq: u32, payload: &[u8], stats: &mut TcpDnsStats) {
         }
     }
     // Pull in buffered segments that are now in order.
-    loop {
-        let Some(next) = s.next_seq else { break };
+    while let Some(next) = s.next_seq {
         let Some(i) = s
             .ooo
             .iter()
@@ -264,7 +267,9 @@ mod tests {
         let mut got: Vec<Vec<u8>> = Vec::new();
         t.segment(0, key(), SYN, 99, &[], |m| got.push(m.to_vec()));
         // two messages in one segment
-        t.segment(1, key(), 0, 100, &[0, 2, 1, 1, 0, 1, 2], |m| got.push(m.to_vec()));
+        t.segment(1, key(), 0, 100, &[0, 2, 1, 1, 0, 1, 2], |m| {
+            got.push(m.to_vec())
+        });
         assert_eq!(got, vec![vec![1, 1], vec![2]]);
         // one message split in three, middle part arriving last, plus a retransmission
         t.segment(2, key(), 0, 107, &[0, 3], |m| got.push(m.to_vec()));

@@ -310,7 +310,24 @@ mod tests {
         let target_off = v.len();
         v.extend_from_slice(&target);
         // A edge.example.net -> 192.0.2.7
-        v.extend_from_slice(&[0xc0, target_off as u8, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 192, 0, 2, 7]);
+        v.extend_from_slice(&[
+            0xc0,
+            target_off as u8,
+            0,
+            1,
+            0,
+            1,
+            0,
+            0,
+            1,
+            0,
+            0,
+            4,
+            192,
+            0,
+            2,
+            7,
+        ]);
         v
     }
 
@@ -319,7 +336,10 @@ mod tests {
         let q = parse_message(&query_bytes()).unwrap();
         assert_eq!(q.id, 0x1234);
         assert!(!q.is_response);
-        assert_eq!(q.questions, vec![("www.example.com".to_string(), RrType::A)]);
+        assert_eq!(
+            q.questions,
+            vec![("www.example.com".to_string(), RrType::A)]
+        );
         let r = parse_message(&response_bytes()).unwrap();
         assert!(r.is_response);
         assert_eq!(r.answers.len(), 2);
@@ -343,7 +363,12 @@ mod tests {
 
     #[test]
     fn ipv4_formatting() {
-        for o in [[0, 0, 0, 0], [255, 255, 255, 255], [10, 9, 100, 199], [1, 20, 0, 250]] {
+        for o in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 9, 100, 199],
+            [1, 20, 0, 250],
+        ] {
             assert_eq!(ipv4_str(o), std::net::Ipv4Addr::from(o).to_string());
         }
     }

@@ -2,7 +2,7 @@
 //! packet/DNS-message builders. `tests/capture_fixtures.rs` (re)writes the files from here when
 //! they are missing or `POOLWATCH_WRITE_FIXTURES=1` is set, so this file is the script that made
 //! them.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::too_many_arguments)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -29,10 +29,14 @@ impl Pcap {
     /// Appends one frame at `t_us` µs after 2026-11-26T12:00:00Z.
     pub fn push(&mut self, t_us: u64, frame: &[u8]) {
         let t = 1_795_694_400_000_000u64 + t_us;
-        self.bytes.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(frame);
     }
 }
@@ -47,7 +51,11 @@ pub fn v6(s: &str) -> IpAddr {
 fn checksum(data: &[u8]) -> u16 {
     let mut sum = 0u32;
     for c in data.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
         sum += u32::from(w);
     }
     while sum > 0xffff {
@@ -58,7 +66,9 @@ fn checksum(data: &[u8]) -> u16 {
 
 /// IPv4 header (+ payload) with the given id and fragment field.
 pub fn ipv4(src: IpAddr, dst: IpAddr, proto: u8, id: u16, frag: u16, payload: &[u8]) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else { panic!("v4") };
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else {
+        panic!("v4")
+    };
     let mut h = vec![0x45, 0];
     h.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
     h.extend_from_slice(&id.to_be_bytes());
@@ -73,7 +83,9 @@ pub fn ipv4(src: IpAddr, dst: IpAddr, proto: u8, id: u16, frag: u16, payload: &[
 }
 
 pub fn ipv6(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) else { panic!("v6") };
+    let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) else {
+        panic!("v6")
+    };
     let mut h = vec![0x60, 0, 0, 0];
     h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
     h.extend_from_slice(&[proto, 64]);
@@ -150,7 +162,11 @@ pub fn sll2(ip_packet: &[u8], v6: bool) -> Vec<u8> {
 
 /// Ethernet frame of a UDP datagram.
 pub fn udp_frame(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, payload: &[u8]) -> Vec<u8> {
-    ether(&ip(src, dst, 17, &udp(sport, dport, payload)), src.is_ipv6(), &[])
+    ether(
+        &ip(src, dst, 17, &udp(sport, dport, payload)),
+        src.is_ipv6(),
+        &[],
+    )
 }
 
 /// Ethernet frame of a TCP segment.
@@ -164,7 +180,11 @@ pub fn tcp_frame(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    ether(&ip(src, dst, 6, &tcp(sport, dport, seq, ack, flags, payload)), src.is_ipv6(), &[])
+    ether(
+        &ip(src, dst, 6, &tcp(sport, dport, seq, ack, flags, payload)),
+        src.is_ipv6(),
+        &[],
+    )
 }
 
 pub fn name(n: &str) -> Vec<u8> {
@@ -186,13 +206,28 @@ pub struct Rr {
 }
 
 pub fn a(owner: &str, ttl: u32, addr: &str) -> Rr {
-    Rr { owner: owner.into(), rtype: 1, ttl, rdata: addr.parse::<Ipv4Addr>().unwrap().octets().to_vec() }
+    Rr {
+        owner: owner.into(),
+        rtype: 1,
+        ttl,
+        rdata: addr.parse::<Ipv4Addr>().unwrap().octets().to_vec(),
+    }
 }
 pub fn aaaa(owner: &str, ttl: u32, addr: &str) -> Rr {
-    Rr { owner: owner.into(), rtype: 28, ttl, rdata: addr.parse::<Ipv6Addr>().unwrap().octets().to_vec() }
+    Rr {
+        owner: owner.into(),
+        rtype: 28,
+        ttl,
+        rdata: addr.parse::<Ipv6Addr>().unwrap().octets().to_vec(),
+    }
 }
 pub fn cname(owner: &str, ttl: u32, target: &str) -> Rr {
-    Rr { owner: owner.into(), rtype: 5, ttl, rdata: name(target) }
+    Rr {
+        owner: owner.into(),
+        rtype: 5,
+        ttl,
+        rdata: name(target),
+    }
 }
 pub fn txt(owner: &str, ttl: u32, text: &str) -> Rr {
     let mut d = Vec::new();
@@ -200,7 +235,12 @@ pub fn txt(owner: &str, ttl: u32, text: &str) -> Rr {
         d.push(chunk.len() as u8);
         d.extend_from_slice(chunk);
     }
-    Rr { owner: owner.into(), rtype: 16, ttl, rdata: d }
+    Rr {
+        owner: owner.into(),
+        rtype: 16,
+        ttl,
+        rdata: d,
+    }
 }
 pub fn soa(owner: &str) -> Rr {
     let mut d = name("ns1.example.net");
@@ -208,7 +248,12 @@ pub fn soa(owner: &str) -> Rr {
     for v in [2026112601u32, 7200, 3600, 1209600, 300] {
         d.extend_from_slice(&v.to_be_bytes());
     }
-    Rr { owner: owner.into(), rtype: 6, ttl: 300, rdata: d }
+    Rr {
+        owner: owner.into(),
+        rtype: 6,
+        ttl: 300,
+        rdata: d,
+    }
 }
 
 /// A query message.
@@ -223,7 +268,14 @@ pub fn query(id: u16, qname: &str, qtype: u16) -> Vec<u8> {
 }
 
 /// A response message with answers and authority records (uncompressed names).
-pub fn response(id: u16, qname: &str, qtype: u16, rcode: u8, answers: &[Rr], authority: &[Rr]) -> Vec<u8> {
+pub fn response(
+    id: u16,
+    qname: &str,
+    qtype: u16,
+    rcode: u8,
+    answers: &[Rr],
+    authority: &[Rr],
+) -> Vec<u8> {
     let mut m = Vec::new();
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&[0x81, 0x80 | rcode, 0, 1]);
@@ -293,33 +345,139 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(c: IpAddr, cp: u16, s: IpAddr, sp: u16) -> Self {
-        Conn { c, cp, s, sp, cseq: 1000, sseq: 5000 }
+        Conn {
+            c,
+            cp,
+            s,
+            sp,
+            cseq: 1000,
+            sseq: 5000,
+        }
     }
     pub fn handshake(&mut self, p: &mut Pcap, t: u64) {
-        p.push(t, &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, 0, SYN, &[]));
-        p.push(t + 100, &tcp_frame(self.s, self.sp, self.c, self.cp, self.sseq, self.cseq + 1, SYN | ACK, &[]));
+        p.push(
+            t,
+            &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, 0, SYN, &[]),
+        );
+        p.push(
+            t + 100,
+            &tcp_frame(
+                self.s,
+                self.sp,
+                self.c,
+                self.cp,
+                self.sseq,
+                self.cseq + 1,
+                SYN | ACK,
+                &[],
+            ),
+        );
         self.cseq += 1;
         self.sseq += 1;
-        p.push(t + 200, &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, self.sseq, ACK, &[]));
+        p.push(
+            t + 200,
+            &tcp_frame(
+                self.c,
+                self.cp,
+                self.s,
+                self.sp,
+                self.cseq,
+                self.sseq,
+                ACK,
+                &[],
+            ),
+        );
     }
     pub fn client(&mut self, p: &mut Pcap, t: u64, data: &[u8]) {
-        p.push(t, &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, self.sseq, PSH | ACK, data));
+        p.push(
+            t,
+            &tcp_frame(
+                self.c,
+                self.cp,
+                self.s,
+                self.sp,
+                self.cseq,
+                self.sseq,
+                PSH | ACK,
+                data,
+            ),
+        );
         self.cseq += data.len() as u32;
     }
     pub fn server(&mut self, p: &mut Pcap, t: u64, data: &[u8]) {
-        p.push(t, &tcp_frame(self.s, self.sp, self.c, self.cp, self.sseq, self.cseq, PSH | ACK, data));
+        p.push(
+            t,
+            &tcp_frame(
+                self.s,
+                self.sp,
+                self.c,
+                self.cp,
+                self.sseq,
+                self.cseq,
+                PSH | ACK,
+                data,
+            ),
+        );
         self.sseq += data.len() as u32;
     }
     /// Server bytes at an explicit sequence offset (for out-of-order delivery).
     pub fn server_at(&self, p: &mut Pcap, t: u64, offset: u32, data: &[u8]) {
-        p.push(t, &tcp_frame(self.s, self.sp, self.c, self.cp, self.sseq + offset, self.cseq, PSH | ACK, data));
+        p.push(
+            t,
+            &tcp_frame(
+                self.s,
+                self.sp,
+                self.c,
+                self.cp,
+                self.sseq + offset,
+                self.cseq,
+                PSH | ACK,
+                data,
+            ),
+        );
     }
     pub fn close(&mut self, p: &mut Pcap, t: u64) {
-        p.push(t, &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, self.sseq, FIN | ACK, &[]));
+        p.push(
+            t,
+            &tcp_frame(
+                self.c,
+                self.cp,
+                self.s,
+                self.sp,
+                self.cseq,
+                self.sseq,
+                FIN | ACK,
+                &[],
+            ),
+        );
         self.cseq += 1;
-        p.push(t + 100, &tcp_frame(self.s, self.sp, self.c, self.cp, self.sseq, self.cseq, FIN | ACK, &[]));
+        p.push(
+            t + 100,
+            &tcp_frame(
+                self.s,
+                self.sp,
+                self.c,
+                self.cp,
+                self.sseq,
+                self.cseq,
+                FIN | ACK,
+                &[],
+            ),
+        );
         self.sseq += 1;
-        p.push(t + 200, &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, self.sseq, ACK, &[]));
+        p.push(
+            t + 200,
+            &tcp_frame(
+                self.c,
+                self.cp,
+                self.s,
+                self.sp,
+                self.cseq,
+                self.sseq,
+                ACK,
+                &[],
+            ),
+        );
     }
 }
 
@@ -334,28 +492,123 @@ pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
 
     // UDP query + response, an unanswered query, an unsolicited response, an mDNS packet.
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(0, &udp_frame(c, 40001, r, 53, &query(0x1111, "WWW.Example.COM", 1)));
-    p.push(1_500, &udp_frame(r, 53, c, 40001, &response(0x1111, "WWW.Example.COM", 1, 0, &[a("www.example.com", 300, "93.184.216.34")], &[])));
-    p.push(2_000, &udp_frame(c, 40002, r, 53, &query(0x2222, "lost.example.org", 28)));
-    p.push(3_000, &udp_frame(r, 53, v4("192.0.2.11"), 40003, &response(0x3333, "stray.example.net", 1, 0, &[a("stray.example.net", 60, "198.51.100.7")], &[])));
-    p.push(4_000, &udp_frame(c, 5353, v4("224.0.0.251"), 5353, &response(0, "printer.local", 1, 0, &[a("printer.local", 120, "192.0.2.99")], &[])));
+    p.push(
+        0,
+        &udp_frame(c, 40001, r, 53, &query(0x1111, "WWW.Example.COM", 1)),
+    );
+    p.push(
+        1_500,
+        &udp_frame(
+            r,
+            53,
+            c,
+            40001,
+            &response(
+                0x1111,
+                "WWW.Example.COM",
+                1,
+                0,
+                &[a("www.example.com", 300, "93.184.216.34")],
+                &[],
+            ),
+        ),
+    );
+    p.push(
+        2_000,
+        &udp_frame(c, 40002, r, 53, &query(0x2222, "lost.example.org", 28)),
+    );
+    p.push(
+        3_000,
+        &udp_frame(
+            r,
+            53,
+            v4("192.0.2.11"),
+            40003,
+            &response(
+                0x3333,
+                "stray.example.net",
+                1,
+                0,
+                &[a("stray.example.net", 60, "198.51.100.7")],
+                &[],
+            ),
+        ),
+    );
+    p.push(
+        4_000,
+        &udp_frame(
+            c,
+            5353,
+            v4("224.0.0.251"),
+            5353,
+            &response(
+                0,
+                "printer.local",
+                1,
+                0,
+                &[a("printer.local", 120, "192.0.2.99")],
+                &[],
+            ),
+        ),
+    );
     out.push(("udp_query_response.pcap", p.bytes));
 
     // CNAME chain into a pool (the lab's h16 pattern).
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(0, &udp_frame(c, 40010, r, 53, &query(0x4444, "api.cloud-sync-check.net", 1)));
-    p.push(900, &udp_frame(r, 53, c, 40010, &response(0x4444, "api.cloud-sync-check.net", 1, 0, &[
-        cname("api.cloud-sync-check.net", 300, "relay.cloud-sync-check.net"),
-        cname("relay.cloud-sync-check.net", 300, "Gulf.MoneroOcean.Stream"),
-        a("gulf.moneroocean.stream", 60, "203.0.113.200"),
-        a("gulf.moneroocean.stream", 60, "203.0.113.201"),
-    ], &[])));
+    p.push(
+        0,
+        &udp_frame(
+            c,
+            40010,
+            r,
+            53,
+            &query(0x4444, "api.cloud-sync-check.net", 1),
+        ),
+    );
+    p.push(
+        900,
+        &udp_frame(
+            r,
+            53,
+            c,
+            40010,
+            &response(
+                0x4444,
+                "api.cloud-sync-check.net",
+                1,
+                0,
+                &[
+                    cname(
+                        "api.cloud-sync-check.net",
+                        300,
+                        "relay.cloud-sync-check.net",
+                    ),
+                    cname("relay.cloud-sync-check.net", 300, "Gulf.MoneroOcean.Stream"),
+                    a("gulf.moneroocean.stream", 60, "203.0.113.200"),
+                    a("gulf.moneroocean.stream", 60, "203.0.113.201"),
+                ],
+                &[],
+            ),
+        ),
+    );
     out.push(("cname_chain.pcap", p.bytes));
 
     // NXDOMAIN with an SOA in the authority section.
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(0, &udp_frame(c, 40020, r, 53, &query(0x5555, "pool.minexmr.com", 1)));
-    p.push(700, &udp_frame(r, 53, c, 40020, &response(0x5555, "pool.minexmr.com", 1, 3, &[], &[soa("minexmr.com")])));
+    p.push(
+        0,
+        &udp_frame(c, 40020, r, 53, &query(0x5555, "pool.minexmr.com", 1)),
+    );
+    p.push(
+        700,
+        &udp_frame(
+            r,
+            53,
+            c,
+            40020,
+            &response(0x5555, "pool.minexmr.com", 1, 3, &[], &[soa("minexmr.com")]),
+        ),
+    );
     out.push(("nxdomain.pcap", p.bytes));
 
     // DNS over TCP: two queries in one segment; the first response split over three segments
@@ -366,8 +619,25 @@ pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     let mut two = tcp_dns(&query(0x0a01, "xmr-eu1.nanopool.org", 1));
     two.extend_from_slice(&tcp_dns(&query(0x0a02, "xmr-eu1.nanopool.org", 28)));
     k.client(&mut p, 1_000, &two);
-    let r1 = tcp_dns(&response(0x0a01, "xmr-eu1.nanopool.org", 1, 0, &[a("xmr-eu1.nanopool.org", 300, "198.51.100.14"), a("xmr-eu1.nanopool.org", 300, "198.51.100.15")], &[]));
-    let r2 = tcp_dns(&response(0x0a02, "xmr-eu1.nanopool.org", 28, 0, &[aaaa("xmr-eu1.nanopool.org", 300, "2001:db8::14")], &[]));
+    let r1 = tcp_dns(&response(
+        0x0a01,
+        "xmr-eu1.nanopool.org",
+        1,
+        0,
+        &[
+            a("xmr-eu1.nanopool.org", 300, "198.51.100.14"),
+            a("xmr-eu1.nanopool.org", 300, "198.51.100.15"),
+        ],
+        &[],
+    ));
+    let r2 = tcp_dns(&response(
+        0x0a02,
+        "xmr-eu1.nanopool.org",
+        28,
+        0,
+        &[aaaa("xmr-eu1.nanopool.org", 300, "2001:db8::14")],
+        &[],
+    ));
     let (x, rest) = r1.split_at(1);
     let (y, z) = rest.split_at(20);
     k.server_at(&mut p, 2_000, 0, x);
@@ -381,27 +651,109 @@ pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     // IPv6 inside an 802.1Q tag.
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
     let (c6, r6) = (v6("2001:db8::10"), v6("2001:db8::53"));
-    p.push(0, &ether(&ipv6(c6, r6, 17, &udp(40040, 53, &query(0x6666, "pool.supportxmr.com", 28))), true, &[100]));
-    p.push(800, &ether(&ipv6(r6, c6, 17, &udp(53, 40040, &response(0x6666, "pool.supportxmr.com", 28, 0, &[aaaa("pool.supportxmr.com", 60, "2001:db8:20::17")], &[]))), true, &[100]));
+    p.push(
+        0,
+        &ether(
+            &ipv6(
+                c6,
+                r6,
+                17,
+                &udp(40040, 53, &query(0x6666, "pool.supportxmr.com", 28)),
+            ),
+            true,
+            &[100],
+        ),
+    );
+    p.push(
+        800,
+        &ether(
+            &ipv6(
+                r6,
+                c6,
+                17,
+                &udp(
+                    53,
+                    40040,
+                    &response(
+                        0x6666,
+                        "pool.supportxmr.com",
+                        28,
+                        0,
+                        &[aaaa("pool.supportxmr.com", 60, "2001:db8:20::17")],
+                        &[],
+                    ),
+                ),
+            ),
+            true,
+            &[100],
+        ),
+    );
     out.push(("ipv6_vlan.pcap", p.bytes));
 
     // Linux cooked v2 (`tcpdump -i any`).
     let mut p = Pcap::new(LINKTYPE_LINUX_SLL2);
-    p.push(0, &sll2(&ip(c, r, 17, &udp(40050, 53, &query(0x7777, "stratum.braiins.com", 1))), false));
-    p.push(600, &sll2(&ip(r, c, 17, &udp(53, 40050, &response(0x7777, "stratum.braiins.com", 1, 0, &[a("stratum.braiins.com", 60, "198.51.100.77")], &[]))), false));
+    p.push(
+        0,
+        &sll2(
+            &ip(
+                c,
+                r,
+                17,
+                &udp(40050, 53, &query(0x7777, "stratum.braiins.com", 1)),
+            ),
+            false,
+        ),
+    );
+    p.push(
+        600,
+        &sll2(
+            &ip(
+                r,
+                c,
+                17,
+                &udp(
+                    53,
+                    40050,
+                    &response(
+                        0x7777,
+                        "stratum.braiins.com",
+                        1,
+                        0,
+                        &[a("stratum.braiins.com", 60, "198.51.100.77")],
+                        &[],
+                    ),
+                ),
+            ),
+            false,
+        ),
+    );
     out.push(("sll2.pcap", p.bytes));
 
     // A large response fragmented in three, delivered last-first.
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(0, &udp_frame(c, 40060, r, 53, &query(0x8888, "big.example.com", 16)));
-    let big = response(0x8888, "big.example.com", 16, 0, &[txt("big.example.com", 300, &"v=fragment-test ".repeat(150))], &[]);
+    p.push(
+        0,
+        &udp_frame(c, 40060, r, 53, &query(0x8888, "big.example.com", 16)),
+    );
+    let big = response(
+        0x8888,
+        "big.example.com",
+        16,
+        0,
+        &[txt("big.example.com", 300, &"v=fragment-test ".repeat(150))],
+        &[],
+    );
     let dgram = udp(53, 40060, &big);
     let parts: Vec<&[u8]> = dgram.chunks(1232).collect();
     let mut off = 0u16;
     let mut frames = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let more = if i + 1 < parts.len() { 0x2000 } else { 0 };
-        frames.push(ether(&ipv4(r, c, 17, 0xabcd, more | (off / 8), part), false, &[]));
+        frames.push(ether(
+            &ipv4(r, c, 17, 0xabcd, more | (off / 8), part),
+            false,
+            &[],
+        ));
         off += part.len() as u16;
     }
     for (i, f) in frames.iter().rev().enumerate() {
@@ -411,8 +763,21 @@ pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
 
     // A response whose answer section is cut short: the question is salvaged.
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(0, &udp_frame(c, 40070, r, 53, &query(0x9999, "xmr.pool.minergate.com", 1)));
-    let mut bad = response(0x9999, "xmr.pool.minergate.com", 1, 0, &[a("xmr.pool.minergate.com", 60, "198.51.100.99"), a("xmr.pool.minergate.com", 60, "198.51.100.98")], &[]);
+    p.push(
+        0,
+        &udp_frame(c, 40070, r, 53, &query(0x9999, "xmr.pool.minergate.com", 1)),
+    );
+    let mut bad = response(
+        0x9999,
+        "xmr.pool.minergate.com",
+        1,
+        0,
+        &[
+            a("xmr.pool.minergate.com", 60, "198.51.100.99"),
+            a("xmr.pool.minergate.com", 60, "198.51.100.98"),
+        ],
+        &[],
+    );
     bad.truncate(bad.len() - 6);
     p.push(500, &udp_frame(r, 53, c, 40070, &bad));
     // Pure garbage on port 53: counted, skipped.
@@ -434,9 +799,18 @@ pub fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
     // A SYN that is never answered (and its retransmission), plus one refused by RST.
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
     p.push(0, &tcp_frame(c, 40090, pool, 14444, 7000, 0, SYN, &[]));
-    p.push(1_000_000, &tcp_frame(c, 40090, pool, 14444, 7000, 0, SYN, &[]));
-    p.push(1_100_000, &tcp_frame(c, 40091, pool, 3334, 8000, 0, SYN, &[]));
-    p.push(1_100_100, &tcp_frame(pool, 3334, c, 40091, 0, 8001, RST | ACK, &[]));
+    p.push(
+        1_000_000,
+        &tcp_frame(c, 40090, pool, 14444, 7000, 0, SYN, &[]),
+    );
+    p.push(
+        1_100_000,
+        &tcp_frame(c, 40091, pool, 3334, 8000, 0, SYN, &[]),
+    );
+    p.push(
+        1_100_100,
+        &tcp_frame(pool, 3334, c, 40091, 0, 8001, RST | ACK, &[]),
+    );
     out.push(("syn_only.pcap", p.bytes));
 
     // TLS ClientHello with SNI (the lab's h13 pattern: XMRig inside TLS).
