@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -125,6 +126,10 @@ pub fn spawn(
     if let Some(user) = &cfg.user {
         drop_privileges(user)?;
     }
+    // Non-blocking reads plus our own poll(2): on Linux (TPACKET_V3, immediate mode) a blocking
+    // pcap_next_ex may not return at the read timeout while the link is quiet, and then `stop`
+    // would never be seen.
+    let cap = cap.setnonblock().map_err(live_err)?;
     let linktype = cap.get_datalink().0;
     if !super::link::supported(linktype) {
         tracing::warn!(interface = %cfg.interface, linktype, "unsupported link type: packets will be counted, not decoded");
@@ -166,7 +171,11 @@ fn run(
                 let ts = super::timeval_us(&p.header.ts);
                 decoder.packet(ts, linktype, p.data, &mut queue);
             }
-            Err(pcap::Error::TimeoutExpired) => decoder.tick(Timestamp::now().0, &mut queue),
+            // Nothing buffered: wait for the descriptor (bounded), then run timeouts.
+            Err(pcap::Error::TimeoutExpired) => {
+                wait_readable(cap.as_raw_fd(), READ_TIMEOUT_MS);
+                decoder.tick(Timestamp::now().0, &mut queue);
+            }
             Err(e) => {
                 tracing::error!(interface = %cfg.interface, error = %e, "live capture failed");
                 break;
@@ -214,6 +223,19 @@ fn run(
     }
     tracing::info!(interface = %cfg.interface, packets = last.packets, kernel_drops, interface_drops = if_drops, "live capture stopped");
     last
+}
+
+/// poll(2) for readability, at most `timeout_ms`.
+fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe {
+        libc::poll(&mut pfd, 1, timeout_ms);
+    }
 }
 
 /// setgroups/setgid/setuid to `user` when running as root (no-op otherwise).
