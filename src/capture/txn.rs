@@ -103,7 +103,7 @@ impl DnsTxns {
         out: &mut VecDeque<Observation>,
     ) {
         self.stats.messages += 1;
-        let m = match dns::parse_message(wire) {
+        let mut m = match dns::parse_message(wire) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.parse_error(e.metric_reason());
@@ -116,7 +116,8 @@ impl DnsTxns {
                 self.stats.parse_error(dns::classify_reason(r));
             }
         }
-        let Some((qname, qtype)) = m.questions.first().cloned() else {
+        // Moved out, not cloned: the observation takes ownership of the message's strings.
+        let Some((qname, qtype)) = std::mem::take(&mut m.questions).into_iter().next() else {
             self.stats.parse_error("no_question");
             return;
         };
@@ -176,14 +177,14 @@ impl DnsTxns {
             Some(q) => {
                 self.stats.paired += 1;
                 let rtt = ts.saturating_sub(q.ts).max(0) as u64;
-                let salvaged = m.salvaged.clone().or(q.salvaged);
-                let obs = self.observation(q.ts, &key, &m, qname, qtype, true, Some(rtt), salvaged);
+                let salvaged = m.salvaged.take().or(q.salvaged);
+                let obs = self.observation(q.ts, &key, m, qname, qtype, true, Some(rtt), salvaged);
                 out.push_back(Observation::Dns(obs));
             }
             None => {
                 self.stats.unsolicited += 1;
-                let salvaged = m.salvaged.clone();
-                let obs = self.observation(ts, &key, &m, qname, qtype, false, None, salvaged);
+                let salvaged = m.salvaged.take();
+                let obs = self.observation(ts, &key, m, qname, qtype, false, None, salvaged);
                 out.push_back(Observation::Dns(obs));
             }
         }
@@ -194,7 +195,7 @@ impl DnsTxns {
         &self,
         ts: i64,
         key: &Key,
-        m: &ParsedMessage,
+        m: ParsedMessage,
         qname: String,
         qtype: RrType,
         query_seen: bool,
@@ -212,7 +213,7 @@ impl DnsTxns {
             qname,
             qtype,
             rcode: Some(m.rcode),
-            answers: m.answers.clone(),
+            answers: m.answers,
             answers_known: true,
             query_seen,
             rtt_us,
