@@ -162,7 +162,10 @@ fn malformed_message_is_salvaged_and_counted() {
     assert!(st.dns_parse_error_total() >= 2, "{st:?}");
     // Pushed to the process-wide metrics at the end of the file.
     let text = poolwatch::metrics::render();
-    assert!(text.contains("poolwatch_dns_parse_errors_total{reason="), "{text}");
+    assert!(
+        text.contains("poolwatch_dns_parse_errors_total{reason="),
+        "{text}"
+    );
     assert!(poolwatch::metrics::counter_value("poolwatch_packets_total", &[]).unwrap_or(0) >= 3);
 }
 
