@@ -1,37 +1,339 @@
-//! Stage `capture` (FOUNDATION STUB: the packet-input issue replaces this file's body, keeping
-//! the entry points `CaptureConfig`, `CaptureError`, `open_file`, `looks_like_capture`).
+//! Stage `capture`: packets (pcap/pcapng files, live interfaces) → [`Observation`]s.
+//!
+//! ```text
+//!  reader.rs / live.rs   libpcap (the only place `pcap` types live)
+//!        │ frames
+//!  decode.rs  link.rs (Ethernet/VLAN/QinQ, SLL, SLL2, raw, NULL/LOOP)
+//!        │    ip.rs (IPv4, IPv6 + extension headers) ── frag.rs (reassembly)
+//!        │    tunnels: IP-in-IP, GRE (incl. PPTP), VXLAN, Geneve
+//!        ├─ UDP/TCP on a DNS port ── tcp.rs (DNS-over-TCP reassembly) ── txn.rs (query/response
+//!        │                                                               pairing, dns::parse_message)
+//!        └─ other TCP/UDP ── flows.rs (flow table) ── payload.rs (Stratum, TLS SNI, HTTP Host)
+//! ```
+//!
+//! Every table is capped (named constants here and in the submodules, or [`CaptureConfig`]
+//! fields) and every decode failure is counted by reason (`poolwatch_packet_errors_total`,
+//! `poolwatch_dns_parse_errors_total`), never fatal. Details: `docs/arch/capture.md`.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use crate::model::Observation;
+use crate::metrics::{self, Counter, Gauge};
 
+pub mod decode;
+pub mod flows;
+pub mod frag;
+pub mod ip;
+pub mod link;
+pub mod live;
+pub mod payload;
+mod reader;
+pub mod tcp;
+pub mod txn;
+
+pub use decode::Decoder;
+pub use flows::PAYLOAD_PREFIX_MAX;
+pub use reader::PcapReader;
+
+/// Errors opening or running a capture. Per-packet problems are never errors: they are counted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
     #[error("cannot open capture {path}: {message}")]
     Open { path: PathBuf, message: String },
+    #[error(
+        "cannot capture on {interface}: {message}. Live capture needs CAP_NET_RAW (and \
+         CAP_NET_ADMIN for promiscuous mode): run as root, or grant the binary the capabilities \
+         with `setcap cap_net_raw,cap_net_admin=eip $(command -v poolwatch)`"
+    )]
+    Permission { interface: String, message: String },
+    #[error("cannot capture on {interface}: {message}")]
+    Live { interface: String, message: String },
+    #[error("invalid BPF filter {filter:?}: {message}")]
+    Filter { filter: String, message: String },
+    #[error("unsupported link type {linktype} in {path}")]
+    Linktype { path: PathBuf, linktype: i32 },
+    #[error("cannot drop privileges to user {user:?}: {message}")]
+    Privileges { user: String, message: String },
 }
 
-#[derive(Debug, Clone, Default)]
+/// Packet-input settings. `Default` suits a sensor on a busy mirror port.
+#[derive(Debug, Clone)]
 pub struct CaptureConfig {
+    /// UDP/TCP ports whose traffic is DNS. mDNS (5353) and LLMNR are deliberately not DNS here.
     pub dns_ports: Vec<u16>,
+    /// Queries awaiting a response, at most; beyond, the oldest is reported unanswered.
+    pub max_pending_dns: usize,
+    /// A query unanswered this long (capture time) is reported unanswered.
+    pub dns_timeout: Duration,
+    /// Flows tracked at once; beyond, the least recently active is evicted (final report).
+    pub max_flows: usize,
+    /// Idle time after which a TCP flow is evicted (final report, state as last seen).
+    pub tcp_idle_timeout: Duration,
+    /// Idle time after which a UDP flow is evicted.
+    pub udp_idle_timeout: Duration,
+    /// Track and report non-DNS flows (off = DNS only, faster).
+    pub track_flows: bool,
 }
 
-/// Observations decoded from one capture file.
-pub struct PcapReader {}
+/// Default cap on pending DNS queries: a resolver answering 50k qps within the 10 s timeout
+/// leaves far fewer in flight; a random-subdomain flood hits the cap and is reported as
+/// unanswered queries instead of growing memory (~200 bytes each: ~13 MiB).
+pub const DEFAULT_MAX_PENDING_DNS: usize = 65_536;
+/// Default cap on tracked flows (~1 KiB each with both payload prefixes: ~128 MiB at worst).
+pub const DEFAULT_MAX_FLOWS: usize = 131_072;
+/// Long enough for a slow recursive resolution (several upstream round trips + retries).
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stratum sessions can be quiet for minutes between jobs; don't evict them too early.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl Iterator for PcapReader {
-    type Item = Observation;
-    fn next(&mut self) -> Option<Observation> {
-        None
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            dns_ports: vec![53],
+            max_pending_dns: DEFAULT_MAX_PENDING_DNS,
+            dns_timeout: DEFAULT_DNS_TIMEOUT,
+            max_flows: DEFAULT_MAX_FLOWS,
+            tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
+            udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
+            track_flows: true,
+        }
     }
 }
 
-pub fn open_file(path: &Path, _cfg: &CaptureConfig) -> Result<PcapReader, CaptureError> {
-    Err(CaptureError::Open {
-        path: path.to_path_buf(),
-        message: "packet input is not built yet".into(),
+/// Counters of one capture (file or interface), plus current table sizes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Decode failures by reason (`link_truncated`, `ip_truncated`, `frag_oversize`, …).
+    pub decode_errors: Vec<(&'static str, u64)>,
+    /// Non-IP frames (ARP, LLDP, …): not errors.
+    pub not_ip: u64,
+    /// IP packets of other protocols (ICMP, ESP, …).
+    pub other_proto: u64,
+    pub udp: u64,
+    pub tcp: u64,
+    pub tunnelled: u64,
+    pub fragments: u64,
+    pub reassembled: u64,
+    pub frag_evicted: u64,
+    pub dns_messages: u64,
+    pub dns_queries: u64,
+    pub dns_responses: u64,
+    pub dns_paired: u64,
+    pub dns_unanswered: u64,
+    pub dns_unsolicited: u64,
+    pub dns_duplicate_queries: u64,
+    pub dns_salvaged: u64,
+    pub dns_pending_evicted: u64,
+    /// DNS messages that failed (or were only partly) decoded, by reason.
+    pub dns_parse_errors: Vec<(&'static str, u64)>,
+    pub tcp_dns_gaps: u64,
+    pub tcp_dns_evicted: u64,
+    pub flows_created: u64,
+    pub flows_evicted: u64,
+    pub flows_evicted_cap: u64,
+    pub flow_reports: u64,
+    /// Live capture: packets dropped by the kernel (buffer full) and by the interface.
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+    // Current table sizes.
+    pub pending_dns: usize,
+    pub flows_active: usize,
+    pub tcp_dns_streams: usize,
+    pub frag_datagrams: usize,
+}
+
+impl CaptureStats {
+    #[inline]
+    pub(crate) fn error(&mut self, reason: &'static str) {
+        match self.decode_errors.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.decode_errors.push((reason, 1)),
+        }
+    }
+
+    /// Sum of decode errors.
+    pub fn decode_error_total(&self) -> u64 {
+        self.decode_errors.iter().map(|(_, n)| n).sum()
+    }
+    /// Sum of DNS parse failures (including salvaged messages).
+    pub fn dns_parse_error_total(&self) -> u64 {
+        self.dns_parse_errors.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Process-wide metric handles of this stage.
+pub(crate) struct Metrics {
+    packets: Counter,
+    bytes: Counter,
+    dns_messages: Counter,
+    dns_observations_paired: Counter,
+    dns_unanswered: Counter,
+    dns_unsolicited: Counter,
+    flows_evicted: Counter,
+    flow_reports: Counter,
+    fragments_reassembled: Counter,
+    drops_kernel: Counter,
+    drops_interface: Counter,
+    pending_dns: Gauge,
+    flows_active: Gauge,
+    tcp_dns_streams: Gauge,
+    frag_datagrams: Gauge,
+}
+
+pub(crate) fn metrics_handles() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| Metrics {
+        packets: metrics::counter(
+            "poolwatch_packets_total",
+            "Packets read from captures.",
+            &[],
+        ),
+        bytes: metrics::counter(
+            "poolwatch_packet_bytes_total",
+            "Bytes of captured frames.",
+            &[],
+        ),
+        dns_messages: metrics::counter(
+            "poolwatch_dns_messages_total",
+            "DNS messages seen on the wire (UDP and TCP).",
+            &[],
+        ),
+        dns_observations_paired: metrics::counter(
+            "poolwatch_dns_transactions_total",
+            "DNS transactions reported, by outcome.",
+            &[("outcome", "answered")],
+        ),
+        dns_unanswered: metrics::counter(
+            "poolwatch_dns_transactions_total",
+            "DNS transactions reported, by outcome.",
+            &[("outcome", "unanswered")],
+        ),
+        dns_unsolicited: metrics::counter(
+            "poolwatch_dns_transactions_total",
+            "DNS transactions reported, by outcome.",
+            &[("outcome", "unsolicited")],
+        ),
+        flows_evicted: metrics::counter(
+            "poolwatch_flows_evicted_total",
+            "Flows evicted from the flow table (idle timeout or table cap).",
+            &[],
+        ),
+        flow_reports: metrics::counter(
+            "poolwatch_flow_reports_total",
+            "Flow observations emitted (interim and final).",
+            &[],
+        ),
+        fragments_reassembled: metrics::counter(
+            "poolwatch_fragments_reassembled_total",
+            "IP datagrams reassembled from fragments.",
+            &[],
+        ),
+        drops_kernel: metrics::counter(
+            "poolwatch_capture_drops_total",
+            "Packets dropped before poolwatch saw them (pcap stats).",
+            &[("where", "kernel")],
+        ),
+        drops_interface: metrics::counter(
+            "poolwatch_capture_drops_total",
+            "Packets dropped before poolwatch saw them (pcap stats).",
+            &[("where", "interface")],
+        ),
+        pending_dns: metrics::gauge(
+            "poolwatch_capture_table_entries",
+            "Entries in the capture stage's state tables.",
+            &[("table", "pending_dns")],
+        ),
+        flows_active: metrics::gauge(
+            "poolwatch_capture_table_entries",
+            "Entries in the capture stage's state tables.",
+            &[("table", "flows")],
+        ),
+        tcp_dns_streams: metrics::gauge(
+            "poolwatch_capture_table_entries",
+            "Entries in the capture stage's state tables.",
+            &[("table", "tcp_dns_streams")],
+        ),
+        frag_datagrams: metrics::gauge(
+            "poolwatch_capture_table_entries",
+            "Entries in the capture stage's state tables.",
+            &[("table", "fragments")],
+        ),
     })
+}
+
+impl Metrics {
+    /// Adds `now - before` to the counters; sets the gauges to `now`'s table sizes.
+    fn add_delta(&self, before: &CaptureStats, now: &CaptureStats) {
+        let d = |a: u64, b: u64| b.saturating_sub(a);
+        self.packets.add(d(before.packets, now.packets));
+        self.bytes.add(d(before.bytes, now.bytes));
+        self.dns_messages
+            .add(d(before.dns_messages, now.dns_messages));
+        self.dns_observations_paired
+            .add(d(before.dns_paired, now.dns_paired));
+        self.dns_unanswered
+            .add(d(before.dns_unanswered, now.dns_unanswered));
+        self.dns_unsolicited
+            .add(d(before.dns_unsolicited, now.dns_unsolicited));
+        self.flows_evicted
+            .add(d(before.flows_evicted, now.flows_evicted));
+        self.flow_reports
+            .add(d(before.flow_reports, now.flow_reports));
+        self.fragments_reassembled
+            .add(d(before.reassembled, now.reassembled));
+        self.drops_kernel
+            .add(d(before.kernel_drops, now.kernel_drops));
+        self.drops_interface
+            .add(d(before.interface_drops, now.interface_drops));
+        for (reason, n) in &now.decode_errors {
+            let old = lookup(&before.decode_errors, reason);
+            if *n > old {
+                metrics::counter(
+                    "poolwatch_packet_errors_total",
+                    "Packets (or parts) that could not be decoded, by reason.",
+                    &[("reason", reason)],
+                )
+                .add(n - old);
+            }
+        }
+        for (reason, n) in &now.dns_parse_errors {
+            let old = lookup(&before.dns_parse_errors, reason);
+            if *n > old {
+                metrics::counter(
+                    "poolwatch_dns_parse_errors_total",
+                    "DNS messages that failed to decode (or were only salvaged), by reason.",
+                    &[("reason", reason)],
+                )
+                .add(n - old);
+            }
+        }
+        self.pending_dns.set(now.pending_dns as i64);
+        self.flows_active.set(now.flows_active as i64);
+        self.tcp_dns_streams.set(now.tcp_dns_streams as i64);
+        self.frag_datagrams.set(now.frag_datagrams as i64);
+    }
+}
+
+fn lookup(v: &[(&'static str, u64)], reason: &str) -> u64 {
+    v.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| *n)
+}
+
+/// A libpcap timestamp in µs since the epoch (`time_t` is not i64 everywhere).
+#[allow(clippy::useless_conversion)]
+pub(crate) fn timeval_us(tv: &libc::timeval) -> i64 {
+    i64::from(tv.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(tv.tv_usec))
+}
+
+/// Opens a pcap or pcapng file (`-`: standard input) and decodes it lazily as it is iterated.
+pub fn open_file(path: &Path, cfg: &CaptureConfig) -> Result<PcapReader, CaptureError> {
+    PcapReader::open(path, cfg)
 }
 
 /// pcap (either byte order, µs or ns) or pcapng magic.
