@@ -1,0 +1,188 @@
+//! The compiled sets: names in one anchored Aho-Corasick automaton over reversed names, and
+//! addresses in per-prefix-length hash maps.
+//!
+//! Names: every entry `d` becomes the pattern `reverse(d) + "."`; a query `q` is searched as
+//! `reverse(lowercase(q)) + "."`, anchored at the start, leftmost-longest. A pattern can only
+//! match a prefix of the reversed query that ends on a `.`, i.e. a label-aligned suffix of `q`,
+//! so `notd` and `d.evil.example` can never match `d`; the longest such pattern is the most
+//! specific entry. The anchored search stops at the first byte no entry shares, which for a
+//! benign name is usually inside its TLD or second-level label.
+
+use std::net::IpAddr;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
+use rustc_hash::FxHashMap;
+
+use super::normalize::reverse_query;
+use super::MAX_NAME_LEN;
+
+/// Reversed-name automaton; pattern ids index the caller's hit table.
+#[derive(Debug, Default)]
+pub(crate) struct NameSet {
+    ac: Option<AhoCorasick>,
+}
+
+impl NameSet {
+    /// `domains` must be normalised, unique entries; pattern id `i` is `domains[i]`.
+    pub(crate) fn build<'a>(
+        domains: impl Iterator<Item = &'a str>,
+    ) -> Result<NameSet, aho_corasick::BuildError> {
+        let patterns: Vec<Vec<u8>> = domains
+            .map(|d| {
+                let mut p: Vec<u8> = d.bytes().rev().collect();
+                p.push(b'.');
+                p
+            })
+            .collect();
+        if patterns.is_empty() {
+            return Ok(NameSet { ac: None });
+        }
+        // Contiguous NFA: in anchored mode it never follows failure links, so it costs about
+        // what a DFA does per byte at a small fraction of the memory (a DFA of 100k reversed
+        // names takes well over 64 MiB).
+        let ac = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .match_kind(MatchKind::LeftmostLongest)
+            .start_kind(StartKind::Anchored)
+            .build(&patterns)?;
+        Ok(NameSet { ac: Some(ac) })
+    }
+
+    /// Pattern id of the most specific entry covering the ASCII `name`, if any.
+    #[inline]
+    pub(crate) fn find(&self, name: &[u8]) -> Option<usize> {
+        let ac = self.ac.as_ref()?;
+        let mut buf = [0u8; MAX_NAME_LEN + 2];
+        let n = reverse_query(name, &mut buf)?;
+        let hay = buf.get(..n)?;
+        ac.find(Input::new(hay).anchored(Anchored::Yes))
+            .map(|m| m.pattern().as_usize())
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.ac.as_ref().map_or(0, |a| a.memory_usage())
+    }
+}
+
+/// Addresses, CIDR blocks and endpoints. Lookup walks the prefix lengths present, longest first,
+/// so the most specific block wins; at most 33 (IPv4) or 129 (IPv6) probes.
+#[derive(Debug, Default)]
+pub(crate) struct IpSet {
+    v4: Vec<(u8, FxHashMap<u32, u32>)>,
+    v6: Vec<(u8, FxHashMap<u128, u32>)>,
+    endpoints: FxHashMap<(IpAddr, u16), u32>,
+    /// First endpoint entry of each address, for lookups without a port.
+    endpoint_addrs: FxHashMap<IpAddr, u32>,
+}
+
+impl IpSet {
+    pub(crate) fn insert_net(&mut self, net: ipnet::IpNet, id: u32) {
+        let len = net.prefix_len();
+        match net {
+            ipnet::IpNet::V4(n) => {
+                let key = u32::from(n.network());
+                let map = match self.v4.iter_mut().position(|(l, _)| *l == len) {
+                    Some(i) => &mut self.v4[i].1,
+                    None => {
+                        self.v4.push((len, FxHashMap::default()));
+                        self.v4.sort_by(|a, b| b.0.cmp(&a.0));
+                        let i = self.v4.iter().position(|(l, _)| *l == len).unwrap_or(0);
+                        &mut self.v4[i].1
+                    }
+                };
+                map.entry(key).or_insert(id);
+            }
+            ipnet::IpNet::V6(n) => {
+                let key = u128::from(n.network());
+                let map = match self.v6.iter_mut().position(|(l, _)| *l == len) {
+                    Some(i) => &mut self.v6[i].1,
+                    None => {
+                        self.v6.push((len, FxHashMap::default()));
+                        self.v6.sort_by(|a, b| b.0.cmp(&a.0));
+                        let i = self.v6.iter().position(|(l, _)| *l == len).unwrap_or(0);
+                        &mut self.v6[i].1
+                    }
+                };
+                map.entry(key).or_insert(id);
+            }
+        }
+    }
+
+    pub(crate) fn insert_endpoint(&mut self, ip: IpAddr, port: u16, id: u32) {
+        self.endpoints.entry((ip, port)).or_insert(id);
+        self.endpoint_addrs.entry(ip).or_insert(id);
+    }
+
+    pub(crate) fn find(&self, ip: IpAddr, port: Option<u16>) -> Option<u32> {
+        let ip = ip.to_canonical();
+        if let Some(p) = port {
+            if let Some(id) = self.endpoints.get(&(ip, p)) {
+                return Some(*id);
+            }
+        }
+        let net = match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().find_map(|(len, map)| {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+                    map.get(&(a & mask)).copied()
+                })
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().find_map(|(len, map)| {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+                    map.get(&(a & mask)).copied()
+                })
+            }
+        };
+        if net.is_some() {
+            return net;
+        }
+        // Without a port, an endpoint entry still says "this address is a pool".
+        match port {
+            None => self.endpoint_addrs.get(&ip).copied(),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The straightforward alternative: a hash set of entries probed with every label-aligned
+/// suffix of the name, most specific first. Kept as the cross-check for tests and as the
+/// baseline in `benches/matcher.rs`.
+#[derive(Debug, Default)]
+pub struct HashWalk {
+    map: FxHashMap<Box<str>, u32>,
+}
+
+impl HashWalk {
+    /// Builds from normalised unique entries; the value of `domains[i]` is `i`.
+    pub fn new<'a>(domains: impl Iterator<Item = &'a str>) -> HashWalk {
+        let mut map = FxHashMap::default();
+        for (i, d) in domains.enumerate() {
+            map.entry(d.into()).or_insert(u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        HashWalk { map }
+    }
+
+    /// Index of the most specific entry covering `name` (ASCII; lowercased here).
+    pub fn find(&self, name: &str) -> Option<usize> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return None;
+        }
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let lower = buf.get_mut(..name.len())?;
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        let lower = std::str::from_utf8(lower).ok()?;
+        let mut suffix = lower;
+        loop {
+            if let Some(i) = self.map.get(suffix) {
+                return Some(*i as usize);
+            }
+            let dot = suffix.find('.')?;
+            suffix = suffix.get(dot + 1..)?;
+        }
+    }
+}
