@@ -16,27 +16,42 @@ use rustc_hash::FxHashMap;
 use super::normalize::reverse_query;
 use super::MAX_NAME_LEN;
 
-/// Reversed-name automaton; pattern ids index the caller's hit table.
+/// Largest name set compiled into the automaton. Building Aho-Corasick costs about 10 s and
+/// 0.9 GiB of transient heap per million reversed names (see `benches/matcher.rs`), against
+/// under 1 s for the hash set; above this size the hash-set walk (same results, same match
+/// speed within noise) takes over so a huge user list cannot stall a reload or exhaust memory.
+pub const AUTOMATON_MAX_NAMES: usize = 250_000;
+
+/// Name lookup structure; ids index the caller's hit table.
 #[derive(Debug, Default)]
-pub(crate) struct NameSet {
-    ac: Option<AhoCorasick>,
+pub(crate) enum NameSet {
+    #[default]
+    Empty,
+    /// Anchored, leftmost-longest Aho-Corasick over reversed names (the production path).
+    Automaton(AhoCorasick),
+    /// Hash set of entries probed with label-aligned suffixes (beyond [`AUTOMATON_MAX_NAMES`]).
+    Walk(HashWalk),
 }
 
 impl NameSet {
-    /// `domains` must be normalised, unique entries; pattern id `i` is `domains[i]`.
-    pub(crate) fn build<'a>(
-        domains: impl Iterator<Item = &'a str>,
-    ) -> Result<NameSet, aho_corasick::BuildError> {
-        let patterns: Vec<Vec<u8>> = domains
-            .map(|d| {
-                let mut p: Vec<u8> = d.bytes().rev().collect();
-                p.push(b'.');
-                p
-            })
-            .collect();
-        if patterns.is_empty() {
-            return Ok(NameSet { ac: None });
+    /// `domains` must be normalised, unique entries; id `i` is the `i`-th domain.
+    pub(crate) fn build<'a, I>(domains: I, count: usize) -> Result<NameSet, aho_corasick::BuildError>
+    where
+        I: Iterator<Item = &'a str> + Clone,
+    {
+        if count == 0 {
+            return Ok(NameSet::Empty);
         }
+        if count > AUTOMATON_MAX_NAMES {
+            return Ok(NameSet::Walk(HashWalk::new(domains)));
+        }
+        // Patterns are produced lazily so only the automaton under construction holds them.
+        let patterns = domains.map(|d| {
+            let mut p: Vec<u8> = Vec::with_capacity(d.len() + 1);
+            p.extend(d.bytes().rev());
+            p.push(b'.');
+            p
+        });
         // Contiguous NFA: in anchored mode it never follows failure links, so it costs about
         // what a DFA does per byte at a small fraction of the memory (a DFA of 100k reversed
         // names takes well over 64 MiB).
@@ -44,23 +59,42 @@ impl NameSet {
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .match_kind(MatchKind::LeftmostLongest)
             .start_kind(StartKind::Anchored)
-            .build(&patterns)?;
-        Ok(NameSet { ac: Some(ac) })
+            // Anchored searches never use a prefilter; skip building one.
+            .prefilter(false)
+            .build(patterns)?;
+        Ok(NameSet::Automaton(ac))
     }
 
-    /// Pattern id of the most specific entry covering the ASCII `name`, if any.
+    /// Id of the most specific entry covering the ASCII `name`, if any.
     #[inline]
     pub(crate) fn find(&self, name: &[u8]) -> Option<usize> {
-        let ac = self.ac.as_ref()?;
-        let mut buf = [0u8; MAX_NAME_LEN + 2];
-        let n = reverse_query(name, &mut buf)?;
-        let hay = buf.get(..n)?;
-        ac.find(Input::new(hay).anchored(Anchored::Yes))
-            .map(|m| m.pattern().as_usize())
+        match self {
+            NameSet::Empty => None,
+            NameSet::Automaton(ac) => {
+                let mut buf = [0u8; MAX_NAME_LEN + 2];
+                let n = reverse_query(name, &mut buf)?;
+                let hay = buf.get(..n)?;
+                ac.find(Input::new(hay).anchored(Anchored::Yes))
+                    .map(|m| m.pattern().as_usize())
+            }
+            NameSet::Walk(w) => w.find(std::str::from_utf8(name).ok()?),
+        }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.ac.as_ref().map_or(0, |a| a.memory_usage())
+        match self {
+            NameSet::Empty => 0,
+            NameSet::Automaton(a) => a.memory_usage(),
+            NameSet::Walk(w) => w.heap_bytes(),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            NameSet::Empty => "empty",
+            NameSet::Automaton(_) => "aho-corasick",
+            NameSet::Walk(_) => "hash-walk",
+        }
     }
 }
 
@@ -163,6 +197,12 @@ impl HashWalk {
             map.entry(d.into()).or_insert(u32::try_from(i).unwrap_or(u32::MAX));
         }
         HashWalk { map }
+    }
+
+    /// Approximate heap held by the set.
+    pub fn heap_bytes(&self) -> usize {
+        self.map.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + self.map.keys().map(|k| k.len()).sum::<usize>()
     }
 
     /// Index of the most specific entry covering `name` (ASCII; lowercased here).

@@ -67,7 +67,7 @@ pub enum MatcherError {
         line: u32,
         message: String,
     },
-    #[error("the lists compile to an empty set; keeping the previous one")]
+    #[error("the lists hold no valid entry")]
     Empty,
     #[error("list {path} is larger than {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },
@@ -302,6 +302,10 @@ pub struct BuildReport {
     pub skipped: u64,
     pub duplicates: u64,
     pub compile_ms: f64,
+    /// Part of `compile_ms` spent building the name automaton.
+    pub automaton_ms: f64,
+    /// Name lookup engine: `aho-corasick` (up to `AUTOMATON_MAX_NAMES` names) or `hash-walk`.
+    pub engine: String,
     /// Heap used by the name automaton.
     pub automaton_bytes: u64,
 }
@@ -424,17 +428,17 @@ impl Blocklists {
         if name_hits.is_empty() && ip_hits.is_empty() {
             return Err(MatcherError::Empty);
         }
-        // Pattern ids must follow `name_hits`; the map's order is arbitrary, so invert it.
-        let mut domains: Vec<&str> = vec![""; name_hits.len()];
-        for (d, i) in &name_idx {
-            if let Some(slot) = domains.get_mut(*i as usize) {
-                *slot = d;
-            }
-        }
-        let names = compile::NameSet::build(domains.iter().copied())
-            .map_err(|e| MatcherError::Compile(e.to_string()))?;
-        drop(domains);
+        // Ids follow `name_hits`, whose `entry` is the normalised domain; the index map is no
+        // longer needed and goes before the automaton's transient build memory peaks.
         drop(name_idx);
+        let ac_start = Instant::now();
+        let names = compile::NameSet::build(
+            name_hits.iter().map(|h| h.entry.as_str()),
+            name_hits.len(),
+        )
+        .map_err(|e| MatcherError::Compile(e.to_string()))?;
+        report.automaton_ms = ac_start.elapsed().as_secs_f64() * 1e3;
+        report.engine = names.kind().to_string();
         let mut ips = compile::IpSet::default();
         for (i, t) in ip_targets.iter().enumerate() {
             let id = i as u32;
