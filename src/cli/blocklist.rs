@@ -110,10 +110,17 @@ pub fn run(args: BlocklistArgs) -> anyhow::Result<ExitCode> {
 
 fn load(paths: &[PathBuf]) -> anyhow::Result<Blocklists> {
     let (b, report) = Blocklists::load_with_report(paths).context("cannot load the blocklists")?;
-    for l in &report.lists {
-        if l.invalid > 0 {
-            tracing::warn!(list = %l.name, invalid = l.invalid, "invalid lines dropped (run `poolwatch blocklist lint`)");
-        }
+    let bad: Vec<String> = report
+        .lists
+        .iter()
+        .filter(|l| l.invalid > 0)
+        .map(|l| format!("{} ({})", l.name, l.invalid))
+        .collect();
+    if !bad.is_empty() {
+        tracing::warn!(
+            "invalid lines dropped in {}; `poolwatch blocklist lint FILE` lists them",
+            bad.join(", ")
+        );
     }
     Ok(b)
 }

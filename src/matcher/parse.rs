@@ -334,6 +334,18 @@ fn parse_plain_or_hosts(line: &str, line_no: u32, out: &mut ParsedList) {
                 );
                 return;
             }
+            // `pool.example:3333`: a pool endpoint by name; DNS matching ignores the port.
+            if let Some((host, port)) = first.rsplit_once(':') {
+                if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.contains(':') {
+                    out.problem(
+                        line_no,
+                        Severity::Warning,
+                        format!("port `{}` ignored for name entry `{}`", clip(port), clip(host)),
+                    );
+                    push_domain(out, host, line_no, false);
+                    return;
+                }
+            }
             push_domain(out, first, line_no, false);
         }
     }
