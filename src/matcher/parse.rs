@@ -448,6 +448,18 @@ fn parse_adblock(line: &str, line_no: u32, out: &mut ParsedList) {
         }
         pattern
     };
+    // `||203.0.113.9^`: an address rule.
+    if let Some(r) = parse_ip_token(host) {
+        match r {
+            Ok(t) => out.entries.push(Entry {
+                target: t,
+                exception,
+                line: line_no,
+            }),
+            Err(m) => out.problem(line_no, Severity::Error, m),
+        }
+        return;
+    }
     push_domain(out, host, line_no, exception);
 }
 
