@@ -51,11 +51,16 @@ fn bench_dir() -> PathBuf {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn word(&mut self, len: usize) -> String {
-        (0..len).map(|_| char::from(b'a' + (self.next() % 26) as u8)).collect()
+        (0..len)
+            .map(|_| char::from(b'a' + (self.next() % 26) as u8))
+            .collect()
     }
 }
 
@@ -89,7 +94,11 @@ fn workload() -> (String, Vec<String>, &'static str) {
             .map(str::to_string)
             .collect();
         if !names.is_empty() {
-            return (list, names, "dnsgen small (bind-query.log names, blocklist.txt)");
+            return (
+                list,
+                names,
+                "dnsgen small (bind-query.log names, blocklist.txt)",
+            );
         }
     }
     let list = synthetic_list(100_000, 7);
@@ -108,9 +117,14 @@ fn workload() -> (String, Vec<String>, &'static str) {
 }
 
 fn build(text: &str) -> Blocklists {
-    Blocklists::build(vec![ListSource::memory("bench", Category::Pool, None, text)])
-        .expect("bench list compiles")
-        .0
+    Blocklists::build(vec![ListSource::memory(
+        "bench",
+        Category::Pool,
+        None,
+        text,
+    )])
+    .expect("bench list compiles")
+    .0
 }
 
 /// Compile time and heap of the compiled set, printed once (too slow for criterion's loop at 1M).
@@ -133,7 +147,10 @@ fn report_compile(label: &str, text: &str) {
     );
     let t = Instant::now();
     let hw = HashWalk::new(b.name_entries().iter().map(|h| h.entry.as_str()));
-    println!("  hash-walk set over the same entries: built in {:.3} s", t.elapsed().as_secs_f64());
+    println!(
+        "  hash-walk set over the same entries: built in {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
     drop(hw);
 }
 
@@ -155,7 +172,10 @@ fn benches(c: &mut Criterion) {
         assert_eq!(ac, hwm, "paths disagree on {n}");
         matched += usize::from(ac.is_some());
     }
-    println!("{matched} of {} names match (both paths agree)", names.len());
+    println!(
+        "{matched} of {} names match (both paths agree)",
+        names.len()
+    );
 
     let mut g = c.benchmark_group("match_name");
     g.throughput(Throughput::Elements(names.len() as u64));

@@ -12,7 +12,9 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/blocklists").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/blocklists")
+        .join(name)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -25,9 +27,19 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn match_json_objects_have_the_contract_fields() {
-    let o = run(&["blocklist", "match", "--output", "json", "XMR-EU1.nanopool.org.", "my2miners.com"]);
+    let o = run(&[
+        "blocklist",
+        "match",
+        "--output",
+        "json",
+        "XMR-EU1.nanopool.org.",
+        "my2miners.com",
+    ]);
     assert!(o.status.success());
-    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["name"], "XMR-EU1.nanopool.org.");
     assert_eq!(lines[0]["matched"], true);
@@ -76,14 +88,34 @@ fn lint_reports_file_and_line_and_fails_on_errors() {
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     for line in 2..=8 {
-        assert!(out.contains(&format!("{}:{line}: error:", f.display())), "line {line} in:\n{out}");
+        assert!(
+            out.contains(&format!("{}:{line}: error:", f.display())),
+            "line {line} in:\n{out}"
+        );
     }
     assert!(!out.contains(":9: error"), "ok.example is fine:\n{out}");
-    let o = bin().args(["blocklist", "lint"]).arg(fixture("hosts.txt")).arg(fixture("dnsmasq.txt")).output().unwrap();
+    let o = bin()
+        .args(["blocklist", "lint"])
+        .arg(fixture("hosts.txt"))
+        .arg(fixture("dnsmasq.txt"))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stdout(&o));
-    let o = bin().args(["blocklist", "lint", "--strict"]).arg(fixture("adblock.txt")).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "skipped rules are warnings, errors under --strict");
-    let o = bin().args(["blocklist", "lint", "--format", "hosts"]).arg(fixture("hosts.txt")).output().unwrap();
+    let o = bin()
+        .args(["blocklist", "lint", "--strict"])
+        .arg(fixture("adblock.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "skipped rules are warnings, errors under --strict"
+    );
+    let o = bin()
+        .args(["blocklist", "lint", "--format", "hosts"])
+        .arg(fixture("hosts.txt"))
+        .output()
+        .unwrap();
     assert!(o.status.success());
 }
 
@@ -92,23 +124,41 @@ fn stats_text_and_json() {
     let o = run(&["blocklist", "stats"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains("pools-monero") && out.contains("allowlist") && out.contains("browser_miner"));
+    assert!(
+        out.contains("pools-monero") && out.contains("allowlist") && out.contains("browser_miner")
+    );
     let o = run(&["blocklist", "stats", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["entries"].as_u64().unwrap() > 200);
     assert_eq!(v["engine"], "aho-corasick");
-    assert!(v["lists"].as_array().unwrap().iter().any(|l| l["license"].is_string()));
+    assert!(v["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["license"].is_string()));
 }
 
 #[test]
 fn export_every_format_to_stdout_and_file() {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["rpz", "hosts", "dnsmasq", "unbound", "adblock", "nftables", "suricata-dataset"] {
+    for f in [
+        "rpz",
+        "hosts",
+        "dnsmasq",
+        "unbound",
+        "adblock",
+        "nftables",
+        "suricata-dataset",
+    ] {
         let o = run(&["blocklist", "export", "--format", f]);
         assert!(o.status.success(), "{f}");
         assert!(!o.stdout.is_empty(), "{f}");
         let path = dir.path().join(format!("out.{f}"));
-        let o = bin().args(["blocklist", "export", "--format", f, "-o"]).arg(&path).output().unwrap();
+        let o = bin()
+            .args(["blocklist", "export", "--format", f, "-o"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{f}");
         assert!(std::fs::metadata(&path).unwrap().len() > 0);
     }
@@ -118,7 +168,13 @@ fn export_every_format_to_stdout_and_file() {
 fn bad_input_gives_a_message_not_a_panic() {
     for args in [
         vec!["blocklist", "export", "--format", "pdf"],
-        vec!["blocklist", "match", "-b", "/nonexistent/list.txt", "x.example"],
+        vec![
+            "blocklist",
+            "match",
+            "-b",
+            "/nonexistent/list.txt",
+            "x.example",
+        ],
         vec!["blocklist", "stats", "-b", "/nonexistent"],
         vec!["blocklist", "lint", "/nonexistent"],
         vec!["blocklist", "lint", "--format", "yaml", "/etc/hostname"],
@@ -149,26 +205,48 @@ fn public_lists_lint_match_stats_export() {
     files.sort();
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().to_lowercase();
-        let o = bin().args(["blocklist", "lint", "-q"]).arg(f).output().unwrap();
+        let o = bin()
+            .args(["blocklist", "lint", "-q"])
+            .arg(f)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!err.contains("panicked"), "{}: {err}", f.display());
         if name.starts_with("license") || name.ends_with(".md") {
             continue;
         }
         // Every real list loads and answers.
-        let o = bin().args(["blocklist", "match", "-b"]).arg(f).args(["supportxmr.com"]).output().unwrap();
+        let o = bin()
+            .args(["blocklist", "match", "-b"])
+            .arg(f)
+            .args(["supportxmr.com"])
+            .output()
+            .unwrap();
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
-        let o = bin().args(["blocklist", "stats", "-b"]).arg(f).output().unwrap();
+        let o = bin()
+            .args(["blocklist", "stats", "-b"])
+            .arg(f)
+            .output()
+            .unwrap();
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     }
     let nocoin = root.join("hoshsadiq-adblock-nocoin-list/nocoin.txt");
     if nocoin.is_file() {
-        let o = bin().args(["blocklist", "match", "-o", "json", "-b"]).arg(&nocoin).arg("xmr.2miners.com").output().unwrap();
+        let o = bin()
+            .args(["blocklist", "match", "-o", "json", "-b"])
+            .arg(&nocoin)
+            .arg("xmr.2miners.com")
+            .output()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["matched"], true);
         assert_eq!(v["list"], "nocoin");
         assert_eq!(v["line"], 14);
-        let o = bin().args(["blocklist", "export", "--format", "rpz", "-b"]).arg(&nocoin).output().unwrap();
+        let o = bin()
+            .args(["blocklist", "export", "--format", "rpz", "-b"])
+            .arg(&nocoin)
+            .output()
+            .unwrap();
         assert!(o.status.success());
     }
 }

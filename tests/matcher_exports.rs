@@ -7,7 +7,9 @@ use std::process::Command;
 use poolwatch::matcher::{Blocklists, ExportFormat};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/blocklists").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/blocklists")
+        .join(name)
 }
 
 fn shared_lists() -> Option<Vec<PathBuf>> {
@@ -27,7 +29,14 @@ fn shared_lists() -> Option<Vec<PathBuf>> {
 }
 
 fn tool(name: &str) -> Option<PathBuf> {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin"] {
+    for dir in [
+        "/usr/bin",
+        "/usr/sbin",
+        "/bin",
+        "/sbin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.is_file() {
             return Some(p);
@@ -42,21 +51,42 @@ fn check_with_tools(b: &Blocklists, label: &str) {
     if let Some(t) = tool("named-checkzone") {
         let f = dir.path().join("pools.rpz");
         std::fs::write(&f, b.export(ExportFormat::Rpz)).unwrap();
-        let o = Command::new(t).args(["-q", "rpz.poolwatch"]).arg(&f).output().unwrap();
-        assert!(o.status.success(), "{label}: named-checkzone: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let o = Command::new(t)
+            .args(["-q", "rpz.poolwatch"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{label}: named-checkzone: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     if let Some(t) = tool("unbound-checkconf") {
         let f = dir.path().join("unbound.conf");
         std::fs::write(&f, b.export(ExportFormat::Unbound)).unwrap();
         let o = Command::new(t).arg(&f).output().unwrap();
-        assert!(o.status.success(), "{label}: unbound-checkconf: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{label}: unbound-checkconf: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     if let Some(t) = tool("nft") {
         let f = dir.path().join("pools.nft");
         std::fs::write(&f, b.export(ExportFormat::Nftables)).unwrap();
-        let o = Command::new(t).arg("-c").arg("-f").arg(&f).output().unwrap();
+        let o = Command::new(t)
+            .arg("-c")
+            .arg("-f")
+            .arg(&f)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        if !o.status.success() && (err.contains("Operation not permitted") || err.contains("netlink")) {
+        if !o.status.success()
+            && (err.contains("Operation not permitted") || err.contains("netlink"))
+        {
             println!("skipping: nft -c cannot reach netlink here: {err}");
         } else {
             assert!(o.status.success(), "{label}: nft -c: {err}");
@@ -75,10 +105,16 @@ fn shipped_lists_export_and_load_in_real_tools() {
 
 #[test]
 fn fixture_exports_have_the_promised_shapes() {
-    let paths: Vec<PathBuf> = ["plain.txt", "adblock.txt", "allow.txt"].iter().map(|f| fixture(f)).collect();
+    let paths: Vec<PathBuf> = ["plain.txt", "adblock.txt", "allow.txt"]
+        .iter()
+        .map(|f| fixture(f))
+        .collect();
     let b = Blocklists::load(&paths).unwrap();
     let rpz = b.export(ExportFormat::Rpz);
-    assert!(rpz.contains("\nsupportxmr.com CNAME .\n*.supportxmr.com CNAME .\n"), "{rpz}");
+    assert!(
+        rpz.contains("\nsupportxmr.com CNAME .\n*.supportxmr.com CNAME .\n"),
+        "{rpz}"
+    );
     assert!(rpz.contains("\nsafe.pool.example.net CNAME rpz-passthru.\n"));
     assert!(rpz.contains("\nok.coin-miner.example CNAME rpz-passthru.\n"));
     assert!(rpz.contains("32.7.113.0.203.rpz-ip CNAME ."));
@@ -88,22 +124,37 @@ fn fixture_exports_have_the_promised_shapes() {
     let serial = |z: &str| z.lines().find(|l| l.contains(" SOA ")).unwrap().to_string();
     assert_ne!(serial(&rpz), serial(&b2.export(ExportFormat::Rpz)));
 
-    assert!(b.export(ExportFormat::Hosts).contains("\n0.0.0.0 supportxmr.com\n"));
+    assert!(b
+        .export(ExportFormat::Hosts)
+        .contains("\n0.0.0.0 supportxmr.com\n"));
     let dm = b.export(ExportFormat::Dnsmasq);
-    assert!(dm.contains("\naddress=/supportxmr.com/\n") && dm.contains("\nserver=/safe.pool.example.net/#\n"));
+    assert!(
+        dm.contains("\naddress=/supportxmr.com/\n")
+            && dm.contains("\nserver=/safe.pool.example.net/#\n")
+    );
     let ub = b.export(ExportFormat::Unbound);
     assert!(ub.contains("local-zone: \"supportxmr.com.\" always_nxdomain"));
     assert!(ub.contains("local-zone: \"safe.pool.example.net.\" always_transparent"));
     let ab = b.export(ExportFormat::Adblock);
     assert!(ab.contains("\n||supportxmr.com^\n") && ab.contains("\n@@||ok.coin-miner.example^\n"));
     let nft = b.export(ExportFormat::Nftables);
-    assert!(nft.contains("203.0.113.7") && nft.contains("198.51.100.0/24") && nft.contains("192.0.2.10 . 3333"));
+    assert!(
+        nft.contains("203.0.113.7")
+            && nft.contains("198.51.100.0/24")
+            && nft.contains("192.0.2.10 . 3333")
+    );
     assert!(nft.contains("2001:db8:1::/48") && nft.contains("2001:db8::7 . 4444"));
     let ds = b.export(ExportFormat::SuricataDataset);
-    assert!(ds.lines().any(|l| l == "c3VwcG9ydHhtci5jb20="), "base64 of supportxmr.com");
+    assert!(
+        ds.lines().any(|l| l == "c3VwcG9ydHhtci5jb20="),
+        "base64 of supportxmr.com"
+    );
     // Re-reading our own adblock and hosts exports gives back the same blocks.
     let again = Blocklists::build(vec![poolwatch::matcher::ListSource::memory(
-        "re", poolwatch::model::Category::Pool, None, &ab,
+        "re",
+        poolwatch::model::Category::Pool,
+        None,
+        &ab,
     )])
     .unwrap()
     .0;

@@ -4,11 +4,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use poolwatch::matcher::{self, parse_list, Blocklists, ListFormat, ListSource, MatcherError, Reloader};
+use poolwatch::matcher::{
+    self, parse_list, Blocklists, ListFormat, ListSource, MatcherError, Reloader,
+};
 use poolwatch::model::Category;
 
 fn reloads(result: &str) -> u64 {
-    poolwatch::metrics::counter_value("poolwatch_blocklist_reloads_total", &[("result", result)]).unwrap_or(0)
+    poolwatch::metrics::counter_value("poolwatch_blocklist_reloads_total", &[("result", result)])
+        .unwrap_or(0)
 }
 
 #[test]
@@ -59,12 +62,25 @@ fn user_lists_in_memory_and_rollback() {
     std::fs::write(&list, "file-pool.example\n").unwrap();
     let shared = matcher::shared(Blocklists::empty());
     let r = Reloader::new(shared.clone(), vec![list]);
-    r.set_user_lists(vec![ListSource::memory("api-upload", Category::Pool, Some(ListFormat::Plain), "api-pool.example\n")])
-        .unwrap();
-    assert_eq!(shared.load().match_name("api-pool.example").unwrap().list, "api-upload");
+    r.set_user_lists(vec![ListSource::memory(
+        "api-upload",
+        Category::Pool,
+        Some(ListFormat::Plain),
+        "api-pool.example\n",
+    )])
+    .unwrap();
+    assert_eq!(
+        shared.load().match_name("api-pool.example").unwrap().list,
+        "api-upload"
+    );
     // A bad upload is refused and the previous user list stays in force for later reloads.
     assert!(r
-        .set_user_lists(vec![ListSource::memory("bad", Category::Pool, None, "a..b\n")])
+        .set_user_lists(vec![ListSource::memory(
+            "bad",
+            Category::Pool,
+            None,
+            "a..b\n"
+        )])
         .is_err());
     r.reload_now().unwrap();
     assert!(shared.load().match_name("api-pool.example").is_some());
@@ -82,14 +98,21 @@ fn watcher_picks_up_a_changed_file() {
     // Different size, so the change is visible even with coarse mtimes.
     std::fs::write(&list, "after-the-change.example\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while shared.load().match_name("after-the-change.example").is_none() {
+    while shared
+        .load()
+        .match_name("after-the-change.example")
+        .is_none()
+    {
         assert!(Instant::now() < deadline, "watcher did not reload");
         std::thread::sleep(Duration::from_millis(50));
     }
     // A broken edit is ignored by the watcher: the working set stays.
     std::fs::write(&list, "broken..entry\n").unwrap();
     std::thread::sleep(Duration::from_millis(600));
-    assert!(shared.load().match_name("after-the-change.example").is_some());
+    assert!(shared
+        .load()
+        .match_name("after-the-change.example")
+        .is_some());
     drop(handle);
 }
 
@@ -115,10 +138,18 @@ fn parser_survives_garbage_and_truncations() {
             base[..cut].to_string()
         } else {
             let len = (next() % 300) as usize;
-            let bytes: Vec<u8> = (0..len).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect();
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() as usize) % alphabet.len()])
+                .collect();
             String::from_utf8_lossy(&bytes).into_owned()
         };
-        for f in [None, Some(ListFormat::Plain), Some(ListFormat::Hosts), Some(ListFormat::Adblock), Some(ListFormat::Dnsmasq)] {
+        for f in [
+            None,
+            Some(ListFormat::Plain),
+            Some(ListFormat::Hosts),
+            Some(ListFormat::Adblock),
+            Some(ListFormat::Dnsmasq),
+        ] {
             let p = parse_list(&text, f);
             for e in &p.entries {
                 if let poolwatch::matcher::Target::Domain(d) = &e.target {
@@ -126,7 +157,9 @@ fn parser_survives_garbage_and_truncations() {
                     assert!(poolwatch::matcher::normalize::validate_ascii_name(d).is_ok());
                 }
             }
-            if let Ok((b, _)) = Blocklists::build(vec![ListSource::memory("g", Category::Pool, f, &text)]) {
+            if let Ok((b, _)) =
+                Blocklists::build(vec![ListSource::memory("g", Category::Pool, f, &text)])
+            {
                 let _ = b.match_name(&text);
                 for fmt in poolwatch::matcher::ExportFormat::ALL {
                     let _ = b.export(fmt);

@@ -25,9 +25,11 @@ pub struct BlocklistArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum BlocklistCommand {
     /// Tell for each name whether it matches, and which list, entry, category and line flagged it.
-    #[command(after_help = "Examples:\n  poolwatch blocklist match xmr-eu1.nanopool.org\n  \
+    #[command(
+        after_help = "Examples:\n  poolwatch blocklist match xmr-eu1.nanopool.org\n  \
 cut -f2 names.tsv | poolwatch blocklist match --output json -\n\
-Exit status: 0 when at least one name matched, 1 when none did, 2 on errors.")]
+Exit status: 0 when at least one name matched, 1 when none did, 2 on errors."
+    )]
     Match(MatchArgs),
     /// Check list files and report every problem as FILE:LINE: message (non-zero exit on errors).
     Lint(LintArgs),
@@ -145,7 +147,11 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
             let mut input = stdin.lock();
             loop {
                 line.clear();
-                if input.read_line(&mut line).context("reading names from stdin")? == 0 {
+                if input
+                    .read_line(&mut line)
+                    .context("reading names from stdin")?
+                    == 0
+                {
                     break;
                 }
                 let name = line.trim();
@@ -163,7 +169,11 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = out.flush() {
         return broken_pipe_ok(e);
     }
-    Ok(if any { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if any {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `… | head` closes the pipe: that is the reader's choice, not an error.
@@ -233,7 +243,8 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
                     writeln!(out, "{}:{}: {sev}: {}", shown.display(), p.line, p.message)?;
                 }
             }
-            let hidden = (parsed.invalid + parsed.skipped).saturating_sub(parsed.problems.len() as u64);
+            let hidden =
+                (parsed.invalid + parsed.skipped).saturating_sub(parsed.problems.len() as u64);
             if hidden > 0 && !a.quiet {
                 writeln!(out, "{}: {hidden} more problems not shown", shown.display())?;
             }
@@ -256,7 +267,11 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     let failed = errors > 0 || (a.strict && warnings > 0);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_stats(a: StatsArgs) -> anyhow::Result<ExitCode> {

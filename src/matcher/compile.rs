@@ -35,7 +35,10 @@ pub(crate) enum NameSet {
 
 impl NameSet {
     /// `domains` must be normalised, unique entries; id `i` is the `i`-th domain.
-    pub(crate) fn build<'a, I>(domains: I, count: usize) -> Result<NameSet, aho_corasick::BuildError>
+    pub(crate) fn build<'a, I>(
+        domains: I,
+        count: usize,
+    ) -> Result<NameSet, aho_corasick::BuildError>
     where
         I: Iterator<Item = &'a str> + Clone,
     {
@@ -113,32 +116,8 @@ impl IpSet {
     pub(crate) fn insert_net(&mut self, net: ipnet::IpNet, id: u32) {
         let len = net.prefix_len();
         match net {
-            ipnet::IpNet::V4(n) => {
-                let key = u32::from(n.network());
-                let map = match self.v4.iter_mut().position(|(l, _)| *l == len) {
-                    Some(i) => &mut self.v4[i].1,
-                    None => {
-                        self.v4.push((len, FxHashMap::default()));
-                        self.v4.sort_by(|a, b| b.0.cmp(&a.0));
-                        let i = self.v4.iter().position(|(l, _)| *l == len).unwrap_or(0);
-                        &mut self.v4[i].1
-                    }
-                };
-                map.entry(key).or_insert(id);
-            }
-            ipnet::IpNet::V6(n) => {
-                let key = u128::from(n.network());
-                let map = match self.v6.iter_mut().position(|(l, _)| *l == len) {
-                    Some(i) => &mut self.v6[i].1,
-                    None => {
-                        self.v6.push((len, FxHashMap::default()));
-                        self.v6.sort_by(|a, b| b.0.cmp(&a.0));
-                        let i = self.v6.iter().position(|(l, _)| *l == len).unwrap_or(0);
-                        &mut self.v6[i].1
-                    }
-                };
-                map.entry(key).or_insert(id);
-            }
+            ipnet::IpNet::V4(n) => insert_prefix(&mut self.v4, len, u32::from(n.network()), id),
+            ipnet::IpNet::V6(n) => insert_prefix(&mut self.v6, len, u128::from(n.network()), id),
         }
     }
 
@@ -181,6 +160,25 @@ impl IpSet {
     }
 }
 
+/// Adds `key` under prefix length `len`, keeping the tables ordered longest prefix first.
+fn insert_prefix<K: std::hash::Hash + Eq>(
+    tables: &mut Vec<(u8, FxHashMap<K, u32>)>,
+    len: u8,
+    key: K,
+    id: u32,
+) {
+    let pos = match tables.binary_search_by(|(l, _)| len.cmp(l)) {
+        Ok(p) => p,
+        Err(p) => {
+            tables.insert(p, (len, FxHashMap::default()));
+            p
+        }
+    };
+    if let Some((_, map)) = tables.get_mut(pos) {
+        map.entry(key).or_insert(id);
+    }
+}
+
 /// The straightforward alternative: a hash set of entries probed with every label-aligned
 /// suffix of the name, most specific first. Kept as the cross-check for tests and as the
 /// baseline in `benches/matcher.rs`.
@@ -194,7 +192,8 @@ impl HashWalk {
     pub fn new<'a>(domains: impl Iterator<Item = &'a str>) -> HashWalk {
         let mut map = FxHashMap::default();
         for (i, d) in domains.enumerate() {
-            map.entry(d.into()).or_insert(u32::try_from(i).unwrap_or(u32::MAX));
+            map.entry(d.into())
+                .or_insert(u32::try_from(i).unwrap_or(u32::MAX));
         }
         HashWalk { map }
     }

@@ -108,7 +108,11 @@ fn header(out: &mut String, comment: &str, b: &Blocklists, format: ExportFormat)
         s.lists.len()
     );
     for l in &s.lists {
-        let _ = writeln!(out, "{comment}   list {} ({}): {} entries", l.name, l.category, l.kept);
+        let _ = writeln!(
+            out,
+            "{comment}   list {} ({}): {} entries",
+            l.name, l.category, l.kept
+        );
     }
 }
 
@@ -180,7 +184,11 @@ fn rpz(b: &Blocklists, block: &[&str], allow: &[&str], out: &mut String) {
     }
     for h in b.ip_entries() {
         if let Some(owner) = rpz_ip_owner(h) {
-            let target = if h.category == Category::Allow { "rpz-passthru." } else { "." };
+            let target = if h.category == Category::Allow {
+                "rpz-passthru."
+            } else {
+                "."
+            };
             let _ = writeln!(body, "{owner} CNAME {target}");
         }
     }
@@ -190,7 +198,10 @@ fn rpz(b: &Blocklists, block: &[&str], allow: &[&str], out: &mut String) {
     let _ = writeln!(out, "; poolwatch RPZ (load with origin {RPZ_ORIGIN})");
     header(out, ";", b, ExportFormat::Rpz);
     if skipped > 0 {
-        let _ = writeln!(out, "; {skipped} names too long for the origin were left out");
+        let _ = writeln!(
+            out,
+            "; {skipped} names too long for the origin were left out"
+        );
     }
     let _ = writeln!(
         out,
@@ -202,12 +213,21 @@ fn rpz(b: &Blocklists, block: &[&str], allow: &[&str], out: &mut String) {
 /// `rpz-ip` trigger for an IPv4 address or block (`24.0.113.0.203.rpz-ip`); IPv6 triggers and
 /// endpoints (ports) have no simple RPZ form and are left to the nftables export.
 fn rpz_ip_owner(h: &ListHit) -> Option<String> {
-    let net: IpNet = h.entry.parse().ok().or_else(|| {
-        h.entry.parse::<IpAddr>().ok().map(IpNet::from)
-    })?;
+    let net: IpNet = h
+        .entry
+        .parse()
+        .ok()
+        .or_else(|| h.entry.parse::<IpAddr>().ok().map(IpNet::from))?;
     let IpNet::V4(n) = net else { return None };
     let o = n.network().octets();
-    Some(format!("{}.{}.{}.{}.{}.rpz-ip", n.prefix_len(), o[3], o[2], o[1], o[0]))
+    Some(format!(
+        "{}.{}.{}.{}.{}.rpz-ip",
+        n.prefix_len(),
+        o[3],
+        o[2],
+        o[1],
+        o[0]
+    ))
 }
 
 fn nftables(b: &Blocklists, out: &mut String) {
@@ -257,7 +277,11 @@ fn nftables(b: &Blocklists, out: &mut String) {
             out.push_str("        flags interval\n");
         }
         if !elems.is_empty() {
-            let _ = writeln!(out, "        elements = {{\n            {}\n        }}", elems.join(",\n            "));
+            let _ = writeln!(
+                out,
+                "        elements = {{\n            {}\n        }}",
+                elems.join(",\n            ")
+            );
         }
         out.push_str("    }\n");
     }
@@ -291,7 +315,11 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let b = [c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0), c.get(2).copied().unwrap_or(0)];
+        let b = [
+            c.first().copied().unwrap_or(0),
+            c.get(1).copied().unwrap_or(0),
+            c.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= c.len() {

@@ -47,7 +47,10 @@ impl Manifest {
         let m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
         for l in &m.lists {
             if l.file.contains("..") || l.file.starts_with('/') {
-                return Err(format!("list file `{}` must stay inside the manifest's directory", l.file));
+                return Err(format!(
+                    "list file `{}` must stay inside the manifest's directory",
+                    l.file
+                ));
             }
         }
         Ok(m)
@@ -59,9 +62,24 @@ pub(crate) const BUILTIN_MANIFEST: &str = include_str!("../../blocklists/manifes
 
 /// The shipped list files, embedded (file name as in the manifest, content).
 pub(crate) const BUILTIN_FILES: &[(&str, &str)] = &[
-    ("pools-monero.txt", include_str!("../../blocklists/pools-monero.txt")),
-    ("pools-other.txt", include_str!("../../blocklists/pools-other.txt")),
-    ("browser-miners.txt", include_str!("../../blocklists/browser-miners.txt")),
-    ("miner-proxies.txt", include_str!("../../blocklists/miner-proxies.txt")),
-    ("allowlist.txt", include_str!("../../blocklists/allowlist.txt")),
+    (
+        "pools-monero.txt",
+        include_str!("../../blocklists/pools-monero.txt"),
+    ),
+    (
+        "pools-other.txt",
+        include_str!("../../blocklists/pools-other.txt"),
+    ),
+    (
+        "browser-miners.txt",
+        include_str!("../../blocklists/browser-miners.txt"),
+    ),
+    (
+        "miner-proxies.txt",
+        include_str!("../../blocklists/miner-proxies.txt"),
+    ),
+    (
+        "allowlist.txt",
+        include_str!("../../blocklists/allowlist.txt"),
+    ),
 ];

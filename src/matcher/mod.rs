@@ -35,7 +35,9 @@ pub mod watch;
 pub use compile::HashWalk;
 pub use export::ExportFormat;
 pub use manifest::{Manifest, ManifestList};
-pub use parse::{detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity, Target};
+pub use parse::{
+    detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity, Target,
+};
 pub use watch::{record_entries, reload, Reloader, WatchHandle};
 
 /// Longest name accepted (RFC 1035 presentation limit without the trailing dot).
@@ -141,7 +143,10 @@ impl ListSource {
                 });
             };
             out.push(ListSource {
-                name: l.name.clone().unwrap_or_else(|| list_name(Path::new(&l.file))),
+                name: l
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| list_name(Path::new(&l.file))),
                 category: l.category,
                 format: l.format,
                 origin: Origin::Builtin(l.file.clone()),
@@ -229,7 +234,11 @@ fn read_text(path: &Path, limit: u64) -> Result<String, MatcherError> {
     let bytes = std::fs::read(path).map_err(io)?;
     String::from_utf8(bytes).map_err(|e| {
         let upto = e.utf8_error().valid_up_to();
-        let line = e.as_bytes().get(..upto).map_or(0, |b| memchr::memchr_iter(b'\n', b).count()) + 1;
+        let line = e
+            .as_bytes()
+            .get(..upto)
+            .map_or(0, |b| memchr::memchr_iter(b'\n', b).count())
+            + 1;
         MatcherError::Parse {
             path: path.to_path_buf(),
             line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -240,13 +249,30 @@ fn read_text(path: &Path, limit: u64) -> Result<String, MatcherError> {
 
 /// Files in a list directory that are documentation or metadata, not lists.
 fn is_list_file(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     if name.starts_with('.') || name.starts_with("license") || name.starts_with("readme") {
         return false;
     }
     !matches!(
-        p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref(),
-        Some("md" | "toml" | "yml" | "yaml" | "json" | "rules" | "tsv" | "csv" | "rst" | "html" | "gz" | "zip")
+        p.extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref(),
+        Some(
+            "md" | "toml"
+                | "yml"
+                | "yaml"
+                | "json"
+                | "rules"
+                | "tsv"
+                | "csv"
+                | "rst"
+                | "html"
+                | "gz"
+                | "zip"
+        )
     )
 }
 
@@ -378,13 +404,22 @@ impl Blocklists {
                 duplicates: 0,
                 invalid: parsed.invalid,
                 skipped: parsed.skipped,
-                problems: parsed.problems.iter().take(REPORT_PROBLEMS).cloned().collect(),
+                problems: parsed
+                    .problems
+                    .iter()
+                    .take(REPORT_PROBLEMS)
+                    .cloned()
+                    .collect(),
             };
             for e in parsed.entries {
                 if name_hits.len() + ip_hits.len() >= MAX_ENTRIES {
                     return Err(MatcherError::TooManyEntries { limit: MAX_ENTRIES });
                 }
-                let category = if e.exception { Category::Allow } else { src.category };
+                let category = if e.exception {
+                    Category::Allow
+                } else {
+                    src.category
+                };
                 let hit = ListHit {
                     list: src.name.clone(),
                     entry: e.target.to_string(),
@@ -432,11 +467,9 @@ impl Blocklists {
         // longer needed and goes before the automaton's transient build memory peaks.
         drop(name_idx);
         let ac_start = Instant::now();
-        let names = compile::NameSet::build(
-            name_hits.iter().map(|h| h.entry.as_str()),
-            name_hits.len(),
-        )
-        .map_err(|e| MatcherError::Compile(e.to_string()))?;
+        let names =
+            compile::NameSet::build(name_hits.iter().map(|h| h.entry.as_str()), name_hits.len())
+                .map_err(|e| MatcherError::Compile(e.to_string()))?;
         report.automaton_ms = ac_start.elapsed().as_secs_f64() * 1e3;
         report.engine = names.kind().to_string();
         let mut ips = compile::IpSet::default();
@@ -449,7 +482,10 @@ impl Blocklists {
             }
         }
         for h in name_hits.iter().chain(ip_hits.iter()) {
-            *report.categories.entry(h.category.as_str().to_string()).or_default() += 1;
+            *report
+                .categories
+                .entry(h.category.as_str().to_string())
+                .or_default() += 1;
         }
         report.domains = name_hits.len() as u64;
         report.addresses = ip_hits.len() as u64;
@@ -582,7 +618,12 @@ mod tests {
         let b = Blocklists::builtin().unwrap();
         assert!(b.len() > 100);
         let hw = HashWalk::new(b.name_entries().iter().map(|h| h.entry.as_str()));
-        for n in ["pool.supportxmr.com", "x.binance.com", "example.org", "gulf.moneroocean.stream."] {
+        for n in [
+            "pool.supportxmr.com",
+            "x.binance.com",
+            "example.org",
+            "gulf.moneroocean.stream.",
+        ] {
             let a = b.explain_name(n).map(|h| h.entry.as_str());
             let c = hw.find(n).map(|i| b.name_entries()[i].entry.as_str());
             assert_eq!(a, c, "{n}");
@@ -596,6 +637,9 @@ mod tests {
             ("a", Category::Allow, "duckdns.org\n"),
         ]);
         assert!(b.match_name("foo.duckdns.org").is_none());
-        assert_eq!(b.match_name("a.xmr.duckdns.org").unwrap().entry, "xmr.duckdns.org");
+        assert_eq!(
+            b.match_name("a.xmr.duckdns.org").unwrap().entry,
+            "xmr.duckdns.org"
+        );
     }
 }

@@ -16,12 +16,16 @@ pub fn normalize_entry(raw: &str) -> Result<String, String> {
         return Err("empty domain".into());
     }
     if s.contains('*') {
-        return Err(format!("wildcard only allowed as a leading `*.`: {}", clip(raw)));
+        return Err(format!(
+            "wildcard only allowed as a leading `*.`: {}",
+            clip(raw)
+        ));
     }
     let ascii: String = if s.is_ascii() {
         s.to_ascii_lowercase()
     } else {
-        idna::domain_to_ascii(s).map_err(|_| format!("invalid internationalised name: {}", clip(raw)))?
+        idna::domain_to_ascii(s)
+            .map_err(|_| format!("invalid internationalised name: {}", clip(raw)))?
     };
     validate_ascii_name(&ascii)?;
     if !ascii.contains('.') {
@@ -43,7 +47,10 @@ pub fn validate_ascii_name(name: &str) -> Result<(), String> {
             return Err(format!("empty label in `{}`", clip(name)));
         }
         if label.len() > MAX_LABEL_LEN {
-            return Err(format!("label longer than {MAX_LABEL_LEN} bytes in `{}`", clip(name)));
+            return Err(format!(
+                "label longer than {MAX_LABEL_LEN} bytes in `{}`",
+                clip(name)
+            ));
         }
         // Hostname characters plus `_` (service labels such as `_dmarc` appear in lists).
         if let Some(c) = label
@@ -100,8 +107,14 @@ mod tests {
 
     #[test]
     fn entries() {
-        assert_eq!(normalize_entry("*.Pool.Example.COM.").as_deref(), Ok("pool.example.com"));
-        assert_eq!(normalize_entry("bücher.example").as_deref(), Ok("xn--bcher-kva.example"));
+        assert_eq!(
+            normalize_entry("*.Pool.Example.COM.").as_deref(),
+            Ok("pool.example.com")
+        );
+        assert_eq!(
+            normalize_entry("bücher.example").as_deref(),
+            Ok("xn--bcher-kva.example")
+        );
         assert!(normalize_entry("com").is_err());
         assert!(normalize_entry("a..b").is_err());
         assert!(normalize_entry(&format!("{}.com", "a".repeat(64))).is_err());

@@ -140,7 +140,9 @@ pub struct ParsedList {
 
 impl ParsedList {
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().filter(|p| p.severity == Severity::Error)
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
     }
 
     fn problem(&mut self, line: u32, severity: Severity, message: String) {
@@ -278,7 +280,10 @@ pub fn parse_ip_token(tok: &str) -> Option<Result<Target, String>> {
         }
     }
     // Looks numeric (digits, dots, colons) but is no address: a typo, not a domain.
-    if tok.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b':' || b == b'/') {
+    if tok
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b':' || b == b'/')
+    {
         return Some(Err(format!("invalid IP address `{}`", clip(tok))));
     }
     None
@@ -336,11 +341,18 @@ fn parse_plain_or_hosts(line: &str, line_no: u32, out: &mut ParsedList) {
             }
             // `pool.example:3333`: a pool endpoint by name; DNS matching ignores the port.
             if let Some((host, port)) = first.rsplit_once(':') {
-                if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.contains(':') {
+                if !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && !host.contains(':')
+                {
                     out.problem(
                         line_no,
                         Severity::Warning,
-                        format!("port `{}` ignored for name entry `{}`", clip(port), clip(host)),
+                        format!(
+                            "port `{}` ignored for name entry `{}`",
+                            clip(port),
+                            clip(host)
+                        ),
                     );
                     push_domain(out, host, line_no, false);
                     return;
@@ -389,8 +401,7 @@ const ADBLOCK_DOMAIN_OPTIONS: [&str; 18] = [
 ];
 
 fn parse_adblock(line: &str, line_no: u32, out: &mut ParsedList) {
-    if line.contains("##") || line.contains("#@#") || line.contains("#?#") || line.contains("#$#")
-    {
+    if line.contains("##") || line.contains("#@#") || line.contains("#?#") || line.contains("#$#") {
         out.problem(line_no, Severity::Warning, "cosmetic rule skipped".into());
         return;
     }
@@ -411,13 +422,19 @@ fn parse_adblock(line: &str, line_no: u32, out: &mut ParsedList) {
             out.problem(
                 line_no,
                 Severity::Warning,
-                format!("rule with option `{}` is not a whole-domain rule; skipped", clip(bad)),
+                format!(
+                    "rule with option `{}` is not a whole-domain rule; skipped",
+                    clip(bad)
+                ),
             );
             return;
         }
     }
     let host = if let Some(h) = pattern.strip_prefix("||") {
-        let h = h.strip_suffix('^').or_else(|| h.strip_suffix("^|")).unwrap_or(h);
+        let h = h
+            .strip_suffix('^')
+            .or_else(|| h.strip_suffix("^|"))
+            .unwrap_or(h);
         if h.contains(['/', '^', '*', '?', '=', '|', ':']) {
             out.problem(line_no, Severity::Warning, "URL rule skipped".into());
             return;
@@ -427,7 +444,11 @@ fn parse_adblock(line: &str, line_no: u32, out: &mut ParsedList) {
         || pattern.starts_with('/')
         || pattern.contains(['/', '^', '*', '?', '=', '$'])
     {
-        out.problem(line_no, Severity::Warning, "URL or pattern rule skipped".into());
+        out.problem(
+            line_no,
+            Severity::Warning,
+            "URL or pattern rule skipped".into(),
+        );
         return;
     } else {
         // uBlock treats a bare hostname line as a hostname filter.
@@ -517,13 +538,25 @@ mod tests {
         assert_eq!(domains(&p), ["x.example", "y.example"]);
         assert!(p.entries[1].exception);
         assert_eq!(p.skipped, 2);
-        let p = parse_list("server=/a.example/b.example/127.0.0.1\naddress=/c.example/0.0.0.0\n", None);
+        let p = parse_list(
+            "server=/a.example/b.example/127.0.0.1\naddress=/c.example/0.0.0.0\n",
+            None,
+        );
         assert_eq!(p.format, Some(ListFormat::Dnsmasq));
         assert_eq!(domains(&p), ["a.example", "b.example", "c.example"]);
-        let p = parse_list("*.w.example\n198.51.100.7\n203.0.113.9/24\n198.51.100.8:3333\n[2001:db8::1]:443\n", None);
+        let p = parse_list(
+            "*.w.example\n198.51.100.7\n203.0.113.9/24\n198.51.100.8:3333\n[2001:db8::1]:443\n",
+            None,
+        );
         assert_eq!(
             domains(&p),
-            ["w.example", "198.51.100.7", "203.0.113.0/24", "198.51.100.8:3333", "[2001:db8::1]:443"]
+            [
+                "w.example",
+                "198.51.100.7",
+                "203.0.113.0/24",
+                "198.51.100.8:3333",
+                "[2001:db8::1]:443"
+            ]
         );
         let p = parse_list("bad..example\n1.2.3.999\nok.example # fine\n", None);
         assert_eq!(p.invalid, 2);

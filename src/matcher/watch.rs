@@ -27,12 +27,17 @@ pub fn reload(
         Blocklists::build(s)
     });
     let m = Metrics::get();
-    m.duration_us.add(start.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
+    m.duration_us
+        .add(start.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
     match result {
         Ok((b, report)) => {
             m.ok.inc();
             m.entries.set(i64::try_from(b.len()).unwrap_or(i64::MAX));
-            tracing::info!(entries = b.len(), ms = report.compile_ms, "blocklists reloaded");
+            tracing::info!(
+                entries = b.len(),
+                ms = report.compile_ms,
+                "blocklists reloaded"
+            );
             shared.store(Arc::new(b));
             Ok(report)
         }
