@@ -177,7 +177,7 @@ fn bad_input_gives_a_message_not_a_panic() {
         ],
         vec!["blocklist", "stats", "-b", "/nonexistent"],
         vec!["blocklist", "lint", "/nonexistent"],
-        vec!["blocklist", "lint", "--format", "yaml", "/etc/hostname"],
+        vec!["blocklist", "lint", "--format", "pdf", "/etc/hostname"],
     ] {
         let o = run(&args);
         let err = String::from_utf8_lossy(&o.stderr);

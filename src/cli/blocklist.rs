@@ -65,7 +65,7 @@ pub struct MatchArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LintArgs {
-    /// Force the format instead of detecting it per file: plain, hosts, adblock, dnsmasq.
+    /// Force the format instead of detecting it per file: plain, hosts, adblock, dnsmasq, rules.
     #[arg(long, value_name = "F")]
     pub format: Option<String>,
     /// Treat warnings (skipped cosmetic or URL rules) as errors.

@@ -253,26 +253,14 @@ fn is_list_file(p: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    if name.starts_with('.') || name.starts_with("license") || name.starts_with("readme") {
+    if name.starts_with('.') || name.contains("license") || name.starts_with("readme") {
         return false;
     }
     !matches!(
         p.extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .as_deref(),
-        Some(
-            "md" | "toml"
-                | "yml"
-                | "yaml"
-                | "json"
-                | "rules"
-                | "tsv"
-                | "csv"
-                | "rst"
-                | "html"
-                | "gz"
-                | "zip"
-        )
+        Some("md" | "toml" | "json" | "tsv" | "csv" | "rst" | "html" | "gz" | "zip")
     )
 }
 

@@ -33,14 +33,18 @@ pub enum ListFormat {
     Adblock,
     /// dnsmasq: `server=/d/…`, `address=/d/…`, `local=/d/`.
     Dnsmasq,
+    /// Domains quoted in detection rules: Suricata/Snort `dns.query`/`tls.sni` contents, Sigma
+    /// YAML and KQL string lists. Quoted strings that are not domains are ignored.
+    Rules,
 }
 
 impl ListFormat {
-    pub const ALL: [ListFormat; 4] = [
+    pub const ALL: [ListFormat; 5] = [
         ListFormat::Plain,
         ListFormat::Hosts,
         ListFormat::Adblock,
         ListFormat::Dnsmasq,
+        ListFormat::Rules,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +52,7 @@ impl ListFormat {
             ListFormat::Hosts => "hosts",
             ListFormat::Adblock => "adblock",
             ListFormat::Dnsmasq => "dnsmasq",
+            ListFormat::Rules => "rules",
         }
     }
 }
@@ -66,8 +71,9 @@ impl FromStr for ListFormat {
             "hosts" => Ok(ListFormat::Hosts),
             "adblock" | "ublock" | "abp" => Ok(ListFormat::Adblock),
             "dnsmasq" => Ok(ListFormat::Dnsmasq),
+            "rules" | "suricata" | "sigma" | "yaml" => Ok(ListFormat::Rules),
             _ => Err(format!(
-                "unknown list format `{}` (expected plain, hosts, adblock or dnsmasq)",
+                "unknown list format `{}` (expected plain, hosts, adblock, dnsmasq or rules)",
                 clip(s)
             )),
         }
@@ -162,14 +168,17 @@ impl ParsedList {
 
 /// Guesses a list's format from its first rule lines.
 pub fn detect_format(text: &str) -> ListFormat {
-    let (mut hosts, mut adblock, mut dnsmasq, mut plain) = (0u32, 0u32, 0u32, 0u32);
+    let (mut hosts, mut adblock, mut dnsmasq, mut plain, mut rules) =
+        (0u32, 0u32, 0u32, 0u32, 0u32);
     for line in text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !is_comment(l))
         .take(DETECT_LINES)
     {
-        if line.starts_with("||") || line.starts_with("@@") || line.contains("##") {
+        if RULE_STARTS.iter().any(|k| line.starts_with(k)) {
+            rules += 1;
+        } else if line.starts_with("||") || line.starts_with("@@") || line.contains("##") {
             adblock += 1;
         } else if DNSMASQ_KEYS.iter().any(|k| line.starts_with(k)) {
             dnsmasq += 1;
@@ -184,7 +193,10 @@ pub fn detect_format(text: &str) -> ListFormat {
         }
     }
     let max = hosts.max(adblock).max(dnsmasq).max(plain);
-    if max == 0 || plain == max {
+    // One rule header or YAML detection key marks a rule file: its other lines look "plain".
+    if rules > 0 {
+        ListFormat::Rules
+    } else if max == 0 || plain == max {
         ListFormat::Plain
     } else if adblock == max {
         ListFormat::Adblock
@@ -194,6 +206,19 @@ pub fn detect_format(text: &str) -> ListFormat {
         ListFormat::Dnsmasq
     }
 }
+
+/// Line starts that mark a detection-rule file (Suricata/Snort rules, Sigma and Sentinel YAML).
+const RULE_STARTS: [&str; 9] = [
+    "alert ",
+    "drop ",
+    "reject ",
+    "pass ",
+    "detection:",
+    "logsource:",
+    "query: |",
+    "query:",
+    "title:",
+];
 
 const DNSMASQ_KEYS: [&str; 4] = ["server=/", "address=/", "local=/", "ipset=/"];
 
@@ -234,6 +259,7 @@ pub fn parse_list(text: &str, format: Option<ListFormat>) -> ParsedList {
         match format {
             ListFormat::Adblock => parse_adblock(line, line_no, &mut out),
             ListFormat::Dnsmasq => parse_dnsmasq(line, line_no, &mut out),
+            ListFormat::Rules => parse_rules(line, line_no, &mut out),
             ListFormat::Plain | ListFormat::Hosts => parse_plain_or_hosts(line, line_no, &mut out),
         }
     }
@@ -514,6 +540,56 @@ fn parse_dnsmasq(line: &str, line_no: u32, out: &mut ParsedList) {
     }
 }
 
+/// Domains in quotes on a rule line. A Suricata rule counts only when it inspects a DNS name
+/// (`dns.query`, `dns_query`, `tls.sni`); hex-escaped contents (`|03|com`) are not domains.
+fn parse_rules(line: &str, line_no: u32, out: &mut ParsedList) {
+    let suricata = ["alert ", "drop ", "reject ", "pass "]
+        .iter()
+        .any(|k| line.starts_with(k));
+    if suricata
+        && !["dns.query", "dns_query", "tls.sni", "tls_sni"]
+            .iter()
+            .any(|k| line.contains(k))
+    {
+        out.problem(
+            line_no,
+            Severity::Warning,
+            "rule without a DNS query or TLS SNI name skipped".into(),
+        );
+        return;
+    }
+    let mut rest = line;
+    while let Some(start) = rest.find(['"', '\'']) {
+        let quote = rest.as_bytes().get(start).copied().unwrap_or(b'"');
+        let after = rest.get(start + 1..).unwrap_or("");
+        let Some(end) = after.find(char::from(quote)) else {
+            break;
+        };
+        let s = after.get(..end).unwrap_or("");
+        rest = after.get(end + 1..).unwrap_or("");
+        if looks_like_domain(s) {
+            push_domain(out, s, line_no, false);
+        }
+    }
+}
+
+/// A quoted string worth taking as a domain: no spaces or rule syntax, two or more labels, and
+/// an alphabetic last label (so `1.2` and `mining.subscribe`-style method names with digits do
+/// not sneak in; method names are still possible, which is why rules are a separate format).
+fn looks_like_domain(s: &str) -> bool {
+    let s = s.trim_matches('.');
+    if s.len() < 4 || s.contains(|c: char| c.is_whitespace() || "|;:/\\=*()[]{}<>,$^%".contains(c))
+    {
+        return false;
+    }
+    let Some((_, tld)) = s.rsplit_once('.') else {
+        return false;
+    };
+    tld.len() >= 2
+        && tld.chars().all(|c| c.is_alphabetic() || c == '-')
+        && normalize_entry(s).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,6 +634,13 @@ mod tests {
                 "[2001:db8::1]:443"
             ]
         );
+        let p = parse_list(
+            "alert dns any any -> any any (msg:\"x\"; dns.query; content:\".pool-r.example\"; endswith; content:\"|03|com\";)\n\
+             alert tcp any any -> any any (msg:\"a.example\"; content:\"mining.subscribe\";)\n    - 'sigma.example'\n",
+            None,
+        );
+        assert_eq!(p.format, Some(ListFormat::Rules));
+        assert_eq!(domains(&p), ["pool-r.example", "sigma.example"]);
         let p = parse_list("bad..example\n1.2.3.999\nok.example # fine\n", None);
         assert_eq!(p.invalid, 2);
         assert_eq!(p.problems[0].line, 1);
