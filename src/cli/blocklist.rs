@@ -132,7 +132,7 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut any = false;
-    let mut line = String::new();
+    let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut emit = |name: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
         let hit = b.match_name(name);
         any |= hit.is_some();
@@ -142,28 +142,32 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
         write_result(out, a.output, name, hit)
     };
     for n in &a.names {
-        if n == "-" {
-            let stdin = std::io::stdin();
-            let mut input = stdin.lock();
-            loop {
-                line.clear();
-                if input
-                    .read_line(&mut line)
-                    .context("reading names from stdin")?
-                    == 0
-                {
-                    break;
-                }
-                let name = line.trim();
-                if name.is_empty() || name.starts_with('#') {
-                    continue;
-                }
-                if let Err(e) = emit(name, &mut out) {
-                    return broken_pipe_ok(e);
-                }
+        if n != "-" {
+            if let Err(e) = emit(n, &mut out) {
+                return broken_pipe_ok(e);
             }
-        } else if let Err(e) = emit(n, &mut out) {
-            return broken_pipe_ok(e);
+            continue;
+        }
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        loop {
+            line.clear();
+            // Bytes, not `read_line`: one non-UTF-8 line must not end the stream.
+            if input
+                .read_until(b'\n', &mut line)
+                .context("reading names from stdin")?
+                == 0
+            {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let name = text.trim();
+            if name.is_empty() || name.starts_with('#') {
+                continue;
+            }
+            if let Err(e) = emit(name, &mut out) {
+                return broken_pipe_ok(e);
+            }
         }
     }
     if let Err(e) = out.flush() {
