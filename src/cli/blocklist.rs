@@ -1,10 +1,351 @@
-//! `poolwatch blocklist` (being built).
+//! `poolwatch blocklist match|lint|stats|export`.
 
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct BlocklistArgs {}
+use anyhow::Context;
 
-pub fn run(_args: BlocklistArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`blocklist` is not available in this build yet")
+use crate::matcher::{self, Blocklists, ExportFormat, ListFormat, Severity};
+use crate::model::ListHit;
+
+/// Work with pool-domain lists.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Without --blocklist every command uses the lists shipped in the binary \
+(blocklists/manifest.toml). A --blocklist PATH may be a list file or a directory of lists \
+(with its own manifest.toml, or every non-documentation file in it). Formats: plain, hosts, \
+adblock, dnsmasq (detected per file). See docs/blocklists.md."
+)]
+pub struct BlocklistArgs {
+    #[command(subcommand)]
+    pub command: BlocklistCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BlocklistCommand {
+    /// Tell for each name whether it matches, and which list, entry, category and line flagged it.
+    #[command(
+        after_help = "Examples:\n  poolwatch blocklist match xmr-eu1.nanopool.org\n  \
+cut -f2 names.tsv | poolwatch blocklist match --output json -\n\
+Exit status: 0 when at least one name matched, 1 when none did, 2 on errors."
+    )]
+    Match(MatchArgs),
+    /// Check list files and report every problem as FILE:LINE: message (non-zero exit on errors).
+    Lint(LintArgs),
+    /// Count entries per list and category.
+    Stats(StatsArgs),
+    /// Write the compiled set for a blocker: rpz, hosts, dnsmasq, unbound, adblock, nftables,
+    /// suricata-dataset.
+    Export(ExportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MatchArgs {
+    /// List file or directory (repeatable); default: the shipped lists.
+    #[arg(long = "blocklist", short = 'b', value_name = "PATH")]
+    pub blocklists: Vec<PathBuf>,
+    /// Output format: `text` (name, verdict, list:line, entry, category) or `json` (one object
+    /// a line: name, matched, entry, list, category, line).
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: Output,
+    /// Print only the names that match.
+    #[arg(long)]
+    pub only_matches: bool,
+    /// Names to check; `-` reads one name a line from standard input.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LintArgs {
+    /// Force the format instead of detecting it per file: plain, hosts, adblock, dnsmasq, rules.
+    #[arg(long, value_name = "F")]
+    pub format: Option<String>,
+    /// Treat warnings (skipped cosmetic or URL rules) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print only the per-file summary, not every problem.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// List files to check (directories: every list in them).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// List file or directory (repeatable); default: the shipped lists.
+    #[arg(long = "blocklist", short = 'b', value_name = "PATH")]
+    pub blocklists: Vec<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// rpz, hosts, dnsmasq, unbound, adblock, nftables or suricata-dataset.
+    #[arg(long, short = 'f', value_name = "FORMAT")]
+    pub format: String,
+    /// List file or directory (repeatable); default: the shipped lists.
+    #[arg(long = "blocklist", short = 'b', value_name = "PATH")]
+    pub blocklists: Vec<PathBuf>,
+    /// Write here instead of standard output (written to a temporary file, then renamed).
+    #[arg(long = "out", short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: BlocklistArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        BlocklistCommand::Match(a) => run_match(a),
+        BlocklistCommand::Lint(a) => run_lint(a),
+        BlocklistCommand::Stats(a) => run_stats(a),
+        BlocklistCommand::Export(a) => run_export(a),
+    }
+}
+
+fn load(paths: &[PathBuf]) -> anyhow::Result<Blocklists> {
+    let (b, report) = Blocklists::load_with_report(paths).context("cannot load the blocklists")?;
+    let bad: Vec<String> = report
+        .lists
+        .iter()
+        .filter(|l| l.invalid > 0)
+        .map(|l| format!("{} ({})", l.name, l.invalid))
+        .collect();
+    if !bad.is_empty() {
+        tracing::warn!(
+            "invalid lines dropped in {}; `poolwatch blocklist lint FILE` lists them",
+            bad.join(", ")
+        );
+    }
+    Ok(b)
+}
+
+fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
+    let b = load(&a.blocklists)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut any = false;
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let mut emit = |name: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
+        let hit = b.match_name(name);
+        any |= hit.is_some();
+        if a.only_matches && hit.is_none() {
+            return Ok(());
+        }
+        write_result(out, a.output, name, hit)
+    };
+    for n in &a.names {
+        if n != "-" {
+            if let Err(e) = emit(n, &mut out) {
+                return broken_pipe_ok(e);
+            }
+            continue;
+        }
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        loop {
+            line.clear();
+            // Bytes, not `read_line`: one non-UTF-8 line must not end the stream.
+            if input
+                .read_until(b'\n', &mut line)
+                .context("reading names from stdin")?
+                == 0
+            {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let name = text.trim();
+            if name.is_empty() || name.starts_with('#') {
+                continue;
+            }
+            if let Err(e) = emit(name, &mut out) {
+                return broken_pipe_ok(e);
+            }
+        }
+    }
+    if let Err(e) = out.flush() {
+        return broken_pipe_ok(e);
+    }
+    Ok(if any {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `… | head` closes the pipe: that is the reader's choice, not an error.
+fn broken_pipe_ok(e: std::io::Error) -> anyhow::Result<ExitCode> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(e).context("writing results")
+    }
+}
+
+fn write_result<W: Write>(
+    out: &mut W,
+    output: Output,
+    name: &str,
+    hit: Option<&ListHit>,
+) -> std::io::Result<()> {
+    match output {
+        Output::Json => {
+            out.write_all(b"{\"name\":")?;
+            serde_json::to_writer(&mut *out, name)?;
+            match hit {
+                Some(h) => {
+                    out.write_all(b",\"matched\":true,\"entry\":")?;
+                    serde_json::to_writer(&mut *out, &h.entry)?;
+                    out.write_all(b",\"list\":")?;
+                    serde_json::to_writer(&mut *out, &h.list)?;
+                    write!(out, ",\"category\":\"{}\",\"line\":{}}}", h.category, h.line)?;
+                    out.write_all(b"\n")
+                }
+                None => out.write_all(
+                    b",\"matched\":false,\"entry\":null,\"list\":null,\"category\":null,\"line\":null}\n",
+                ),
+            }
+        }
+        Output::Text => match hit {
+            Some(h) => writeln!(
+                out,
+                "{name}\tMATCH\t{}:{}\t{}\t{}",
+                h.list, h.line, h.entry, h.category
+            ),
+            None => writeln!(out, "{name}\t-"),
+        },
+    }
+}
+
+fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
+    let format = match &a.format {
+        Some(f) => Some(f.parse::<ListFormat>().map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let (mut errors, mut warnings) = (0u64, 0u64);
+    for path in &a.files {
+        let sources = matcher::ListSource::from_path(path)
+            .with_context(|| format!("cannot lint {}", path.display()))?;
+        for src in sources {
+            let parsed = matcher::parse_list(&src.text, format.or(src.format));
+            let shown = src.origin.display_path();
+            if !a.quiet {
+                for p in &parsed.problems {
+                    let sev = match p.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                    };
+                    writeln!(out, "{}:{}: {sev}: {}", shown.display(), p.line, p.message)?;
+                }
+            }
+            let hidden =
+                (parsed.invalid + parsed.skipped).saturating_sub(parsed.problems.len() as u64);
+            if hidden > 0 && !a.quiet {
+                writeln!(out, "{}: {hidden} more problems not shown", shown.display())?;
+            }
+            if parsed.entries.is_empty() && parsed.invalid == 0 {
+                writeln!(out, "{}: warning: no entries", shown.display())?;
+                warnings += 1;
+            }
+            writeln!(
+                out,
+                "{}: {} format, {} entries, {} errors, {} skipped",
+                shown.display(),
+                parsed.format.map_or("?", ListFormat::as_str),
+                parsed.entries.len(),
+                parsed.invalid,
+                parsed.skipped
+            )?;
+            errors += parsed.invalid;
+            warnings += parsed.skipped;
+        }
+    }
+    out.flush()?;
+    let failed = errors > 0 || (a.strict && warnings > 0);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_stats(a: StatsArgs) -> anyhow::Result<ExitCode> {
+    let b = load(&a.blocklists)?;
+    let s = b.stats();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match a.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut out, s)?;
+            writeln!(out)?;
+        }
+        Output::Text => {
+            writeln!(
+                out,
+                "{:<28} {:<14} {:<8} {:>9} {:>9} {:>7} {:>7} {:>7}",
+                "LIST", "CATEGORY", "FORMAT", "PARSED", "KEPT", "DUPS", "INVALID", "SKIPPED"
+            )?;
+            for l in &s.lists {
+                writeln!(
+                    out,
+                    "{:<28} {:<14} {:<8} {:>9} {:>9} {:>7} {:>7} {:>7}",
+                    l.name,
+                    l.category.as_str(),
+                    l.format.map_or("?", ListFormat::as_str),
+                    l.parsed,
+                    l.kept,
+                    l.duplicates,
+                    l.invalid,
+                    l.skipped
+                )?;
+            }
+            writeln!(out)?;
+            for (c, n) in &s.categories {
+                writeln!(out, "{c:<14} {n:>9}")?;
+            }
+            writeln!(
+                out,
+                "total          {:>9}  ({} names, {} addresses; compiled in {:.1} ms, automaton {} KiB)",
+                s.entries,
+                s.domains,
+                s.addresses,
+                s.compile_ms,
+                s.automaton_bytes / 1024
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
+    let format: ExportFormat = a.format.parse().map_err(anyhow::Error::msg)?;
+    let b = load(&a.blocklists)?;
+    let text = b.export(format);
+    match a.out {
+        Some(path) => {
+            let tmp = path.with_extension("poolwatch-tmp");
+            std::fs::write(&tmp, text.as_bytes())
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                return broken_pipe_ok(e);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
