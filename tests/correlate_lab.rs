@@ -34,13 +34,20 @@ fn lab_runs_match_ground_truth_engine_and_store() {
             .iter()
             .find(|d| d.client_ip.to_string() == "127.0.10.11")
             .expect("h11 detected");
-        assert_eq!(h11.counts.lookups, 2, "A + AAAA counted once each: {h11:#?}");
+        assert_eq!(
+            h11.counts.lookups, 2,
+            "A + AAAA counted once each: {h11:#?}"
+        );
         assert!(h11.sources.len() >= 2, "both sources listed");
         assert_eq!(h11.counts.flows, 1, "interim report superseded");
         assert!(h11.agents.iter().any(|a| a.starts_with("XMRig/")));
         assert!(summary.engine.infra_dropped_incidents > 0 || summary.engine.infra_ignored > 0);
     }
-    assert!(problems.is_empty(), "verdict mismatches:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "verdict mismatches:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -66,7 +73,9 @@ fn lab_h16_cname_and_h13_sni() {
         .find(|d| d.client_ip.to_string() == "127.0.10.16")
         .expect("h16");
     assert_eq!(h16.pool_domain, "moneroocean.stream");
-    assert!(h16.query_names.contains(&"api.cloud-sync-check.net".to_string()));
+    assert!(h16
+        .query_names
+        .contains(&"api.cloud-sync-check.net".to_string()));
     assert_eq!(h16.stage, Stage::Stratum);
     let h13 = dets
         .values()
@@ -86,7 +95,11 @@ fn lab_dump() {
     let run = &gt["runs"][0];
     let lists = matcher::shared(support::lab_lists(&shared));
     let store = Store::open_temporary().unwrap();
-    let mut p = Pipeline::new(Engine::new(EngineConfig::default(), lists), Some(store.clone())).unwrap();
+    let mut p = Pipeline::new(
+        Engine::new(EngineConfig::default(), lists),
+        Some(store.clone()),
+    )
+    .unwrap();
     for o in support::run_observations(&gt, run) {
         p.push(o).unwrap();
     }
@@ -94,9 +107,18 @@ fn lab_dump() {
     for d in store.all_detections().unwrap() {
         println!(
             "{} {} {} {} new={} lk={} blk={} fl={} est={} st={} srcs={} ev={}",
-            d.client_ip, d.pool_domain, d.stage, d.risk_score, d.is_new, d.counts.lookups,
-            d.counts.blocked_lookups, d.counts.flows, d.counts.established_flows,
-            d.counts.stratum_flows, d.sources.len(), d.evidence.len()
+            d.client_ip,
+            d.pool_domain,
+            d.stage,
+            d.risk_score,
+            d.is_new,
+            d.counts.lookups,
+            d.counts.blocked_lookups,
+            d.counts.flows,
+            d.counts.established_flows,
+            d.counts.stratum_flows,
+            d.sources.len(),
+            d.evidence.len()
         );
     }
 }

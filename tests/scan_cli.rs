@@ -14,7 +14,9 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/observations").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/observations")
+        .join(name)
 }
 
 fn by_client(dets: &[Detection]) -> HashMap<String, Vec<&Detection>> {
@@ -39,16 +41,26 @@ fn json_output_covers_every_stage() {
         .arg(fixture("mini.jsonl"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "detections found → exit 1; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "detections found → exit 1; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dets = parse_lines(&out.stdout);
     let m = by_client(&dets);
     let one = |ip: &str| -> &Detection {
-        let v = m.get(ip).unwrap_or_else(|| panic!("{ip} not detected: {dets:#?}"));
+        let v = m
+            .get(ip)
+            .unwrap_or_else(|| panic!("{ip} not detected: {dets:#?}"));
         assert_eq!(v.len(), 1, "{ip}: one incident");
         v[0]
     };
     let a = one("10.0.0.11");
-    assert_eq!((a.stage, a.pool_domain.as_str()), (Stage::Stratum, "supportxmr.com"));
+    assert_eq!(
+        (a.stage, a.pool_domain.as_str()),
+        (Stage::Stratum, "supportxmr.com")
+    );
     assert_eq!(a.counts.lookups, 1, "pcap + log copy = one lookup");
     assert_eq!(a.sources.len(), 2);
     assert_eq!(a.counts.flows, 1, "interim superseded by final");
@@ -61,13 +73,19 @@ fn json_output_covers_every_stage() {
     assert_eq!(c.stage, Stage::BlockedLookup);
     assert_eq!(c.counts.blocked_lookups, 2);
     let d = one("10.0.0.14");
-    assert_eq!((d.stage, d.pool_domain.as_str()), (Stage::DirectIp, "supportxmr.com"));
+    assert_eq!(
+        (d.stage, d.pool_domain.as_str()),
+        (Stage::DirectIp, "supportxmr.com")
+    );
     assert_eq!(d.counts.lookups, 0);
     let f = one("10.0.0.16");
     assert_eq!((f.stage, f.risk_score), (Stage::ConnectionAttempt, 84));
     assert_eq!(f.pool_domain, "moneroocean.stream");
     let g = one("10.0.0.17");
-    assert_eq!((g.stage, g.pool_domain.as_str()), (Stage::Stratum, "stratum:203.0.113.99"));
+    assert_eq!(
+        (g.stage, g.pool_domain.as_str()),
+        (Stage::Stratum, "stratum:203.0.113.99")
+    );
     let h = one("10.0.0.18");
     assert_eq!(h.stage, Stage::BlockedLookup);
     for benign in ["10.0.0.15", "10.0.0.19", "192.0.2.53", "192.0.2.1"] {
@@ -100,19 +118,32 @@ fn table_output_and_kept_db_with_suppression() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("FIRST SEEN") && text.contains("stratum:203.0.113.99"), "{text}");
+    assert!(
+        text.contains("FIRST SEEN") && text.contains("stratum:203.0.113.99"),
+        "{text}"
+    );
     assert!(text.contains("suppressed"), "{text}");
     assert!(text.contains("7 detection(s), 6 unsuppressed"), "{text}");
     let store = poolwatch::store::Store::open(&db).unwrap();
     let all = store.all_detections().unwrap();
     assert_eq!(all.len(), 7);
-    let b = all.iter().find(|d| d.client_ip.to_string() == "10.0.0.12").unwrap();
+    let b = all
+        .iter()
+        .find(|d| d.client_ip.to_string() == "10.0.0.12")
+        .unwrap();
     assert!(b.suppressed && b.suppression_id.is_some());
     // A second scan of the same data continues the incidents (no duplicates) and they are no
     // longer new.
     drop(store);
     let again = bin()
-        .args(["scan", "--format", "observations", "--output", "json", "--db"])
+        .args([
+            "scan",
+            "--format",
+            "observations",
+            "--output",
+            "json",
+            "--db",
+        ])
         .arg(&db)
         .arg(fixture("mini.jsonl"))
         .output()
@@ -132,14 +163,21 @@ fn no_detections_exit_zero() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&p, text).unwrap();
-    let out = bin().args(["scan", "--format", "observations"]).arg(&p).output().unwrap();
+    let out = bin()
+        .args(["scan", "--format", "observations"])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no detections"));
 }
 
 #[test]
 fn errors_are_clear_and_exit_two() {
-    let out = bin().args(["scan", "/nonexistent/file.pcap"]).output().unwrap();
+    let out = bin()
+        .args(["scan", "/nonexistent/file.pcap"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/file.pcap"), "{err}");
@@ -156,7 +194,11 @@ fn errors_are_clear_and_exit_two() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"observation\":\"dns\",\"ts\":12\n").unwrap();
-    let out = bin().args(["scan", "--format", "observations"]).arg(&bad).output().unwrap();
+    let out = bin()
+        .args(["scan", "--format", "observations"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl:1"));
 }
@@ -179,7 +221,14 @@ fn lab_runs_through_the_binary() {
         support::write_jsonl(&a, &dns);
         support::write_jsonl(&b, &flows);
         let out = bin()
-            .args(["scan", "--format", "observations", "--output", "json", "--blocklist"])
+            .args([
+                "scan",
+                "--format",
+                "observations",
+                "--output",
+                "json",
+                "--blocklist",
+            ])
             .arg(shared.join("lab/pool-domains.txt"))
             .arg(&a)
             .arg(&b)

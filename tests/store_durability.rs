@@ -68,7 +68,12 @@ fn announced_detections_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -107,6 +112,10 @@ fn announced_detections_survive_sigkill() {
             .get_detection(id)
             .unwrap()
             .unwrap_or_else(|| panic!("announced detection {id} lost after kill -9"));
-        assert!(d.stage >= *stage, "{id}: stored {} < announced {stage}", d.stage);
+        assert!(
+            d.stage >= *stage,
+            "{id}: stored {} < announced {stage}",
+            d.stage
+        );
     }
 }

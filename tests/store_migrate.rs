@@ -14,7 +14,9 @@ use poolwatch::query::{DetectionFilter, NewSuppression};
 use poolwatch::store::{Store, StoreError, CURRENT_SCHEMA};
 
 fn data(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(p)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -112,7 +114,10 @@ fn schema1_fixture_upgrades_in_place_with_data_intact() {
     assert_eq!(tl.detections.len(), 1);
     assert_eq!(tl.detections[0].pool_domain, "supportxmr.com");
     assert!(!tl.bindings.is_empty());
-    assert!(tl.timeline.iter().any(|e| e.method.as_deref() == Some("login")));
+    assert!(tl
+        .timeline
+        .iter()
+        .any(|e| e.method.as_deref() == Some("login")));
     let page = store
         .list_detections(
             &DetectionFilter {
@@ -125,11 +130,20 @@ fn schema1_fixture_upgrades_in_place_with_data_intact() {
         .unwrap();
     assert_eq!(page.items.len(), 1);
     // The new hosts tree was backfilled.
-    let rec = store.host_record(a).unwrap().expect("host record backfilled");
+    let rec = store
+        .host_record(a)
+        .unwrap()
+        .expect("host record backfilled");
     assert_eq!(rec.detections, 1);
     // Other trees are untouched.
     assert_eq!(store.list_suppressions().unwrap().len(), 1);
-    assert_eq!(store.load_offset("/var/log/named/query.log").unwrap().offset, 3);
+    assert_eq!(
+        store
+            .load_offset("/var/log/named/query.log")
+            .unwrap()
+            .offset,
+        3
+    );
     drop(store);
     // Opening again is a no-op.
     let again = Store::open(&db).unwrap();

@@ -67,7 +67,10 @@ pub struct ScanArgs {
 
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if args.inputs.len() > MAX_INPUTS {
-        anyhow::bail!("too many inputs ({}; at most {MAX_INPUTS})", args.inputs.len());
+        anyhow::bail!(
+            "too many inputs ({}; at most {MAX_INPUTS})",
+            args.inputs.len()
+        );
     }
     let format = InputFormat::parse(&args.format)?;
     let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
@@ -152,8 +155,10 @@ fn progress_bar(wanted: bool) -> Option<indicatif::ProgressBar> {
     }
     let b = indicatif::ProgressBar::new_spinner();
     b.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} observations ({per_sec}) {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos} observations ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     b.enable_steady_tick(Duration::from_millis(200));
     Some(b)
@@ -202,7 +207,12 @@ fn print_table(w: &mut impl Write, dets: &[Detection], observations: u64) -> std
             writeln!(w, "{:<27} agent: {}", "", clip(a, 100))?;
         }
         if !d.query_names.is_empty() {
-            writeln!(w, "{:<27} names: {}", "", clip(&d.query_names.join(", "), 100))?;
+            writeln!(
+                w,
+                "{:<27} names: {}",
+                "",
+                clip(&d.query_names.join(", "), 100)
+            )?;
         }
     }
     let unsuppressed = dets.iter().filter(|d| !d.suppressed).count();

@@ -95,6 +95,36 @@ pub struct EngineConfig {
     pub sinkholes: Vec<IpAddr>,
     /// Learn DNS infrastructure from the traffic (addresses answering queries). Default on.
     pub learn_infrastructure: bool,
+    /// Table caps (defaults: the `MAX_*` constants).
+    pub limits: EngineLimits,
+}
+
+/// Entry caps of the engine's tables; each evicts its least recently used entry when full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineLimits {
+    pub bindings: usize,
+    pub ip_index: usize,
+    pub incidents: usize,
+    pub dedupe: usize,
+    pub flows: usize,
+    pub infra: usize,
+    pub recent_flows: usize,
+    pub hosts: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            bindings: MAX_BINDINGS,
+            ip_index: MAX_IP_INDEX,
+            incidents: MAX_INCIDENTS,
+            dedupe: MAX_DEDUPE,
+            flows: MAX_FLOWS,
+            infra: MAX_INFRA,
+            recent_flows: MAX_RECENT_FLOWS,
+            hosts: MAX_HOSTS,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -108,6 +138,7 @@ impl Default for EngineConfig {
             resolvers: Vec::new(),
             sinkholes: Vec::new(),
             learn_infrastructure: true,
+            limits: EngineLimits::default(),
         }
     }
 }
@@ -307,20 +338,21 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, lists: SharedBlocklists) -> Self {
+        let l = cfg.limits;
         Engine {
             configured_infra: cfg.resolvers.iter().copied().collect(),
             sinkholes: cfg.sinkholes.iter().copied().collect(),
             cfg,
             lists,
-            bindings: BoundedMap::new(MAX_BINDINGS),
-            ip_index: BoundedMap::new(MAX_IP_INDEX),
-            incidents: BoundedMap::new(MAX_INCIDENTS),
+            bindings: BoundedMap::new(l.bindings),
+            ip_index: BoundedMap::new(l.ip_index),
+            incidents: BoundedMap::new(l.incidents),
             held: VecDeque::new(),
-            dedupe: BoundedMap::new(MAX_DEDUPE),
-            flows: BoundedMap::new(MAX_FLOWS),
-            infra: BoundedMap::new(MAX_INFRA),
+            dedupe: BoundedMap::new(l.dedupe),
+            flows: BoundedMap::new(l.flows),
+            infra: BoundedMap::new(l.infra),
             recent_flows: VecDeque::new(),
-            hosts: BoundedMap::new(MAX_HOSTS),
+            hosts: BoundedMap::new(l.hosts),
             suppressions: Vec::new(),
             suppression_now: Timestamp::now(),
             history: None,
@@ -332,6 +364,44 @@ impl Engine {
     /// Consult `h` (the store) for `is_new` and incident continuity beyond memory.
     pub fn set_history(&mut self, h: Box<dyn History>) {
         self.history = Some(h);
+    }
+
+    /// Restores a binding recorded by an earlier run (the pipeline preloads the store's bindings
+    /// on start, so a restart does not forget which addresses a client resolved).
+    pub fn preload_binding(&mut self, b: &Binding) {
+        let entry: Arc<str> = Arc::from(b.pool_domain.as_str());
+        let qname: Arc<str> = Arc::from(b.qname.as_str());
+        let list: Arc<str> = Arc::from(b.list.as_str());
+        self.upsert_binding(
+            b.client,
+            b.ip,
+            &entry,
+            &qname,
+            &list,
+            b.first_seen,
+            b.ttl,
+            b.expires,
+        );
+        if self
+            .ip_index
+            .get(&b.ip)
+            .is_none_or(|o| o.expires < b.expires)
+        {
+            self.ip_index.insert(
+                b.ip,
+                IpBinding {
+                    client: b.client,
+                    hit: ListHit {
+                        list: b.list.clone(),
+                        entry: b.pool_domain.clone(),
+                        category: crate::model::Category::Pool,
+                        line: 0,
+                    },
+                    first_seen: b.first_seen,
+                    expires: b.expires,
+                },
+            );
+        }
     }
 
     /// Replaces the suppression rules; `now` (wall clock) decides which have expired.
@@ -469,9 +539,12 @@ impl Engine {
                 let expires = ttl_ts
                     .plus_secs(i64::from(ttl))
                     .plus_secs(self.cfg.binding_grace_secs);
-                let b = self.upsert_binding(d.client, ip, &entry, &qname, &list, d.ts, ttl, expires);
+                let b =
+                    self.upsert_binding(d.client, ip, &entry, &qname, &list, d.ts, ttl, expires);
                 out.bindings.push(b);
-                if !self.ip_index.contains_key(&ip) || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires) {
+                if !self.ip_index.contains_key(&ip)
+                    || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
+                {
                     self.ip_index.insert(
                         ip,
                         IpBinding {
@@ -646,7 +719,12 @@ impl Engine {
         self.apply_flow(f, att, out);
     }
 
-    fn binding_valid(&self, b_first: Timestamp, b_expires: Timestamp, flow_start: Timestamp) -> bool {
+    fn binding_valid(
+        &self,
+        b_first: Timestamp,
+        b_expires: Timestamp,
+        flow_start: Timestamp,
+    ) -> bool {
         flow_start >= b_first.plus_secs(-self.cfg.reorder_window_secs) && flow_start <= b_expires
     }
 
@@ -865,7 +943,7 @@ impl Engine {
 
     fn remember_recent(&mut self, f: &FlowObservation) {
         self.expire_recent_flows();
-        if self.recent_flows.len() >= MAX_RECENT_FLOWS {
+        if self.recent_flows.len() >= self.cfg.limits.recent_flows.max(1) {
             self.recent_flows.pop_front();
         }
         // Payload is only needed for the Stratum sniff, which already failed.
@@ -889,7 +967,13 @@ impl Engine {
         }
     }
 
-    fn recheck_recent(&mut self, client: IpAddr, ips: &[IpAddr], _ts: Timestamp, out: &mut Changes) {
+    fn recheck_recent(
+        &mut self,
+        client: IpAddr,
+        ips: &[IpAddr],
+        _ts: Timestamp,
+        out: &mut Changes,
+    ) {
         if self.recent_flows.is_empty() {
             return;
         }
@@ -960,6 +1044,20 @@ impl Engine {
         };
         if created {
             self.held.push_back((hold_until, key.clone()));
+            // Held incidents are released by time; if time stalls (a flood within one
+            // timestamp), report the oldest early rather than let the queue grow.
+            while self.held.len() > self.cfg.limits.incidents.max(1) {
+                let Some((_, k)) = self.held.pop_front() else {
+                    break;
+                };
+                if self.incidents.get(&k).is_some_and(|i| !i.emitted) {
+                    if self.is_infrastructure(k.0) {
+                        self.incidents.remove(&k);
+                    } else {
+                        self.report_force(&k, out);
+                    }
+                }
+            }
         }
         if let Some((ek, mut ev)) = self.incidents.insert(key.clone(), inc) {
             self.stats.evicted += 1;
@@ -1325,14 +1423,21 @@ pub fn sniff_stratum(payload: &[u8]) -> Option<&'static str> {
     let pos = memchr::memmem::find(p, pat)?;
     let rest = p.get(pos + pat.len()..)?;
     let mut i = 0;
-    while rest.get(i).is_some_and(|b| b.is_ascii_whitespace() || *b == b':') {
+    while rest
+        .get(i)
+        .is_some_and(|b| b.is_ascii_whitespace() || *b == b':')
+    {
         i += 1;
     }
     if rest.get(i) != Some(&b'"') {
         return None;
     }
     let start = i + 1;
-    let len = rest.get(start..)?.iter().take(64).position(|b| *b == b'"')?;
+    let len = rest
+        .get(start..)?
+        .iter()
+        .take(64)
+        .position(|b| *b == b'"')?;
     let name = rest.get(start..start + len)?;
     STRATUM_METHODS
         .iter()

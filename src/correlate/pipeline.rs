@@ -29,6 +29,8 @@ pub const ACK_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Dirty detections coalesced in memory before they are written out.
 pub const MAX_DIRTY: usize = 1_024;
+/// Bindings restored from the store on start (the newest are kept by the engine's own cap).
+const MAX_PRELOAD_BINDINGS: usize = 1_000_000;
 /// How often (in observations) table-size gauges are refreshed.
 const GAUGE_EVERY: u64 = 4_096;
 
@@ -155,7 +157,8 @@ impl Metrics {
     }
 
     fn sync(&mut self, s: &EngineStats, t: &TableSizes) {
-        self.matches_name.add(s.name_matches - self.last.name_matches);
+        self.matches_name
+            .add(s.name_matches - self.last.name_matches);
         self.matches_cname
             .add(s.cname_matches - self.last.cname_matches);
         self.matches_sni.add(s.sni_matches - self.last.sni_matches);
@@ -204,6 +207,9 @@ impl Pipeline {
     pub fn new(mut engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
         if let Some(s) = &store {
             engine.set_history(Box::new(s.clone()));
+            for b in s.bindings(MAX_PRELOAD_BINDINGS)? {
+                engine.preload_binding(&b);
+            }
         }
         let mut p = Pipeline {
             engine,
@@ -336,7 +342,10 @@ impl Pipeline {
                 }
                 UpdateKind::Upgraded => {
                     self.summary.upgraded += 1;
-                    if let Some(c) = self.metrics.upgraded_by_stage.get(stage_idx(u.detection.stage))
+                    if let Some(c) = self
+                        .metrics
+                        .upgraded_by_stage
+                        .get(stage_idx(u.detection.stage))
                     {
                         c.inc();
                     }

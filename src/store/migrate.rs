@@ -80,7 +80,10 @@ pub fn migrate(db: &sled::Db, path: &Path, target: u32) -> Result<u32, StoreErro
         });
     }
     let meta = db.open_tree(TREE_META).map_err(db_err)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version > from && m.version <= target) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > from && m.version <= target)
+    {
         tracing::info!(version = m.version, doc = m.doc, "applying store migration");
         (m.apply)(db).map_err(db_err)?;
         meta.insert(SCHEMA_KEY, &m.version.to_be_bytes())

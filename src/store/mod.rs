@@ -19,8 +19,7 @@ use crate::correlate::{History, PoolFlow};
 use crate::ingest::follow::{FileOffset, OffsetStore};
 use crate::model::{Detection, Evidence, EvidenceKind, Stage, Timestamp};
 use crate::query::{
-    Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary,
-    Suppression,
+    Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary, Suppression,
 };
 
 pub use migrate::CURRENT_SCHEMA;
@@ -258,16 +257,17 @@ impl Store {
         v.extend_from_slice(&seq.to_be_bytes());
         v.extend_from_slice(&keys::ts(created));
         v.extend_from_slice(&json);
-        i.detections
-            .insert(det.id.as_bytes(), v)
-            .map_err(db_err)?;
+        i.detections.insert(det.id.as_bytes(), v).map_err(db_err)?;
         if is_new {
             i.by_time
                 .insert(keys::by_time(created, seq), det.id.as_bytes())
                 .map_err(db_err)?;
             if let Some(t) = &i.by_client {
-                t.insert(keys::by_client(det.client_ip, created, seq), det.id.as_bytes())
-                    .map_err(db_err)?;
+                t.insert(
+                    keys::by_client(det.client_ip, created, seq),
+                    det.id.as_bytes(),
+                )
+                .map_err(db_err)?;
             }
         }
         if let Some(hosts) = &i.hosts {
@@ -301,6 +301,19 @@ impl Store {
             .insert(keys::binding(b.client, b.ip), v)
             .map_err(db_err)?;
         Ok(())
+    }
+
+    /// Stored bindings (at most `limit`), oldest `last_seen` first, for preloading the engine.
+    pub fn bindings(&self, limit: usize) -> Result<Vec<Binding>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.inner.bindings.iter().take(limit) {
+            let (_, v) = entry.map_err(db_err)?;
+            if let Ok(b) = serde_json::from_slice::<Binding>(&v) {
+                out.push(b);
+            }
+        }
+        out.sort_by_key(|b| b.last_seen);
+        Ok(out)
     }
 
     /// Records a pool flow (a later report of the same flow replaces the earlier one).
@@ -405,7 +418,12 @@ impl Store {
         if id.is_empty() || id.len() > MAX_ID_LEN {
             return Ok(out);
         }
-        for entry in self.inner.flows.scan_prefix(keys::flow_prefix(id)).take(limit) {
+        for entry in self
+            .inner
+            .flows
+            .scan_prefix(keys::flow_prefix(id))
+            .take(limit)
+        {
             let (_, v) = entry.map_err(db_err)?;
             if let Ok(f) = serde_json::from_slice::<PoolFlow>(&v) {
                 out.push(f);
@@ -800,8 +818,7 @@ impl Store {
 
 fn matches(f: &DetectionFilter, d: &Detection) -> bool {
     f.client.is_none_or(|n| n.contains(&d.client_ip))
-        && f
-            .pool
+        && f.pool
             .as_deref()
             .is_none_or(|p| p.eq_ignore_ascii_case(&d.pool_domain))
         && f.stage.is_none_or(|s| s == d.stage)
@@ -833,7 +850,14 @@ fn flow_evidence(f: &PoolFlow) -> Evidence {
         f.source.clone(),
         format!(
             "{:?} {}:{} -> {}:{} {:?}, {} B out / {} B in, {} ms",
-            f.proto, f.client, f.src_port, f.dst, f.dst_port, f.state, f.bytes_out, f.bytes_in,
+            f.proto,
+            f.client,
+            f.src_port,
+            f.dst,
+            f.dst_port,
+            f.state,
+            f.bytes_out,
+            f.bytes_in,
             f.duration_ms
         )
         .to_lowercase(),
@@ -863,7 +887,11 @@ impl History for Store {
 
     fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
         let t = self.inner.by_client.as_ref()?;
-        for entry in t.scan_prefix(keys::ip(client)).rev().take(MAX_INCIDENT_SCAN) {
+        for entry in t
+            .scan_prefix(keys::ip(client))
+            .rev()
+            .take(MAX_INCIDENT_SCAN)
+        {
             let Ok((_, id)) = entry else { return None };
             if let Ok(Some(d)) = self.load(&id) {
                 if d.pool_domain == pool_domain {

@@ -117,8 +117,10 @@ pub fn run_observations(gt: &Value, run: &Value) -> Vec<Observation> {
             };
             // The resolver's upstream query for names it had to fetch (pool-related ones are
             // what matters: a sensor near the resolver sees the resolver asking for them).
-            let chain_pool =
-                is_pool(&qname) || ans.iter().any(|a| a.rtype == RrType::CNAME && is_pool(&a.data));
+            let chain_pool = is_pool(&qname)
+                || ans
+                    .iter()
+                    .any(|a| a.rtype == RrType::CNAME && is_pool(&a.data));
             if chain_pool {
                 out.push(Observation::Dns(DnsObservation {
                     ts: Timestamp(t.0 + 150),
@@ -296,7 +298,12 @@ pub fn check_verdicts(gt: &Value, run: &Value, dets: &[Detection]) -> Vec<String
             problems.push(format!(
                 "{run_id} {id} ({verdict}): got {:?}",
                 mine.iter()
-                    .map(|d| (d.pool_domain.as_str(), d.stage, d.risk_score, d.counts.lookups))
+                    .map(|d| (
+                        d.pool_domain.as_str(),
+                        d.stage,
+                        d.risk_score,
+                        d.counts.lookups
+                    ))
                     .collect::<Vec<_>>()
             ));
         }
