@@ -34,6 +34,8 @@ pub(crate) const TREE_HOSTS: &str = "hosts";
 pub(crate) const TREE_SUPPRESSIONS: &str = "suppressions";
 pub(crate) const TREE_OFFSETS: &str = "offsets";
 
+/// sled's page cache (its default is 1 GiB, which would dominate the process under a flood).
+pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 /// Largest page `list_detections` returns (bigger requests are clamped).
 pub const MAX_PAGE: usize = 1_000;
 /// Index entries examined per `list_detections` call: a filter that matches little cannot turn
@@ -171,6 +173,7 @@ impl Store {
     /// A throw-away database (sled temporary mode: deleted when the last handle drops).
     pub fn open_temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new()
+            .cache_capacity(SLED_CACHE_BYTES)
             .temporary(true)
             .open()
             .map_err(|e| StoreError::Open {
@@ -185,6 +188,7 @@ impl Store {
     #[doc(hidden)]
     pub fn open_at(path: &Path, schema: u32) -> Result<Store, StoreError> {
         let db = sled::Config::new()
+            .cache_capacity(SLED_CACHE_BYTES)
             .path(path)
             .open()
             .map_err(|e| StoreError::Open {
