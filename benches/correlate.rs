@@ -66,7 +66,14 @@ fn dns(ts: Timestamp, client: IpAddr, qname: String, answer: Option<IpAddr>) -> 
     })
 }
 
-fn flow(ts: Timestamp, src: IpAddr, dst: IpAddr, port: u16, state: FlowState, stratum: bool) -> Observation {
+fn flow(
+    ts: Timestamp,
+    src: IpAddr,
+    dst: IpAddr,
+    port: u16,
+    state: FlowState,
+    stratum: bool,
+) -> Observation {
     Observation::Flow(FlowObservation {
         ts,
         last_ts: ts.plus_secs(1),
@@ -96,7 +103,11 @@ fn flow(ts: Timestamp, src: IpAddr, dst: IpAddr, port: u16, state: FlowState, st
 /// Stratum session, a third of benign answers followed by a flow.
 fn workload(n: usize) -> Vec<Observation> {
     let mut r = Rng(0x2545_F491_4F6C_DD1D);
-    let pools = ["pool.supportxmr.com", "gulf.moneroocean.stream", "xmr-eu1.nanopool.org"];
+    let pools = [
+        "pool.supportxmr.com",
+        "gulf.moneroocean.stream",
+        "xmr-eu1.nanopool.org",
+    ];
     let mut out = Vec::with_capacity(n);
     let mut t = Timestamp::from_secs(1_795_724_800);
     while out.len() < n {
@@ -105,7 +116,12 @@ fn workload(n: usize) -> Vec<Observation> {
         let client = v4(x % 2000, [10, 1]);
         if x % 200 == 0 {
             let ip = v4(x >> 20, [198, 51]);
-            out.push(dns(t, client, pools[(x >> 8) as usize % 3].to_string(), Some(ip)));
+            out.push(dns(
+                t,
+                client,
+                pools[(x >> 8) as usize % 3].to_string(),
+                Some(ip),
+            ));
             out.push(flow(t, client, ip, 3333, FlowState::Closed, true));
         } else {
             let name = format!("host{}.example{}.com", (x >> 8) % 50, (x >> 16) % 100);
@@ -190,7 +206,12 @@ fn flood(events: u64, with_store: bool) {
     } else {
         None
     };
-    let suffixes = ["supportxmr.com", "nanopool.org", "moneroocean.stream", "2miners.com"];
+    let suffixes = [
+        "supportxmr.com",
+        "nanopool.org",
+        "moneroocean.stream",
+        "2miners.com",
+    ];
     let mut t = Timestamp::from_secs(1_795_724_800);
     let mut last_bound: Vec<(IpAddr, IpAddr)> = Vec::with_capacity(1024);
     let start = std::time::Instant::now();
@@ -236,7 +257,10 @@ fn flood(events: u64, with_store: bool) {
 }
 
 fn main() {
-    if let Some(n) = std::env::var("FLOOD_EVENTS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("FLOOD_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         flood(n, std::env::var("FLOOD_STORE").is_ok());
         return;
     }

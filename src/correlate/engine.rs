@@ -17,7 +17,7 @@ use super::bounded::BoundedMap;
 use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
-    Detection, DetectionCounts, DnsObservation, Evidence, EvidenceKind, FlowObservation,
+    Category, Detection, DetectionCounts, DnsObservation, Evidence, EvidenceKind, FlowObservation,
     FlowReport, FlowState, ListHit, Mitre, Observation, Proto, Rcode, Source, Stage, Timestamp,
     DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
 };
@@ -261,6 +261,8 @@ struct BindingState {
     entry: Arc<str>,
     qname: Arc<str>,
     list: Arc<str>,
+    category: Category,
+    line: u32,
     first_seen: Timestamp,
     last_seen: Timestamp,
     ttl: u32,
@@ -378,6 +380,7 @@ impl Engine {
             &entry,
             &qname,
             &list,
+            (Category::Pool, 0),
             b.first_seen,
             b.ttl,
             b.expires,
@@ -394,7 +397,7 @@ impl Engine {
                     hit: ListHit {
                         list: b.list.clone(),
                         entry: b.pool_domain.clone(),
-                        category: crate::model::Category::Pool,
+                        category: Category::Pool,
                         line: 0,
                     },
                     first_seen: b.first_seen,
@@ -539,8 +542,17 @@ impl Engine {
                 let expires = ttl_ts
                     .plus_secs(i64::from(ttl))
                     .plus_secs(self.cfg.binding_grace_secs);
-                let b =
-                    self.upsert_binding(d.client, ip, &entry, &qname, &list, d.ts, ttl, expires);
+                let b = self.upsert_binding(
+                    d.client,
+                    ip,
+                    &entry,
+                    &qname,
+                    &list,
+                    (hit.category, hit.line),
+                    d.ts,
+                    ttl,
+                    expires,
+                );
                 out.bindings.push(b);
                 if !self.ip_index.contains_key(&ip)
                     || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
@@ -568,7 +580,7 @@ impl Engine {
         let det = &mut inc.det;
         push_unique(&mut det.query_names, d.qname.clone(), MAX_QUERY_NAMES);
         push_unique(&mut det.sources, d.source.clone(), MAX_SOURCES);
-        push_unique(&mut det.lists, hit.clone(), MAX_LISTS);
+        push_hit(&mut det.lists, &hit);
         for ip in &answer_ips {
             push_unique(&mut det.pool_ips, *ip, MAX_POOL_IPS);
         }
@@ -662,6 +674,7 @@ impl Engine {
         entry: &Arc<str>,
         qname: &Arc<str>,
         list: &Arc<str>,
+        hit: (Category, u32),
         ts: Timestamp,
         ttl: u32,
         expires: Timestamp,
@@ -676,6 +689,8 @@ impl Engine {
                 b.entry = entry.clone();
                 b.qname = qname.clone();
                 b.list = list.clone();
+                b.category = hit.0;
+                b.line = hit.1;
                 b.clone()
             }
             None => {
@@ -683,6 +698,8 @@ impl Engine {
                     entry: entry.clone(),
                     qname: qname.clone(),
                     list: list.clone(),
+                    category: hit.0,
+                    line: hit.1,
                     first_seen: ts,
                     last_seen: ts,
                     ttl,
@@ -751,8 +768,8 @@ impl Engine {
                     hit: ListHit {
                         list: b.list.to_string(),
                         entry: b.entry.to_string(),
-                        category: crate::model::Category::Pool,
-                        line: 0,
+                        category: b.category,
+                        line: b.line,
                     },
                     qname: Some(b.qname.to_string()),
                     stage: contact,
@@ -803,7 +820,7 @@ impl Engine {
                 hit: ListHit {
                     list: "stratum".into(),
                     entry: format!("stratum:{}", f.dst),
-                    category: crate::model::Category::Pool,
+                    category: Category::Pool,
                     line: 0,
                 },
                 qname: None,
@@ -870,7 +887,7 @@ impl Engine {
         push_unique(&mut det.pool_ips, f.dst, MAX_POOL_IPS);
         push_unique(&mut det.dst_ports, f.dst_port, MAX_PORTS);
         push_unique(&mut det.sources, f.source.clone(), MAX_SOURCES);
-        push_unique(&mut det.lists, att.hit.clone(), MAX_LISTS);
+        push_hit(&mut det.lists, &att.hit);
         if let Some(q) = &att.qname {
             if att.how == "tls sni" {
                 push_unique(&mut det.query_names, q.clone(), MAX_QUERY_NAMES);
@@ -1268,6 +1285,13 @@ fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     }
 }
 
+/// Adds a list hit unless the same (list, entry) is already there.
+fn push_hit(v: &mut Vec<ListHit>, hit: &ListHit) {
+    if v.len() < MAX_LISTS && !v.iter().any(|h| h.list == hit.list && h.entry == hit.entry) {
+        v.push(hit.clone());
+    }
+}
+
 fn strength(e: &Evidence) -> u8 {
     match e.kind {
         EvidenceKind::Stratum => 5,
@@ -1374,11 +1398,14 @@ fn flow_summary(f: &FlowObservation, att: &Attribution, method: Option<&str>) ->
         FlowState::Established => "established",
         FlowState::Closed => "closed",
     };
+    let proto = match f.proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
     let mut s = format!(
-        "{:?} {}:{} -> {}:{} {state} ({}), {} B out / {} B in",
-        f.proto, f.src, f.src_port, f.dst, f.dst_port, att.how, f.bytes_out, f.bytes_in
-    )
-    .to_lowercase();
+        "{proto} {}:{} -> {}:{} {state} ({}), {} B out / {} B in",
+        f.src, f.src_port, f.dst, f.dst_port, att.how, f.bytes_out, f.bytes_in
+    );
     if let Some(m) = method {
         s.push_str(&format!(", stratum {m}"));
     }

@@ -853,18 +853,25 @@ fn flow_evidence(f: &PoolFlow) -> Evidence {
         kind,
         f.source.clone(),
         format!(
-            "{:?} {}:{} -> {}:{} {:?}, {} B out / {} B in, {} ms",
-            f.proto,
+            "{} {}:{} -> {}:{} {}, {} B out / {} B in, {} ms",
+            match f.proto {
+                crate::model::Proto::Tcp => "tcp",
+                crate::model::Proto::Udp => "udp",
+            },
             f.client,
             f.src_port,
             f.dst,
             f.dst_port,
-            f.state,
+            match f.state {
+                crate::model::FlowState::Attempted => "attempted",
+                crate::model::FlowState::Rejected => "rejected",
+                crate::model::FlowState::Established => "established",
+                crate::model::FlowState::Closed => "closed",
+            },
             f.bytes_out,
             f.bytes_in,
             f.duration_ms
-        )
-        .to_lowercase(),
+        ),
     );
     e.dst = Some(f.dst);
     e.dst_port = Some(f.dst_port);
