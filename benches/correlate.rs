@@ -1,6 +1,6 @@
 //! Correlation benchmarks.
 //!
-//! * `engine/*` — events/s through `correlate::Engine` alone on a realistic mix (≈0.5% pool
+//! * `engine/*` — events/s through `correlate::Engine` alone on a realistic mix (0.1% pool
 //!   lookups, each followed by a Stratum session; the rest benign DNS and flows).
 //! * `pipeline/null` vs `pipeline/sled` — the same stream through `correlate::Pipeline` with no
 //!   store and with a real (temporary) sled store: goal S1 says sled may cost ≤ 5%.
@@ -8,11 +8,12 @@
 //!   feeds random pool-looking subdomains from random clients, random answer IPs and SYNs to bound
 //!   IPs, and prints peak RSS and table sizes every million events; it fails if peak RSS exceeds
 //!   `FLOOD_RSS_CAP_MIB` (default [`FLOOD_RSS_CAP_MIB`], documented in docs/arch/correlate.md).
+//! * CPU-time comparison (steadier than wall time here): `CPU_RUNS=7 cargo bench --bench correlate`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
 
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use poolwatch::correlate::{Engine, EngineConfig, Pipeline};
 use poolwatch::matcher::{self, Blocklists};
 use poolwatch::model::*;
@@ -99,8 +100,9 @@ fn flow(
     })
 }
 
-/// A realistic stream: 2,000 clients, 5,000 benign names, ≈0.5% pool lookups followed by a
-/// Stratum session, a third of benign answers followed by a flow.
+/// A realistic stream: 2,000 clients, 5,000 benign names, 0.1% pool lookups (the share the bench
+/// README's generator uses) each followed by a Stratum session, a third of benign answers
+/// followed by a flow.
 fn workload(n: usize) -> Vec<Observation> {
     let mut r = Rng(0x2545_F491_4F6C_DD1D);
     let pools = [
@@ -114,7 +116,7 @@ fn workload(n: usize) -> Vec<Observation> {
         t = Timestamp(t.0 + 200);
         let x = r.next();
         let client = v4(x % 2000, [10, 1]);
-        if x % 200 == 0 {
+        if x % 1000 == 0 {
             let ip = v4(x >> 20, [198, 51]);
             out.push(dns(
                 t,
@@ -140,42 +142,104 @@ fn lists() -> matcher::SharedBlocklists {
     matcher::shared(Blocklists::builtin().expect("builtin lists"))
 }
 
+fn run_engine(work: Vec<Observation>) {
+    let mut e = Engine::new(EngineConfig::default(), lists());
+    for o in &work {
+        black_box(e.observe(o));
+    }
+    black_box(e.drain());
+}
+
+fn run_pipeline(work: Vec<Observation>, store: Option<Store>) {
+    let e = Engine::new(EngineConfig::default(), lists());
+    let mut p = Pipeline::new(e, store).expect("pipeline");
+    for o in work {
+        p.push(o).expect("push");
+    }
+    black_box(p.finish().expect("finish"));
+}
+
 fn benches(c: &mut Criterion) {
     let work = workload(100_000);
     let mut g = c.benchmark_group("correlate");
     g.sample_size(10);
     g.throughput(Throughput::Elements(work.len() as u64));
     g.bench_function(BenchmarkId::new("engine", "mix100k"), |b| {
-        b.iter(|| {
-            let mut e = Engine::new(EngineConfig::default(), lists());
-            for o in &work {
-                black_box(e.observe(o));
-            }
-            black_box(e.drain());
-        })
+        b.iter_batched(|| work.clone(), run_engine, BatchSize::LargeInput)
     });
     g.bench_function(BenchmarkId::new("pipeline", "null"), |b| {
-        b.iter(|| {
-            let e = Engine::new(EngineConfig::default(), lists());
-            let mut p = Pipeline::new(e, None).expect("pipeline");
-            for o in &work {
-                p.push(o.clone()).expect("push");
-            }
-            black_box(p.finish().expect("finish"));
-        })
+        b.iter_batched(
+            || work.clone(),
+            |w| run_pipeline(w, None),
+            BatchSize::LargeInput,
+        )
     });
     g.bench_function(BenchmarkId::new("pipeline", "sled"), |b| {
-        b.iter(|| {
-            let store = Store::open_temporary().expect("store");
-            let e = Engine::new(EngineConfig::default(), lists());
-            let mut p = Pipeline::new(e, Some(store)).expect("pipeline");
-            for o in &work {
-                p.push(o.clone()).expect("push");
-            }
-            black_box(p.finish().expect("finish"));
-        })
+        b.iter_batched(
+            || (work.clone(), Store::open_temporary().expect("store")),
+            |(w, s)| run_pipeline(w, Some(s)),
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
+}
+
+/// User + system CPU seconds of the whole process (all threads: sled's flusher counts too).
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// `CPU_RUNS=N`: runs engine, pipeline+null and pipeline+sled N times, interleaved, and prints
+/// median CPU seconds and events per CPU-second (CPU time is steadier than wall time on the
+/// shared machine).
+fn cpu_compare(runs: usize) {
+    let events = std::env::var("CPU_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let work = workload(events);
+    let n = work.len() as f64;
+    let mut t: [Vec<f64>; 4] = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..runs {
+        for (i, slot) in t.iter_mut().enumerate() {
+            let w = work.clone();
+            // Opening the database is start-up cost, not per-event cost.
+            let store = (i >= 2).then(|| Store::open_temporary().expect("store"));
+            let c0 = cpu_secs();
+            match i {
+                0 => run_engine(w),
+                1 => run_pipeline(w, None),
+                // An open but unused database: separates "sled is in the process" from "sled
+                // does work".
+                3 => run_pipeline(w, None),
+                _ => run_pipeline(w, store.clone()),
+            }
+            drop(store);
+            slot.push(cpu_secs() - c0);
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let [mut e, mut nl, mut sl, mut idle] = t;
+    let (e, nl, sl, idle) = (med(&mut e), med(&mut nl), med(&mut sl), med(&mut idle));
+    println!("events per run: {n}; median CPU s over {runs} runs");
+    println!("engine         {e:.4} s  {:>10.0} events/CPU-s", n / e);
+    println!("pipeline null  {nl:.4} s  {:>10.0} events/CPU-s", n / nl);
+    println!("pipeline sled  {sl:.4} s  {:>10.0} events/CPU-s", n / sl);
+    println!(
+        "null + idle db {idle:.4} s  {:>10.0} events/CPU-s",
+        n / idle
+    );
+    println!("sled / null CPU ratio: {:.3} (goal S1: <= 1.05)", sl / nl);
+    println!("sled / (null + idle db) CPU ratio: {:.3}", sl / idle);
 }
 
 fn peak_rss_mib() -> u64 {
@@ -262,6 +326,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         flood(n, std::env::var("FLOOD_STORE").is_ok());
+        return;
+    }
+    if let Some(n) = std::env::var("CPU_RUNS").ok().and_then(|v| v.parse().ok()) {
+        cpu_compare(n);
         return;
     }
     let mut c = Criterion::default().configure_from_args();

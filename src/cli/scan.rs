@@ -169,9 +169,16 @@ fn print_table(w: &mut impl Write, dets: &[Detection], observations: u64) -> std
         writeln!(w, "no detections ({observations} observations)")?;
         return Ok(());
     }
+    // Wide enough for the longest client shown (IPv6 up to 39 chars), at least the header.
+    let cw = dets
+        .iter()
+        .map(|d| d.client_ip.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max("CLIENT".len());
     writeln!(
         w,
-        "{:<27} {:<39} {:<18} {:>4}  {:<28} {:<22} FLAGS",
+        "{:<27} {:<cw$} {:<18} {:>4}  {:<28} {:<22} FLAGS",
         "FIRST SEEN", "CLIENT", "STAGE", "RISK", "POOL", "DESTINATIONS"
     )?;
     for d in dets {
@@ -194,7 +201,7 @@ fn print_table(w: &mut impl Write, dets: &[Detection], observations: u64) -> std
         }
         writeln!(
             w,
-            "{:<27} {:<39} {:<18} {:>4}  {:<28} {:<22} {}",
+            "{:<27} {:<cw$} {:<18} {:>4}  {:<28} {:<22} {}",
             d.first_seen.to_rfc3339(),
             d.client_ip,
             d.stage.as_str(),

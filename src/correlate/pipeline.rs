@@ -356,7 +356,9 @@ impl Pipeline {
                     None
                 }
             };
-            if let Some(kind) = kind {
+            // Without a feed nobody is told before `flush`/`finish` (offline scan), so there is
+            // nothing to acknowledge early and no reason to fsync more than every second.
+            if let (Some(kind), true) = (kind, self.events.is_some()) {
                 self.pending_events.push(DetectionEvent {
                     kind,
                     detection: u.detection.clone(),
