@@ -27,6 +27,10 @@ use crate::store::{Store, StoreError};
 pub const ACK_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest a mere update (counts, last_seen) stays unflushed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Wall-clock idle time after which `tick` advances the engine's clock to `now`. While
+/// observations keep coming (an import of old captures), their own timestamps drive time, so a
+/// tick must not jump the engine to the wall clock and defeat the reorder window.
+pub const TICK_IDLE: Duration = Duration::from_secs(1);
 /// Dirty detections coalesced in memory before they are written out.
 pub const MAX_DIRTY: usize = 1_024;
 /// Bindings restored from the store on start (the newest are kept by the engine's own cap).
@@ -195,6 +199,7 @@ pub struct Pipeline {
     dirty: HashMap<String, Detection>,
     pending_events: Vec<DetectionEvent>,
     last_flush: Instant,
+    last_push: Instant,
     supp_gen: Option<u64>,
     summary: PipelineSummary,
     metrics: Metrics,
@@ -219,6 +224,7 @@ impl Pipeline {
             dirty: HashMap::new(),
             pending_events: Vec::new(),
             last_flush: Instant::now(),
+            last_push: Instant::now(),
             supp_gen: None,
             summary: PipelineSummary::default(),
             metrics: Metrics::new(),
@@ -249,6 +255,7 @@ impl Pipeline {
     /// Feeds one observation.
     pub fn push(&mut self, obs: Observation) -> Result<(), PipelineError> {
         self.summary.observations += 1;
+        self.last_push = Instant::now();
         match &obs {
             Observation::Dns(_) => self.metrics.obs_dns.inc(),
             Observation::Flow(_) => self.metrics.obs_flow.inc(),
@@ -264,12 +271,15 @@ impl Pipeline {
         self.maybe_flush()
     }
 
-    /// Advances time (live mode: call every ~100 ms with the wall clock): releases held
-    /// lookups, flushes what is due, picks up suppression changes.
+    /// Call every ~100 ms with the wall clock (service): flushes what is due, picks up
+    /// suppression changes, and once no observation came for [`TICK_IDLE`], advances the engine
+    /// to `now` so held lookups are reported even when traffic stops.
     pub fn tick(&mut self, now: Timestamp) -> Result<(), PipelineError> {
-        let changes = self.engine.tick(now);
-        if !changes.is_empty() {
-            self.apply(changes)?;
+        if self.last_push.elapsed() >= TICK_IDLE {
+            let changes = self.engine.tick(now);
+            if !changes.is_empty() {
+                self.apply(changes)?;
+            }
         }
         self.reload_suppressions()?;
         self.engine.set_clock(Timestamp::now());
