@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = e.drain();
-    if let (Ok(s), Ok(store)) = (std::str::from_utf8(data), poolwatch::store::Store::open_temporary()) {
+    // One temporary database for the whole run (opening one per input would dominate).
+    static STORE: std::sync::OnceLock<Option<poolwatch::store::Store>> = std::sync::OnceLock::new();
+    let store = STORE.get_or_init(|| poolwatch::store::Store::open_temporary().ok());
+    if let (Ok(s), Some(store)) = (std::str::from_utf8(data), store) {
         let _ = store.list_detections(&Default::default(), 10, Some(s));
         let _ = store.get_detection(s);
     }
