@@ -1,10 +1,288 @@
-//! `poolwatch scan` (being built).
+//! `poolwatch scan`: the whole pipeline over pcaps and logs, merged in time order, printing the
+//! detections.
+//!
+//! Exit codes (like `grep`): 0 = ran, no unsuppressed detection; 1 = ran, at least one
+//! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, …).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::capture::CaptureConfig;
+use crate::correlate::{Engine, EngineConfig, Pipeline};
+use crate::ingest::IngestConfig;
+use crate::input::{self, InputFormat, Observations};
+use crate::matcher::{self, Blocklists};
+use crate::model::{Detection, Observation, Timestamp};
+use crate::store::Store;
+
+/// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
+const PROGRESS_MIN_BYTES: u64 = 8 << 20;
+/// Most inputs merged at once (each holds an open reader).
+const MAX_INPUTS: usize = 4_096;
 
 #[derive(Debug, clap::Args)]
-pub struct ScanArgs {}
+pub struct ScanArgs {
+    /// Input format for every INPUT: auto (sniffed), pcap, observations (JSON lines from
+    /// `inspect --output json`), or a log format name.
+    #[arg(long, default_value = "auto")]
+    pub format: String,
+    /// Pool list file(s) (default: the built-in lists).
+    #[arg(long = "blocklist", value_name = "PATH")]
+    pub blocklists: Vec<PathBuf>,
+    /// Output: `table` (readable) or `json` (one Detection per line, see docs/detections.md).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub output: String,
+    /// Keep the sled database here (default: a temporary one, deleted on exit).
+    #[arg(long, value_name = "DIR")]
+    pub db: Option<PathBuf>,
+    /// A resolver / DNS infrastructure address: never reported for its own lookups.
+    #[arg(long = "resolver", value_name = "IP")]
+    pub resolvers: Vec<IpAddr>,
+    /// A sinkhole address: answers pointing there count as blocked lookups.
+    #[arg(long = "sinkhole", value_name = "IP")]
+    pub sinkholes: Vec<IpAddr>,
+    /// Grace added to answer TTLs while flows still count as following the lookup (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 6 * 3600)]
+    pub binding_grace: i64,
+    /// `is_new` look-back (days).
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub lookback_days: i64,
+    /// Do not learn DNS infrastructure from traffic (only --resolver addresses are excluded).
+    #[arg(long)]
+    pub no_learn_resolvers: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Capture files, resolver logs or observation JSON lines.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+}
 
-pub fn run(_args: ScanArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`scan` is not available in this build yet")
+pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    if args.inputs.len() > MAX_INPUTS {
+        anyhow::bail!(
+            "too many inputs ({}; at most {MAX_INPUTS})",
+            args.inputs.len()
+        );
+    }
+    let format = InputFormat::parse(&args.format)?;
+    let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
+    let mut total_bytes = 0u64;
+    for p in &args.inputs {
+        let md = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if md.is_dir() {
+            anyhow::bail!("{} is a directory; give the files inside it", p.display());
+        }
+        total_bytes = total_bytes.saturating_add(md.len());
+    }
+    let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
+    let mut readers = Vec::with_capacity(args.inputs.len());
+    for p in &args.inputs {
+        let r = input::open(p, format, &ccfg, &icfg)
+            .with_context(|| format!("cannot open {}", p.display()))?;
+        readers.push(r);
+    }
+
+    let store = match &args.db {
+        Some(dir) => Store::open(dir).with_context(|| format!("database {}", dir.display()))?,
+        None => Store::open_temporary().context("temporary database")?,
+    };
+    let cfg = EngineConfig {
+        binding_grace_secs: args.binding_grace.max(0),
+        lookback_secs: args.lookback_days.max(0).saturating_mul(86_400),
+        resolvers: args.resolvers.clone(),
+        sinkholes: args.sinkholes.clone(),
+        learn_infrastructure: !args.no_learn_resolvers,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(cfg, matcher::shared(lists));
+    let mut pipeline = Pipeline::new(engine, Some(store.clone()))?;
+
+    let bar = progress_bar(!args.no_progress && total_bytes >= PROGRESS_MIN_BYTES);
+    let mut merged = Merge::new(readers);
+    let mut n = 0u64;
+    for obs in &mut merged {
+        pipeline.push(obs)?;
+        n += 1;
+        if n % 8192 == 0 {
+            if let Some(b) = &bar {
+                b.set_position(n);
+            }
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = pipeline.finish()?;
+    tracing::info!(
+        observations = summary.observations,
+        new = summary.new,
+        upgraded = summary.upgraded,
+        "scan finished"
+    );
+
+    let mut dets = store.all_detections()?;
+    dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.output == "json" {
+        for d in &dets {
+            serde_json::to_writer(&mut out, d)?;
+            out.write_all(b"\n")?;
+        }
+    } else {
+        print_table(&mut out, &dets, summary.observations)?;
+    }
+    out.flush()?;
+    let found = dets.iter().any(|d| !d.suppressed);
+    Ok(if found {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn progress_bar(wanted: bool) -> Option<indicatif::ProgressBar> {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos} observations ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    b.enable_steady_tick(Duration::from_millis(200));
+    Some(b)
+}
+
+fn print_table(w: &mut impl Write, dets: &[Detection], observations: u64) -> std::io::Result<()> {
+    if dets.is_empty() {
+        writeln!(w, "no detections ({observations} observations)")?;
+        return Ok(());
+    }
+    // Wide enough for the longest client shown (IPv6 up to 39 chars), at least the header.
+    let cw = dets
+        .iter()
+        .map(|d| d.client_ip.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max("CLIENT".len());
+    writeln!(
+        w,
+        "{:<27} {:<cw$} {:<18} {:>4}  {:<28} {:<22} FLAGS",
+        "FIRST SEEN", "CLIENT", "STAGE", "RISK", "POOL", "DESTINATIONS"
+    )?;
+    for d in dets {
+        let dst: Vec<String> = d
+            .pool_ips
+            .iter()
+            .take(2)
+            .map(|ip| ip.to_string())
+            .chain(d.dst_ports.first().map(|p| format!(":{p}")))
+            .collect();
+        let mut flags = Vec::new();
+        if d.is_new {
+            flags.push("new");
+        }
+        if d.suppressed {
+            flags.push("suppressed");
+        }
+        if d.counts.lookups + d.counts.blocked_lookups == 0 && d.stage.is_contact() {
+            flags.push("no-lookup");
+        }
+        writeln!(
+            w,
+            "{:<27} {:<cw$} {:<18} {:>4}  {:<28} {:<22} {}",
+            d.first_seen.to_rfc3339(),
+            d.client_ip,
+            d.stage.as_str(),
+            d.risk_score,
+            clip(&d.pool_domain, 28),
+            clip(&dst.join(" "), 22),
+            flags.join(",")
+        )?;
+        if let Some(a) = d.agents.first() {
+            writeln!(w, "{:<27} agent: {}", "", clip(a, 100))?;
+        }
+        if !d.query_names.is_empty() {
+            writeln!(
+                w,
+                "{:<27} names: {}",
+                "",
+                clip(&d.query_names.join(", "), 100)
+            )?;
+        }
+    }
+    let unsuppressed = dets.iter().filter(|d| !d.suppressed).count();
+    writeln!(
+        w,
+        "\n{} detection(s), {unsuppressed} unsuppressed, from {observations} observations",
+        dets.len()
+    )
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// k-way merge of the inputs by `Observation::ts()`; each input keeps its own order, ties go to
+/// the earlier input.
+struct Merge {
+    readers: Vec<Observations>,
+    heap: BinaryHeap<Reverse<(Timestamp, usize, u64)>>,
+    heads: Vec<Option<Observation>>,
+    seq: u64,
+}
+
+impl Merge {
+    fn new(mut readers: Vec<Observations>) -> Self {
+        let mut heap = BinaryHeap::new();
+        let mut heads = Vec::with_capacity(readers.len());
+        let mut seq = 0;
+        for (i, r) in readers.iter_mut().enumerate() {
+            let h = r.next();
+            if let Some(o) = &h {
+                heap.push(Reverse((o.ts(), i, seq)));
+                seq += 1;
+            }
+            heads.push(h);
+        }
+        Merge {
+            readers,
+            heap,
+            heads,
+            seq,
+        }
+    }
+}
+
+impl Iterator for Merge {
+    type Item = Observation;
+    fn next(&mut self) -> Option<Observation> {
+        let Reverse((_, i, _)) = self.heap.pop()?;
+        let obs = self.heads.get_mut(i)?.take()?;
+        let next = self.readers.get_mut(i).and_then(|r| r.next());
+        if let Some(o) = &next {
+            self.heap.push(Reverse((o.ts(), i, self.seq)));
+            self.seq += 1;
+        }
+        if let Some(slot) = self.heads.get_mut(i) {
+            *slot = next;
+        }
+        Some(obs)
+    }
 }

@@ -1,1 +1,26 @@
-//! Stage `correlate` (being built; see ARCHITECTURE.md).
+//! Stage `correlate`: joins a client's pool lookups to its later flows and grades each
+//! (client, pool entry) incident as one [`crate::model::Detection`].
+//!
+//! * [`Engine`] — pure logic over bounded in-memory tables (no I/O): `observe` an
+//!   [`crate::model::Observation`], get [`Changes`] (detection updates, bindings, pool flows).
+//! * [`Pipeline`] — owns an engine and (optionally) a [`crate::store::Store`]: persists updates in
+//!   batches, flushes before acknowledging, publishes [`crate::query::DetectionEvent`]s.
+//! * [`risk`] — the documented risk-score scale.
+//!
+//! The JSON contract of detections is `docs/detections.md`; the design notes are
+//! `docs/arch/correlate.md`.
+
+mod bounded;
+mod engine;
+mod pipeline;
+pub mod risk;
+
+pub use bounded::BoundedMap;
+pub use engine::{
+    detection_id, sniff_stratum, Changes, DetectionUpdate, Engine, EngineConfig, EngineLimits,
+    EngineStats, History, PoolFlow, TableSizes, UpdateKind, DEFAULT_TTL, EVIDENCE_KEEP_FIRST,
+    MAX_AGENTS, MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS,
+    MAX_INFRA, MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS,
+    MAX_SOURCES, MAX_TTL,
+};
+pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary};

@@ -1,0 +1,170 @@
+//! A hash map with a hard entry cap that evicts the least recently touched entry first.
+//!
+//! Every state table of the correlation engine is one of these, so that a flood of random names,
+//! answers or SYNs can only ever cost `cap` entries per table.
+
+use std::collections::VecDeque;
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
+
+/// Map with a capacity; inserting into a full map evicts the entry touched longest ago.
+///
+/// Recency is tracked with a generation number per entry and a queue of `(key, generation)`;
+/// stale queue items are skipped on eviction and compacted away when the queue grows past twice
+/// the map, so memory stays O(cap) and operations amortised O(1).
+#[derive(Debug)]
+pub struct BoundedMap<K, V> {
+    map: FxHashMap<K, (V, u64)>,
+    order: VecDeque<(K, u64)>,
+    next_gen: u64,
+    cap: usize,
+    evicted: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
+    /// A map holding at most `cap` entries (at least 1).
+    pub fn new(cap: usize) -> Self {
+        BoundedMap {
+            map: FxHashMap::default(),
+            order: VecDeque::new(),
+            next_gen: 0,
+            cap: cap.max(1),
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Entries evicted because the map was full, since creation.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k).map(|(v, _)| v)
+    }
+
+    pub fn contains_key(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    /// Mutable access without changing recency.
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.get_mut(k).map(|(v, _)| v)
+    }
+
+    /// Mutable access that also marks the entry as most recently used.
+    pub fn get_mut_touch(&mut self, k: &K) -> Option<&mut V> {
+        let gen = self.bump();
+        let (_, g) = self.map.get_mut(k)?;
+        *g = gen;
+        self.order.push_back((k.clone(), gen));
+        self.maybe_compact();
+        self.map.get_mut(k).map(|(v, _)| v)
+    }
+
+    /// Inserts or replaces `k` (most recently used). Returns the entry evicted to make room.
+    pub fn insert(&mut self, k: K, v: V) -> Option<(K, V)> {
+        let gen = self.bump();
+        let mut evicted = None;
+        if !self.map.contains_key(&k) && self.map.len() >= self.cap {
+            evicted = self.evict_oldest();
+        }
+        self.map.insert(k.clone(), (v, gen));
+        self.order.push_back((k, gen));
+        self.maybe_compact();
+        evicted
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        // The queue item goes stale and is skipped later.
+        self.map.remove(k).map(|(v, _)| v)
+    }
+
+    /// Removes and returns the least recently touched entry.
+    pub fn pop_oldest(&mut self) -> Option<(K, V)> {
+        while let Some((k, gen)) = self.order.pop_front() {
+            if self.map.get(&k).is_some_and(|(_, g)| *g == gen) {
+                return self.map.remove(&k).map(|(v, _)| (k, v));
+            }
+        }
+        None
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.map.values_mut().map(|(v, _)| v)
+    }
+
+    /// Removes every entry for which `keep` returns false.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.map.retain(|k, (v, _)| keep(k, v));
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_gen = self.next_gen.wrapping_add(1);
+        self.next_gen
+    }
+
+    fn evict_oldest(&mut self) -> Option<(K, V)> {
+        let out = self.pop_oldest();
+        if out.is_some() {
+            self.evicted = self.evicted.saturating_add(1);
+        }
+        out
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.order.len() <= self.cap.saturating_mul(2).saturating_add(16) {
+            return;
+        }
+        let map = &self.map;
+        self.order
+            .retain(|(k, gen)| map.get(k).is_some_and(|(_, g)| g == gen));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recently_touched() {
+        let mut m = BoundedMap::new(2);
+        assert!(m.insert(1, "a").is_none());
+        assert!(m.insert(2, "b").is_none());
+        m.get_mut_touch(&1);
+        let ev = m.insert(3, "c");
+        assert_eq!(ev, Some((2, "b")));
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.evicted(), 1);
+        assert!(m.get(&1).is_some() && m.get(&3).is_some());
+    }
+
+    #[test]
+    fn queue_stays_bounded_under_touches() {
+        let mut m = BoundedMap::new(10);
+        for i in 0..10 {
+            m.insert(i, i);
+        }
+        for _ in 0..10_000 {
+            m.get_mut_touch(&3);
+        }
+        assert!(m.order.len() <= 2 * 10 + 16 + 1);
+        assert_eq!(m.len(), 10);
+    }
+}

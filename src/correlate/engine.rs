@@ -1,0 +1,1473 @@
+//! The correlation engine: pure logic over bounded in-memory state, no I/O.
+//!
+//! DNS observations whose query name (or a CNAME target) matches a pool list create *bindings*
+//! (client, answer IP) → pool entry. Flows are graded against the client's own bindings, other
+//! clients' bindings, listed pool IPs, the TLS SNI and Stratum payload. Each (client, pool entry)
+//! incident is one [`Detection`], updated as stronger evidence arrives.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustc_hash::FxHasher;
+use serde::{Deserialize, Serialize};
+
+use super::bounded::BoundedMap;
+use super::risk;
+use crate::matcher::SharedBlocklists;
+use crate::model::{
+    Category, Detection, DetectionCounts, DnsObservation, Evidence, EvidenceKind, FlowObservation,
+    FlowReport, FlowState, ListHit, Mitre, Observation, Proto, Rcode, Source, Stage, Timestamp,
+    DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
+};
+use crate::query::{Binding, Suppression};
+
+// ---------------------------------------------------------------------------------------------
+// Limits (named, with why)
+// ---------------------------------------------------------------------------------------------
+
+/// Live (client, answer IP) bindings. One mining client binds a handful; 200k covers a /16 of
+/// busy clients while staying ~40 MB worst case.
+pub const MAX_BINDINGS: usize = 200_000;
+/// Latest binding per answer IP (any client), for `direct_ip` attribution.
+pub const MAX_IP_INDEX: usize = 100_000;
+/// Open incidents kept in memory (older ones live on in the store and are reloaded on demand
+/// through [`History`]).
+pub const MAX_INCIDENTS: usize = 20_000;
+/// Recent pool queries, for de-duplicating the same query seen by two sources.
+pub const MAX_DEDUPE: usize = 65_536;
+/// Flows attributed to an incident, to supersede interim reports instead of double counting.
+pub const MAX_FLOWS: usize = 65_536;
+/// Auto-learned DNS servers (addresses seen answering queries).
+pub const MAX_INFRA: usize = 4_096;
+/// Unattributed flows kept for the reorder window, in case their DNS arrives late.
+pub const MAX_RECENT_FLOWS: usize = 4_096;
+/// Per-host last detection time, for `is_new`.
+pub const MAX_HOSTS: usize = 100_000;
+
+/// Evidence items per detection: the first [`EVIDENCE_KEEP_FIRST`] are always kept, the rest
+/// of the slots go to the strongest; `counts` has the totals.
+pub const MAX_EVIDENCE: usize = 12;
+pub const EVIDENCE_KEEP_FIRST: usize = 4;
+/// Distinct values kept per list field of a detection (names, IPs, ports, sources, lists, agents).
+pub const MAX_QUERY_NAMES: usize = 16;
+pub const MAX_POOL_IPS: usize = 32;
+pub const MAX_PORTS: usize = 16;
+pub const MAX_SOURCES: usize = 8;
+pub const MAX_LISTS: usize = 8;
+pub const MAX_AGENTS: usize = 4;
+/// Longest agent string kept (XMRig agents are ~60 bytes; anything longer is truncated).
+pub const MAX_AGENT_LEN: usize = 128;
+
+/// TTL assumed when a source carries none (query-only logs never bind, so this is rare).
+pub const DEFAULT_TTL: u32 = 300;
+/// TTLs above this are clamped (a week): answers claiming years must not pin memory forever.
+pub const MAX_TTL: u32 = 7 * 24 * 3600;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// Tunables of the engine. `Default` gives the documented defaults.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Added to the answer TTL: how long after the TTL a flow still counts as following the
+    /// lookup. Default 6 h: miners resolve once, then keep one connection (and reconnect to the
+    /// cached address) for hours, long past the pool's 60–300 s TTL.
+    pub binding_grace_secs: i64,
+    /// Inputs are only roughly time-ordered (a resolver log vs a pcap can be skewed by a second
+    /// or so): a binding is accepted for flows that start up to this long *before* it, and new
+    /// lookup-only incidents are held this long before they are reported (so a resolver's own
+    /// upstream query is dropped once the resolver is seen answering). Default 5 s.
+    pub reorder_window_secs: i64,
+    /// Two observations of the same (client, name, type) within this window are one lookup.
+    /// Default 2 s.
+    pub dedupe_window_secs: i64,
+    /// Quiet time after which further activity of the same (client, pool entry) opens a new
+    /// incident. Default 24 h.
+    pub incident_gap_secs: i64,
+    /// `is_new` look-back. Default 30 days.
+    pub lookback_secs: i64,
+    /// Configured resolvers / DNS infrastructure: never reported for their own lookups.
+    pub resolvers: Vec<IpAddr>,
+    /// Sinkhole addresses: an answer pointing there means the lookup was blocked.
+    pub sinkholes: Vec<IpAddr>,
+    /// Learn DNS infrastructure from the traffic (addresses answering queries). Default on.
+    pub learn_infrastructure: bool,
+    /// Table caps (defaults: the `MAX_*` constants).
+    pub limits: EngineLimits,
+}
+
+/// Entry caps of the engine's tables; each evicts its least recently used entry when full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineLimits {
+    pub bindings: usize,
+    pub ip_index: usize,
+    pub incidents: usize,
+    pub dedupe: usize,
+    pub flows: usize,
+    pub infra: usize,
+    pub recent_flows: usize,
+    pub hosts: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            bindings: MAX_BINDINGS,
+            ip_index: MAX_IP_INDEX,
+            incidents: MAX_INCIDENTS,
+            dedupe: MAX_DEDUPE,
+            flows: MAX_FLOWS,
+            infra: MAX_INFRA,
+            recent_flows: MAX_RECENT_FLOWS,
+            hosts: MAX_HOSTS,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            binding_grace_secs: 6 * 3600,
+            reorder_window_secs: 5,
+            dedupe_window_secs: 2,
+            incident_gap_secs: 24 * 3600,
+            lookback_secs: 30 * 24 * 3600,
+            resolvers: Vec::new(),
+            sinkholes: Vec::new(),
+            learn_infrastructure: true,
+            limits: EngineLimits::default(),
+        }
+    }
+}
+
+/// Durable knowledge the engine consults when its bounded memory does not have the answer
+/// (implemented by `store::Store`, so `is_new` and incident continuity survive restarts).
+pub trait History: Send {
+    /// Latest `last_seen` of any detection of `client`, if one is recorded.
+    fn last_detection(&self, client: IpAddr) -> Option<Timestamp>;
+    /// The newest recorded detection of (`client`, `pool_domain`), to continue an incident.
+    fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------------
+
+/// What happened to a detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateKind {
+    /// A new incident (first report).
+    New,
+    /// The stage rose.
+    Upgraded,
+    /// Counts, evidence or last_seen changed.
+    Updated,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionUpdate {
+    pub kind: UpdateKind,
+    pub detection: Detection,
+}
+
+/// A flow that touched a bound or listed pool address: the evidence an analyst drills into.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolFlow {
+    pub detection_id: String,
+    pub client: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+    pub proto: Proto,
+    pub start: Timestamp,
+    pub last: Timestamp,
+    pub state: FlowState,
+    pub report: FlowReport,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub duration_ms: u64,
+    /// What the flow was graded as.
+    pub stage: Stage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratum_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub source: Source,
+}
+
+/// Everything one observation changed.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    pub detections: Vec<DetectionUpdate>,
+    pub bindings: Vec<Binding>,
+    pub flows: Vec<PoolFlow>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.detections.is_empty() && self.bindings.is_empty() && self.flows.is_empty()
+    }
+    fn append(&mut self, mut other: Changes) {
+        self.detections.append(&mut other.detections);
+        self.bindings.append(&mut other.bindings);
+        self.flows.append(&mut other.flows);
+    }
+}
+
+/// Sizes of the engine's tables (for metrics gauges and the flood bench).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TableSizes {
+    pub bindings: usize,
+    pub ip_index: usize,
+    pub incidents: usize,
+    pub dedupe: usize,
+    pub flows: usize,
+    pub infra: usize,
+    pub recent_flows: usize,
+    pub hosts: usize,
+    pub held: usize,
+}
+
+/// Counters of what the engine did (monotonic).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub dns: u64,
+    pub flows: u64,
+    pub name_matches: u64,
+    pub cname_matches: u64,
+    pub sni_matches: u64,
+    pub ip_matches: u64,
+    pub stratum_flows: u64,
+    pub duplicates: u64,
+    pub infra_ignored: u64,
+    pub infra_dropped_incidents: u64,
+    pub evicted: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal state
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct BindingState {
+    entry: Arc<str>,
+    qname: Arc<str>,
+    list: Arc<str>,
+    category: Category,
+    line: u32,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    ttl: u32,
+    expires: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+struct IpBinding {
+    client: IpAddr,
+    hit: ListHit,
+    first_seen: Timestamp,
+    expires: Timestamp,
+}
+
+#[derive(Debug)]
+struct Incident {
+    det: Detection,
+    emitted: bool,
+    /// Stage when last reported (to tell Upgraded from Updated).
+    reported_stage: Option<Stage>,
+    max_base: u8,
+    sustained: bool,
+}
+
+#[derive(Debug)]
+struct DedupeState {
+    ts: Timestamp,
+    sources: Vec<Source>,
+}
+
+type FlowKey = (IpAddr, u16, IpAddr, u16, Proto, Timestamp);
+
+#[derive(Debug, Clone, Copy)]
+struct FlowSeen {
+    bytes_out: u64,
+    bytes_in: u64,
+    established: bool,
+    stratum: bool,
+}
+
+type IncidentKey = (IpAddr, Arc<str>);
+
+/// Which list/entry and how strongly a flow is attributed.
+struct Attribution {
+    hit: ListHit,
+    qname: Option<String>,
+    stage: Stage,
+    how: &'static str,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine
+// ---------------------------------------------------------------------------------------------
+
+pub struct Engine {
+    cfg: EngineConfig,
+    lists: SharedBlocklists,
+    configured_infra: HashSet<IpAddr>,
+    sinkholes: HashSet<IpAddr>,
+    bindings: BoundedMap<(IpAddr, IpAddr), BindingState>,
+    ip_index: BoundedMap<IpAddr, IpBinding>,
+    incidents: BoundedMap<IncidentKey, Incident>,
+    held: VecDeque<(Timestamp, IncidentKey)>,
+    dedupe: BoundedMap<(IpAddr, u64, u16), DedupeState>,
+    flows: BoundedMap<FlowKey, FlowSeen>,
+    infra: BoundedMap<IpAddr, ()>,
+    recent_flows: VecDeque<FlowObservation>,
+    hosts: BoundedMap<IpAddr, Timestamp>,
+    suppressions: Vec<Suppression>,
+    suppression_now: Timestamp,
+    history: Option<Box<dyn History>>,
+    watermark: Timestamp,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, lists: SharedBlocklists) -> Self {
+        let l = cfg.limits;
+        Engine {
+            configured_infra: cfg.resolvers.iter().copied().collect(),
+            sinkholes: cfg.sinkholes.iter().copied().collect(),
+            cfg,
+            lists,
+            bindings: BoundedMap::new(l.bindings),
+            ip_index: BoundedMap::new(l.ip_index),
+            incidents: BoundedMap::new(l.incidents),
+            held: VecDeque::new(),
+            dedupe: BoundedMap::new(l.dedupe),
+            flows: BoundedMap::new(l.flows),
+            infra: BoundedMap::new(l.infra),
+            recent_flows: VecDeque::new(),
+            hosts: BoundedMap::new(l.hosts),
+            suppressions: Vec::new(),
+            suppression_now: Timestamp::now(),
+            history: None,
+            watermark: Timestamp::MIN,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Consult `h` (the store) for `is_new` and incident continuity beyond memory.
+    pub fn set_history(&mut self, h: Box<dyn History>) {
+        self.history = Some(h);
+    }
+
+    /// Restores a binding recorded by an earlier run (the pipeline preloads the store's bindings
+    /// on start, so a restart does not forget which addresses a client resolved).
+    pub fn preload_binding(&mut self, b: &Binding) {
+        let entry: Arc<str> = Arc::from(b.pool_domain.as_str());
+        let qname: Arc<str> = Arc::from(b.qname.as_str());
+        let list: Arc<str> = Arc::from(b.list.as_str());
+        self.upsert_binding(
+            b.client,
+            b.ip,
+            &entry,
+            &qname,
+            &list,
+            (Category::Pool, 0),
+            b.first_seen,
+            b.ttl,
+            b.expires,
+        );
+        if self
+            .ip_index
+            .get(&b.ip)
+            .is_none_or(|o| o.expires < b.expires)
+        {
+            self.ip_index.insert(
+                b.ip,
+                IpBinding {
+                    client: b.client,
+                    hit: ListHit {
+                        list: b.list.clone(),
+                        entry: b.pool_domain.clone(),
+                        category: Category::Pool,
+                        line: 0,
+                    },
+                    first_seen: b.first_seen,
+                    expires: b.expires,
+                },
+            );
+        }
+    }
+
+    /// Replaces the suppression rules; `now` (wall clock) decides which have expired.
+    pub fn set_suppressions(&mut self, rules: Vec<Suppression>, now: Timestamp) {
+        self.suppressions = rules;
+        self.suppression_now = now;
+    }
+
+    /// Updates the wall clock used for suppression expiry.
+    pub fn set_clock(&mut self, now: Timestamp) {
+        self.suppression_now = now;
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn table_sizes(&self) -> TableSizes {
+        TableSizes {
+            bindings: self.bindings.len(),
+            ip_index: self.ip_index.len(),
+            incidents: self.incidents.len(),
+            dedupe: self.dedupe.len(),
+            flows: self.flows.len(),
+            infra: self.infra.len(),
+            recent_flows: self.recent_flows.len(),
+            hosts: self.hosts.len(),
+            held: self.held.len(),
+        }
+    }
+
+    /// Whether `ip` is configured or learned DNS infrastructure.
+    pub fn is_infrastructure(&self, ip: IpAddr) -> bool {
+        self.configured_infra.contains(&ip) || self.infra.contains_key(&ip)
+    }
+
+    /// Feeds one observation; returns what changed (detections new/upgraded/updated, bindings,
+    /// pool flows).
+    pub fn observe(&mut self, obs: &Observation) -> Changes {
+        let mut out = Changes::default();
+        match obs {
+            Observation::Dns(d) => {
+                self.stats.dns += 1;
+                self.on_dns(d, &mut out);
+            }
+            Observation::Flow(f) => {
+                self.stats.flows += 1;
+                self.on_flow(f, &mut out);
+            }
+        }
+        if obs.ts() > self.watermark {
+            self.watermark = obs.ts();
+        }
+        self.release_held(self.watermark, &mut out);
+        out
+    }
+
+    /// Advances time without an observation (live mode: call periodically with the wall clock)
+    /// so that held incidents are reported even when traffic stops.
+    pub fn tick(&mut self, now: Timestamp) -> Changes {
+        let mut out = Changes::default();
+        if now > self.watermark {
+            self.watermark = now;
+        }
+        self.release_held(self.watermark, &mut out);
+        self.expire_recent_flows();
+        out
+    }
+
+    /// Reports every held incident now (end of input).
+    pub fn drain(&mut self) -> Changes {
+        let mut out = Changes::default();
+        self.release_held(Timestamp::MAX, &mut out);
+        out
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // DNS
+    // -----------------------------------------------------------------------------------------
+
+    fn on_dns(&mut self, d: &DnsObservation, out: &mut Changes) {
+        if self.cfg.learn_infrastructure && d.rcode.is_some() {
+            if let Some(server) = d.server {
+                // Whoever answers DNS is infrastructure; its own lookups carry its clients' names.
+                if server != d.client && !self.infra.contains_key(&server) {
+                    self.infra.insert(server, ());
+                }
+            }
+        }
+        if self.is_infrastructure(d.client) {
+            self.stats.infra_ignored += 1;
+            return;
+        }
+        let lists = self.lists.load();
+        let mut via_cname = false;
+        let mut hit = lists.match_name(&d.qname).cloned();
+        if hit.is_none() {
+            hit = d
+                .cname_targets()
+                .take(32)
+                .find_map(|t| lists.match_name(t).cloned());
+            via_cname = hit.is_some();
+        }
+        drop(lists);
+        let Some(hit) = hit else { return };
+        if via_cname {
+            self.stats.cname_matches += 1;
+        } else {
+            self.stats.name_matches += 1;
+        }
+
+        let blocked = self.is_blocked(d);
+        let duplicate = self.dedupe(d);
+        let entry: Arc<str> = Arc::from(hit.entry.as_str());
+        let stage = if blocked {
+            Stage::BlockedLookup
+        } else {
+            Stage::Lookup
+        };
+
+        // Bindings first, so the incident's pool_ips include the answers.
+        let mut answer_ips = Vec::new();
+        if !blocked {
+            let ttl_ts = d.response_ts().unwrap_or(d.ts);
+            let qname: Arc<str> = Arc::from(d.qname.as_str());
+            let list: Arc<str> = Arc::from(hit.list.as_str());
+            for a in &d.answers {
+                let Some(ip) = a.ip() else { continue };
+                answer_ips.push(ip);
+                let ttl = a.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
+                let expires = ttl_ts
+                    .plus_secs(i64::from(ttl))
+                    .plus_secs(self.cfg.binding_grace_secs);
+                let b = self.upsert_binding(
+                    d.client,
+                    ip,
+                    &entry,
+                    &qname,
+                    &list,
+                    (hit.category, hit.line),
+                    d.ts,
+                    ttl,
+                    expires,
+                );
+                out.bindings.push(b);
+                if !self.ip_index.contains_key(&ip)
+                    || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
+                {
+                    self.ip_index.insert(
+                        ip,
+                        IpBinding {
+                            client: d.client,
+                            hit: hit.clone(),
+                            first_seen: d.ts,
+                            expires,
+                        },
+                    );
+                }
+            }
+        }
+
+        let key: IncidentKey = (d.client, entry);
+        let ts = d.ts;
+        let hold = ts.plus_secs(self.cfg.reorder_window_secs);
+        let mut changed = self.ensure_incident(&key, ts, hold, out);
+        let Some(inc) = self.incidents.get_mut_touch(&key) else {
+            return;
+        };
+        let det = &mut inc.det;
+        push_unique(&mut det.query_names, d.qname.clone(), MAX_QUERY_NAMES);
+        push_unique(&mut det.sources, d.source.clone(), MAX_SOURCES);
+        push_hit(&mut det.lists, &hit);
+        for ip in &answer_ips {
+            push_unique(&mut det.pool_ips, *ip, MAX_POOL_IPS);
+        }
+        if !duplicate {
+            if blocked {
+                det.counts.blocked_lookups = det.counts.blocked_lookups.saturating_add(1);
+            } else {
+                det.counts.lookups = det.counts.lookups.saturating_add(1);
+            }
+            let kind = if blocked {
+                EvidenceKind::DnsBlocked
+            } else {
+                EvidenceKind::DnsLookup
+            };
+            let mut ev = Evidence::new(ts, kind, d.source.clone(), dns_summary(d, &hit, via_cname));
+            ev.qname = Some(d.qname.clone());
+            ev.rcode = d.rcode;
+            ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();
+            add_evidence(&mut det.evidence, ev);
+            changed = true;
+        } else if !answer_ips.is_empty() {
+            // The duplicate may carry the answers the first source lacked (query-only log).
+            if let Some(ev) = det
+                .evidence
+                .iter_mut()
+                .find(|e| e.qname.as_deref() == Some(d.qname.as_str()) && e.answers.is_empty())
+            {
+                ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();
+            }
+            changed = true;
+        }
+        changed |= raise(inc, stage, ts);
+        touch_time(&mut inc.det, ts);
+        if changed {
+            self.report(&key, out);
+        }
+        // A flow that arrived before its (skewed) DNS gets a second chance.
+        if !answer_ips.is_empty() {
+            self.recheck_recent(d.client, &answer_ips, d.ts, out);
+        }
+    }
+
+    fn is_blocked(&self, d: &DnsObservation) -> bool {
+        if d.rcode == Some(Rcode::NXDOMAIN) {
+            return true;
+        }
+        if !d.answers_known {
+            return false;
+        }
+        d.answer_ips()
+            .any(|ip| ip.is_unspecified() || self.sinkholes.contains(&ip))
+    }
+
+    /// True when the same query (client, name, type) was already counted within the window;
+    /// adds this observation's source to it either way.
+    fn dedupe(&mut self, d: &DnsObservation) -> bool {
+        let mut h = FxHasher::default();
+        d.qname.hash(&mut h);
+        let key = (d.client, h.finish(), d.qtype.0);
+        let window = self.cfg.dedupe_window_secs.saturating_mul(1_000_000);
+        if let Some(st) = self.dedupe.get_mut_touch(&key) {
+            let near = d.ts.0.saturating_sub(st.ts.0).abs() <= window;
+            let other_source = !st.sources.contains(&d.source);
+            if near && other_source {
+                if st.sources.len() < MAX_SOURCES {
+                    st.sources.push(d.source.clone());
+                }
+                self.stats.duplicates += 1;
+                return true;
+            }
+            st.ts = d.ts;
+            st.sources.clear();
+            st.sources.push(d.source.clone());
+            return false;
+        }
+        self.dedupe.insert(
+            key,
+            DedupeState {
+                ts: d.ts,
+                sources: vec![d.source.clone()],
+            },
+        );
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upsert_binding(
+        &mut self,
+        client: IpAddr,
+        ip: IpAddr,
+        entry: &Arc<str>,
+        qname: &Arc<str>,
+        list: &Arc<str>,
+        hit: (Category, u32),
+        ts: Timestamp,
+        ttl: u32,
+        expires: Timestamp,
+    ) -> Binding {
+        let key = (client, ip);
+        let st = match self.bindings.get_mut_touch(&key) {
+            Some(b) => {
+                b.last_seen = b.last_seen.max(ts);
+                b.first_seen = b.first_seen.min(ts);
+                b.expires = b.expires.max(expires);
+                b.ttl = ttl;
+                b.entry = entry.clone();
+                b.qname = qname.clone();
+                b.list = list.clone();
+                b.category = hit.0;
+                b.line = hit.1;
+                b.clone()
+            }
+            None => {
+                let b = BindingState {
+                    entry: entry.clone(),
+                    qname: qname.clone(),
+                    list: list.clone(),
+                    category: hit.0,
+                    line: hit.1,
+                    first_seen: ts,
+                    last_seen: ts,
+                    ttl,
+                    expires,
+                };
+                if self.bindings.insert(key, b.clone()).is_some() {
+                    self.stats.evicted += 1;
+                }
+                b
+            }
+        };
+        Binding {
+            client,
+            ip,
+            pool_domain: st.entry.to_string(),
+            qname: st.qname.to_string(),
+            list: st.list.to_string(),
+            first_seen: st.first_seen,
+            last_seen: st.last_seen,
+            ttl: st.ttl,
+            expires: st.expires,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Flows
+    // -----------------------------------------------------------------------------------------
+
+    fn on_flow(&mut self, f: &FlowObservation, out: &mut Changes) {
+        let Some(att) = self.attribute(f) else {
+            self.remember_recent(f);
+            return;
+        };
+        self.apply_flow(f, att, out);
+    }
+
+    fn binding_valid(
+        &self,
+        b_first: Timestamp,
+        b_expires: Timestamp,
+        flow_start: Timestamp,
+    ) -> bool {
+        flow_start >= b_first.plus_secs(-self.cfg.reorder_window_secs) && flow_start <= b_expires
+    }
+
+    fn attribute(&mut self, f: &FlowObservation) -> Option<Attribution> {
+        let established = matches!(f.state, FlowState::Established | FlowState::Closed);
+        let contact = if established {
+            Stage::Connection
+        } else {
+            Stage::ConnectionAttempt
+        };
+        let direct = if established {
+            Stage::DirectIp
+        } else {
+            Stage::ConnectionAttempt
+        };
+        let stratum = f.app.is_stratum() || sniff_stratum(&f.payload_out).is_some();
+        if stratum {
+            self.stats.stratum_flows += 1;
+        }
+        let mut att = None;
+        if let Some(b) = self.bindings.get(&(f.src, f.dst)) {
+            if self.binding_valid(b.first_seen, b.expires, f.ts) {
+                att = Some(Attribution {
+                    hit: ListHit {
+                        list: b.list.to_string(),
+                        entry: b.entry.to_string(),
+                        category: b.category,
+                        line: b.line,
+                    },
+                    qname: Some(b.qname.to_string()),
+                    stage: contact,
+                    how: "own lookup",
+                });
+            }
+        }
+        if att.is_none() {
+            if let Some(sni) = f.app.sni.as_deref() {
+                let lists = self.lists.load();
+                if let Some(hit) = lists.match_name(sni) {
+                    self.stats.sni_matches += 1;
+                    att = Some(Attribution {
+                        hit: hit.clone(),
+                        qname: Some(sni.to_string()),
+                        stage: contact,
+                        how: "tls sni",
+                    });
+                }
+            }
+        }
+        if att.is_none() {
+            if let Some(o) = self.ip_index.get(&f.dst) {
+                if o.client != f.src && self.binding_valid(o.first_seen, o.expires, f.ts) {
+                    att = Some(Attribution {
+                        hit: o.hit.clone(),
+                        qname: None,
+                        stage: direct,
+                        how: "address bound by another client's lookup",
+                    });
+                }
+            }
+        }
+        if att.is_none() {
+            let lists = self.lists.load();
+            if let Some(hit) = lists.match_ip(f.dst, Some(f.dst_port)) {
+                self.stats.ip_matches += 1;
+                att = Some(Attribution {
+                    hit: hit.clone(),
+                    qname: None,
+                    stage: direct,
+                    how: "listed pool address",
+                });
+            }
+        }
+        if stratum {
+            let a = att.get_or_insert_with(|| Attribution {
+                hit: ListHit {
+                    list: "stratum".into(),
+                    entry: format!("stratum:{}", f.dst),
+                    category: Category::Pool,
+                    line: 0,
+                },
+                qname: None,
+                stage: Stage::Stratum,
+                how: "stratum payload",
+            });
+            a.stage = Stage::Stratum;
+        }
+        att
+    }
+
+    fn apply_flow(&mut self, f: &FlowObservation, att: Attribution, out: &mut Changes) {
+        let entry: Arc<str> = Arc::from(att.hit.entry.as_str());
+        let key: IncidentKey = (f.src, entry);
+        let ts = f.ts;
+
+        // Interim reports of the same flow supersede each other.
+        let fkey: FlowKey = (f.src, f.src_port, f.dst, f.dst_port, f.proto, f.ts);
+        let established = matches!(f.state, FlowState::Established | FlowState::Closed);
+        let stratum_method = f
+            .app
+            .stratum_method
+            .clone()
+            .or_else(|| sniff_stratum(&f.payload_out).map(str::to_string));
+        let stratum = stratum_method.is_some();
+        let prev = self.flows.get(&fkey).copied();
+        let seen = FlowSeen {
+            bytes_out: f.bytes_out,
+            bytes_in: f.bytes_in,
+            established: established || prev.is_some_and(|p| p.established),
+            stratum: stratum || prev.is_some_and(|p| p.stratum),
+        };
+        match self.flows.get_mut(&fkey) {
+            Some(s) => *s = seen,
+            None => {
+                self.flows.insert(fkey, seen);
+            }
+        }
+
+        self.ensure_incident(&key, ts, ts, out);
+        let Some(inc) = self.incidents.get_mut_touch(&key) else {
+            return;
+        };
+        let det_id = inc.det.id.clone();
+        let det = &mut inc.det;
+        match prev {
+            None => {
+                det.counts.flows = det.counts.flows.saturating_add(1);
+            }
+            Some(p) => {
+                det.counts.bytes_out = det.counts.bytes_out.saturating_sub(p.bytes_out);
+                det.counts.bytes_in = det.counts.bytes_in.saturating_sub(p.bytes_in);
+            }
+        }
+        det.counts.bytes_out = det.counts.bytes_out.saturating_add(f.bytes_out);
+        det.counts.bytes_in = det.counts.bytes_in.saturating_add(f.bytes_in);
+        if established && !prev.is_some_and(|p| p.established) {
+            det.counts.established_flows = det.counts.established_flows.saturating_add(1);
+        }
+        if stratum && !prev.is_some_and(|p| p.stratum) {
+            det.counts.stratum_flows = det.counts.stratum_flows.saturating_add(1);
+        }
+
+        push_unique(&mut det.pool_ips, f.dst, MAX_POOL_IPS);
+        push_unique(&mut det.dst_ports, f.dst_port, MAX_PORTS);
+        push_unique(&mut det.sources, f.source.clone(), MAX_SOURCES);
+        push_hit(&mut det.lists, &att.hit);
+        if let Some(q) = &att.qname {
+            if att.how == "tls sni" {
+                push_unique(&mut det.query_names, q.clone(), MAX_QUERY_NAMES);
+            }
+        }
+        let agent = f
+            .app
+            .stratum_agent
+            .as_deref()
+            .map(|a| truncate(a, MAX_AGENT_LEN));
+        if let Some(a) = &agent {
+            push_unique(&mut det.agents, a.clone(), MAX_AGENTS);
+        }
+        if f.duration_us() >= risk::SUSTAINED_DURATION_US && established {
+            inc.sustained = true;
+        }
+
+        let kind = if stratum {
+            EvidenceKind::Stratum
+        } else if att.how == "tls sni" {
+            EvidenceKind::TlsSni
+        } else {
+            EvidenceKind::Flow
+        };
+        let duration_ms = u64::try_from(f.duration_us() / 1000).unwrap_or(0);
+        let mut ev = Evidence::new(
+            f.ts,
+            kind,
+            f.source.clone(),
+            flow_summary(f, &att, stratum_method.as_deref()),
+        );
+        ev.qname = att.qname.clone();
+        ev.dst = Some(f.dst);
+        ev.dst_port = Some(f.dst_port);
+        ev.src_port = Some(f.src_port);
+        ev.state = Some(f.state);
+        ev.bytes_out = Some(f.bytes_out);
+        ev.bytes_in = Some(f.bytes_in);
+        ev.duration_ms = Some(duration_ms);
+        ev.agent = agent.clone();
+        ev.method = stratum_method.clone();
+        supersede_or_add(&mut inc.det.evidence, ev);
+        raise(inc, att.stage, ts);
+        touch_time(&mut inc.det, f.last_ts.max(ts));
+
+        out.flows.push(PoolFlow {
+            detection_id: det_id,
+            client: f.src,
+            src_port: f.src_port,
+            dst: f.dst,
+            dst_port: f.dst_port,
+            proto: f.proto,
+            start: f.ts,
+            last: f.last_ts,
+            state: f.state,
+            report: f.report,
+            bytes_out: f.bytes_out,
+            bytes_in: f.bytes_in,
+            packets_out: f.packets_out,
+            packets_in: f.packets_in,
+            duration_ms,
+            stage: att.stage,
+            sni: f.app.sni.clone(),
+            stratum_method,
+            agent,
+            source: f.source.clone(),
+        });
+        self.report(&key, out);
+    }
+
+    fn remember_recent(&mut self, f: &FlowObservation) {
+        self.expire_recent_flows();
+        if self.recent_flows.len() >= self.cfg.limits.recent_flows.max(1) {
+            self.recent_flows.pop_front();
+        }
+        // Payload is only needed for the Stratum sniff, which already failed.
+        self.recent_flows.push_back(FlowObservation {
+            payload_out: Vec::new(),
+            payload_in: Vec::new(),
+            app: f.app.clone(),
+            source: f.source.clone(),
+            ..*f
+        });
+    }
+
+    fn expire_recent_flows(&mut self) {
+        let horizon = self.watermark.plus_secs(-self.cfg.reorder_window_secs);
+        while self
+            .recent_flows
+            .front()
+            .is_some_and(|f| f.last_ts < horizon)
+        {
+            self.recent_flows.pop_front();
+        }
+    }
+
+    fn recheck_recent(
+        &mut self,
+        client: IpAddr,
+        ips: &[IpAddr],
+        _ts: Timestamp,
+        out: &mut Changes,
+    ) {
+        if self.recent_flows.is_empty() {
+            return;
+        }
+        let mut hits = Vec::new();
+        self.recent_flows.retain(|f| {
+            let m = f.src == client && ips.contains(&f.dst);
+            if m {
+                hits.push(f.clone());
+            }
+            !m
+        });
+        for f in hits {
+            let mut sub = Changes::default();
+            self.on_flow(&f, &mut sub);
+            out.append(sub);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Incidents
+    // -----------------------------------------------------------------------------------------
+
+    /// Makes sure an open incident exists for `key`: kept in memory, reloaded from history, or
+    /// created. Returns whether it was created.
+    fn ensure_incident(
+        &mut self,
+        key: &IncidentKey,
+        ts: Timestamp,
+        hold_until: Timestamp,
+        out: &mut Changes,
+    ) -> bool {
+        let gap = self.cfg.incident_gap_secs;
+        let stale = self
+            .incidents
+            .get(key)
+            .is_some_and(|i| ts > i.det.last_seen.plus_secs(gap));
+        if stale {
+            self.incidents.remove(key);
+        }
+        if self.incidents.contains_key(key) {
+            return false;
+        }
+        let reloaded = self
+            .history
+            .as_ref()
+            .and_then(|h| h.open_incident(key.0, &key.1))
+            .filter(|d| ts <= d.last_seen.plus_secs(gap));
+        let created = reloaded.is_none();
+        let inc = match reloaded {
+            Some(det) => Incident {
+                max_base: risk::base(det.stage).max(if det.counts.lookups > 0 {
+                    risk::RISK_LOOKUP
+                } else {
+                    0
+                }),
+                reported_stage: Some(det.stage),
+                det,
+                emitted: true,
+                sustained: false,
+            },
+            None => Incident {
+                det: new_detection(key.0, &key.1, ts),
+                emitted: false,
+                reported_stage: None,
+                max_base: 0,
+                sustained: false,
+            },
+        };
+        if created {
+            self.held.push_back((hold_until, key.clone()));
+            // Held incidents are released by time; if time stalls (a flood within one
+            // timestamp), report the oldest early rather than let the queue grow.
+            while self.held.len() > self.cfg.limits.incidents.max(1) {
+                let Some((_, k)) = self.held.pop_front() else {
+                    break;
+                };
+                if self.incidents.get(&k).is_some_and(|i| !i.emitted) {
+                    if self.is_infrastructure(k.0) {
+                        self.incidents.remove(&k);
+                    } else {
+                        self.report_force(&k, out);
+                    }
+                }
+            }
+        }
+        if let Some((ek, mut ev)) = self.incidents.insert(key.clone(), inc) {
+            self.stats.evicted += 1;
+            // An evicted incident that was never reported is reported now, not lost.
+            if !ev.emitted && !self.is_infrastructure(ek.0) {
+                self.finish_new(&mut ev);
+                out.detections.push(DetectionUpdate {
+                    kind: UpdateKind::New,
+                    detection: ev.det,
+                });
+            }
+        }
+        created
+    }
+
+    /// Emits the incident's current state if it is reportable.
+    fn report(&mut self, key: &IncidentKey, out: &mut Changes) {
+        let Some(inc) = self.incidents.get(key) else {
+            return;
+        };
+        if !inc.emitted {
+            // Lookup-only incidents wait for the reorder window (see `reorder_window_secs`).
+            if inc.det.stage.is_contact() && !self.is_infrastructure(key.0) {
+                self.report_force(key, out);
+            }
+            return;
+        }
+        self.refresh_suppression(key);
+        let Some(inc) = self.incidents.get_mut(key) else {
+            return;
+        };
+        let kind = if inc.reported_stage.is_some_and(|s| inc.det.stage > s) {
+            UpdateKind::Upgraded
+        } else {
+            UpdateKind::Updated
+        };
+        inc.reported_stage = Some(inc.det.stage);
+        let client = key.0;
+        let last = inc.det.last_seen;
+        out.detections.push(DetectionUpdate {
+            kind,
+            detection: inc.det.clone(),
+        });
+        self.note_host(client, last);
+    }
+
+    fn refresh_suppression(&mut self, key: &IncidentKey) {
+        let now = self.suppression_now;
+        let rule = self
+            .suppressions
+            .iter()
+            .find(|s| s.covers(key.0, &key.1, now))
+            .map(|s| s.id.clone());
+        if let Some(inc) = self.incidents.get_mut(key) {
+            if let Some(id) = rule {
+                inc.det.suppressed = true;
+                inc.det.suppression_id = Some(id);
+            }
+        }
+    }
+
+    /// Completes a first report: score, `is_new`, host bookkeeping.
+    fn finish_new(&mut self, inc: &mut Incident) {
+        let client = inc.det.client_ip;
+        let prior = self
+            .hosts
+            .get(&client)
+            .copied()
+            .or_else(|| self.history.as_ref().and_then(|h| h.last_detection(client)));
+        let horizon = inc.det.first_seen.plus_secs(-self.cfg.lookback_secs);
+        inc.det.is_new = prior.is_none_or(|p| p < horizon);
+        inc.emitted = true;
+        inc.reported_stage = Some(inc.det.stage);
+        let now = self.suppression_now;
+        if let Some(s) = self
+            .suppressions
+            .iter()
+            .find(|s| s.covers(client, &inc.det.pool_domain, now))
+        {
+            inc.det.suppressed = true;
+            inc.det.suppression_id = Some(s.id.clone());
+        }
+        self.note_host(client, inc.det.last_seen);
+    }
+
+    fn note_host(&mut self, client: IpAddr, last: Timestamp) {
+        match self.hosts.get_mut_touch(&client) {
+            Some(t) => *t = (*t).max(last),
+            None => {
+                self.hosts.insert(client, last);
+            }
+        }
+    }
+
+    fn release_held(&mut self, upto: Timestamp, out: &mut Changes) {
+        while let Some((t, _)) = self.held.front() {
+            if *t > upto {
+                break;
+            }
+            let Some((_, key)) = self.held.pop_front() else {
+                break;
+            };
+            let pending = self.incidents.get(&key).is_some_and(|i| !i.emitted);
+            if !pending {
+                continue;
+            }
+            if self.is_infrastructure(key.0) {
+                self.incidents.remove(&key);
+                self.stats.infra_dropped_incidents += 1;
+                continue;
+            }
+            self.report_force(&key, out);
+        }
+    }
+
+    fn report_force(&mut self, key: &IncidentKey, out: &mut Changes) {
+        self.refresh_suppression(key);
+        let Some(mut inc) = self.incidents.remove(key) else {
+            return;
+        };
+        self.finish_new(&mut inc);
+        let det = inc.det.clone();
+        self.incidents.insert(key.clone(), inc);
+        out.detections.push(DetectionUpdate {
+            kind: UpdateKind::New,
+            detection: det,
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Raises the stage (never lowers it) and re-scores. Returns whether anything changed.
+fn raise(inc: &mut Incident, stage: Stage, ts: Timestamp) -> bool {
+    let mut changed = false;
+    if stage > inc.det.stage || inc.max_base == 0 {
+        if stage > inc.det.stage {
+            inc.det.stage = stage;
+            inc.det.stage_changed = Some(ts);
+        }
+        changed = true;
+    }
+    inc.max_base = inc.max_base.max(risk::base(stage));
+    let score = risk::score(
+        inc.max_base,
+        &inc.det.counts,
+        !inc.det.agents.is_empty(),
+        inc.sustained,
+    );
+    if score != inc.det.risk_score {
+        inc.det.risk_score = score;
+        changed = true;
+    }
+    changed
+}
+
+fn touch_time(det: &mut Detection, ts: Timestamp) {
+    if ts < det.first_seen {
+        det.first_seen = ts;
+    }
+    if ts > det.last_seen {
+        det.last_seen = ts;
+    }
+}
+
+fn new_detection(client: IpAddr, entry: &str, ts: Timestamp) -> Detection {
+    Detection {
+        id: detection_id(client, entry, ts),
+        client_ip: client,
+        stage: Stage::Lookup,
+        risk_score: 0,
+        pool_domain: entry.to_string(),
+        query_names: Vec::new(),
+        pool_ips: Vec::new(),
+        dst_ports: Vec::new(),
+        first_seen: ts,
+        last_seen: ts,
+        is_new: true,
+        evidence: Vec::new(),
+        sources: Vec::new(),
+        lists: Vec::new(),
+        mitre: Mitre::default(),
+        kill_chain: KILL_CHAIN.to_string(),
+        title: DETECTION_TITLE.to_string(),
+        counts: DetectionCounts::default(),
+        agents: Vec::new(),
+        suppressed: false,
+        suppression_id: None,
+        stage_changed: None,
+        schema_version: DETECTION_SCHEMA_VERSION,
+    }
+}
+
+/// `<first_seen µs, 16 hex><hash of client+entry, 8 hex>`: unique per incident, sorts by time.
+pub fn detection_id(client: IpAddr, entry: &str, first_seen: Timestamp) -> String {
+    let mut h = FxHasher::default();
+    client.hash(&mut h);
+    entry.hash(&mut h);
+    first_seen.0.hash(&mut h);
+    format!("{:016x}{:08x}", first_seen.0 as u64, h.finish() as u32)
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
+    if v.len() < cap && !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+/// Adds a list hit unless the same (list, entry) is already there.
+fn push_hit(v: &mut Vec<ListHit>, hit: &ListHit) {
+    if v.len() < MAX_LISTS && !v.iter().any(|h| h.list == hit.list && h.entry == hit.entry) {
+        v.push(hit.clone());
+    }
+}
+
+fn strength(e: &Evidence) -> u8 {
+    match e.kind {
+        EvidenceKind::Stratum => 5,
+        EvidenceKind::Flow | EvidenceKind::TlsSni
+            if matches!(e.state, Some(FlowState::Established | FlowState::Closed)) =>
+        {
+            4
+        }
+        EvidenceKind::TlsSni => 3,
+        EvidenceKind::Flow => 2,
+        EvidenceKind::DnsLookup => 1,
+        EvidenceKind::DnsBlocked => 0,
+    }
+}
+
+/// Keeps the first few items and, in the remaining slots, the strongest.
+fn add_evidence(v: &mut Vec<Evidence>, ev: Evidence) {
+    if v.len() < MAX_EVIDENCE {
+        v.push(ev);
+        return;
+    }
+    let new_s = strength(&ev);
+    let weakest = v
+        .iter()
+        .enumerate()
+        .skip(EVIDENCE_KEEP_FIRST)
+        .min_by_key(|(_, e)| strength(e))
+        .map(|(i, e)| (i, strength(e)));
+    if let Some((i, s)) = weakest {
+        if s < new_s {
+            v.remove(i);
+            v.push(ev);
+        }
+    }
+}
+
+/// A later report of the same flow replaces the earlier item; otherwise the item is added.
+fn supersede_or_add(v: &mut Vec<Evidence>, ev: Evidence) {
+    let same = v.iter_mut().find(|e| {
+        matches!(
+            e.kind,
+            EvidenceKind::Flow | EvidenceKind::TlsSni | EvidenceKind::Stratum
+        ) && e.ts == ev.ts
+            && e.src_port == ev.src_port
+            && e.dst == ev.dst
+            && e.dst_port == ev.dst_port
+    });
+    let Some(e) = same else {
+        add_evidence(v, ev);
+        return;
+    };
+    // Keep the strongest kind seen for this flow (an interim Stratum stays Stratum).
+    let keep_kind = (strength(e) > strength(&ev)).then_some(e.kind);
+    let method = e.method.take();
+    let agent = e.agent.take();
+    *e = ev;
+    if let Some(k) = keep_kind {
+        e.kind = k;
+    }
+    if e.method.is_none() {
+        e.method = method;
+    }
+    if e.agent.is_none() {
+        e.agent = agent;
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("").to_string()
+}
+
+fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) -> String {
+    let mut s = format!("{} {}", d.qtype, d.qname);
+    match d.rcode {
+        Some(r) if r != Rcode::NOERROR => s.push_str(&format!(" -> {r}")),
+        Some(_) => {
+            let ips: Vec<String> = d.answer_ips().take(4).map(|i| i.to_string()).collect();
+            if !ips.is_empty() {
+                s.push_str(&format!(" -> {}", ips.join(", ")));
+            }
+            if let Some(ttl) = d.answers.iter().find_map(|a| a.ttl) {
+                s.push_str(&format!(" (ttl {ttl})"));
+            }
+        }
+        None => s.push_str(" (no answer seen)"),
+    }
+    if via_cname {
+        s.push_str(&format!(" via CNAME under {}", hit.entry));
+    }
+    s
+}
+
+fn flow_summary(f: &FlowObservation, att: &Attribution, method: Option<&str>) -> String {
+    let state = match f.state {
+        FlowState::Attempted => "attempted",
+        FlowState::Rejected => "rejected",
+        FlowState::Established => "established",
+        FlowState::Closed => "closed",
+    };
+    let proto = match f.proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    let mut s = format!(
+        "{proto} {}:{} -> {}:{} {state} ({}), {} B out / {} B in",
+        f.src, f.src_port, f.dst, f.dst_port, att.how, f.bytes_out, f.bytes_in
+    );
+    if let Some(m) = method {
+        s.push_str(&format!(", stratum {m}"));
+    }
+    if let Some(a) = &f.app.stratum_agent {
+        s.push_str(&format!(", agent {}", truncate(a, 64)));
+    }
+    if let Some(sni) = &f.app.sni {
+        s.push_str(&format!(", sni {sni}"));
+    }
+    s
+}
+
+/// Mining JSON-RPC methods recognised in a flow's first client bytes when the capture did not
+/// label them already.
+const STRATUM_METHODS: &[&str] = &[
+    "mining.subscribe",
+    "mining.authorize",
+    "mining.configure",
+    "mining.extranonce.subscribe",
+    "mining.submit",
+    "login",
+    "submit",
+    "keepalived",
+    "getjob",
+    "eth_submitLogin",
+    "eth_login",
+    "eth_getWork",
+    "eth_submitWork",
+];
+
+/// Longest payload prefix searched for a method (the first JSON-RPC line).
+const SNIFF_LEN: usize = 2048;
+
+/// The Stratum/XMRig method of a JSON-RPC payload, if the first bytes are one.
+pub fn sniff_stratum(payload: &[u8]) -> Option<&'static str> {
+    let p = payload.get(..payload.len().min(SNIFF_LEN))?;
+    let first = p.iter().position(|b| !b.is_ascii_whitespace())?;
+    if p.get(first) != Some(&b'{') {
+        return None;
+    }
+    let pat = b"\"method\"";
+    let pos = memchr::memmem::find(p, pat)?;
+    let rest = p.get(pos + pat.len()..)?;
+    let mut i = 0;
+    while rest
+        .get(i)
+        .is_some_and(|b| b.is_ascii_whitespace() || *b == b':')
+    {
+        i += 1;
+    }
+    if rest.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let len = rest
+        .get(start..)?
+        .iter()
+        .take(64)
+        .position(|b| *b == b'"')?;
+    let name = rest.get(start..start + len)?;
+    STRATUM_METHODS
+        .iter()
+        .find(|m| m.as_bytes() == name)
+        .copied()
+}

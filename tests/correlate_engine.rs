@@ -1,0 +1,441 @@
+//! Engine behaviour on small hand-built scenarios: blocking signals, infrastructure, reordering,
+//! expiry, suppressions, `is_new` across restarts (real sled store), and hard table caps.
+
+use std::net::IpAddr;
+
+use poolwatch::correlate::{Engine, EngineConfig, EngineLimits, Pipeline, UpdateKind};
+use poolwatch::matcher::{self, Blocklists};
+use poolwatch::model::*;
+use poolwatch::query::NewSuppression;
+use poolwatch::store::Store;
+
+const T0: i64 = 1_795_724_800;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn t(secs: f64) -> Timestamp {
+    Timestamp::from_secs_f64(T0 as f64 + secs)
+}
+
+fn lists() -> matcher::SharedBlocklists {
+    matcher::shared(Blocklists::builtin().unwrap())
+}
+
+fn dns(
+    at: f64,
+    client: &str,
+    qname: &str,
+    rcode: Option<Rcode>,
+    answers: &[(&str, &str)],
+    ttl: u32,
+) -> Observation {
+    Observation::Dns(DnsObservation {
+        ts: t(at),
+        client: ip(client),
+        client_port: Some(5353),
+        server: Some(ip("192.0.2.53")),
+        server_port: Some(53),
+        transport: Transport::Udp,
+        id: Some(1),
+        qname: qname.into(),
+        qtype: RrType::A,
+        rcode,
+        answers: answers
+            .iter()
+            .map(|(n, a)| DnsAnswer {
+                name: n.to_string(),
+                rtype: if a.parse::<IpAddr>().is_ok() {
+                    RrType::A
+                } else {
+                    RrType::CNAME
+                },
+                ttl: Some(ttl),
+                data: a.to_string(),
+            })
+            .collect(),
+        answers_known: true,
+        query_seen: true,
+        rtt_us: Some(500),
+        truncated: false,
+        salvaged: None,
+        source: Source::pcap("t.pcap"),
+    })
+}
+
+fn flow(at: f64, client: &str, dst: &str, port: u16, state: FlowState) -> Observation {
+    Observation::Flow(FlowObservation {
+        ts: t(at),
+        last_ts: t(at + 1.0),
+        src: ip(client),
+        src_port: 40_000,
+        dst: ip(dst),
+        dst_port: port,
+        proto: Proto::Tcp,
+        direction: Direction::Originator,
+        state,
+        report: FlowReport::Final,
+        bytes_out: 100,
+        bytes_in: 100,
+        packets_out: 3,
+        packets_in: 3,
+        payload_out: vec![],
+        payload_in: vec![],
+        app: AppInfo::default(),
+        source: Source::pcap("t.pcap"),
+    })
+}
+
+/// Runs observations through an engine; returns the final state of each detection.
+fn run(engine: &mut Engine, obs: &[Observation]) -> Vec<Detection> {
+    let mut m = std::collections::BTreeMap::new();
+    for o in obs {
+        for u in engine.observe(o).detections {
+            m.insert(u.detection.id.clone(), u.detection);
+        }
+    }
+    for u in engine.drain().detections {
+        m.insert(u.detection.id.clone(), u.detection);
+    }
+    m.into_values().collect()
+}
+
+#[test]
+fn blocked_signals_nxdomain_zero_and_sinkhole() {
+    let cfg = EngineConfig {
+        sinkholes: vec![ip("198.18.0.1")],
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg, lists());
+    let d = run(
+        &mut e,
+        &[
+            dns(
+                0.0,
+                "10.0.0.1",
+                "pool.minexmr.com",
+                Some(Rcode::NXDOMAIN),
+                &[],
+                60,
+            ),
+            dns(
+                1.0,
+                "10.0.0.2",
+                "c3pool.com",
+                Some(Rcode::NOERROR),
+                &[("c3pool.com", "0.0.0.0")],
+                60,
+            ),
+            dns(
+                2.0,
+                "10.0.0.3",
+                "xmr.2miners.com",
+                Some(Rcode::NOERROR),
+                &[("xmr.2miners.com", "198.18.0.1")],
+                60,
+            ),
+            // A sinkholed address is not a binding: connecting to it is not mining.
+            flow(3.0, "10.0.0.3", "198.18.0.1", 3333, FlowState::Closed),
+        ],
+    );
+    assert_eq!(d.len(), 3);
+    for x in &d {
+        assert_eq!(x.stage, Stage::BlockedLookup, "{x:?}");
+        assert_eq!(x.risk_score, 45);
+        assert!(x.pool_ips.is_empty());
+    }
+}
+
+#[test]
+fn configured_and_learned_resolvers_are_not_reported() {
+    let cfg = EngineConfig {
+        resolvers: vec![ip("10.0.0.53")],
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg, lists());
+    // 10.0.0.54 is learned: it answers a client's query just after its own upstream lookup.
+    let mut upstream = dns(
+        0.0,
+        "10.0.0.54",
+        "pool.supportxmr.com",
+        Some(Rcode::NOERROR),
+        &[("pool.supportxmr.com", "198.51.100.17")],
+        60,
+    );
+    if let Observation::Dns(d) = &mut upstream {
+        d.server = Some(ip("192.0.2.1"));
+    }
+    let mut client = dns(
+        0.01,
+        "10.0.0.7",
+        "pool.supportxmr.com",
+        Some(Rcode::NOERROR),
+        &[("pool.supportxmr.com", "198.51.100.17")],
+        60,
+    );
+    if let Observation::Dns(d) = &mut client {
+        d.server = Some(ip("10.0.0.54"));
+    }
+    let d = run(
+        &mut e,
+        &[
+            dns(
+                0.0,
+                "10.0.0.53",
+                "pool.supportxmr.com",
+                Some(Rcode::NOERROR),
+                &[],
+                60,
+            ),
+            upstream,
+            client,
+        ],
+    );
+    let clients: Vec<String> = d.iter().map(|x| x.client_ip.to_string()).collect();
+    assert_eq!(clients, vec!["10.0.0.7"]);
+    assert!(e.is_infrastructure(ip("10.0.0.54")) && e.is_infrastructure(ip("192.0.2.1")));
+}
+
+#[test]
+fn flow_before_skewed_dns_is_still_a_connection() {
+    let mut e = Engine::new(EngineConfig::default(), lists());
+    let d = run(
+        &mut e,
+        &[
+            // The flow is reported (last_ts) before the log's DNS line, which is 1.5 s late.
+            flow(0.2, "10.0.0.9", "198.51.100.17", 3333, FlowState::Closed),
+            dns(
+                1.5,
+                "10.0.0.9",
+                "pool.supportxmr.com",
+                Some(Rcode::NOERROR),
+                &[("pool.supportxmr.com", "198.51.100.17")],
+                60,
+            ),
+        ],
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].stage, Stage::Connection);
+    assert_eq!(d[0].risk_score, 88);
+    assert_eq!(d[0].counts.lookups, 1);
+}
+
+#[test]
+fn expired_binding_does_not_attribute() {
+    let cfg = EngineConfig {
+        binding_grace_secs: 10,
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg, lists());
+    let d = run(
+        &mut e,
+        &[
+            dns(
+                0.0,
+                "10.0.0.9",
+                "pool.supportxmr.com",
+                Some(Rcode::NOERROR),
+                &[("pool.supportxmr.com", "198.51.100.17")],
+                60,
+            ),
+            flow(500.0, "10.0.0.9", "198.51.100.17", 3333, FlowState::Closed),
+            flow(501.0, "10.0.0.10", "198.51.100.17", 3333, FlowState::Closed),
+        ],
+    );
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].stage, Stage::Lookup);
+}
+
+#[test]
+fn attempt_then_upgrade_events() {
+    let mut e = Engine::new(EngineConfig::default(), lists());
+    let mut kinds = Vec::new();
+    for o in [
+        dns(
+            0.0,
+            "10.0.0.9",
+            "pool.supportxmr.com",
+            Some(Rcode::NOERROR),
+            &[("pool.supportxmr.com", "198.51.100.17")],
+            60,
+        ),
+        flow(1.0, "10.0.0.9", "198.51.100.17", 3333, FlowState::Attempted),
+        flow(2.0, "10.0.0.9", "198.51.100.17", 3333, FlowState::Rejected),
+        flow(3.0, "10.0.0.9", "198.51.100.17", 443, FlowState::Closed),
+    ] {
+        for u in e.observe(&o).detections {
+            kinds.push((u.kind, u.detection.stage, u.detection.risk_score));
+        }
+    }
+    assert_eq!(
+        kinds.first(),
+        Some(&(UpdateKind::New, Stage::ConnectionAttempt, 84))
+    );
+    assert!(kinds.contains(&(UpdateKind::Upgraded, Stage::Connection, 88)));
+    assert!(
+        kinds.iter().filter(|k| k.0 == UpdateKind::New).count() == 1,
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn is_new_and_incidents_survive_restart_and_suppression_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    {
+        let store = Store::open(&db).unwrap();
+        let mut p =
+            Pipeline::new(Engine::new(EngineConfig::default(), lists()), Some(store)).unwrap();
+        p.push(dns(
+            0.0,
+            "10.0.0.9",
+            "pool.supportxmr.com",
+            Some(Rcode::NOERROR),
+            &[("pool.supportxmr.com", "198.51.100.17")],
+            60,
+        ))
+        .unwrap();
+        p.finish().unwrap();
+    }
+    let store = Store::open(&db).unwrap();
+    store
+        .add_suppression(NewSuppression {
+            client: None,
+            pool: Some("nanopool.org".into()),
+            expires: None,
+            reason: "test".into(),
+        })
+        .unwrap();
+    let mut p = Pipeline::new(
+        Engine::new(EngineConfig::default(), lists()),
+        Some(store.clone()),
+    )
+    .unwrap();
+    // Same client, new pool, an hour later: not new (look-back 30 days), and suppressed.
+    p.push(dns(
+        3_600.0,
+        "10.0.0.9",
+        "xmr-eu1.nanopool.org",
+        Some(Rcode::NOERROR),
+        &[],
+        60,
+    ))
+    .unwrap();
+    // Same incident continued after the restart (binding restored): no second row, upgraded.
+    p.push(flow(
+        3_601.0,
+        "10.0.0.9",
+        "198.51.100.17",
+        3333,
+        FlowState::Closed,
+    ))
+    .unwrap();
+    // Another client: new.
+    p.push(dns(
+        3_602.0,
+        "10.0.0.10",
+        "pool.supportxmr.com",
+        Some(Rcode::NOERROR),
+        &[],
+        60,
+    ))
+    .unwrap();
+    p.finish().unwrap();
+    let all = store.all_detections().unwrap();
+    assert_eq!(all.len(), 3, "{all:#?}");
+    let nano = all
+        .iter()
+        .find(|d| d.pool_domain == "nanopool.org")
+        .unwrap();
+    assert!(!nano.is_new);
+    assert!(nano.suppressed && nano.suppression_id.is_some());
+    let sx = all
+        .iter()
+        .find(|d| d.client_ip == ip("10.0.0.9") && d.pool_domain == "supportxmr.com")
+        .unwrap();
+    assert!(sx.is_new, "first detection of that host");
+    assert_eq!(sx.stage, Stage::Connection);
+    let other = all.iter().find(|d| d.client_ip == ip("10.0.0.10")).unwrap();
+    assert!(other.is_new);
+}
+
+#[test]
+fn tables_stay_within_caps_under_a_flood() {
+    let limits = EngineLimits {
+        bindings: 500,
+        ip_index: 300,
+        incidents: 200,
+        dedupe: 400,
+        flows: 300,
+        infra: 50,
+        recent_flows: 100,
+        hosts: 250,
+    };
+    let cfg = EngineConfig {
+        limits,
+        ..Default::default()
+    };
+    let mut e = Engine::new(cfg, lists());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut reported = 0usize;
+    for i in 0..30_000u64 {
+        let r = rnd();
+        let client = format!(
+            "10.{}.{}.{}",
+            (r >> 8) as u8,
+            (r >> 16) as u8,
+            (r >> 24) as u8
+        );
+        let ans = format!("198.51.{}.{}", (r >> 32) as u8, (r >> 40) as u8);
+        let at = i as f64 * 0.001;
+        let o = match i % 3 {
+            0 => dns(
+                at,
+                &client,
+                &format!("{:x}.pool.supportxmr.com", r),
+                Some(Rcode::NOERROR),
+                &[("x", &ans)],
+                600,
+            ),
+            1 => {
+                let mut o = dns(
+                    at,
+                    &client,
+                    &format!("{:x}.nanopool.org", r),
+                    Some(Rcode::NOERROR),
+                    &[],
+                    60,
+                );
+                if let Observation::Dns(d) = &mut o {
+                    d.server = Some(ip(&format!(
+                        "192.0.{}.{}",
+                        (r >> 48) as u8,
+                        (r >> 56) as u8
+                    )));
+                }
+                o
+            }
+            _ => flow(at, &client, &ans, 3333, FlowState::Attempted),
+        };
+        reported += e.observe(&o).detections.len();
+        let s = e.table_sizes();
+        assert!(
+            s.bindings <= 500 && s.ip_index <= 300 && s.incidents <= 200,
+            "{s:?}"
+        );
+        assert!(s.dedupe <= 400 && s.flows <= 300 && s.infra <= 50, "{s:?}");
+        assert!(
+            s.recent_flows <= 100 && s.hosts <= 250 && s.held <= 200,
+            "{s:?}"
+        );
+    }
+    assert!(reported > 0);
+    assert!(e.stats().evicted > 0);
+}
