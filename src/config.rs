@@ -62,6 +62,8 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_LIST_NAME_LEN: usize = 64;
 /// Longest BPF filter expression accepted.
 pub const MAX_BPF_LEN: usize = 4096;
+/// Longest Unix socket path (sun_path is 108 bytes including the NUL).
+pub const MAX_UNIX_PATH_LEN: usize = 107;
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 pub const MAX_INTERFACE_LEN: usize = 15;
 
@@ -166,6 +168,7 @@ pub struct FileConfig {
     pub bpf: Option<String>,
     pub follow: Option<Vec<String>>,
     pub import: Option<Vec<PathBuf>>,
+    pub dnstap: Option<Vec<String>>,
     pub blocklists: Option<Vec<PathBuf>>,
     pub user_lists: Option<PathBuf>,
     pub feeds: Option<Vec<FeedConfig>>,
@@ -289,6 +292,15 @@ pub struct CliOptions {
         value_delimiter = ':'
     )]
     pub import: Vec<PathBuf>,
+    /// Accept dnstap from resolvers on a socket: `unix:PATH` or `tcp:ADDR:PORT` (repeatable;
+    /// env: comma-separated).
+    #[arg(
+        long,
+        env = "POOLWATCH_DNSTAP",
+        value_name = "unix:PATH|tcp:ADDR",
+        value_delimiter = ','
+    )]
+    pub dnstap: Vec<String>,
     /// Pool list file or directory (repeatable; default: the built-in lists; env: colon-separated).
     #[arg(
         long = "blocklist",
@@ -402,6 +414,8 @@ pub struct Settings {
     pub follow: Vec<String>,
     /// Files read once at start-up (they exist: checked).
     pub import: Vec<PathBuf>,
+    /// dnstap sockets to listen on (`unix:PATH` / `tcp:ADDR`, validated).
+    pub dnstap: Vec<String>,
     /// List files/directories (they exist: checked); empty means the built-in lists.
     pub blocklists: Vec<PathBuf>,
     pub user_lists: PathBuf,
@@ -436,6 +450,7 @@ impl Default for Settings {
                 bpf: None,
                 follow: Vec::new(),
                 import: Vec::new(),
+                dnstap: Vec::new(),
                 blocklists: Vec::new(),
                 user_lists: Path::new(DEFAULT_DB).join(DEFAULT_USER_LISTS_SUBDIR),
                 feeds: Vec::new(),
@@ -588,6 +603,17 @@ impl Settings {
             if !p.is_file() {
                 return Err(o.err(format!("{} is not a readable file", p.display())));
             }
+        }
+
+        let (dnstap, o) = pick_list(
+            cli.dnstap.clone(),
+            file.dnstap,
+            "dnstap",
+            "POOLWATCH_DNSTAP",
+            "dnstap",
+        );
+        for d in &dnstap {
+            validate_dnstap(d).map_err(|m| o.err(m))?;
         }
 
         let (blocklists, o) = pick_list(
@@ -788,6 +814,7 @@ impl Settings {
             bpf,
             follow,
             import,
+            dnstap,
             blocklists,
             user_lists,
             feeds,
@@ -827,6 +854,25 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Err(format!(
         "{s:?} is not an address like 127.0.0.1:8080 or [::1]:8080"
     ))
+}
+
+/// `unix:PATH` or `tcp:IP:PORT`; a bare form is refused so that the intent is explicit.
+fn validate_dnstap(s: &str) -> Result<(), String> {
+    if let Some(p) = s.strip_prefix("unix:") {
+        if p.is_empty() || p.len() > MAX_UNIX_PATH_LEN {
+            return Err(format!(
+                "unix socket path must be 1 to {MAX_UNIX_PATH_LEN} bytes"
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(a) = s.strip_prefix("tcp:") {
+        return a
+            .parse::<SocketAddr>()
+            .map(|_| ())
+            .map_err(|_| format!("{a:?} is not an address like 127.0.0.1:6000"));
+    }
+    Err(format!("{s:?} must be unix:PATH or tcp:ADDR:PORT"))
 }
 
 fn validate_interface(i: &str) -> Result<(), String> {

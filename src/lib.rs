@@ -40,3 +40,4 @@ pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod store;
+pub mod service;

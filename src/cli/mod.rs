@@ -23,9 +23,10 @@ pub mod serve;
 Documentation: README.md, docs/detections.md (detection JSON), docs/api.md (REST API)."
 )]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `poolwatch=debug`). Logs go to stderr.
-    #[arg(long, global = true, env = "POOLWATCH_LOG", default_value = "warn")]
-    pub log_level: String,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `poolwatch=debug`). Logs go to stderr
+    /// [default: warn; `serve`: the config file's `log_level`, else info].
+    #[arg(long, global = true, env = "POOLWATCH_LOG")]
+    pub log_level: Option<String>,
     /// Write logs as JSON lines instead of text.
     #[arg(long, global = true, env = "POOLWATCH_LOG_JSON")]
     pub log_json: bool,
@@ -47,6 +48,15 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// The global logging flags, for the commands that initialise logging themselves.
+#[derive(Clone, Debug, Default)]
+pub struct LogFlags {
+    /// `--log-level` / `POOLWATCH_LOG` when given.
+    pub level: Option<String>,
+    /// `--log-json` / `POOLWATCH_LOG_JSON`.
+    pub json: bool,
+}
+
 /// Sets up logging to stderr.
 pub fn init_logging(filter: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
@@ -61,16 +71,30 @@ pub fn init_logging(filter: &str, json: bool) {
     };
 }
 
+/// Default log filter of the one-shot commands.
+pub const DEFAULT_LOG_LEVEL: &str = "warn";
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_json);
+    // `serve` and `demo` set up logging themselves once the config file is read (its
+    // `log_level`/`log_json` apply unless the flags are given).
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
+        init_logging(
+            cli.log_level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL),
+            cli.log_json,
+        );
+    }
+    let log = LogFlags {
+        level: cli.log_level,
+        json: cli.log_json,
+    };
     let result = match cli.command {
         Command::Scan(a) => scan::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Blocklist(a) => blocklist::run(a),
-        Command::Serve(a) => serve::run(a),
-        Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a, log),
+        Command::Demo(a) => demo::run(a, log),
     };
     match result {
         Ok(code) => code,

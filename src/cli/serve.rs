@@ -1,13 +1,13 @@
-//! `poolwatch serve`: flags (all also `POOLWATCH_*` env vars and config-file keys) and the runner.
-//!
-//! The runner that wires capture/follow/correlation/store into the API lands after the store and
-//! list engine merge; today `--check-config` validates and prints the effective settings.
+//! `poolwatch serve`: flags (all also `POOLWATCH_*` env vars and config-file keys) and the runner
+//! (`crate::service`).
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::LogFlags;
 use crate::config::{CliOptions, Settings};
+use crate::service;
 
 /// Run the detector as a service: capture, follow logs, correlate, store, serve the REST API.
 ///
@@ -16,7 +16,9 @@ use crate::config::{CliOptions, Settings};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Example: poolwatch serve --config poolwatch.toml --listen 127.0.0.1:8080\n\
-Documentation: poolwatch.example.toml (every key), docs/api.md (REST API)."
+SIGTERM or Ctrl-C stops it cleanly (inputs stopped, queue drained, database flushed); a second\n\
+signal exits at once.\n\
+Documentation: poolwatch.example.toml (every key), docs/service.md, docs/api.md (REST API)."
 )]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -26,11 +28,51 @@ pub struct ServeArgs {
     pub check_config: bool,
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(&args.options).context("configuration")?;
+/// Log filter of the service when neither the flag nor the config file sets one.
+pub const DEFAULT_SERVICE_LOG_LEVEL: &str = "info";
+
+pub fn run(args: ServeArgs, log: LogFlags) -> anyhow::Result<ExitCode> {
+    let settings = match Settings::load(&args.options) {
+        Ok(s) => s,
+        Err(e) => {
+            super::init_logging(
+                log.level.as_deref().unwrap_or(super::DEFAULT_LOG_LEVEL),
+                log.json,
+            );
+            return Err(anyhow::Error::new(e).context("configuration"));
+        }
+    };
     if args.check_config {
+        super::init_logging(
+            log.level.as_deref().unwrap_or(super::DEFAULT_LOG_LEVEL),
+            log.json,
+        );
         println!("{}", serde_json::to_string_pretty(&settings)?);
         return Ok(ExitCode::SUCCESS);
     }
-    anyhow::bail!("`serve` is not wired to the pipeline in this build yet (try --check-config)")
+    init_service_logging(&log, &settings);
+    run_service(settings, service::Hooks::default())
+}
+
+/// Flag/env beat the config file for the log filter and JSON switch.
+pub(crate) fn init_service_logging(log: &LogFlags, settings: &Settings) {
+    let level = log
+        .level
+        .clone()
+        .or_else(|| settings.log_level.clone())
+        .unwrap_or_else(|| DEFAULT_SERVICE_LOG_LEVEL.to_string());
+    super::init_logging(&level, log.json || settings.log_json);
+}
+
+/// Builds the runtime and runs the service until SIGTERM/SIGINT.
+pub(crate) fn run_service(settings: Settings, hooks: service::Hooks) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("poolwatch-rt")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(service::run(settings, service::shutdown_signal(), hooks))?;
+    // Blocking helpers (a follower waiting on its poll sleep) must not hold up the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(ExitCode::SUCCESS)
 }
