@@ -258,3 +258,18 @@ pub fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
     f.sync_all().unwrap();
 }
+
+/// Waits until `/readyz` answers 200 (store open, every input started).
+pub fn wait_ready(c: &Client, s: &Svc) {
+    let t = Instant::now();
+    while c
+        .get(s.url("/readyz"))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(t.elapsed() < WAIT, "never ready; stderr:\n{}", s.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
