@@ -39,5 +39,5 @@ pub mod matcher;
 pub mod metrics;
 pub mod model;
 pub mod query;
-pub mod store;
 pub mod service;
+pub mod store;

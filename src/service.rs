@@ -127,7 +127,10 @@ pub struct Hooks {
 /// (exit 130), for when a drain takes too long.
 pub async fn shutdown_signal() {
     let name = wait_signal().await;
-    tracing::info!(signal = name, "shutting down (send it again to exit at once)");
+    tracing::info!(
+        signal = name,
+        "shutting down (send it again to exit at once)"
+    );
     eprintln!("poolwatch: {name}: shutting down (again to exit at once)");
     tokio::spawn(async {
         let name = wait_signal().await;
@@ -176,12 +179,10 @@ where
     );
 
     let listener = bind(settings.listen, hooks.listen_fallback).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServiceError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+    let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
     eprintln!("listening on http://{addr}");
     tracing::info!(%addr, "listening");
     if let Some(f) = hooks.on_listening {
@@ -266,7 +267,8 @@ where
 pub fn start_blocklists(
     settings: &Settings,
 ) -> Result<(SharedBlocklists, Option<WatchHandle>), ServiceError> {
-    let b = Blocklists::load(&settings.blocklists).map_err(|e| ServiceError::Lists(e.to_string()))?;
+    let b =
+        Blocklists::load(&settings.blocklists).map_err(|e| ServiceError::Lists(e.to_string()))?;
     matcher::record_entries(&b);
     tracing::info!(entries = b.len(), "pool lists loaded");
     let shared = matcher::shared(b);
@@ -283,9 +285,9 @@ pub fn start_blocklists(
 pub fn engine_config(s: &Settings) -> EngineConfig {
     let d = EngineConfig::default();
     EngineConfig {
-        binding_grace_secs: s
-            .grace
-            .map_or(d.binding_grace_secs, |g| i64::try_from(g.as_secs()).unwrap_or(i64::MAX)),
+        binding_grace_secs: s.grace.map_or(d.binding_grace_secs, |g| {
+            i64::try_from(g.as_secs()).unwrap_or(i64::MAX)
+        }),
         lookback_secs: i64::from(s.lookback_days).saturating_mul(86_400),
         resolvers: s.resolvers.clone(),
         sinkholes: s.sinkholes.clone(),
@@ -520,16 +522,22 @@ fn start_inputs(
         inputs.threads.push(spawn(
             "follow".into(),
             Box::new(move || {
-                let mut sink = move |o: Observation| tx.blocking_send(Msg::Obs(Box::new(o))).is_ok();
+                let mut sink =
+                    move |o: Observation| tx.blocking_send(Msg::Obs(Box::new(o))).is_ok();
                 let st = follower.run(&mut sink, &stop);
-                tracing::info!(lines = st.lines, observations = st.observations, "follower stopped");
+                tracing::info!(
+                    lines = st.lines,
+                    observations = st.observations,
+                    "follower stopped"
+                );
             }),
         )?);
     }
 
     for spec in &settings.dnstap {
-        let addr = ListenAddr::parse(spec)
-            .ok_or_else(|| ServiceError::Dnstap(format!("{spec:?} is not unix:PATH or tcp:ADDR")))?;
+        let addr = ListenAddr::parse(spec).ok_or_else(|| {
+            ServiceError::Dnstap(format!("{spec:?} is not unix:PATH or tcp:ADDR"))
+        })?;
         let l = DnstapListener::bind(&addr).map_err(|e| ServiceError::Dnstap(e.to_string()))?;
         if let Some(a) = l.local_addr() {
             tracing::info!(addr = %a, "dnstap listening");
@@ -588,7 +596,12 @@ fn start_inputs(
                 }
                 importing.store(0, Ordering::Release);
                 if complete {
-                    tracing::info!(files, observations = n, secs = started.elapsed().as_secs_f64(), "import finished");
+                    tracing::info!(
+                        files,
+                        observations = n,
+                        secs = started.elapsed().as_secs_f64(),
+                        "import finished"
+                    );
                 } else {
                     tracing::warn!(files, observations = n, "import interrupted by shutdown");
                 }
@@ -827,8 +840,10 @@ mod tests {
 
     #[test]
     fn retention_policy_from_settings() {
-        let mut s = Settings::default();
-        s.retention_days = 0;
+        let mut s = Settings {
+            retention_days: 0,
+            ..Settings::default()
+        };
         assert!(retention(&s).is_none());
         s.retention_days = 7;
         s.lookback_days = 30;

@@ -16,7 +16,10 @@ fn demo_serves_the_sample_verdicts_from_anywhere_and_stops_on_sigint() {
         served_stages(d) == want
     });
     assert_eq!(dets.len(), want.len());
-    let miner = dets.iter().find(|d| d["client_ip"] == "192.0.2.10").unwrap();
+    let miner = dets
+        .iter()
+        .find(|d| d["client_ip"] == "192.0.2.10")
+        .unwrap();
     assert_eq!(miner["pool_domain"], "supportxmr.com");
     assert!(miner["agents"][0]
         .as_str()
@@ -24,7 +27,10 @@ fn demo_serves_the_sample_verdicts_from_anywhere_and_stops_on_sigint() {
         .starts_with("XMRig/6.21.0"));
 
     let log = s.stderr();
-    assert!(log.contains(&format!("curl -s {}/api/v1/detections", s.base)), "{log}");
+    assert!(
+        log.contains(&format!("curl -s {}/api/v1/detections", s.base)),
+        "{log}"
+    );
     assert!(log.contains("/api/v1/hosts/192.0.2.10"), "{log}");
     assert!(log.contains("/api/v1/detections/stream"), "{log}");
     // Nothing was written to the working directory.
@@ -54,7 +60,13 @@ fn demo_refuses_remote_listen_and_keeps_data_on_request() {
     let keep = tempfile::tempdir().unwrap();
     let dir = keep.path().join("demo");
     let mut s = Svc::start(
-        &["demo", "--listen", "127.0.0.1:0", "--keep", dir.to_str().unwrap()],
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--keep",
+            dir.to_str().unwrap(),
+        ],
         None,
     );
     let c = client();

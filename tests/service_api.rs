@@ -135,9 +135,15 @@ fn sample_import_serves_every_read_endpoint() {
         .unwrap();
     assert_eq!(&one, miner);
     assert_eq!(one["stage"], "stratum");
-    assert!(one["agents"][0].as_str().unwrap().starts_with("XMRig/6.21.0"));
+    assert!(one["agents"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("XMRig/6.21.0"));
     assert_eq!(
-        error_code(get(&c, &s, "/api/v1/detections/0123456789abcdef01234567"), 404),
+        error_code(
+            get(&c, &s, "/api/v1/detections/0123456789abcdef01234567"),
+            404
+        ),
         "not_found"
     );
 
@@ -146,7 +152,10 @@ fn sample_import_serves_every_read_endpoint() {
     assert_eq!(h["ip"], "192.0.2.10");
     assert_eq!(h["detections"].as_array().unwrap().len(), 1);
     assert!(!h["timeline"].as_array().unwrap().is_empty());
-    assert_eq!(error_code(get(&c, &s, "/api/v1/hosts/192.0.2.99"), 404), "not_found");
+    assert_eq!(
+        error_code(get(&c, &s, "/api/v1/hosts/192.0.2.99"), 404),
+        "not_found"
+    );
     assert_eq!(
         error_code(get(&c, &s, "/api/v1/hosts/not-an-ip"), 400),
         "invalid_parameter"
@@ -209,7 +218,10 @@ fn sample_import_serves_every_read_endpoint() {
 
     // OpenAPI is public.
     assert_eq!(
-        c.get(s.url("/api/v1/openapi.json")).send().unwrap().status(),
+        c.get(s.url("/api/v1/openapi.json"))
+            .send()
+            .unwrap()
+            .status(),
         200
     );
 }
@@ -238,8 +250,13 @@ fn auth_and_suppressions_on_the_real_store() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let body = serde_json::json!({"client": "192.0.2.0/28", "pool": "nanopool.org", "reason": "lab"});
-    let r = c.post(s.url("/api/v1/suppressions")).json(&body).send().unwrap();
+    let body =
+        serde_json::json!({"client": "192.0.2.0/28", "pool": "nanopool.org", "reason": "lab"});
+    let r = c
+        .post(s.url("/api/v1/suppressions"))
+        .json(&body)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .post(s.url("/api/v1/suppressions"))

@@ -42,11 +42,18 @@ fn sigterm_exits_zero_and_a_restart_serves_the_same_detections() {
     let mut s = Svc::start(
         &serve_args(
             db,
-            &["--import", pcap.to_str().unwrap(), "--import", log.to_str().unwrap()],
+            &[
+                "--import",
+                pcap.to_str().unwrap(),
+                "--import",
+                log.to_str().unwrap(),
+            ],
         ),
         None,
     );
-    let before = wait_for(&c, &s, None, "sample verdicts", |d| served_stages(d) == want);
+    let before = wait_for(&c, &s, None, "sample verdicts", |d| {
+        served_stages(d) == want
+    });
     s.signal(libc::SIGTERM);
     assert_eq!(s.wait_exit(), Some(0), "stderr:\n{}", s.stderr());
     assert!(s.stderr().contains("SIGTERM"), "{}", s.stderr());
@@ -101,14 +108,26 @@ fn follow_appends_show_up_and_a_restart_does_not_duplicate() {
     let mut s = Svc::start(&serve_args(db, &["--follow", &live_s]), None);
     append(
         &live,
-        &dnsmasq_lookup(1, "10.1.0.1", "pool.supportxmr.com", "203.0.113.10", "20:00:01"),
+        &dnsmasq_lookup(
+            1,
+            "10.1.0.1",
+            "pool.supportxmr.com",
+            "203.0.113.10",
+            "20:00:01",
+        ),
     );
     let first = wait_for(&c, &s, None, "the first followed lookup", |d| d.len() == 1);
     assert_eq!(first[0]["client_ip"], "10.1.0.1");
     assert_eq!(first[0]["counts"]["lookups"], 1);
     append(
         &live,
-        &dnsmasq_lookup(2, "10.1.0.2", "xmr-eu1.nanopool.org", "203.0.113.20", "20:00:02"),
+        &dnsmasq_lookup(
+            2,
+            "10.1.0.2",
+            "xmr-eu1.nanopool.org",
+            "203.0.113.20",
+            "20:00:02",
+        ),
     );
     let two = wait_for(&c, &s, None, "the second followed lookup", |d| d.len() == 2);
     s.signal(libc::SIGTERM);
@@ -118,10 +137,18 @@ fn follow_appends_show_up_and_a_restart_does_not_duplicate() {
     // read again (the lookup counts stay at 1).
     append(
         &live,
-        &dnsmasq_lookup(3, "10.1.0.3", "gulf.moneroocean.stream", "203.0.113.30", "20:00:03"),
+        &dnsmasq_lookup(
+            3,
+            "10.1.0.3",
+            "gulf.moneroocean.stream",
+            "203.0.113.30",
+            "20:00:03",
+        ),
     );
     let s = Svc::start(&serve_args(db, &["--follow", &live_s]), None);
-    let three = wait_for(&c, &s, None, "the line written while down", |d| d.len() == 3);
+    let three = wait_for(&c, &s, None, "the line written while down", |d| {
+        d.len() == 3
+    });
     std::thread::sleep(Duration::from_millis(1500));
     let three = {
         let again = all_detections(&c, &s, None);

@@ -199,12 +199,7 @@ pub fn expected_stages(exp: &Value, key: &str) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|h| {
-            Some((
-                h["ip"].as_str()?.to_string(),
-                h[key].as_str()?.to_string(),
-            ))
-        })
+        .filter_map(|h| Some((h["ip"].as_str()?.to_string(), h[key].as_str()?.to_string())))
         .collect();
     v.sort();
     v
