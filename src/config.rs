@@ -1191,6 +1191,33 @@ interval = 3600
     }
 
     #[test]
+    fn dnstap_addresses() {
+        let mut c = cli();
+        c.dnstap = vec![
+            "unix:/run/poolwatch/dnstap.sock".into(),
+            "tcp:127.0.0.1:6000".into(),
+        ];
+        let s = Settings::resolve(&c, FileConfig::default()).unwrap();
+        assert_eq!(s.dnstap.len(), 2);
+        for bad in [
+            "",
+            "unix:",
+            "tcp:localhost",
+            "/run/x.sock",
+            &format!("unix:/{}", "a".repeat(200)),
+        ] {
+            c.dnstap = vec![bad.to_string()];
+            let e = Settings::resolve(&c, FileConfig::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--dnstap"), "{bad:?}: {e}");
+        }
+        let file = FileConfig::parse("dnstap = [\"tcp:[::1]:6000\"]\n").unwrap();
+        let s = Settings::resolve(&cli(), file).unwrap();
+        assert_eq!(s.dnstap, vec!["tcp:[::1]:6000".to_string()]);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration_secs("90"), Ok(90));
         assert_eq!(parse_duration_secs("30m"), Ok(1800));
