@@ -289,3 +289,33 @@ fn send_dnstap(port: u16, frames: &[Vec<u8>]) {
     let mut fin = [0u8; 12];
     let _ = s.read_exact(&mut fin); // FINISH
 }
+
+#[test]
+fn config_file_logging_settings_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("poolwatch.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\ndb = \"db\"\nlog_json = true\nlog_level = \"info\"\n",
+    )
+    .unwrap();
+    let mut s = Svc::start(&["serve", "--config", cfg.to_str().unwrap()], None);
+    let c = client();
+    wait_ready(&c, &s);
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.wait_exit(), Some(0));
+    let log = s.stderr();
+    let json_lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        json_lines
+            .iter()
+            .any(|v| v["fields"]["message"] == "ready"),
+        "no JSON log line for `ready`:\n{log}"
+    );
+    // The database path in the file is relative to the file.
+    assert!(dir.path().join("db").is_dir());
+}
