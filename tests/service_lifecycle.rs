@@ -311,9 +311,7 @@ fn config_file_logging_settings_take_effect() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
-        json_lines
-            .iter()
-            .any(|v| v["fields"]["message"] == "ready"),
+        json_lines.iter().any(|v| v["fields"]["message"] == "ready"),
         "no JSON log line for `ready`:\n{log}"
     );
     // The database path in the file is relative to the file.
