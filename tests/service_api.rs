@@ -513,3 +513,61 @@ fn lab_mixed_run_through_the_service_matches_ground_truth() {
     let problems = support::check_verdicts(&gt, &run, &typed);
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The live feed carries detections found by a background import while it runs: a long
+/// resolver log (benign lookups, then a miner's) is imported; a client subscribed right after
+/// start-up receives the miner's detection.
+#[test]
+fn sse_receives_a_detection_while_an_import_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("big-dnsmasq.log");
+    let mut text = String::with_capacity(16 << 20);
+    const BENIGN: u32 = 40_000;
+    for i in 0..BENIGN {
+        let t = format!("20:{:02}:{:02}", (i / 60) % 60, i % 60);
+        text.push_str(&dnsmasq_lookup(
+            i % 900 + 1,
+            &format!("10.5.{}.{}", (i / 250) % 250, i % 250 + 1),
+            &format!("www{}.example.com", i % 97),
+            "198.51.100.80",
+            &t,
+        ));
+    }
+    text.push_str(&dnsmasq_lookup(
+        950,
+        "10.6.0.1",
+        "pool.supportxmr.com",
+        "203.0.113.10",
+        "21:00:00",
+    ));
+    std::fs::write(&log, &text).unwrap();
+    let db = dir.path().join("db");
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+        "--import",
+        log.to_str().unwrap(),
+    ];
+    args.extend(tokens());
+    let s = Svc::start(&args, None);
+    let stream = reqwest::blocking::Client::builder()
+        .build()
+        .unwrap()
+        .get(s.url("/api/v1/detections/stream?min_risk=1"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // Still importing when the subscription is in place (the miner is the log's last line).
+    let c = client();
+    let early = all_detections(&c, &s, Some(READ));
+    assert!(early.is_empty(), "import already finished: {early:?}");
+    let events = read_events_until(stream, |_, d| d["client_ip"] == "10.6.0.1");
+    let (name, d) = events.last().unwrap();
+    assert_eq!(name, "new");
+    assert_eq!(d["pool_domain"], "supportxmr.com");
+    assert_eq!(d["stage"], "lookup");
+}
