@@ -256,7 +256,10 @@ where
         tokio::task::spawn_blocking(move || store.flush()).await
     };
     match flushed {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            tracing::info!("stopped cleanly (database flushed)");
+            Ok(())
+        }
         Ok(Err(e)) => Err(ServiceError::from(e)),
         Err(e) => Err(ServiceError::Internal(e.to_string())),
     }

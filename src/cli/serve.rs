@@ -72,7 +72,8 @@ pub(crate) fn run_service(settings: Settings, hooks: service::Hooks) -> anyhow::
         .build()
         .context("starting the async runtime")?;
     rt.block_on(service::run(settings, service::shutdown_signal(), hooks))?;
-    // Blocking helpers (a follower waiting on its poll sleep) must not hold up the exit.
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Everything that matters is joined and flushed by now; idle runtime threads (and the
+    // second-signal watcher) must not hold up the exit.
+    rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
 }
