@@ -224,6 +224,15 @@ where
         return Err(e);
     }
     drop(tx);
+    if settings.interfaces.is_empty()
+        && settings.follow.is_empty()
+        && settings.dnstap.is_empty()
+        && settings.import.is_empty()
+    {
+        tracing::warn!(
+            "no inputs configured (--interface, --follow, --dnstap, --import): serving stored data only"
+        );
+    }
     state.set_ready(true);
     tracing::info!("ready");
 
