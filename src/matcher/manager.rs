@@ -671,18 +671,32 @@ impl ListManager {
     /// Downloads feed `name` now (conditionally) and, when it served a usable list, swaps it
     /// in. Failures are recorded in the feed's state (the last good copy stays in use) and
     /// returned as `Ok(state)` with `last_error` set; `Err` only for an unknown feed.
-    pub async fn refresh_feed(&self, name: &str) -> Result<FeedState, MatcherError> {
+    pub async fn refresh_feed(self: &Arc<Self>, name: &str) -> Result<FeedState, MatcherError> {
         let snapshot = self
             .feed(name)
             .ok_or_else(|| MatcherError::UnknownList(super::normalize::clip(name)))?;
         let fetched = feeds::fetch(&self.http, &snapshot).await;
+        // Validating and compiling can take a second on big lists: off the async workers.
+        let me = self.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || me.finish_refresh(&name, &snapshot.url, fetched))
+            .await
+            .map_err(|e| MatcherError::BadFeed(format!("feed refresh task failed: {e}")))?
+    }
+
+    fn finish_refresh(
+        &self,
+        name: &str,
+        url: &str,
+        fetched: Result<Fetched, String>,
+    ) -> Result<FeedState, MatcherError> {
         let m = FeedMetrics::get();
         let now = Timestamp::now();
         let mut inner = self.lock();
         let Some(f) = inner.feeds.get_mut(name) else {
             return Err(MatcherError::UnknownList(super::normalize::clip(name)));
         };
-        if f.state.url != snapshot.url {
+        if f.state.url != url {
             // Re-subscribed with another URL while we were downloading: discard.
             return Ok(f.state.clone());
         }
@@ -722,7 +736,7 @@ impl ListManager {
             .get(name)
             .map(|f| f.state.clone())
             .ok_or_else(|| MatcherError::UnknownList(super::normalize::clip(name)))?;
-        drop(inner);
+        // Persist under the lock so a concurrent refresh cannot write an older state last.
         if let Err(e) = self.save_feed_meta(&state) {
             tracing::error!(feed = %name, error = %e, "cannot persist feed state");
         }
