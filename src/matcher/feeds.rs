@@ -103,6 +103,20 @@ pub struct FeedState {
 }
 
 impl FeedState {
+    /// A feed from the configuration file (read-only through the API); its category comes from
+    /// its name (`allow`/`white` → allow, `browser` → browser miner, `proxy` → miner proxy,
+    /// else pool).
+    pub fn new_configured(name: &str, url: &str, interval_secs: u64, max_bytes: u64) -> FeedState {
+        FeedState::new(
+            name.to_string(),
+            url.to_string(),
+            interval_secs,
+            max_bytes,
+            super::category_from_name(std::path::Path::new(name)),
+            FeedOrigin::Config,
+        )
+    }
+
     pub(crate) fn new(
         name: String,
         url: String,

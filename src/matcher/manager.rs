@@ -73,14 +73,7 @@ impl ListManagerConfig {
                 .feeds
                 .iter()
                 .map(|f| {
-                    FeedState::new(
-                        f.name.clone(),
-                        f.url.clone(),
-                        f.interval.as_secs(),
-                        f.max_bytes,
-                        category_from_name(Path::new(&f.name)),
-                        FeedOrigin::Config,
-                    )
+                    FeedState::new_configured(&f.name, &f.url, f.interval.as_secs(), f.max_bytes)
                 })
                 .collect(),
             watch_interval: Some(Duration::from_secs(2)),
