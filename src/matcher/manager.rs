@@ -209,8 +209,6 @@ struct Feed {
 struct Inner {
     user: BTreeMap<String, UserList>,
     feeds: BTreeMap<String, Feed>,
-    /// Names of shipped and `--blocklist` lists (refreshed on every rebuild).
-    fixed: BTreeMap<String, ListKind>,
     /// Problems found while loading persisted lists (broken files are skipped, not fatal).
     load_errors: Vec<String>,
 }
@@ -275,7 +273,6 @@ impl ListManager {
             inner: Mutex::new(Inner {
                 user,
                 feeds,
-                fixed: BTreeMap::new(),
                 load_errors,
             }),
             http,
@@ -284,8 +281,21 @@ impl ListManager {
         {
             let mut inner = mgr.lock();
             let extra = extra_sources(&mgr.cfg.user_lists_dir, &inner);
-            mgr.reloader.set_user_lists(extra)?;
-            mgr.refresh_fixed(&mut inner);
+            if let Err(e) = mgr.reloader.set_user_lists(extra) {
+                // The persisted lists together do not build (e.g. over the entry limit): start
+                // with the shipped/`--blocklist` lists alone rather than not at all, and say so.
+                // A failure of those is a configuration error and is returned.
+                tracing::error!(error = %e, "user lists and feed copies not loaded");
+                mgr.reloader.set_user_lists(Vec::new())?;
+                inner
+                    .load_errors
+                    .push(format!("user lists and feed copies not loaded: {e}"));
+                inner.user.clear();
+                for f in inner.feeds.values_mut() {
+                    f.text = None;
+                    f.state.active = false;
+                }
+            }
         }
         Ok((Arc::new(mgr), shared))
     }
@@ -549,8 +559,7 @@ impl ListManager {
         check_name(name)?;
         let mut inner = self.lock();
         if inner.user.contains_key(name) {
-            let report = self.commit_user(&mut inner, name, None)?;
-            let _ = report;
+            self.commit_user(&mut inner, name, None)?;
             return Ok(self.shared.load().stats().clone());
         }
         if inner.feeds.contains_key(name) {
@@ -571,7 +580,6 @@ impl ListManager {
         match self.reloader.set_user_lists(extra) {
             Ok(r) => {
                 inner.load_errors = errors;
-                self.refresh_fixed(&mut inner);
                 Ok(r)
             }
             Err(e) => {
@@ -607,7 +615,7 @@ impl ListManager {
                 f.state.url
             )));
         }
-        if inner.user.contains_key(&name) || inner.fixed.contains_key(&name) {
+        if inner.user.contains_key(&name) || self.fixed_kind(&inner, &name).is_some() {
             return Err(MatcherError::Conflict(format!(
                 "the name {name:?} is taken by another list"
             )));
@@ -834,10 +842,10 @@ impl ListManager {
     /// A user-list write to `name` is allowed: not a shipped/file list, not a feed, and the
     /// number of user lists stays bounded.
     fn check_user_name(&self, inner: &Inner, name: &str) -> Result<(), MatcherError> {
-        if let Some(kind) = inner.fixed.get(name) {
+        if let Some(kind) = self.fixed_kind(inner, name) {
             return Err(MatcherError::ReadOnly(format!(
                 "{name:?} is a {} list and cannot be changed through the API; pick another name",
-                if *kind == ListKind::Shipped {
+                if kind == ListKind::Shipped {
                     "shipped"
                 } else {
                     "--blocklist file"
@@ -858,7 +866,7 @@ impl ListManager {
     }
 
     fn not_user(&self, inner: &Inner, name: &str) -> MatcherError {
-        match inner.fixed.get(name) {
+        match self.fixed_kind(inner, name) {
             Some(ListKind::Shipped) => MatcherError::ReadOnly(format!(
                 "{name:?} is a shipped list and cannot be changed or deleted; add an allowlist entry to override it"
             )),
@@ -947,22 +955,17 @@ impl ListManager {
         })
     }
 
-    fn refresh_fixed(&self, inner: &mut Inner) {
+    /// Whether `name` is a shipped or `--blocklist` list of the running set (read-only).
+    fn fixed_kind(&self, inner: &Inner, name: &str) -> Option<ListKind> {
+        if inner.user.contains_key(name) || inner.feeds.contains_key(name) {
+            return None;
+        }
         let set = self.shared.load();
-        inner.fixed = set
-            .stats()
-            .lists
-            .iter()
-            .filter_map(|l| match l.origin {
-                Origin::Builtin(_) => Some((l.name.clone(), ListKind::Shipped)),
-                Origin::File(_)
-                    if !inner.user.contains_key(&l.name) && !inner.feeds.contains_key(&l.name) =>
-                {
-                    Some((l.name.clone(), ListKind::File))
-                }
-                _ => None,
-            })
-            .collect();
+        let l = set.stats().lists.iter().find(|l| l.name == name)?;
+        Some(match l.origin {
+            Origin::Builtin(_) => ListKind::Shipped,
+            _ => ListKind::File,
+        })
     }
 
     fn infos(&self, inner: &Inner) -> Vec<ListInfo> {
