@@ -1550,4 +1550,45 @@ mod tests {
         assert!(!tmp.path().join("l.txt").exists());
         assert!(matches!(m.delete("l"), Err(MatcherError::UnknownList(_))));
     }
+
+    #[test]
+    fn hostile_uploads_and_names_never_panic() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = mgr(tmp.path());
+        let before = m.shared().load().len();
+        let alphabet: Vec<char> = "abcxyz019.-_*|^@$/:#!; \t\r\n[]0.0.0.0éü\u{0}\u{202e}%"
+            .chars()
+            .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..300 {
+            let len = (next() % 200) as usize;
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let name: String = text.chars().take((next() % 12) as usize).collect();
+            let _ = m.put_user_list(&name, &text, None, None);
+            let _ = m.put_user_list("g", &text, None, None);
+            let entries: Vec<String> = text.split('\n').map(str::to_string).collect();
+            let _ = m.add_entries("g2", &entries, None);
+            let _ = m.remove_entries("g2", &entries);
+            let _ = m.list(&name, (next() % 5) as usize, 3);
+            let _ = m.delete(&name);
+        }
+        // Whatever was accepted is on disk under a valid name and nowhere else.
+        for e in std::fs::read_dir(tmp.path()).unwrap() {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            let stem = n
+                .strip_suffix(".meta.json")
+                .or(n.strip_suffix(".txt"))
+                .unwrap_or(&n);
+            assert!(stem == "feeds" || is_valid_list_name(stem), "{n:?}");
+        }
+        assert!(m.shared().load().len() >= before);
+    }
 }
