@@ -263,6 +263,19 @@ fn size_limit_and_timeout() {
     );
     assert!(!st.active);
     assert!(shared.load().match_name("big1.example").is_none());
+    // Same without a Content-Length: counted while streaming.
+    ls.set(Mode::Chunked(body.clone()));
+    let st = rt.block_on(m.refresh_feed("big")).unwrap();
+    assert!(
+        st.last_error.as_deref().unwrap().contains("larger than"),
+        "{st:?}"
+    );
+    assert!(shared.load().match_name("big1.example").is_none());
+    // Within the limit, chunked is fine.
+    ls.set(Mode::Chunked("small-chunked.example\n".into()));
+    let st = rt.block_on(m.refresh_feed("big")).unwrap();
+    assert!(st.active, "{st:?}");
+    assert!(shared.load().match_name("small-chunked.example").is_some());
 
     // Slower than the timeout: an error, not a hang.
     ls.set(Mode::Slow(Duration::from_secs(3), "slow.example\n".into()));

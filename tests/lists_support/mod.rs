@@ -195,6 +195,9 @@ pub enum Mode {
     Garbage(Vec<u8>),
     /// 500.
     Down,
+    /// 200 with this body sent in chunks, without a Content-Length (the size limit must hold
+    /// while streaming too).
+    Chunked(String),
     /// Waits this long before answering (for timeouts).
     Slow(Duration, String),
 }
@@ -248,6 +251,12 @@ async fn serve_list(State(st): State<ListState>, headers: HeaderMap) -> Response
         }
         Mode::Garbage(bytes) => (StatusCode::OK, bytes).into_response(),
         Mode::Down => (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
+        Mode::Chunked(body) => {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                body.as_bytes().chunks(64).map(|c| Ok(c.to_vec())).collect();
+            let stream = futures_util::stream::iter(chunks);
+            (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response()
+        }
         Mode::Slow(d, body) => {
             tokio::time::sleep(d).await;
             (StatusCode::OK, body).into_response()
