@@ -22,6 +22,9 @@ use crate::model::Category;
 pub const DEFAULT_ENTRIES_LIMIT: usize = 1000;
 /// Largest page of entries: bounds one response (use `?format=text` for the whole list).
 pub const MAX_ENTRIES_LIMIT: usize = 10_000;
+/// How long `POST /feeds` waits for the first download before answering (well inside the
+/// default 30 s request deadline).
+pub const FIRST_DOWNLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // Blocklists
@@ -226,8 +229,12 @@ pub async fn add_feed(
     let m = manager(&state)?;
     let m2 = m.clone();
     let created = blocking(move || m2.add_feed(req)).await?;
-    // First download now, so the answer shows whether the feed works.
-    let st = m.refresh_feed(&created.name).await.map_err(from_matcher)?;
+    // First download now, so the answer shows whether the feed works — but not longer than
+    // FIRST_DOWNLOAD_WAIT: a slow feed is then left to the background refresher.
+    let st = match tokio::time::timeout(FIRST_DOWNLOAD_WAIT, m.refresh_feed(&created.name)).await {
+        Ok(r) => r.map_err(from_matcher)?,
+        Err(_) => m.feed(&created.name).unwrap_or(created),
+    };
     Ok((StatusCode::CREATED, Json(st)).into_response())
 }
 
