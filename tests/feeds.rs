@@ -391,3 +391,52 @@ fn background_task_refreshes_due_feeds_and_stops() {
         .unwrap();
     assert_eq!(ls.requests(), 1);
 }
+
+#[test]
+fn blocklist_files_are_watched_and_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("site-pools.txt");
+    std::fs::write(&file, "site-pool-one.example\n").unwrap();
+    let rt = runtime();
+    let mut cfg = ListManagerConfig::new(tmp.path().join("lists"));
+    cfg.blocklists = vec![file.clone()];
+    cfg.watch_interval = Some(Duration::from_millis(100));
+    let (m, shared) = ListManager::open(cfg).unwrap();
+    assert!(shared.load().match_name("site-pool-one.example").is_some());
+    // Only the given file: no shipped lists.
+    assert!(shared.load().match_name("pool.supportxmr.com").is_none());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let _g = rt.enter();
+        m.spawn_background(async {
+            let _ = stopped.await;
+        })
+    };
+    // A user list survives file reloads.
+    m.put_user_list("mine", "user-pool.example\n", None, None)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&file, "site-pool-one.example\nsite-pool-two.example\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.load().match_name("site-pool-two.example").is_none() {
+        assert!(Instant::now() < deadline, "file change not picked up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(shared.load().match_name("user-pool.example").is_some());
+    // A broken file keeps the old set.
+    std::fs::write(&file, "bad..entry\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(shared.load().match_name("site-pool-two.example").is_some());
+    // The file's list cannot be replaced or deleted through the manager.
+    assert!(m
+        .put_user_list("site-pools", "x.example\n", None, None)
+        .is_err());
+    assert!(m.delete("site-pools").is_err());
+    let info = m.lists();
+    let l = info.iter().find(|l| l.name == "site-pools").unwrap();
+    assert_eq!(l.kind, poolwatch::matcher::ListKind::File);
+    let _ = stop.send(());
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await })
+        .expect("background task did not stop")
+        .unwrap();
+}
