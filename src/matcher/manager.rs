@@ -44,6 +44,9 @@ pub const MAX_REJECT_PROBLEMS: usize = 100;
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// Names that cannot be lists because a route uses them (`POST /blocklists/reload`).
 const RESERVED_NAMES: &[&str] = &["reload"];
+/// How often `serve` polls `--blocklist` files for changes: a stat per file, cheap, and quick
+/// enough that an edited list is live within seconds.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Sub-directory of the user-lists directory holding feed copies and state.
 const FEEDS_SUBDIR: &str = "feeds";
 
@@ -76,7 +79,7 @@ impl ListManagerConfig {
                     FeedState::new_configured(&f.name, &f.url, f.interval.as_secs(), f.max_bytes)
                 })
                 .collect(),
-            watch_interval: Some(Duration::from_secs(2)),
+            watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             feed_timeout: feeds::FEED_TIMEOUT,
         }
     }

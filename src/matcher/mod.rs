@@ -8,6 +8,8 @@
 //!   automaton over reversed names ([`compile`]) and addresses into prefix maps.
 //! * [`export`] writes the compiled set for blockers (RPZ, hosts, dnsmasq, Unbound, AdBlock,
 //!   nftables, Suricata dataset); [`watch`] reloads on change into a [`SharedBlocklists`].
+//! * [`manager`] ([`ListManager`]) owns the running set in `serve`: user lists persisted in the
+//!   user-lists directory, remote [`feeds`] with their last good copy, validated atomic updates.
 //!
 //! Semantics: an entry `d` matches `d` and its subdomains on label boundaries; the most specific
 //! entry wins; on equal specificity an allow (allowlist or `@@` exception) beats a block; an
@@ -38,8 +40,8 @@ pub use compile::HashWalk;
 pub use export::ExportFormat;
 pub use feeds::{FeedOrigin, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS};
 pub use manager::{
-    EntriesReport, ListDetail, ListInfo, ListKind, ListManager, ListManagerConfig, UpdateReport,
-    MAX_USER_LISTS,
+    EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
+    UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
 };
 pub use manifest::{Manifest, ManifestList};
 pub use parse::{
