@@ -22,8 +22,8 @@ use crate::model::Category;
 pub const DEFAULT_ENTRIES_LIMIT: usize = 1000;
 /// Largest page of entries: bounds one response (use `?format=text` for the whole list).
 pub const MAX_ENTRIES_LIMIT: usize = 10_000;
-/// How long `POST /feeds` waits for the first download before answering (well inside the
-/// default 30 s request deadline).
+/// How long `POST /feeds` and `POST /feeds/{name}/refresh` wait for a download before
+/// answering (well inside the default 30 s request deadline); the download goes on regardless.
 pub const FIRST_DOWNLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
@@ -231,10 +231,7 @@ pub async fn add_feed(
     let created = blocking(move || m2.add_feed(req)).await?;
     // First download now, so the answer shows whether the feed works — but not longer than
     // FIRST_DOWNLOAD_WAIT: a slow feed is then left to the background refresher.
-    let st = match tokio::time::timeout(FIRST_DOWNLOAD_WAIT, m.refresh_feed(&created.name)).await {
-        Ok(r) => r.map_err(from_matcher)?,
-        Err(_) => m.feed(&created.name).unwrap_or(created),
-    };
+    let (_, st) = refresh_bounded(m, created.name).await?;
     Ok((StatusCode::CREATED, Json(st)).into_response())
 }
 
@@ -268,8 +265,35 @@ pub async fn refresh_feed(
             quote(&name)
         )));
     }
-    let st = m.refresh_feed(&name).await.map_err(from_matcher)?;
-    Ok(Json(st).into_response())
+    let (done, st) = refresh_bounded(m, name).await?;
+    let status = if done {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(st)).into_response())
+}
+
+/// Refreshes a feed on its own task and waits at most [`FIRST_DOWNLOAD_WAIT`]: a slow download
+/// then finishes in the background (and records its outcome) instead of being cut off by the
+/// request deadline. Returns whether it finished, and the feed's state.
+async fn refresh_bounded(
+    m: Arc<ListManager>,
+    name: String,
+) -> Result<(bool, crate::matcher::FeedState), ApiError> {
+    let task = {
+        let m = m.clone();
+        let name = name.clone();
+        tokio::spawn(async move { m.refresh_feed(&name).await })
+    };
+    match tokio::time::timeout(FIRST_DOWNLOAD_WAIT, task).await {
+        Ok(Ok(r)) => Ok((true, r.map_err(from_matcher)?)),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(_) => m
+            .feed(&name)
+            .map(|st| (false, st))
+            .ok_or_else(|| ApiError::not_found(format!("no feed named {}", quote(&name)))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
