@@ -67,6 +67,7 @@ fn http_feed_conditional_requests_and_last_good_copy() {
     assert_eq!(st["active"], true, "{st}");
     assert_eq!(st["entries"], 1);
     assert!(st["etag"].is_string());
+    assert_eq!(st["last_modified"], LAST_MODIFIED);
     assert_eq!(st["last_error"], Value::Null);
     assert_eq!(check(&c, &s, "x.feed-pool-one.example")["list"], "remote");
     assert_eq!(ls.requests(), 1);
@@ -77,6 +78,7 @@ fn http_feed_conditional_requests_and_last_good_copy() {
     assert_eq!(ls.requests(), 2);
     assert_eq!(ls.conditional(), 1);
     assert_eq!(ls.not_modified(), 1);
+    assert_eq!(ls.if_modified_since(), 1);
     assert_eq!(st["last_error"], Value::Null);
     assert!(st["last_success"].is_string());
 

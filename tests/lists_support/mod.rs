@@ -207,6 +207,8 @@ pub struct Counters {
     pub requests: AtomicU64,
     pub conditional: AtomicU64,
     pub not_modified: AtomicU64,
+    /// Requests that carried the `Last-Modified` we sent back as `If-Modified-Since`.
+    pub if_modified_since: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -222,6 +224,9 @@ pub struct ListServer {
     pub counters: Arc<Counters>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
+
+/// The `Last-Modified` the list server sends (fixed: only its echo is checked).
+pub const LAST_MODIFIED: &str = "Wed, 25 Nov 2026 10:00:00 GMT";
 
 fn etag(body: &str) -> String {
     use std::hash::{Hash, Hasher};
@@ -239,6 +244,12 @@ async fn serve_list(State(st): State<ListState>, headers: HeaderMap) -> Response
     if inm.is_some() {
         st.counters.conditional.fetch_add(1, Ordering::SeqCst);
     }
+    if headers
+        .get(header::IF_MODIFIED_SINCE)
+        .is_some_and(|v| v.as_bytes() == LAST_MODIFIED.as_bytes())
+    {
+        st.counters.if_modified_since.fetch_add(1, Ordering::SeqCst);
+    }
     let mode = st.mode.lock().unwrap().clone();
     match mode {
         Mode::Serve(body) => {
@@ -247,7 +258,15 @@ async fn serve_list(State(st): State<ListState>, headers: HeaderMap) -> Response
                 st.counters.not_modified.fetch_add(1, Ordering::SeqCst);
                 return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
             }
-            (StatusCode::OK, [(header::ETAG, tag)], body).into_response()
+            (
+                StatusCode::OK,
+                [
+                    (header::ETAG, tag),
+                    (header::LAST_MODIFIED, LAST_MODIFIED.into()),
+                ],
+                body,
+            )
+                .into_response()
         }
         Mode::Garbage(bytes) => (StatusCode::OK, bytes).into_response(),
         Mode::Down => (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
@@ -308,6 +327,9 @@ impl ListServer {
     }
     pub fn not_modified(&self) -> u64 {
         self.counters.not_modified.load(Ordering::SeqCst)
+    }
+    pub fn if_modified_since(&self) -> u64 {
+        self.counters.if_modified_since.load(Ordering::SeqCst)
     }
     pub fn conditional(&self) -> u64 {
         self.counters.conditional.load(Ordering::SeqCst)
