@@ -118,6 +118,18 @@ fn http_feed_conditional_requests_and_last_good_copy() {
     let st = refresh(&c, &s, "remote");
     assert!(st["last_error"].is_string(), "{st}");
     assert!(st["consecutive_failures"].as_u64().unwrap() >= 4);
+    let metrics = c
+        .get(s.url("/metrics"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("poolwatch_feed_refreshes_total{result=\"not_modified\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("poolwatch_feeds_failing "), "{metrics}");
     assert_eq!(check(&c, &s, "feed-pool-two.example")["matched"], true);
 
     // The state shows in GET /blocklists and GET /feeds.

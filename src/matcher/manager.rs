@@ -735,6 +735,12 @@ impl ListManager {
                 }
             },
         }
+        let failing = inner
+            .feeds
+            .values()
+            .filter(|f| f.state.last_error.is_some())
+            .count();
+        m.failing.set(i64::try_from(failing).unwrap_or(i64::MAX));
         let state = inner
             .feeds
             .get(name)
@@ -1436,6 +1442,8 @@ struct FeedMetrics {
     ok: metrics::Counter,
     not_modified: metrics::Counter,
     error: metrics::Counter,
+    /// Feeds whose last attempt failed (their last good copy, if any, is in use): alert on > 0.
+    failing: metrics::Gauge,
 }
 
 impl FeedMetrics {
@@ -1447,6 +1455,11 @@ impl FeedMetrics {
             ok: metrics::counter(NAME, HELP, &[("result", "ok")]),
             not_modified: metrics::counter(NAME, HELP, &[("result", "not_modified")]),
             error: metrics::counter(NAME, HELP, &[("result", "error")]),
+            failing: metrics::gauge(
+                "poolwatch_feeds_failing",
+                "Feeds whose last download failed or served an unusable list.",
+                &[],
+            ),
         })
     }
 }
