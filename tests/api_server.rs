@@ -928,7 +928,7 @@ fn check_names() {
     assert_eq!(
         v,
         json!({"name": "pool.supportxmr.com", "matched": true, "entry": "supportxmr.com",
-               "list": "pools", "category": "pool"})
+               "list": "pools-monero", "category": "pool"})
     );
     for benign in [
         "notsupportxmr.com",

@@ -29,6 +29,15 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request did not complete within {0} s")]
     Timeout(u64),
+    /// The request conflicts with the state of the resource (read-only list, name taken).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A list update failed validation; nothing changed. `problems` carry line numbers.
+    #[error("{message}")]
+    InvalidList {
+        message: String,
+        problems: Vec<crate::matcher::Problem>,
+    },
     /// The service (or a part of it) cannot answer now; retrying later may work.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -65,6 +74,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::InvalidList { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,7 +85,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
-            | ApiError::Unavailable { code, .. } => code,
+            | ApiError::Unavailable { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::InvalidList { .. } => "invalid_list",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -92,7 +105,14 @@ impl IntoResponse for ApiError {
             ApiError::Internal => "internal error; the server log has details".to_string(),
             other => other.to_string(),
         };
-        let body = json!({"error": {"code": self.code(), "message": message}});
+        let body = match &self {
+            ApiError::InvalidList { problems, .. } => json!({"error": {
+                "code": self.code(),
+                "message": message,
+                "problems": problems,
+            }}),
+            _ => json!({"error": {"code": self.code(), "message": message}}),
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized(_)) {
             resp.headers_mut().insert(

@@ -636,7 +636,7 @@ fn path_id(id: Result<Path<String>, PathRejection>, what: &str) -> Result<String
 
 /// Quotes user input for an error message, shortened so that a huge value cannot bloat the
 /// response.
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     const MAX_ECHO: usize = 80;
     let short: String = s.chars().take(MAX_ECHO).collect();
     if short.len() < s.len() {
@@ -646,7 +646,7 @@ fn quote(s: &str) -> String {
     }
 }
 
-fn json_rejection(e: JsonRejection, max_body: usize) -> ApiError {
+pub(super) fn json_rejection(e: JsonRejection, max_body: usize) -> ApiError {
     match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(max_body),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(

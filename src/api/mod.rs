@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::handler::Handler;
@@ -24,7 +24,7 @@ use axum::routing::{on, MethodFilter};
 use axum::Router;
 use tokio::sync::{broadcast, watch};
 
-use crate::matcher::SharedBlocklists;
+use crate::matcher::{ListManager, SharedBlocklists};
 use crate::model::{Detection, Timestamp};
 use crate::query::{
     DetectionEvent, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary,
@@ -34,6 +34,7 @@ use crate::query::{
 mod auth;
 mod error;
 mod handlers;
+mod lists;
 mod observe;
 mod openapi;
 mod server;
@@ -155,6 +156,8 @@ struct Shared {
     closing: watch::Sender<bool>,
     streams: AtomicUsize,
     http: observe::HttpMetrics,
+    /// The list manager behind the list-write and feed routes (set by [`AppState::with_lists`]).
+    lists: OnceLock<Arc<ListManager>>,
 }
 
 impl AppState {
@@ -175,7 +178,25 @@ impl AppState {
             closing,
             streams: AtomicUsize::new(0),
             http: observe::HttpMetrics::default(),
+            lists: OnceLock::new(),
         }))
+    }
+
+    /// Attaches the list manager that serves the list-write, feed and reload routes (without
+    /// one they answer 503 `lists_unavailable`). Pass the `SharedBlocklists` that
+    /// [`ListManager::open`] returned to [`AppState::new`], so `/check` sees every update.
+    /// Call before serving; a second call is ignored.
+    pub fn with_lists(self, manager: Arc<ListManager>) -> Self {
+        if !Arc::ptr_eq(manager.shared(), &self.0.blocklists) {
+            tracing::warn!("the list manager does not own the AppState's blocklists; /check will not see list updates");
+        }
+        let _ = self.0.lists.set(manager);
+        self
+    }
+
+    /// The list manager, when one is attached.
+    pub fn lists(&self) -> Option<&Arc<ListManager>> {
+        self.0.lists.get()
     }
 
     /// Marks the service ready (inputs opened, store loaded) or not.
@@ -260,6 +281,7 @@ impl Table {
 
 fn build() -> Table {
     use handlers as h;
+    use lists as l;
     use Access::*;
     let t = Table {
         router: Router::new(),
@@ -308,6 +330,43 @@ fn build() -> Table {
             "/api/v1/export/pool-ips",
             Read,
             h::export_pool_ips,
+        )
+        .add(Method::GET, "/api/v1/export/{format}", Read, l::export)
+        .add(Method::GET, "/api/v1/blocklists", Read, l::list_all)
+        .add(Method::POST, "/api/v1/blocklists/reload", Admin, l::reload)
+        .add(Method::GET, "/api/v1/blocklists/{name}", Read, l::get_one)
+        .add(Method::PUT, "/api/v1/blocklists/{name}", Admin, l::put_one)
+        .add(
+            Method::DELETE,
+            "/api/v1/blocklists/{name}",
+            Admin,
+            l::delete_one,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/blocklists/{name}/entries",
+            Admin,
+            l::add_entries,
+        )
+        .add(
+            Method::DELETE,
+            "/api/v1/blocklists/{name}/entries",
+            Admin,
+            l::remove_entries,
+        )
+        .add(Method::GET, "/api/v1/feeds", Read, l::list_feeds)
+        .add(Method::POST, "/api/v1/feeds", Admin, l::add_feed)
+        .add(
+            Method::DELETE,
+            "/api/v1/feeds/{name}",
+            Admin,
+            l::delete_feed,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/feeds/{name}/refresh",
+            Admin,
+            l::refresh_feed,
         )
 }
 

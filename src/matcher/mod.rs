@@ -8,6 +8,8 @@
 //!   automaton over reversed names ([`compile`]) and addresses into prefix maps.
 //! * [`export`] writes the compiled set for blockers (RPZ, hosts, dnsmasq, Unbound, AdBlock,
 //!   nftables, Suricata dataset); [`watch`] reloads on change into a [`SharedBlocklists`].
+//! * [`manager`] ([`ListManager`]) owns the running set in `serve`: user lists persisted in the
+//!   user-lists directory, remote [`feeds`] with their last good copy, validated atomic updates.
 //!
 //! Semantics: an entry `d` matches `d` and its subdomains on label boundaries; the most specific
 //! entry wins; on equal specificity an allow (allowlist or `@@` exception) beats a block; an
@@ -27,6 +29,8 @@ use crate::model::{Category, ListHit};
 
 pub mod compile;
 pub mod export;
+pub mod feeds;
+pub mod manager;
 pub mod manifest;
 pub mod normalize;
 pub mod parse;
@@ -34,6 +38,11 @@ pub mod watch;
 
 pub use compile::HashWalk;
 pub use export::ExportFormat;
+pub use feeds::{FeedOrigin, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS};
+pub use manager::{
+    EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
+    UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
+};
 pub use manifest::{Manifest, ManifestList};
 pub use parse::{
     detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity, Target,
@@ -79,6 +88,28 @@ pub enum MatcherError {
     Manifest { path: PathBuf, message: String },
     #[error("cannot compile the name automaton: {0}")]
     Compile(String),
+    /// A list or feed name that is not `[a-z0-9._-]` (or is reserved).
+    #[error(
+        "invalid list name {0:?}: use [a-z0-9._-], start with a letter or digit, at most 64 bytes"
+    )]
+    InvalidName(String),
+    #[error("no list or feed named {0:?}")]
+    UnknownList(String),
+    /// The operation is not allowed on this list (shipped, file or configured lists).
+    #[error("{0}")]
+    ReadOnly(String),
+    /// The name is taken by a list of another kind.
+    #[error("{0}")]
+    Conflict(String),
+    /// An update that failed validation; the running set is unchanged.
+    #[error("{message}")]
+    Rejected {
+        message: String,
+        problems: Vec<Problem>,
+    },
+    /// A bad feed subscription (URL, interval, size limit).
+    #[error("{0}")]
+    BadFeed(String),
 }
 
 /// Where a list came from.

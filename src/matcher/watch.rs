@@ -112,10 +112,16 @@ impl Reloader {
         &self.shared
     }
 
-    /// Rebuilds now (see [`reload`]).
+    /// Rebuilds now (see [`reload`]). Holds the user-list lock while building, so a watcher
+    /// reload can never finish after (and overwrite) a concurrent user-list update.
     pub fn reload_now(&self) -> Result<BuildReport, MatcherError> {
-        let extra = self.extra.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
         reload(&self.shared, &self.paths, &extra)
+    }
+
+    /// The list files and directories this reloader reads.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
     }
 
     /// Replaces the in-memory user lists and reloads; on failure the previous user lists are

@@ -1,0 +1,456 @@
+//! Feeds against a real local HTTP server (axum on 127.0.0.1:0) and real files: conditional
+//! requests, size limit, timeouts, last good copy kept through garbage and outages and across
+//! restarts, state visible over the API, the background refresher.
+
+mod lists_support;
+
+use std::time::{Duration, Instant};
+
+use lists_support::*;
+use poolwatch::api::ApiOptions;
+use poolwatch::matcher::{FeedRequest, ListManager, ListManagerConfig};
+use poolwatch::model::Category;
+use serde_json::{json, Value};
+
+fn opts() -> ApiOptions {
+    ApiOptions {
+        tokens: tokens(),
+        ..ApiOptions::default()
+    }
+}
+
+fn feed_state(c: &reqwest::blocking::Client, s: &Server, name: &str) -> Value {
+    let v: Value = c
+        .get(s.url("/api/v1/blocklists"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn refresh(c: &reqwest::blocking::Client, s: &Server, name: &str) -> Value {
+    let r = c
+        .post(s.url(&format!("/api/v1/feeds/{name}/refresh")))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().unwrap()
+}
+
+#[test]
+fn http_feed_conditional_requests_and_last_good_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), opts());
+    let mut ls = ListServer::start(&s.rt, Mode::Serve("feed-pool-one.example\n".into()));
+    let c = client();
+
+    // Subscribe: downloaded right away.
+    let r = c
+        .post(s.url("/api/v1/feeds"))
+        .bearer_auth(ADMIN)
+        .json(
+            &json!({"name": "remote", "url": ls.url(), "interval_secs": 3600, "category": "pool"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let st: Value = r.json().unwrap();
+    assert_eq!(st["active"], true, "{st}");
+    assert_eq!(st["entries"], 1);
+    assert!(st["etag"].is_string());
+    assert_eq!(st["last_modified"], LAST_MODIFIED);
+    assert_eq!(st["last_error"], Value::Null);
+    assert_eq!(check(&c, &s, "x.feed-pool-one.example")["list"], "remote");
+    assert_eq!(ls.requests(), 1);
+    assert_eq!(ls.conditional(), 0);
+
+    // Unchanged: a conditional request, answered 304; nothing re-downloaded.
+    let st = refresh(&c, &s, "remote");
+    assert_eq!(ls.requests(), 2);
+    assert_eq!(ls.conditional(), 1);
+    assert_eq!(ls.not_modified(), 1);
+    assert_eq!(ls.if_modified_since(), 1);
+    assert_eq!(st["last_error"], Value::Null);
+    assert!(st["last_success"].is_string());
+
+    // Changed content is swapped in.
+    ls.set(Mode::Serve(
+        "feed-pool-one.example\nfeed-pool-two.example\n".into(),
+    ));
+    let st = refresh(&c, &s, "remote");
+    assert_eq!(st["entries"], 2);
+    assert_eq!(check(&c, &s, "feed-pool-two.example")["matched"], true);
+
+    // Garbage (no valid entry) is refused; the last good copy stays in use.
+    ls.set(Mode::Garbage(
+        b"<html><body>503 oops</body></html>\n".to_vec(),
+    ));
+    let st = refresh(&c, &s, "remote");
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no valid entry"),
+        "{st}"
+    );
+    assert_eq!(st["stale"], true);
+    assert_eq!(st["entries"], 2);
+    assert_eq!(check(&c, &s, "feed-pool-two.example")["matched"], true);
+    ls.set(Mode::Garbage(vec![0xff, 0xfe, 0x00, 0x81]));
+    let st = refresh(&c, &s, "remote");
+    assert!(st["last_error"].as_str().unwrap().contains("UTF-8"), "{st}");
+
+    // Server errors and an unreachable server: same.
+    ls.set(Mode::Down);
+    let st = refresh(&c, &s, "remote");
+    assert!(st["last_error"].as_str().unwrap().contains("500"), "{st}");
+    ls.shut();
+    std::thread::sleep(Duration::from_millis(200));
+    let st = refresh(&c, &s, "remote");
+    assert!(st["last_error"].is_string(), "{st}");
+    assert!(st["consecutive_failures"].as_u64().unwrap() >= 4);
+    let metrics = c
+        .get(s.url("/metrics"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("poolwatch_feed_refreshes_total{result=\"not_modified\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("poolwatch_feeds_failing "), "{metrics}");
+    assert_eq!(check(&c, &s, "feed-pool-two.example")["matched"], true);
+
+    // The state shows in GET /blocklists and GET /feeds.
+    let l = feed_state(&c, &s, "remote");
+    assert_eq!(l["kind"], "feed");
+    assert_eq!(l["entries"], 2);
+    assert_eq!(l["source"], ls.url());
+    assert!(l["feed"]["last_error"].is_string());
+    assert!(l["feed"]["last_success"].is_string());
+    let feeds: Value = c
+        .get(s.url("/api/v1/feeds"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(feeds["items"][0]["name"], "remote");
+
+    // Restart while the feed is down: the copy on disk is used.
+    s.stop();
+    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), opts());
+    let v = check(&c, &s, "feed-pool-two.example");
+    assert_eq!(v["matched"], true, "{v}");
+    assert_eq!(v["list"], "remote");
+    let l = feed_state(&c, &s, "remote");
+    assert_eq!(l["feed"]["entries"], 2);
+    assert_eq!(l["feed"]["active"], true);
+
+    // A feed's name is not a user list; a feed is deleted through either route.
+    expect_error(
+        c.put(s.url("/api/v1/blocklists/remote"))
+            .bearer_auth(ADMIN)
+            .body("x.example\n")
+            .send()
+            .unwrap(),
+        409,
+        "conflict",
+    );
+    assert_eq!(
+        c.delete(s.url("/api/v1/feeds/remote"))
+            .bearer_auth(ADMIN)
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(check(&c, &s, "feed-pool-two.example")["matched"], false);
+    assert!(!tmp.path().join("feeds/remote.txt").exists());
+    expect_error(
+        c.delete(s.url("/api/v1/feeds/remote"))
+            .bearer_auth(ADMIN)
+            .send()
+            .unwrap(),
+        404,
+        "not_found",
+    );
+}
+
+#[test]
+fn feed_requests_are_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), opts());
+    let c = client();
+    let post = |body: Value| {
+        c.post(s.url("/api/v1/feeds"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    for (body, code) in [
+        (
+            json!({"name": "../x", "url": "http://127.0.0.1/x"}),
+            "invalid_name",
+        ),
+        (
+            json!({"name": "f", "url": "ftp://127.0.0.1/x"}),
+            "invalid_feed",
+        ),
+        (
+            json!({"name": "f", "url": "file://relative/x"}),
+            "invalid_feed",
+        ),
+        (
+            json!({"name": "f", "url": "http://127.0.0.1/x", "interval_secs": 5}),
+            "invalid_feed",
+        ),
+        (
+            json!({"name": "f", "url": "http://127.0.0.1/x", "max_bytes": 0}),
+            "invalid_feed",
+        ),
+        (
+            json!({"name": "f", "url": "http://127.0.0.1/x", "category": "evil"}),
+            "invalid_body",
+        ),
+        (json!({"name": "f"}), "invalid_body"),
+    ] {
+        expect_error(post(body.clone()), 400, code);
+    }
+    expect_error(
+        post(json!({"name": "pools-monero", "url": "http://127.0.0.1:9/x"})),
+        409,
+        "conflict",
+    );
+    expect_error(
+        c.post(s.url("/api/v1/feeds"))
+            .bearer_auth(READ)
+            .json(&json!({"name": "f", "url": "http://127.0.0.1:9/x"}))
+            .send()
+            .unwrap(),
+        403,
+        "forbidden",
+    );
+    expect_error(
+        c.post(s.url("/api/v1/feeds/nope/refresh"))
+            .bearer_auth(ADMIN)
+            .send()
+            .unwrap(),
+        404,
+        "not_found",
+    );
+}
+
+#[test]
+fn size_limit_and_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = ListManagerConfig::new(tmp.path());
+    cfg.feed_timeout = Duration::from_secs(1);
+    let rt = runtime();
+    let (m, shared) = ListManager::open(cfg).unwrap();
+    let body: String = (0..100).map(|i| format!("big{i}.example\n")).collect();
+    let ls = ListServer::start(&rt, Mode::Serve(body.clone()));
+    m.add_feed(FeedRequest {
+        name: "big".into(),
+        url: ls.url(),
+        interval_secs: None,
+        category: Some(Category::Pool),
+        max_bytes: Some(100),
+    })
+    .unwrap();
+    let st = rt.block_on(m.refresh_feed("big")).unwrap();
+    assert!(
+        st.last_error.as_deref().unwrap().contains("larger than"),
+        "{st:?}"
+    );
+    assert!(!st.active);
+    assert!(shared.load().match_name("big1.example").is_none());
+    // Same without a Content-Length: counted while streaming.
+    ls.set(Mode::Chunked(body.clone()));
+    let st = rt.block_on(m.refresh_feed("big")).unwrap();
+    assert!(
+        st.last_error.as_deref().unwrap().contains("larger than"),
+        "{st:?}"
+    );
+    assert!(shared.load().match_name("big1.example").is_none());
+    // Within the limit, chunked is fine.
+    ls.set(Mode::Chunked("small-chunked.example\n".into()));
+    let st = rt.block_on(m.refresh_feed("big")).unwrap();
+    assert!(st.active, "{st:?}");
+    assert!(shared.load().match_name("small-chunked.example").is_some());
+
+    // Slower than the timeout: an error, not a hang.
+    ls.set(Mode::Slow(Duration::from_secs(3), "slow.example\n".into()));
+    m.add_feed(FeedRequest {
+        name: "slow".into(),
+        url: ls.url(),
+        interval_secs: None,
+        category: None,
+        max_bytes: None,
+    })
+    .unwrap();
+    let t = Instant::now();
+    let st = rt.block_on(m.refresh_feed("slow")).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(
+        st.last_error.as_deref().unwrap().contains("timed out"),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn file_feeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("upstream.txt");
+    std::fs::write(&src, "||file-pool.example^\n").unwrap();
+    let rt = runtime();
+    let (m, shared) = ListManager::open(ListManagerConfig::new(tmp.path().join("lists"))).unwrap();
+    let url = format!("file://{}", src.display());
+    m.add_feed(FeedRequest {
+        name: "local".into(),
+        url,
+        interval_secs: Some(60),
+        category: Some(Category::BrowserMiner),
+        max_bytes: None,
+    })
+    .unwrap();
+    let st = rt.block_on(m.refresh_feed("local")).unwrap();
+    assert!(st.active, "{st:?}");
+    let hit = shared
+        .load()
+        .match_name("a.file-pool.example")
+        .cloned()
+        .unwrap();
+    assert_eq!(hit.list, "local");
+    assert_eq!(hit.category, Category::BrowserMiner);
+    let changed = st.last_change;
+
+    // Unchanged file: "not modified", the copy is not replaced.
+    let st = rt.block_on(m.refresh_feed("local")).unwrap();
+    assert_eq!(st.last_change, changed);
+    assert!(st.last_error.is_none());
+
+    // Changed file: new content.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&src, "||file-pool.example^\n||second-file-pool.example^\n").unwrap();
+    let st = rt.block_on(m.refresh_feed("local")).unwrap();
+    assert_eq!(st.entries, 2);
+    assert!(shared
+        .load()
+        .match_name("second-file-pool.example")
+        .is_some());
+
+    // Gone: the copy stays.
+    std::fs::remove_file(&src).unwrap();
+    let st = rt.block_on(m.refresh_feed("local")).unwrap();
+    assert!(st.last_error.is_some());
+    assert!(st.stale);
+    assert!(shared
+        .load()
+        .match_name("second-file-pool.example")
+        .is_some());
+}
+
+#[test]
+fn background_task_refreshes_due_feeds_and_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ls = ListServer::start(&rt, Mode::Serve("bg-pool.example\n".into()));
+    let mut cfg = ListManagerConfig::new(tmp.path());
+    // A configured feed: downloaded by the background task without any API call.
+    cfg.feeds
+        .push(poolwatch::matcher::FeedState::new_configured(
+            "cfg-feed",
+            &ls.url(),
+            3600,
+            1 << 20,
+        ));
+    let (m, shared) = ListManager::open(cfg).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let _g = rt.enter();
+        m.spawn_background(async {
+            let _ = stopped.await;
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while shared.load().match_name("bg-pool.example").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "background refresh did not happen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        m.feed("cfg-feed").unwrap().origin,
+        poolwatch::matcher::FeedOrigin::Config
+    );
+    // Configured feeds are read-only through the API.
+    assert!(m.delete_feed("cfg-feed").is_err());
+    let _ = stop.send(());
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await })
+        .expect("background task did not stop")
+        .unwrap();
+    assert_eq!(ls.requests(), 1);
+}
+
+#[test]
+fn blocklist_files_are_watched_and_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("site-pools.txt");
+    std::fs::write(&file, "site-pool-one.example\n").unwrap();
+    let rt = runtime();
+    let mut cfg = ListManagerConfig::new(tmp.path().join("lists"));
+    cfg.blocklists = vec![file.clone()];
+    cfg.watch_interval = Some(Duration::from_millis(100));
+    let (m, shared) = ListManager::open(cfg).unwrap();
+    assert!(shared.load().match_name("site-pool-one.example").is_some());
+    // Only the given file: no shipped lists.
+    assert!(shared.load().match_name("pool.supportxmr.com").is_none());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let _g = rt.enter();
+        m.spawn_background(async {
+            let _ = stopped.await;
+        })
+    };
+    // A user list survives file reloads.
+    m.put_user_list("mine", "user-pool.example\n", None, None)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&file, "site-pool-one.example\nsite-pool-two.example\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.load().match_name("site-pool-two.example").is_none() {
+        assert!(Instant::now() < deadline, "file change not picked up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(shared.load().match_name("user-pool.example").is_some());
+    // A broken file keeps the old set.
+    std::fs::write(&file, "bad..entry\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(shared.load().match_name("site-pool-two.example").is_some());
+    // The file's list cannot be replaced or deleted through the manager.
+    assert!(m
+        .put_user_list("site-pools", "x.example\n", None, None)
+        .is_err());
+    assert!(m.delete("site-pools").is_err());
+    let info = m.lists();
+    let l = info.iter().find(|l| l.name == "site-pools").unwrap();
+    assert_eq!(l.kind, poolwatch::matcher::ListKind::File);
+    let _ = stop.send(());
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await })
+        .expect("background task did not stop")
+        .unwrap();
+}
