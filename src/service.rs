@@ -33,7 +33,7 @@ use crate::ingest::dnstap::{DnstapListener, ListenAddr};
 use crate::ingest::follow::{auto_parser_factory, FileOffset, FollowConfig, Follower, OffsetStore};
 use crate::ingest::IngestConfig;
 use crate::input::{self, InputFormat, Observations};
-use crate::matcher::{self, Blocklists, Reloader, SharedBlocklists, WatchHandle};
+use crate::matcher::{self, ListManager, ListManagerConfig, SharedBlocklists};
 use crate::metrics::{self, Gauge};
 use crate::model::{Detection, Observation, Timestamp};
 use crate::query::{
@@ -60,8 +60,6 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often store statistics (table sizes, size on disk) are refreshed for `/metrics`. Counting
 /// walks the trees, so not per scrape.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(15);
-/// How often list files are checked for changes (mtime/size) and reloaded.
-pub const LIST_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Imports are checked against the stop flag this often (in observations).
 const IMPORT_STOP_EVERY: u64 = 1_024;
 /// Most files one `--import` set merges at once (each holds an open reader).
@@ -168,7 +166,7 @@ where
             .map_err(|e| ServiceError::Internal(e.to_string()))??
     };
     tracing::info!(db = %settings.db.display(), schema = store.schema_version(), "database open");
-    let (lists, _list_watch) = start_blocklists(&settings)?;
+    let (lists, manager) = start_blocklists(&settings)?;
 
     let (events_tx, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);
     let state = AppState::new(
@@ -176,7 +174,12 @@ where
         lists.clone(),
         events_tx.clone(),
         ApiOptions::from_settings(&settings),
-    );
+    )
+    .with_lists(manager.clone());
+    let (lists_stop_tx, mut lists_stop_rx) = watch::channel(false);
+    let lists_task = manager.spawn_background(async move {
+        let _ = lists_stop_rx.wait_for(|v| *v).await;
+    });
 
     let listener = bind(settings.listen, hooks.listen_fallback).await?;
     let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
@@ -220,6 +223,8 @@ where
         let _ = pipeline.join();
         let _ = api_stop_tx.send(true);
         let _ = api_task.await;
+        let _ = lists_stop_tx.send(true);
+        let _ = lists_task.await;
         let _ = store.flush();
         return Err(e);
     }
@@ -260,6 +265,8 @@ where
     }
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
+    let _ = lists_stop_tx.send(true);
+    let _ = lists_task.await;
     let flushed = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.flush()).await
@@ -274,23 +281,23 @@ where
     }
 }
 
-/// Loads the configured lists (built-in when none) and watches the files for changes. The one
-/// place that knows how lists are managed (the list manager will take it over).
+/// Opens the list manager: shipped or `--blocklist` lists, persisted user lists and feed
+/// copies (the running set), with the manager that the list routes, the `--blocklist` watcher
+/// and the feed refresher use. The one place that knows how lists are managed.
 pub fn start_blocklists(
     settings: &Settings,
-) -> Result<(SharedBlocklists, Option<WatchHandle>), ServiceError> {
-    let b =
-        Blocklists::load(&settings.blocklists).map_err(|e| ServiceError::Lists(e.to_string()))?;
-    matcher::record_entries(&b);
-    tracing::info!(entries = b.len(), "pool lists loaded");
-    let shared = matcher::shared(b);
-    if settings.blocklists.is_empty() {
-        return Ok((shared, None));
-    }
-    let watch = Reloader::new(shared.clone(), settings.blocklists.clone())
-        .watch(LIST_WATCH_INTERVAL)
+) -> Result<(SharedBlocklists, Arc<ListManager>), ServiceError> {
+    let (manager, shared) = ListManager::open(ListManagerConfig::from_settings(settings))
         .map_err(|e| ServiceError::Lists(e.to_string()))?;
-    Ok((shared, Some(watch)))
+    let set = shared.load();
+    matcher::record_entries(&set);
+    tracing::info!(
+        entries = set.len(),
+        user_lists = %settings.user_lists.display(),
+        feeds = settings.feeds.len(),
+        "pool lists loaded"
+    );
+    Ok((shared, manager))
 }
 
 /// The correlation settings of the service.

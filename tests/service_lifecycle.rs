@@ -317,3 +317,75 @@ fn config_file_logging_settings_take_effect() {
     // The database path in the file is relative to the file.
     assert!(dir.path().join("db").is_dir());
 }
+
+/// A user list uploaded through the API changes what the running pipeline detects at once, and
+/// persists across a restart of the service.
+#[test]
+fn uploaded_user_list_is_used_by_the_pipeline_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let live = dir.path().join("resolver.log");
+    let live_s = live.to_str().unwrap().to_string();
+    std::fs::write(&live, "").unwrap();
+    let c = client();
+    let args = serve_args(
+        db,
+        &[
+            "--follow",
+            &live_s,
+            "--admin-token",
+            ADMIN,
+            "--read-token",
+            READ,
+        ],
+    );
+    let mut s = Svc::start(&args, None);
+    wait_ready(&c, &s);
+    let r = c
+        .put(s.url("/api/v1/blocklists/site-pools?category=pool"))
+        .bearer_auth(ADMIN)
+        .body("corp-mining.example\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let ck: Value = c
+        .get(s.url("/api/v1/check?name=eu.corp-mining.example"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ck["matched"], true, "{ck}");
+    assert_eq!(ck["list"], "site-pools");
+    append(
+        &live,
+        &dnsmasq_lookup(
+            1,
+            "10.2.0.1",
+            "eu.corp-mining.example",
+            "203.0.113.99",
+            "20:00:01",
+        ),
+    );
+    let dets = wait_for(
+        &c,
+        &s,
+        Some(READ),
+        "a detection from the uploaded list",
+        |d| !d.is_empty(),
+    );
+    assert_eq!(dets[0]["pool_domain"], "corp-mining.example");
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.wait_exit(), Some(0));
+
+    let s = Svc::start(&args, None);
+    let ck: Value = c
+        .get(s.url("/api/v1/check?name=corp-mining.example"))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ck["matched"], true, "user list lost on restart: {ck}");
+}
