@@ -14,7 +14,7 @@
 //! Design notes and invariants: `docs/arch/service.md`; operation: `docs/service.md`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -53,6 +53,14 @@ pub const EVENTS_CAPACITY: usize = 1_024;
 /// How often the pipeline thread ticks (flushes due writes, advances the clock when idle, picks
 /// up suppression changes) when no observation arrives.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// A follower offset is committed this long after the pipeline received it: by then the
+/// incidents its lines opened have left the engine's reorder hold (5 s of observation time,
+/// which for a live log is about wall time) and were written, so a crash re-reads those lines
+/// instead of losing a held lookup. A clean stop commits at once.
+pub const OFFSET_COMMIT_DELAY: Duration = Duration::from_secs(10);
+/// Offsets waiting for their commit delay (saves come every second or 1000 lines per file);
+/// beyond this the oldest is dropped (a newer one for that file follows).
+const MAX_PENDING_OFFSETS: usize = 65_536;
 /// Observations handled per wake-up before the pipeline looks at the clock again.
 const BATCH: usize = 512;
 /// How often retention pruning runs (`retention_days`; 0 disables it).
@@ -372,15 +380,17 @@ fn pipeline_loop(
             last_err = Some(Instant::now());
         }
     };
+    // Follower offsets waiting for their commit delay (see OFFSET_COMMIT_DELAY).
+    let mut offsets: VecDeque<(Instant, String, FileOffset)> = VecDeque::new();
     loop {
         let first = rt.block_on(async { tokio::time::timeout(TICK_INTERVAL, rx.recv()).await });
         let mut closed = false;
         match first {
             Ok(Some(m)) => {
-                handle(&mut p, &store, m, &mut report);
+                handle(&mut p, &mut offsets, m, &mut report);
                 for _ in 1..BATCH {
                     match rx.try_recv() {
-                        Ok(m) => handle(&mut p, &store, m, &mut report),
+                        Ok(m) => handle(&mut p, &mut offsets, m, &mut report),
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => {
                             closed = true;
@@ -393,6 +403,16 @@ fn pipeline_loop(
             Err(_) => {}
         }
         depth.set(rx.len() as i64);
+        while offsets
+            .front()
+            .is_some_and(|(t, _, _)| t.elapsed() >= OFFSET_COMMIT_DELAY)
+        {
+            if let Some((_, key, off)) = offsets.pop_front() {
+                if let Err(e) = store.save_offset(&key, &off) {
+                    report(&e);
+                }
+            }
+        }
         if closed {
             break;
         }
@@ -406,13 +426,25 @@ fn pipeline_loop(
         }
     }
     depth.set(0);
+    // Clean stop: every observation was pushed; `finish` reports what is held and its flush
+    // makes these offsets durable together with the detections.
+    for (_, key, off) in offsets.drain(..) {
+        if let Err(e) = store.save_offset(&key, &off) {
+            report(&e);
+        }
+    }
     p.finish().map_err(|e| {
         tracing::error!(error = %e, "pipeline: final flush failed");
         e.to_string()
     })
 }
 
-fn handle(p: &mut Pipeline, store: &Store, m: Msg, report: &mut dyn FnMut(&dyn std::fmt::Display)) {
+fn handle(
+    p: &mut Pipeline,
+    offsets: &mut VecDeque<(Instant, String, FileOffset)>,
+    m: Msg,
+    report: &mut dyn FnMut(&dyn std::fmt::Display),
+) {
     match m {
         Msg::Obs(o) => {
             if let Err(e) = p.push(*o) {
@@ -420,17 +452,19 @@ fn handle(p: &mut Pipeline, store: &Store, m: Msg, report: &mut dyn FnMut(&dyn s
             }
         }
         Msg::Offset(key, off) => {
-            if let Err(e) = store.save_offset(&key, &off) {
-                report(&e);
+            // Only the newest position per file matters; bounded by the followed-file cap.
+            if offsets.len() >= MAX_PENDING_OFFSETS {
+                offsets.pop_front();
             }
+            offsets.push_back((Instant::now(), key, off));
         }
     }
 }
 
 /// The follower's offset store: loads from the database, but a save travels through the
 /// observation queue behind the observations read before it, and is written by the pipeline
-/// thread after it has pushed them. So a durable offset never runs ahead of durable detections
-/// by more than what the pipeline holds in memory (its reorder window).
+/// thread after it has pushed them and [`OFFSET_COMMIT_DELAY`] has passed. So a durable offset
+/// never runs ahead of the detections made from the lines before it.
 struct DeferredOffsets {
     store: Store,
     tx: mpsc::Sender<Msg>,

@@ -389,3 +389,31 @@ fn uploaded_user_list_is_used_by_the_pipeline_and_persists() {
         .unwrap();
     assert_eq!(ck["matched"], true, "user list lost on restart: {ck}");
 }
+
+/// `kill -9` while following: after the restart the followed lines are read again where their
+/// offset was not yet committed (at least once), and they continue the same incidents instead
+/// of opening new ones.
+#[test]
+fn kill_9_while_following_loses_nothing_and_adds_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let live = dir.path().join("resolver.log");
+    let live_s = live.to_str().unwrap().to_string();
+    append(
+        &live,
+        &dnsmasq_lookup(1, "10.3.0.1", "pool.supportxmr.com", "203.0.113.10", "20:00:01"),
+    );
+    append(
+        &live,
+        &dnsmasq_lookup(2, "10.3.0.2", "xmr-eu1.nanopool.org", "203.0.113.20", "20:00:02"),
+    );
+    let c = client();
+    let mut s = Svc::start(&serve_args(db, &["--follow", &live_s]), None);
+    let before = wait_for(&c, &s, None, "both lookups", |d| d.len() == 2);
+    s.kill9();
+    let s = Svc::start(&serve_args(db, &["--follow", &live_s]), None);
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = all_detections(&c, &s, None);
+    assert_eq!(ids(&after), ids(&before), "rows lost or added after kill -9");
+}
