@@ -402,11 +402,23 @@ fn kill_9_while_following_loses_nothing_and_adds_no_rows() {
     let live_s = live.to_str().unwrap().to_string();
     append(
         &live,
-        &dnsmasq_lookup(1, "10.3.0.1", "pool.supportxmr.com", "203.0.113.10", "20:00:01"),
+        &dnsmasq_lookup(
+            1,
+            "10.3.0.1",
+            "pool.supportxmr.com",
+            "203.0.113.10",
+            "20:00:01",
+        ),
     );
     append(
         &live,
-        &dnsmasq_lookup(2, "10.3.0.2", "xmr-eu1.nanopool.org", "203.0.113.20", "20:00:02"),
+        &dnsmasq_lookup(
+            2,
+            "10.3.0.2",
+            "xmr-eu1.nanopool.org",
+            "203.0.113.20",
+            "20:00:02",
+        ),
     );
     let c = client();
     let mut s = Svc::start(&serve_args(db, &["--follow", &live_s]), None);
@@ -415,5 +427,9 @@ fn kill_9_while_following_loses_nothing_and_adds_no_rows() {
     let s = Svc::start(&serve_args(db, &["--follow", &live_s]), None);
     std::thread::sleep(Duration::from_millis(2500));
     let after = all_detections(&c, &s, None);
-    assert_eq!(ids(&after), ids(&before), "rows lost or added after kill -9");
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "rows lost or added after kill -9"
+    );
 }
