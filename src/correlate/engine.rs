@@ -201,6 +201,11 @@ pub struct PoolFlow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     pub source: Source,
+    /// Why the flow belongs to the pool: "own lookup", "tls sni", "address bound by another
+    /// client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
+    /// bench gates) tell a flow that followed this client's own answer from a direct-IP one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
 }
 
 /// Everything one observation changed.
@@ -250,6 +255,8 @@ pub struct EngineStats {
     pub infra_ignored: u64,
     pub infra_dropped_incidents: u64,
     pub evicted: u64,
+    /// Pool answer addresses owned by an unlisted (CDN) name: bound per client only.
+    pub shared_answer_ips: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,6 +561,18 @@ impl Engine {
                     expires,
                 );
                 out.bindings.push(b);
+                // Only the pool's own addresses may convict *other* clients (direct_ip). An
+                // address whose A/AAAA owner is an unlisted name (a pool fronted by a CDN
+                // through a CNAME) is shared with unrelated sites: it stays bound for this
+                // client only, or every visitor of the CDN would be reported.
+                let own_address = (a.name == d.qname && !via_cname) || {
+                    let lists = self.lists.load();
+                    lists.match_name(&a.name).is_some()
+                };
+                if !own_address {
+                    self.stats.shared_answer_ips = self.stats.shared_answer_ips.saturating_add(1);
+                    continue;
+                }
                 if !self.ip_index.contains_key(&ip)
                     || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
                 {
@@ -954,6 +973,7 @@ impl Engine {
             stratum_method,
             agent,
             source: f.source.clone(),
+            attribution: Some(att.how.to_string()),
         });
         self.report(&key, out);
     }
