@@ -257,6 +257,8 @@ pub struct EngineStats {
     pub evicted: u64,
     /// Pool answer addresses owned by an unlisted (CDN) name: bound per client only.
     pub shared_answer_ips: u64,
+    /// Pool bindings shadowed by the same client's later non-pool answer for the address.
+    pub shadowed_bindings: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,6 +276,11 @@ struct BindingState {
     last_seen: Timestamp,
     ttl: u32,
     expires: Timestamp,
+    /// Set when this client's later *non-pool* answer named the same address (a CDN or
+    /// shared host serving both): from then on a flow there is explained by that newer
+    /// lookup, and only Stratum on the wire still ties it to the pool. Cleared by a new pool
+    /// answer.
+    shadowed: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
@@ -520,7 +527,10 @@ impl Engine {
             via_cname = hit.is_some();
         }
         drop(lists);
-        let Some(hit) = hit else { return };
+        let Some(hit) = hit else {
+            self.shadow_bindings(d);
+            return;
+        };
         if via_cname {
             self.stats.cname_matches += 1;
         } else {
@@ -686,6 +696,26 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// A non-pool answer to a client that holds pool bindings for some of its addresses marks
+    /// those bindings shadowed (see `BindingState::shadowed`). Costs one hash probe per answer
+    /// address, and nothing while no binding exists.
+    fn shadow_bindings(&mut self, d: &DnsObservation) {
+        if self.bindings.is_empty() {
+            return;
+        }
+        for a in &d.answers {
+            let Some(ip) = a.ip() else { continue };
+            if let Some(b) = self.bindings.get_mut(&(d.client, ip)) {
+                // The earliest shadowing answer counts: flows are reported when they end
+                // (UDP at idle timeout), after later lookups of the same address.
+                if d.ts >= b.last_seen && b.shadowed.is_none_or(|t| d.ts < t) {
+                    b.shadowed = Some(d.ts);
+                    self.stats.shadowed_bindings = self.stats.shadowed_bindings.saturating_add(1);
+                }
+            }
+        }
+    }
+
     fn upsert_binding(
         &mut self,
         client: IpAddr,
@@ -710,6 +740,7 @@ impl Engine {
                 b.list = list.clone();
                 b.category = hit.0;
                 b.line = hit.1;
+                b.shadowed = None;
                 b.clone()
             }
             None => {
@@ -723,6 +754,7 @@ impl Engine {
                     last_seen: ts,
                     ttl,
                     expires,
+                    shadowed: None,
                 };
                 if self.bindings.insert(key, b.clone()).is_some() {
                     self.stats.evicted += 1;
@@ -782,7 +814,8 @@ impl Engine {
         }
         let mut att = None;
         if let Some(b) = self.bindings.get(&(f.src, f.dst)) {
-            if self.binding_valid(b.first_seen, b.expires, f.ts) {
+            let shadowed = !stratum && b.shadowed.is_some_and(|t| f.ts >= t);
+            if self.binding_valid(b.first_seen, b.expires, f.ts) && !shadowed {
                 att = Some(Attribution {
                     hit: ListHit {
                         list: b.list.to_string(),
