@@ -35,7 +35,10 @@ run() {
   case " $SKIP " in *" $name "*) return;; esac
   local cpus=() rss=()
   for _ in $(seq "$N"); do
-    /usr/bin/time -f "%U %S %M" -o "$TMP/t" "$@" > "$TMP/out" 2> /dev/null || true
+    /usr/bin/time -f "%U %S %M" -o "$TMP/t" "$@" > "$TMP/out" 2> "$TMP/err" || true
+    if grep -q "Command terminated by signal\|No such file\|not found" "$TMP/t" "$TMP/err"; then
+      echo "$name failed: $(head -c 300 "$TMP/err")" >&2; return 1
+    fi
     read -r u s m < <(tail -n 1 "$TMP/t")
     cpus+=("$(echo "$u + $s" | bc)"); rss+=("$m")
   done
@@ -46,16 +49,17 @@ run() {
     "$(echo "$units / ($c + 0.000001)" | bc)" "${cpus[*]}"
 }
 
-pw() { "$BIN" scan --output json --no-progress --blocklist "$D/blocklist.txt" $EXTRA_ARGS "$@"; }
+# shellcheck disable=SC2206
+PW=("$BIN" scan --output json --no-progress --blocklist "$D/blocklist.txt" $EXTRA_ARGS)
 
 echo "# $D: $packets packets, N=$N, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-run poolwatch_pcap   "$packets" pw "$D/traffic.pcap"
+run poolwatch_pcap   "$packets" "${PW[@]}" "$D/traffic.pcap"
 run libpcap_loop     "$packets" "$PC" "$D/traffic.pcap"
 run tcpdump_port53   "$packets" tcpdump -r "$D/traffic.pcap" -nn port 53
 run tshark_dns_fields "$packets" tshark -r "$D/traffic.pcap" -Y dns -T fields -e ip.src -e dns.qry.name -e dns.a
 for log in bind-query unbound dnsmasq; do
   lines=$(wc -l < "$D/$log.log")
-  run "poolwatch_$log" "$lines" pw "$D/$log.log"
+  run "poolwatch_$log" "$lines" "${PW[@]}" "$D/$log.log"
   run "grepF_$log"     "$lines" grep -F -f "$D/blocklist.txt" "$D/$log.log"
   run "wc_$log"        "$lines" wc -l "$D/$log.log"
 done

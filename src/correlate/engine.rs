@@ -337,6 +337,9 @@ pub struct Engine {
     configured_infra: HashSet<IpAddr>,
     sinkholes: HashSet<IpAddr>,
     bindings: BoundedMap<(IpAddr, IpAddr), BindingState>,
+    /// Clients holding (or recently holding) a binding; capped like `bindings`, whose clients
+    /// it over-approximates (a stale entry only costs a few probes).
+    bound_clients: BoundedMap<IpAddr, ()>,
     ip_index: BoundedMap<IpAddr, IpBinding>,
     incidents: BoundedMap<IncidentKey, Incident>,
     held: VecDeque<(Timestamp, IncidentKey)>,
@@ -361,6 +364,7 @@ impl Engine {
             cfg,
             lists,
             bindings: BoundedMap::new(l.bindings),
+            bound_clients: BoundedMap::new(l.bindings),
             ip_index: BoundedMap::new(l.ip_index),
             incidents: BoundedMap::new(l.incidents),
             held: VecDeque::new(),
@@ -700,7 +704,8 @@ impl Engine {
     /// those bindings shadowed (see `BindingState::shadowed`). Costs one hash probe per answer
     /// address, and nothing while no binding exists.
     fn shadow_bindings(&mut self, d: &DnsObservation) {
-        if self.bindings.is_empty() {
+        // Most clients never looked up a pool: one probe instead of parsing every answer.
+        if d.answers.is_empty() || !self.bound_clients.contains_key(&d.client) {
             return;
         }
         for a in &d.answers {
@@ -729,6 +734,9 @@ impl Engine {
         expires: Timestamp,
     ) -> Binding {
         let key = (client, ip);
+        if !self.bound_clients.contains_key(&client) {
+            self.bound_clients.insert(client, ());
+        }
         let st = match self.bindings.get_mut_touch(&key) {
             Some(b) => {
                 b.last_seen = b.last_seen.max(ts);
