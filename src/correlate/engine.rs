@@ -699,7 +699,6 @@ impl Engine {
         false
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// A non-pool answer to a client that holds pool bindings for some of its addresses marks
     /// those bindings shadowed (see `BindingState::shadowed`). Costs one hash probe per answer
     /// address, and nothing while no binding exists.
@@ -721,6 +720,7 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn upsert_binding(
         &mut self,
         client: IpAddr,
