@@ -45,8 +45,9 @@ run() {
   local c r
   c=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   r=$(printf '%s\n' "${rss[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%-28s cpu_s=%-8s rss_kb=%-8s rate=%s/cpu-s runs=[%s]\n' "$name" "$c" "$r" \
-    "$(echo "$units / ($c + 0.000001)" | bc)" "${cpus[*]}"
+  local rate="n/a (below the 10 ms timer resolution)"
+  if [ "$(echo "$c > 0" | bc)" = 1 ]; then rate="$(echo "$units / $c" | bc)/cpu-s"; fi
+  printf '%-28s cpu_s=%-8s rss_kb=%-8s rate=%s runs=[%s]\n' "$name" "$c" "$r" "$rate" "${cpus[*]}"
 }
 
 # shellcheck disable=SC2206
