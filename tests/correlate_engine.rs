@@ -439,3 +439,137 @@ fn tables_stay_within_caps_under_a_flood() {
     assert!(reported > 0);
     assert!(e.stats().evicted > 0);
 }
+
+/// A pool behind a CDN (the pool name CNAMEs to an unlisted CDN name whose addresses serve
+/// unrelated sites too): other clients visiting that CDN are not `direct_ip`; the client that
+/// resolved the pool still is correlated. A pool's own address (A owner is the listed name)
+/// still convicts others.
+#[test]
+fn cdn_fronted_pool_addresses_do_not_convict_other_clients() {
+    let mut e = Engine::new(EngineConfig::default(), lists());
+    let cdn = "203.0.113.80";
+    let own = "198.51.100.7";
+    let d = run(
+        &mut e,
+        &[
+            dns(
+                0.0,
+                "10.0.0.1",
+                "us.prohashing.com",
+                Some(Rcode::NOERROR),
+                &[
+                    ("us.prohashing.com", "prohashing-com.edge-cdn.net"),
+                    ("prohashing-com.edge-cdn.net", cdn),
+                ],
+                300,
+            ),
+            dns(
+                0.5,
+                "10.0.0.1",
+                "pool.supportxmr.com",
+                Some(Rcode::NOERROR),
+                &[("pool.supportxmr.com", own)],
+                300,
+            ),
+            flow(1.0, "10.0.0.1", cdn, 3333, FlowState::Closed),
+            // A browser on another host, same CDN address, port 443.
+            flow(2.0, "10.0.0.2", cdn, 443, FlowState::Closed),
+            // A host connecting to the pool's own address without a lookup: direct_ip.
+            flow(3.0, "10.0.0.3", own, 3333, FlowState::Closed),
+        ],
+    );
+    assert!(d.iter().all(|x| x.client_ip != ip("10.0.0.2")), "{d:#?}");
+    let first = d
+        .iter()
+        .find(|x| x.client_ip == ip("10.0.0.1") && x.pool_domain == "prohashing.com")
+        .unwrap();
+    assert_eq!(first.stage, Stage::Connection);
+    let third: Vec<_> = d.iter().filter(|x| x.client_ip == ip("10.0.0.3")).collect();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].stage, Stage::DirectIp);
+    assert_eq!(third[0].counts.lookups, 0);
+}
+
+/// The resolving client later looks up an unrelated name answered by the same (CDN) address:
+/// its later non-Stratum flow there follows that newer lookup, not the pool's; Stratum on the
+/// same address still counts.
+#[test]
+fn later_non_pool_answer_shadows_the_binding() {
+    let mut e = Engine::new(EngineConfig::default(), lists());
+    let cdn = "203.0.113.81";
+    let d = run(
+        &mut e,
+        &[
+            dns(
+                0.0,
+                "10.0.0.1",
+                "us.prohashing.com",
+                Some(Rcode::NOERROR),
+                &[
+                    ("us.prohashing.com", "p.edge-cdn.net"),
+                    ("p.edge-cdn.net", cdn),
+                ],
+                3600,
+            ),
+            dns(
+                100.0,
+                "10.0.0.1",
+                "www.example.org",
+                Some(Rcode::NOERROR),
+                &[
+                    ("www.example.org", "w.edge-cdn.net"),
+                    ("w.edge-cdn.net", cdn),
+                ],
+                300,
+            ),
+            flow(100.1, "10.0.0.1", cdn, 443, FlowState::Closed),
+        ],
+    );
+    // Only the lookup: the 443 flow is explained by www.example.org.
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].stage, Stage::Lookup);
+    assert_eq!(d[0].counts.flows, 0);
+    // A fresh pool lookup clears the shadow.
+    let mut e = Engine::new(EngineConfig::default(), lists());
+    let d = run(
+        &mut e,
+        &[
+            dns(
+                0.0,
+                "10.0.0.1",
+                "us.prohashing.com",
+                Some(Rcode::NOERROR),
+                &[
+                    ("us.prohashing.com", "p.edge-cdn.net"),
+                    ("p.edge-cdn.net", cdn),
+                ],
+                3600,
+            ),
+            dns(
+                100.0,
+                "10.0.0.1",
+                "www.example.org",
+                Some(Rcode::NOERROR),
+                &[
+                    ("www.example.org", "w.edge-cdn.net"),
+                    ("w.edge-cdn.net", cdn),
+                ],
+                300,
+            ),
+            dns(
+                200.0,
+                "10.0.0.1",
+                "us.prohashing.com",
+                Some(Rcode::NOERROR),
+                &[
+                    ("us.prohashing.com", "p.edge-cdn.net"),
+                    ("p.edge-cdn.net", cdn),
+                ],
+                3600,
+            ),
+            flow(200.1, "10.0.0.1", cdn, 3333, FlowState::Closed),
+        ],
+    );
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].stage, Stage::Connection);
+}

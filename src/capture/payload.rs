@@ -17,7 +17,12 @@ const CLIENT_MINING_METHODS: &[&str] = &[
     "eth_login",
     "eth_submitWork",
     "eth_submitHashrate",
+    "eth_getWork",
     "keepalived",
+    // Pre-Stratum Bitcoin mining (BIP 22/23 and the original getwork), sent raw on pool ports
+    // or as HTTP POST bodies; wallets never ask a node for work.
+    "getwork",
+    "getblocktemplate",
 ];
 
 /// Server-pushed methods of mining pools.
@@ -34,6 +39,13 @@ pub fn classify_client(data: &[u8], app: &mut AppInfo) -> bool {
         }
     } else if let Some(host) = http_host(data) {
         app.http_host.get_or_insert(host);
+        // getwork / eth_getWork over HTTP (pool.eth.pp.ua, bitcoind-style pools): the
+        // JSON-RPC body follows the headers.
+        if app.stratum_method.is_none() {
+            if let Some(body) = memmem::find(data, b"\r\n\r\n").and_then(|p| data.get(p + 4..)) {
+                stratum_client(body, app);
+            }
+        }
     } else if app.stratum_method.is_none() {
         stratum_client(data, app);
     }
@@ -272,6 +284,30 @@ mod tests {
             br#"{"params":["b7ea1c"],"id":null,"method":"mining.notify"}"#,
             &mut app
         ));
+    }
+
+    #[test]
+    fn getwork_raw_and_over_http() {
+        let mut app = AppInfo::default();
+        assert!(classify_client(
+            b"{\"method\": \"getwork\", \"params\": [], \"id\":0}\n",
+            &mut app
+        ));
+        assert_eq!(app.stratum_method.as_deref(), Some("getwork"));
+        let mut app = AppInfo::default();
+        let gbt = br#"{"id": 0, "method": "getblocktemplate", "params": [{"capabilities": ["coinbasetxn"]}]}"#;
+        assert!(classify_client(gbt, &mut app));
+        assert_eq!(app.stratum_method.as_deref(), Some("getblocktemplate"));
+        let mut app = AppInfo::default();
+        let http = b"POST /?miner=30@0x4b99@Rig HTTP/1.1\r\nHost: pool.eth.pp.ua\r\nContent-Type: application/json\r\nContent-Length: 48\r\n\r\n{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"eth_getWork\"}";
+        assert!(classify_client(http, &mut app));
+        assert_eq!(app.http_host.as_deref(), Some("pool.eth.pp.ua"));
+        assert_eq!(app.stratum_method.as_deref(), Some("eth_getWork"));
+        // An ordinary JSON API call over HTTP is not mining.
+        let mut app = AppInfo::default();
+        let api = b"POST /rpc HTTP/1.1\r\nHost: api.example\r\n\r\n{\"method\":\"getbalance\",\"params\":[]}";
+        classify_client(api, &mut app);
+        assert_eq!(app.stratum_method, None);
     }
 
     #[test]

@@ -201,6 +201,11 @@ pub struct PoolFlow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     pub source: Source,
+    /// Why the flow belongs to the pool: "own lookup", "tls sni", "address bound by another
+    /// client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
+    /// bench gates) tell a flow that followed this client's own answer from a direct-IP one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
 }
 
 /// Everything one observation changed.
@@ -250,6 +255,10 @@ pub struct EngineStats {
     pub infra_ignored: u64,
     pub infra_dropped_incidents: u64,
     pub evicted: u64,
+    /// Pool answer addresses owned by an unlisted (CDN) name: bound per client only.
+    pub shared_answer_ips: u64,
+    /// Pool bindings shadowed by the same client's later non-pool answer for the address.
+    pub shadowed_bindings: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +276,11 @@ struct BindingState {
     last_seen: Timestamp,
     ttl: u32,
     expires: Timestamp,
+    /// Set when this client's later *non-pool* answer named the same address (a CDN or
+    /// shared host serving both): from then on a flow there is explained by that newer
+    /// lookup, and only Stratum on the wire still ties it to the pool. Cleared by a new pool
+    /// answer.
+    shadowed: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
@@ -323,6 +337,9 @@ pub struct Engine {
     configured_infra: HashSet<IpAddr>,
     sinkholes: HashSet<IpAddr>,
     bindings: BoundedMap<(IpAddr, IpAddr), BindingState>,
+    /// Clients holding (or recently holding) a binding; capped like `bindings`, whose clients
+    /// it over-approximates (a stale entry only costs a few probes).
+    bound_clients: BoundedMap<IpAddr, ()>,
     ip_index: BoundedMap<IpAddr, IpBinding>,
     incidents: BoundedMap<IncidentKey, Incident>,
     held: VecDeque<(Timestamp, IncidentKey)>,
@@ -347,6 +364,7 @@ impl Engine {
             cfg,
             lists,
             bindings: BoundedMap::new(l.bindings),
+            bound_clients: BoundedMap::new(l.bindings),
             ip_index: BoundedMap::new(l.ip_index),
             incidents: BoundedMap::new(l.incidents),
             held: VecDeque::new(),
@@ -513,7 +531,10 @@ impl Engine {
             via_cname = hit.is_some();
         }
         drop(lists);
-        let Some(hit) = hit else { return };
+        let Some(hit) = hit else {
+            self.shadow_bindings(d);
+            return;
+        };
         if via_cname {
             self.stats.cname_matches += 1;
         } else {
@@ -554,6 +575,18 @@ impl Engine {
                     expires,
                 );
                 out.bindings.push(b);
+                // Only the pool's own addresses may convict *other* clients (direct_ip). An
+                // address whose A/AAAA owner is an unlisted name (a pool fronted by a CDN
+                // through a CNAME) is shared with unrelated sites: it stays bound for this
+                // client only, or every visitor of the CDN would be reported.
+                let own_address = (a.name == d.qname && !via_cname) || {
+                    let lists = self.lists.load();
+                    lists.match_name(&a.name).is_some()
+                };
+                if !own_address {
+                    self.stats.shared_answer_ips = self.stats.shared_answer_ips.saturating_add(1);
+                    continue;
+                }
                 if !self.ip_index.contains_key(&ip)
                     || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
                 {
@@ -666,6 +699,27 @@ impl Engine {
         false
     }
 
+    /// A non-pool answer to a client that holds pool bindings for some of its addresses marks
+    /// those bindings shadowed (see `BindingState::shadowed`). Costs one hash probe per answer
+    /// address, and nothing while no binding exists.
+    fn shadow_bindings(&mut self, d: &DnsObservation) {
+        // Most clients never looked up a pool: one probe instead of parsing every answer.
+        if d.answers.is_empty() || !self.bound_clients.contains_key(&d.client) {
+            return;
+        }
+        for a in &d.answers {
+            let Some(ip) = a.ip() else { continue };
+            if let Some(b) = self.bindings.get_mut(&(d.client, ip)) {
+                // The earliest shadowing answer counts: flows are reported when they end
+                // (UDP at idle timeout), after later lookups of the same address.
+                if d.ts >= b.last_seen && b.shadowed.is_none_or(|t| d.ts < t) {
+                    b.shadowed = Some(d.ts);
+                    self.stats.shadowed_bindings = self.stats.shadowed_bindings.saturating_add(1);
+                }
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn upsert_binding(
         &mut self,
@@ -680,6 +734,9 @@ impl Engine {
         expires: Timestamp,
     ) -> Binding {
         let key = (client, ip);
+        if !self.bound_clients.contains_key(&client) {
+            self.bound_clients.insert(client, ());
+        }
         let st = match self.bindings.get_mut_touch(&key) {
             Some(b) => {
                 b.last_seen = b.last_seen.max(ts);
@@ -691,6 +748,7 @@ impl Engine {
                 b.list = list.clone();
                 b.category = hit.0;
                 b.line = hit.1;
+                b.shadowed = None;
                 b.clone()
             }
             None => {
@@ -704,6 +762,7 @@ impl Engine {
                     last_seen: ts,
                     ttl,
                     expires,
+                    shadowed: None,
                 };
                 if self.bindings.insert(key, b.clone()).is_some() {
                     self.stats.evicted += 1;
@@ -763,7 +822,8 @@ impl Engine {
         }
         let mut att = None;
         if let Some(b) = self.bindings.get(&(f.src, f.dst)) {
-            if self.binding_valid(b.first_seen, b.expires, f.ts) {
+            let shadowed = !stratum && b.shadowed.is_some_and(|t| f.ts >= t);
+            if self.binding_valid(b.first_seen, b.expires, f.ts) && !shadowed {
                 att = Some(Attribution {
                     hit: ListHit {
                         list: b.list.to_string(),
@@ -954,6 +1014,7 @@ impl Engine {
             stratum_method,
             agent,
             source: f.source.clone(),
+            attribution: Some(att.how.to_string()),
         });
         self.report(&key, out);
     }

@@ -199,7 +199,9 @@ pub struct Pipeline {
     dirty: HashMap<String, Detection>,
     pending_events: Vec<DetectionEvent>,
     last_flush: Instant,
+    /// When `tick` last saw the observation counter move (see `push`).
     last_push: Instant,
+    pushed_at_tick: u64,
     supp_gen: Option<u64>,
     summary: PipelineSummary,
     metrics: Metrics,
@@ -225,6 +227,7 @@ impl Pipeline {
             pending_events: Vec::new(),
             last_flush: Instant::now(),
             last_push: Instant::now(),
+            pushed_at_tick: 0,
             supp_gen: None,
             summary: PipelineSummary::default(),
             metrics: Metrics::new(),
@@ -254,8 +257,9 @@ impl Pipeline {
 
     /// Feeds one observation.
     pub fn push(&mut self, obs: Observation) -> Result<(), PipelineError> {
+        // No clock read here: at millions of observations per second it was 1.5% of the scan.
+        // `tick` notices new observations through the counter instead.
         self.summary.observations += 1;
-        self.last_push = Instant::now();
         match &obs {
             Observation::Dns(_) => self.metrics.obs_dns.inc(),
             Observation::Flow(_) => self.metrics.obs_flow.inc(),
@@ -275,6 +279,10 @@ impl Pipeline {
     /// suppression changes, and once no observation came for [`TICK_IDLE`], advances the engine
     /// to `now` so held lookups are reported even when traffic stops.
     pub fn tick(&mut self, now: Timestamp) -> Result<(), PipelineError> {
+        if self.summary.observations != self.pushed_at_tick {
+            self.pushed_at_tick = self.summary.observations;
+            self.last_push = Instant::now();
+        }
         if self.last_push.elapsed() >= TICK_IDLE {
             let changes = self.engine.tick(now);
             if !changes.is_empty() {
@@ -380,6 +388,10 @@ impl Pipeline {
     }
 
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
+        // Nothing pending (the common case): nothing can be due, skip the clock read.
+        if self.pending_events.is_empty() && self.dirty.is_empty() {
+            return Ok(());
+        }
         let since = self.last_flush.elapsed();
         let due = (!self.pending_events.is_empty() && since >= self.cfg.ack_flush_interval)
             || self.dirty.len() >= self.cfg.max_dirty

@@ -105,29 +105,37 @@ fn question(q: &Query) -> (String, RrType) {
 /// names compare equal to what Wireshark, Zeek and resolver logs print; a `.` or `\` inside a
 /// label is escaped with `\`, other bytes as `\DDD` (RFC 1035 master-file style).
 pub fn name_str(name: &Name) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(64);
+    use std::io::Write as _;
+    // Bytes first, lowercased once at the end: plain labels (nearly all) are one copy each
+    // instead of a char push per byte (name rendering was ~3% of a scan).
+    let mut v: Vec<u8> = Vec::with_capacity(64);
     for label in name.iter() {
-        if !s.is_empty() {
-            s.push('.');
+        if !v.is_empty() {
+            v.push(b'.');
+        }
+        if label
+            .iter()
+            .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
+        {
+            v.extend_from_slice(label);
+            continue;
         }
         for &b in label {
             match b {
-                b'.' | b'\\' => {
-                    s.push('\\');
-                    s.push(b as char);
-                }
-                0x21..=0x7e => s.push(b.to_ascii_lowercase() as char),
+                b'.' | b'\\' => v.extend_from_slice(&[b'\\', b]),
+                0x21..=0x7e => v.push(b),
                 _ => {
-                    let _ = write!(s, "\\{b:03}");
+                    let _ = write!(v, "\\{b:03}");
                 }
             }
         }
     }
-    if s.is_empty() {
-        s.push('.');
+    if v.is_empty() {
+        v.push(b'.');
     }
-    s
+    // Escapes are digits, '.' and '\\': lowercasing everything equals lowercasing the labels.
+    v.make_ascii_lowercase();
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Dotted-quad without going through `fmt` (A answers are the hot path: ~10% of decode time
@@ -329,6 +337,19 @@ mod tests {
             7,
         ]);
         v
+    }
+
+    #[test]
+    fn name_str_lowercases_and_escapes() {
+        let n = Name::from_labels(vec![
+            b"Pool.X".to_vec(),
+            b"A\\b\x00\xff".to_vec(),
+            b"MoneroOcean".to_vec(),
+            b"STREAM".to_vec(),
+        ])
+        .unwrap();
+        assert_eq!(name_str(&n), "pool\\.x.a\\\\b\\000\\255.moneroocean.stream");
+        assert_eq!(name_str(&Name::root()), ".");
     }
 
     #[test]

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The whole job, `poolwatch scan`, against its peers on the same generated workload, in the
+# same run: CPU seconds (user+sys) and peak RSS from /usr/bin/time, median of N runs.
+#
+#   python3 ../shared/bench/gen/dnsgen.py --preset small --out /tmp/small
+#   cargo build --release
+#   benches/scan_job.sh /tmp/small [N=3] [BIN=target/release/poolwatch]
+#
+# Env: SKIP="tshark tcpdump …" skips rows by name (tshark takes ~4 min per run on the large
+# preset); EXTRA_ARGS is appended to every poolwatch command (e.g. "--binding-grace 0").
+# Peers: tcpdump -nn port 53 (decodes and prints DNS), tshark -Y dns -T fields, the libpcap
+# pcap_next_ex loop (../shared/bench/baselines/pcap_count.c, the ceiling), grep -F -f on the
+# logs (output goes to a file: with stdout on /dev/null GNU grep stops at the first match),
+# wc -l (the log ceiling).
+set -euo pipefail
+D=${1:?usage: scan_job.sh WORKLOAD_DIR [N] [BIN]}
+N=${2:-3}
+BIN=${3:-target/release/poolwatch}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${BENCH:-$HERE/../shared/bench}
+SKIP=${SKIP:-}
+EXTRA_ARGS=${EXTRA_ARGS:-}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+PC=$TMP/pcap_count
+cc -O2 -o "$PC" "$BENCH/baselines/pcap_count.c" -lpcap
+
+packets=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['packets'])" "$D/manifest.json")
+cat "$D"/traffic.pcap "$D"/*.log > /dev/null 2>&1 || true   # warm the page cache
+
+# run NAME UNITS CMD… : prints "NAME median_cpu_s median_rss_kb units_per_cpu_s"
+run() {
+  local name=$1 units=$2; shift 2
+  case " $SKIP " in *" $name "*) return;; esac
+  local cpus=() rss=()
+  for _ in $(seq "$N"); do
+    /usr/bin/time -f "%U %S %M" -o "$TMP/t" "$@" > "$TMP/out" 2> "$TMP/err" || true
+    if grep -q "Command terminated by signal\|No such file\|not found" "$TMP/t" "$TMP/err"; then
+      echo "$name failed: $(head -c 300 "$TMP/err")" >&2; return 1
+    fi
+    read -r u s m < <(tail -n 1 "$TMP/t")
+    cpus+=("$(echo "$u + $s" | bc)"); rss+=("$m")
+  done
+  local c r
+  c=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  r=$(printf '%s\n' "${rss[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local rate="n/a (below the 10 ms timer resolution)"
+  if [ "$(echo "$c > 0" | bc)" = 1 ]; then rate="$(echo "$units / $c" | bc)/cpu-s"; fi
+  printf '%-28s cpu_s=%-8s rss_kb=%-8s rate=%s runs=[%s]\n' "$name" "$c" "$r" "$rate" "${cpus[*]}"
+}
+
+# shellcheck disable=SC2206
+PW=("$BIN" scan --output json --no-progress --blocklist "$D/blocklist.txt" $EXTRA_ARGS)
+
+echo "# $D: $packets packets, N=$N, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+run poolwatch_pcap   "$packets" "${PW[@]}" "$D/traffic.pcap"
+run libpcap_loop     "$packets" "$PC" "$D/traffic.pcap"
+run tcpdump_port53   "$packets" tcpdump -r "$D/traffic.pcap" -nn port 53
+run tshark_dns_fields "$packets" tshark -r "$D/traffic.pcap" -Y dns -T fields -e ip.src -e dns.qry.name -e dns.a
+for log in bind-query unbound dnsmasq; do
+  [ -f "$D/$log.log" ] || continue   # generated with --no-logs
+  lines=$(wc -l < "$D/$log.log")
+  run "poolwatch_$log" "$lines" "${PW[@]}" "$D/$log.log"
+  run "grepF_$log"     "$lines" grep -F -f "$D/blocklist.txt" "$D/$log.log"
+  run "wc_$log"        "$lines" wc -l "$D/$log.log"
+done
