@@ -240,14 +240,7 @@ pub async fn delete_feed(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = list_name(name)?;
-    let m = manager(&state)?;
-    if m.feed(&name).is_none() {
-        return Err(ApiError::not_found(format!(
-            "no feed named {}",
-            quote(&name)
-        )));
-    }
+    let (m, name) = existing_feed(&state, name)?;
     blocking(move || m.delete_feed(&name)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -257,14 +250,7 @@ pub async fn refresh_feed(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = list_name(name)?;
-    let m = manager(&state)?;
-    if m.feed(&name).is_none() {
-        return Err(ApiError::not_found(format!(
-            "no feed named {}",
-            quote(&name)
-        )));
-    }
+    let (m, name) = existing_feed(&state, name)?;
     let (done, st) = refresh_bounded(m, name).await?;
     let status = if done {
         StatusCode::OK
@@ -292,7 +278,7 @@ async fn refresh_bounded(
         Err(_) => m
             .feed(&name)
             .map(|st| (false, st))
-            .ok_or_else(|| ApiError::not_found(format!("no feed named {}", quote(&name)))),
+            .ok_or_else(|| no_feed(&name)),
     }
 }
 
@@ -371,6 +357,23 @@ fn manager(state: &AppState) -> Result<Arc<ListManager>, ApiError> {
         code: "lists_unavailable",
         message: "list management is not enabled in this server (no list manager attached)".into(),
     })
+}
+
+/// The manager and the name of a feed that exists (404 otherwise).
+fn existing_feed(
+    state: &AppState,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<(Arc<ListManager>, String), ApiError> {
+    let name = list_name(name)?;
+    let m = manager(state)?;
+    if m.feed(&name).is_none() {
+        return Err(no_feed(&name));
+    }
+    Ok((m, name))
+}
+
+fn no_feed(name: &str) -> ApiError {
+    ApiError::not_found(format!("no feed named {}", quote(name)))
 }
 
 /// A list name from the path: decoded by axum, then checked by the manager; path-level
