@@ -3,6 +3,8 @@
 //! lines, and hostile content. The parser here is a trivial "one observation per line" parser:
 //! these tests are about line delivery (nothing lost, nothing duplicated), not log formats.
 
+mod follow_support;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,45 +16,9 @@ use poolwatch::ingest::follow::{
     channel_sink, FollowConfig, Follower, JsonOffsetFile, OffsetStore, ParserFactory, StartAt,
 };
 use poolwatch::ingest::LogParser;
-use poolwatch::model::{DnsObservation, Observation, RrType, Source, Timestamp, Transport};
+use poolwatch::model::{Observation, Source};
 
-/// One observation per line; the qname carries the line (lossy UTF-8).
-struct LineParser {
-    source: Source,
-}
-
-impl LogParser for LineParser {
-    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
-        out.push(Observation::Dns(DnsObservation {
-            ts: Timestamp::from_secs(0),
-            client: "192.0.2.1".parse().unwrap(),
-            client_port: None,
-            server: None,
-            server_port: None,
-            transport: Transport::Unknown,
-            id: None,
-            qname: String::from_utf8_lossy(line).into_owned(),
-            qtype: RrType::A,
-            rcode: None,
-            answers: Vec::new(),
-            answers_known: false,
-            query_seen: true,
-            rtt_us: None,
-            truncated: false,
-            salvaged: None,
-            source: self.source.clone(),
-        }));
-    }
-    fn flush(&mut self, _out: &mut Vec<Observation>) {}
-}
-
-fn factory() -> ParserFactory {
-    Box::new(|path: &Path, _head: &[u8]| {
-        Some(Box::new(LineParser {
-            source: Source::log("lines", &path.display().to_string()),
-        }) as Box<dyn LogParser>)
-    })
-}
+use follow_support::{factory, LineParser};
 
 fn cfg() -> FollowConfig {
     FollowConfig {
@@ -325,11 +291,8 @@ fn detection_waits_for_content() {
     let fac: ParserFactory = Box::new(move |path: &Path, head: &[u8]| {
         sh.lock().unwrap().push(head.len());
         // Recognised only once a header line is there.
-        head.starts_with(b"#fmt lines\n").then(|| {
-            Box::new(LineParser {
-                source: Source::log("lines", &path.display().to_string()),
-            }) as Box<dyn LogParser>
-        })
+        head.starts_with(b"#fmt lines\n")
+            .then(|| Box::new(LineParser::for_path(path)) as Box<dyn LogParser>)
     });
     let (got, mut sink) = collector();
     let mut f = Follower::new(&[p.display().to_string()], cfg(), fac, None).unwrap();
