@@ -70,6 +70,15 @@ fn follower(inputs: &[&Path], store: Option<Arc<dyn OffsetStore>>) -> Follower {
     Follower::new(&inputs, cfg(), factory(), store).unwrap()
 }
 
+/// One run of a "process": opens the offset file from disk, follows `p` for `polls` polls, and
+/// shuts down (saving offsets), as a service restart would.
+fn run_process(p: &Path, offsets: &Path, sink: &mut impl FnMut(Observation) -> bool, polls: usize) {
+    let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(offsets).unwrap());
+    let mut f = follower(&[p], Some(store));
+    poll(&mut f, sink, polls);
+    f.shutdown(sink);
+}
+
 #[test]
 fn appends_are_delivered_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,20 +234,10 @@ fn restart_resumes_exactly_where_it_stopped() {
     let offsets = dir.path().join("offsets.json");
     append(&p, &lines(0..50, "s"));
     let (got, mut sink) = collector();
-    {
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 2);
-        f.shutdown(&mut sink);
-    }
+    run_process(&p, &offsets, &mut sink, 2);
     append(&p, &lines(50..80, "s"));
-    {
-        // A new process: the offset file is read back from disk.
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 2);
-        f.shutdown(&mut sink);
-    }
+    // A new process: the offset file is read back from disk.
+    run_process(&p, &offsets, &mut sink, 2);
     assert_eq!(*got.lock().unwrap(), lines(0..80, "s"));
 
     // Rotated while stopped: the rest of the old file (found by inode beside the path), then
@@ -246,24 +245,14 @@ fn restart_resumes_exactly_where_it_stopped() {
     append(&p, &lines(80..90, "s"));
     std::fs::rename(&p, dir.path().join("q.log.1")).unwrap();
     append(&p, &lines(90..100, "s"));
-    {
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 4);
-        f.shutdown(&mut sink);
-    }
+    run_process(&p, &offsets, &mut sink, 4);
     assert_eq!(*got.lock().unwrap(), lines(0..100, "s"));
 
     // Replaced by an unrelated file while stopped (old one gone): all of the new one.
     std::fs::remove_file(dir.path().join("q.log.1")).unwrap();
     std::fs::remove_file(&p).unwrap();
     append(&p, &lines(100..105, "s"));
-    {
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 2);
-        f.shutdown(&mut sink);
-    }
+    run_process(&p, &offsets, &mut sink, 2);
     assert_eq!(*got.lock().unwrap(), lines(0..105, "s"));
 }
 
