@@ -389,6 +389,23 @@ fn openapi_matches_the_routes() {
                 assert_eq!(v["error"]["code"], "unauthorized");
             }
         }
+        // Every write route refuses the read token and a wrong token (before reading a body).
+        if r.access == Access::Admin {
+            for token in [READ, "not-the-admin-token"] {
+                let resp = c
+                    .request(r.method.clone(), s.url(&path))
+                    .bearer_auth(token)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .unwrap();
+                assert_eq!(
+                    resp.status().as_u16(),
+                    403,
+                    "{} {path} with {token}",
+                    r.method
+                );
+            }
+        }
     }
 }
 
