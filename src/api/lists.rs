@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::handlers::{etag_of, if_none_match, json_rejection, params, quote};
+use super::handlers::{conditional, etag_of, json_rejection, params, quote};
 use super::{AdminAccess, ApiError, AppState, ReadAccess};
 use crate::matcher::{ExportFormat, FeedRequest, ListFormat, ListManager, MatcherError, Origin};
 use crate::model::Category;
@@ -312,25 +312,13 @@ pub async fn export(
     })
     .await
     .map_err(internal)?;
-    let mut resp = if if_none_match(&headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let (ctype, file) = export_meta(fmt);
-        let mut r = (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
-            body,
-        )
-            .into_response();
+    let (ctype, file) = export_meta(fmt);
+    let mut resp = conditional(&headers, &etag, ctype, body);
+    if resp.status() == StatusCode::OK {
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
-        r
-    };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        resp.headers_mut().insert(header::ETAG, v);
     }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }
 
