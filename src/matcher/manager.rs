@@ -142,6 +142,29 @@ pub struct ListInfo {
     pub feed: Option<FeedState>,
 }
 
+impl ListInfo {
+    /// A list that is not (or not yet) in the running set: no counts, not active.
+    fn inactive(name: String, kind: ListKind, category: Category) -> Self {
+        ListInfo {
+            name,
+            kind,
+            category,
+            format: None,
+            entries: 0,
+            kept: 0,
+            duplicates: 0,
+            invalid: 0,
+            skipped: 0,
+            source: None,
+            license: None,
+            refreshed: None,
+            active: false,
+            problems: Vec::new(),
+            feed: None,
+        }
+    }
+}
+
 /// One entry of a list, as parsed.
 #[derive(Clone, Debug, Serialize)]
 pub struct ListEntry {
@@ -938,22 +961,8 @@ impl ListManager {
             .infos(inner)
             .into_iter()
             .find(|i| i.name == name)
-            .unwrap_or_else(|| ListInfo {
-                name: name.to_string(),
-                kind: ListKind::User,
-                category: Category::Pool,
-                format: None,
-                entries: 0,
-                kept: 0,
-                duplicates: 0,
-                invalid: 0,
-                skipped: 0,
-                source: None,
-                license: None,
-                refreshed: None,
-                active: false,
-                problems: Vec::new(),
-                feed: None,
+            .unwrap_or_else(|| {
+                ListInfo::inactive(name.to_string(), ListKind::User, Category::Pool)
             });
         Ok(UpdateReport {
             list: info,
@@ -1047,21 +1056,9 @@ impl ListManager {
                 continue;
             }
             out.push(ListInfo {
-                name: f.state.name.clone(),
-                kind: ListKind::Feed,
-                category: f.state.category,
-                format: None,
-                entries: 0,
-                kept: 0,
-                duplicates: 0,
-                invalid: 0,
-                skipped: 0,
                 source: Some(f.state.url.clone()),
-                license: None,
-                refreshed: None,
-                active: false,
-                problems: Vec::new(),
                 feed: Some(f.state.clone()),
+                ..ListInfo::inactive(f.state.name.clone(), ListKind::Feed, f.state.category)
             });
         }
         out
