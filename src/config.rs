@@ -492,14 +492,12 @@ impl Origin<'_> {
     }
 }
 
+/// A setting's names: (flag without `--`, environment variable, config-file key).
+type Names<'a> = (&'a str, &'a str, &'a str);
+
 /// Picks the CLI value when present, else the file's, remembering which.
-fn pick<'a, T>(
-    cli: Option<T>,
-    file: Option<T>,
-    flag: &'a str,
-    env: &'a str,
-    key: &'a str,
-) -> Option<(T, Origin<'a>)> {
+fn pick<'a, T>(cli: Option<T>, file: Option<T>, names: Names<'a>) -> Option<(T, Origin<'a>)> {
+    let (flag, env, key) = names;
     match (cli, file) {
         (Some(v), _) => Some((v, Origin::Cli { flag, env })),
         (None, Some(v)) => Some((v, Origin::File { key })),
@@ -507,17 +505,21 @@ fn pick<'a, T>(
     }
 }
 
-fn pick_list<'a, T>(
-    cli: Vec<T>,
-    file: Option<Vec<T>>,
-    flag: &'a str,
-    env: &'a str,
-    key: &'a str,
-) -> (Vec<T>, Origin<'a>) {
+/// The CLI list when it has items, else the file's (empty when absent), remembering which.
+fn pick_list<'a, T>(cli: Vec<T>, file: Option<Vec<T>>, names: Names<'a>) -> (Vec<T>, Origin<'a>) {
+    let (flag, env, key) = names;
     if !cli.is_empty() {
         return (cli, Origin::Cli { flag, env });
     }
     (file.unwrap_or_default(), Origin::File { key })
+}
+
+/// A path that must not be empty.
+fn nonempty_path(p: PathBuf, o: Origin<'_>) -> Result<PathBuf, ConfigError> {
+    if p.as_os_str().is_empty() {
+        return Err(o.err("empty path"));
+    }
+    Ok(p)
 }
 
 impl Settings {
@@ -536,36 +538,27 @@ impl Settings {
         let listen = match pick(
             cli.listen.clone(),
             file.listen,
-            "listen",
-            "POOLWATCH_LISTEN",
-            "listen",
+            ("listen", "POOLWATCH_LISTEN", "listen"),
         ) {
             Some((s, o)) => parse_listen(&s).map_err(|m| o.err(m))?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
 
-        let db = match pick(cli.db.clone(), file.db, "db", "POOLWATCH_DB", "db") {
-            Some((p, o)) => {
-                if p.as_os_str().is_empty() {
-                    return Err(o.err("empty path"));
-                }
-                p
-            }
+        let db = match pick(cli.db.clone(), file.db, ("db", "POOLWATCH_DB", "db")) {
+            Some((p, o)) => nonempty_path(p, o)?,
             None => PathBuf::from(DEFAULT_DB),
         };
 
         let (interfaces, o) = pick_list(
             cli.interfaces.clone(),
             file.interfaces,
-            "interface",
-            "POOLWATCH_INTERFACE",
-            "interfaces",
+            ("interface", "POOLWATCH_INTERFACE", "interfaces"),
         );
         for i in &interfaces {
             validate_interface(i).map_err(|m| o.err(m))?;
         }
 
-        let bpf = match pick(cli.bpf.clone(), file.bpf, "bpf", "POOLWATCH_BPF", "bpf") {
+        let bpf = match pick(cli.bpf.clone(), file.bpf, ("bpf", "POOLWATCH_BPF", "bpf")) {
             Some((b, o)) => {
                 let b = b.trim().to_string();
                 if b.is_empty() || b.len() > MAX_BPF_LEN {
@@ -581,9 +574,7 @@ impl Settings {
         let (follow, o) = pick_list(
             cli.follow.clone(),
             file.follow,
-            "follow",
-            "POOLWATCH_FOLLOW",
-            "follow",
+            ("follow", "POOLWATCH_FOLLOW", "follow"),
         );
         for f in &follow {
             if f.is_empty() {
@@ -595,9 +586,7 @@ impl Settings {
         let (import, o) = pick_list(
             cli.import.clone(),
             file.import,
-            "import",
-            "POOLWATCH_IMPORT",
-            "import",
+            ("import", "POOLWATCH_IMPORT", "import"),
         );
         for p in &import {
             if !p.is_file() {
@@ -608,9 +597,7 @@ impl Settings {
         let (dnstap, o) = pick_list(
             cli.dnstap.clone(),
             file.dnstap,
-            "dnstap",
-            "POOLWATCH_DNSTAP",
-            "dnstap",
+            ("dnstap", "POOLWATCH_DNSTAP", "dnstap"),
         );
         for d in &dnstap {
             validate_dnstap(d).map_err(|m| o.err(m))?;
@@ -619,9 +606,7 @@ impl Settings {
         let (blocklists, o) = pick_list(
             cli.blocklists.clone(),
             file.blocklists,
-            "blocklist",
-            "POOLWATCH_BLOCKLIST",
-            "blocklists",
+            ("blocklist", "POOLWATCH_BLOCKLIST", "blocklists"),
         );
         for p in &blocklists {
             if !p.exists() {
@@ -632,16 +617,9 @@ impl Settings {
         let user_lists = match pick(
             cli.user_lists.clone(),
             file.user_lists,
-            "user-lists",
-            "POOLWATCH_USER_LISTS",
-            "user_lists",
+            ("user-lists", "POOLWATCH_USER_LISTS", "user_lists"),
         ) {
-            Some((p, o)) => {
-                if p.as_os_str().is_empty() {
-                    return Err(o.err("empty path"));
-                }
-                p
-            }
+            Some((p, o)) => nonempty_path(p, o)?,
             None => db.join(DEFAULT_USER_LISTS_SUBDIR),
         };
 
@@ -705,26 +683,20 @@ impl Settings {
         let (resolvers, o) = pick_list(
             cli.resolvers.clone(),
             file.resolvers,
-            "resolver",
-            "POOLWATCH_RESOLVER",
-            "resolvers",
+            ("resolver", "POOLWATCH_RESOLVER", "resolvers"),
         );
         let resolvers = parse_ips(&resolvers).map_err(|m| o.err(m))?;
         let (sinkholes, o) = pick_list(
             cli.sinkholes.clone(),
             file.sinkholes,
-            "sinkhole",
-            "POOLWATCH_SINKHOLE",
-            "sinkholes",
+            ("sinkhole", "POOLWATCH_SINKHOLE", "sinkholes"),
         );
         let sinkholes = parse_ips(&sinkholes).map_err(|m| o.err(m))?;
 
         let grace = match pick(
             cli.grace.clone().map(DurationSpec::Text),
             file.grace,
-            "grace",
-            "POOLWATCH_GRACE",
-            "grace",
+            ("grace", "POOLWATCH_GRACE", "grace"),
         ) {
             Some((d, o)) => {
                 let secs = duration_secs(&d).map_err(|m| o.err(m))?;
@@ -739,9 +711,7 @@ impl Settings {
         let lookback_days = match pick(
             cli.lookback_days,
             file.lookback_days,
-            "lookback-days",
-            "POOLWATCH_LOOKBACK_DAYS",
-            "lookback_days",
+            ("lookback-days", "POOLWATCH_LOOKBACK_DAYS", "lookback_days"),
         ) {
             Some((d, o)) if d == 0 || d > MAX_DAYS => {
                 return Err(o.err(format!("must be 1 to {MAX_DAYS} days")));
@@ -752,9 +722,11 @@ impl Settings {
         let retention_days = match pick(
             cli.retention_days,
             file.retention_days,
-            "retention-days",
-            "POOLWATCH_RETENTION_DAYS",
-            "retention_days",
+            (
+                "retention-days",
+                "POOLWATCH_RETENTION_DAYS",
+                "retention_days",
+            ),
         ) {
             Some((d, o)) if d > MAX_DAYS => {
                 return Err(o.err(format!("must be 0 (keep all) to {MAX_DAYS} days")));
@@ -766,9 +738,7 @@ impl Settings {
         let max_body = match pick(
             cli.max_body,
             file.max_body,
-            "max-body",
-            "POOLWATCH_MAX_BODY",
-            "max_body",
+            ("max-body", "POOLWATCH_MAX_BODY", "max_body"),
         ) {
             Some((b, o)) => {
                 if b < MIN_MAX_BODY as u64 || b > MAX_MAX_BODY as u64 {
@@ -782,9 +752,11 @@ impl Settings {
         let request_timeout = match pick(
             cli.request_timeout.clone().map(DurationSpec::Text),
             file.request_timeout,
-            "request-timeout",
-            "POOLWATCH_REQUEST_TIMEOUT",
-            "request_timeout",
+            (
+                "request-timeout",
+                "POOLWATCH_REQUEST_TIMEOUT",
+                "request_timeout",
+            ),
         ) {
             Some((d, o)) => {
                 let secs = duration_secs(&d).map_err(|m| o.err(m))?;

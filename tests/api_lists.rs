@@ -1,6 +1,7 @@
 //! Blocklist management and export routes over real HTTP: a real server on 127.0.0.1:0, a real
 //! `ListManager` over a temporary directory, a real client.
 
+mod http_support;
 mod lists_support;
 
 use lists_support::*;
@@ -9,13 +10,7 @@ use poolwatch::matcher::{ExportFormat, ListManagerConfig};
 use serde_json::{json, Value};
 
 fn server(dir: &std::path::Path) -> Server {
-    Server::start(
-        Some(ListManagerConfig::new(dir)),
-        ApiOptions {
-            tokens: tokens(),
-            ..ApiOptions::default()
-        },
-    )
+    Server::start(Some(ListManagerConfig::new(dir)), options())
 }
 
 fn put(
@@ -35,7 +30,7 @@ fn put(
 /// One HTTP/1.1 request written by hand (the path goes on the wire exactly as given).
 fn raw(s: &Server, method: &str, path: &str, ctype: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let addr = s.base.trim_start_matches("http://");
+    let addr = s.http.base.trim_start_matches("http://");
     let mut t = std::net::TcpStream::connect(addr).unwrap();
     t.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
@@ -86,13 +81,7 @@ fn put_list_then_check_sees_it_and_it_persists() {
     assert_eq!(v["entry"], "evil-pool.example");
 
     // Listed with its kind; shipped lists are there too.
-    let all: Value = c
-        .get(s.url("/api/v1/blocklists"))
-        .bearer_auth(READ)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let all = get_json(&c, &s, "/api/v1/blocklists");
     let items = all["items"].as_array().unwrap();
     let mine = items.iter().find(|l| l["name"] == "lab-pools").unwrap();
     assert_eq!(mine["kind"], "user");
@@ -102,13 +91,7 @@ fn put_list_then_check_sees_it_and_it_persists() {
     assert!(shipped["license"].is_string());
 
     // Detail: paginated entries, and the full text.
-    let d: Value = c
-        .get(s.url("/api/v1/blocklists/lab-pools?limit=1"))
-        .bearer_auth(READ)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let d = get_json(&c, &s, "/api/v1/blocklists/lab-pools?limit=1");
     assert_eq!(d["total"], 2);
     assert_eq!(d["items"][0]["entry"], "evil-pool.example");
     assert_eq!(d["items"][0]["line"], 2);
@@ -122,13 +105,7 @@ fn put_list_then_check_sees_it_and_it_persists() {
         .unwrap();
     assert!(text.contains("0.0.0.0 evil-pool.example"));
     // Shipped lists have entries too.
-    let d: Value = c
-        .get(s.url("/api/v1/blocklists/pools-monero?limit=5"))
-        .bearer_auth(READ)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let d = get_json(&c, &s, "/api/v1/blocklists/pools-monero?limit=5");
     assert_eq!(d["items"].as_array().unwrap().len(), 5);
     expect_error(
         c.get(s.url("/api/v1/blocklists/no-such-list"))
@@ -455,20 +432,8 @@ fn auth_limits_and_no_manager() {
     s.stop();
 
     // Without a manager: reads of the running set work, writes are 503.
-    let s = Server::start(
-        None,
-        ApiOptions {
-            tokens: tokens(),
-            ..ApiOptions::default()
-        },
-    );
-    let v: Value = c
-        .get(s.url("/api/v1/blocklists"))
-        .bearer_auth(READ)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let s = Server::start(None, options());
+    let v = get_json(&c, &s, "/api/v1/blocklists");
     assert!(v["items"].as_array().unwrap().len() >= 5);
     expect_error(
         put(&c, &s, "/api/v1/blocklists/mine", "a.example\n"),

@@ -3,9 +3,11 @@
 //! `api::Backend` seam (the sled store implements the same trait; after the merge the same
 //! checks run against it — see `check_pagination_stable`).
 
+mod http_support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +23,8 @@ use poolwatch::query::{
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+use http_support::Serving;
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const READ: &str = "read-token-0123456789abcdef";
@@ -198,46 +202,21 @@ fn detection(n: u32, client: &str, pool: &str, stage: Stage, risk: u8) -> Detect
 // ---------------------------------------------------------------------------------------------
 
 struct Server {
-    base: String,
-    addr: SocketAddr,
+    http: Serving,
     state: AppState,
     backend: Arc<MemBackend>,
-    rt: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
     fn start(opts: ApiOptions) -> Server {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let backend = Arc::new(MemBackend::default());
         let (tx, _) = tokio::sync::broadcast::channel(64);
         let lists = matcher::shared(Blocklists::builtin().unwrap());
         let state = AppState::new(backend.clone(), lists, tx, opts);
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let done = rt.spawn(async move {
-            api::serve(listener, st, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
         Server {
-            base: format!("http://{addr}"),
-            addr,
+            http: Serving::start(http_support::runtime(), state.clone()),
             state,
             backend,
-            rt,
-            stop: Some(stop),
-            done: Some(done),
         }
     }
 
@@ -256,31 +235,14 @@ impl Server {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        self.http.url(path)
     }
 
     /// Stops the server; returns how long the shutdown took.
     fn shutdown(&mut self) -> Duration {
         let t = Instant::now();
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(d) = self.done.take() {
-            self.rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(20), d).await })
-                .expect("server did not shut down")
-                .unwrap()
-                .unwrap();
-        }
+        self.http.shutdown().unwrap();
         t.elapsed()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
     }
 }
 
@@ -425,6 +387,23 @@ fn openapi_matches_the_routes() {
                 assert_eq!(status, 401, "{} {path} without a token", r.method);
                 let v: Value = resp.json().unwrap();
                 assert_eq!(v["error"]["code"], "unauthorized");
+            }
+        }
+        // Every write route refuses the read token and a wrong token (before reading a body).
+        if r.access == Access::Admin {
+            for token in [READ, "not-the-admin-token"] {
+                let resp = c
+                    .request(r.method.clone(), s.url(&path))
+                    .bearer_auth(token)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .unwrap();
+                assert_eq!(
+                    resp.status().as_u16(),
+                    403,
+                    "{} {path} with {token}",
+                    r.method
+                );
             }
         }
     }
@@ -747,7 +726,7 @@ fn slow_request_heads_are_cut_off() {
         header_read_timeout: Duration::from_secs(1),
         ..ApiOptions::default()
     });
-    let mut sock = TcpStream::connect(s.addr).unwrap();
+    let mut sock = TcpStream::connect(s.http.addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -759,7 +738,7 @@ fn slow_request_heads_are_cut_off() {
     assert!(t.elapsed() < Duration::from_secs(8), "connection held open");
 
     // A connection that never sends anything does not keep its slot either.
-    let mut idle = TcpStream::connect(s.addr).unwrap();
+    let mut idle = TcpStream::connect(s.http.addr).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let t = Instant::now();
@@ -912,7 +891,7 @@ fn pagination_is_stable_under_concurrent_inserts() {
             60,
         ))
     };
-    check_pagination_stable(&client(), &s.base, &insert, 50);
+    check_pagination_stable(&client(), &s.http.base, &insert, 50);
 }
 
 #[test]

@@ -2,21 +2,14 @@
 //! inputs, run deterministically in CI): nothing panics, everything is counted.
 
 mod capture_support;
+mod common;
 
 use std::collections::VecDeque;
 
 use poolwatch::capture::{link, CaptureConfig, Decoder};
 use poolwatch::model::Source;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::Rng;
 
 /// Frames of the fixtures (Ethernet unless SLL2), as seeds.
 fn seeds() -> Vec<(i32, Vec<u8>)> {

@@ -2,21 +2,15 @@
 //! `correlate_observe` does the same at scale): random and truncated payloads for the Stratum
 //! sniffer, hostile observations for the engine, garbage cursors and ids for the store.
 
+mod common;
+
 use poolwatch::correlate::{sniff_stratum, Engine, EngineConfig};
 use poolwatch::matcher::{self, Blocklists};
 use poolwatch::model::Observation;
 use poolwatch::query::DetectionFilter;
 use poolwatch::store::{Store, StoreError};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::Rng;
 
 #[test]
 fn stratum_sniffer_survives_garbage_and_truncation() {
@@ -35,7 +29,7 @@ fn stratum_sniffer_survives_garbage_and_truncation() {
     let mut r = Rng(42);
     for _ in 0..20_000 {
         let len = (r.next() % 300) as usize;
-        let mut v: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+        let mut v = r.bytes(len);
         if r.next() % 2 == 0 {
             v.splice(0..0, br#"{"method":""#.iter().copied());
         }

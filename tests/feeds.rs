@@ -2,31 +2,18 @@
 //! requests, size limit, timeouts, last good copy kept through garbage and outages and across
 //! restarts, state visible over the API, the background refresher.
 
+mod http_support;
 mod lists_support;
 
 use std::time::{Duration, Instant};
 
 use lists_support::*;
-use poolwatch::api::ApiOptions;
 use poolwatch::matcher::{FeedRequest, ListManager, ListManagerConfig};
 use poolwatch::model::Category;
 use serde_json::{json, Value};
 
-fn opts() -> ApiOptions {
-    ApiOptions {
-        tokens: tokens(),
-        ..ApiOptions::default()
-    }
-}
-
 fn feed_state(c: &reqwest::blocking::Client, s: &Server, name: &str) -> Value {
-    let v: Value = c
-        .get(s.url("/api/v1/blocklists"))
-        .bearer_auth(READ)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let v = get_json(c, s, "/api/v1/blocklists");
     v["items"]
         .as_array()
         .unwrap()
@@ -49,8 +36,8 @@ fn refresh(c: &reqwest::blocking::Client, s: &Server, name: &str) -> Value {
 #[test]
 fn http_feed_conditional_requests_and_last_good_copy() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), opts());
-    let mut ls = ListServer::start(&s.rt, Mode::Serve("feed-pool-one.example\n".into()));
+    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), options());
+    let mut ls = ListServer::start(&s.http.rt, Mode::Serve("feed-pool-one.example\n".into()));
     let c = client();
 
     // Subscribe: downloaded right away.
@@ -139,18 +126,12 @@ fn http_feed_conditional_requests_and_last_good_copy() {
     assert_eq!(l["source"], ls.url());
     assert!(l["feed"]["last_error"].is_string());
     assert!(l["feed"]["last_success"].is_string());
-    let feeds: Value = c
-        .get(s.url("/api/v1/feeds"))
-        .bearer_auth(READ)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let feeds = get_json(&c, &s, "/api/v1/feeds");
     assert_eq!(feeds["items"][0]["name"], "remote");
 
     // Restart while the feed is down: the copy on disk is used.
     s.stop();
-    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), opts());
+    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), options());
     let v = check(&c, &s, "feed-pool-two.example");
     assert_eq!(v["matched"], true, "{v}");
     assert_eq!(v["list"], "remote");
@@ -191,7 +172,7 @@ fn http_feed_conditional_requests_and_last_good_copy() {
 #[test]
 fn feed_requests_are_validated() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), opts());
+    let s = Server::start(Some(ListManagerConfig::new(tmp.path())), options());
     let c = client();
     let post = |body: Value| {
         c.post(s.url("/api/v1/feeds"))

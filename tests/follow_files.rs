@@ -3,6 +3,8 @@
 //! lines, and hostile content. The parser here is a trivial "one observation per line" parser:
 //! these tests are about line delivery (nothing lost, nothing duplicated), not log formats.
 
+mod follow_support;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,45 +16,9 @@ use poolwatch::ingest::follow::{
     channel_sink, FollowConfig, Follower, JsonOffsetFile, OffsetStore, ParserFactory, StartAt,
 };
 use poolwatch::ingest::LogParser;
-use poolwatch::model::{DnsObservation, Observation, RrType, Source, Timestamp, Transport};
+use poolwatch::model::{Observation, Source};
 
-/// One observation per line; the qname carries the line (lossy UTF-8).
-struct LineParser {
-    source: Source,
-}
-
-impl LogParser for LineParser {
-    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
-        out.push(Observation::Dns(DnsObservation {
-            ts: Timestamp::from_secs(0),
-            client: "192.0.2.1".parse().unwrap(),
-            client_port: None,
-            server: None,
-            server_port: None,
-            transport: Transport::Unknown,
-            id: None,
-            qname: String::from_utf8_lossy(line).into_owned(),
-            qtype: RrType::A,
-            rcode: None,
-            answers: Vec::new(),
-            answers_known: false,
-            query_seen: true,
-            rtt_us: None,
-            truncated: false,
-            salvaged: None,
-            source: self.source.clone(),
-        }));
-    }
-    fn flush(&mut self, _out: &mut Vec<Observation>) {}
-}
-
-fn factory() -> ParserFactory {
-    Box::new(|path: &Path, _head: &[u8]| {
-        Some(Box::new(LineParser {
-            source: Source::log("lines", &path.display().to_string()),
-        }) as Box<dyn LogParser>)
-    })
-}
+use follow_support::{factory, LineParser};
 
 fn cfg() -> FollowConfig {
     FollowConfig {
@@ -102,6 +68,15 @@ fn poll(f: &mut Follower, sink: &mut impl FnMut(Observation) -> bool, n: usize) 
 fn follower(inputs: &[&Path], store: Option<Arc<dyn OffsetStore>>) -> Follower {
     let inputs: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     Follower::new(&inputs, cfg(), factory(), store).unwrap()
+}
+
+/// One run of a "process": opens the offset file from disk, follows `p` for `polls` polls, and
+/// shuts down (saving offsets), as a service restart would.
+fn run_process(p: &Path, offsets: &Path, sink: &mut impl FnMut(Observation) -> bool, polls: usize) {
+    let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(offsets).unwrap());
+    let mut f = follower(&[p], Some(store));
+    poll(&mut f, sink, polls);
+    f.shutdown(sink);
 }
 
 #[test]
@@ -259,20 +234,10 @@ fn restart_resumes_exactly_where_it_stopped() {
     let offsets = dir.path().join("offsets.json");
     append(&p, &lines(0..50, "s"));
     let (got, mut sink) = collector();
-    {
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 2);
-        f.shutdown(&mut sink);
-    }
+    run_process(&p, &offsets, &mut sink, 2);
     append(&p, &lines(50..80, "s"));
-    {
-        // A new process: the offset file is read back from disk.
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 2);
-        f.shutdown(&mut sink);
-    }
+    // A new process: the offset file is read back from disk.
+    run_process(&p, &offsets, &mut sink, 2);
     assert_eq!(*got.lock().unwrap(), lines(0..80, "s"));
 
     // Rotated while stopped: the rest of the old file (found by inode beside the path), then
@@ -280,24 +245,14 @@ fn restart_resumes_exactly_where_it_stopped() {
     append(&p, &lines(80..90, "s"));
     std::fs::rename(&p, dir.path().join("q.log.1")).unwrap();
     append(&p, &lines(90..100, "s"));
-    {
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 4);
-        f.shutdown(&mut sink);
-    }
+    run_process(&p, &offsets, &mut sink, 4);
     assert_eq!(*got.lock().unwrap(), lines(0..100, "s"));
 
     // Replaced by an unrelated file while stopped (old one gone): all of the new one.
     std::fs::remove_file(dir.path().join("q.log.1")).unwrap();
     std::fs::remove_file(&p).unwrap();
     append(&p, &lines(100..105, "s"));
-    {
-        let store: Arc<dyn OffsetStore> = Arc::new(JsonOffsetFile::open(&offsets).unwrap());
-        let mut f = follower(&[&p], Some(store));
-        poll(&mut f, &mut sink, 2);
-        f.shutdown(&mut sink);
-    }
+    run_process(&p, &offsets, &mut sink, 2);
     assert_eq!(*got.lock().unwrap(), lines(0..105, "s"));
 }
 
@@ -325,11 +280,8 @@ fn detection_waits_for_content() {
     let fac: ParserFactory = Box::new(move |path: &Path, head: &[u8]| {
         sh.lock().unwrap().push(head.len());
         // Recognised only once a header line is there.
-        head.starts_with(b"#fmt lines\n").then(|| {
-            Box::new(LineParser {
-                source: Source::log("lines", &path.display().to_string()),
-            }) as Box<dyn LogParser>
-        })
+        head.starts_with(b"#fmt lines\n")
+            .then(|| Box::new(LineParser::for_path(path)) as Box<dyn LogParser>)
     });
     let (got, mut sink) = collector();
     let mut f = Follower::new(&[p.display().to_string()], cfg(), fac, None).unwrap();

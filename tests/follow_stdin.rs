@@ -1,6 +1,8 @@
 //! Following `-` (stdin): the test binary re-runs itself as a child with a pipe on stdin, so the
 //! follower reads a real pipe: partial writes, a partial last line, and end of input.
 
+mod follow_support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -9,34 +11,9 @@ use std::time::Duration;
 
 use poolwatch::ingest::follow::{FollowConfig, Follower, ParserFactory};
 use poolwatch::ingest::LogParser;
-use poolwatch::model::{DnsObservation, Observation, RrType, Source, Timestamp, Transport};
+use poolwatch::model::Observation;
 
-struct LineParser;
-
-impl LogParser for LineParser {
-    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
-        out.push(Observation::Dns(DnsObservation {
-            ts: Timestamp::from_secs(0),
-            client: "192.0.2.1".parse().unwrap(),
-            client_port: None,
-            server: None,
-            server_port: None,
-            transport: Transport::Unknown,
-            id: None,
-            qname: String::from_utf8_lossy(line).into_owned(),
-            qtype: RrType::A,
-            rcode: None,
-            answers: Vec::new(),
-            answers_known: false,
-            query_seen: true,
-            rtt_us: None,
-            truncated: false,
-            salvaged: None,
-            source: Source::new("log:lines:-"),
-        }));
-    }
-    fn flush(&mut self, _out: &mut Vec<Observation>) {}
-}
+use follow_support::LineParser;
 
 const CHILD_ENV: &str = "POOLWATCH_FOLLOW_STDIN_CHILD";
 
@@ -47,7 +24,7 @@ fn stdin_child() {
     }
     let factory: ParserFactory = Box::new(|path: &Path, _head: &[u8]| {
         assert_eq!(path, Path::new("-"));
-        Some(Box::new(LineParser) as Box<dyn LogParser>)
+        Some(Box::new(LineParser::for_path(path)) as Box<dyn LogParser>)
     });
     let cfg = FollowConfig {
         poll_interval: Duration::from_millis(5),

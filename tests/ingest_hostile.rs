@@ -1,25 +1,15 @@
 //! Hostile input for every line parser: garbage, truncations, invalid UTF-8, binary files, a
 //! 10 MB line, floods of unanswered queries. Nothing may panic, hang or grow without bound.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 
 use poolwatch::ingest::{self, IngestConfig, LogFormat};
 use poolwatch::model::{Observation, Source};
 
-/// Deterministic xorshift, so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn byte(&mut self) -> u8 {
-        (self.next() & 0xff) as u8
-    }
-}
+use common::Rng;
 
 fn fixtures() -> Vec<(LogFormat, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/logs");
@@ -89,7 +79,7 @@ fn random_bytes_and_invalid_utf8() {
         let mut p = ingest::parser_for(*format, Source::new("test"), &cfg);
         let mut out = Vec::new();
         for len in 0..300 {
-            let l: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
+            let l = rng.bytes(len);
             p.parse_line(&l, &mut out);
         }
         p.parse_line(
@@ -134,7 +124,7 @@ fn binary_file_and_huge_line_do_not_stop_reading() {
     // A binary file: detection fails cleanly, an explicit format reads nothing.
     let bin = dir.path().join("bin.log");
     let mut rng = Rng(7);
-    let junk: Vec<u8> = (0..200_000).map(|_| rng.byte()).collect();
+    let junk = rng.bytes(200_000);
     std::fs::write(&bin, &junk).unwrap();
     assert!(matches!(
         ingest::open_file(&bin, None, &IngestConfig::default()),

@@ -28,21 +28,31 @@ fn error_code(resp: reqwest::blocking::Response, status: u16) -> String {
     v["error"]["code"].as_str().unwrap().to_string()
 }
 
-fn sample_service(db: &std::path::Path) -> Svc {
-    let (pcap, log) = (sample("sample.pcap"), sample("sample-dnsmasq.log"));
+/// `poolwatch serve` on a free loopback port with both tokens, over `db`, plus `extra` flags.
+fn serve(db: &std::path::Path, extra: &[&str]) -> Svc {
     let mut args = vec![
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--db",
         db.to_str().unwrap(),
-        "--import",
-        pcap.to_str().unwrap(),
-        "--import",
-        log.to_str().unwrap(),
     ];
+    args.extend_from_slice(extra);
     args.extend(tokens());
     Svc::start(&args, None)
+}
+
+fn sample_service(db: &std::path::Path) -> Svc {
+    let (pcap, log) = (sample("sample.pcap"), sample("sample-dnsmasq.log"));
+    serve(
+        db,
+        &[
+            "--import",
+            pcap.to_str().unwrap(),
+            "--import",
+            log.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]
@@ -344,17 +354,7 @@ fn followed_log_feeds_sse_suppression_and_stable_pagination() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("dnsmasq.log");
     let db = dir.path().join("db");
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db.to_str().unwrap(),
-        "--follow",
-        live.to_str().unwrap(),
-    ];
-    args.extend(tokens());
-    let s = Svc::start(&args, None);
+    let s = serve(&db, &["--follow", live.to_str().unwrap()]);
     let c = client();
 
     // Suppress the lookup-only host before its traffic arrives.
@@ -542,17 +542,7 @@ fn sse_receives_a_detection_while_an_import_runs() {
     ));
     std::fs::write(&log, &text).unwrap();
     let db = dir.path().join("db");
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--db",
-        db.to_str().unwrap(),
-        "--import",
-        log.to_str().unwrap(),
-    ];
-    args.extend(tokens());
-    let s = Svc::start(&args, None);
+    let s = serve(&db, &["--import", log.to_str().unwrap()]);
     let stream = reqwest::blocking::Client::builder()
         .build()
         .unwrap()

@@ -375,7 +375,18 @@ pub async fn export_pool_ips(
         (out, "text/plain; charset=utf-8")
     };
     let etag = etag_of(&body);
-    let mut resp = if if_none_match(&headers, &etag) {
+    Ok(conditional(&headers, &etag, ctype, body))
+}
+
+/// A cacheable download: 304 when `If-None-Match` names `etag`, else `body` as `ctype`; both
+/// carry the ETag and `Cache-Control: no-cache` (clients revalidate every time).
+pub(super) fn conditional(
+    headers: &HeaderMap,
+    etag: &str,
+    ctype: &'static str,
+    body: impl IntoResponse,
+) -> Response {
+    let mut resp = if if_none_match(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
@@ -384,12 +395,12 @@ pub async fn export_pool_ips(
         )
             .into_response()
     };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(resp)
+    resp
 }
 
 /// A strong entity tag from the body's SHA-256 (128 bits are plenty to tell versions apart).

@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::handlers::{etag_of, if_none_match, json_rejection, params, quote};
+use super::handlers::{conditional, etag_of, json_rejection, params, quote};
 use super::{AdminAccess, ApiError, AppState, ReadAccess};
 use crate::matcher::{ExportFormat, FeedRequest, ListFormat, ListManager, MatcherError, Origin};
 use crate::model::Category;
@@ -240,14 +240,7 @@ pub async fn delete_feed(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = list_name(name)?;
-    let m = manager(&state)?;
-    if m.feed(&name).is_none() {
-        return Err(ApiError::not_found(format!(
-            "no feed named {}",
-            quote(&name)
-        )));
-    }
+    let (m, name) = existing_feed(&state, name)?;
     blocking(move || m.delete_feed(&name)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -257,14 +250,7 @@ pub async fn refresh_feed(
     State(state): State<AppState>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let name = list_name(name)?;
-    let m = manager(&state)?;
-    if m.feed(&name).is_none() {
-        return Err(ApiError::not_found(format!(
-            "no feed named {}",
-            quote(&name)
-        )));
-    }
+    let (m, name) = existing_feed(&state, name)?;
     let (done, st) = refresh_bounded(m, name).await?;
     let status = if done {
         StatusCode::OK
@@ -292,7 +278,7 @@ async fn refresh_bounded(
         Err(_) => m
             .feed(&name)
             .map(|st| (false, st))
-            .ok_or_else(|| ApiError::not_found(format!("no feed named {}", quote(&name)))),
+            .ok_or_else(|| no_feed(&name)),
     }
 }
 
@@ -326,25 +312,13 @@ pub async fn export(
     })
     .await
     .map_err(internal)?;
-    let mut resp = if if_none_match(&headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let (ctype, file) = export_meta(fmt);
-        let mut r = (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(ctype))],
-            body,
-        )
-            .into_response();
+    let (ctype, file) = export_meta(fmt);
+    let mut resp = conditional(&headers, &etag, ctype, body);
+    if resp.status() == StatusCode::OK {
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
         }
-        r
-    };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        resp.headers_mut().insert(header::ETAG, v);
     }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }
 
@@ -371,6 +345,23 @@ fn manager(state: &AppState) -> Result<Arc<ListManager>, ApiError> {
         code: "lists_unavailable",
         message: "list management is not enabled in this server (no list manager attached)".into(),
     })
+}
+
+/// The manager and the name of a feed that exists (404 otherwise).
+fn existing_feed(
+    state: &AppState,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<(Arc<ListManager>, String), ApiError> {
+    let name = list_name(name)?;
+    let m = manager(state)?;
+    if m.feed(&name).is_none() {
+        return Err(no_feed(&name));
+    }
+    Ok((m, name))
+}
+
+fn no_feed(name: &str) -> ApiError {
+    ApiError::not_found(format!("no feed named {}", quote(name)))
 }
 
 /// A list name from the path: decoded by axum, then checked by the manager; path-level

@@ -255,20 +255,31 @@ struct Table {
 }
 
 impl Table {
-    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, h: H) -> Self
+    fn get<H: Handler<T, AppState>, T: 'static>(self, p: &'static str, a: Access, h: H) -> Self {
+        self.add(Method::GET, MethodFilter::GET, p, a, h)
+    }
+    fn post<H: Handler<T, AppState>, T: 'static>(self, p: &'static str, a: Access, h: H) -> Self {
+        self.add(Method::POST, MethodFilter::POST, p, a, h)
+    }
+    fn put<H: Handler<T, AppState>, T: 'static>(self, p: &'static str, a: Access, h: H) -> Self {
+        self.add(Method::PUT, MethodFilter::PUT, p, a, h)
+    }
+    fn delete<H: Handler<T, AppState>, T: 'static>(self, p: &'static str, a: Access, h: H) -> Self {
+        self.add(Method::DELETE, MethodFilter::DELETE, p, a, h)
+    }
+
+    fn add<H, T>(
+        mut self,
+        method: Method,
+        filter: MethodFilter,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        let filter = if method == Method::GET {
-            MethodFilter::GET
-        } else if method == Method::POST {
-            MethodFilter::POST
-        } else if method == Method::PUT {
-            MethodFilter::PUT
-        } else {
-            MethodFilter::DELETE
-        };
         self.router = self.router.route(path, on(filter, h));
         self.routes.push(RouteInfo {
             method,
@@ -287,87 +298,36 @@ fn build() -> Table {
         router: Router::new(),
         routes: Vec::new(),
     };
-    t.add(Method::GET, "/healthz", Public, h::healthz)
-        .add(Method::GET, "/readyz", Public, h::readyz)
-        .add(Method::GET, "/metrics", Read, h::metrics)
-        .add(Method::GET, "/api/v1/openapi.json", Public, h::openapi)
-        .add(Method::GET, "/api/v1/detections", Read, h::list_detections)
-        .add(
-            Method::GET,
-            "/api/v1/detections/stream",
-            Read,
-            stream::detections_stream,
-        )
-        .add(
-            Method::GET,
-            "/api/v1/detections/{id}",
-            Read,
-            h::get_detection,
-        )
-        .add(Method::GET, "/api/v1/hosts/{ip}", Read, h::host)
-        .add(Method::GET, "/api/v1/pools", Read, h::pools)
-        .add(Method::GET, "/api/v1/check", Read, h::check)
-        .add(
-            Method::GET,
-            "/api/v1/suppressions",
-            Read,
-            h::list_suppressions,
-        )
-        .add(
-            Method::POST,
-            "/api/v1/suppressions",
-            Admin,
-            h::add_suppression,
-        )
-        .add(
-            Method::DELETE,
-            "/api/v1/suppressions/{id}",
-            Admin,
-            h::delete_suppression,
-        )
-        .add(
-            Method::GET,
-            "/api/v1/export/pool-ips",
-            Read,
-            h::export_pool_ips,
-        )
-        .add(Method::GET, "/api/v1/export/{format}", Read, l::export)
-        .add(Method::GET, "/api/v1/blocklists", Read, l::list_all)
-        .add(Method::POST, "/api/v1/blocklists/reload", Admin, l::reload)
-        .add(Method::GET, "/api/v1/blocklists/{name}", Read, l::get_one)
-        .add(Method::PUT, "/api/v1/blocklists/{name}", Admin, l::put_one)
-        .add(
-            Method::DELETE,
-            "/api/v1/blocklists/{name}",
-            Admin,
-            l::delete_one,
-        )
-        .add(
-            Method::POST,
-            "/api/v1/blocklists/{name}/entries",
-            Admin,
-            l::add_entries,
-        )
-        .add(
-            Method::DELETE,
+    t.get("/healthz", Public, h::healthz)
+        .get("/readyz", Public, h::readyz)
+        .get("/metrics", Read, h::metrics)
+        .get("/api/v1/openapi.json", Public, h::openapi)
+        .get("/api/v1/detections", Read, h::list_detections)
+        .get("/api/v1/detections/stream", Read, stream::detections_stream)
+        .get("/api/v1/detections/{id}", Read, h::get_detection)
+        .get("/api/v1/hosts/{ip}", Read, h::host)
+        .get("/api/v1/pools", Read, h::pools)
+        .get("/api/v1/check", Read, h::check)
+        .get("/api/v1/suppressions", Read, h::list_suppressions)
+        .post("/api/v1/suppressions", Admin, h::add_suppression)
+        .delete("/api/v1/suppressions/{id}", Admin, h::delete_suppression)
+        .get("/api/v1/export/pool-ips", Read, h::export_pool_ips)
+        .get("/api/v1/export/{format}", Read, l::export)
+        .get("/api/v1/blocklists", Read, l::list_all)
+        .post("/api/v1/blocklists/reload", Admin, l::reload)
+        .get("/api/v1/blocklists/{name}", Read, l::get_one)
+        .put("/api/v1/blocklists/{name}", Admin, l::put_one)
+        .delete("/api/v1/blocklists/{name}", Admin, l::delete_one)
+        .post("/api/v1/blocklists/{name}/entries", Admin, l::add_entries)
+        .delete(
             "/api/v1/blocklists/{name}/entries",
             Admin,
             l::remove_entries,
         )
-        .add(Method::GET, "/api/v1/feeds", Read, l::list_feeds)
-        .add(Method::POST, "/api/v1/feeds", Admin, l::add_feed)
-        .add(
-            Method::DELETE,
-            "/api/v1/feeds/{name}",
-            Admin,
-            l::delete_feed,
-        )
-        .add(
-            Method::POST,
-            "/api/v1/feeds/{name}/refresh",
-            Admin,
-            l::refresh_feed,
-        )
+        .get("/api/v1/feeds", Read, l::list_feeds)
+        .post("/api/v1/feeds", Admin, l::add_feed)
+        .delete("/api/v1/feeds/{name}", Admin, l::delete_feed)
+        .post("/api/v1/feeds/{name}/refresh", Admin, l::refresh_feed)
 }
 
 /// Every route the router serves (method, path template, access), in registration order.

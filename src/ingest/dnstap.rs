@@ -227,16 +227,20 @@ fn parse_control(body: &[u8]) -> Result<Frame<'_>, DnstapError> {
                 reason: "truncated control field",
             });
         };
-        let flen = flen as usize;
-        let value = body
-            .get(pos + 8..pos + 8 + flen)
-            .ok_or(DnstapError::BadControl {
-                reason: "control field overruns frame",
-            })?;
+        let overrun = || DnstapError::BadControl {
+            reason: "control field overruns frame",
+        };
+        // Checked: `flen` is the peer's u32, and `usize` may be 32 bits.
+        let start = pos + 8; // pos < body.len() <= MAX_CONTROL_LEN
+        let end = usize::try_from(flen)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .ok_or_else(overrun)?;
+        let value = body.get(start..end).ok_or_else(overrun)?;
         if ftype == CONTROL_FIELD_CONTENT_TYPE {
             content_types.push(value);
         }
-        pos += 8 + flen;
+        pos = end;
     }
     Ok(Frame::Control {
         ctype,
@@ -1254,6 +1258,27 @@ mod tests {
         assert!(decode_dnstap(&[0x08, 0x80]).is_err());
         assert!(decode_dnstap(&[0x72, 0x05, 0x00]).is_err());
         assert!(decode_dnstap(&[]).is_ok());
+    }
+
+    #[test]
+    fn control_field_lengths_are_checked() {
+        let field = |flen: u32, value: &[u8]| {
+            let mut b = CONTROL_START.to_be_bytes().to_vec();
+            b.extend_from_slice(&CONTROL_FIELD_CONTENT_TYPE.to_be_bytes());
+            b.extend_from_slice(&flen.to_be_bytes());
+            b.extend_from_slice(value);
+            b
+        };
+        match parse_control(&field(3, b"abc")) {
+            Ok(Frame::Control { content_types, .. }) => assert_eq!(content_types, [b"abc"]),
+            other => panic!("{other:?}"),
+        }
+        for flen in [4, u32::MAX - 7, u32::MAX] {
+            assert!(matches!(
+                parse_control(&field(flen, b"abc")),
+                Err(DnstapError::BadControl { .. })
+            ));
+        }
     }
 
     #[test]

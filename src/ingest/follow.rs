@@ -744,10 +744,13 @@ impl FileState {
         Some((fnv1a(head.get(..n)?), n as u32))
     }
 
+    /// `len` comes from the offset store, which may be corrupt or hand-edited: a length we never
+    /// write (over `FINGERPRINT_LEN`) is a mismatch, not a multi-gigabyte allocation.
     fn fingerprint_prefix(file: &File, len: u32) -> Option<u64> {
-        let mut head = vec![0u8; len as usize];
-        file.read_exact_at(&mut head, 0).ok()?;
-        Some(fnv1a(&head))
+        let mut buf = [0u8; FINGERPRINT_LEN];
+        let head = buf.get_mut(..usize::try_from(len).ok()?)?;
+        file.read_exact_at(head, 0).ok()?;
+        Some(fnv1a(head))
     }
 
     /// Opens the path (or, after a restart, the rotated file that still holds our stored
@@ -1252,6 +1255,28 @@ impl OffsetStore for JsonOffsetFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_fingerprint_length_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        std::fs::write(&path, b"line one\nline two\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let (fp, len) = FileState::current_fingerprint(&file).unwrap();
+        assert_eq!(FileState::fingerprint_prefix(&file, len), Some(fp));
+        // A corrupt offset store: lengths we never write are a mismatch, without allocating.
+        for bad in [FINGERPRINT_LEN as u32 + 1, u32::MAX] {
+            assert_eq!(FileState::fingerprint_prefix(&file, bad), None);
+            let st = FileOffset {
+                dev: 0,
+                inode: 0,
+                offset: 0,
+                fingerprint: fp,
+                fingerprint_len: bad,
+            };
+            assert!(!fingerprint_matches(&file, &st));
+        }
+    }
 
     #[test]
     fn lines_split_and_bound() {

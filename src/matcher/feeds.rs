@@ -365,9 +365,16 @@ async fn fetch_file(state: &FeedState) -> Result<Fetched, String> {
     if state.active && stamp.is_some() && stamp == state.last_modified {
         return Ok(Fetched::NotModified);
     }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Bounded by reading too: the file may have grown since `metadata`.
+    let mut bytes = Vec::new();
+    let read = async {
+        use tokio::io::AsyncReadExt as _;
+        let f = tokio::fs::File::open(&path).await?;
+        f.take(state.max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+    };
+    read.await.map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.len() as u64 > state.max_bytes {
         return Err(too_large(state.max_bytes));
     }

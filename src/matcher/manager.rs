@@ -142,6 +142,29 @@ pub struct ListInfo {
     pub feed: Option<FeedState>,
 }
 
+impl ListInfo {
+    /// A list that is not (or not yet) in the running set: no counts, not active.
+    fn inactive(name: String, kind: ListKind, category: Category) -> Self {
+        ListInfo {
+            name,
+            kind,
+            category,
+            format: None,
+            entries: 0,
+            kept: 0,
+            duplicates: 0,
+            invalid: 0,
+            skipped: 0,
+            source: None,
+            license: None,
+            refreshed: None,
+            active: false,
+            problems: Vec::new(),
+            feed: None,
+        }
+    }
+}
+
 /// One entry of a list, as parsed.
 #[derive(Clone, Debug, Serialize)]
 pub struct ListEntry {
@@ -776,10 +799,8 @@ impl ListManager {
             String::from_utf8(bytes).map_err(|_| "the feed is not UTF-8 text".to_string())?;
         let parsed = parse_list(&text, None);
         if parsed.entries.is_empty() {
-            let first = parsed
-                .errors()
-                .next()
-                .map(|p| format!(" (line {}: {})", p.line, p.message))
+            let first = first_error(&parsed)
+                .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
             return Err(format!("the feed holds no valid entry{first}"));
         }
@@ -940,22 +961,8 @@ impl ListManager {
             .infos(inner)
             .into_iter()
             .find(|i| i.name == name)
-            .unwrap_or_else(|| ListInfo {
-                name: name.to_string(),
-                kind: ListKind::User,
-                category: Category::Pool,
-                format: None,
-                entries: 0,
-                kept: 0,
-                duplicates: 0,
-                invalid: 0,
-                skipped: 0,
-                source: None,
-                license: None,
-                refreshed: None,
-                active: false,
-                problems: Vec::new(),
-                feed: None,
+            .unwrap_or_else(|| {
+                ListInfo::inactive(name.to_string(), ListKind::User, Category::Pool)
             });
         Ok(UpdateReport {
             list: info,
@@ -1049,21 +1056,9 @@ impl ListManager {
                 continue;
             }
             out.push(ListInfo {
-                name: f.state.name.clone(),
-                kind: ListKind::Feed,
-                category: f.state.category,
-                format: None,
-                entries: 0,
-                kept: 0,
-                duplicates: 0,
-                invalid: 0,
-                skipped: 0,
                 source: Some(f.state.url.clone()),
-                license: None,
-                refreshed: None,
-                active: false,
-                problems: Vec::new(),
                 feed: Some(f.state.clone()),
+                ..ListInfo::inactive(f.state.name.clone(), ListKind::Feed, f.state.category)
             });
         }
         out
@@ -1246,6 +1241,22 @@ fn remove_quietly(p: &Path) {
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it and renames it over `path`.
+/// Why a list that parsed to nothing is empty: its first error as `line N: message`.
+fn first_error(parsed: &super::ParsedList) -> Option<String> {
+    let e = parsed.errors().next()?;
+    Some(format!("line {}: {}", e.line, e.message))
+}
+
+/// Largest `.meta.json` read back: ours are well under 4 KiB (a name, a URL, a few stamps).
+const MAX_META_BYTES: u64 = 64 * 1024;
+
+/// A metadata file we wrote, read back; a missing, oversized or unreadable one is `None`
+/// (the caller falls back to defaults, as for a list copied in by hand).
+fn read_meta<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let text = super::read_text(path, MAX_META_BYTES).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -1314,20 +1325,14 @@ fn load_user_lists(dir: &Path, errors: &mut Vec<String>) -> BTreeMap<String, Use
             }
         };
         let meta_path = dir.join(format!("{name}.meta.json"));
-        let meta: Option<UserMeta> = std::fs::read(&meta_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let meta: Option<UserMeta> = read_meta(&meta_path);
         let (category, format, updated) = match meta {
             Some(m) => (m.category, m.format, m.updated),
             None => (category_from_name(&p), None, None),
         };
         let parsed = parse_list(&text, format);
         if parsed.entries.is_empty() {
-            let why = parsed
-                .errors()
-                .next()
-                .map(|e| format!("line {}: {}", e.line, e.message))
-                .unwrap_or_else(|| "no entry".into());
+            let why = first_error(&parsed).unwrap_or_else(|| "no entry".into());
             errors.push(format!("{}: {why}", p.display()));
             continue;
         }
@@ -1353,8 +1358,7 @@ fn load_feeds(
 ) -> BTreeMap<String, Feed> {
     let mut out = BTreeMap::new();
     let persisted = |name: &str| -> Option<FeedState> {
-        let b = std::fs::read(dir.join(format!("{name}.meta.json"))).ok()?;
-        serde_json::from_slice::<FeedState>(&b).ok()
+        read_meta::<FeedState>(&dir.join(format!("{name}.meta.json")))
     };
     let copy = |name: &str, errors: &mut Vec<String>| -> Option<Arc<str>> {
         let p = dir.join(format!("{name}.txt"));
@@ -1467,6 +1471,23 @@ impl FeedMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_reads_are_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("l.meta.json");
+        std::fs::write(&p, r#"{"category":"allow"}"#).unwrap();
+        let m: UserMeta = read_meta(&p).unwrap();
+        assert_eq!(m.category, Category::Allow);
+        // Padded past the limit: ignored (defaults apply), not read whole.
+        let big = format!(
+            r#"{{"category":"allow"}}{}"#,
+            " ".repeat(MAX_META_BYTES as usize)
+        );
+        std::fs::write(&p, big).unwrap();
+        assert!(read_meta::<UserMeta>(&p).is_none());
+        assert!(read_meta::<UserMeta>(&tmp.path().join("missing.meta.json")).is_none());
+    }
 
     fn mgr(dir: &Path) -> Arc<ListManager> {
         ListManager::open(ListManagerConfig::new(dir)).unwrap().0

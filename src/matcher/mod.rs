@@ -255,14 +255,21 @@ fn read_text(path: &Path, limit: u64) -> Result<String, MatcherError> {
         path: path.to_path_buf(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > limit {
+    // Bounded by reading, not by metadata: a FIFO or device (`/dev/zero`) reports length 0, and a
+    // file may grow between the two calls.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read as _;
+            f.take(limit.saturating_add(1)).read_to_end(&mut bytes)
+        })
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
         return Err(MatcherError::TooLarge {
             path: path.to_path_buf(),
             limit,
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
     String::from_utf8(bytes).map_err(|e| {
         let upto = e.utf8_error().valid_up_to();
         let line = e
@@ -614,6 +621,26 @@ pub fn shared(b: Blocklists) -> SharedBlocklists {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_text_is_bounded_by_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.txt");
+        std::fs::write(&p, "a.example\n").unwrap();
+        assert_eq!(read_text(&p, 10).unwrap(), "a.example\n");
+        assert!(matches!(
+            read_text(&p, 9),
+            Err(MatcherError::TooLarge { .. })
+        ));
+        // A device reports length 0 but never ends: the limit must still hold.
+        let zero = Path::new("/dev/zero");
+        if zero.exists() {
+            assert!(matches!(
+                read_text(zero, 1024),
+                Err(MatcherError::TooLarge { .. })
+            ));
+        }
+    }
 
     fn set(lists: &[(&str, Category, &str)]) -> Blocklists {
         let src = lists

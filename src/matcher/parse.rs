@@ -285,6 +285,18 @@ fn push_domain(out: &mut ParsedList, raw: &str, line: u32, exception: bool) {
     }
 }
 
+/// Records what [`parse_ip_token`] made of a token: an entry, or the line's error.
+fn push_ip(out: &mut ParsedList, r: Result<Target, String>, line: u32, exception: bool) {
+    match r {
+        Ok(target) => out.entries.push(Entry {
+            target,
+            exception,
+            line,
+        }),
+        Err(m) => out.problem(line, Severity::Error, m),
+    }
+}
+
 /// Parses an address, CIDR block or `IP:port` / `[v6]:port` token.
 pub fn parse_ip_token(tok: &str) -> Option<Result<Target, String>> {
     if let Ok(ip) = tok.parse::<IpAddr>() {
@@ -479,14 +491,7 @@ fn parse_adblock(line: &str, line_no: u32, out: &mut ParsedList) {
     } else {
         // uBlock treats a bare hostname line as a hostname filter.
         if let Some(r) = parse_ip_token(pattern) {
-            match r {
-                Ok(t) => out.entries.push(Entry {
-                    target: t,
-                    exception,
-                    line: line_no,
-                }),
-                Err(m) => out.problem(line_no, Severity::Error, m),
-            }
+            push_ip(out, r, line_no, exception);
             return;
         }
         if !pattern.contains('.') {
@@ -497,14 +502,7 @@ fn parse_adblock(line: &str, line_no: u32, out: &mut ParsedList) {
     };
     // `||203.0.113.9^`: an address rule.
     if let Some(r) = parse_ip_token(host) {
-        match r {
-            Ok(t) => out.entries.push(Entry {
-                target: t,
-                exception,
-                line: line_no,
-            }),
-            Err(m) => out.problem(line_no, Severity::Error, m),
-        }
+        push_ip(out, r, line_no, exception);
         return;
     }
     push_domain(out, host, line_no, exception);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use poolwatch::api::{self, ApiOptions, AppState, Backend, BackendError, Tokens};
+use poolwatch::api::{ApiOptions, AppState, Backend, BackendError, Tokens};
 use poolwatch::config::Secret;
 use poolwatch::matcher::{ListManager, ListManagerConfig};
 use poolwatch::model::{Detection, Timestamp};
@@ -21,6 +21,8 @@ use poolwatch::query::{
 };
 use reqwest::blocking::Client;
 use serde_json::Value;
+
+use crate::http_support::Serving;
 
 pub const ADMIN: &str = "admin-token-0123456789abcdef";
 pub const READ: &str = "read-token-0123456789abcdef";
@@ -71,20 +73,11 @@ impl Backend for NoDetections {
 
 /// A running API server with a list manager.
 pub struct Server {
-    pub base: String,
+    pub http: Serving,
     pub manager: Option<Arc<ListManager>>,
-    pub rt: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+pub use crate::http_support::runtime;
 
 pub fn tokens() -> Tokens {
     Tokens {
@@ -93,10 +86,17 @@ pub fn tokens() -> Tokens {
     }
 }
 
+/// The tests' usual options: both tokens, default limits.
+pub fn options() -> ApiOptions {
+    ApiOptions {
+        tokens: tokens(),
+        ..ApiOptions::default()
+    }
+}
+
 impl Server {
     /// A server whose lists are managed over `cfg` (`None`: no manager attached).
     pub fn start(cfg: Option<ListManagerConfig>, opts: ApiOptions) -> Server {
-        let rt = runtime();
         let (manager, shared) = match cfg {
             Some(cfg) => {
                 let (m, s) = ListManager::open(cfg).unwrap();
@@ -112,47 +112,18 @@ impl Server {
         if let Some(m) = &manager {
             state = state.with_lists(m.clone());
         }
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let done = rt.spawn(async move {
-            api::serve(listener, state, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
         Server {
-            base: format!("http://{addr}"),
+            http: Serving::start(runtime(), state),
             manager,
-            rt,
-            stop: Some(stop),
-            done: Some(done),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        self.http.url(path)
     }
 
     pub fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(d) = self.done.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(20), d).await });
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        let _ = self.http.shutdown();
     }
 }
 
@@ -171,6 +142,16 @@ pub fn expect_error(resp: reqwest::blocking::Response, status: u16, code: &str) 
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(!v["error"]["message"].as_str().unwrap().is_empty());
     v
+}
+
+/// GET with the read token; the body as JSON.
+pub fn get_json(c: &Client, s: &Server, path: &str) -> Value {
+    c.get(s.url(path))
+        .bearer_auth(READ)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
 }
 
 pub fn check(c: &Client, s: &Server, name: &str) -> Value {
