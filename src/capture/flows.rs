@@ -149,69 +149,29 @@ impl FlowTable {
         self.maybe_sweep(s.ts, out);
         let key = Key::new(s.src, s.sport, s.dst, s.dport, s.proto);
         let is_tcp = s.proto == Proto::Tcp;
-        if let Some(f) = self.map.get(&key) {
-            // Port reuse: a fresh SYN on a closed tuple starts a new flow.
-            if f.tombstone && is_tcp && s.flags & (SYN | ACK) == SYN {
-                self.map.remove(&key);
+        // Port reuse: a fresh SYN on a closed tuple starts a new flow.
+        let reuse = |f: &Flow| f.tombstone && is_tcp && s.flags & (SYN | ACK) == SYN;
+        // Fast path, one hash lookup: a packet of a known flow.
+        if let Some(f) = self.map.get_mut(&key) {
+            if !reuse(f) {
+                // Only traffic after the first packet earns a second chance: a flood's
+                // one-packet flows stay unreferenced and are evicted before sessions that keep
+                // talking.
+                f.referenced = true;
+                update(f, s, is_tcp, &mut self.stats, out);
+                return;
             }
+            self.map.remove(&key);
         }
-        if !self.map.contains_key(&key) {
-            if is_tcp && s.flags & RST != 0 {
-                return; // A stray RST describes nothing worth a flow.
-            }
-            if is_tcp && s.flags & SYN == 0 && s.payload.is_empty() {
-                return; // Bare ACK/FIN of a flow we never saw: no ghost flows.
-            }
+        if is_tcp && s.flags & RST != 0 {
+            return; // A stray RST describes nothing worth a flow.
         }
-        let created = !self.map.contains_key(&key);
-        if created {
-            self.create(s, key, out);
+        if is_tcp && s.flags & SYN == 0 && s.payload.is_empty() {
+            return; // Bare ACK/FIN of a flow we never saw: no ghost flows.
         }
-        let Some(f) = self.map.get_mut(&key) else {
-            return;
-        };
-        // Only traffic after the first packet earns a second chance: a flood's one-packet
-        // flows stay unreferenced and are evicted before sessions that keep talking.
-        f.referenced |= !created;
-        if f.tombstone {
-            return;
-        }
-        let outbound = s.src == f.obs.src && s.sport == f.obs.src_port;
-        f.obs.last_ts = Timestamp(s.ts.max(f.obs.last_ts.0));
-        let len = s.payload.len() as u64;
-        if outbound {
-            f.obs.packets_out += 1;
-            f.obs.bytes_out += len;
-        } else {
-            f.obs.packets_in += 1;
-            f.obs.bytes_in += len;
-        }
-        let mut report = false;
-        let mut end = false;
-        if is_tcp {
-            match tcp_state(f, s, outbound) {
-                TcpEvent::Nothing => {}
-                TcpEvent::Established => report = true,
-                TcpEvent::End => end = true,
-            }
-        } else if !outbound && f.obs.state == FlowState::Attempted {
-            f.obs.state = FlowState::Established;
-        }
-        if !s.payload.is_empty() {
-            report |= payload_prefix(f, s, outbound, is_tcp);
-        }
-        if end {
-            f.tombstone = true;
-            let mut obs = f.obs.clone();
-            obs.report = FlowReport::Final;
-            self.stats.reports += 1;
-            out.push_back(Observation::Flow(obs));
-        } else if report && f.interims < MAX_INTERIM_REPORTS {
-            f.interims += 1;
-            let mut obs = f.obs.clone();
-            obs.report = FlowReport::Interim;
-            self.stats.reports += 1;
-            out.push_back(Observation::Flow(obs));
+        self.create(s, key, out);
+        if let Some(f) = self.map.get_mut(&key) {
+            update(f, s, is_tcp, &mut self.stats, out);
         }
     }
 
@@ -385,6 +345,56 @@ enum TcpEvent {
 }
 
 /// Advances the TCP state machine.
+/// Counts one packet of a flow, advances its state and emits the reports it earns.
+fn update(
+    f: &mut Flow,
+    s: &Segment<'_>,
+    is_tcp: bool,
+    stats: &mut FlowStats,
+    out: &mut VecDeque<Observation>,
+) {
+    if f.tombstone {
+        return;
+    }
+    let outbound = s.src == f.obs.src && s.sport == f.obs.src_port;
+    f.obs.last_ts = Timestamp(s.ts.max(f.obs.last_ts.0));
+    let len = s.payload.len() as u64;
+    if outbound {
+        f.obs.packets_out += 1;
+        f.obs.bytes_out += len;
+    } else {
+        f.obs.packets_in += 1;
+        f.obs.bytes_in += len;
+    }
+    let mut report = false;
+    let mut end = false;
+    if is_tcp {
+        match tcp_state(f, s, outbound) {
+            TcpEvent::Nothing => {}
+            TcpEvent::Established => report = true,
+            TcpEvent::End => end = true,
+        }
+    } else if !outbound && f.obs.state == FlowState::Attempted {
+        f.obs.state = FlowState::Established;
+    }
+    if !s.payload.is_empty() {
+        report |= payload_prefix(f, s, outbound, is_tcp);
+    }
+    if end {
+        f.tombstone = true;
+        let mut obs = f.obs.clone();
+        obs.report = FlowReport::Final;
+        stats.reports += 1;
+        out.push_back(Observation::Flow(obs));
+    } else if report && f.interims < MAX_INTERIM_REPORTS {
+        f.interims += 1;
+        let mut obs = f.obs.clone();
+        obs.report = FlowReport::Interim;
+        stats.reports += 1;
+        out.push_back(Observation::Flow(obs));
+    }
+}
+
 fn tcp_state(f: &mut Flow, s: &Segment<'_>, outbound: bool) -> TcpEvent {
     let flags = s.flags;
     if flags & SYN != 0 && flags & ACK != 0 && !outbound {

@@ -106,7 +106,16 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(engine, Some(store.clone()))?;
 
     let bar = progress_bar(!args.no_progress && total_bytes >= PROGRESS_MIN_BYTES);
-    let mut merged = Merge::new(readers);
+    // One input needs no k-way merge: iterate it directly (no heap, no head slot to move
+    // each observation through).
+    let mut merged: Observations = if readers.len() == 1 {
+        match readers.pop() {
+            Some(r) => r,
+            None => Box::new(Merge::new(readers)),
+        }
+    } else {
+        Box::new(Merge::new(readers))
+    };
     let mut n = 0u64;
     for obs in &mut merged {
         pipeline.push(obs)?;
