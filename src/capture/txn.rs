@@ -6,6 +6,7 @@
 //! timed out after `CaptureConfig::dns_timeout_us` of *capture* time, so a file replays the same
 //! way however fast it is read.
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
@@ -131,26 +132,32 @@ impl DnsTxns {
                 id: m.id,
                 transport,
             };
-            if self.map.contains_key(&key) {
-                // A retransmission: the transaction started with the first copy.
-                self.stats.duplicate_queries += 1;
-                return;
-            }
             if self.map.len() >= self.cap {
+                if self.map.contains_key(&key) {
+                    // A retransmission: the transaction started with the first copy.
+                    self.stats.duplicate_queries += 1;
+                    return;
+                }
                 self.evict_oldest(out);
             }
-            self.serial += 1;
-            self.order.push_back((key, self.serial));
-            self.map.insert(
-                key,
-                Pending {
-                    ts,
-                    qname,
-                    qtype,
-                    salvaged: m.salvaged,
-                    serial: self.serial,
-                },
-            );
+            // Below the cap: one lookup decides duplicate or new.
+            match self.map.entry(key) {
+                Entry::Occupied(_) => {
+                    // A retransmission: the transaction started with the first copy.
+                    self.stats.duplicate_queries += 1;
+                }
+                Entry::Vacant(v) => {
+                    self.serial += 1;
+                    self.order.push_back((key, self.serial));
+                    v.insert(Pending {
+                        ts,
+                        qname,
+                        qtype,
+                        salvaged: m.salvaged,
+                        serial: self.serial,
+                    });
+                }
+            }
             return;
         }
         self.stats.responses += 1;
@@ -162,18 +169,19 @@ impl DnsTxns {
             id: m.id,
             transport,
         };
-        // Same id but another question: not this query's answer (a spoofing attempt or a
-        // confused server). Report both halves separately rather than merge them.
-        if let Some(q) = self.map.get(&key) {
-            if q.qname != qname || q.qtype != qtype {
-                if let Some(q) = self.map.remove(&key) {
-                    self.stats.unanswered += 1;
-                    self.stats.mismatched += 1;
-                    out.push_back(self.unanswered(&key, q));
-                }
+        // One lookup: the pending query leaves the table whether or not it matches.
+        let q = match self.map.remove(&key) {
+            // Same id but another question: not this query's answer (a spoofing attempt or a
+            // confused server). Report both halves separately rather than merge them.
+            Some(q) if q.qname != qname || q.qtype != qtype => {
+                self.stats.unanswered += 1;
+                self.stats.mismatched += 1;
+                out.push_back(self.unanswered(&key, q));
+                None
             }
-        }
-        match self.map.remove(&key) {
+            other => other,
+        };
+        match q {
             Some(q) => {
                 self.stats.paired += 1;
                 let rtt = ts.saturating_sub(q.ts).max(0) as u64;
