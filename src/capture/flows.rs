@@ -382,7 +382,13 @@ fn update(
     }
     if end {
         f.tombstone = true;
+        // A tombstone keeps only `last_ts` (its timeout) and absorbs late packets: the payload
+        // prefixes and app facts move into the report instead of being cloned.
+        let payload_out = std::mem::take(&mut f.obs.payload_out);
+        let payload_in = std::mem::take(&mut f.obs.payload_in);
+        let app = std::mem::take(&mut f.obs.app);
         let mut obs = f.obs.clone();
+        (obs.payload_out, obs.payload_in, obs.app) = (payload_out, payload_in, app);
         obs.report = FlowReport::Final;
         stats.reports += 1;
         out.push_back(Observation::Flow(obs));
