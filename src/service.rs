@@ -13,8 +13,7 @@
 //!
 //! Design notes and invariants: `docs/arch/service.md`; operation: `docs/service.md`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -32,7 +31,7 @@ use crate::correlate::{Engine, EngineConfig, Pipeline};
 use crate::ingest::dnstap::{DnstapListener, ListenAddr};
 use crate::ingest::follow::{auto_parser_factory, FileOffset, FollowConfig, Follower, OffsetStore};
 use crate::ingest::IngestConfig;
-use crate::input::{self, InputFormat, Observations};
+use crate::input::{self, InputFormat};
 use crate::matcher::{self, ListManager, ListManagerConfig, SharedBlocklists};
 use crate::metrics::{self, Gauge};
 use crate::model::{Detection, Observation, Timestamp};
@@ -636,7 +635,7 @@ fn start_inputs(
                 let started = Instant::now();
                 let mut n = 0u64;
                 let mut complete = true;
-                for o in Merge::new(readers) {
+                for o in input::merge_by_time(readers) {
                     if n % IMPORT_STOP_EVERY == 0 && stop.load(Ordering::Relaxed) {
                         complete = false;
                         break;
@@ -662,54 +661,6 @@ fn start_inputs(
         )?);
     }
     Ok(())
-}
-
-/// k-way merge of the imports by observation time (each file keeps its own order; ties go to
-/// the earlier file), like `scan` does.
-struct Merge {
-    readers: Vec<Observations>,
-    heap: BinaryHeap<Reverse<(Timestamp, usize, u64)>>,
-    heads: Vec<Option<Observation>>,
-    seq: u64,
-}
-
-impl Merge {
-    fn new(mut readers: Vec<Observations>) -> Self {
-        let mut heap = BinaryHeap::new();
-        let mut heads = Vec::with_capacity(readers.len());
-        let mut seq = 0;
-        for (i, r) in readers.iter_mut().enumerate() {
-            let h = r.next();
-            if let Some(o) = &h {
-                heap.push(Reverse((o.ts(), i, seq)));
-                seq += 1;
-            }
-            heads.push(h);
-        }
-        Merge {
-            readers,
-            heap,
-            heads,
-            seq,
-        }
-    }
-}
-
-impl Iterator for Merge {
-    type Item = Observation;
-    fn next(&mut self) -> Option<Observation> {
-        let Reverse((_, i, _)) = self.heap.pop()?;
-        let obs = self.heads.get_mut(i)?.take()?;
-        let next = self.readers.get_mut(i).and_then(|r| r.next());
-        if let Some(o) = &next {
-            self.heap.push(Reverse((o.ts(), i, self.seq)));
-            self.seq += 1;
-        }
-        if let Some(slot) = self.heads.get_mut(i) {
-            *slot = next;
-        }
-        Some(obs)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -75,3 +75,46 @@ fn replay_rejects_damaged_observation_lines() {
     let o = poolwatch(&["inspect", "--format", "observations", p.to_str().unwrap()]);
     assert_clean_failure(&o, "obs.jsonl:1");
 }
+
+#[test]
+fn stdin_needs_a_format() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .args(["inspect", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run poolwatch");
+    // The child may exit before reading: a failed write is fine.
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"not a capture\n");
+    let o = child.wait_with_output().expect("wait");
+    assert_clean_failure(&o, "pass --format");
+}
+
+#[test]
+fn scan_output_into_a_closed_pipe_is_not_an_error() {
+    use std::process::Stdio;
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample/sample.pcap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .args(["scan", "--output", "json", sample])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run poolwatch");
+    // Close the read end at once, as `| head -c0` would.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    let err = stderr(&o);
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("panicked"),
+        "{err}"
+    );
+    // Detections were found (exit 1), and nothing failed (not 2).
+    assert_eq!(o.status.code(), Some(1), "{err}");
+}

@@ -4,8 +4,6 @@
 //! Exit codes (like `grep`): 0 = ran, no unsuppressed detection; 1 = ran, at least one
 //! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, …).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -17,9 +15,9 @@ use anyhow::Context;
 use crate::capture::CaptureConfig;
 use crate::correlate::{Engine, EngineConfig, Pipeline};
 use crate::ingest::IngestConfig;
-use crate::input::{self, InputFormat, Observations};
+use crate::input::{self, InputFormat};
 use crate::matcher::{self, Blocklists};
-use crate::model::{Detection, Observation, Timestamp};
+use crate::model::Detection;
 use crate::store::Store;
 
 /// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
@@ -106,16 +104,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut pipeline = Pipeline::new(engine, Some(store.clone()))?;
 
     let bar = progress_bar(!args.no_progress && total_bytes >= PROGRESS_MIN_BYTES);
-    // One input needs no k-way merge: iterate it directly (no heap, no head slot to move
-    // each observation through).
-    let mut merged: Observations = if readers.len() == 1 {
-        match readers.pop() {
-            Some(r) => r,
-            None => Box::new(Merge::new(readers)),
-        }
-    } else {
-        Box::new(Merge::new(readers))
-    };
+    let mut merged = input::merge_by_time(readers);
     let mut n = 0u64;
     for obs in &mut merged {
         pipeline.push(obs)?;
@@ -139,23 +128,32 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
     let mut dets = store.all_detections()?;
     dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.output == "json" {
-        for d in &dets {
-            serde_json::to_writer(&mut out, d)?;
-            out.write_all(b"\n")?;
+    if let Err(e) = write_detections(&args.output, &dets, summary.observations) {
+        // A closed pipe (`| head`) is a normal way to stop reading, not an error.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
         }
-    } else {
-        print_table(&mut out, &dets, summary.observations)?;
     }
-    out.flush()?;
     let found = dets.iter().any(|d| !d.suppressed);
     Ok(if found {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn write_detections(output: &str, dets: &[Detection], observations: u64) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if output == "json" {
+        for d in dets {
+            serde_json::to_writer(&mut out, d)?;
+            out.write_all(b"\n")?;
+        }
+    } else {
+        print_table(&mut out, dets, observations)?;
+    }
+    out.flush()
 }
 
 fn progress_bar(wanted: bool) -> Option<indicatif::ProgressBar> {
@@ -246,52 +244,4 @@ fn clip(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
-}
-
-/// k-way merge of the inputs by `Observation::ts()`; each input keeps its own order, ties go to
-/// the earlier input.
-struct Merge {
-    readers: Vec<Observations>,
-    heap: BinaryHeap<Reverse<(Timestamp, usize, u64)>>,
-    heads: Vec<Option<Observation>>,
-    seq: u64,
-}
-
-impl Merge {
-    fn new(mut readers: Vec<Observations>) -> Self {
-        let mut heap = BinaryHeap::new();
-        let mut heads = Vec::with_capacity(readers.len());
-        let mut seq = 0;
-        for (i, r) in readers.iter_mut().enumerate() {
-            let h = r.next();
-            if let Some(o) = &h {
-                heap.push(Reverse((o.ts(), i, seq)));
-                seq += 1;
-            }
-            heads.push(h);
-        }
-        Merge {
-            readers,
-            heap,
-            heads,
-            seq,
-        }
-    }
-}
-
-impl Iterator for Merge {
-    type Item = Observation;
-    fn next(&mut self) -> Option<Observation> {
-        let Reverse((_, i, _)) = self.heap.pop()?;
-        let obs = self.heads.get_mut(i)?.take()?;
-        let next = self.readers.get_mut(i).and_then(|r| r.next());
-        if let Some(o) = &next {
-            self.heap.push(Reverse((o.ts(), i, self.seq)));
-            self.seq += 1;
-        }
-        if let Some(slot) = self.heads.get_mut(i) {
-            *slot = next;
-        }
-        Some(obs)
-    }
 }
