@@ -98,12 +98,10 @@ impl Dnsmasq {
 
     fn expire(&mut self, now: Timestamp, out: &mut Vec<Observation>) {
         let cutoff = now.plus_secs(-PENDING_TIMEOUT_SECS);
-        while self.pending.oldest().is_some_and(|t| t.obs.ts < cutoff) {
-            match self.pending.pop_oldest() {
-                Some(t) => out.push(Observation::Dns(t.finish())),
-                None => break,
-            }
-        }
+        self.pending.drain_expired(
+            |t| t.obs.ts < cutoff,
+            |t| out.push(Observation::Dns(t.finish())),
+        );
     }
 }
 

@@ -27,12 +27,8 @@ impl Pdns {
 
     fn expire(&mut self, now: Timestamp, out: &mut Vec<Observation>) {
         let cutoff = now.plus_secs(-PENDING_TIMEOUT_SECS);
-        while self.pending.oldest().is_some_and(|o| o.ts < cutoff) {
-            match self.pending.pop_oldest() {
-                Some(o) => out.push(Observation::Dns(o)),
-                None => break,
-            }
-        }
+        self.pending
+            .drain_expired(|o| o.ts < cutoff, |o| out.push(Observation::Dns(o)));
     }
 }
 

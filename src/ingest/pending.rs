@@ -130,6 +130,18 @@ impl<V> Pending<V> {
         self.pop_front_slot()
     }
 
+    /// Hands `emit` every entry, oldest first, while `expired` holds for the oldest: entries
+    /// are in arrival order, so the first one still waiting ends the sweep (the time-out of
+    /// every parser that joins lines).
+    pub fn drain_expired(&mut self, expired: impl Fn(&V) -> bool, mut emit: impl FnMut(V)) {
+        while self.oldest().is_some_and(&expired) {
+            match self.pop_oldest() {
+                Some(v) => emit(v),
+                None => break,
+            }
+        }
+    }
+
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
