@@ -300,7 +300,7 @@ impl Pipeline {
             }
         }
         self.reload_suppressions()?;
-        self.engine.set_clock(Timestamp::now());
+        self.engine.set_clock(now);
         self.refresh_gauges();
         self.maybe_flush()
     }
