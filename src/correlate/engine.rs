@@ -14,6 +14,7 @@ use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 
 use super::bounded::BoundedMap;
+use super::incidents::{Incident, IncidentKey, IncidentTable};
 use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
@@ -150,6 +151,16 @@ pub trait History: Send {
     fn last_detection(&self, client: IpAddr) -> Option<Timestamp>;
     /// The newest recorded detection of (`client`, `pool_domain`), to continue an incident.
     fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection>;
+    /// Like `open_incident`, for the engine to continue it. A store that [`History::hands_over`]
+    /// gives up its copy (moves it out), and gets it back written by the pipeline.
+    fn take_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
+        self.open_incident(client, pool_domain)
+    }
+    /// True when `take_incident` moves the detection out of the store (the in-memory store:
+    /// one copy of an incident, never two).
+    fn hands_over(&self) -> bool {
+        false
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,6 +250,8 @@ pub struct TableSizes {
     pub recent_flows: usize,
     pub hosts: usize,
     pub held: usize,
+    /// Evicted incidents kept until the next flush (`correlate::incidents`).
+    pub parked: usize,
 }
 
 /// Counters of what the engine did (monotonic).
@@ -259,6 +272,14 @@ pub struct EngineStats {
     pub shared_answer_ips: u64,
     /// Pool bindings shadowed by the same client's later non-pool answer for the address.
     pub shadowed_bindings: u64,
+    /// Evicted incidents kept until their flush (see `correlate::incidents`) that had to be
+    /// dropped because the parked table was full (only without a pipeline flushing).
+    pub parked_dropped: u64,
+    /// Evicted incidents taken back from the parked table before their flush.
+    pub unparked: u64,
+    /// `Updated` reports kept in the incident (deferred mode) instead of copied into `Changes`;
+    /// written at the next flush.
+    pub deferred_updates: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,16 +313,6 @@ struct IpBinding {
 }
 
 #[derive(Debug)]
-struct Incident {
-    det: Detection,
-    emitted: bool,
-    /// Stage when last reported (to tell Upgraded from Updated).
-    reported_stage: Option<Stage>,
-    max_base: u8,
-    sustained: bool,
-}
-
-#[derive(Debug)]
 struct DedupeState {
     ts: Timestamp,
     sources: Vec<Source>,
@@ -316,8 +327,6 @@ struct FlowSeen {
     established: bool,
     stratum: bool,
 }
-
-type IncidentKey = (IpAddr, Arc<str>);
 
 /// Which list/entry and how strongly a flow is attributed.
 struct Attribution {
@@ -341,7 +350,7 @@ pub struct Engine {
     /// it over-approximates (a stale entry only costs a few probes).
     bound_clients: BoundedMap<IpAddr, ()>,
     ip_index: BoundedMap<IpAddr, IpBinding>,
-    incidents: BoundedMap<IncidentKey, Incident>,
+    incidents: IncidentTable,
     held: VecDeque<(Timestamp, IncidentKey)>,
     dedupe: BoundedMap<(IpAddr, u64, u16), DedupeState>,
     flows: BoundedMap<FlowKey, FlowSeen>,
@@ -351,6 +360,8 @@ pub struct Engine {
     suppressions: Vec<Suppression>,
     suppression_now: Timestamp,
     history: Option<Box<dyn History>>,
+    /// See [`Engine::set_deferred_updates`].
+    defer_updates: bool,
     watermark: Timestamp,
     stats: EngineStats,
 }
@@ -366,7 +377,7 @@ impl Engine {
             bindings: BoundedMap::new(l.bindings),
             bound_clients: BoundedMap::new(l.bindings),
             ip_index: BoundedMap::new(l.ip_index),
-            incidents: BoundedMap::new(l.incidents),
+            incidents: IncidentTable::new(l.incidents),
             held: VecDeque::new(),
             dedupe: BoundedMap::new(l.dedupe),
             flows: BoundedMap::new(l.flows),
@@ -376,6 +387,7 @@ impl Engine {
             suppressions: Vec::new(),
             suppression_now: Timestamp::now(),
             history: None,
+            defer_updates: false,
             watermark: Timestamp::MIN,
             stats: EngineStats::default(),
         }
@@ -455,7 +467,41 @@ impl Engine {
             recent_flows: self.recent_flows.len(),
             hosts: self.hosts.len(),
             held: self.held.len(),
+            parked: self.incidents.parked_len(),
         }
+    }
+
+    /// Called by the pipeline after a durable flush: every update reported so far is in the
+    /// store, so incidents evicted since the previous flush need not be kept in memory.
+    pub fn persisted(&mut self) {
+        self.incidents.persisted();
+    }
+
+    /// Deferred mode (the pipeline's): `Updated` reports are not copied into [`Changes`]; the
+    /// incident is marked dirty and its latest state is taken once per flush
+    /// ([`Engine::take_dirty`]), so a detection updated by many events costs one copy per flush,
+    /// not one per event. `New` and `Upgraded` are still reported in `Changes` (announcements).
+    pub fn set_deferred_updates(&mut self, on: bool) {
+        self.defer_updates = on;
+    }
+
+    /// Hands unwritten detection state to `sink`: incidents evicted since the last flush
+    /// (moved out of memory) and, with `live`, dirty incidents still in memory (copied). Call
+    /// right before a flush, then [`Engine::persisted`] after it.
+    pub fn take_dirty(&mut self, live: bool, sink: &mut dyn FnMut(Detection)) {
+        self.incidents.take_dirty(live, sink);
+    }
+
+    /// End of input: moves every incident holding unwritten state to `sink`; the incident table
+    /// is empty afterwards.
+    pub fn take_all_dirty(&mut self, sink: &mut dyn FnMut(Detection)) {
+        self.incidents.take_all_dirty(sink);
+    }
+
+    /// True when the incidents evicted since the last flush fill half their table: flush soon
+    /// (the pipeline does), or the oldest would have to be dropped.
+    pub fn needs_flush(&self) -> bool {
+        self.incidents.parked_pressure()
     }
 
     /// Whether `ip` is configured or learned DNS infrastructure.
@@ -1089,16 +1135,37 @@ impl Engine {
             .get(key)
             .is_some_and(|i| ts > i.det.last_seen.plus_secs(gap));
         if stale {
-            self.incidents.remove(key);
+            if let Some(old) = self.incidents.remove(key) {
+                self.write_back(old, out);
+            }
         }
         if self.incidents.contains_key(key) {
             return false;
         }
-        let reloaded = self
-            .history
-            .as_ref()
-            .and_then(|h| h.open_incident(key.0, &key.1))
-            .filter(|d| ts <= d.last_seen.plus_secs(gap));
+        // Evicted since the last flush: the store may not have it yet (see `incidents`).
+        if let Some(inc) = self.incidents.unpark(key) {
+            if ts <= inc.det.last_seen.plus_secs(gap) {
+                self.stats.unparked = self.stats.unparked.saturating_add(1);
+                self.admit(key.clone(), inc, out);
+                return false;
+            }
+            self.write_back(inc, out);
+        }
+        let (reloaded, owned) = match self.history.as_ref() {
+            Some(h) => (h.take_incident(key.0, &key.1), h.hands_over()),
+            None => (None, false),
+        };
+        // A stale detection the store handed over must still go back (unchanged).
+        let (reloaded, stale_back) = match reloaded {
+            Some(d) if ts > d.last_seen.plus_secs(gap) => (None, owned.then_some(d)),
+            other => (other, None),
+        };
+        if let Some(d) = stale_back {
+            out.detections.push(DetectionUpdate {
+                kind: UpdateKind::Updated,
+                detection: d,
+            });
+        }
         let created = reloaded.is_none();
         let inc = match reloaded {
             Some(det) => Incident {
@@ -1111,6 +1178,9 @@ impl Engine {
                 det,
                 emitted: true,
                 sustained: false,
+                reported_gen: u64::MAX,
+                // Handed over by the store: this is the only copy until it is written back.
+                dirty: owned,
             },
             None => Incident {
                 det: new_detection(key.0, &key.1, ts),
@@ -1118,6 +1188,8 @@ impl Engine {
                 reported_stage: None,
                 max_base: 0,
                 sustained: false,
+                reported_gen: u64::MAX,
+                dirty: false,
             },
         };
         if created {
@@ -1137,18 +1209,44 @@ impl Engine {
                 }
             }
         }
-        if let Some((ek, mut ev)) = self.incidents.insert(key.clone(), inc) {
-            self.stats.evicted += 1;
-            // An evicted incident that was never reported is reported now, not lost.
-            if !ev.emitted && !self.is_infrastructure(ek.0) {
-                self.finish_new(&mut ev);
-                out.detections.push(DetectionUpdate {
-                    kind: UpdateKind::New,
-                    detection: ev.det,
-                });
-            }
-        }
+        self.admit(key.clone(), inc, out);
         created
+    }
+
+    /// An incident leaving memory for good (a new one replaces it): its unwritten state, if
+    /// any, goes out as an update.
+    fn write_back(&mut self, inc: Incident, out: &mut Changes) {
+        if inc.dirty {
+            out.detections.push(DetectionUpdate {
+                kind: UpdateKind::Updated,
+                detection: inc.det,
+            });
+        }
+    }
+
+    /// Puts an incident into the live table. The incident evicted to make room is reported if
+    /// it never was, and parked if the store may not have its latest state yet, so its next
+    /// event continues it instead of opening a second detection.
+    fn admit(&mut self, key: IncidentKey, inc: Incident, out: &mut Changes) {
+        let Some((ek, mut ev)) = self.incidents.insert(key, inc) else {
+            return;
+        };
+        self.stats.evicted += 1;
+        // An evicted incident that was never reported is reported now, not lost.
+        if !ev.emitted {
+            if self.is_infrastructure(ek.0) {
+                return;
+            }
+            self.finish_new(&mut ev);
+            ev.reported_gen = self.incidents.generation();
+            out.detections.push(DetectionUpdate {
+                kind: UpdateKind::New,
+                detection: ev.det.clone(),
+            });
+        }
+        if self.incidents.park(ek, ev) {
+            self.stats.parked_dropped = self.stats.parked_dropped.saturating_add(1);
+        }
     }
 
     /// Emits the incident's current state if it is reportable.
@@ -1164,6 +1262,7 @@ impl Engine {
             return;
         }
         self.refresh_suppression(key);
+        let gen = self.incidents.generation();
         let Some(inc) = self.incidents.get_mut(key) else {
             return;
         };
@@ -1173,12 +1272,20 @@ impl Engine {
             UpdateKind::Updated
         };
         inc.reported_stage = Some(inc.det.stage);
+        inc.reported_gen = gen;
         let client = key.0;
         let last = inc.det.last_seen;
-        out.detections.push(DetectionUpdate {
-            kind,
-            detection: inc.det.clone(),
-        });
+        if self.defer_updates && kind == UpdateKind::Updated {
+            self.stats.deferred_updates = self.stats.deferred_updates.saturating_add(1);
+            self.incidents.mark_dirty(key);
+        } else {
+            // This copy carries the latest state: nothing is left unwritten.
+            inc.dirty = false;
+            out.detections.push(DetectionUpdate {
+                kind,
+                detection: inc.det.clone(),
+            });
+        }
         self.note_host(client, last);
     }
 
@@ -1257,6 +1364,8 @@ impl Engine {
             return;
         };
         self.finish_new(&mut inc);
+        inc.reported_gen = self.incidents.generation();
+        inc.dirty = false;
         let det = inc.det.clone();
         self.incidents.insert(key.clone(), inc);
         out.detections.push(DetectionUpdate {

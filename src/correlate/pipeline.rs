@@ -1,25 +1,30 @@
-//! The pipeline runner: an [`Engine`] plus (optionally) a [`Store`], with the durability policy
-//! and the live event feed. Synchronous, so `scan` runs it on the calling thread and the service
-//! on a blocking thread fed by a bounded channel.
+//! The pipeline runner: an [`Engine`] plus (optionally) a [`DetectionStore`] (sled for `serve`
+//! and `scan --db`, memory for `scan`), with the durability policy and the live event feed.
+//! Synchronous, so `scan` runs it on the calling thread and the service on a blocking thread fed
+//! by a bounded channel.
 //!
 //! Durability policy (also in `docs/store.md`):
-//! * Bindings, pool flows and detection updates are written to sled as they come (in memory),
-//!   detection rows coalesced per id in a dirty buffer.
-//! * The store is flushed (fsync) when a new or upgraded detection is waiting to be announced and
-//!   [`ACK_FLUSH_INTERVAL`] has passed since the last flush, when the dirty buffer reaches
-//!   [`MAX_DIRTY`], every [`FLUSH_INTERVAL`] while anything is dirty, on [`Pipeline::flush`],
-//!   [`Pipeline::tick`] and [`Pipeline::finish`].
+//! * Write-behind: bindings, pool flows and detection updates are collected in a [`Batch`],
+//!   coalesced per row (many updates of one detection within a flush are one write), and
+//!   written together by [`Pipeline::flush`] — the one place a batch is persisted and fsynced.
+//! * The batch is flushed when a new or upgraded detection is waiting to be announced and
+//!   [`ACK_FLUSH_INTERVAL`] has passed since the last flush, when it holds [`MAX_DIRTY`]
+//!   detections or [`MAX_BATCH_ROWS`] bindings + flows, every [`FLUSH_INTERVAL`] while anything
+//!   waits, on [`Pipeline::flush`], [`Pipeline::tick`] and [`Pipeline::finish`].
 //! * Events (`DetectionEvent`) are published only **after** the flush that made them durable:
 //!   a detection anyone was told about survives `kill -9`.
+//! * After each flush the engine is told ([`Engine::persisted`]): incidents it evicted while
+//!   their updates were still in the batch are kept in memory until then, so an eviction never
+//!   reloads a stale copy or opens a second incident.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
 use super::engine::{Changes, Engine, EngineStats, TableSizes, UpdateKind};
+use super::sink::{Batch, DetectionStore};
 use crate::metrics::{self, Counter, Gauge};
-use crate::model::{Detection, Observation, Stage, Timestamp};
+use crate::model::{Observation, Stage, Timestamp};
 use crate::query::{DetectionEvent, DetectionEventKind};
 use crate::store::{Store, StoreError};
 
@@ -31,8 +36,12 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// observations keep coming (an import of old captures), their own timestamps drive time, so a
 /// tick must not jump the engine to the wall clock and defeat the reorder window.
 pub const TICK_IDLE: Duration = Duration::from_secs(1);
-/// Dirty detections coalesced in memory before they are written out.
+/// Dirty detections coalesced in memory before they are written out. It also bounds the
+/// incidents the engine keeps parked between flushes (`correlate::incidents`).
 pub const MAX_DIRTY: usize = 1_024;
+/// Binding and flow rows coalesced before a flush (a flood of lookups binds one row each; ~300 B
+/// per row keeps the batch under ~5 MB).
+pub const MAX_BATCH_ROWS: usize = 16_384;
 /// Bindings restored from the store on start (the newest are kept by the engine's own cap).
 const MAX_PRELOAD_BINDINGS: usize = 1_000_000;
 /// How often (in observations) table-size gauges are refreshed.
@@ -126,6 +135,7 @@ impl Metrics {
             "recent_flows",
             "hosts",
             "held",
+            "parked",
         ]
         .into_iter()
         .map(|t| {
@@ -182,6 +192,7 @@ impl Metrics {
             t.recent_flows,
             t.hosts,
             t.held,
+            t.parked,
         ];
         for ((_, g), v) in self.tables.iter().zip(vals) {
             g.set(v as i64);
@@ -196,10 +207,10 @@ fn stage_idx(s: Stage) -> usize {
 /// Engine + store + event feed.
 pub struct Pipeline {
     engine: Engine,
-    store: Option<Store>,
+    store: Option<Box<dyn DetectionStore>>,
     events: Option<broadcast::Sender<DetectionEvent>>,
     cfg: PipelineConfig,
-    dirty: HashMap<String, Detection>,
+    batch: Batch,
     pending_events: Vec<DetectionEvent>,
     last_flush: Instant,
     /// When `tick` last saw the observation counter move (see `push`).
@@ -214,10 +225,22 @@ impl Pipeline {
     /// `store: None` is the null sink (benchmarks, dry runs): nothing is persisted.
     /// With a store, the engine consults it for `is_new` and incident continuity, and the
     /// store's suppressions are applied.
-    pub fn new(mut engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
+    pub fn new(engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
+        Self::with_store(
+            engine,
+            store.map(|s| Box::new(s) as Box<dyn DetectionStore>),
+        )
+    }
+
+    /// Like [`Pipeline::new`], over any [`DetectionStore`] (e.g. `store::MemoryStore`).
+    pub fn with_store(
+        mut engine: Engine,
+        store: Option<Box<dyn DetectionStore>>,
+    ) -> Result<Self, PipelineError> {
+        engine.set_deferred_updates(true);
         if let Some(s) = &store {
-            engine.set_history(Box::new(s.clone()));
-            for b in s.bindings(MAX_PRELOAD_BINDINGS)? {
+            engine.set_history(s.history());
+            for b in s.preload_bindings(MAX_PRELOAD_BINDINGS)? {
                 engine.preload_binding(&b);
             }
         }
@@ -226,7 +249,7 @@ impl Pipeline {
             store,
             events: None,
             cfg: PipelineConfig::default(),
-            dirty: HashMap::new(),
+            batch: Batch::default(),
             pending_events: Vec::new(),
             last_flush: Instant::now(),
             last_push: Instant::now(),
@@ -254,8 +277,8 @@ impl Pipeline {
         &self.engine
     }
 
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
+    pub fn store(&self) -> Option<&dyn DetectionStore> {
+        self.store.as_deref()
     }
 
     /// Feeds one observation.
@@ -277,9 +300,7 @@ impl Pipeline {
         }
         // The wall clock is read only every FLUSH_CHECK_EVERY observations: with detections
         // pending (`dirty`), reading it per observation was ~1% of a scan.
-        if self.summary.observations % FLUSH_CHECK_EVERY == 0
-            || self.dirty.len() >= self.cfg.max_dirty
-        {
+        if self.summary.observations % FLUSH_CHECK_EVERY == 0 || self.batch_full() {
             self.maybe_flush()?;
         }
         Ok(())
@@ -305,16 +326,21 @@ impl Pipeline {
         self.maybe_flush()
     }
 
-    /// Writes and fsyncs everything pending, then publishes waiting events.
+    /// Writes and fsyncs everything pending (the batch), then publishes waiting events. The one
+    /// place a batch of detection updates is persisted: anything that must be durable together
+    /// with the detections (an outbox row, say) belongs here, before `write_batch`.
     pub fn flush(&mut self) -> Result<(), PipelineError> {
-        if let Some(store) = &self.store {
-            for (_, d) in self.dirty.drain() {
-                store.upsert_detection(&d)?;
-            }
-            store.flush()?;
-        } else {
-            self.dirty.clear();
+        // Coalesced detection state: evicted incidents (moved) and, for a durable store, dirty
+        // live ones (one copy per detection per flush, however many events changed it).
+        let durable = self.store.as_ref().is_some_and(|s| s.durable());
+        let batch = &mut self.batch;
+        self.engine
+            .take_dirty(durable, &mut |d| batch.add_detection(d));
+        match &self.store {
+            Some(store) => store.write_batch(&mut self.batch)?,
+            None => self.batch.clear(),
         }
+        self.engine.persisted();
         self.summary.flushes += 1;
         self.metrics.flushes.inc();
         self.last_flush = Instant::now();
@@ -335,8 +361,11 @@ impl Pipeline {
         if !changes.is_empty() {
             self.apply(changes)?;
         }
+        let batch = &mut self.batch;
+        self.engine.take_all_dirty(&mut |d| batch.add_detection(d));
         self.flush()?;
         self.refresh_gauges();
+        self.summary.updated += self.engine.stats().deferred_updates;
         self.summary.engine = self.engine.stats().clone();
         self.summary.tables = self.engine.table_sizes();
         Ok(self.summary)
@@ -345,18 +374,19 @@ impl Pipeline {
     /// The summary so far.
     pub fn summary(&self) -> PipelineSummary {
         let mut s = self.summary.clone();
+        s.updated += self.engine.stats().deferred_updates;
         s.engine = self.engine.stats().clone();
         s.tables = self.engine.table_sizes();
         s
     }
 
     fn apply(&mut self, changes: Changes) -> Result<(), PipelineError> {
-        if let Some(store) = &self.store {
-            for b in &changes.bindings {
-                store.put_binding(b)?;
+        if self.store.is_some() {
+            for b in changes.bindings {
+                self.batch.add_binding(b);
             }
-            for f in &changes.flows {
-                store.put_flow(f)?;
+            for f in changes.flows {
+                self.batch.add_flow(f);
             }
         }
         for u in changes.detections {
@@ -392,24 +422,30 @@ impl Pipeline {
                     detection: u.detection.clone(),
                 });
             }
-            self.dirty.insert(u.detection.id.clone(), u.detection);
+            self.batch.add_detection(u.detection);
         }
         Ok(())
     }
 
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
         // Nothing pending (the common case): nothing can be due, skip the clock read.
-        if self.pending_events.is_empty() && self.dirty.is_empty() {
+        if self.pending_events.is_empty() && self.batch.is_empty() {
             return Ok(());
         }
         let since = self.last_flush.elapsed();
         let due = (!self.pending_events.is_empty() && since >= self.cfg.ack_flush_interval)
-            || self.dirty.len() >= self.cfg.max_dirty
-            || (!self.dirty.is_empty() && since >= self.cfg.flush_interval);
+            || self.batch_full()
+            || (!self.batch.is_empty() && since >= self.cfg.flush_interval);
         if due {
             self.flush()?;
         }
         Ok(())
+    }
+
+    fn batch_full(&self) -> bool {
+        self.batch.detections.len() >= self.cfg.max_dirty
+            || self.batch.rows() >= MAX_BATCH_ROWS
+            || self.engine.needs_flush()
     }
 
     fn reload_suppressions(&mut self) -> Result<(), PipelineError> {

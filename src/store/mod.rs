@@ -5,7 +5,9 @@
 //! `migrations/` (applied by [`migrate`] on open).
 
 pub mod keys;
+mod memory;
 pub mod migrate;
+mod sink;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -22,6 +24,7 @@ use crate::query::{
     Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary, Suppression,
 };
 
+pub use memory::{MemoryStore, MAX_MEMORY_DETECTIONS, MAX_MEMORY_FLOWS};
 pub use migrate::CURRENT_SCHEMA;
 
 pub(crate) const TREE_META: &str = "meta";
