@@ -225,13 +225,21 @@ pub struct Changes {
     pub detections: Vec<DetectionUpdate>,
     pub bindings: Vec<Binding>,
     pub flows: Vec<PoolFlow>,
+    /// With deferred announcements ([`Engine::set_deferred_announcements`]): `New`/`Upgraded`
+    /// reports kept in the incident, by kind and stage (for counters); the state itself is
+    /// written at the next flush like a deferred update.
+    pub deferred: Vec<(UpdateKind, Stage)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.detections.is_empty() && self.bindings.is_empty() && self.flows.is_empty()
+        self.detections.is_empty()
+            && self.bindings.is_empty()
+            && self.flows.is_empty()
+            && self.deferred.is_empty()
     }
     fn append(&mut self, mut other: Changes) {
+        self.deferred.append(&mut other.deferred);
         self.detections.append(&mut other.detections);
         self.bindings.append(&mut other.bindings);
         self.flows.append(&mut other.flows);
@@ -362,6 +370,8 @@ pub struct Engine {
     history: Option<Box<dyn History>>,
     /// See [`Engine::set_deferred_updates`].
     defer_updates: bool,
+    /// See [`Engine::set_deferred_announcements`].
+    defer_announcements: bool,
     watermark: Timestamp,
     stats: EngineStats,
 }
@@ -388,6 +398,7 @@ impl Engine {
             suppression_now: Timestamp::now(),
             history: None,
             defer_updates: false,
+            defer_announcements: false,
             watermark: Timestamp::MIN,
             stats: EngineStats::default(),
         }
@@ -485,11 +496,26 @@ impl Engine {
         self.defer_updates = on;
     }
 
+    /// Also defer `New`/`Upgraded` (only their kind and stage go into [`Changes::deferred`]):
+    /// for a pipeline nobody listens to (`scan`), where no copy of a detection is needed before
+    /// it is written. Implies deferred updates.
+    pub fn set_deferred_announcements(&mut self, on: bool) {
+        self.defer_announcements = on;
+        if on {
+            self.defer_updates = true;
+        }
+    }
+
     /// Hands unwritten detection state to `sink`: incidents evicted since the last flush
     /// (moved out of memory) and, with `live`, dirty incidents still in memory (copied). Call
     /// right before a flush, then [`Engine::persisted`] after it.
     pub fn take_dirty(&mut self, live: bool, sink: &mut dyn FnMut(Detection)) {
         self.incidents.take_dirty(live, sink);
+    }
+
+    /// Whether incidents hold state not yet handed out by [`Engine::take_dirty`].
+    pub fn has_unwritten(&self) -> bool {
+        self.incidents.has_unwritten()
     }
 
     /// End of input: moves every incident holding unwritten state to `sink`; the incident table
@@ -1239,10 +1265,15 @@ impl Engine {
             }
             self.finish_new(&mut ev);
             ev.reported_gen = self.incidents.generation();
-            out.detections.push(DetectionUpdate {
-                kind: UpdateKind::New,
-                detection: ev.det.clone(),
-            });
+            if self.defer_announcements {
+                out.deferred.push((UpdateKind::New, ev.det.stage));
+                ev.dirty = true;
+            } else {
+                out.detections.push(DetectionUpdate {
+                    kind: UpdateKind::New,
+                    detection: ev.det.clone(),
+                });
+            }
         }
         if self.incidents.park(ek, ev) {
             self.stats.parked_dropped = self.stats.parked_dropped.saturating_add(1);
@@ -1277,6 +1308,9 @@ impl Engine {
         let last = inc.det.last_seen;
         if self.defer_updates && kind == UpdateKind::Updated {
             self.stats.deferred_updates = self.stats.deferred_updates.saturating_add(1);
+            self.incidents.mark_dirty(key);
+        } else if self.defer_announcements {
+            out.deferred.push((kind, inc.det.stage));
             self.incidents.mark_dirty(key);
         } else {
             // This copy carries the latest state: nothing is left unwritten.
@@ -1365,6 +1399,12 @@ impl Engine {
         };
         self.finish_new(&mut inc);
         inc.reported_gen = self.incidents.generation();
+        if self.defer_announcements {
+            out.deferred.push((UpdateKind::New, inc.det.stage));
+            inc.dirty = true;
+            self.incidents.insert(key.clone(), inc);
+            return;
+        }
         inc.dirty = false;
         let det = inc.det.clone();
         self.incidents.insert(key.clone(), inc);

@@ -237,7 +237,9 @@ impl Pipeline {
         mut engine: Engine,
         store: Option<Box<dyn DetectionStore>>,
     ) -> Result<Self, PipelineError> {
-        engine.set_deferred_updates(true);
+        // Nobody is told about detections until `with_events`: no copy is needed before the
+        // flush (see `Engine::set_deferred_announcements`).
+        engine.set_deferred_announcements(true);
         if let Some(s) = &store {
             engine.set_history(s.history());
             for b in s.preload_bindings(MAX_PRELOAD_BINDINGS)? {
@@ -269,6 +271,9 @@ impl Pipeline {
 
     /// Publish new/upgraded detections here (after they are durable).
     pub fn with_events(mut self, tx: broadcast::Sender<DetectionEvent>) -> Self {
+        // Announcements need the detection as reported: back to copies for New/Upgraded.
+        self.engine.set_deferred_announcements(false);
+        self.engine.set_deferred_updates(true);
         self.events = Some(tx);
         self
     }
@@ -389,6 +394,9 @@ impl Pipeline {
                 self.batch.add_flow(f);
             }
         }
+        for (kind, stage) in changes.deferred {
+            self.count(kind, stage);
+        }
         for u in changes.detections {
             let kind = match u.kind {
                 UpdateKind::New => {
@@ -429,17 +437,42 @@ impl Pipeline {
 
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
         // Nothing pending (the common case): nothing can be due, skip the clock read.
-        if self.pending_events.is_empty() && self.batch.is_empty() {
+        // Deferred updates live in the engine until the flush; a durable store must get them
+        // within FLUSH_INTERVAL too.
+        let waiting = !self.batch.is_empty()
+            || (self.store.as_ref().is_some_and(|s| s.durable()) && self.engine.has_unwritten());
+        if self.pending_events.is_empty() && !waiting {
             return Ok(());
         }
         let since = self.last_flush.elapsed();
         let due = (!self.pending_events.is_empty() && since >= self.cfg.ack_flush_interval)
             || self.batch_full()
-            || (!self.batch.is_empty() && since >= self.cfg.flush_interval);
+            || (waiting && since >= self.cfg.flush_interval);
         if due {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Counters of a deferred announcement (its detection is written at the flush).
+    fn count(&mut self, kind: UpdateKind, stage: Stage) {
+        let by_stage = match kind {
+            UpdateKind::New => {
+                self.summary.new += 1;
+                &self.metrics.new_by_stage
+            }
+            UpdateKind::Upgraded => {
+                self.summary.upgraded += 1;
+                &self.metrics.upgraded_by_stage
+            }
+            UpdateKind::Updated => {
+                self.summary.updated += 1;
+                return;
+            }
+        };
+        if let Some(c) = by_stage.get(stage_idx(stage)) {
+            c.inc();
+        }
     }
 
     fn batch_full(&self) -> bool {

@@ -77,6 +77,11 @@ pub trait DetectionStore: Send {
     fn history(&self) -> Box<dyn History>;
     /// Every detection, oldest first (`scan` output).
     fn all_detections(&self) -> Result<Vec<Detection>, StoreError>;
+    /// Like `all_detections`, at the end of a run: a store that is not kept (memory) may move
+    /// its detections out instead of copying them.
+    fn take_detections(&self) -> Result<Vec<Detection>, StoreError> {
+        self.all_detections()
+    }
     /// Whether a flush makes data survive the process. A store that is not durable (memory)
     /// only needs evicted incidents and, at the end, everything: the pipeline skips copying
     /// live incidents at each flush.

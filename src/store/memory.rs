@@ -237,6 +237,11 @@ impl DetectionStore for MemoryStore {
         false
     }
 
+    /// Moves the detections out: the store is empty afterwards.
+    fn take_detections(&self) -> Result<Vec<Detection>, StoreError> {
+        Ok(self.take_all())
+    }
+
     fn clone_handle(&self) -> Box<dyn DetectionStore> {
         Box::new(self.clone())
     }
@@ -246,6 +251,21 @@ impl DetectionStore for MemoryStore {
         let mut rows: Vec<&Row> = m.detections.values().collect();
         rows.sort_by_key(|r| (r.created, r.seq));
         Ok(rows.into_iter().filter_map(|r| r.det.clone()).collect())
+    }
+}
+
+impl MemoryStore {
+    fn take_all(&self) -> Vec<Detection> {
+        let mut m = self.lock();
+        let mut rows: Vec<(Timestamp, u64, Detection)> = m
+            .detections
+            .drain()
+            .filter_map(|(_, r)| Some((r.created, r.seq, r.det?)))
+            .collect();
+        m.incidents.clear();
+        drop(m);
+        rows.sort_by_key(|(c, s, _)| (*c, *s));
+        rows.into_iter().map(|(_, _, d)| d).collect()
     }
 }
 
