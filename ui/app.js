@@ -70,7 +70,10 @@ async function render(keepScroll) {
   if (keepScroll) window.scrollTo(0, y);
   else if (!document.activeElement || document.activeElement === document.body) main.focus({ preventScroll: true });
   document.title = "poolwatch · " + (route.nav[0].toUpperCase() + route.nav.slice(1));
+  // For the page-load benchmark (benches/ui_load.rs): when the first page finished rendering.
+  if (!firstRendered) { firstRendered = true; performance.mark("poolwatch-rendered"); }
 }
+let firstRendered = false;
 
 function renderLocked() {
   current = null;

@@ -95,7 +95,16 @@ export async function overview(ctx) {
     stageCards,
     h("div", { class: "cols-2 wide-left" },
       card("Detections over time", h("p", { class: "muted small" }, `by first seen, ${sum.timeline.buckets.length} × ${bucketLabel(sum.timeline.bucket_secs)} buckets, UTC`), chart, stageLegend()),
-      card("Risk", proportionBar(riskParts), h("ul", { class: "legend" }, riskParts.map((p) => h("li", {}, h("span", { class: "swatch " + p.cls }), `${p.label}: ${fmtNum(p.value)}`))))),
+      card("Risk", proportionBar(riskParts), h("ul", { class: "legend" }, riskParts.map((p) => h("li", {}, h("span", { class: "swatch " + p.cls }), `${p.label}: ${fmtNum(p.value)}`))),
+        h("h2", { class: "sub" }, "Exposure"),
+        dl([
+          ["Mining protocol seen", h("a", { href: "#/detections" + qs({ stage: "stratum" }) }, fmtNum(sum.by_stage.stratum))],
+          ["Reached a pool", fmtNum(sum.by_stage.connection_attempt + sum.by_stage.connection + sum.by_stage.direct_ip + sum.by_stage.stratum) + " (attempt, connection, direct IP, Stratum)"],
+          ["Looked up only", fmtNum(sum.by_stage.lookup)],
+          ["Blocked by the resolver", fmtNum(sum.by_stage.blocked_lookup)],
+          ["Pools seen", fmtNum(sum.top_pools.length) + (sum.top_pools.length >= 10 ? "+" : "")],
+          ["First detection", sum.first_seen ? timeEl(sum.first_seen) : "—"],
+        ]))),
     h("div", { class: "cols-2" }, card("Top pools", pools), card("Top hosts", hosts)),
     card("Latest detections", latestTable, h("p", {}, h("a", { href: "#/detections" }, "All detections →"))));
 

@@ -376,13 +376,24 @@ pub async fn summary(
         if truncated {
             truncated_counter().inc();
         }
-        let recent = DetectionFilter {
-            since: Some(now.plus_secs(-NEW_HOSTS_WINDOW_SECS)),
-            suppressed: filter.suppressed,
-            ..DetectionFilter::default()
-        };
         let day_start = now.plus_secs(-NEW_HOSTS_WINDOW_SECS);
-        let (recent, _) = collect(b, &recent, MAX_SUMMARY_DETECTIONS)?;
+        // When the range covers the last 24 h, the detections in hand hold every new host of
+        // that window; otherwise read the window itself.
+        let covers_day = filter.since.is_none_or(|s| s <= day_start)
+            && filter.until.is_none_or(|u| u >= now)
+            && !truncated;
+        let recent_owned;
+        let recent: &[Detection] = if covers_day {
+            &dets
+        } else {
+            let f = DetectionFilter {
+                since: Some(day_start),
+                suppressed: filter.suppressed,
+                ..DetectionFilter::default()
+            };
+            recent_owned = collect(b, &f, MAX_SUMMARY_DETECTIONS)?.0;
+            &recent_owned
+        };
         let new_24h: HashSet<IpAddr> = recent
             .iter()
             .filter(|d| d.is_new && d.first_seen >= day_start)
