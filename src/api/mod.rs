@@ -39,12 +39,16 @@ mod observe;
 mod openapi;
 mod server;
 mod stream;
+mod summary;
+mod ui;
 
 pub use auth::{constant_time_eq, AdminAccess, ReadAccess, Tokens};
 pub use error::ApiError;
 pub use handlers::{parse_detection_query, CheckResult, DetectionQuery};
 pub use openapi::openapi_document;
 pub use server::serve;
+pub use summary::{MAX_SUMMARY_DETECTIONS, MAX_TIMELINE_BUCKETS};
+pub use ui::CONTENT_SECURITY_POLICY;
 
 /// Default number of detections per page.
 pub const DEFAULT_PAGE_LIMIT: usize = 50;
@@ -328,6 +332,8 @@ fn build() -> Table {
         .post("/api/v1/feeds", Admin, l::add_feed)
         .delete("/api/v1/feeds/{name}", Admin, l::delete_feed)
         .post("/api/v1/feeds/{name}/refresh", Admin, l::refresh_feed)
+        .get("/api/v1/summary", Read, summary::summary)
+        .get("/api/v1/session", Public, summary::session)
 }
 
 /// Every route the router serves (method, path template, access), in registration order.
@@ -341,6 +347,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.options().max_body;
     build()
         .router
+        .merge(ui::routes())
         .fallback(h_fallback)
         .method_not_allowed_fallback(h_method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
