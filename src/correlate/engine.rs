@@ -281,6 +281,11 @@ pub struct EngineStats {
     pub own_name_overrides: u64,
     /// Listed HTTP Host matches.
     pub http_host_matches: u64,
+    /// Interim reports of flows to a shared address that had not sent their first payload
+    /// (and so no name) yet: graded on their next report.
+    pub flows_waiting_for_name: u64,
+    /// Flows evicted from the waiting table (full): they are not graded.
+    pub unnamed_evicted: u64,
     /// Entries evicted from the infrastructure, forwarding and answer-name tables (full).
     pub infra_evicted: u64,
     pub forwarded_evicted: u64,
@@ -348,6 +353,18 @@ struct FlowSeen {
 
 type IncidentKey = (IpAddr, Arc<str>);
 
+/// The outcome of attributing a flow.
+enum Grade {
+    Pool(Attribution),
+    /// Not attributed now: the flow has not sent its first payload (its name) yet.
+    Wait,
+    None,
+}
+
+/// Established flows waiting for their first payload (see `Engine::release_unnamed`): a few
+/// seconds' worth of new connections to pool-bound or listed addresses.
+pub const MAX_UNNAMED_FLOWS: usize = 4_096;
+
 // ---------------------------------------------------------------------------------------------
 // Engine
 // ---------------------------------------------------------------------------------------------
@@ -367,6 +384,8 @@ pub struct Engine {
     flows: BoundedMap<FlowKey, FlowSeen>,
     infra: Infra,
     answer_names: AnswerNames,
+    unnamed: BoundedMap<FlowKey, (Timestamp, FlowObservation)>,
+    unnamed_order: VecDeque<(Timestamp, FlowKey)>,
     recent_flows: VecDeque<FlowObservation>,
     hosts: BoundedMap<IpAddr, Timestamp>,
     suppressions: Vec<Suppression>,
@@ -388,6 +407,8 @@ impl Engine {
                 cfg.reorder_window_secs,
             ),
             answer_names: AnswerNames::new(l.answer_names),
+            unnamed: BoundedMap::new(l.recent_flows.min(MAX_UNNAMED_FLOWS)),
+            unnamed_order: VecDeque::new(),
             sinkholes: cfg.sinkholes.iter().copied().collect(),
             cfg,
             lists,
@@ -533,6 +554,7 @@ impl Engine {
         if obs.ts() > self.watermark {
             self.watermark = obs.ts();
         }
+        self.release_unnamed(self.watermark, &mut out);
         self.release_held(self.watermark, &mut out);
         self.sync_table_counters();
         out
@@ -545,6 +567,7 @@ impl Engine {
         if now > self.watermark {
             self.watermark = now;
         }
+        self.release_unnamed(self.watermark, &mut out);
         self.release_held(self.watermark, &mut out);
         self.expire_recent_flows();
         out
@@ -553,6 +576,7 @@ impl Engine {
     /// Reports every held incident now (end of input).
     pub fn drain(&mut self) -> Changes {
         let mut out = Changes::default();
+        self.release_unnamed(Timestamp::MAX, &mut out);
         self.release_held(Timestamp::MAX, &mut out);
         out
     }
@@ -866,11 +890,56 @@ impl Engine {
     // -----------------------------------------------------------------------------------------
 
     fn on_flow(&mut self, f: &FlowObservation, out: &mut Changes) {
-        let Some(att) = self.attribute(f) else {
-            self.remember_recent(f);
-            return;
-        };
-        self.apply_flow(f, att, out);
+        let fkey: FlowKey = (f.src, f.src_port, f.dst, f.dst_port, f.proto, f.ts);
+        // A later report of a flow that was waiting for its name replaces the wait.
+        if !self.unnamed.is_empty() {
+            self.unnamed.remove(&fkey);
+        }
+        match self.attribute(f, true) {
+            Grade::Pool(att) => self.apply_flow(f, att, out),
+            Grade::Wait => {
+                let deadline = f.last_ts.plus_secs(self.cfg.reorder_window_secs);
+                let waiting = FlowObservation {
+                    payload_out: Vec::new(),
+                    payload_in: Vec::new(),
+                    app: f.app.clone(),
+                    source: f.source.clone(),
+                    ..*f
+                };
+                if self.unnamed.insert(fkey, (deadline, waiting)).is_some() {
+                    self.stats.unnamed_evicted = self.stats.unnamed_evicted.saturating_add(1);
+                }
+                self.unnamed_order.push_back((deadline, fkey));
+                // The queue holds at most one live item per map entry plus stale ones.
+                if self.unnamed_order.len() > self.unnamed.cap().saturating_mul(2) {
+                    let live = &self.unnamed;
+                    self.unnamed_order
+                        .retain(|(d, k)| live.get(k).is_some_and(|(dl, _)| dl == d));
+                }
+            }
+            Grade::None => self.remember_recent(f),
+        }
+    }
+
+    /// Grades the flows that waited for their own name and got no later report within the
+    /// reorder window (an unrecognised protocol, or a client that never spoke): as they are.
+    fn release_unnamed(&mut self, upto: Timestamp, out: &mut Changes) {
+        while let Some((deadline, key)) = self.unnamed_order.front().copied() {
+            if deadline > upto {
+                break;
+            }
+            self.unnamed_order.pop_front();
+            let live = self.unnamed.get(&key).is_some_and(|(d, _)| *d == deadline);
+            if !live {
+                continue;
+            }
+            let Some((_, f)) = self.unnamed.remove(&key) else {
+                continue;
+            };
+            if let Grade::Pool(att) = self.attribute(&f, false) {
+                self.apply_flow(&f, att, out);
+            }
+        }
     }
 
     fn binding_valid(
@@ -887,7 +956,7 @@ impl Engine {
     /// another client's binding → listed address; Stratum on the wire makes any of them
     /// `stratum`, or attributes to `stratum:<dst>`. DNS service traffic between DNS servers is
     /// not graded by bindings or addresses (resolver rule).
-    fn attribute(&mut self, f: &FlowObservation) -> Option<Attribution> {
+    fn attribute(&mut self, f: &FlowObservation, wait_allowed: bool) -> Grade {
         let established = matches!(f.state, FlowState::Established | FlowState::Closed);
         let contact = if established {
             Stage::Connection
@@ -909,20 +978,30 @@ impl Engine {
             (name.to_string(), how, lists.match_name(name).cloned())
         });
         let names_other_site = own_name.as_ref().is_some_and(|(_, _, hit)| hit.is_none());
+        // The capture reports a TCP flow once when it is established, before its first payload
+        // (SNI, Host) is seen: such a flow has not told its own name yet. It is not convicted
+        // by another client's binding (or a listed or shared address) now, but on its next
+        // report, or when none came within the reorder window (see `release_unnamed`).
+        let unnamed_yet = wait_allowed
+            && !stratum
+            && f.report == FlowReport::Interim
+            && f.bytes_out == 0
+            && f.payload_out.is_empty()
+            && own_name.is_none()
+            && !f.app.tls;
         let dns_service = !stratum && self.infra.is_dns_service_flow(f);
         if dns_service {
             self.stats.dns_service_flows = self.stats.dns_service_flows.saturating_add(1);
         }
         let mut att = None;
+        let mut shared_own_waits = false;
         if let Some(b) = self.bindings.get(&(f.src, f.dst)) {
             let shadowed = !stratum && b.shadowed.is_some_and(|t| f.ts >= t);
+            let usable = self.binding_valid(b.first_seen, b.expires, f.ts) && !shadowed;
             // A shared (CDN) address serves other sites: a flow naming one is not the pool's.
-            let other_site = !stratum && b.shared && names_other_site;
-            if self.binding_valid(b.first_seen, b.expires, f.ts)
-                && !shadowed
-                && !other_site
-                && !dns_service
-            {
+            let other_site = !stratum && b.shared && (names_other_site || unnamed_yet);
+            shared_own_waits = usable && b.shared && unnamed_yet && !dns_service;
+            if usable && !other_site && !dns_service {
                 att = Some(Attribution {
                     hit: ListHit {
                         list: b.list.to_string(),
@@ -964,6 +1043,13 @@ impl Engine {
                     f.ts,
                     self.cfg.reorder_window_secs,
                 ));
+        if att.is_none() && unnamed_yet && !dns_service && !own_non_pool {
+            if shared_own_waits || self.would_convict(f) {
+                self.stats.flows_waiting_for_name =
+                    self.stats.flows_waiting_for_name.saturating_add(1);
+                return Grade::Wait;
+            }
+        }
         let may_convict = att.is_none() && !dns_service && !own_non_pool;
         if may_convict {
             if let Some(o) = self.ip_index.get(&f.dst) {
@@ -1006,7 +1092,10 @@ impl Engine {
             });
             a.stage = Stage::Stratum;
         }
-        att
+        match att {
+            Some(a) => Grade::Pool(a),
+            None => Grade::None,
+        }
     }
 
     /// Whether another client's binding or an address list would have convicted the flow
