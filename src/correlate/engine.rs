@@ -252,6 +252,8 @@ pub struct TableSizes {
     pub held: usize,
     pub answer_names: usize,
     pub forwarded: usize,
+    /// Established flows waiting for their first payload (shared-address rule).
+    pub unnamed: usize,
 }
 
 /// Counters of what the engine did (monotonic).
@@ -508,6 +510,7 @@ impl Engine {
             held: self.held.len(),
             answer_names: self.answer_names.len(),
             forwarded: self.infra.forwarded_len(),
+            unnamed: self.unnamed.len(),
         }
     }
 
