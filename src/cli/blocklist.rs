@@ -247,6 +247,24 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
                     writeln!(out, "{}:{}: {sev}: {}", shown.display(), p.line, p.message)?;
                 }
             }
+            // Entries that cover far more than pools (multi-purpose sites, public suffixes).
+            let (precision, imprecise) = matcher::precision::lint(&parsed, src.category);
+            if !a.quiet {
+                for p in &precision {
+                    writeln!(
+                        out,
+                        "{}:{}: warning: {}",
+                        shown.display(),
+                        p.line,
+                        p.message
+                    )?;
+                }
+                let more = imprecise.saturating_sub(precision.len() as u64);
+                if more > 0 {
+                    writeln!(out, "{}: {more} more precision warnings", shown.display())?;
+                }
+            }
+            warnings += imprecise;
             let hidden =
                 (parsed.invalid + parsed.skipped).saturating_sub(parsed.problems.len() as u64);
             if hidden > 0 && !a.quiet {

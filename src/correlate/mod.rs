@@ -6,12 +6,16 @@
 //! * [`Pipeline`] — owns an engine and (optionally) a [`crate::store::Store`]: persists updates in
 //!   batches, flushes before acknowledging, publishes [`crate::query::DetectionEvent`]s.
 //! * [`risk`] — the documented risk-score scale.
+//! * [`infra`] — the resolver rule (learned/configured resolvers, forwarded lookups);
+//!   [`attribution`] — how a flow is attributed and the shared-address rule.
 //!
 //! The JSON contract of detections is `docs/detections.md`; the design notes are
 //! `docs/arch/correlate.md`.
 
+pub mod attribution;
 mod bounded;
 mod engine;
+pub mod infra;
 mod pipeline;
 pub mod risk;
 

@@ -89,6 +89,8 @@ struct Metrics {
     matches_ip: Counter,
     stratum: Counter,
     tables: Vec<(&'static str, Gauge)>,
+    /// Evictions of the resolver / shared-address tables, by table.
+    evictions: Vec<(&'static str, Counter)>,
     flushes: Counter,
     last: EngineStats,
 }
@@ -126,6 +128,9 @@ impl Metrics {
             "recent_flows",
             "hosts",
             "held",
+            "answer_names",
+            "forwarded",
+            "unnamed",
         ]
         .into_iter()
         .map(|t| {
@@ -154,6 +159,20 @@ impl Metrics {
                 &[],
             ),
             tables,
+            evictions: ["infra", "forwarded", "answer_names", "unnamed"]
+                .into_iter()
+                .map(|t| {
+                    (
+                        t,
+                        metrics::counter(
+                            "poolwatch_correlate_evictions_total",
+                            "Entries evicted from a full correlation table (resolver and \
+                             shared-address rules).",
+                            &[("table", t)],
+                        ),
+                    )
+                })
+                .collect(),
             flushes: metrics::counter(
                 "poolwatch_store_flushes_total",
                 "Durable flushes of the detection store.",
@@ -171,6 +190,14 @@ impl Metrics {
         self.matches_sni.add(s.sni_matches - self.last.sni_matches);
         self.matches_ip.add(s.ip_matches - self.last.ip_matches);
         self.stratum.add(s.stratum_flows - self.last.stratum_flows);
+        for ((_, c), (now, before)) in self.evictions.iter().zip([
+            (s.infra_evicted, self.last.infra_evicted),
+            (s.forwarded_evicted, self.last.forwarded_evicted),
+            (s.answer_names_evicted, self.last.answer_names_evicted),
+            (s.unnamed_evicted, self.last.unnamed_evicted),
+        ]) {
+            c.add(now.saturating_sub(before));
+        }
         self.last = s.clone();
         let vals = [
             t.bindings,
@@ -182,6 +209,9 @@ impl Metrics {
             t.recent_flows,
             t.hosts,
             t.held,
+            t.answer_names,
+            t.forwarded,
+            t.unnamed,
         ];
         for ((_, g), v) in self.tables.iter().zip(vals) {
             g.set(v as i64);

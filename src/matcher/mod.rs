@@ -6,6 +6,8 @@
 //! * [`Blocklists::build`] merges named [`ListSource`]s (shipped lists, files, directories,
 //!   in-memory user lists), dedupes, and compiles names into one anchored Aho-Corasick
 //!   automaton over reversed names ([`compile`]) and addresses into prefix maps.
+//! * [`precision`] flags entries that cover far more than pools (`blocklist lint`): the bare
+//!   domain of a multi-purpose site, a public suffix.
 //! * [`export`] writes the compiled set for blockers (RPZ, hosts, dnsmasq, Unbound, AdBlock,
 //!   nftables, Suricata dataset); [`watch`] reloads on change into a [`SharedBlocklists`].
 //! * [`manager`] ([`ListManager`]) owns the running set in `serve`: user lists persisted in the
@@ -34,6 +36,7 @@ pub mod manager;
 pub mod manifest;
 pub mod normalize;
 pub mod parse;
+pub mod precision;
 pub mod watch;
 
 pub use compile::HashWalk;
