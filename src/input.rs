@@ -654,6 +654,61 @@ mod tests {
     }
 
     #[test]
+    fn bounded_lines_skip_and_count_long_lines_and_keep_offsets() {
+        let data = b"ab\r\n0123456789abc\n\nxyz\n0123456789\ntail".to_vec();
+        let mut r = BoundedLines::new(std::io::Cursor::new(data), 10);
+        let mut got = Vec::new();
+        while let Some(l) = r.next_line().unwrap() {
+            got.push((
+                String::from_utf8_lossy(l.bytes).into_owned(),
+                l.number,
+                l.offset,
+            ));
+        }
+        assert_eq!(
+            got,
+            [
+                ("ab".to_string(), 1, 0),
+                (String::new(), 3, 18),
+                ("xyz".to_string(), 4, 19),
+                ("0123456789".to_string(), 5, 23),
+                ("tail".to_string(), 6, 34),
+            ]
+        );
+        assert_eq!(r.skipped(), 1);
+        // A newline-free stream far larger than the cap: skipped, never buffered whole.
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Ok(0);
+                }
+                let n = buf.len().min(self.0 as usize);
+                buf[..n].fill(b'x');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let mut r = BoundedLines::new(Endless(50 << 20), 4096);
+        assert!(r.next_line().unwrap().is_none());
+        assert_eq!(r.skipped(), 1);
+        assert!(r.buf.len() <= 4096 + LINE_READ_CHUNK);
+        assert_eq!(r.offset(), 50 << 20);
+    }
+
+    #[test]
+    fn observation_lines_stop_at_a_malformed_line_naming_it() {
+        let good = serde_json::to_string(&obs(7, "pool.example")).unwrap();
+        let data = format!("{good}\n\n{good}\nnot json\n{good}\n");
+        let (v, fail) = parse_observation_lines(data.as_bytes());
+        assert_eq!(v.len(), 2);
+        let f = fail.unwrap();
+        assert_eq!(f.line, Some(4));
+        assert_eq!(f.offset, Some(2 * good.len() as u64 + 3));
+        assert!(f.to_string().starts_with("-:4: input ended early at byte"));
+    }
+
+    #[test]
     fn merge_orders_by_time_keeping_each_input_order_and_ties_to_the_first() {
         let a: Observations = Box::new(vec![obs(1, "a1"), obs(5, "a5"), obs(5, "a5b")].into_iter());
         let b: Observations = Box::new(vec![obs(0, "b0"), obs(5, "b5"), obs(9, "b9")].into_iter());
