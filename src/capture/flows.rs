@@ -1,5 +1,6 @@
 //! The flow table: TCP connections and UDP 5-tuples, oriented originator → responder, with byte
-//! and packet counts, state, and the first payload bytes of each direction.
+//! and packet counts, state, and the first payload bytes of each direction (TCP: rebuilt in
+//! sequence order from the stream's first byte; bytes count sequence space, not segments).
 //!
 //! Reports ([`FlowObservation`]): an `Interim` one when a TCP flow becomes established and again
 //! when its payload is first recognised (Stratum, TLS SNI, HTTP Host), so a long-lived mining

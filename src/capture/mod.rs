@@ -6,7 +6,7 @@
 //!        │ frames
 //!  decode.rs  link.rs (Ethernet/VLAN/QinQ, SLL, SLL2, raw, NULL/LOOP)
 //!        │    ip.rs (IPv4, IPv6 + extension headers) ── frag.rs (reassembly)
-//!        │    tunnels: IP-in-IP, GRE (incl. PPTP), VXLAN, Geneve
+//!        │    tunnels: IP-in-IP, GRE (incl. PPTP), GRE-in-UDP, VXLAN, Geneve
 //!        ├─ UDP/TCP on a DNS port ── tcp.rs (DNS-over-TCP reassembly) ── txn.rs (query/response
 //!        │                                                               pairing, dns::parse_message)
 //!        └─ other TCP/UDP ── flows.rs (flow table) ── payload.rs (Stratum, TLS SNI, HTTP Host)

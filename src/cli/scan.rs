@@ -59,7 +59,8 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// Capture files, resolver logs or observation JSON lines.
+    /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
+    /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
