@@ -2,11 +2,12 @@
 //! detections.
 //!
 //! Exit codes (like `grep`): 0 = ran, no unsuppressed detection; 1 = ran, at least one
-//! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, …).
+//! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, an input
+//! that ended early: truncated or damaged capture, read error, malformed observation line).
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,7 +59,8 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// Capture files, resolver logs or observation JSON lines.
+    /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
+    /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
@@ -73,17 +75,27 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let format = InputFormat::parse(&args.format)?;
     let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
     let mut total_bytes = 0u64;
+    let mut stdin_inputs = 0;
     for p in &args.inputs {
+        if p == Path::new("-") {
+            // Standard input is a stream: no size, read once.
+            stdin_inputs += 1;
+            continue;
+        }
         let md = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         if md.is_dir() {
             anyhow::bail!("{} is a directory; give the files inside it", p.display());
         }
         total_bytes = total_bytes.saturating_add(md.len());
     }
+    if stdin_inputs > 1 {
+        anyhow::bail!("`-` (standard input) can be given only once");
+    }
     let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
+    let failures = input::ReadFailures::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
-        let r = input::open(p, format, &ccfg, &icfg)
+        let r = input::open_reporting(p, format, &ccfg, &icfg, &failures)
             .with_context(|| format!("cannot open {}", p.display()))?;
         readers.push(r);
     }
@@ -133,6 +145,19 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());
         }
+    }
+    // An input that stopped early makes the result incomplete: "no detections" must never
+    // stand for "could not read". What was read is still reported above.
+    let failed = failures.take();
+    if !failed.is_empty() {
+        for f in &failed {
+            eprintln!("poolwatch: {f}");
+        }
+        eprintln!(
+            "poolwatch: {} input(s) could not be read to their end; the result above is incomplete",
+            failed.len()
+        );
+        return Ok(ExitCode::from(2));
     }
     let found = dets.iter().any(|d| !d.suppressed);
     Ok(if found {

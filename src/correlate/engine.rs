@@ -971,7 +971,8 @@ impl Engine {
         } else {
             Stage::ConnectionAttempt
         };
-        let stratum = f.app.is_stratum() || sniff_stratum(&f.payload_out).is_some();
+        // The Stratum rule is capture's (`capture::payload`); logs say what their source says.
+        let stratum = f.app.is_stratum();
         if stratum {
             self.stats.stratum_flows += 1;
         }
@@ -1123,11 +1124,7 @@ impl Engine {
         // Interim reports of the same flow supersede each other.
         let fkey: FlowKey = (f.src, f.src_port, f.dst, f.dst_port, f.proto, f.ts);
         let established = matches!(f.state, FlowState::Established | FlowState::Closed);
-        let stratum_method = f
-            .app
-            .stratum_method
-            .clone()
-            .or_else(|| sniff_stratum(&f.payload_out).map(str::to_string));
+        let stratum_method = f.app.stratum_method.clone();
         let stratum = stratum_method.is_some();
         let prev = self.flows.get(&fkey).copied();
         let seen = FlowSeen {
@@ -1717,58 +1714,4 @@ fn flow_summary(f: &FlowObservation, att: &Attribution, method: Option<&str>) ->
         s.push_str(&format!(", host {host}"));
     }
     s
-}
-
-/// Mining JSON-RPC methods recognised in a flow's first client bytes when the capture did not
-/// label them already.
-const STRATUM_METHODS: &[&str] = &[
-    "mining.subscribe",
-    "mining.authorize",
-    "mining.configure",
-    "mining.extranonce.subscribe",
-    "mining.submit",
-    "login",
-    "submit",
-    "keepalived",
-    "getjob",
-    "eth_submitLogin",
-    "eth_login",
-    "eth_getWork",
-    "eth_submitWork",
-];
-
-/// Longest payload prefix searched for a method (the first JSON-RPC line).
-const SNIFF_LEN: usize = 2048;
-
-/// The Stratum/XMRig method of a JSON-RPC payload, if the first bytes are one.
-pub fn sniff_stratum(payload: &[u8]) -> Option<&'static str> {
-    let p = payload.get(..payload.len().min(SNIFF_LEN))?;
-    let first = p.iter().position(|b| !b.is_ascii_whitespace())?;
-    if p.get(first) != Some(&b'{') {
-        return None;
-    }
-    let pat = b"\"method\"";
-    let pos = memchr::memmem::find(p, pat)?;
-    let rest = p.get(pos + pat.len()..)?;
-    let mut i = 0;
-    while rest
-        .get(i)
-        .is_some_and(|b| b.is_ascii_whitespace() || *b == b':')
-    {
-        i += 1;
-    }
-    if rest.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let len = rest
-        .get(start..)?
-        .iter()
-        .take(64)
-        .position(|b| *b == b'"')?;
-    let name = rest.get(start..start + len)?;
-    STRATUM_METHODS
-        .iter()
-        .find(|m| m.as_bytes() == name)
-        .copied()
 }

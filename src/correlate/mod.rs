@@ -21,10 +21,9 @@ pub mod risk;
 
 pub use bounded::BoundedMap;
 pub use engine::{
-    detection_id, sniff_stratum, Changes, DetectionUpdate, Engine, EngineConfig, EngineLimits,
-    EngineStats, History, PoolFlow, TableSizes, UpdateKind, DEFAULT_TTL, EVIDENCE_KEEP_FIRST,
-    MAX_AGENTS, MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS,
-    MAX_INFRA, MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS,
-    MAX_SOURCES, MAX_TTL,
+    detection_id, Changes, DetectionUpdate, Engine, EngineConfig, EngineLimits, EngineStats,
+    History, PoolFlow, TableSizes, UpdateKind, DEFAULT_TTL, EVIDENCE_KEEP_FIRST, MAX_AGENTS,
+    MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS, MAX_INFRA,
+    MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS, MAX_SOURCES, MAX_TTL,
 };
 pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary};
