@@ -69,6 +69,12 @@ pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Deadline for a client to send a complete request head (slow-loris protection).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Earliest time a time parameter (`since`, `until`, `expires`) may name: the Unix epoch. No
+/// observation predates it, and negative stamps only come from typos.
+pub const MIN_API_TIME: Timestamp = Timestamp(0);
+/// Latest time a time parameter may name: 9999-12-31T23:59:59.999999Z. RFC 3339 has four-digit
+/// years, so a later stamp cannot be written back out (nor stored and read again).
+pub const MAX_API_TIME: Timestamp = Timestamp(253_402_300_799_999_999);
 
 /// A failure of the detection backend. `BadCursor` is the client's fault (400); `Other` is ours
 /// (logged, generic 500).
