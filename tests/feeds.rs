@@ -435,3 +435,35 @@ fn blocklist_files_are_watched_and_read_only() {
         .expect("background task did not stop")
         .unwrap();
 }
+
+/// Issue #11: a feed line `0.0.0.0/0` / `::/0` is counted invalid and never compiled, so it
+/// cannot make benign hosts `direct_ip`.
+#[test]
+fn wide_cidr_feed_lines_are_counted_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("upstream.txt");
+    std::fs::write(&src, "wide-pool.example\n0.0.0.0/0\n::/0\n203.0.113.0/24\n").unwrap();
+    let rt = runtime();
+    let (m, shared) = ListManager::open(ListManagerConfig::new(tmp.path().join("lists"))).unwrap();
+    m.add_feed(FeedRequest {
+        name: "wide".into(),
+        url: format!("file://{}", src.display()),
+        interval_secs: Some(60),
+        category: None,
+        max_bytes: None,
+    })
+    .unwrap();
+    let st = rt.block_on(m.refresh_feed("wide")).unwrap();
+    assert!(st.active, "{st:?}");
+    assert_eq!((st.entries, st.invalid), (2, 2), "{st:?}");
+    let lists = shared.load();
+    assert!(lists
+        .match_ip("203.0.113.9".parse().unwrap(), None)
+        .is_some());
+    for benign in ["198.51.100.1", "8.8.8.8", "2001:db8::1"] {
+        assert!(
+            lists.match_ip(benign.parse().unwrap(), Some(443)).is_none(),
+            "{benign} matched"
+        );
+    }
+}

@@ -45,7 +45,8 @@ pub use manager::{
 };
 pub use manifest::{Manifest, ManifestList};
 pub use parse::{
-    detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity, Target,
+    check_prefix, detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity,
+    Target, MIN_PREFIX_V4, MIN_PREFIX_V6,
 };
 pub use watch::{record_entries, reload, Reloader, WatchHandle};
 
