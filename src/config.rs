@@ -157,6 +157,21 @@ pub struct FeedConfig {
     pub max_bytes: Option<u64>,
 }
 
+/// The `[api]` table: connection limits of the REST API (see `docs/security.md`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFileConfig {
+    pub max_connections: Option<u64>,
+    pub max_connections_per_client: Option<u64>,
+    pub probe_connections: Option<u64>,
+    pub header_read_timeout: Option<DurationSpec>,
+    pub write_timeout: Option<DurationSpec>,
+    pub idle_timeout: Option<DurationSpec>,
+    pub max_requests_per_connection: Option<u64>,
+    pub max_uri_len: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+}
+
 /// The TOML configuration file, as written. Every key is optional; see
 /// `poolwatch.example.toml` for each one's meaning and default.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -185,6 +200,8 @@ pub struct FileConfig {
     pub request_timeout: Option<DurationSpec>,
     pub log_json: Option<bool>,
     pub log_level: Option<String>,
+    /// `[api]`: connection limits.
+    pub api: Option<ApiFileConfig>,
 }
 
 impl FileConfig {
@@ -386,6 +403,209 @@ pub struct CliOptions {
     /// Deadline for one API request, seconds (or 30s/2m) [default: 30].
     #[arg(long, env = "POOLWATCH_REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<String>,
+    /// Most API connections served at once [default: 1024].
+    #[arg(long, env = "POOLWATCH_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// Most API connections from one client address (IPv6: one /64); 0 = no cap [default: 128].
+    #[arg(long, env = "POOLWATCH_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub max_connections_per_client: Option<u64>,
+    /// Connections reserved for /healthz and /readyz when the others are taken [default: 32].
+    #[arg(long, env = "POOLWATCH_PROBE_CONNECTIONS", value_name = "N")]
+    pub probe_connections: Option<u64>,
+    /// Deadline for a complete request head, seconds [default: 10].
+    #[arg(long, env = "POOLWATCH_HEADER_READ_TIMEOUT", value_name = "SECS")]
+    pub header_read_timeout: Option<String>,
+    /// Close a connection whose client accepts no response data for this long [default: 10].
+    #[arg(long, env = "POOLWATCH_WRITE_TIMEOUT", value_name = "SECS")]
+    pub write_timeout: Option<String>,
+    /// Close a keep-alive connection idle for this long [default: 75].
+    #[arg(long, env = "POOLWATCH_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<String>,
+    /// Requests served on one connection before it closes [default: 1000].
+    #[arg(long, env = "POOLWATCH_MAX_REQUESTS_PER_CONNECTION", value_name = "N")]
+    pub max_requests_per_connection: Option<u64>,
+    /// Longest request target (path and query) in bytes; 414 beyond [default: 8192].
+    #[arg(long, env = "POOLWATCH_MAX_URI_LEN", value_name = "BYTES")]
+    pub max_uri_len: Option<u64>,
+    /// Largest total of a request's header fields in bytes; 431 beyond [default: 16384].
+    #[arg(long, env = "POOLWATCH_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<u64>,
+}
+
+/// Validated `[api]` connection limits (see [`crate::api::ApiOptions`] for their meaning).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiSettings {
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub probe_connections: usize,
+    #[serde(serialize_with = "ser_secs")]
+    pub header_read_timeout: Duration,
+    #[serde(serialize_with = "ser_secs")]
+    pub write_timeout: Duration,
+    #[serde(serialize_with = "ser_secs")]
+    pub idle_timeout: Duration,
+    pub max_requests_per_connection: u64,
+    pub max_uri_len: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        use crate::api as a;
+        ApiSettings {
+            max_connections: a::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: a::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            probe_connections: a::DEFAULT_PROBE_CONNECTIONS,
+            header_read_timeout: a::DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: a::DEFAULT_WRITE_TIMEOUT,
+            idle_timeout: a::DEFAULT_IDLE_TIMEOUT,
+            max_requests_per_connection: a::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            max_uri_len: a::DEFAULT_MAX_URI_LEN,
+            max_header_bytes: a::DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+}
+
+/// Smallest `max_uri_len` / `max_header_bytes` accepted: a real request needs this much.
+pub const MIN_HEAD_LIMIT: u64 = 1024;
+/// Largest `max_uri_len` / `max_header_bytes` accepted (hyper's own head limit is 400 KiB).
+pub const MAX_HEAD_LIMIT: u64 = 256 * 1024;
+/// Largest `max_requests_per_connection` accepted.
+pub const MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
+
+/// A number from flag/env or the `[api]` table, within `lo..=hi`.
+fn api_num(
+    cli: Option<u64>,
+    file: Option<u64>,
+    names: Names<'_>,
+    default: u64,
+    (lo, hi): (u64, u64),
+) -> Result<u64, ConfigError> {
+    match pick(cli, file, names) {
+        Some((v, o)) if v < lo || v > hi => Err(o.err(format!("must be {lo} to {hi}"))),
+        Some((v, _)) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+/// A duration from flag/env or the `[api]` table, 1 s to [`crate::api::MAX_CONN_TIMEOUT_SECS`].
+fn api_secs(
+    cli: Option<String>,
+    file: Option<DurationSpec>,
+    names: Names<'_>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let max = crate::api::MAX_CONN_TIMEOUT_SECS;
+    match pick(cli.map(DurationSpec::Text), file, names) {
+        Some((d, o)) => {
+            let secs = duration_secs(&d).map_err(|m| o.err(m))?;
+            if secs == 0 || secs > max {
+                return Err(o.err(format!("must be 1 to {max} seconds")));
+            }
+            Ok(Duration::from_secs(secs))
+        }
+        None => Ok(default),
+    }
+}
+
+fn usize_of(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+fn resolve_api(cli: &CliOptions, file: Option<ApiFileConfig>) -> Result<ApiSettings, ConfigError> {
+    use crate::api as a;
+    let f = file.unwrap_or_default();
+    let d = ApiSettings::default();
+    Ok(ApiSettings {
+        max_connections: usize_of(api_num(
+            cli.max_connections,
+            f.max_connections,
+            (
+                "max-connections",
+                "POOLWATCH_MAX_CONNECTIONS",
+                "api.max_connections",
+            ),
+            d.max_connections as u64,
+            (1, a::MAX_MAX_CONNECTIONS as u64),
+        )?),
+        max_connections_per_client: usize_of(api_num(
+            cli.max_connections_per_client,
+            f.max_connections_per_client,
+            (
+                "max-connections-per-client",
+                "POOLWATCH_MAX_CONNECTIONS_PER_CLIENT",
+                "api.max_connections_per_client",
+            ),
+            d.max_connections_per_client as u64,
+            (0, a::MAX_MAX_CONNECTIONS as u64),
+        )?),
+        probe_connections: usize_of(api_num(
+            cli.probe_connections,
+            f.probe_connections,
+            (
+                "probe-connections",
+                "POOLWATCH_PROBE_CONNECTIONS",
+                "api.probe_connections",
+            ),
+            d.probe_connections as u64,
+            (0, a::MAX_PROBE_CONNECTIONS as u64),
+        )?),
+        header_read_timeout: api_secs(
+            cli.header_read_timeout.clone(),
+            f.header_read_timeout,
+            (
+                "header-read-timeout",
+                "POOLWATCH_HEADER_READ_TIMEOUT",
+                "api.header_read_timeout",
+            ),
+            d.header_read_timeout,
+        )?,
+        write_timeout: api_secs(
+            cli.write_timeout.clone(),
+            f.write_timeout,
+            (
+                "write-timeout",
+                "POOLWATCH_WRITE_TIMEOUT",
+                "api.write_timeout",
+            ),
+            d.write_timeout,
+        )?,
+        idle_timeout: api_secs(
+            cli.idle_timeout.clone(),
+            f.idle_timeout,
+            ("idle-timeout", "POOLWATCH_IDLE_TIMEOUT", "api.idle_timeout"),
+            d.idle_timeout,
+        )?,
+        max_requests_per_connection: api_num(
+            cli.max_requests_per_connection,
+            f.max_requests_per_connection,
+            (
+                "max-requests-per-connection",
+                "POOLWATCH_MAX_REQUESTS_PER_CONNECTION",
+                "api.max_requests_per_connection",
+            ),
+            d.max_requests_per_connection,
+            (1, MAX_REQUESTS_PER_CONNECTION),
+        )?,
+        max_uri_len: usize_of(api_num(
+            cli.max_uri_len,
+            f.max_uri_len,
+            ("max-uri-len", "POOLWATCH_MAX_URI_LEN", "api.max_uri_len"),
+            d.max_uri_len as u64,
+            (MIN_HEAD_LIMIT, MAX_HEAD_LIMIT),
+        )?),
+        max_header_bytes: usize_of(api_num(
+            cli.max_header_bytes,
+            f.max_header_bytes,
+            (
+                "max-header-bytes",
+                "POOLWATCH_MAX_HEADER_BYTES",
+                "api.max_header_bytes",
+            ),
+            d.max_header_bytes as u64,
+            (MIN_HEAD_LIMIT, MAX_HEAD_LIMIT),
+        )?),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,6 +653,8 @@ pub struct Settings {
     pub max_body: usize,
     #[serde(serialize_with = "ser_secs")]
     pub request_timeout: Duration,
+    /// `[api]` connection limits.
+    pub api: ApiSettings,
     /// From the file only; the global `--log-json`/`POOLWATCH_LOG_JSON` flag also turns it on.
     pub log_json: bool,
     /// From the file only; the global `--log-level` flag governs when given.
@@ -463,6 +685,7 @@ impl Default for Settings {
                 retention_days: DEFAULT_RETENTION_DAYS,
                 max_body: DEFAULT_MAX_BODY,
                 request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+                api: ApiSettings::default(),
                 log_json: false,
                 log_level: None,
             }
@@ -768,6 +991,8 @@ impl Settings {
             None => Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
         };
 
+        let api = resolve_api(cli, file.api)?;
+
         let log_level = match file.log_level {
             Some(l) => {
                 if tracing_subscriber::EnvFilter::try_new(&l).is_err() {
@@ -799,6 +1024,7 @@ impl Settings {
             retention_days,
             max_body,
             request_timeout,
+            api,
             log_json: file.log_json.unwrap_or(false),
             log_level,
         })

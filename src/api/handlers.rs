@@ -57,8 +57,15 @@ pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> Response {
 }
 
 pub async fn openapi() -> Response {
-    match super::openapi::openapi_document() {
-        Some(doc) => Json(doc.clone()).into_response(),
+    match super::openapi::openapi_bytes() {
+        Some(doc) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            doc,
+        )
+            .into_response(),
         None => ApiError::Internal.into_response(),
     }
 }
