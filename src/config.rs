@@ -157,6 +157,65 @@ pub struct FeedConfig {
     pub max_bytes: Option<u64>,
 }
 
+/// `feeds` in the file: either the plain array of `[[feeds]]` subscriptions, or a `[feeds]`
+/// table with the fetch policy and its subscriptions in `[[feeds.list]]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FeedsSection {
+    List(Vec<FeedConfig>),
+    Table(FeedsTable),
+}
+
+/// The `[feeds]` table.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsTable {
+    /// Allow feed downloads from loopback, link-local, private and reserved addresses.
+    pub allow_private: Option<bool>,
+    /// Directories `file://` feeds may read; none by default.
+    pub file_roots: Option<Vec<PathBuf>>,
+    /// Hosts that may be private although `allow_private` is off.
+    pub allow_hosts: Option<Vec<String>>,
+    /// The subscriptions (`[[feeds.list]]`).
+    pub list: Option<Vec<FeedConfig>>,
+}
+
+impl FeedsSection {
+    fn into_parts(self) -> (Vec<FeedConfig>, FeedsTable) {
+        match self {
+            FeedsSection::List(l) => (l, FeedsTable::default()),
+            FeedsSection::Table(mut t) => (t.list.take().unwrap_or_default(), t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FeedsSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeedsSection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[[feeds]] tables or a [feeds] table")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<FeedConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(a))
+                    .map(FeedsSection::List)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                FeedsTable::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(FeedsSection::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// The `[api]` table: connection limits of the REST API (see `docs/security.md`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -186,7 +245,7 @@ pub struct FileConfig {
     pub dnstap: Option<Vec<String>>,
     pub blocklists: Option<Vec<PathBuf>>,
     pub user_lists: Option<PathBuf>,
-    pub feeds: Option<Vec<FeedConfig>>,
+    pub feeds: Option<FeedsSection>,
     pub admin_token: Option<Secret>,
     pub read_token: Option<Secret>,
     pub admin_token_file: Option<PathBuf>,
@@ -237,6 +296,11 @@ impl FileConfig {
                 *p = dir.join(&*p);
             }
         };
+        if let Some(FeedsSection::Table(t)) = self.feeds.as_mut() {
+            for p in t.file_roots.iter_mut().flatten() {
+                fix(p);
+            }
+        }
         for p in [
             self.db.as_mut(),
             self.user_lists.as_mut(),
@@ -338,6 +402,28 @@ pub struct CliOptions {
         value_delimiter = ' '
     )]
     pub feeds: Vec<String>,
+    /// Let feeds download from loopback, link-local, private and reserved addresses (refused
+    /// by default: see docs/security.md).
+    #[arg(long, env = "POOLWATCH_FEEDS_ALLOW_PRIVATE")]
+    pub feeds_allow_private: bool,
+    /// A directory `file://` feeds may read from (repeatable; none by default; env:
+    /// colon-separated).
+    #[arg(
+        long = "feeds-file-root",
+        env = "POOLWATCH_FEEDS_FILE_ROOT",
+        value_name = "DIR",
+        value_delimiter = ':'
+    )]
+    pub feeds_file_roots: Vec<PathBuf>,
+    /// A feed host allowed to be private although --feeds-allow-private is off (repeatable;
+    /// env: comma-separated).
+    #[arg(
+        long = "feeds-allow-host",
+        env = "POOLWATCH_FEEDS_ALLOW_HOST",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub feeds_allow_hosts: Vec<String>,
     /// Bearer token for writes (and reads). Without one, every write is refused.
     #[arg(
         long,
@@ -640,6 +726,12 @@ pub struct Settings {
     pub blocklists: Vec<PathBuf>,
     pub user_lists: PathBuf,
     pub feeds: Vec<FeedSettings>,
+    /// `feeds.allow_private`.
+    pub feed_allow_private: bool,
+    /// `feeds.file_roots` (existing directories).
+    pub feed_file_roots: Vec<PathBuf>,
+    /// `feeds.allow_hosts`.
+    pub feed_allow_hosts: Vec<String>,
     pub admin_token: Option<Secret>,
     pub read_token: Option<Secret>,
     pub resolvers: Vec<IpAddr>,
@@ -676,6 +768,9 @@ impl Default for Settings {
                 blocklists: Vec::new(),
                 user_lists: Path::new(DEFAULT_DB).join(DEFAULT_USER_LISTS_SUBDIR),
                 feeds: Vec::new(),
+                feed_allow_private: false,
+                feed_file_roots: Vec::new(),
+                feed_allow_hosts: Vec::new(),
                 admin_token: None,
                 read_token: None,
                 resolvers: Vec::new(),
@@ -846,6 +941,51 @@ impl Settings {
             None => db.join(DEFAULT_USER_LISTS_SUBDIR),
         };
 
+        let (file_feeds, feed_table) = file.feeds.map(FeedsSection::into_parts).unwrap_or_default();
+        let feed_allow_private =
+            cli.feeds_allow_private || feed_table.allow_private.unwrap_or(false);
+        let (feed_file_roots, o) = pick_list(
+            cli.feeds_file_roots.clone(),
+            feed_table.file_roots,
+            (
+                "feeds-file-root",
+                "POOLWATCH_FEEDS_FILE_ROOT",
+                "feeds.file_roots",
+            ),
+        );
+        if feed_file_roots.len() > crate::matcher::MAX_FEED_POLICY_ENTRIES {
+            return Err(o.err(format!(
+                "at most {} directories",
+                crate::matcher::MAX_FEED_POLICY_ENTRIES
+            )));
+        }
+        for p in &feed_file_roots {
+            if !p.is_absolute() || !p.is_dir() {
+                return Err(o.err(format!(
+                    "{} is not an existing absolute directory",
+                    p.display()
+                )));
+            }
+        }
+        let (feed_allow_hosts, o) = pick_list(
+            cli.feeds_allow_hosts.clone(),
+            feed_table.allow_hosts,
+            (
+                "feeds-allow-host",
+                "POOLWATCH_FEEDS_ALLOW_HOST",
+                "feeds.allow_hosts",
+            ),
+        );
+        if feed_allow_hosts.len() > crate::matcher::MAX_FEED_POLICY_ENTRIES
+            || feed_allow_hosts.iter().any(|h| {
+                h.is_empty() || h.len() > 255 || h.contains(['/', ' ', ':']) && !h.starts_with('[')
+            })
+        {
+            return Err(o.err(format!(
+                "at most {} host names or literal addresses (IPv6 in brackets), no ports",
+                crate::matcher::MAX_FEED_POLICY_ENTRIES
+            )));
+        }
         let mut feeds = Vec::new();
         if !cli.feeds.is_empty() {
             let o = Origin::Cli {
@@ -866,7 +1006,7 @@ impl Settings {
             }
         } else {
             let o = Origin::File { key: "feeds" };
-            for fc in file.feeds.unwrap_or_default() {
+            for fc in file_feeds {
                 feeds.push(validate_feed(&fc).map_err(|m| o.err(m))?);
             }
         }
@@ -1015,6 +1155,9 @@ impl Settings {
             blocklists,
             user_lists,
             feeds,
+            feed_allow_private,
+            feed_file_roots,
+            feed_allow_hosts,
             admin_token,
             read_token,
             resolvers,
@@ -1369,6 +1512,44 @@ interval = 3600
         let mut c = cli();
         c.feeds = vec!["https://example.org/x,5s".into()];
         assert!(Settings::resolve(&c, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn api_and_feeds_tables() {
+        let dir = std::env::temp_dir();
+        let text = format!(
+            "[api]\nwrite_timeout = \"5s\"\nmax_connections_per_client = 0\nmax_uri_len = 4096\n\
+             [feeds]\nallow_private = true\nfile_roots = [{:?}]\nallow_hosts = [\"lists.lan\"]\n\
+             [[feeds.list]]\nurl = \"https://example.org/pools.txt\"\n",
+            dir.display().to_string()
+        );
+        let f = FileConfig::parse(&text).unwrap();
+        let s = Settings::resolve(&cli(), f).unwrap();
+        assert_eq!(s.api.write_timeout, Duration::from_secs(5));
+        assert_eq!(s.api.max_connections_per_client, 0);
+        assert_eq!(s.api.max_uri_len, 4096);
+        assert_eq!(s.api.idle_timeout, crate::api::DEFAULT_IDLE_TIMEOUT);
+        assert!(s.feed_allow_private);
+        assert_eq!(s.feed_file_roots, vec![dir.clone()]);
+        assert_eq!(s.feed_allow_hosts, vec!["lists.lan".to_string()]);
+        assert_eq!(s.feeds.len(), 1);
+        // The array form still works and keeps the strict defaults.
+        let f = FileConfig::parse("[[feeds]]\nurl = \"https://example.org/a.txt\"\n").unwrap();
+        let s = Settings::resolve(&cli(), f).unwrap();
+        assert_eq!(s.feeds.len(), 1);
+        assert!(!s.feed_allow_private && s.feed_file_roots.is_empty());
+        for (bad, key) in [
+            ("[api]\nwrite_timeout = 0\n", "api.write_timeout"),
+            ("[api]\nmax_uri_len = 10\n", "api.max_uri_len"),
+            ("[api]\nmax_connections = 0\n", "api.max_connections"),
+            ("[feeds]\nfile_roots = [\"relative\"]\n", "feeds.file_roots"),
+        ] {
+            let f = FileConfig::parse(bad).unwrap();
+            let e = Settings::resolve(&cli(), f).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        assert!(FileConfig::parse("[api]\nwrite_timeot = 5\n").is_err());
+        assert!(FileConfig::parse("[feeds]\nallow_privat = true\n").is_err());
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub mod watch;
 
 pub use compile::HashWalk;
 pub use export::ExportFormat;
-pub use feeds::{FeedOrigin, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS};
+pub use feeds::{
+    is_private_address, FeedOrigin, FeedPolicy, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS,
+    MAX_FEED_POLICY_ENTRIES,
+};
 pub use manager::{
     EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
     UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
