@@ -41,14 +41,18 @@ pub mod watch;
 
 pub use compile::HashWalk;
 pub use export::ExportFormat;
-pub use feeds::{FeedOrigin, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS};
+pub use feeds::{
+    is_private_address, FeedOrigin, FeedPolicy, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS,
+    MAX_FEED_POLICY_ENTRIES,
+};
 pub use manager::{
     EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
     UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
 };
 pub use manifest::{Manifest, ManifestList};
 pub use parse::{
-    detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity, Target,
+    check_prefix, detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity,
+    Target, MIN_PREFIX_V4, MIN_PREFIX_V6,
 };
 pub use watch::{record_entries, reload, Reloader, WatchHandle};
 
