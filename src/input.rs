@@ -268,11 +268,14 @@ pub fn open_reporting(
     })
 }
 
+/// Where (byte offset, when known) and why an input ended early.
+type EarlyEnd = (Option<u64>, String);
+
 /// Passes observations through; when the inner iterator ends, asks `probe` whether it ended
 /// early and records that.
 struct Watched<I> {
     inner: I,
-    probe: fn(&I) -> Option<(Option<u64>, String)>,
+    probe: fn(&I) -> Option<EarlyEnd>,
     path: PathBuf,
     failures: ReadFailures,
     done: bool,

@@ -621,7 +621,9 @@ mod tests {
         b
     }
 
-    fn frames(bytes: Vec<u8>) -> (Vec<(i64, i32, Vec<u8>)>, Option<SavefileError>) {
+    type Frames = Vec<(i64, i32, Vec<u8>)>;
+
+    fn frames(bytes: Vec<u8>) -> (Frames, Option<SavefileError>) {
         let mut r = match Savefile::new(Box::new(std::io::Cursor::new(bytes))) {
             Ok(r) => r,
             Err(e) => return (Vec::new(), Some(e)),
