@@ -1058,12 +1058,14 @@ impl Engine {
                     f.ts,
                     self.cfg.reorder_window_secs,
                 ));
-        if att.is_none() && unnamed_yet && !dns_service && !own_non_pool {
-            if shared_own_waits || self.would_convict(f) {
-                self.stats.flows_waiting_for_name =
-                    self.stats.flows_waiting_for_name.saturating_add(1);
-                return Grade::Wait;
-            }
+        if att.is_none()
+            && unnamed_yet
+            && !dns_service
+            && !own_non_pool
+            && (shared_own_waits || self.would_convict(f))
+        {
+            self.stats.flows_waiting_for_name = self.stats.flows_waiting_for_name.saturating_add(1);
+            return Grade::Wait;
         }
         let may_convict = att.is_none() && !dns_service && !own_non_pool;
         if may_convict {
