@@ -596,20 +596,20 @@ fn shared_address_with_own_non_pool_sni_is_not_direct_ip() {
 fn shared_address_with_own_non_pool_dns_answer_is_not_direct_ip() {
     let mut c = Cap::new();
     teach_resolver(&mut c, RESOLVER_IP);
-    // Resolved before the pool lookup of another host...
-    c.dns(
-        "192.0.2.31",
-        RESOLVER_IP,
-        "www.example.com",
-        &[a("www.example.com", 300, POOL_IP)],
-    );
     c.dns(
         "192.0.2.10",
         RESOLVER_IP,
         "pool.supportxmr.com",
         &[a("pool.supportxmr.com", 300, POOL_IP)],
     );
-    // ... and after it, through a CNAME to a CDN name.
+    // Other hosts' own answers name the pool address for other sites: directly...
+    c.dns(
+        "192.0.2.31",
+        RESOLVER_IP,
+        "www.example.com",
+        &[a("www.example.com", 300, POOL_IP)],
+    );
+    // ... and through a CNAME to a CDN name.
     c.dns(
         "192.0.2.32",
         RESOLVER_IP,

@@ -7,15 +7,20 @@
 //! same client received for the address ([`AnswerNames`]). Evidence of the flow's own name
 //! outranks another client's binding.
 
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+
+use rustc_hash::FxHasher;
 
 use super::bounded::BoundedMap;
 use crate::model::{FlowObservation, ListHit, Stage, Timestamp};
 
 /// (client, address) pairs remembered from non-pool DNS answers. Every client's answers are
 /// kept (a browser may have resolved the CDN site hours before another host resolved the pool
-/// to the same address); 200k pairs is ~25 MB and covers a /16 of busy clients' recent
-/// answers; the least recently answered pair goes first.
+/// to the same address); a pair is stored as a 64-bit hash (~56 B an entry with the LRU queue,
+/// so 200k pairs are ~11 MB) and covers a /16 of busy clients' recent answers; the least
+/// recently answered pair goes first. A hash collision could only spare one flow a
+/// `direct_ip` (odds ~ entries / 2^64).
 pub const MAX_ANSWER_NAMES: usize = 200_000;
 
 /// How a flow was attributed to a pool entry; `as_str` is the text of
@@ -78,13 +83,15 @@ pub(crate) fn flow_name(f: &FlowObservation) -> Option<(&str, How)> {
 struct Answered {
     first: Timestamp,
     expires: Timestamp,
+    /// When the entry's recency was last refreshed.
+    touched: Timestamp,
 }
 
 /// Per (client, address): when this client's DNS last named the address with a *non-pool*
 /// name, and until when that answer explains its flows there (TTL plus the binding grace, like
 /// a pool binding).
 pub(crate) struct AnswerNames {
-    map: BoundedMap<(IpAddr, IpAddr), Answered>,
+    map: BoundedMap<u64, Answered>,
     evicted: u64,
 }
 
@@ -98,16 +105,25 @@ impl AnswerNames {
 
     /// Remembers a non-pool answer `ip` given to `client` at `ts`, valid until `expires`.
     pub fn record(&mut self, client: IpAddr, ip: IpAddr, ts: Timestamp, expires: Timestamp) {
-        if let Some(a) = self.map.get_mut_touch(&(client, ip)) {
+        let key = pair_key(client, ip);
+        // Repeated answers (a client re-resolving, two sources of one answer) update in place;
+        // recency is refreshed at most once a second of capture time.
+        if let Some(a) = self.map.get_mut(&key) {
             a.first = a.first.min(ts);
             a.expires = a.expires.max(expires);
+            if ts < a.touched.plus_secs(1) && ts >= a.touched {
+                return;
+            }
+            a.touched = ts;
+            self.map.get_mut_touch(&key);
             return;
         }
-        if self
-            .map
-            .insert((client, ip), Answered { first: ts, expires })
-            .is_some()
-        {
+        let a = Answered {
+            first: ts,
+            expires,
+            touched: ts,
+        };
+        if self.map.insert(key, a).is_some() {
             self.evicted = self.evicted.saturating_add(1);
         }
     }
@@ -116,7 +132,7 @@ impl AnswerNames {
     /// (`skew`: inputs may be reordered by this many seconds).
     pub fn names_non_pool(&self, client: IpAddr, ip: IpAddr, start: Timestamp, skew: i64) -> bool {
         self.map
-            .get(&(client, ip))
+            .get(&pair_key(client, ip))
             .is_some_and(|a| start >= a.first.plus_secs(-skew) && start <= a.expires)
     }
 
@@ -127,4 +143,11 @@ impl AnswerNames {
     pub fn evicted(&self) -> u64 {
         self.evicted
     }
+}
+
+fn pair_key(client: IpAddr, ip: IpAddr) -> u64 {
+    let mut h = FxHasher::default();
+    client.hash(&mut h);
+    ip.hash(&mut h);
+    h.finish()
 }

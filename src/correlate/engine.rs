@@ -63,6 +63,9 @@ pub const MAX_AGENTS: usize = 4;
 /// Longest agent string kept (XMRig agents are ~60 bytes; anything longer is truncated).
 pub const MAX_AGENT_LEN: usize = 128;
 
+/// A/AAAA answers of one non-pool response remembered for the shared-address rule (a CDN
+/// answer has a handful; a response with hundreds is not a site a flow names).
+pub const MAX_NAMED_ANSWERS: usize = 16;
 /// TTL assumed when a source carries none (query-only logs never bind, so this is rare).
 pub const DEFAULT_TTL: u32 = 300;
 /// TTLs above this are clamped (a week): answers claiming years must not pin memory forever.
@@ -267,7 +270,9 @@ pub struct EngineStats {
     pub ip_matches: u64,
     pub stratum_flows: u64,
     pub duplicates: u64,
+    /// Pool lookups by a host that was a resolver when seen (bound, never reported alone).
     pub infra_ignored: u64,
+    /// Lookup-only incidents dropped as a resolver's (resolver rule).
     pub infra_dropped_incidents: u64,
     pub evicted: u64,
     /// Pool answer addresses owned by an unlisted (CDN) name: bound per client only.
@@ -800,17 +805,24 @@ impl Engine {
         }
     }
 
-    /// Remembers, per (client, address), a non-pool answer naming the address (the
-    /// shared-address rule: the client's own name for the address outranks another client's
-    /// binding). One bounded-map update per A/AAAA answer.
+    /// Remembers, per (client, address), a non-pool answer naming a *pool* address: one
+    /// bound by some client's pool lookup or listed (the shared-address rule: the client's own
+    /// name for the address outranks another client's binding). Answers naming other
+    /// addresses (nearly all) cost one probe of the per-IP index and of the address lists, not
+    /// a table entry; an answer seen before its address became a pool address is not kept
+    /// (the flow's SNI/Host still speaks for it). Measured: docs/arch/correlate.md.
     fn remember_answer_names(&mut self, d: &DnsObservation) {
         if d.answers.is_empty() || d.rcode != Some(Rcode::NOERROR) {
             return;
         }
         let ttl_ts = d.response_ts().unwrap_or(d.ts);
-        for a in &d.answers {
+        let lists = self.lists.load();
+        for a in d.answers.iter().take(MAX_NAMED_ANSWERS) {
             let Some(ip) = a.ip() else { continue };
             if ip.is_unspecified() || self.sinkholes.contains(&ip) {
+                continue;
+            }
+            if !self.ip_index.contains_key(&ip) && lists.match_ip(ip, None).is_none() {
                 continue;
             }
             let ttl = a.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
@@ -1047,12 +1059,14 @@ impl Engine {
                     f.ts,
                     self.cfg.reorder_window_secs,
                 ));
-        if att.is_none() && unnamed_yet && !dns_service && !own_non_pool {
-            if shared_own_waits || self.would_convict(f) {
-                self.stats.flows_waiting_for_name =
-                    self.stats.flows_waiting_for_name.saturating_add(1);
-                return Grade::Wait;
-            }
+        if att.is_none()
+            && unnamed_yet
+            && !dns_service
+            && !own_non_pool
+            && (shared_own_waits || self.would_convict(f))
+        {
+            self.stats.flows_waiting_for_name = self.stats.flows_waiting_for_name.saturating_add(1);
+            return Grade::Wait;
         }
         let may_convict = att.is_none() && !dns_service && !own_non_pool;
         if may_convict {

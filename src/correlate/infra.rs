@@ -38,6 +38,8 @@ struct ServerSeen {
     /// Distinct clients answered within the learning window (at most `RESOLVER_MIN_CLIENTS`).
     clients: Vec<(IpAddr, Timestamp)>,
     learned: bool,
+    /// When the entry's recency was last refreshed.
+    touched: Timestamp,
 }
 
 /// A run of questions for one (server, entry): the first and last time, with no gap longer
@@ -97,7 +99,15 @@ impl Infra {
             return;
         }
         let horizon = d.ts.plus_secs(-RESOLVER_LEARN_WINDOW_SECS);
+        // A busy resolver answers thousands of queries a second: refresh its recency at most
+        // once a second of capture time (a hash probe instead of a queue push per answer).
+        if let Some(s) = self.servers.get_mut(&server) {
+            if s.learned && d.ts < s.touched.plus_secs(1) && d.ts >= s.touched {
+                return;
+            }
+        }
         if let Some(s) = self.servers.get_mut_touch(&server) {
+            s.touched = d.ts;
             if s.learned {
                 return;
             }
@@ -116,6 +126,7 @@ impl Infra {
         let seen = ServerSeen {
             clients: vec![(d.client, d.ts)],
             learned: RESOLVER_MIN_CLIENTS <= 1,
+            touched: d.ts,
         };
         if self.servers.insert(server, seen).is_some() {
             self.counts.servers_evicted = self.counts.servers_evicted.saturating_add(1);
