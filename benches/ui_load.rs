@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// 4 lookups each: 10 000 detections.
 const CLIENTS: u32 = 2500;
+/// The store must hold at least this many detections before measuring.
+const WANT: u64 = 10_000;
 const POOLS: [&str; 4] = [
     "pool.supportxmr.com",
     "xmr-eu1.nanopool.org",
@@ -87,7 +90,7 @@ fn write_log(path: &std::path::Path) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut serial = 1u32;
     for c in 0..CLIENTS {
-        let client = format!("10.{}.{}.{}", 20 + c / 65536, (c / 256) % 256, c % 256 + 1);
+        let client = format!("10.{}.{}.{}", 20 + c / 62_500, (c / 250) % 250, c % 250 + 1);
         for (i, name) in POOLS.iter().enumerate() {
             let secs = (c * 4 + i as u32) % 86_400;
             let t = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
@@ -129,13 +132,23 @@ fn browser_loads(b: &browser_support::Browser, base: &str) -> (f64, f64, usize) 
     for run in 0..=RUNS {
         b.goto("about:blank");
         b.goto(&format!("{base}/"));
-        b.wait_until("the rendered overview", |b| {
-            b.js(
-                "return performance.getEntriesByName('poolwatch-rendered').length",
-                json!([]),
-            ) == json!(1)
-                && b.find_all("#stage-counts").len() == 1
-        });
+        let t = Instant::now();
+        while b.js(
+            "return performance.getEntriesByName('poolwatch-rendered').length",
+            json!([]),
+        ) != json!(1)
+            || b.find_all("#stage-counts").len() != 1
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "run {run}: overview not rendered; requests: {}",
+                b.js(
+                    "return performance.getEntriesByType('resource').map(e => e.name + ' ' + e.responseStatus + ' ' + e.duration).join(' | ')",
+                    json!([])
+                )
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let v: Value = b.js(
             "const n = performance.getEntriesByType('navigation')[0];
              const r = performance.getEntriesByType('resource').filter(e => !e.name.includes('/detections/stream'));
@@ -178,14 +191,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("dnsmasq.log");
     write_log(&log);
-    let want = u64::from(CLIENTS) * POOLS.len() as u64;
     let s = start(&dir.path().join("full"), Some(&log));
     let c = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     let t = Instant::now();
-    loop {
+    // Wait until the import is done: at least WANT detections and no change for 3 s.
+    let (mut last, mut since_change) = (0u64, Instant::now());
+    let want = loop {
         let total = c
             .get(format!("{}/api/v1/summary", s.base))
             .send()
@@ -193,17 +207,20 @@ fn main() {
             .and_then(|r| r.json::<Value>().ok())
             .and_then(|v| v["total"].as_u64())
             .unwrap_or(0);
-        if total >= want {
-            break;
+        if total != last {
+            (last, since_change) = (total, Instant::now());
+        } else if total >= WANT && since_change.elapsed() > Duration::from_secs(3) {
+            break total;
         }
         assert!(
             t.elapsed() < Duration::from_secs(600),
             "import stalled at {total}"
         );
         std::thread::sleep(Duration::from_millis(500));
-    }
+    };
     eprintln!(
-        "stored {want} detections in {:.1} s",
+        "stored {want} detections from {} lookups in {:.1} s",
+        u64::from(CLIENTS) * POOLS.len() as u64,
         t.elapsed().as_secs_f64()
     );
 

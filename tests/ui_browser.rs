@@ -367,6 +367,18 @@ fn tokens_suppression_live_detection_and_xss_in_a_browser() {
     b.wait("#detections tbody tr[data-id]");
     b.wait("#live.on");
     b.js("window.__noReload = 42; return 1", json!([]));
+    let summary_total = || -> u64 {
+        let v: Value = c
+            .get(s.url("/api/v1/summary"))
+            .bearer_auth(READ)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["total"].as_u64().unwrap()
+    };
+    // Cached now; the new detection's event must invalidate it.
+    assert_eq!(summary_total(), dets.len() as u64);
     append(
         &live,
         &dnsmasq_lookup(
@@ -380,6 +392,7 @@ fn tokens_suppression_live_detection_and_xss_in_a_browser() {
     b.wait_until("the live row", |b| hosts_in_table(b).contains("192.0.2.50"));
     assert_eq!(b.js("return window.__noReload", json!([])), json!(42));
     assert_eq!(b.find_all("#detections tr.fresh").len(), 1);
+    assert_eq!(summary_total(), dets.len() as u64 + 1);
 
     // XSS: a query name carrying markup renders as text; no element, no script runs.
     let payload = "<img/src=x/onerror=alert(1)>.pool.supportxmr.com";

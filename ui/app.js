@@ -181,6 +181,19 @@ document.addEventListener("keydown", (e) => {
 
 window.addEventListener("hashchange", () => render(false));
 
+// The live stream holds an HTTP/1.1 connection, and browsers allow only six per server: a tab
+// in the background (or a page kept in the back/forward cache) gives its stream up, so that
+// open tabs never starve each other's API calls. Coming back reconnects and catches up.
+function pauseLive() {
+  if (stopLive) { stopLive(); stopLive = null; }
+}
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") pauseLive();
+  else if (!stopLive) { startLive(); render(true); }
+});
+window.addEventListener("pagehide", pauseLive);
+window.addEventListener("pageshow", (e) => { if (e.persisted && !stopLive) { startLive(); render(true); } });
+
 (async function start() {
   await refreshSession();
   startLive();

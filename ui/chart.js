@@ -22,7 +22,7 @@ export function timelineChart(tl, onPick) {
   const W = 720, H = 190, L = 34, R = 8, T = 10, B = 26;
   const buckets = tl.buckets || [];
   const svg = s("svg", {
-    viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", preserveAspectRatio: "none",
+    viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
     "aria-label": `Detections over time, ${buckets.length} buckets of ${fmtBucket(tl.bucket_secs)}`,
   });
   if (!buckets.length) {

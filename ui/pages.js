@@ -118,9 +118,8 @@ export async function overview(ctx) {
         latestBody.insertBefore(latestRow(d, true), latestBody.firstChild);
         while (latestBody.children.length > 8) latestBody.lastChild.remove();
       }
-      // Counts and chart: refetch once the burst is over.
-      clearTimeout(timer);
-      timer = setTimeout(() => ctx.refresh(), 800);
+      // Counts and chart: refetch at most once per 800 ms, also during a flood of events.
+      if (!timer) timer = setTimeout(() => { timer = null; ctx.refresh(); }, 800);
     },
   };
 }
@@ -231,8 +230,9 @@ export async function detections(ctx) {
   return {
     onEvent() {
       if (cursor) return; // a later page does not change under the reader
-      clearTimeout(timer);
+      if (timer) return; // one refetch per 300 ms, also during a flood of events
       timer = setTimeout(async () => {
+        timer = null;
         try {
           const fresh = await api("/detections" + qs(Object.assign({}, filter, { limit })));
           const rows = fresh.items.map((d) => row(d, !seen.has(d.id)));
@@ -595,7 +595,7 @@ export async function lists(ctx) {
       kpi("Entries in the running set", fmtNum(set.entries), "set-entries"),
       kpi("Domains · addresses", `${fmtNum(set.domains)} · ${fmtNum(set.addresses)}`, "set-kinds"),
       kpi("Lists", fmtNum((bl.items || []).length), "set-lists"),
-      kpi("Compile time", set.compile_ms !== undefined ? set.compile_ms + " ms" : "—", "set-compile")),
+      kpi("Compile time", set.compile_ms !== undefined ? Number(set.compile_ms).toFixed(1) + " ms" : "—", "set-compile")),
     h("div", { class: "cols-2 wide-left" }, card("Check a name", check), canWrite ? card("New user list / add entries", newListForm(ctx)) : card("Editing", readOnlyNote())),
     card("Lists", table([{ label: "Name" }, { label: "Kind" }, { label: "Category" }, { label: "Format" }, { label: "Entries", cls: "num" }, { label: "Kept", cls: "num" }, { label: "Invalid", cls: "num" }, { label: "Refreshed" }, { label: "Source" }], rows, { id: "lists-table" })),
     card("Feeds", table([{ label: "Name" }, { label: "URL" }, { label: "Origin" }, { label: "Entries", cls: "num" }, { label: "Last success" }, { label: "State" }, { label: "Next refresh" }, { label: "" }], feedRows, { id: "feeds-table", empty: "No feeds subscribed." }),

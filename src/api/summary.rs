@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -17,7 +19,8 @@ use serde::Serialize;
 use super::handlers::{call, params, parse_filter, quote};
 use super::{constant_time_eq, ApiError, AppState, Backend, BackendError, ReadAccess};
 use crate::model::{Detection, Stage, Timestamp};
-use crate::query::DetectionFilter;
+use crate::query::{DetectionEvent, DetectionFilter};
+use tokio::sync::broadcast;
 
 /// Most detections one summary looks at: bounds the time and memory of one request (100 pages
 /// of the largest size, ~0.5 s on a laptop). Beyond it the answer says `truncated: true` and
@@ -370,6 +373,14 @@ pub async fn summary(
             .filter(|n| (1..=MAX_TOP).contains(n))
             .ok_or_else(|| ApiError::invalid("top", format!("must be from 1 to {MAX_TOP}")))?,
     };
+    // Reuse a summary computed moments ago for the same question (dashboards refresh on every
+    // live event; several open dashboards must not each rescan the store).
+    let key = format!("{:p}|{p:?}", Arc::as_ptr(&state.0));
+    if let Some(body) = cached(&key) {
+        return Ok(json_body(body));
+    }
+    // Subscribe before reading, so that a detection stored meanwhile invalidates the result.
+    let rx = state.events().subscribe();
     let now = Timestamp::now();
     let s = call(&state, move |b| {
         let (dets, truncated) = collect(b, &filter, MAX_SUMMARY_DETECTIONS)?;
@@ -411,7 +422,67 @@ pub async fn summary(
         ))
     })
     .await?;
-    Ok(Json(s).into_response())
+    let body = Arc::new(serde_json::to_vec(&s).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialise a summary");
+        ApiError::Internal
+    })?);
+    store_cached(key, body.clone(), rx);
+    Ok(json_body(body))
+}
+
+/// How long a computed summary is reused at most; any detection event ends it sooner. Short, so
+/// that updates without an event (a later `last_seen`, retention) show within seconds.
+const SUMMARY_CACHE_TTL: Duration = Duration::from_secs(2);
+
+struct CachedSummary {
+    key: String,
+    at: Instant,
+    body: Arc<Vec<u8>>,
+    events: broadcast::Receiver<DetectionEvent>,
+}
+
+/// One entry (the last question asked): bounded, and the common case is one dashboard view.
+fn cache() -> &'static Mutex<Option<CachedSummary>> {
+    static C: OnceLock<Mutex<Option<CachedSummary>>> = OnceLock::new();
+    C.get_or_init(|| Mutex::new(None))
+}
+
+fn cached(key: &str) -> Option<Arc<Vec<u8>>> {
+    let mut g = cache().lock().unwrap_or_else(|e| e.into_inner());
+    let c = g.as_mut()?;
+    let fresh = c.key == key
+        && c.at.elapsed() < SUMMARY_CACHE_TTL
+        && matches!(
+            c.events.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        );
+    if fresh {
+        Some(c.body.clone())
+    } else {
+        *g = None;
+        None
+    }
+}
+
+fn store_cached(key: String, body: Arc<Vec<u8>>, events: broadcast::Receiver<DetectionEvent>) {
+    let mut g = cache().lock().unwrap_or_else(|e| e.into_inner());
+    *g = Some(CachedSummary {
+        key,
+        at: Instant::now(),
+        body,
+        events,
+    });
+}
+
+fn json_body(body: Arc<Vec<u8>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.as_ref().clone(),
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
