@@ -308,7 +308,8 @@ fn stalled_clients_do_not_take_down_healthz() {
     .unwrap_or(0);
     let probe_src = Ipv4Addr::new(127, 0, 0, 250);
     let attack = pipelined_gets(100);
-    probe(addr, probe_src, BOUND).expect("before the attack");
+    let idle = probe(addr, probe_src, BOUND).expect("before the attack");
+    eprintln!("no attack: /healthz latency {idle:?}");
 
     for sources in [
         vec![Ipv4Addr::new(127, 0, 0, 1)],
