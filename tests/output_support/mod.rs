@@ -317,3 +317,189 @@ pub fn lab() -> Option<(std::path::PathBuf, Value)> {
     let gt = crate::support::load_ground_truth(&shared);
     Some((shared, gt))
 }
+
+// ---------------------------------------------------------------------------------------------
+// rsyslog as a real receiver
+// ---------------------------------------------------------------------------------------------
+
+/// Field separator of the test's rsyslog template (never in a poolwatch message).
+pub const SEP: &str = "|~|";
+
+/// One message as rsyslog parsed it.
+#[derive(Clone, Debug)]
+pub struct SyslogLine {
+    pub pri: u16,
+    pub app: String,
+    pub msgid: String,
+    pub host: String,
+    pub time: String,
+    pub msg: String,
+}
+
+/// A running `rsyslogd -n` with imudp/imtcp (and optionally a gtls imtcp) on loopback, writing
+/// every message to one file with its parsed RFC 5424 fields.
+pub struct Rsyslog {
+    child: std::process::Child,
+    pub out: std::path::PathBuf,
+    pub tcp_port: u16,
+    pub udp_port: u16,
+    dir: std::path::PathBuf,
+}
+
+/// TLS material for the gtls listener.
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+pub fn rsyslogd() -> Option<&'static str> {
+    let p = "/usr/sbin/rsyslogd";
+    if Path::new(p).exists() {
+        Some(p)
+    } else {
+        println!("skipping: rsyslogd not installed (bash .ci/deps installs it)");
+        None
+    }
+}
+
+impl Rsyslog {
+    /// Starts rsyslog in `dir` listening on `tcp_port` (TLS when `tls`) and `udp_port`.
+    pub fn start(dir: &Path, tcp_port: u16, udp_port: u16, tls: Option<&TlsFiles>) -> Rsyslog {
+        let bin = rsyslogd().expect("rsyslogd");
+        let work = dir.join("rsyslog-work");
+        std::fs::create_dir_all(&work).unwrap();
+        let out = dir.join("rsyslog-out.log");
+        let mut conf = format!(
+            "global(workDirectory=\"{}\" maxMessageSize=\"256k\" parser.escapeControlCharactersOnReceive=\"off\"",
+            work.display()
+        );
+        if let Some(t) = tls {
+            conf.push_str(&format!(
+                " defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+                t.ca.display(),
+                t.cert.display(),
+                t.key.display()
+            ));
+        }
+        conf.push_str(")\n");
+        conf.push_str("module(load=\"imudp\")\n");
+        if tls.is_some() {
+            conf.push_str("module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n");
+        } else {
+            conf.push_str("module(load=\"imtcp\")\n");
+        }
+        conf.push_str(&format!(
+            "template(name=\"pw\" type=\"string\" string=\"%pri%{SEP}%app-name%{SEP}%msgid%{SEP}%hostname%{SEP}%timereported:::date-rfc3339%{SEP}%msg%\\n\")\n\
+             ruleset(name=\"r\") {{ action(type=\"omfile\" file=\"{}\" template=\"pw\") }}\n\
+             input(type=\"imudp\" address=\"127.0.0.1\" port=\"{udp_port}\" ruleset=\"r\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp_port}\" ruleset=\"r\")\n",
+            out.display()
+        ));
+        let cfg = dir.join("rsyslog.conf");
+        std::fs::write(&cfg, conf).unwrap();
+        let child = std::process::Command::new(bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(&cfg)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("rsyslog.stderr")).unwrap())
+            .spawn()
+            .expect("spawn rsyslogd");
+        let r = Rsyslog {
+            child,
+            out,
+            tcp_port,
+            udp_port,
+            dir: dir.to_path_buf(),
+        };
+        eventually("rsyslog listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", tcp_port))
+                .ok()
+                .map(|_| ())
+        });
+        r
+    }
+
+    /// Messages received so far.
+    pub fn lines(&self) -> Vec<SyslogLine> {
+        let Ok(text) = std::fs::read_to_string(&self.out) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| {
+                let p: Vec<&str> = l.splitn(6, SEP).collect();
+                if p.len() != 6 {
+                    return None;
+                }
+                Some(SyslogLine {
+                    pri: p[0].parse().ok()?,
+                    app: p[1].to_string(),
+                    msgid: p[2].to_string(),
+                    host: p[3].to_string(),
+                    time: p[4].to_string(),
+                    msg: p[5].to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Messages of one APP-NAME, once at least `n` arrived.
+    pub fn wait_app(&self, app: &str, n: usize) -> Vec<SyslogLine> {
+        let t = Instant::now();
+        loop {
+            let got: Vec<SyslogLine> = self.lines().into_iter().filter(|l| l.app == app).collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                t.elapsed() < DELIVERY_WAIT,
+                "rsyslog got {} of {n} messages from {app}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1, written as PEM files into `dir`.
+pub fn make_tls(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "poolwatch test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.ca, ca.pem()).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    files
+}
