@@ -28,6 +28,8 @@ use crate::store::OutboxLimits;
 pub const MAX_OUTPUTS: usize = 32;
 /// Largest configurable outbox (records).
 pub const MAX_MAX_BACKLOG: u64 = 10_000_000;
+/// Smallest configurable outbox (bytes): one large record must fit.
+pub const MIN_MAX_BACKLOG_BYTES: u64 = 64 * 1024;
 /// Largest configurable outbox (bytes): 16 GiB.
 pub const MAX_MAX_BACKLOG_BYTES: u64 = 16 << 30;
 /// Default webhook request deadline.
@@ -646,9 +648,9 @@ fn validate(c: &OutputConfig) -> Result<OutputSettings, String> {
         return Err(format!("max_backlog must be 1 to {MAX_MAX_BACKLOG}"));
     }
     let max_bytes = c.max_backlog_bytes.unwrap_or(DEFAULT_MAX_BACKLOG_BYTES);
-    if max_bytes < 4096 || max_bytes > MAX_MAX_BACKLOG_BYTES {
+    if !(MIN_MAX_BACKLOG_BYTES..=MAX_MAX_BACKLOG_BYTES).contains(&max_bytes) {
         return Err(format!(
-            "max_backlog_bytes must be 4096 to {MAX_MAX_BACKLOG_BYTES}"
+            "max_backlog_bytes must be {MIN_MAX_BACKLOG_BYTES} to {MAX_MAX_BACKLOG_BYTES}"
         ));
     }
     let max_retries = c.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);

@@ -16,13 +16,16 @@ use super::config::Fsync;
 use super::format::{render_json, Format, Observer};
 use super::{Delivery, OutputEvent, Sink, SinkError};
 
+/// An open output file with the (device, inode) it had when opened.
+type OpenFile = (File, u64, u64);
+
 pub struct FileSink {
     path: PathBuf,
     fsync: Fsync,
     format: Format,
     observer: Arc<Observer>,
     /// The open file and its (device, inode).
-    file: Option<(File, u64, u64)>,
+    file: Option<OpenFile>,
     reopen: bool,
 }
 
@@ -39,7 +42,7 @@ impl FileSink {
     }
 }
 
-fn open(path: &PathBuf) -> std::io::Result<(File, u64, u64)> {
+fn open(path: &PathBuf) -> std::io::Result<OpenFile> {
     let f = OpenOptions::new().create(true).append(true).open(path)?;
     let md = f.metadata()?;
     Ok((f, md.dev(), md.ino()))
@@ -48,11 +51,11 @@ fn open(path: &PathBuf) -> std::io::Result<(File, u64, u64)> {
 /// Writes `buf` to the file at `path` (reopening when needed); returns the file for reuse.
 fn write_batch(
     path: &PathBuf,
-    current: Option<(File, u64, u64)>,
+    current: Option<OpenFile>,
     force_reopen: bool,
     fsync: Fsync,
     buf: &[u8],
-) -> (Option<(File, u64, u64)>, Result<(), String>) {
+) -> (Option<OpenFile>, Result<(), String>) {
     let moved = match (&current, std::fs::metadata(path)) {
         (Some((_, dev, ino)), Ok(md)) => md.dev() != *dev || md.ino() != *ino,
         (Some(_), Err(_)) => true,
