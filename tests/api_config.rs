@@ -180,11 +180,14 @@ fn shipped_example_config_is_valid() {
     let uncommented: String = text
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest) if rest.contains(" = ") || rest == "[[feeds]]" => rest,
+            Some(rest) if rest.contains(" = ") || rest == "[[feeds]]" || rest == "[[output]]" => {
+                rest
+            }
             _ => l,
         })
         .map(|l| format!("{l}\n"))
         .collect();
     let full = FileConfig::parse(&uncommented).unwrap();
     assert!(full.feeds.is_some() && full.follow.is_some() && full.sinkholes.is_some());
+    assert_eq!(full.output.as_ref().map(Vec::len), Some(3));
 }
