@@ -330,8 +330,8 @@ pub struct OutputStatus {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// `starting` (no attempt yet), `ok` (last attempt delivered), `failing` (retrying),
-    /// `stopped`.
+    /// `starting` (outbox not read yet), `idle` (nothing sent yet, nothing waiting), `ok` (last
+    /// attempt delivered), `failing` (retrying), `stopped`.
     pub state: String,
     /// Records waiting in the outbox.
     pub backlog: u64,
@@ -484,7 +484,6 @@ impl SinkShared {
 #[derive(Clone, Default)]
 pub struct Outputs {
     sinks: Vec<Arc<SinkShared>>,
-    observer: Option<Arc<Observer>>,
 }
 
 impl std::fmt::Debug for Outputs {
@@ -521,15 +520,7 @@ impl Outputs {
                 tracing::warn!(sink = %name, backlog = len, "output: an outbox in the database has no configured sink; its records wait until a sink of that name is configured again");
             }
         }
-        let observer = settings
-            .iter()
-            .find_map(|s| s.observer_name.as_deref())
-            .map(|n| Observer::local(Some(n)))
-            .unwrap_or_else(|| Observer::local(None));
-        Ok(Outputs {
-            sinks,
-            observer: Some(Arc::new(observer)),
-        })
+        Ok(Outputs { sinks })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -589,12 +580,9 @@ impl Outputs {
                 }
             }));
         }
-        let observer = self
-            .observer
-            .clone()
-            .unwrap_or_else(|| Arc::new(Observer::local(None)));
         for s in &self.sinks {
-            let sink = build_sink(&s.settings, observer.clone());
+            let observer = Arc::new(Observer::local(s.settings.observer_name.as_deref()));
+            let sink = build_sink(&s.settings, observer);
             tasks.push(tokio::spawn(run_sink(
                 s.clone(),
                 sink,
@@ -817,6 +805,12 @@ async fn run_sink(
         if entries.is_empty() {
             if drain_until.is_some() {
                 break;
+            }
+            {
+                let mut st = sh.status.lock().unwrap_or_else(|e| e.into_inner());
+                if st.state.is_empty() {
+                    st.state = "idle";
+                }
             }
             tokio::select! {
                 _ = sh.notify.notified() => {}

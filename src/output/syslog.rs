@@ -199,6 +199,19 @@ fn peer_closed(s: &TcpStream) -> bool {
     }
 }
 
+/// The same check through TLS: one non-blocking read of the TLS stream (rustls consumes
+/// post-handshake messages such as session tickets itself; EOF, an error or close_notify means
+/// closed; plaintext from a syslog server is ignored).
+async fn tls_peer_closed(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 256];
+    match tokio::time::timeout(Duration::ZERO, s.read(&mut b)).await {
+        Err(_) => false,
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) => false,
+    }
+}
+
 /// A rustls client configuration with the CA file's roots, or the public web roots.
 pub fn tls_connector(ca: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
     use rustls_pki_types::pem::PemObject;
@@ -231,9 +244,9 @@ pub fn tls_connector(ca: Option<&std::path::Path>) -> Result<tokio_rustls::TlsCo
 impl Sink for SyslogSink {
     fn deliver<'a>(&'a mut self, events: &'a [OutputEvent]) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
-            let alive = match &self.conn {
+            let alive = match &mut self.conn {
                 Some(Conn::Tcp(s)) => !peer_closed(s),
-                Some(Conn::Tls(s)) => !peer_closed(s.get_ref().0),
+                Some(Conn::Tls(s)) => !tls_peer_closed(s).await,
                 Some(Conn::Udp(_)) => true,
                 None => false,
             };
