@@ -226,8 +226,21 @@ impl WebhookSink {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = resp.text().await.unwrap_or_default();
-        let snippet: String = text.chars().take(MAX_ERROR_BODY).collect();
+        // Read at most MAX_ERROR_BODY bytes of the answer: a hostile receiver cannot make us
+        // buffer an endless body.
+        let mut resp = resp;
+        let mut raw = Vec::new();
+        while raw.len() < MAX_ERROR_BODY {
+            match resp.chunk().await {
+                Ok(Some(c)) => raw.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        raw.truncate(MAX_ERROR_BODY);
+        let snippet: String = String::from_utf8_lossy(&raw)
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
         let message = format!("HTTP {}: {}", status.as_u16(), snippet.trim());
         Err(match status.as_u16() {
             400 | 413 | 422 => SinkError::Rejected { message },
