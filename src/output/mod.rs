@@ -916,6 +916,153 @@ async fn run_sink(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::correlate::{Engine, EngineConfig, Pipeline};
+    use crate::model::*;
+
+    fn lookup_then_stratum() -> Vec<Observation> {
+        let client: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+        let pool: std::net::IpAddr = "203.0.113.10".parse().unwrap();
+        let t = Timestamp::from_secs(1_795_723_201);
+        let dns = DnsObservation {
+            ts: t,
+            client,
+            client_port: Some(40000),
+            server: Some("192.0.2.53".parse().unwrap()),
+            server_port: Some(53),
+            transport: Transport::Udp,
+            id: Some(1),
+            qname: "pool.supportxmr.com".into(),
+            qtype: RrType::A,
+            rcode: Some(Rcode::NOERROR),
+            answers: vec![DnsAnswer {
+                name: "pool.supportxmr.com".into(),
+                rtype: RrType::A,
+                ttl: Some(300),
+                data: pool.to_string(),
+            }],
+            answers_known: true,
+            query_seen: true,
+            rtt_us: None,
+            truncated: false,
+            salvaged: None,
+            source: Source::pcap("t.pcap"),
+        };
+        let flow = FlowObservation {
+            ts: t.plus_secs(10),
+            last_ts: t.plus_secs(20),
+            src: client,
+            src_port: 51000,
+            dst: pool,
+            dst_port: 3333,
+            proto: Proto::Tcp,
+            direction: Direction::Originator,
+            state: FlowState::Established,
+            report: FlowReport::Final,
+            bytes_out: 1000,
+            bytes_in: 1000,
+            packets_out: 5,
+            packets_in: 5,
+            payload_out: Vec::new(),
+            payload_in: Vec::new(),
+            app: AppInfo {
+                stratum_method: Some("login".into()),
+                ..Default::default()
+            },
+            source: Source::pcap("t.pcap"),
+        };
+        vec![Observation::Dns(dns), Observation::Flow(flow)]
+    }
+
+    fn settings(spec: &str) -> Vec<OutputSettings> {
+        config::validate_all(&[config::parse_flag(spec).unwrap()]).unwrap()
+    }
+
+    fn run(store: &Store, outputs: &Outputs, obs: Vec<Observation>) {
+        let lists = crate::matcher::shared(crate::matcher::Blocklists::builtin().unwrap());
+        let engine = Engine::new(EngineConfig::default(), lists);
+        let mut p = Pipeline::new(engine, Some(store.clone()))
+            .unwrap()
+            .with_sink(Box::new(outputs.writer(store.clone())));
+        for o in obs {
+            p.push(o).unwrap();
+        }
+        p.finish().unwrap();
+    }
+
+    fn events(store: &Store, name: &str) -> Vec<OutputEvent> {
+        let limits = crate::store::OutboxLimits {
+            max_records: 100,
+            max_bytes: 1 << 20,
+        };
+        store
+            .outbox(name, limits)
+            .unwrap()
+            .peek(100)
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn pipeline_flush_writes_new_and_upgrade_to_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        let store = Store::open_temporary().unwrap();
+        let all = settings(&format!("file:{}", path.display()));
+        let strong = settings(&format!(
+            "file:{},name=strong,min_stage=stratum",
+            path.display()
+        ));
+        let outputs = Outputs::open(&store, &[all[0].clone(), strong[0].clone()]).unwrap();
+        run(&store, &outputs, lookup_then_stratum());
+        let evs = events(&store, "file");
+        let stored = store.all_detections().unwrap();
+        assert_eq!(stored.len(), 1);
+        // The engine may report the incident as new at its final stage (when the reorder hold
+        // joined both facts) or as new + upgrade: either way the last event is the stored state.
+        let last = evs.last().unwrap();
+        assert_eq!(last.detection.as_ref(), stored.first());
+        assert_eq!(evs[0].kind, EventKind::New);
+        assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq));
+        let strong_evs = events(&store, "strong");
+        assert!(strong_evs
+            .iter()
+            .all(|e| e.detection.as_ref().unwrap().stage == Stage::Stratum));
+        assert_eq!(strong_evs.len(), 1);
+        let st = outputs.status();
+        assert_eq!(st[0].backlog, evs.len() as u64);
+        assert_eq!(st[0].state, "starting");
+    }
+
+    #[test]
+    fn a_full_outbox_refuses_and_counts() {
+        let store = Store::open_temporary().unwrap();
+        let mut s = settings("file:/tmp/never-written.json,max_backlog=1,on=new+upgrade+update");
+        s[0].policy.on_update = true;
+        let outputs = Outputs::open(&store, &s).unwrap();
+        let mut w = outputs.writer(store.clone());
+        let d = crate::output::format::tests::sample_event()
+            .detection
+            .unwrap();
+        let ch = [
+            DetectionChange {
+                kind: ChangeKind::New,
+                detection: &d,
+            },
+            DetectionChange {
+                kind: ChangeKind::Upgrade,
+                detection: &d,
+            },
+            DetectionChange {
+                kind: ChangeKind::Update,
+                detection: &d,
+            },
+        ];
+        w.persist(&ch).unwrap();
+        let st = &outputs.status()[0];
+        assert_eq!((st.backlog, st.dropped), (1, 2));
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_caps() {
