@@ -774,12 +774,29 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// Waits for a SIGHUP broadcast (true: reopen). Without a sender (no file sinks, or the
+/// listener ended) it never resolves, so an idle sink does not spin.
+async fn next_hup(h: &mut Option<tokio::sync::broadcast::Receiver<()>>) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    match h {
+        Some(r) => match r.recv().await {
+            Ok(()) | Err(RecvError::Lagged(_)) => true,
+            Err(RecvError::Closed) => {
+                *h = None;
+                false
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn run_sink(
     sh: Arc<SinkShared>,
     mut sink: Box<dyn Sink>,
     mut stop: watch::Receiver<bool>,
-    mut hup: tokio::sync::broadcast::Receiver<()>,
+    hup: tokio::sync::broadcast::Receiver<()>,
 ) {
+    let mut hup = Some(hup);
     let name = sh.settings.name.clone();
     let max_rejects = sh.settings.max_retries;
     let mut backoff = Backoff::new();
@@ -815,7 +832,7 @@ async fn run_sink(
             tokio::select! {
                 _ = sh.notify.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
-                r = hup.recv() => if r.is_ok() { sink.reopen() },
+                reopen = next_hup(&mut hup) => if reopen { sink.reopen() },
                 _ = stop.changed() => {}
             }
             continue;
