@@ -261,6 +261,8 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// `[api]`: connection limits.
     pub api: Option<ApiFileConfig>,
+    /// Alert sinks (`[[output]]` tables; `crate::output::config`).
+    pub output: Option<Vec<crate::output::OutputConfig>>,
 }
 
 impl FileConfig {
@@ -317,6 +319,9 @@ impl FileConfig {
             .flatten()
         {
             list.iter_mut().for_each(fix);
+        }
+        for o in self.output.iter_mut().flatten() {
+            o.rebase(dir);
         }
         if let Some(follow) = self.follow.as_mut() {
             for f in follow.iter_mut() {
@@ -516,6 +521,15 @@ pub struct CliOptions {
     /// Largest total of a request's header fields in bytes; 431 beyond [default: 16384].
     #[arg(long, env = "POOLWATCH_MAX_HEADER_BYTES", value_name = "BYTES")]
     pub max_header_bytes: Option<u64>,
+    /// Push detections to a sink: `file:PATH[,format=ecs]`, `syslog:tcp://HOST:PORT[,format=cef]`,
+    /// `webhook:URL` (repeatable; replaces the file's `[[output]]` tables; see docs/outputs.md).
+    #[arg(
+        long = "output",
+        env = "POOLWATCH_OUTPUT",
+        value_name = "TYPE:TARGET[,KEY=VALUE…]",
+        value_delimiter = ' '
+    )]
+    pub outputs: Vec<String>,
 }
 
 /// Validated `[api]` connection limits (see [`crate::api::ApiOptions`] for their meaning).
@@ -751,6 +765,8 @@ pub struct Settings {
     pub log_json: bool,
     /// From the file only; the global `--log-level` flag governs when given.
     pub log_level: Option<String>,
+    /// Alert sinks (validated `[[output]]` tables or `--output` flags).
+    pub outputs: Vec<crate::output::OutputSettings>,
 }
 
 impl Default for Settings {
@@ -783,6 +799,7 @@ impl Default for Settings {
                 api: ApiSettings::default(),
                 log_json: false,
                 log_level: None,
+                outputs: Vec::new(),
             }
         })
     }
@@ -1144,7 +1161,31 @@ impl Settings {
             None => None,
         };
 
+        let outputs = if !cli.outputs.is_empty() {
+            let o = Origin::Cli {
+                flag: "output",
+                env: "POOLWATCH_OUTPUT",
+            };
+            let mut cfgs = Vec::with_capacity(cli.outputs.len());
+            for spec in &cli.outputs {
+                cfgs.push(crate::output::config::parse_flag(spec).map_err(|m| o.err(m))?);
+            }
+            crate::output::config::validate_all(&cfgs).map_err(|(i, m)| {
+                o.err(format!(
+                    "{:?}: {m}",
+                    cli.outputs.get(i).map_or("", |s| s.as_str())
+                ))
+            })?
+        } else {
+            let cfgs = file.output.unwrap_or_default();
+            crate::output::config::validate_all(&cfgs).map_err(|(i, m)| ConfigError::Invalid {
+                key: format!("[[output]] #{} in the config file", i + 1),
+                message: m,
+            })?
+        };
+
         Ok(Settings {
+            outputs,
             listen,
             db,
             interfaces,

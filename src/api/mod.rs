@@ -37,6 +37,7 @@ mod handlers;
 mod lists;
 mod observe;
 mod openapi;
+mod outputs;
 mod server;
 mod stream;
 mod summary;
@@ -226,6 +227,8 @@ struct Shared {
     http: observe::HttpMetrics,
     /// The list manager behind the list-write and feed routes (set by [`AppState::with_lists`]).
     lists: OnceLock<Arc<ListManager>>,
+    /// The alert sinks behind `GET /api/v1/outputs` (set by [`AppState::with_outputs`]).
+    outputs: OnceLock<crate::output::Outputs>,
 }
 
 impl AppState {
@@ -247,6 +250,7 @@ impl AppState {
             streams: AtomicUsize::new(0),
             http: observe::HttpMetrics::default(),
             lists: OnceLock::new(),
+            outputs: OnceLock::new(),
         }))
     }
 
@@ -259,6 +263,13 @@ impl AppState {
             tracing::warn!("the list manager does not own the AppState's blocklists; /check will not see list updates");
         }
         let _ = self.0.lists.set(manager);
+        self
+    }
+
+    /// Attaches the alert sinks whose status `GET /api/v1/outputs` reports. A second call is
+    /// ignored.
+    pub fn with_outputs(self, outputs: crate::output::Outputs) -> Self {
+        let _ = self.0.outputs.set(outputs);
         self
     }
 
@@ -398,6 +409,7 @@ fn build() -> Table {
         .post("/api/v1/feeds/{name}/refresh", Admin, l::refresh_feed)
         .get("/api/v1/summary", Read, summary::summary)
         .get("/api/v1/session", Public, summary::session)
+        .get("/api/v1/outputs", Read, outputs::list)
 }
 
 /// Every route the router serves (method, path template, access), in registration order.

@@ -19,6 +19,7 @@ use crate::ingest::IngestConfig;
 use crate::input::{self, InputFormat};
 use crate::matcher::{self, Blocklists};
 use crate::model::Detection;
+use crate::output::{EventKind, Format, Observer, OutputEvent};
 use crate::store::Store;
 
 /// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
@@ -35,8 +36,10 @@ pub struct ScanArgs {
     /// Pool list file(s) (default: the built-in lists).
     #[arg(long = "blocklist", value_name = "PATH")]
     pub blocklists: Vec<PathBuf>,
-    /// Output: `table` (readable) or `json` (one Detection per line, see docs/detections.md).
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// Output: `table` (readable), `json` (one Detection per line, see docs/detections.md),
+    /// `ecs` (Elastic Common Schema alerts) or `eve` (Suricata EVE alerts), one a line, the
+    /// shapes the `serve` sinks write (docs/outputs.md).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "ecs", "eve"])]
     pub output: String,
     /// Keep the sled database here (default: a temporary one, deleted on exit).
     #[arg(long, value_name = "DIR")]
@@ -173,6 +176,20 @@ fn write_detections(output: &str, dets: &[Detection], observations: u64) -> std:
     if output == "json" {
         for d in dets {
             serde_json::to_writer(&mut out, d)?;
+            out.write_all(b"\n")?;
+        }
+    } else if let Some(format) = match output {
+        "ecs" => Some(Format::Ecs),
+        "eve" => Some(Format::Eve),
+        _ => None,
+    } {
+        // One record per detection, its final state, as a `new` event with sequence 0 (an
+        // offline scan has no update history); `created` is the detection's last_seen so the
+        // output depends on the input only.
+        let observer = Observer::local(None);
+        for d in dets {
+            let ev = OutputEvent::detection(EventKind::New, 0, d.last_seen, d.clone());
+            out.write_all(&crate::output::format::render_json(format, &ev, &observer))?;
             out.write_all(b"\n")?;
         }
     } else {

@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use super::engine::{Changes, Engine, EngineStats, TableSizes, UpdateKind};
 use crate::metrics::{self, Counter, Gauge};
 use crate::model::{Detection, Observation, Stage, Timestamp};
+use crate::ports::{ChangeKind, DetectionChange, DetectionSink};
 use crate::query::{DetectionEvent, DetectionEventKind};
 use crate::store::{Store, StoreError};
 
@@ -46,6 +47,8 @@ const FLUSH_CHECK_EVERY: u64 = 256;
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("detection sink: {0}")]
+    Sink(String),
 }
 
 /// Pipeline tunables.
@@ -238,6 +241,10 @@ pub struct Pipeline {
     supp_gen: Option<u64>,
     summary: PipelineSummary,
     metrics: Metrics,
+    /// Output hook (`with_sink`): changes since the last flush, handed over in `flush`.
+    sink: Option<Box<dyn DetectionSink>>,
+    sink_changes: Vec<(ChangeKind, Detection)>,
+    sink_updated: std::collections::HashSet<String>,
 }
 
 impl Pipeline {
@@ -264,6 +271,9 @@ impl Pipeline {
             supp_gen: None,
             summary: PipelineSummary::default(),
             metrics: Metrics::new(),
+            sink: None,
+            sink_changes: Vec::new(),
+            sink_updated: std::collections::HashSet::new(),
         };
         p.reload_suppressions()?;
         Ok(p)
@@ -277,6 +287,12 @@ impl Pipeline {
     /// Publish new/upgraded detections here (after they are durable).
     pub fn with_events(mut self, tx: broadcast::Sender<DetectionEvent>) -> Self {
         self.events = Some(tx);
+        self
+    }
+
+    /// Hand every detection change to `sink`, in the same flush that stores it.
+    pub fn with_sink(mut self, sink: Box<dyn DetectionSink>) -> Self {
+        self.sink = Some(sink);
         self
     }
 
@@ -337,6 +353,8 @@ impl Pipeline {
 
     /// Writes and fsyncs everything pending, then publishes waiting events.
     pub fn flush(&mut self) -> Result<(), PipelineError> {
+        // A sink failure must not keep detections from being stored: flush first, report after.
+        let handed = self.hand_to_sink();
         if let Some(store) = &self.store {
             for (_, d) in self.dirty.drain() {
                 store.upsert_detection(&d)?;
@@ -344,6 +362,9 @@ impl Pipeline {
             store.flush()?;
         } else {
             self.dirty.clear();
+        }
+        if let (Ok(true), Some(sink)) = (&handed, self.sink.as_mut()) {
+            sink.durable();
         }
         self.summary.flushes += 1;
         self.metrics.flushes.inc();
@@ -356,7 +377,7 @@ impl Pipeline {
         } else {
             self.pending_events.clear();
         }
-        Ok(())
+        handed.map(|_| ())
     }
 
     /// Reports held incidents, flushes, and returns what the run did.
@@ -422,18 +443,66 @@ impl Pipeline {
                     detection: u.detection.clone(),
                 });
             }
+            if let Some(sink) = &self.sink {
+                match u.kind {
+                    UpdateKind::New => self
+                        .sink_changes
+                        .push((ChangeKind::New, u.detection.clone())),
+                    UpdateKind::Upgraded => self
+                        .sink_changes
+                        .push((ChangeKind::Upgrade, u.detection.clone())),
+                    UpdateKind::Updated if sink.wants_updates() => {
+                        self.sink_updated.insert(u.detection.id.clone());
+                    }
+                    UpdateKind::Updated => {}
+                }
+            }
             self.dirty.insert(u.detection.id.clone(), u.detection);
         }
         Ok(())
     }
 
+    /// Hands the changes since the last flush to the sink (before the store flush, so that
+    /// what it writes is durable with the detections). True when anything was handed over.
+    fn hand_to_sink(&mut self) -> Result<bool, PipelineError> {
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(false);
+        };
+        if self.sink_changes.is_empty() && self.sink_updated.is_empty() {
+            return Ok(false);
+        }
+        let mut changes: Vec<DetectionChange<'_>> = self
+            .sink_changes
+            .iter()
+            .map(|(kind, detection)| DetectionChange {
+                kind: *kind,
+                detection,
+            })
+            .collect();
+        changes.extend(
+            self.sink_updated
+                .iter()
+                .filter(|id| !self.sink_changes.iter().any(|(_, d)| &d.id == *id))
+                .filter_map(|id| self.dirty.get(id))
+                .map(|detection| DetectionChange {
+                    kind: ChangeKind::Update,
+                    detection,
+                }),
+        );
+        let r = sink.persist(&changes).map_err(PipelineError::Sink);
+        self.sink_changes.clear();
+        self.sink_updated.clear();
+        r.map(|_| true)
+    }
+
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
         // Nothing pending (the common case): nothing can be due, skip the clock read.
-        if self.pending_events.is_empty() && self.dirty.is_empty() {
+        if self.pending_events.is_empty() && self.dirty.is_empty() && self.sink_changes.is_empty() {
             return Ok(());
         }
         let since = self.last_flush.elapsed();
-        let due = (!self.pending_events.is_empty() && since >= self.cfg.ack_flush_interval)
+        let announce = !self.pending_events.is_empty() || !self.sink_changes.is_empty();
+        let due = (announce && since >= self.cfg.ack_flush_interval)
             || self.dirty.len() >= self.cfg.max_dirty
             || (!self.dirty.is_empty() && since >= self.cfg.flush_interval);
         if due {

@@ -6,6 +6,7 @@
 
 pub mod keys;
 pub mod migrate;
+pub mod outbox;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ use crate::query::{
 };
 
 pub use migrate::CURRENT_SCHEMA;
+pub use outbox::{Outbox, OutboxLimits};
 
 pub(crate) const TREE_META: &str = "meta";
 pub(crate) const TREE_DETECTIONS: &str = "detections";
