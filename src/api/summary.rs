@@ -180,17 +180,32 @@ fn bucket_size(span_secs: i64, asked: Option<i64>) -> i64 {
     }
 }
 
+/// What a summary covers and how it is shaped.
+#[derive(Clone, Copy, Debug)]
+pub struct SummaryShape {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Timeline bucket asked for (seconds); `None` picks one.
+    pub bucket: Option<i64>,
+    /// Length of the top lists.
+    pub top: usize,
+    pub now: Timestamp,
+}
+
 /// Aggregates `dets` (already filtered to the range).
 pub fn summarise(
     dets: &[Detection],
     truncated: bool,
-    since: Option<Timestamp>,
-    until: Option<Timestamp>,
-    bucket: Option<i64>,
-    top: usize,
-    now: Timestamp,
+    shape: SummaryShape,
     new_hosts_24h: u64,
 ) -> Summary {
+    let SummaryShape {
+        since,
+        until,
+        bucket,
+        top,
+        now,
+    } = shape;
     let mut by_stage: BTreeMap<&'static str, u64> =
         Stage::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let mut by_risk: BTreeMap<&'static str, u64> = ["critical", "high", "medium", "low"]
@@ -410,16 +425,14 @@ pub async fn summary(
             .filter(|d| d.is_new && d.first_seen >= day_start)
             .map(|d| d.client_ip)
             .collect();
-        Ok(summarise(
-            &dets,
-            truncated,
-            filter.since,
-            filter.until,
+        let shape = SummaryShape {
+            since: filter.since,
+            until: filter.until,
             bucket,
             top,
             now,
-            new_24h.len() as u64,
-        ))
+        };
+        Ok(summarise(&dets, truncated, shape, new_24h.len() as u64))
     })
     .await?;
     let body = Arc::new(serde_json::to_vec(&s).map_err(|e| {
@@ -579,6 +592,16 @@ mod tests {
         }
     }
 
+    fn shape(top: usize, now: i64) -> SummaryShape {
+        SummaryShape {
+            since: None,
+            until: None,
+            bucket: None,
+            top,
+            now: Timestamp::from_secs(now),
+        }
+    }
+
     #[test]
     fn counts_buckets_and_tops() {
         let t0 = 1_800_000_000;
@@ -609,7 +632,7 @@ mod tests {
                 true,
             ),
         ];
-        let s = summarise(&d, false, None, None, None, 10, Timestamp::from_secs(t0), 2);
+        let s = summarise(&d, false, shape(10, t0), 2);
         assert_eq!(s.total, 4);
         assert_eq!(s.hosts, 3);
         assert_eq!(s.new_hosts, 3);
@@ -627,7 +650,7 @@ mod tests {
         assert_eq!(s.top_pools[0].clients, 2);
         assert_eq!(s.top_hosts[0].client_ip.to_string(), "192.0.2.10");
         assert_eq!(s.top_hosts[0].pools, 2);
-        let s = summarise(&d, false, None, None, None, 1, Timestamp::from_secs(t0), 0);
+        let s = summarise(&d, false, shape(1, t0), 0);
         assert_eq!(s.top_pools.len(), 1);
         assert_eq!(s.top_hosts.len(), 1);
     }
@@ -643,7 +666,7 @@ mod tests {
         // Huge spans never panic and stay bounded.
         let b = bucket_size(i64::MAX / 2, None);
         assert!((i64::MAX / 2) / b <= MAX_TIMELINE_BUCKETS);
-        let empty = summarise(&[], false, None, None, None, 10, Timestamp::from_secs(0), 0);
+        let empty = summarise(&[], false, shape(10, 0), 0);
         assert!(empty.timeline.buckets.is_empty());
         assert_eq!(empty.by_stage.len(), 6);
     }
