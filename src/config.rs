@@ -157,6 +157,80 @@ pub struct FeedConfig {
     pub max_bytes: Option<u64>,
 }
 
+/// `feeds` in the file: either the plain array of `[[feeds]]` subscriptions, or a `[feeds]`
+/// table with the fetch policy and its subscriptions in `[[feeds.list]]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FeedsSection {
+    List(Vec<FeedConfig>),
+    Table(FeedsTable),
+}
+
+/// The `[feeds]` table.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsTable {
+    /// Allow feed downloads from loopback, link-local, private and reserved addresses.
+    pub allow_private: Option<bool>,
+    /// Directories `file://` feeds may read; none by default.
+    pub file_roots: Option<Vec<PathBuf>>,
+    /// Hosts that may be private although `allow_private` is off.
+    pub allow_hosts: Option<Vec<String>>,
+    /// The subscriptions (`[[feeds.list]]`).
+    pub list: Option<Vec<FeedConfig>>,
+}
+
+impl FeedsSection {
+    fn into_parts(self) -> (Vec<FeedConfig>, FeedsTable) {
+        match self {
+            FeedsSection::List(l) => (l, FeedsTable::default()),
+            FeedsSection::Table(mut t) => (t.list.take().unwrap_or_default(), t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FeedsSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FeedsSection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[[feeds]] tables or a [feeds] table")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<FeedConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(a))
+                    .map(FeedsSection::List)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<Self::Value, A::Error> {
+                FeedsTable::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(FeedsSection::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `[api]` table: connection limits of the REST API (see `docs/security.md`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFileConfig {
+    pub max_connections: Option<u64>,
+    pub max_connections_per_client: Option<u64>,
+    pub probe_connections: Option<u64>,
+    pub header_read_timeout: Option<DurationSpec>,
+    pub write_timeout: Option<DurationSpec>,
+    pub idle_timeout: Option<DurationSpec>,
+    pub max_requests_per_connection: Option<u64>,
+    pub max_uri_len: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+}
+
 /// The TOML configuration file, as written. Every key is optional; see
 /// `poolwatch.example.toml` for each one's meaning and default.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -171,7 +245,7 @@ pub struct FileConfig {
     pub dnstap: Option<Vec<String>>,
     pub blocklists: Option<Vec<PathBuf>>,
     pub user_lists: Option<PathBuf>,
-    pub feeds: Option<Vec<FeedConfig>>,
+    pub feeds: Option<FeedsSection>,
     pub admin_token: Option<Secret>,
     pub read_token: Option<Secret>,
     pub admin_token_file: Option<PathBuf>,
@@ -185,6 +259,10 @@ pub struct FileConfig {
     pub request_timeout: Option<DurationSpec>,
     pub log_json: Option<bool>,
     pub log_level: Option<String>,
+    /// `[api]`: connection limits.
+    pub api: Option<ApiFileConfig>,
+    /// Alert sinks (`[[output]]` tables; `crate::output::config`).
+    pub output: Option<Vec<crate::output::OutputConfig>>,
 }
 
 impl FileConfig {
@@ -220,6 +298,11 @@ impl FileConfig {
                 *p = dir.join(&*p);
             }
         };
+        if let Some(FeedsSection::Table(t)) = self.feeds.as_mut() {
+            for p in t.file_roots.iter_mut().flatten() {
+                fix(p);
+            }
+        }
         for p in [
             self.db.as_mut(),
             self.user_lists.as_mut(),
@@ -236,6 +319,9 @@ impl FileConfig {
             .flatten()
         {
             list.iter_mut().for_each(fix);
+        }
+        for o in self.output.iter_mut().flatten() {
+            o.rebase(dir);
         }
         if let Some(follow) = self.follow.as_mut() {
             for f in follow.iter_mut() {
@@ -321,6 +407,28 @@ pub struct CliOptions {
         value_delimiter = ' '
     )]
     pub feeds: Vec<String>,
+    /// Let feeds download from loopback, link-local, private and reserved addresses (refused
+    /// by default: see docs/security.md).
+    #[arg(long, env = "POOLWATCH_FEEDS_ALLOW_PRIVATE")]
+    pub feeds_allow_private: bool,
+    /// A directory `file://` feeds may read from (repeatable; none by default; env:
+    /// colon-separated).
+    #[arg(
+        long = "feeds-file-root",
+        env = "POOLWATCH_FEEDS_FILE_ROOT",
+        value_name = "DIR",
+        value_delimiter = ':'
+    )]
+    pub feeds_file_roots: Vec<PathBuf>,
+    /// A feed host allowed to be private although --feeds-allow-private is off (repeatable;
+    /// env: comma-separated).
+    #[arg(
+        long = "feeds-allow-host",
+        env = "POOLWATCH_FEEDS_ALLOW_HOST",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub feeds_allow_hosts: Vec<String>,
     /// Bearer token for writes (and reads). Without one, every write is refused.
     #[arg(
         long,
@@ -386,6 +494,218 @@ pub struct CliOptions {
     /// Deadline for one API request, seconds (or 30s/2m) [default: 30].
     #[arg(long, env = "POOLWATCH_REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<String>,
+    /// Most API connections served at once [default: 1024].
+    #[arg(long, env = "POOLWATCH_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// Most API connections from one client address (IPv6: one /64); 0 = no cap [default: 128].
+    #[arg(long, env = "POOLWATCH_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub max_connections_per_client: Option<u64>,
+    /// Connections reserved for /healthz and /readyz when the others are taken [default: 32].
+    #[arg(long, env = "POOLWATCH_PROBE_CONNECTIONS", value_name = "N")]
+    pub probe_connections: Option<u64>,
+    /// Deadline for a complete request head, seconds [default: 10].
+    #[arg(long, env = "POOLWATCH_HEADER_READ_TIMEOUT", value_name = "SECS")]
+    pub header_read_timeout: Option<String>,
+    /// Close a connection whose client accepts no response data for this long [default: 10].
+    #[arg(long, env = "POOLWATCH_WRITE_TIMEOUT", value_name = "SECS")]
+    pub write_timeout: Option<String>,
+    /// Close a keep-alive connection idle for this long [default: 75].
+    #[arg(long, env = "POOLWATCH_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<String>,
+    /// Requests served on one connection before it closes [default: 1000].
+    #[arg(long, env = "POOLWATCH_MAX_REQUESTS_PER_CONNECTION", value_name = "N")]
+    pub max_requests_per_connection: Option<u64>,
+    /// Longest request target (path and query) in bytes; 414 beyond [default: 8192].
+    #[arg(long, env = "POOLWATCH_MAX_URI_LEN", value_name = "BYTES")]
+    pub max_uri_len: Option<u64>,
+    /// Largest total of a request's header fields in bytes; 431 beyond [default: 16384].
+    #[arg(long, env = "POOLWATCH_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<u64>,
+    /// Push detections to a sink: `file:PATH[,format=ecs]`, `syslog:tcp://HOST:PORT[,format=cef]`,
+    /// `webhook:URL` (repeatable; replaces the file's `[[output]]` tables; see docs/outputs.md).
+    #[arg(
+        long = "output",
+        env = "POOLWATCH_OUTPUT",
+        value_name = "TYPE:TARGET[,KEY=VALUE…]",
+        value_delimiter = ' '
+    )]
+    pub outputs: Vec<String>,
+}
+
+/// Validated `[api]` connection limits (see [`crate::api::ApiOptions`] for their meaning).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiSettings {
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub probe_connections: usize,
+    #[serde(serialize_with = "ser_secs")]
+    pub header_read_timeout: Duration,
+    #[serde(serialize_with = "ser_secs")]
+    pub write_timeout: Duration,
+    #[serde(serialize_with = "ser_secs")]
+    pub idle_timeout: Duration,
+    pub max_requests_per_connection: u64,
+    pub max_uri_len: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        use crate::api as a;
+        ApiSettings {
+            max_connections: a::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: a::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            probe_connections: a::DEFAULT_PROBE_CONNECTIONS,
+            header_read_timeout: a::DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: a::DEFAULT_WRITE_TIMEOUT,
+            idle_timeout: a::DEFAULT_IDLE_TIMEOUT,
+            max_requests_per_connection: a::DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            max_uri_len: a::DEFAULT_MAX_URI_LEN,
+            max_header_bytes: a::DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+}
+
+/// Smallest `max_uri_len` / `max_header_bytes` accepted: a real request needs this much.
+pub const MIN_HEAD_LIMIT: u64 = 1024;
+/// Largest `max_uri_len` / `max_header_bytes` accepted (hyper's own head limit is 400 KiB).
+pub const MAX_HEAD_LIMIT: u64 = 256 * 1024;
+/// Largest `max_requests_per_connection` accepted.
+pub const MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
+
+/// A number from flag/env or the `[api]` table, within `lo..=hi`.
+fn api_num(
+    cli: Option<u64>,
+    file: Option<u64>,
+    names: Names<'_>,
+    default: u64,
+    (lo, hi): (u64, u64),
+) -> Result<u64, ConfigError> {
+    match pick(cli, file, names) {
+        Some((v, o)) if v < lo || v > hi => Err(o.err(format!("must be {lo} to {hi}"))),
+        Some((v, _)) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+/// A duration from flag/env or the `[api]` table, 1 s to [`crate::api::MAX_CONN_TIMEOUT_SECS`].
+fn api_secs(
+    cli: Option<String>,
+    file: Option<DurationSpec>,
+    names: Names<'_>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let max = crate::api::MAX_CONN_TIMEOUT_SECS;
+    match pick(cli.map(DurationSpec::Text), file, names) {
+        Some((d, o)) => {
+            let secs = duration_secs(&d).map_err(|m| o.err(m))?;
+            if secs == 0 || secs > max {
+                return Err(o.err(format!("must be 1 to {max} seconds")));
+            }
+            Ok(Duration::from_secs(secs))
+        }
+        None => Ok(default),
+    }
+}
+
+fn usize_of(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+fn resolve_api(cli: &CliOptions, file: Option<ApiFileConfig>) -> Result<ApiSettings, ConfigError> {
+    use crate::api as a;
+    let f = file.unwrap_or_default();
+    let d = ApiSettings::default();
+    Ok(ApiSettings {
+        max_connections: usize_of(api_num(
+            cli.max_connections,
+            f.max_connections,
+            (
+                "max-connections",
+                "POOLWATCH_MAX_CONNECTIONS",
+                "api.max_connections",
+            ),
+            d.max_connections as u64,
+            (1, a::MAX_MAX_CONNECTIONS as u64),
+        )?),
+        max_connections_per_client: usize_of(api_num(
+            cli.max_connections_per_client,
+            f.max_connections_per_client,
+            (
+                "max-connections-per-client",
+                "POOLWATCH_MAX_CONNECTIONS_PER_CLIENT",
+                "api.max_connections_per_client",
+            ),
+            d.max_connections_per_client as u64,
+            (0, a::MAX_MAX_CONNECTIONS as u64),
+        )?),
+        probe_connections: usize_of(api_num(
+            cli.probe_connections,
+            f.probe_connections,
+            (
+                "probe-connections",
+                "POOLWATCH_PROBE_CONNECTIONS",
+                "api.probe_connections",
+            ),
+            d.probe_connections as u64,
+            (0, a::MAX_PROBE_CONNECTIONS as u64),
+        )?),
+        header_read_timeout: api_secs(
+            cli.header_read_timeout.clone(),
+            f.header_read_timeout,
+            (
+                "header-read-timeout",
+                "POOLWATCH_HEADER_READ_TIMEOUT",
+                "api.header_read_timeout",
+            ),
+            d.header_read_timeout,
+        )?,
+        write_timeout: api_secs(
+            cli.write_timeout.clone(),
+            f.write_timeout,
+            (
+                "write-timeout",
+                "POOLWATCH_WRITE_TIMEOUT",
+                "api.write_timeout",
+            ),
+            d.write_timeout,
+        )?,
+        idle_timeout: api_secs(
+            cli.idle_timeout.clone(),
+            f.idle_timeout,
+            ("idle-timeout", "POOLWATCH_IDLE_TIMEOUT", "api.idle_timeout"),
+            d.idle_timeout,
+        )?,
+        max_requests_per_connection: api_num(
+            cli.max_requests_per_connection,
+            f.max_requests_per_connection,
+            (
+                "max-requests-per-connection",
+                "POOLWATCH_MAX_REQUESTS_PER_CONNECTION",
+                "api.max_requests_per_connection",
+            ),
+            d.max_requests_per_connection,
+            (1, MAX_REQUESTS_PER_CONNECTION),
+        )?,
+        max_uri_len: usize_of(api_num(
+            cli.max_uri_len,
+            f.max_uri_len,
+            ("max-uri-len", "POOLWATCH_MAX_URI_LEN", "api.max_uri_len"),
+            d.max_uri_len as u64,
+            (MIN_HEAD_LIMIT, MAX_HEAD_LIMIT),
+        )?),
+        max_header_bytes: usize_of(api_num(
+            cli.max_header_bytes,
+            f.max_header_bytes,
+            (
+                "max-header-bytes",
+                "POOLWATCH_MAX_HEADER_BYTES",
+                "api.max_header_bytes",
+            ),
+            d.max_header_bytes as u64,
+            (MIN_HEAD_LIMIT, MAX_HEAD_LIMIT),
+        )?),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,6 +740,12 @@ pub struct Settings {
     pub blocklists: Vec<PathBuf>,
     pub user_lists: PathBuf,
     pub feeds: Vec<FeedSettings>,
+    /// `feeds.allow_private`.
+    pub feed_allow_private: bool,
+    /// `feeds.file_roots` (existing directories).
+    pub feed_file_roots: Vec<PathBuf>,
+    /// `feeds.allow_hosts`.
+    pub feed_allow_hosts: Vec<String>,
     pub admin_token: Option<Secret>,
     pub read_token: Option<Secret>,
     pub resolvers: Vec<IpAddr>,
@@ -433,10 +759,14 @@ pub struct Settings {
     pub max_body: usize,
     #[serde(serialize_with = "ser_secs")]
     pub request_timeout: Duration,
+    /// `[api]` connection limits.
+    pub api: ApiSettings,
     /// From the file only; the global `--log-json`/`POOLWATCH_LOG_JSON` flag also turns it on.
     pub log_json: bool,
     /// From the file only; the global `--log-level` flag governs when given.
     pub log_level: Option<String>,
+    /// Alert sinks (validated `[[output]]` tables or `--output` flags).
+    pub outputs: Vec<crate::output::OutputSettings>,
 }
 
 impl Default for Settings {
@@ -454,6 +784,9 @@ impl Default for Settings {
                 blocklists: Vec::new(),
                 user_lists: Path::new(DEFAULT_DB).join(DEFAULT_USER_LISTS_SUBDIR),
                 feeds: Vec::new(),
+                feed_allow_private: false,
+                feed_file_roots: Vec::new(),
+                feed_allow_hosts: Vec::new(),
                 admin_token: None,
                 read_token: None,
                 resolvers: Vec::new(),
@@ -463,8 +796,10 @@ impl Default for Settings {
                 retention_days: DEFAULT_RETENTION_DAYS,
                 max_body: DEFAULT_MAX_BODY,
                 request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+                api: ApiSettings::default(),
                 log_json: false,
                 log_level: None,
+                outputs: Vec::new(),
             }
         })
     }
@@ -623,6 +958,51 @@ impl Settings {
             None => db.join(DEFAULT_USER_LISTS_SUBDIR),
         };
 
+        let (file_feeds, feed_table) = file.feeds.map(FeedsSection::into_parts).unwrap_or_default();
+        let feed_allow_private =
+            cli.feeds_allow_private || feed_table.allow_private.unwrap_or(false);
+        let (feed_file_roots, o) = pick_list(
+            cli.feeds_file_roots.clone(),
+            feed_table.file_roots,
+            (
+                "feeds-file-root",
+                "POOLWATCH_FEEDS_FILE_ROOT",
+                "feeds.file_roots",
+            ),
+        );
+        if feed_file_roots.len() > crate::matcher::MAX_FEED_POLICY_ENTRIES {
+            return Err(o.err(format!(
+                "at most {} directories",
+                crate::matcher::MAX_FEED_POLICY_ENTRIES
+            )));
+        }
+        for p in &feed_file_roots {
+            if !p.is_absolute() || !p.is_dir() {
+                return Err(o.err(format!(
+                    "{} is not an existing absolute directory",
+                    p.display()
+                )));
+            }
+        }
+        let (feed_allow_hosts, o) = pick_list(
+            cli.feeds_allow_hosts.clone(),
+            feed_table.allow_hosts,
+            (
+                "feeds-allow-host",
+                "POOLWATCH_FEEDS_ALLOW_HOST",
+                "feeds.allow_hosts",
+            ),
+        );
+        if feed_allow_hosts.len() > crate::matcher::MAX_FEED_POLICY_ENTRIES
+            || feed_allow_hosts.iter().any(|h| {
+                h.is_empty() || h.len() > 255 || h.contains(['/', ' ', ':']) && !h.starts_with('[')
+            })
+        {
+            return Err(o.err(format!(
+                "at most {} host names or literal addresses (IPv6 in brackets), no ports",
+                crate::matcher::MAX_FEED_POLICY_ENTRIES
+            )));
+        }
         let mut feeds = Vec::new();
         if !cli.feeds.is_empty() {
             let o = Origin::Cli {
@@ -643,7 +1023,7 @@ impl Settings {
             }
         } else {
             let o = Origin::File { key: "feeds" };
-            for fc in file.feeds.unwrap_or_default() {
+            for fc in file_feeds {
                 feeds.push(validate_feed(&fc).map_err(|m| o.err(m))?);
             }
         }
@@ -768,6 +1148,8 @@ impl Settings {
             None => Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
         };
 
+        let api = resolve_api(cli, file.api)?;
+
         let log_level = match file.log_level {
             Some(l) => {
                 if tracing_subscriber::EnvFilter::try_new(&l).is_err() {
@@ -779,7 +1161,31 @@ impl Settings {
             None => None,
         };
 
+        let outputs = if !cli.outputs.is_empty() {
+            let o = Origin::Cli {
+                flag: "output",
+                env: "POOLWATCH_OUTPUT",
+            };
+            let mut cfgs = Vec::with_capacity(cli.outputs.len());
+            for spec in &cli.outputs {
+                cfgs.push(crate::output::config::parse_flag(spec).map_err(|m| o.err(m))?);
+            }
+            crate::output::config::validate_all(&cfgs).map_err(|(i, m)| {
+                o.err(format!(
+                    "{:?}: {m}",
+                    cli.outputs.get(i).map_or("", |s| s.as_str())
+                ))
+            })?
+        } else {
+            let cfgs = file.output.unwrap_or_default();
+            crate::output::config::validate_all(&cfgs).map_err(|(i, m)| ConfigError::Invalid {
+                key: format!("[[output]] #{} in the config file", i + 1),
+                message: m,
+            })?
+        };
+
         Ok(Settings {
+            outputs,
             listen,
             db,
             interfaces,
@@ -790,6 +1196,9 @@ impl Settings {
             blocklists,
             user_lists,
             feeds,
+            feed_allow_private,
+            feed_file_roots,
+            feed_allow_hosts,
             admin_token,
             read_token,
             resolvers,
@@ -799,6 +1208,7 @@ impl Settings {
             retention_days,
             max_body,
             request_timeout,
+            api,
             log_json: file.log_json.unwrap_or(false),
             log_level,
         })
@@ -1143,6 +1553,44 @@ interval = 3600
         let mut c = cli();
         c.feeds = vec!["https://example.org/x,5s".into()];
         assert!(Settings::resolve(&c, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn api_and_feeds_tables() {
+        let dir = std::env::temp_dir();
+        let text = format!(
+            "[api]\nwrite_timeout = \"5s\"\nmax_connections_per_client = 0\nmax_uri_len = 4096\n\
+             [feeds]\nallow_private = true\nfile_roots = [{:?}]\nallow_hosts = [\"lists.lan\"]\n\
+             [[feeds.list]]\nurl = \"https://example.org/pools.txt\"\n",
+            dir.display().to_string()
+        );
+        let f = FileConfig::parse(&text).unwrap();
+        let s = Settings::resolve(&cli(), f).unwrap();
+        assert_eq!(s.api.write_timeout, Duration::from_secs(5));
+        assert_eq!(s.api.max_connections_per_client, 0);
+        assert_eq!(s.api.max_uri_len, 4096);
+        assert_eq!(s.api.idle_timeout, crate::api::DEFAULT_IDLE_TIMEOUT);
+        assert!(s.feed_allow_private);
+        assert_eq!(s.feed_file_roots, vec![dir.clone()]);
+        assert_eq!(s.feed_allow_hosts, vec!["lists.lan".to_string()]);
+        assert_eq!(s.feeds.len(), 1);
+        // The array form still works and keeps the strict defaults.
+        let f = FileConfig::parse("[[feeds]]\nurl = \"https://example.org/a.txt\"\n").unwrap();
+        let s = Settings::resolve(&cli(), f).unwrap();
+        assert_eq!(s.feeds.len(), 1);
+        assert!(!s.feed_allow_private && s.feed_file_roots.is_empty());
+        for (bad, key) in [
+            ("[api]\nwrite_timeout = 0\n", "api.write_timeout"),
+            ("[api]\nmax_uri_len = 10\n", "api.max_uri_len"),
+            ("[api]\nmax_connections = 0\n", "api.max_connections"),
+            ("[feeds]\nfile_roots = [\"relative\"]\n", "feeds.file_roots"),
+        ] {
+            let f = FileConfig::parse(bad).unwrap();
+            let e = Settings::resolve(&cli(), f).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        assert!(FileConfig::parse("[api]\nwrite_timeot = 5\n").is_err());
+        assert!(FileConfig::parse("[feeds]\nallow_privat = true\n").is_err());
     }
 
     #[test]

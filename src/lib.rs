@@ -38,6 +38,8 @@ pub mod input;
 pub mod matcher;
 pub mod metrics;
 pub mod model;
+pub mod output;
+pub mod ports;
 pub mod query;
 pub mod service;
 pub mod store;

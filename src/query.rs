@@ -48,6 +48,10 @@ pub struct Binding {
     pub ttl: u32,
     /// When the binding stops attributing flows (TTL plus grace).
     pub expires: Timestamp,
+    /// The address's owner was an unlisted (CDN) name: it serves other sites too, so it is
+    /// bound for this client only and never convicts another client (`direct_ip`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// Everything known about one host, newest first.

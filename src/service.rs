@@ -97,6 +97,8 @@ pub enum ServiceError {
     Dnstap(String),
     #[error("import {path}: {message}")]
     Import { path: PathBuf, message: String },
+    #[error("outputs: {0}")]
+    Output(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -176,13 +178,20 @@ where
     let (lists, manager) = start_blocklists(&settings)?;
 
     let (events_tx, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);
+    // Alert sinks: their outboxes open with the store; delivery tasks start now, so the
+    // backlog of an earlier run goes out while the inputs start.
+    let outputs = crate::output::Outputs::open(&store, &settings.outputs)
+        .map_err(|e| ServiceError::Output(e.to_string()))?;
+    let (outputs_stop_tx, outputs_stop_rx) = watch::channel(false);
+    let output_tasks = outputs.spawn(outputs_stop_rx);
     let state = AppState::new(
         Arc::new(store.clone()) as Arc<dyn Backend>,
         lists.clone(),
         events_tx.clone(),
         ApiOptions::from_settings(&settings),
     )
-    .with_lists(manager.clone());
+    .with_lists(manager.clone())
+    .with_outputs(outputs.clone());
     let (lists_stop_tx, mut lists_stop_rx) = watch::channel(false);
     let lists_task = manager.spawn_background(async move {
         let _ = lists_stop_rx.wait_for(|v| *v).await;
@@ -208,9 +217,12 @@ where
     let importing = Arc::new(AtomicUsize::new(usize::from(!settings.import.is_empty())));
     let pipeline = {
         let engine = Engine::new(engine_config(&settings), lists.clone());
-        let p = Pipeline::new(engine, Some(store.clone()))
+        let mut p = Pipeline::new(engine, Some(store.clone()))
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .with_events(events_tx.clone());
+        if !outputs.is_empty() {
+            p = p.with_sink(Box::new(outputs.writer(store.clone())));
+        }
         let store = store.clone();
         let importing = importing.clone();
         let rt = tokio::runtime::Handle::current();
@@ -228,6 +240,10 @@ where
         inputs.join();
         drop(tx);
         let _ = pipeline.join();
+        let _ = outputs_stop_tx.send(true);
+        for t in output_tasks {
+            let _ = t.await;
+        }
         let _ = api_stop_tx.send(true);
         let _ = api_task.await;
         let _ = lists_stop_tx.send(true);
@@ -269,6 +285,12 @@ where
             "pipeline finished"
         ),
         _ => tracing::error!("the pipeline thread ended abnormally"),
+    }
+    // The final flush wrote the last outbox entries; the sinks deliver what they can within
+    // output::SHUTDOWN_DRAIN, the rest waits in the outbox for the next start.
+    let _ = outputs_stop_tx.send(true);
+    for t in output_tasks {
+        let _ = t.await;
     }
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;

@@ -180,11 +180,22 @@ fn shipped_example_config_is_valid() {
     let uncommented: String = text
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest) if rest.contains(" = ") || rest == "[[feeds]]" => rest,
+            Some(rest)
+                if rest.contains(" = ")
+                    || rest == "[feeds]"
+                    || rest == "[[feeds.list]]"
+                    || rest == "[[output]]" =>
+            {
+                rest
+            }
             _ => l,
         })
         .map(|l| format!("{l}\n"))
         .collect();
     let full = FileConfig::parse(&uncommented).unwrap();
     assert!(full.feeds.is_some() && full.follow.is_some() && full.sinkholes.is_some());
+    assert!(full.api.is_some(), "the [api] table is shown");
+    // The example's values are the defaults.
+    assert_eq!(s.api, poolwatch::config::ApiSettings::default());
+    assert_eq!(full.output.as_ref().map(Vec::len), Some(3));
 }

@@ -558,3 +558,61 @@ fn reload_rereads_the_user_lists_directory() {
     assert!(v["entries"].as_u64().unwrap() > 100);
     assert_eq!(check(&c, &s, "hand-pool.example")["list"], "handmade");
 }
+
+/// Issue #11: `0.0.0.0/0` and `::/0` (and any block wider than the documented minimum) made
+/// benign hosts `direct_ip`. They are refused as entries — by `PUT`, by `POST …/entries` —
+/// with the line named, and nothing changes.
+#[test]
+fn wide_cidr_pool_entries_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = server(tmp.path());
+    let c = client();
+    let shared = s.manager.as_ref().unwrap().shared().clone();
+    let check_ip = |ip: &str| -> bool {
+        shared
+            .load()
+            .match_ip(ip.parse().unwrap(), Some(3333))
+            .is_some()
+    };
+    let r = put(
+        &c,
+        &s,
+        "/api/v1/blocklists/wide",
+        "pool.example\n0.0.0.0/0\n::/0\n10.0.0.0/7\n2001::/15\n::ffff:0.0.0.0/96\n10.0.0.0/8\n2001:db8::/32\n",
+    );
+    let v = expect_error(r, 422, "invalid_list");
+    let lines: Vec<u64> = v["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 6], "{v}");
+    let msg = v["error"]["problems"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("/8"), "the minimum is named: {msg}");
+    assert!(!check_ip("198.51.100.77"));
+
+    for wide in ["0.0.0.0/0", "::/0", "128.0.0.0/1", "::ffff:0:0/100"] {
+        let r = c
+            .post(s.url("/api/v1/blocklists/wide/entries"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "entries": [wide] }))
+            .send()
+            .unwrap();
+        expect_error(r, 422, "invalid_list");
+    }
+    assert!(!tmp.path().join("wide.txt").exists(), "nothing stored");
+    assert!(!check_ip("198.51.100.77"));
+    assert!(!check_ip("2001:db9::1"));
+
+    // The minimum itself is a valid entry.
+    let r = put(
+        &c,
+        &s,
+        "/api/v1/blocklists/wide",
+        "10.0.0.0/8\n2001:db8::/32\n",
+    );
+    assert_eq!(r.status(), 200);
+    assert!(check_ip("10.200.0.1"));
+    assert!(!check_ip("198.51.100.77"));
+}

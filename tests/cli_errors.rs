@@ -76,8 +76,10 @@ fn replay_rejects_damaged_observation_lines() {
     assert_clean_failure(&o, "obs.jsonl:1");
 }
 
+/// Standard input is sniffed like a file; bytes that are neither a capture nor a known log
+/// ask for `--format`.
 #[test]
-fn stdin_needs_a_format() {
+fn stdin_of_unknown_kind_asks_for_a_format() {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_poolwatch"))

@@ -194,7 +194,11 @@ fn configured_and_learned_resolvers_are_not_reported() {
     );
     let clients: Vec<String> = d.iter().map(|x| x.client_ip.to_string()).collect();
     assert_eq!(clients, vec!["10.0.0.7"]);
-    assert!(e.is_infrastructure(ip("10.0.0.54")) && e.is_infrastructure(ip("192.0.2.1")));
+    // One answered client is not enough to learn a resolver (resolver rule): 10.0.0.54's
+    // upstream lookup is exempt because 10.0.0.7 asked it for the same pool entry.
+    assert!(e.is_dns_server(ip("10.0.0.54")) && e.is_dns_server(ip("192.0.2.1")));
+    assert!(!e.is_infrastructure(ip("10.0.0.54")) && !e.is_infrastructure(ip("192.0.2.1")));
+    assert!(e.is_infrastructure(ip("10.0.0.53")));
 }
 
 #[test]
@@ -371,6 +375,8 @@ fn tables_stay_within_caps_under_a_flood() {
         infra: 50,
         recent_flows: 100,
         hosts: 250,
+        answer_names: 150,
+        forwarded: 120,
     };
     let cfg = EngineConfig {
         limits,

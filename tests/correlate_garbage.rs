@@ -1,30 +1,41 @@
 //! Hostile input for the correlation layer, as an ordinary test (the fuzz target
 //! `correlate_observe` does the same at scale): random and truncated payloads for the Stratum
-//! sniffer, hostile observations for the engine, garbage cursors and ids for the store.
+//! rule (`capture::payload`), hostile observations for the engine, garbage cursors and ids for the store.
 
 mod common;
 
-use poolwatch::correlate::{sniff_stratum, Engine, EngineConfig};
+use poolwatch::capture::payload::classify_client;
+use poolwatch::correlate::{Engine, EngineConfig};
 use poolwatch::matcher::{self, Blocklists};
-use poolwatch::model::Observation;
+use poolwatch::model::{AppInfo, Observation};
 use poolwatch::query::DetectionFilter;
 use poolwatch::store::{Store, StoreError};
 
 use common::Rng;
 
 #[test]
-fn stratum_sniffer_survives_garbage_and_truncation() {
-    let good = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"agent":"XMRig/6.21.0"}}"#;
-    assert_eq!(sniff_stratum(good), Some("login"));
+fn stratum_rule_survives_garbage_and_truncation() {
+    // The one Stratum rule (capture::payload); the engine has no sniffer of its own.
+    let method = |p: &[u8]| {
+        let mut app = AppInfo::default();
+        classify_client(p, &mut app);
+        app.stratum_method
+    };
+    let good = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4A","pass":"x","agent":"XMRig/6.21.0"}}"#;
+    assert_eq!(method(good).as_deref(), Some("login"));
     assert_eq!(
-        sniff_stratum(br#" {"method" : "mining.subscribe"}"#),
+        method(br#" {"method" : "mining.subscribe"}"#).as_deref(),
         Some("mining.subscribe")
     );
-    assert_eq!(sniff_stratum(b"GET /status HTTP/1.1\r\n"), None);
-    assert_eq!(sniff_stratum(br#"{"method":"loginx"}"#), None);
-    assert_eq!(sniff_stratum(br#"{"method":"#), None);
+    assert_eq!(method(b"GET /status HTTP/1.1\r\n"), None);
+    assert_eq!(method(br#"{"method":"loginx"}"#), None);
+    assert_eq!(
+        method(br#"{"method":"login","params":{"login":"bob"}}"#),
+        None
+    );
+    assert_eq!(method(br#"{"method":"#), None);
     for i in 0..=good.len() {
-        let _ = sniff_stratum(&good[..i]);
+        let _ = method(&good[..i]);
     }
     let mut r = Rng(42);
     for _ in 0..20_000 {
@@ -33,7 +44,7 @@ fn stratum_sniffer_survives_garbage_and_truncation() {
         if r.next() % 2 == 0 {
             v.splice(0..0, br#"{"method":""#.iter().copied());
         }
-        let _ = sniff_stratum(&v);
+        let _ = method(&v);
     }
 }
 

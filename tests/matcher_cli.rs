@@ -250,3 +250,25 @@ fn public_lists_lint_match_stats_export() {
         assert!(o.status.success());
     }
 }
+
+/// Issue #11: `lint` names a too-wide CIDR block (`0.0.0.0/0`, `::/0`, wider than the
+/// documented minimum) with file and line, and fails.
+#[test]
+fn lint_flags_wide_cidr_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("wide.txt");
+    std::fs::write(
+        &f,
+        "pool.example\n0.0.0.0/0\n::/0\n198.51.100.0/24\n64.0.0.0/2\n",
+    )
+    .unwrap();
+    let o = bin().args(["blocklist", "lint"]).arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    for line in [2, 3, 5] {
+        let tag = format!("{}:{line}: error: CIDR block", f.display());
+        assert!(out.contains(&tag), "line {line} in:\n{out}");
+    }
+    assert!(!out.contains(":4: error"), "a /24 is fine:\n{out}");
+    assert!(out.contains("2 entries, 3 errors"), "{out}");
+}

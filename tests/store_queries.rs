@@ -239,6 +239,7 @@ fn pools_pool_ips_and_timeline() {
         last_seen: Timestamp::from_secs(100),
         ttl: 60,
         expires: Timestamp::from_secs(expires),
+        shared: false,
     };
     s.put_binding(&b("10.0.0.1", "198.51.100.17", 1_000))
         .unwrap();

@@ -1,14 +1,15 @@
-//! Arbitrary bytes as (a) a flow's first payload for the Stratum sniffer and (b) JSON-lines
+//! Arbitrary bytes as (a) a flow's first payload for the Stratum rule (`capture::payload`) and (b) JSON-lines
 //! observations fed to the correlation engine and a temporary store, plus (c) a list cursor.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use poolwatch::correlate::{sniff_stratum, Engine, EngineConfig};
+use poolwatch::capture::payload::classify_client;
+use poolwatch::correlate::{Engine, EngineConfig};
 use poolwatch::matcher::{self, Blocklists};
-use poolwatch::model::Observation;
+use poolwatch::model::{AppInfo, Observation};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = sniff_stratum(data);
+    let _ = classify_client(data, &mut AppInfo::default());
     let Ok(lists) = Blocklists::builtin() else {
         return;
     };

@@ -25,6 +25,17 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request target is longer than the limit (when known).
+    #[error("the request URI is too long{}", limit_text(.0))]
+    UriTooLong(Option<usize>),
+    /// The request head's header fields are larger than the limit (when known).
+    #[error("the request headers are too large{}", limit_text(.0))]
+    HeadersTooLarge(Option<usize>),
+    /// The client holds as many connections as one client may.
+    #[error(
+        "too many connections from this client (at most {0}); reuse a connection or retry later"
+    )]
+    TooManyConnections(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the request did not complete within {0} s")]
@@ -71,6 +82,9 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +105,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UriTooLong(_) => "uri_too_long",
+            ApiError::HeadersTooLarge(_) => "headers_too_large",
+            ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal => "internal",
@@ -98,21 +115,55 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = match &self {
+fn limit_text(limit: &Option<usize>) -> String {
+    match limit {
+        Some(n) => format!(" (limit {n} bytes)"),
+        None => String::new(),
+    }
+}
+
+impl ApiError {
+    fn body(&self) -> serde_json::Value {
+        let message = match self {
             ApiError::Internal => "internal error; the server log has details".to_string(),
             other => other.to_string(),
         };
-        let body = match &self {
+        match self {
             ApiError::InvalidList { problems, .. } => json!({"error": {
                 "code": self.code(),
                 "message": message,
                 "problems": problems,
             }}),
             _ => json!({"error": {"code": self.code(), "message": message}}),
-        };
+        }
+    }
+
+    /// The complete HTTP/1.1 answer (head and JSON body, `Connection: close`), for the
+    /// connection layer where no router runs: refusals at accept and the replacement of hyper's
+    /// own error answers.
+    pub fn to_http_bytes(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.body().to_string();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             x-content-type-options: nosniff\r\nconnection: close\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error"),
+            body.len()
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            out.push_str("retry-after: 1\r\n");
+        }
+        out.push_str("\r\n");
+        out.push_str(&body);
+        out.into_bytes()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = self.body();
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized(_)) {
             resp.headers_mut().insert(

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AdminAccess, ApiError, AppState, Backend, BackendError, ReadAccess, DEFAULT_HOST_LIMIT,
-    DEFAULT_PAGE_LIMIT, MAX_CURSOR_LEN, MAX_HOST_LIMIT, MAX_ID_LEN, MAX_PAGE_LIMIT,
-    MAX_QUERY_PARAMS, MAX_REASON_LEN,
+    DEFAULT_PAGE_LIMIT, MAX_API_TIME, MAX_CURSOR_LEN, MAX_HOST_LIMIT, MAX_ID_LEN, MAX_PAGE_LIMIT,
+    MAX_QUERY_PARAMS, MAX_REASON_LEN, MIN_API_TIME,
 };
 use crate::matcher::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::model::{Category, Stage, Timestamp};
@@ -57,8 +57,15 @@ pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> Response {
 }
 
 pub async fn openapi() -> Response {
-    match super::openapi::openapi_document() {
-        Some(doc) => Json(doc.clone()).into_response(),
+    match super::openapi::openapi_bytes() {
+        Some(doc) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            doc,
+        )
+            .into_response(),
         None => ApiError::Internal.into_response(),
     }
 }
@@ -320,6 +327,7 @@ fn validate_suppression(
         ));
     }
     if let Some(e) = req.expires {
+        check_time_range("expires", e)?;
         if e <= now {
             return Err(ApiError::invalid("expires", "must be in the future"));
         }
@@ -521,9 +529,11 @@ pub(super) fn parse_filter(p: &BTreeMap<String, String>) -> Result<DetectionFilt
     }
     for (key, slot) in [("since", &mut f.since), ("until", &mut f.until)] {
         if let Some(t) = p.get(key) {
-            *slot = Some(Timestamp::parse(t).ok_or_else(|| {
+            let ts = Timestamp::parse(t).ok_or_else(|| {
                 ApiError::invalid(key, format!("{} is not RFC 3339 or Unix seconds", quote(t)))
-            })?);
+            })?;
+            check_time_range(key, ts)?;
+            *slot = Some(ts);
         }
     }
     if let (Some(s), Some(u)) = (f.since, f.until) {
@@ -574,6 +584,24 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .map(|n| n.trunc())
         .map_err(|_| format!("{} is not an IP address or CIDR block", quote(s)))
+}
+
+/// Every time the API accepts lies in [`MIN_API_TIME`, `MAX_API_TIME`]: a stamp outside cannot
+/// be written back as RFC 3339, so it is refused here rather than accepted and lost later.
+fn check_time_range(param: &str, t: Timestamp) -> Result<(), ApiError> {
+    if (MIN_API_TIME..=MAX_API_TIME).contains(&t) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            param,
+            format!(
+                "out of range: times must be from {} to {} (Unix seconds 0 to {})",
+                MIN_API_TIME.to_rfc3339(),
+                MAX_API_TIME.to_rfc3339(),
+                MAX_API_TIME.as_secs()
+            ),
+        ))
+    }
 }
 
 /// A pool entry as stored in detections: a domain, or an IP/CIDR/endpoint for IP-list matches.

@@ -37,14 +37,19 @@ mod handlers;
 mod lists;
 mod observe;
 mod openapi;
+mod outputs;
 mod server;
 mod stream;
+mod summary;
+mod ui;
 
 pub use auth::{constant_time_eq, AdminAccess, ReadAccess, Tokens};
 pub use error::ApiError;
 pub use handlers::{parse_detection_query, CheckResult, DetectionQuery};
 pub use openapi::openapi_document;
 pub use server::serve;
+pub use summary::{MAX_SUMMARY_DETECTIONS, MAX_TIMELINE_BUCKETS};
+pub use ui::CONTENT_SECURITY_POLICY;
 
 /// Default number of detections per page.
 pub const DEFAULT_PAGE_LIMIT: usize = 50;
@@ -65,10 +70,49 @@ pub const MAX_REASON_LEN: usize = 1000;
 pub const DEFAULT_MAX_STREAMS: usize = 256;
 /// SSE keep-alive comment interval: below common proxy idle timeouts (60 s).
 pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
-/// Concurrent connections served; more wait in the kernel's accept queue.
+/// Concurrent connections served; a connection over the cap gets a reserved probe slot or an
+/// immediate JSON 503. Each costs a task, two socket buffers and hyper's buffers (≈ 100 KiB).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Deadline for a client to send a complete request head (slow-loris protection).
+/// Largest `max_connections` accepted: beyond it the file-descriptor limit and memory, not the
+/// cap, decide.
+pub const MAX_MAX_CONNECTIONS: usize = 65_536;
+/// Connections one client address (an IPv6 /64) may hold: an eighth of the slots, so one
+/// client cannot take them all; 0 turns the per-client cap off (behind a reverse proxy every
+/// connection comes from the proxy's address; the proxy limits clients itself).
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 128;
+/// Slots reserved for `/healthz` and `/readyz` when the ordinary ones are taken: enough for a
+/// few health checkers probing in parallel; each such connection serves one probe request.
+pub const DEFAULT_PROBE_CONNECTIONS: usize = 32;
+/// Largest `probe_connections` accepted.
+pub const MAX_PROBE_CONNECTIONS: usize = 1024;
+/// Deadline for a client to send a complete request head (slow-loris protection); a new
+/// connection must also send its first byte within it.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A response write that makes no progress for this long ends the connection: a client that
+/// stops reading (or pipelines requests and never reads) cannot hold its slot. A client on a
+/// slow link still drains a socket buffer well within it.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a keep-alive connection may wait for its next request. Above common proxy and
+/// client pools' own idle timeouts (nginx `keepalive_timeout` for upstreams: 60 s), so the
+/// client side closes first and never reuses a connection the server has just closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Requests served on one connection (pipelined or not) before it is closed with
+/// `Connection: close`: bounds the work one connection can queue without reading answers.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1000;
+/// Longest request target (path and query) accepted; 414 beyond. Real requests are far
+/// shorter (at most [`MAX_QUERY_PARAMS`] short parameters).
+pub const DEFAULT_MAX_URI_LEN: usize = 8192;
+/// Largest total size of a request's header fields (names and values); 431 beyond. A bearer
+/// token and the usual browser headers fit in a few KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Bounds of the connection deadlines accepted by the configuration (seconds).
+pub const MAX_CONN_TIMEOUT_SECS: u64 = 3600;
+/// Earliest time a time parameter (`since`, `until`, `expires`) may name: the Unix epoch. No
+/// observation predates it, and negative stamps only come from typos.
+pub const MIN_API_TIME: Timestamp = Timestamp(0);
+/// Latest time a time parameter may name: 9999-12-31T23:59:59.999999Z. RFC 3339 has four-digit
+/// years, so a later stamp cannot be written back out (nor stored and read again).
+pub const MAX_API_TIME: Timestamp = Timestamp(253_402_300_799_999_999);
 
 /// A failure of the detection backend. `BadCursor` is the client's fault (400); `Other` is ours
 /// (logged, generic 500).
@@ -111,6 +155,15 @@ pub struct ApiOptions {
     pub max_streams: usize,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// Per client address (IPv6: per /64); 0 = no per-client cap.
+    pub max_connections_per_client: usize,
+    /// Reserved probe-only slots beyond `max_connections`.
+    pub probe_connections: usize,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_requests_per_connection: u64,
+    pub max_uri_len: usize,
+    pub max_header_bytes: usize,
 }
 
 impl Default for ApiOptions {
@@ -123,6 +176,13 @@ impl Default for ApiOptions {
             max_streams: DEFAULT_MAX_STREAMS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            probe_connections: DEFAULT_PROBE_CONNECTIONS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            max_uri_len: DEFAULT_MAX_URI_LEN,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
@@ -137,6 +197,15 @@ impl ApiOptions {
             },
             max_body: s.max_body,
             request_timeout: s.request_timeout,
+            max_connections: s.api.max_connections,
+            header_read_timeout: s.api.header_read_timeout,
+            max_connections_per_client: s.api.max_connections_per_client,
+            probe_connections: s.api.probe_connections,
+            write_timeout: s.api.write_timeout,
+            idle_timeout: s.api.idle_timeout,
+            max_requests_per_connection: s.api.max_requests_per_connection,
+            max_uri_len: s.api.max_uri_len,
+            max_header_bytes: s.api.max_header_bytes,
             ..ApiOptions::default()
         }
     }
@@ -158,6 +227,8 @@ struct Shared {
     http: observe::HttpMetrics,
     /// The list manager behind the list-write and feed routes (set by [`AppState::with_lists`]).
     lists: OnceLock<Arc<ListManager>>,
+    /// The alert sinks behind `GET /api/v1/outputs` (set by [`AppState::with_outputs`]).
+    outputs: OnceLock<crate::output::Outputs>,
 }
 
 impl AppState {
@@ -179,6 +250,7 @@ impl AppState {
             streams: AtomicUsize::new(0),
             http: observe::HttpMetrics::default(),
             lists: OnceLock::new(),
+            outputs: OnceLock::new(),
         }))
     }
 
@@ -191,6 +263,13 @@ impl AppState {
             tracing::warn!("the list manager does not own the AppState's blocklists; /check will not see list updates");
         }
         let _ = self.0.lists.set(manager);
+        self
+    }
+
+    /// Attaches the alert sinks whose status `GET /api/v1/outputs` reports. A second call is
+    /// ignored.
+    pub fn with_outputs(self, outputs: crate::output::Outputs) -> Self {
+        let _ = self.0.outputs.set(outputs);
         self
     }
 
@@ -328,6 +407,9 @@ fn build() -> Table {
         .post("/api/v1/feeds", Admin, l::add_feed)
         .delete("/api/v1/feeds/{name}", Admin, l::delete_feed)
         .post("/api/v1/feeds/{name}/refresh", Admin, l::refresh_feed)
+        .get("/api/v1/summary", Read, summary::summary)
+        .get("/api/v1/session", Public, summary::session)
+        .get("/api/v1/outputs", Read, outputs::list)
 }
 
 /// Every route the router serves (method, path template, access), in registration order.
@@ -335,14 +417,20 @@ pub fn route_table() -> Vec<RouteInfo> {
     build().routes
 }
 
-/// The complete HTTP application: routes, JSON 404/405 fallbacks, body limit, per-request
-/// deadline and request metrics.
+/// The complete HTTP application: routes, JSON 404/405 fallbacks, head limits (URI length,
+/// header size, declared body size), body limit, per-request deadline and request metrics.
 pub fn router(state: AppState) -> Router {
     let max_body = state.options().max_body;
+    server::register_metrics();
     build()
         .router
+        .merge(ui::routes())
         .fallback(h_fallback)
         .method_not_allowed_fallback(h_method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::head_limits,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

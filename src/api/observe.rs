@@ -144,3 +144,42 @@ pub(super) async fn observe(State(state): State<AppState>, req: Request, next: N
     tracing::debug!(method, route = %route, status, ms = secs * 1000.0, "request");
     resp
 }
+
+/// Refuses, before any handler or body read: a request target longer than `max_uri_len` (414),
+/// header fields larger than `max_header_bytes` in total (431), and a declared
+/// `Content-Length` over `max_body` (413 at once — no `100 Continue` is sent, and the
+/// connection closes so the unread body cannot be taken for the next request).
+pub(super) async fn head_limits(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let o = state.options();
+    let uri_len = req
+        .uri()
+        .path_and_query()
+        .map_or(req.uri().path().len(), |pq| pq.as_str().len());
+    if uri_len > o.max_uri_len {
+        return ApiError::UriTooLong(Some(o.max_uri_len)).into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > o.max_header_bytes {
+        return ApiError::HeadersTooLarge(Some(o.max_header_bytes)).into_response();
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > o.max_body as u64) {
+        let mut resp = ApiError::PayloadTooLarge(o.max_body).into_response();
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    next.run(req).await
+}

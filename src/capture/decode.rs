@@ -13,12 +13,15 @@ use super::txn::DnsTxns;
 use super::{metrics_handles, CaptureConfig, CaptureStats};
 use crate::model::{Observation, Proto, Source, Transport};
 
-/// Encapsulation levels unwrapped (IP-in-IP, GRE, VXLAN, Geneve). Two is common (GRE in a
+/// Encapsulation levels unwrapped (IP-in-IP, GRE, GRE-in-UDP, VXLAN, Geneve). Two is common (GRE in a
 /// VPN); more is an attack on the decoder.
 pub const MAX_TUNNEL_DEPTH: u8 = 4;
 /// VXLAN and Geneve UDP ports (IANA).
 const VXLAN_PORT: u16 = 4789;
 const GENEVE_PORT: u16 = 6081;
+/// GRE-in-UDP destination port (RFC 8086; both tunnel ends send to it, the source port is
+/// flow entropy). 4755, GRE-in-UDP over DTLS, is encrypted and stays a flow.
+const GRE_IN_UDP_PORT: u16 = 4754;
 /// Packets between pushes of the local counters to the process-wide metrics: the hot path only
 /// touches plain integers.
 const METRICS_FLUSH_EVERY: u32 = 4096;
@@ -143,6 +146,8 @@ impl Decoder {
         s.flows_evicted = self.flows.stats.evicted_cap + self.flows.stats.evicted_idle;
         s.flows_evicted_cap = self.flows.stats.evicted_cap;
         s.flow_reports = self.flows.stats.reports;
+        s.flow_ooo_dropped = self.flows.stats.ooo_dropped;
+        s.flow_seq_implausible = self.flows.stats.seq_implausible;
         s.pending_dns = self.txns.len();
         s.flows_active = self.flows.len();
         s.tcp_dns_streams = self.tcp.len();
@@ -253,6 +258,14 @@ impl Decoder {
             self.txns
                 .message(ts, src, sport, dst, dport, Transport::Udp, payload, out);
             return;
+        }
+        if dport == GRE_IN_UDP_PORT && gre_in_udp_header(payload) {
+            if depth >= MAX_TUNNEL_DEPTH {
+                self.stats.error("tunnel_too_deep");
+                return;
+            }
+            self.stats.tunnelled += 1;
+            return self.gre(ts, payload, depth, out);
         }
         if depth < MAX_TUNNEL_DEPTH && (dport == VXLAN_PORT || dport == GENEVE_PORT) {
             if let Some(inner) = self.udp_tunnel(dport, payload) {
@@ -405,6 +418,17 @@ impl Decoder {
             self.flows.packet(&seg, out);
         }
     }
+}
+
+/// Whether a UDP payload on the GRE-in-UDP port starts with a GRE header RFC 8086 allows:
+/// version 0, reserved bits clear, carrying IPv4, IPv6 or Ethernet (TEB). Anything else on
+/// that port is an ordinary flow.
+fn gre_in_udp_header(p: &[u8]) -> bool {
+    let (Some(flags), Some(ptype)) = (be16(p, 0), be16(p, 2)) else {
+        return false;
+    };
+    // C, K, S may be set; the routing bit, the reserved bits and the version must be 0.
+    flags & 0x4fff == 0 && matches!(ptype, 0x0800 | 0x86dd | 0x6558)
 }
 
 fn duration_us(d: std::time::Duration) -> i64 {

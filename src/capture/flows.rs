@@ -1,5 +1,6 @@
 //! The flow table: TCP connections and UDP 5-tuples, oriented originator → responder, with byte
-//! and packet counts, state, and the first payload bytes of each direction.
+//! and packet counts, state, and the first payload bytes of each direction (TCP: rebuilt in
+//! sequence order from the stream's first byte; bytes count sequence space, not segments).
 //!
 //! Reports ([`FlowObservation`]): an `Interim` one when a TCP flow becomes established and again
 //! when its payload is first recognised (Stratum, TLS SNI, HTTP Host), so a long-lived mining
@@ -34,7 +35,29 @@ pub const MAX_INTERIM_REPORTS: u8 = 3;
 pub const SWEEP_INTERVAL_US: i64 = 1_000_000;
 /// Each sweep examines 1/`SWEEP_FRACTION` of the table (see [`FlowTable::sweep`]).
 pub const SWEEP_FRACTION: usize = 64;
+/// Out-of-order TCP segments held per direction while its payload prefix is incomplete. The
+/// first bytes of a connection arrive in a handful of segments; reordering there is a few
+/// segments deep. Each held segment is clipped to the prefix window, so a flow holds at most
+/// this many × [`PAYLOAD_PREFIX_MAX`] bytes; beyond, segments are dropped and counted
+/// (`FlowStats::ooo_dropped`, `poolwatch_flow_segments_dropped_total`).
+pub const MAX_OOO_SEGMENTS: usize = 8;
+/// A segment starting further than this beyond the highest sequence number seen is not
+/// believed (2^30 is the largest window TCP window scaling allows): it adds no bytes and no
+/// prefix, and is counted (`FlowStats::seq_implausible`).
+pub const MAX_SEQ_JUMP: u32 = 1 << 30;
 const ACK: u8 = 0x10;
+
+/// Sequence-space bookkeeping of one TCP direction.
+#[derive(Default)]
+struct SeqState {
+    /// Sequence number of the first payload byte: the SYN's + 1, else the first data segment's.
+    base: Option<u32>,
+    /// Bytes of sequence space covered from `base` (one past the highest payload byte seen).
+    /// `bytes_out`/`bytes_in` grow with it, so retransmitted bytes are not counted twice.
+    high: u64,
+    /// Segments past a gap, for the payload prefix: (offset from `base`, bytes), sorted.
+    held: Vec<(u32, Vec<u8>)>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -72,8 +95,8 @@ struct Flow {
     syn_ack: bool,
     fin_out: bool,
     fin_in: bool,
-    next_seq_out: Option<u32>,
-    next_seq_in: Option<u32>,
+    seq_out: SeqState,
+    seq_in: SeqState,
     interims: u8,
     tombstone: bool,
     /// Touched since the CLOCK hand last passed it.
@@ -88,6 +111,10 @@ pub struct FlowStats {
     pub evicted_cap: u64,
     pub evicted_idle: u64,
     pub reports: u64,
+    /// Out-of-order segments not held for a payload prefix ([`MAX_OOO_SEGMENTS`] reached).
+    pub ooo_dropped: u64,
+    /// Segments with a sequence number beyond [`MAX_SEQ_JUMP`] of the flow's (ignored).
+    pub seq_implausible: u64,
 }
 
 pub struct FlowTable {
@@ -228,8 +255,8 @@ impl FlowTable {
                 syn_ack: s.flags & (SYN | ACK) == SYN | ACK,
                 fin_out: false,
                 fin_in: false,
-                next_seq_out: None,
-                next_seq_in: None,
+                seq_out: SeqState::default(),
+                seq_in: SeqState::default(),
                 interims: 0,
                 tombstone: false,
                 referenced: false,
@@ -358,13 +385,24 @@ fn update(
     }
     let outbound = s.src == f.obs.src && s.sport == f.obs.src_port;
     f.obs.last_ts = Timestamp(s.ts.max(f.obs.last_ts.0));
-    let len = s.payload.len() as u64;
+    // TCP: new sequence space only (a retransmission adds nothing); the payload's offset from
+    // the direction's first byte places it in the prefix. UDP: every datagram counts.
+    let (new_bytes, offset) = if is_tcp {
+        let seq = if outbound {
+            &mut f.seq_out
+        } else {
+            &mut f.seq_in
+        };
+        seq_advance(seq, s, stats)
+    } else {
+        (s.payload.len() as u64, Some(0))
+    };
     if outbound {
         f.obs.packets_out += 1;
-        f.obs.bytes_out += len;
+        f.obs.bytes_out += new_bytes;
     } else {
         f.obs.packets_in += 1;
-        f.obs.bytes_in += len;
+        f.obs.bytes_in += new_bytes;
     }
     let mut report = false;
     let mut end = false;
@@ -377,8 +415,8 @@ fn update(
     } else if !outbound && f.obs.state == FlowState::Attempted {
         f.obs.state = FlowState::Established;
     }
-    if !s.payload.is_empty() {
-        report |= payload_prefix(f, s, outbound, is_tcp);
+    if let (false, Some(off)) = (s.payload.is_empty(), offset) {
+        report |= payload_prefix(f, s, outbound, is_tcp, off, stats);
     }
     if end {
         f.tombstone = true;
@@ -439,40 +477,131 @@ fn tcp_state(f: &mut Flow, s: &Segment<'_>, outbound: bool) -> TcpEvent {
     ev
 }
 
-/// Appends in-order payload to the direction's prefix and runs recognition on first data.
-fn payload_prefix(f: &mut Flow, s: &Segment<'_>, outbound: bool, is_tcp: bool) -> bool {
-    let (buf, next) = if outbound {
-        (&mut f.obs.payload_out, &mut f.next_seq_out)
+/// Advances a TCP direction's sequence state by segment `s`: returns the payload bytes that
+/// are new sequence space (retransmitted bytes add nothing; a gap counts once the data past it
+/// arrives, like Zeek's byte counts) and the payload's offset from the direction's first byte
+/// (`None` for a segment not believed).
+fn seq_advance(st: &mut SeqState, s: &Segment<'_>, stats: &mut FlowStats) -> (u64, Option<i64>) {
+    let start = s.seq.wrapping_add(u32::from(s.flags & SYN != 0));
+    if s.flags & SYN != 0 && st.base.is_none() {
+        st.base = Some(start);
+    }
+    if s.payload.is_empty() {
+        return (0, None);
+    }
+    let base = *st.base.get_or_insert(start);
+    // Signed distance from the highest byte seen, in sequence space (which wraps at 2^32), so
+    // flows of any length keep their place.
+    let top = base.wrapping_add(st.high as u32);
+    let high = st.high as i64;
+    let off = high + i64::from(start.wrapping_sub(top) as i32);
+    let end = off + s.payload.len() as i64;
+    if end <= high {
+        return (0, Some(off)); // all of it seen before
+    }
+    if off - high > i64::from(MAX_SEQ_JUMP) {
+        stats.seq_implausible += 1;
+        return (0, None);
+    }
+    st.high = end as u64;
+    ((end - high) as u64, Some(off))
+}
+
+/// Places a TCP segment (at `off` from the direction's first byte) or a UDP datagram into the
+/// direction's payload prefix, in sequence order: bytes before the prefix end are appended,
+/// segments past a gap are held (at most [`MAX_OOO_SEGMENTS`]) until the gap fills,
+/// retransmitted bytes are ignored. Runs recognition when in-order bytes were added.
+fn payload_prefix(
+    f: &mut Flow,
+    s: &Segment<'_>,
+    outbound: bool,
+    is_tcp: bool,
+    off: i64,
+    stats: &mut FlowStats,
+) -> bool {
+    let (buf, seq) = if outbound {
+        (&mut f.obs.payload_out, &mut f.seq_out)
     } else {
-        (&mut f.obs.payload_in, &mut f.next_seq_in)
+        (&mut f.obs.payload_in, &mut f.seq_in)
     };
     if buf.len() >= PAYLOAD_PREFIX_MAX {
+        if !seq.held.is_empty() {
+            seq.held = Vec::new();
+        }
         return false;
     }
     let first = buf.is_empty();
-    if is_tcp {
-        let seq = s.seq.wrapping_add(u32::from(s.flags & SYN != 0));
-        match *next {
-            Some(n) if n != seq => return false, // retransmission or gap: keep the prefix clean
-            _ => *next = Some(seq.wrapping_add(s.payload.len() as u32)),
-        }
-    }
-    let room = PAYLOAD_PREFIX_MAX - buf.len();
-    buf.extend_from_slice(
+    // The part of the segment inside the prefix window [0, PAYLOAD_PREFIX_MAX).
+    let data: &[u8] = if is_tcp {
+        let skip = usize::try_from(-off).unwrap_or(0);
+        s.payload.get(skip..).unwrap_or_default()
+    } else {
         s.payload
-            .get(..room.min(s.payload.len()))
-            .unwrap_or_default(),
-    );
+    };
+    let at = if is_tcp {
+        off.max(0) as usize
+    } else {
+        buf.len()
+    };
+    let have = buf.len();
+    if data.is_empty() || at >= PAYLOAD_PREFIX_MAX {
+        return false;
+    }
+    if at > have {
+        // Past a gap: hold the part inside the window until the bytes before it arrive.
+        let keep = data
+            .get(..(PAYLOAD_PREFIX_MAX - at).min(data.len()))
+            .unwrap_or_default();
+        if seq
+            .held
+            .iter()
+            .any(|(o, d)| *o as usize == at && d.len() >= keep.len())
+        {
+            return false; // a retransmission of a held segment
+        }
+        if seq.held.len() >= MAX_OOO_SEGMENTS {
+            stats.ooo_dropped += 1;
+            return false;
+        }
+        let pos = seq.held.partition_point(|(o, _)| (*o as usize) < at);
+        seq.held.insert(pos, (at as u32, keep.to_vec()));
+        return false;
+    }
+    append_from(buf, at, data);
+    if buf.len() == have {
+        return false; // a retransmission of bytes already in the prefix
+    }
+    // Held segments the new bytes reach.
+    while let Some((o, _)) = seq.held.first() {
+        if *o as usize > buf.len() {
+            break;
+        }
+        let (o, d) = seq.held.remove(0);
+        append_from(buf, o as usize, &d);
+    }
+    if buf.len() >= PAYLOAD_PREFIX_MAX {
+        seq.held = Vec::new();
+    }
     let app = &mut f.obs.app;
     if outbound {
-        // The first segment is classified whole (a ClientHello is often larger than the prefix
-        // and its SNI may sit past it); later ones through the accumulated prefix.
-        if first {
-            payload::classify_client(s.payload, app)
+        // A first segment longer than the prefix is classified whole (a ClientHello is often
+        // larger than the prefix and its SNI may sit past it); otherwise the in-order prefix.
+        if first && at == 0 && data.len() > PAYLOAD_PREFIX_MAX {
+            payload::classify_client(data, app)
         } else {
             payload::classify_client(&f.obs.payload_out, app)
         }
     } else {
         payload::classify_server(&f.obs.payload_in, app)
+    }
+}
+
+/// Appends the bytes of `data` (which starts at prefix offset `at` ≤ `buf.len()`) that lie past
+/// the end of `buf`, up to the prefix cap.
+fn append_from(buf: &mut Vec<u8>, at: usize, data: &[u8]) {
+    let skip = buf.len().saturating_sub(at);
+    let room = PAYLOAD_PREFIX_MAX.saturating_sub(buf.len());
+    if let Some(rest) = data.get(skip..) {
+        buf.extend_from_slice(rest.get(..room.min(rest.len())).unwrap_or_default());
     }
 }

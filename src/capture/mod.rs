@@ -1,11 +1,12 @@
 //! Stage `capture`: packets (pcap/pcapng files, live interfaces) → [`Observation`]s.
 //!
 //! ```text
-//!  reader.rs / live.rs   libpcap (the only place `pcap` types live)
+//!  reader.rs ── savefile.rs   pcap / pcapng files and streams (pure Rust, no seeking)
+//!  live.rs                    interfaces through libpcap (the only place `pcap` types live)
 //!        │ frames
 //!  decode.rs  link.rs (Ethernet/VLAN/QinQ, SLL, SLL2, raw, NULL/LOOP)
 //!        │    ip.rs (IPv4, IPv6 + extension headers) ── frag.rs (reassembly)
-//!        │    tunnels: IP-in-IP, GRE (incl. PPTP), VXLAN, Geneve
+//!        │    tunnels: IP-in-IP, GRE (incl. PPTP), GRE-in-UDP, VXLAN, Geneve
 //!        ├─ UDP/TCP on a DNS port ── tcp.rs (DNS-over-TCP reassembly) ── txn.rs (query/response
 //!        │                                                               pairing, dns::parse_message)
 //!        └─ other TCP/UDP ── flows.rs (flow table) ── payload.rs (Stratum, TLS SNI, HTTP Host)
@@ -29,12 +30,14 @@ pub mod link;
 pub mod live;
 pub mod payload;
 mod reader;
+pub mod savefile;
 pub mod tcp;
 pub mod txn;
 
 pub use decode::Decoder;
 pub use flows::PAYLOAD_PREFIX_MAX;
 pub use reader::PcapReader;
+pub use savefile::{SavefileError, SavefileErrorKind, MAX_CAPLEN};
 
 /// Errors opening or running a capture. Per-packet problems are never errors: they are counted.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +140,10 @@ pub struct CaptureStats {
     pub flows_evicted: u64,
     pub flows_evicted_cap: u64,
     pub flow_reports: u64,
+    /// Out-of-order TCP segments not held for a payload prefix (`flows::MAX_OOO_SEGMENTS`).
+    pub flow_ooo_dropped: u64,
+    /// TCP segments whose sequence number is implausibly far ahead (`flows::MAX_SEQ_JUMP`).
+    pub flow_seq_implausible: u64,
     /// Live capture: packets dropped by the kernel (buffer full) and by the interface.
     pub kernel_drops: u64,
     pub interface_drops: u64,
@@ -176,6 +183,8 @@ pub(crate) struct Metrics {
     dns_unsolicited: Counter,
     flows_evicted: Counter,
     flow_reports: Counter,
+    flow_ooo_dropped: Counter,
+    flow_seq_implausible: Counter,
     fragments_reassembled: Counter,
     drops_kernel: Counter,
     drops_interface: Counter,
@@ -227,6 +236,16 @@ pub(crate) fn metrics_handles() -> &'static Metrics {
             "poolwatch_flow_reports_total",
             "Flow observations emitted (interim and final).",
             &[],
+        ),
+        flow_ooo_dropped: metrics::counter(
+            "poolwatch_flow_segments_dropped_total",
+            "TCP segments the flow table did not use for a payload prefix, by reason.",
+            &[("reason", "ooo_cap")],
+        ),
+        flow_seq_implausible: metrics::counter(
+            "poolwatch_flow_segments_dropped_total",
+            "TCP segments the flow table did not use for a payload prefix, by reason.",
+            &[("reason", "seq_implausible")],
         ),
         fragments_reassembled: metrics::counter(
             "poolwatch_fragments_reassembled_total",
@@ -284,6 +303,10 @@ impl Metrics {
             .add(d(before.flows_evicted, now.flows_evicted));
         self.flow_reports
             .add(d(before.flow_reports, now.flow_reports));
+        self.flow_ooo_dropped
+            .add(d(before.flow_ooo_dropped, now.flow_ooo_dropped));
+        self.flow_seq_implausible
+            .add(d(before.flow_seq_implausible, now.flow_seq_implausible));
         self.fragments_reassembled
             .add(d(before.reassembled, now.reassembled));
         self.drops_kernel
@@ -331,9 +354,19 @@ pub(crate) fn timeval_us(tv: &libc::timeval) -> i64 {
         .saturating_add(i64::from(tv.tv_usec))
 }
 
-/// Opens a pcap or pcapng file (`-`: standard input) and decodes it lazily as it is iterated.
+/// Opens a pcap or pcapng file (`-`: standard input; FIFOs and pipes are read as streams) and
+/// decodes it lazily as it is iterated. Check [`PcapReader::error`] at the end.
 pub fn open_file(path: &Path, cfg: &CaptureConfig) -> Result<PcapReader, CaptureError> {
     PcapReader::open(path, cfg)
+}
+
+/// Decodes a capture from an already opened stream (`name` labels it in messages and sources).
+pub fn open_reader(
+    src: Box<dyn std::io::Read + Send>,
+    name: &Path,
+    cfg: &CaptureConfig,
+) -> Result<PcapReader, CaptureError> {
+    PcapReader::from_reader(src, name, cfg)
 }
 
 /// pcap (either byte order, µs or ns) or pcapng magic.

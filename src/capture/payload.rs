@@ -1,6 +1,22 @@
 //! Recognising what a flow carries from its first payload bytes: Stratum / XMRig / ethproxy
 //! JSON-RPC, a TLS ClientHello (and its SNI), an HTTP request (and its Host).
 //!
+//! **The Stratum rule lives here and only here** (docs/detections.md, "Stratum rule"): the
+//! correlation engine trusts `AppInfo::stratum_method` and never looks at payload bytes. A
+//! client's first JSON object (raw on TCP, or the body of an HTTP request) is mining when its
+//! `"method"` is
+//! 1. in the `mining.` namespace (Stratum v1 and EthereumStratum: `mining.subscribe`,
+//!    `mining.authorize`, `mining.configure`, `mining.extranonce.subscribe`, …), or
+//! 2. one of [`CLIENT_MINING_METHODS`] (ethproxy `eth_submitLogin`/`eth_login`, the getwork
+//!    family, XMRig `keepalived`): names no other software uses, or
+//! 3. a CryptoNote-Stratum method whose name is ordinary JSON-RPC vocabulary, accepted only with
+//!    the miner's message shape: `login` with both `"login"` and `"pass"` keys and at least one
+//!    of `"agent"`, `"algo"`, `"rigid"` (XMRig, xmr-stak, SRBMiner, NiceHash CryptoNight);
+//!    `submit` with `"job_id"`, `"nonce"` and `"result"`; `getjob` with an `"agent"`.
+//!
+//! A bare `login` (a web app, a media centre, a router API) is never Stratum. On the server side
+//! a pool's push (`mining.notify`, `mining.set_difficulty`, an XMRig `job` with a `"blob"`) is.
+//!
 //! Everything here works on a bounded prefix and on attacker bytes: lengths are checked before
 //! every read, and nothing allocates more than the extracted strings.
 
@@ -11,8 +27,8 @@ use crate::model::{normalize_name, AppInfo};
 /// Longest agent/login string kept (a wallet address is ~106 characters; agents ~80).
 pub const MAX_FIELD_LEN: usize = 128;
 
-/// JSON-RPC methods that only mining clients send (matched exactly).
-const CLIENT_MINING_METHODS: &[&str] = &[
+/// JSON-RPC methods that only mining clients send (matched exactly; rule 2 above).
+pub const CLIENT_MINING_METHODS: &[&str] = &[
     "eth_submitLogin",
     "eth_login",
     "eth_submitWork",
@@ -80,11 +96,7 @@ fn stratum_client(data: &[u8], app: &mut AppInfo) {
         return;
     };
     let agent = json_string_after(data, b"\"agent\"");
-    let mining = method.starts_with("mining.")
-        || CLIENT_MINING_METHODS.contains(&method.as_str())
-        // XMRig-style `login` is generic JSON-RPC vocabulary: require the miner's agent string.
-        || ((method == "login" || method == "getjob" || method == "submit") && agent.is_some());
-    if !mining {
+    if !is_mining_method(&method, data) {
         return;
     }
     app.stratum_login = json_string_after(data, b"\"login\"").or_else(|| {
@@ -101,6 +113,32 @@ fn stratum_client(data: &[u8], app: &mut AppInfo) {
         app.stratum_agent = agent;
     }
     app.stratum_method = Some(method);
+}
+
+/// Rules 1–3 of the module's Stratum rule, for a client message whose method is `method`.
+fn is_mining_method(method: &str, data: &[u8]) -> bool {
+    if method.starts_with("mining.") || CLIENT_MINING_METHODS.contains(&method) {
+        return true;
+    }
+    let key = |k: &[u8]| has_key(data, k);
+    match method {
+        "login" => {
+            key(b"\"login\"")
+                && key(b"\"pass\"")
+                && (key(b"\"agent\"") || key(b"\"algo\"") || key(b"\"rigid\""))
+        }
+        "submit" => key(b"\"job_id\"") && key(b"\"nonce\"") && key(b"\"result\""),
+        "getjob" => key(b"\"agent\""),
+        _ => false,
+    }
+}
+
+/// Whether `key` (quoted) occurs as an object key: followed by optional whitespace and `:`.
+fn has_key(data: &[u8], key: &[u8]) -> bool {
+    memmem::find_iter(data, key).any(|pos| {
+        data.get(pos + key.len()..)
+            .is_some_and(|rest| trim_ws(rest).first() == Some(&b':'))
+    })
 }
 
 /// The string value following `key` (`"key" : "value"`), unescaped minimally, capped.

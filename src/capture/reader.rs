@@ -1,53 +1,68 @@
-//! Capture files through libpcap (pcap and pcapng, any byte order, µs or ns timestamps).
+//! Capture files (pcap and pcapng) through the streaming [`Savefile`] reader: regular files,
+//! standard input, FIFOs and process substitution alike (nothing here seeks). Live capture
+//! stays on libpcap (`live.rs`).
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
+use super::savefile::{Savefile, SavefileError};
 use super::{CaptureConfig, CaptureError, CaptureStats, Decoder};
 use crate::model::{Observation, Source};
 
 /// Observations decoded from one capture file, produced lazily as the iterator is advanced.
+///
+/// When the input stops early (cut inside a record, a damaged block, a read error) the
+/// iterator still ends normally, with what was read; [`PcapReader::error`] then says why and at
+/// which byte. Callers that report results must check it: "no detections" must never stand for
+/// "could not read".
 pub struct PcapReader {
-    cap: Option<pcap::Capture<pcap::Offline>>,
+    file: Option<Savefile>,
     linktype: i32,
+    /// Link types already warned about as unsupported (one warning each, not one per packet).
+    warned: Vec<i32>,
     decoder: Decoder,
     queue: VecDeque<Observation>,
     finished: bool,
+    error: Option<SavefileError>,
+    name: String,
 }
 
 impl PcapReader {
     pub(crate) fn open(path: &Path, cfg: &CaptureConfig) -> Result<Self, CaptureError> {
-        let open_err = |message: String| CaptureError::Open {
+        let src: Box<dyn Read + Send> = if path == Path::new("-") {
+            Box::new(std::io::stdin())
+        } else {
+            let f = File::open(path).map_err(|e| CaptureError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            Box::new(f)
+        };
+        Self::from_reader(src, path, cfg)
+    }
+
+    /// A reader over an already opened stream (`path` names it in messages and sources).
+    pub fn from_reader(
+        src: Box<dyn Read + Send>,
+        path: &Path,
+        cfg: &CaptureConfig,
+    ) -> Result<Self, CaptureError> {
+        let file = Savefile::new(src).map_err(|e| CaptureError::Open {
             path: path.to_path_buf(),
-            message,
-        };
-        let cap = if path == Path::new("-") {
-            // libpcap reads a FILE*; give it its own descriptor so closing it leaves our stdin.
-            // SAFETY: `dup` returns a fresh descriptor (or -1, checked) that nothing else owns;
-            // `from_raw_fd` takes sole ownership of it.
-            let fd = unsafe { libc::dup(0) };
-            if fd < 0 {
-                return Err(open_err(std::io::Error::last_os_error().to_string()));
-            }
-            unsafe { pcap::Capture::from_raw_fd(fd) }.map_err(|e| open_err(e.to_string()))?
-        } else {
-            pcap::Capture::from_file(path).map_err(|e| open_err(e.to_string()))?
-        };
-        let linktype = cap.get_datalink().0;
-        if !super::link::supported(linktype) {
-            tracing::warn!(path = %path.display(), linktype, "unsupported link type: packets will be counted, not decoded");
-        }
-        let name = if path == Path::new("-") {
-            "-".to_string()
-        } else {
-            path.display().to_string()
-        };
+            message: e.to_string(),
+        })?;
+        let name = path.display().to_string();
         Ok(PcapReader {
-            cap: Some(cap),
-            linktype,
+            linktype: file.linktype().unwrap_or(-1),
+            file: Some(file),
+            warned: Vec::new(),
             decoder: Decoder::new(cfg, Source::pcap(&name)),
             queue: VecDeque::new(),
             finished: false,
+            error: None,
+            name,
         })
     }
 
@@ -56,15 +71,28 @@ impl PcapReader {
         self.decoder.stats()
     }
 
-    /// The file's libpcap link type.
+    /// The link type of a pcap file, or of the first interface of a pcapng file (each pcapng
+    /// interface keeps its own; -1 before the first one is described).
     pub fn linktype(&self) -> i32 {
         self.linktype
     }
 
+    /// Why reading stopped before the end of the input, if it did (byte offset included).
+    pub fn error(&self) -> Option<&SavefileError> {
+        self.error.as_ref()
+    }
+
     fn finish(&mut self) {
         self.finished = true;
-        self.cap = None;
+        self.file = None;
         self.decoder.finish(&mut self.queue);
+    }
+
+    fn warn_linktype(&mut self, linktype: i32) {
+        if !self.warned.contains(&linktype) && self.warned.len() < 64 {
+            self.warned.push(linktype);
+            tracing::warn!(path = %self.name, linktype, "unsupported link type: packets will be counted, not decoded");
+        }
     }
 }
 
@@ -79,23 +107,33 @@ impl Iterator for PcapReader {
             if self.finished {
                 return None;
             }
-            let Some(cap) = self.cap.as_mut() else {
+            let Some(file) = self.file.as_mut() else {
                 self.finish();
                 continue;
             };
-            match cap.next_packet() {
-                Ok(p) => {
-                    let ts = super::timeval_us(&p.header.ts);
+            let mut unsupported = None;
+            match file.next_frame() {
+                Ok(Some(f)) => {
+                    if self.linktype == -1 {
+                        self.linktype = f.linktype;
+                    }
+                    if !super::link::supported(f.linktype) {
+                        unsupported = Some(f.linktype);
+                    }
                     self.decoder
-                        .packet(ts, self.linktype, p.data, &mut self.queue);
+                        .packet(f.ts_us, f.linktype, f.data, &mut self.queue);
                 }
-                Err(pcap::Error::NoMorePackets) => self.finish(),
+                Ok(None) => self.finish(),
                 Err(e) => {
-                    // A truncated or damaged file: keep what was read, say why it stopped.
-                    tracing::warn!(error = %e, "capture file ended early");
+                    // Keep what was read; say why and where it stopped.
+                    tracing::warn!(path = %self.name, error = %e, "capture file ended early");
                     self.decoder.stats_error("capture_read_error");
+                    self.error = Some(e);
                     self.finish();
                 }
+            }
+            if let Some(lt) = unsupported {
+                self.warn_linktype(lt);
             }
         }
     }

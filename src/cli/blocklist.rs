@@ -1,12 +1,17 @@
 //! `poolwatch blocklist match|lint|stats|export`.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::input::BoundedLines;
 use crate::matcher::{self, Blocklists, ExportFormat, ListFormat, Severity};
+
+/// Longest line of names read by `blocklist match -`: the list parser's line cap (a DNS name
+/// is at most 253 bytes; longer lines are skipped and counted).
+const MAX_NAME_LINE: usize = matcher::parse::MAX_LINE_LEN;
 use crate::model::ListHit;
 
 /// Work with pool-domain lists.
@@ -149,17 +154,12 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let stdin = std::io::stdin();
-        let mut input = stdin.lock();
-        loop {
+        // Bytes, bounded (never `read_line`): one non-UTF-8 line must not end the stream and a
+        // newline-free stream must not grow a buffer without limit.
+        let mut input = BoundedLines::new(stdin.lock(), MAX_NAME_LINE);
+        while let Some(l) = input.next_line().context("reading names from stdin")? {
             line.clear();
-            // Bytes, not `read_line`: one non-UTF-8 line must not end the stream.
-            if input
-                .read_until(b'\n', &mut line)
-                .context("reading names from stdin")?
-                == 0
-            {
-                break;
-            }
+            line.extend_from_slice(l.bytes);
             let text = String::from_utf8_lossy(&line);
             let name = text.trim();
             if name.is_empty() || name.starts_with('#') {
@@ -168,6 +168,12 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
             if let Err(e) = emit(name, &mut out) {
                 return broken_pipe_ok(e);
             }
+        }
+        if input.skipped() > 0 {
+            eprintln!(
+                "poolwatch: {} line(s) longer than {MAX_NAME_LINE} bytes skipped",
+                input.skipped()
+            );
         }
     }
     if let Err(e) = out.flush() {
@@ -247,6 +253,24 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
                     writeln!(out, "{}:{}: {sev}: {}", shown.display(), p.line, p.message)?;
                 }
             }
+            // Entries that cover far more than pools (multi-purpose sites, public suffixes).
+            let (precision, imprecise) = matcher::precision::lint(&parsed, src.category);
+            if !a.quiet {
+                for p in &precision {
+                    writeln!(
+                        out,
+                        "{}:{}: warning: {}",
+                        shown.display(),
+                        p.line,
+                        p.message
+                    )?;
+                }
+                let more = imprecise.saturating_sub(precision.len() as u64);
+                if more > 0 {
+                    writeln!(out, "{}: {more} more precision warnings", shown.display())?;
+                }
+            }
+            warnings += imprecise;
             let hidden =
                 (parsed.invalid + parsed.skipped).saturating_sub(parsed.problems.len() as u64);
             if hidden > 0 && !a.quiet {

@@ -101,7 +101,7 @@ fn print_intro(addr: SocketAddr, data: &Path, kept: bool) {
     };
     eprintln!(
         "\npoolwatch demo: importing the bundled sample capture and resolver log; data {where_}.
-The API is at {api} (no tokens: local demo only). Try:
+The API is at {api} (no tokens: local demo only); the web UI at {api}/ . Try:
 
   curl -s {api}/api/v1/detections | jq .
   curl -s '{api}/api/v1/detections?stage=stratum&min_risk=80'

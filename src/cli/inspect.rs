@@ -59,10 +59,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut failed = 0usize;
+    let failures = input::ReadFailures::new();
     for path in &args.inputs {
         // Per-file errors are reported and the other files still processed (as ripgrep does);
         // the exit code says that something failed.
-        let observations = match input::open(path, format, &capture_cfg, &ingest_cfg) {
+        let opened = input::open_reporting(path, format, &capture_cfg, &ingest_cfg, &failures);
+        let observations = match opened {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("poolwatch: {}: {e}", path.display());
@@ -92,6 +94,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 }
                 return Err(e).context("writing to standard output");
             }
+        }
+        // An input that ended early (truncated capture, read error, malformed line).
+        for f in failures.take() {
+            let _ = out.flush();
+            eprintln!("poolwatch: {f}");
+            failed += 1;
         }
     }
     if let Err(e) = out.flush() {

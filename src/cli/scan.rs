@@ -2,11 +2,12 @@
 //! detections.
 //!
 //! Exit codes (like `grep`): 0 = ran, no unsuppressed detection; 1 = ran, at least one
-//! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, …).
+//! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, an input
+//! that ended early: truncated or damaged capture, read error, malformed observation line).
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::ingest::IngestConfig;
 use crate::input::{self, InputFormat};
 use crate::matcher::{self, Blocklists};
 use crate::model::Detection;
+use crate::output::{EventKind, Format, Observer, OutputEvent};
 use crate::store::{MemoryStore, Store};
 
 /// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
@@ -34,8 +36,10 @@ pub struct ScanArgs {
     /// Pool list file(s) (default: the built-in lists).
     #[arg(long = "blocklist", value_name = "PATH")]
     pub blocklists: Vec<PathBuf>,
-    /// Output: `table` (readable) or `json` (one Detection per line, see docs/detections.md).
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// Output: `table` (readable), `json` (one Detection per line, see docs/detections.md),
+    /// `ecs` (Elastic Common Schema alerts) or `eve` (Suricata EVE alerts), one a line, the
+    /// shapes the `serve` sinks write (docs/outputs.md).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "ecs", "eve"])]
     pub output: String,
     /// Keep the sled database here (default: a temporary one, deleted on exit).
     #[arg(long, value_name = "DIR")]
@@ -58,7 +62,8 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// Capture files, resolver logs or observation JSON lines.
+    /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
+    /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
@@ -73,17 +78,27 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let format = InputFormat::parse(&args.format)?;
     let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
     let mut total_bytes = 0u64;
+    let mut stdin_inputs = 0;
     for p in &args.inputs {
+        if p == Path::new("-") {
+            // Standard input is a stream: no size, read once.
+            stdin_inputs += 1;
+            continue;
+        }
         let md = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
         if md.is_dir() {
             anyhow::bail!("{} is a directory; give the files inside it", p.display());
         }
         total_bytes = total_bytes.saturating_add(md.len());
     }
+    if stdin_inputs > 1 {
+        anyhow::bail!("`-` (standard input) can be given only once");
+    }
     let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
+    let failures = input::ReadFailures::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
-        let r = input::open(p, format, &ccfg, &icfg)
+        let r = input::open_reporting(p, format, &ccfg, &icfg, &failures)
             .with_context(|| format!("cannot open {}", p.display()))?;
         readers.push(r);
     }
@@ -155,6 +170,19 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     }
+    // An input that stopped early makes the result incomplete: "no detections" must never
+    // stand for "could not read". What was read is still reported above.
+    let failed = failures.take();
+    if !failed.is_empty() {
+        for f in &failed {
+            eprintln!("poolwatch: {f}");
+        }
+        eprintln!(
+            "poolwatch: {} input(s) could not be read to their end; the result above is incomplete",
+            failed.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let found = dets.iter().any(|d| !d.suppressed);
     // The process exits next: freeing every detection one by one would only cost time (a
     // flood's result is hundreds of MB).
@@ -172,6 +200,20 @@ fn write_detections(output: &str, dets: &[Detection], observations: u64) -> std:
     if output == "json" {
         for d in dets {
             serde_json::to_writer(&mut out, d)?;
+            out.write_all(b"\n")?;
+        }
+    } else if let Some(format) = match output {
+        "ecs" => Some(Format::Ecs),
+        "eve" => Some(Format::Eve),
+        _ => None,
+    } {
+        // One record per detection, its final state, as a `new` event with sequence 0 (an
+        // offline scan has no update history); `created` is the detection's last_seen so the
+        // output depends on the input only.
+        let observer = Observer::local(None);
+        for d in dets {
+            let ev = OutputEvent::detection(EventKind::New, 0, d.last_seen, d.clone());
+            out.write_all(&crate::output::format::render_json(format, &ev, &observer))?;
             out.write_all(b"\n")?;
         }
     } else {

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 
+use super::attribution::{flow_name, AnswerNames, Attribution, How, MAX_ANSWER_NAMES};
 use super::bounded::BoundedMap;
 use super::incidents::{Incident, IncidentKey, IncidentTable};
+use super::infra::{Infra, MAX_FORWARDED};
 use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
@@ -40,7 +42,8 @@ pub const MAX_INCIDENTS: usize = 20_000;
 pub const MAX_DEDUPE: usize = 65_536;
 /// Flows attributed to an incident, to supersede interim reports instead of double counting.
 pub const MAX_FLOWS: usize = 65_536;
-/// Auto-learned DNS servers (addresses seen answering queries).
+/// DNS servers seen answering queries (learned resolvers and candidates still counting their
+/// distinct clients, see `infra::RESOLVER_MIN_CLIENTS`).
 pub const MAX_INFRA: usize = 4_096;
 /// Unattributed flows kept for the reorder window, in case their DNS arrives late.
 pub const MAX_RECENT_FLOWS: usize = 4_096;
@@ -61,6 +64,9 @@ pub const MAX_AGENTS: usize = 4;
 /// Longest agent string kept (XMRig agents are ~60 bytes; anything longer is truncated).
 pub const MAX_AGENT_LEN: usize = 128;
 
+/// A/AAAA answers of one non-pool response remembered for the shared-address rule (a CDN
+/// answer has a handful; a response with hundreds is not a site a flow names).
+pub const MAX_NAMED_ANSWERS: usize = 16;
 /// TTL assumed when a source carries none (query-only logs never bind, so this is rare).
 pub const DEFAULT_TTL: u32 = 300;
 /// TTLs above this are clamped (a week): answers claiming years must not pin memory forever.
@@ -90,11 +96,13 @@ pub struct EngineConfig {
     pub incident_gap_secs: i64,
     /// `is_new` look-back. Default 30 days.
     pub lookback_secs: i64,
-    /// Configured resolvers / DNS infrastructure: never reported for their own lookups.
+    /// Configured resolvers / DNS infrastructure: never reported for their own lookups (their
+    /// flows are graded like any host's).
     pub resolvers: Vec<IpAddr>,
     /// Sinkhole addresses: an answer pointing there means the lookup was blocked.
     pub sinkholes: Vec<IpAddr>,
-    /// Learn DNS infrastructure from the traffic (addresses answering queries). Default on.
+    /// Learn resolvers from the traffic (addresses answering queries of several distinct
+    /// clients). Default on.
     pub learn_infrastructure: bool,
     /// Table caps (defaults: the `MAX_*` constants).
     pub limits: EngineLimits,
@@ -111,6 +119,10 @@ pub struct EngineLimits {
     pub infra: usize,
     pub recent_flows: usize,
     pub hosts: usize,
+    /// (client, address) pairs of non-pool answers (shared-address rule).
+    pub answer_names: usize,
+    /// (server, pool entry) questions (the resolver forwarding exemption).
+    pub forwarded: usize,
 }
 
 impl Default for EngineLimits {
@@ -124,6 +136,8 @@ impl Default for EngineLimits {
             infra: MAX_INFRA,
             recent_flows: MAX_RECENT_FLOWS,
             hosts: MAX_HOSTS,
+            answer_names: MAX_ANSWER_NAMES,
+            forwarded: MAX_FORWARDED,
         }
     }
 }
@@ -212,8 +226,8 @@ pub struct PoolFlow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     pub source: Source,
-    /// Why the flow belongs to the pool: "own lookup", "tls sni", "address bound by another
-    /// client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
+    /// Why the flow belongs to the pool: "own lookup", "tls sni", "http host", "address bound
+    /// by another client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
     /// bench gates) tell a flow that followed this client's own answer from a direct-IP one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<String>,
@@ -260,6 +274,10 @@ pub struct TableSizes {
     pub held: usize,
     /// Evicted incidents kept until the next flush (`correlate::incidents`).
     pub parked: usize,
+    pub answer_names: usize,
+    pub forwarded: usize,
+    /// Established flows waiting for their first payload (shared-address rule).
+    pub unnamed: usize,
 }
 
 /// Counters of what the engine did (monotonic).
@@ -273,7 +291,9 @@ pub struct EngineStats {
     pub ip_matches: u64,
     pub stratum_flows: u64,
     pub duplicates: u64,
+    /// Pool lookups by a host that was a resolver when seen (bound, never reported alone).
     pub infra_ignored: u64,
+    /// Lookup-only incidents dropped as a resolver's (resolver rule).
     pub infra_dropped_incidents: u64,
     pub evicted: u64,
     /// Pool answer addresses owned by an unlisted (CDN) name: bound per client only.
@@ -288,6 +308,24 @@ pub struct EngineStats {
     /// `Updated` reports kept in the incident (deferred mode) instead of copied into `Changes`;
     /// written at the next flush.
     pub deferred_updates: u64,
+    /// Resolvers learned (answers to `RESOLVER_MIN_CLIENTS` distinct clients).
+    pub resolvers_learned: u64,
+    /// Flows to the DNS port between DNS servers, not graded by bindings (resolver rule).
+    pub dns_service_flows: u64,
+    /// Flows not convicted by another client's binding or a listed address because their own
+    /// SNI/Host or own DNS answer named a non-pool site (shared-address rule).
+    pub own_name_overrides: u64,
+    /// Listed HTTP Host matches.
+    pub http_host_matches: u64,
+    /// Interim reports of flows to a shared address that had not sent their first payload
+    /// (and so no name) yet: graded on their next report.
+    pub flows_waiting_for_name: u64,
+    /// Flows evicted from the waiting table (full): they are not graded.
+    pub unnamed_evicted: u64,
+    /// Entries evicted from the infrastructure, forwarding and answer-name tables (full).
+    pub infra_evicted: u64,
+    pub forwarded_evicted: u64,
+    pub answer_names_evicted: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,6 +348,9 @@ struct BindingState {
     /// lookup, and only Stratum on the wire still ties it to the pool. Cleared by a new pool
     /// answer.
     shadowed: Option<Timestamp>,
+    /// The answer address's owner was an unlisted name (a CDN through a CNAME): the address
+    /// serves other sites too, so a flow naming a non-pool site (SNI/Host) is not the pool's.
+    shared: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -336,13 +377,17 @@ struct FlowSeen {
     stratum: bool,
 }
 
-/// Which list/entry and how strongly a flow is attributed.
-struct Attribution {
-    hit: ListHit,
-    qname: Option<String>,
-    stage: Stage,
-    how: &'static str,
+/// The outcome of attributing a flow.
+enum Grade {
+    Pool(Attribution),
+    /// Not attributed now: the flow has not sent its first payload (its name) yet.
+    Wait,
+    None,
 }
+
+/// Established flows waiting for their first payload (see `Engine::release_unnamed`): a few
+/// seconds' worth of new connections to pool-bound or listed addresses.
+pub const MAX_UNNAMED_FLOWS: usize = 4_096;
 
 // ---------------------------------------------------------------------------------------------
 // Engine
@@ -351,7 +396,6 @@ struct Attribution {
 pub struct Engine {
     cfg: EngineConfig,
     lists: SharedBlocklists,
-    configured_infra: HashSet<IpAddr>,
     sinkholes: HashSet<IpAddr>,
     bindings: BoundedMap<(IpAddr, IpAddr), BindingState>,
     /// Clients holding (or recently holding) a binding; capped like `bindings`, whose clients
@@ -362,7 +406,10 @@ pub struct Engine {
     held: VecDeque<(Timestamp, IncidentKey)>,
     dedupe: BoundedMap<(IpAddr, u64, u16), DedupeState>,
     flows: BoundedMap<FlowKey, FlowSeen>,
-    infra: BoundedMap<IpAddr, ()>,
+    infra: Infra,
+    answer_names: AnswerNames,
+    unnamed: BoundedMap<FlowKey, (Timestamp, FlowObservation)>,
+    unnamed_order: VecDeque<(Timestamp, FlowKey)>,
     recent_flows: VecDeque<FlowObservation>,
     hosts: BoundedMap<IpAddr, Timestamp>,
     suppressions: Vec<Suppression>,
@@ -380,7 +427,16 @@ impl Engine {
     pub fn new(cfg: EngineConfig, lists: SharedBlocklists) -> Self {
         let l = cfg.limits;
         Engine {
-            configured_infra: cfg.resolvers.iter().copied().collect(),
+            infra: Infra::new(
+                &cfg.resolvers,
+                cfg.learn_infrastructure,
+                l.infra,
+                l.forwarded,
+                cfg.reorder_window_secs,
+            ),
+            answer_names: AnswerNames::new(l.answer_names),
+            unnamed: BoundedMap::new(l.recent_flows.min(MAX_UNNAMED_FLOWS)),
+            unnamed_order: VecDeque::new(),
             sinkholes: cfg.sinkholes.iter().copied().collect(),
             cfg,
             lists,
@@ -391,7 +447,6 @@ impl Engine {
             held: VecDeque::new(),
             dedupe: BoundedMap::new(l.dedupe),
             flows: BoundedMap::new(l.flows),
-            infra: BoundedMap::new(l.infra),
             recent_flows: VecDeque::new(),
             hosts: BoundedMap::new(l.hosts),
             suppressions: Vec::new(),
@@ -425,11 +480,14 @@ impl Engine {
             b.first_seen,
             b.ttl,
             b.expires,
+            b.shared,
         );
-        if self
-            .ip_index
-            .get(&b.ip)
-            .is_none_or(|o| o.expires < b.expires)
+        // A shared (CDN) address stays bound for its client only, as when it was first seen.
+        if !b.shared
+            && self
+                .ip_index
+                .get(&b.ip)
+                .is_none_or(|o| o.expires < b.expires)
         {
             self.ip_index.insert(
                 b.ip,
@@ -474,11 +532,14 @@ impl Engine {
             incidents: self.incidents.len(),
             dedupe: self.dedupe.len(),
             flows: self.flows.len(),
-            infra: self.infra.len(),
+            infra: self.infra.servers_len(),
             recent_flows: self.recent_flows.len(),
             hosts: self.hosts.len(),
             held: self.held.len(),
             parked: self.incidents.parked_len(),
+            answer_names: self.answer_names.len(),
+            forwarded: self.infra.forwarded_len(),
+            unnamed: self.unnamed.len(),
         }
     }
 
@@ -530,9 +591,30 @@ impl Engine {
         self.incidents.parked_pressure()
     }
 
-    /// Whether `ip` is configured or learned DNS infrastructure.
+    /// Whether `ip` is a resolver: configured (`--resolver`) or learned (answered queries of
+    /// `infra::RESOLVER_MIN_CLIENTS` distinct clients). Its lookups are never reported; its
+    /// flows are graded like any host's.
     pub fn is_infrastructure(&self, ip: IpAddr) -> bool {
-        self.configured_infra.contains(&ip) || self.infra.contains_key(&ip)
+        self.infra.is_resolver(ip)
+    }
+
+    /// Whether `ip` was configured or seen answering at least one query (not necessarily a
+    /// resolver).
+    pub fn is_dns_server(&self, ip: IpAddr) -> bool {
+        self.infra.is_dns_server(ip)
+    }
+
+    /// Whether a lookup of `entry` by `client` at `ts` is a resolver's (exempt from reports).
+    fn lookup_exempt(&self, client: IpAddr, entry: &str, ts: Timestamp) -> bool {
+        self.infra.lookup_exempt(client, entry, ts)
+    }
+
+    fn sync_table_counters(&mut self) {
+        let c = self.infra.counts();
+        self.stats.resolvers_learned = c.learned;
+        self.stats.infra_evicted = c.servers_evicted;
+        self.stats.forwarded_evicted = c.forwarded_evicted;
+        self.stats.answer_names_evicted = self.answer_names.evicted();
     }
 
     /// Feeds one observation; returns what changed (detections new/upgraded/updated, bindings,
@@ -552,7 +634,9 @@ impl Engine {
         if obs.ts() > self.watermark {
             self.watermark = obs.ts();
         }
+        self.release_unnamed(self.watermark, &mut out);
         self.release_held(self.watermark, &mut out);
+        self.sync_table_counters();
         out
     }
 
@@ -563,6 +647,7 @@ impl Engine {
         if now > self.watermark {
             self.watermark = now;
         }
+        self.release_unnamed(self.watermark, &mut out);
         self.release_held(self.watermark, &mut out);
         self.expire_recent_flows();
         out
@@ -571,6 +656,7 @@ impl Engine {
     /// Reports every held incident now (end of input).
     pub fn drain(&mut self) -> Changes {
         let mut out = Changes::default();
+        self.release_unnamed(Timestamp::MAX, &mut out);
         self.release_held(Timestamp::MAX, &mut out);
         out
     }
@@ -580,18 +666,9 @@ impl Engine {
     // -----------------------------------------------------------------------------------------
 
     fn on_dns(&mut self, d: &DnsObservation, out: &mut Changes) {
-        if self.cfg.learn_infrastructure && d.rcode.is_some() {
-            if let Some(server) = d.server {
-                // Whoever answers DNS is infrastructure; its own lookups carry its clients' names.
-                if server != d.client && !self.infra.contains_key(&server) {
-                    self.infra.insert(server, ());
-                }
-            }
-        }
-        if self.is_infrastructure(d.client) {
-            self.stats.infra_ignored += 1;
-            return;
-        }
+        // A server answering queries of several distinct clients is a resolver (its pool
+        // lookups carry its clients' names); one answer proves nothing.
+        self.infra.observe_answer(d);
         let lists = self.lists.load();
         let mut via_cname = false;
         let mut hit = lists.match_name(&d.qname).cloned();
@@ -605,8 +682,15 @@ impl Engine {
         drop(lists);
         let Some(hit) = hit else {
             self.shadow_bindings(d);
+            self.remember_answer_names(d);
             return;
         };
+        // The server was asked for this pool entry on the client's behalf: its own upstream
+        // lookup of the entry is exempt (the forwarding exemption, `infra`).
+        self.infra.note_question(d, &hit.entry);
+        if self.is_infrastructure(d.client) {
+            self.stats.infra_ignored += 1;
+        }
         if via_cname {
             self.stats.cname_matches += 1;
         } else {
@@ -635,6 +719,14 @@ impl Engine {
                 let expires = ttl_ts
                     .plus_secs(i64::from(ttl))
                     .plus_secs(self.cfg.binding_grace_secs);
+                // Only the pool's own addresses may convict *other* clients (direct_ip). An
+                // address whose A/AAAA owner is an unlisted name (a pool fronted by a CDN
+                // through a CNAME) is shared with unrelated sites: it stays bound for this
+                // client only, or every visitor of the CDN would be reported.
+                let own_address = (a.name == d.qname && !via_cname) || {
+                    let lists = self.lists.load();
+                    lists.match_name(&a.name).is_some()
+                };
                 let b = self.upsert_binding(
                     d.client,
                     ip,
@@ -645,16 +737,9 @@ impl Engine {
                     d.ts,
                     ttl,
                     expires,
+                    !own_address,
                 );
                 out.bindings.push(b);
-                // Only the pool's own addresses may convict *other* clients (direct_ip). An
-                // address whose A/AAAA owner is an unlisted name (a pool fronted by a CDN
-                // through a CNAME) is shared with unrelated sites: it stays bound for this
-                // client only, or every visitor of the CDN would be reported.
-                let own_address = (a.name == d.qname && !via_cname) || {
-                    let lists = self.lists.load();
-                    lists.match_name(&a.name).is_some()
-                };
                 if !own_address {
                     self.stats.shared_answer_ips = self.stats.shared_answer_ips.saturating_add(1);
                     continue;
@@ -792,6 +877,34 @@ impl Engine {
         }
     }
 
+    /// Remembers, per (client, address), a non-pool answer naming a *pool* address: one
+    /// bound by some client's pool lookup or listed (the shared-address rule: the client's own
+    /// name for the address outranks another client's binding). Answers naming other
+    /// addresses (nearly all) cost one probe of the per-IP index and of the address lists, not
+    /// a table entry; an answer seen before its address became a pool address is not kept
+    /// (the flow's SNI/Host still speaks for it). Measured: docs/arch/correlate.md.
+    fn remember_answer_names(&mut self, d: &DnsObservation) {
+        if d.answers.is_empty() || d.rcode != Some(Rcode::NOERROR) {
+            return;
+        }
+        let ttl_ts = d.response_ts().unwrap_or(d.ts);
+        let lists = self.lists.load();
+        for a in d.answers.iter().take(MAX_NAMED_ANSWERS) {
+            let Some(ip) = a.ip() else { continue };
+            if ip.is_unspecified() || self.sinkholes.contains(&ip) {
+                continue;
+            }
+            if !self.ip_index.contains_key(&ip) && lists.match_ip(ip, None).is_none() {
+                continue;
+            }
+            let ttl = a.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
+            let expires = ttl_ts
+                .plus_secs(i64::from(ttl))
+                .plus_secs(self.cfg.binding_grace_secs);
+            self.answer_names.record(d.client, ip, d.ts, expires);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn upsert_binding(
         &mut self,
@@ -804,6 +917,7 @@ impl Engine {
         ts: Timestamp,
         ttl: u32,
         expires: Timestamp,
+        shared: bool,
     ) -> Binding {
         let key = (client, ip);
         if !self.bound_clients.contains_key(&client) {
@@ -821,6 +935,7 @@ impl Engine {
                 b.category = hit.0;
                 b.line = hit.1;
                 b.shadowed = None;
+                b.shared = shared;
                 b.clone()
             }
             None => {
@@ -835,6 +950,7 @@ impl Engine {
                     ttl,
                     expires,
                     shadowed: None,
+                    shared,
                 };
                 if self.bindings.insert(key, b.clone()).is_some() {
                     self.stats.evicted += 1;
@@ -852,6 +968,7 @@ impl Engine {
             last_seen: st.last_seen,
             ttl: st.ttl,
             expires: st.expires,
+            shared: st.shared,
         }
     }
 
@@ -860,11 +977,56 @@ impl Engine {
     // -----------------------------------------------------------------------------------------
 
     fn on_flow(&mut self, f: &FlowObservation, out: &mut Changes) {
-        let Some(att) = self.attribute(f) else {
-            self.remember_recent(f);
-            return;
-        };
-        self.apply_flow(f, att, out);
+        let fkey: FlowKey = (f.src, f.src_port, f.dst, f.dst_port, f.proto, f.ts);
+        // A later report of a flow that was waiting for its name replaces the wait.
+        if !self.unnamed.is_empty() {
+            self.unnamed.remove(&fkey);
+        }
+        match self.attribute(f, true) {
+            Grade::Pool(att) => self.apply_flow(f, att, out),
+            Grade::Wait => {
+                let deadline = f.last_ts.plus_secs(self.cfg.reorder_window_secs);
+                let waiting = FlowObservation {
+                    payload_out: Vec::new(),
+                    payload_in: Vec::new(),
+                    app: f.app.clone(),
+                    source: f.source.clone(),
+                    ..*f
+                };
+                if self.unnamed.insert(fkey, (deadline, waiting)).is_some() {
+                    self.stats.unnamed_evicted = self.stats.unnamed_evicted.saturating_add(1);
+                }
+                self.unnamed_order.push_back((deadline, fkey));
+                // The queue holds at most one live item per map entry plus stale ones.
+                if self.unnamed_order.len() > self.unnamed.cap().saturating_mul(2) {
+                    let live = &self.unnamed;
+                    self.unnamed_order
+                        .retain(|(d, k)| live.get(k).is_some_and(|(dl, _)| dl == d));
+                }
+            }
+            Grade::None => self.remember_recent(f),
+        }
+    }
+
+    /// Grades the flows that waited for their own name and got no later report within the
+    /// reorder window (an unrecognised protocol, or a client that never spoke): as they are.
+    fn release_unnamed(&mut self, upto: Timestamp, out: &mut Changes) {
+        while let Some((deadline, key)) = self.unnamed_order.front().copied() {
+            if deadline > upto {
+                break;
+            }
+            self.unnamed_order.pop_front();
+            let live = self.unnamed.get(&key).is_some_and(|(d, _)| *d == deadline);
+            if !live {
+                continue;
+            }
+            let Some((_, f)) = self.unnamed.remove(&key) else {
+                continue;
+            };
+            if let Grade::Pool(att) = self.attribute(&f, false) {
+                self.apply_flow(&f, att, out);
+            }
+        }
     }
 
     fn binding_valid(
@@ -876,7 +1038,12 @@ impl Engine {
         flow_start >= b_first.plus_secs(-self.cfg.reorder_window_secs) && flow_start <= b_expires
     }
 
-    fn attribute(&mut self, f: &FlowObservation) -> Option<Attribution> {
+    /// Attribution, first match wins (docs/detections.md, "Shared-address rule"):
+    /// own binding → listed SNI/Host → (unless the flow's own name is a non-pool site)
+    /// another client's binding → listed address; Stratum on the wire makes any of them
+    /// `stratum`, or attributes to `stratum:<dst>`. DNS service traffic between DNS servers is
+    /// not graded by bindings or addresses (resolver rule).
+    fn attribute(&mut self, f: &FlowObservation, wait_allowed: bool) -> Grade {
         let established = matches!(f.state, FlowState::Established | FlowState::Closed);
         let contact = if established {
             Stage::Connection
@@ -888,14 +1055,41 @@ impl Engine {
         } else {
             Stage::ConnectionAttempt
         };
-        let stratum = f.app.is_stratum() || sniff_stratum(&f.payload_out).is_some();
+        // The Stratum rule is capture's (`capture::payload`); logs say what their source says.
+        let stratum = f.app.is_stratum();
         if stratum {
             self.stats.stratum_flows += 1;
         }
+        // The flow's own name and whether it is a pool's (one list probe).
+        let own_name = flow_name(f).map(|(name, how)| {
+            let lists = self.lists.load();
+            (name.to_string(), how, lists.match_name(name).cloned())
+        });
+        let names_other_site = own_name.as_ref().is_some_and(|(_, _, hit)| hit.is_none());
+        // The capture reports a TCP flow once when it is established, before its first payload
+        // (SNI, Host) is seen: such a flow has not told its own name yet. It is not convicted
+        // by another client's binding (or a listed or shared address) now, but on its next
+        // report, or when none came within the reorder window (see `release_unnamed`).
+        let unnamed_yet = wait_allowed
+            && !stratum
+            && f.report == FlowReport::Interim
+            && f.bytes_out == 0
+            && f.payload_out.is_empty()
+            && own_name.is_none()
+            && !f.app.tls;
+        let dns_service = !stratum && self.infra.is_dns_service_flow(f);
+        if dns_service {
+            self.stats.dns_service_flows = self.stats.dns_service_flows.saturating_add(1);
+        }
         let mut att = None;
+        let mut shared_own_waits = false;
         if let Some(b) = self.bindings.get(&(f.src, f.dst)) {
             let shadowed = !stratum && b.shadowed.is_some_and(|t| f.ts >= t);
-            if self.binding_valid(b.first_seen, b.expires, f.ts) && !shadowed {
+            let usable = self.binding_valid(b.first_seen, b.expires, f.ts) && !shadowed;
+            // A shared (CDN) address serves other sites: a flow naming one is not the pool's.
+            let other_site = !stratum && b.shared && (names_other_site || unnamed_yet);
+            shared_own_waits = usable && b.shared && unnamed_yet && !dns_service;
+            if usable && !other_site && !dns_service {
                 att = Some(Attribution {
                     hit: ListHit {
                         list: b.list.to_string(),
@@ -905,37 +1099,61 @@ impl Engine {
                     },
                     qname: Some(b.qname.to_string()),
                     stage: contact,
-                    how: "own lookup",
+                    how: How::OwnLookup,
                 });
             }
         }
         if att.is_none() {
-            if let Some(sni) = f.app.sni.as_deref() {
-                let lists = self.lists.load();
-                if let Some(hit) = lists.match_name(sni) {
-                    self.stats.sni_matches += 1;
-                    att = Some(Attribution {
-                        hit: hit.clone(),
-                        qname: Some(sni.to_string()),
-                        stage: contact,
-                        how: "tls sni",
-                    });
+            if let Some((name, how, Some(hit))) = &own_name {
+                match how {
+                    How::HttpHost => {
+                        self.stats.http_host_matches =
+                            self.stats.http_host_matches.saturating_add(1)
+                    }
+                    _ => self.stats.sni_matches += 1,
                 }
+                att = Some(Attribution {
+                    hit: hit.clone(),
+                    qname: Some(name.clone()),
+                    stage: contact,
+                    how: *how,
+                });
             }
         }
-        if att.is_none() {
+        // Evidence of the flow's own name outranks another client's binding and an address
+        // list: its SNI/Host, or this client's own non-pool DNS answer for the address.
+        let own_non_pool = att.is_none()
+            && !stratum
+            && (names_other_site
+                || self.answer_names.names_non_pool(
+                    f.src,
+                    f.dst,
+                    f.ts,
+                    self.cfg.reorder_window_secs,
+                ));
+        if att.is_none()
+            && unnamed_yet
+            && !dns_service
+            && !own_non_pool
+            && (shared_own_waits || self.would_convict(f))
+        {
+            self.stats.flows_waiting_for_name = self.stats.flows_waiting_for_name.saturating_add(1);
+            return Grade::Wait;
+        }
+        let may_convict = att.is_none() && !dns_service && !own_non_pool;
+        if may_convict {
             if let Some(o) = self.ip_index.get(&f.dst) {
                 if o.client != f.src && self.binding_valid(o.first_seen, o.expires, f.ts) {
                     att = Some(Attribution {
                         hit: o.hit.clone(),
                         qname: None,
                         stage: direct,
-                        how: "address bound by another client's lookup",
+                        how: How::OtherClientBinding,
                     });
                 }
             }
         }
-        if att.is_none() {
+        if may_convict && att.is_none() {
             let lists = self.lists.load();
             if let Some(hit) = lists.match_ip(f.dst, Some(f.dst_port)) {
                 self.stats.ip_matches += 1;
@@ -943,9 +1161,12 @@ impl Engine {
                     hit: hit.clone(),
                     qname: None,
                     stage: direct,
-                    how: "listed pool address",
+                    how: How::ListedAddress,
                 });
             }
+        }
+        if own_non_pool && att.is_none() && self.would_convict(f) {
+            self.stats.own_name_overrides = self.stats.own_name_overrides.saturating_add(1);
         }
         if stratum {
             let a = att.get_or_insert_with(|| Attribution {
@@ -957,11 +1178,28 @@ impl Engine {
                 },
                 qname: None,
                 stage: Stage::Stratum,
-                how: "stratum payload",
+                how: How::StratumPayload,
             });
             a.stage = Stage::Stratum;
         }
-        att
+        match att {
+            Some(a) => Grade::Pool(a),
+            None => Grade::None,
+        }
+    }
+
+    /// Whether another client's binding or an address list would have convicted the flow
+    /// (for the `own_name_overrides` counter only).
+    fn would_convict(&self, f: &FlowObservation) -> bool {
+        let bound = self.ip_index.get(&f.dst).is_some_and(|o| {
+            o.client != f.src && self.binding_valid(o.first_seen, o.expires, f.ts)
+        });
+        bound
+            || self
+                .lists
+                .load()
+                .match_ip(f.dst, Some(f.dst_port))
+                .is_some()
     }
 
     fn apply_flow(&mut self, f: &FlowObservation, att: Attribution, out: &mut Changes) {
@@ -972,11 +1210,7 @@ impl Engine {
         // Interim reports of the same flow supersede each other.
         let fkey: FlowKey = (f.src, f.src_port, f.dst, f.dst_port, f.proto, f.ts);
         let established = matches!(f.state, FlowState::Established | FlowState::Closed);
-        let stratum_method = f
-            .app
-            .stratum_method
-            .clone()
-            .or_else(|| sniff_stratum(&f.payload_out).map(str::to_string));
+        let stratum_method = f.app.stratum_method.clone();
         let stratum = stratum_method.is_some();
         let prev = self.flows.get(&fkey).copied();
         let seen = FlowSeen {
@@ -1021,7 +1255,7 @@ impl Engine {
         push_unique(&mut det.sources, f.source.clone(), MAX_SOURCES);
         push_hit(&mut det.lists, &att.hit);
         if let Some(q) = &att.qname {
-            if att.how == "tls sni" {
+            if att.how.is_flow_name() {
                 push_unique(&mut det.query_names, q.clone(), MAX_QUERY_NAMES);
             }
         }
@@ -1039,7 +1273,7 @@ impl Engine {
 
         let kind = if stratum {
             EvidenceKind::Stratum
-        } else if att.how == "tls sni" {
+        } else if att.how == How::TlsSni {
             EvidenceKind::TlsSni
         } else {
             EvidenceKind::Flow
@@ -1086,7 +1320,7 @@ impl Engine {
             stratum_method,
             agent,
             source: f.source.clone(),
-            attribution: Some(att.how.to_string()),
+            attribution: Some(att.how.as_str().to_string()),
         });
         self.report(&key, out);
     }
@@ -1226,8 +1460,9 @@ impl Engine {
                 let Some((_, k)) = self.held.pop_front() else {
                     break;
                 };
-                if self.incidents.get(&k).is_some_and(|i| !i.emitted) {
-                    if self.is_infrastructure(k.0) {
+                let pending = self.incidents.get(&k).filter(|i| !i.emitted);
+                if let Some(first) = pending.map(|i| i.det.first_seen) {
+                    if self.lookup_exempt(k.0, &k.1, first) {
                         self.incidents.remove(&k);
                     } else {
                         self.report_force(&k, out);
@@ -1260,7 +1495,8 @@ impl Engine {
         self.stats.evicted += 1;
         // An evicted incident that was never reported is reported now, not lost.
         if !ev.emitted {
-            if self.is_infrastructure(ek.0) {
+            // (Only lookup-only incidents wait unreported: a resolver's are dropped.)
+            if self.lookup_exempt(ek.0, &ek.1, ev.det.first_seen) {
                 return;
             }
             self.finish_new(&mut ev);
@@ -1287,7 +1523,9 @@ impl Engine {
         };
         if !inc.emitted {
             // Lookup-only incidents wait for the reorder window (see `reorder_window_secs`).
-            if inc.det.stage.is_contact() && !self.is_infrastructure(key.0) {
+            // Contact is reported at once, whoever the host is: a resolver's own flows are
+            // graded like any host's (resolver rule).
+            if inc.det.stage.is_contact() {
                 self.report_force(key, out);
             }
             return;
@@ -1379,11 +1617,16 @@ impl Engine {
             let Some((_, key)) = self.held.pop_front() else {
                 break;
             };
-            let pending = self.incidents.get(&key).is_some_and(|i| !i.emitted);
-            if !pending {
+            let Some(first) = self
+                .incidents
+                .get(&key)
+                .filter(|i| !i.emitted)
+                .map(|i| i.det.first_seen)
+            else {
                 continue;
-            }
-            if self.is_infrastructure(key.0) {
+            };
+            // A resolver's lookup (or a lookup forwarded for another client) is not reported.
+            if self.lookup_exempt(key.0, &key.1, first) {
                 self.incidents.remove(&key);
                 self.stats.infra_dropped_incidents += 1;
                 continue;
@@ -1614,7 +1857,13 @@ fn flow_summary(f: &FlowObservation, att: &Attribution, method: Option<&str>) ->
     };
     let mut s = format!(
         "{proto} {}:{} -> {}:{} {state} ({}), {} B out / {} B in",
-        f.src, f.src_port, f.dst, f.dst_port, att.how, f.bytes_out, f.bytes_in
+        f.src,
+        f.src_port,
+        f.dst,
+        f.dst_port,
+        att.how.as_str(),
+        f.bytes_out,
+        f.bytes_in
     );
     if let Some(m) = method {
         s.push_str(&format!(", stratum {m}"));
@@ -1624,60 +1873,8 @@ fn flow_summary(f: &FlowObservation, att: &Attribution, method: Option<&str>) ->
     }
     if let Some(sni) = &f.app.sni {
         s.push_str(&format!(", sni {sni}"));
+    } else if let Some(host) = &f.app.http_host {
+        s.push_str(&format!(", host {host}"));
     }
     s
-}
-
-/// Mining JSON-RPC methods recognised in a flow's first client bytes when the capture did not
-/// label them already.
-const STRATUM_METHODS: &[&str] = &[
-    "mining.subscribe",
-    "mining.authorize",
-    "mining.configure",
-    "mining.extranonce.subscribe",
-    "mining.submit",
-    "login",
-    "submit",
-    "keepalived",
-    "getjob",
-    "eth_submitLogin",
-    "eth_login",
-    "eth_getWork",
-    "eth_submitWork",
-];
-
-/// Longest payload prefix searched for a method (the first JSON-RPC line).
-const SNIFF_LEN: usize = 2048;
-
-/// The Stratum/XMRig method of a JSON-RPC payload, if the first bytes are one.
-pub fn sniff_stratum(payload: &[u8]) -> Option<&'static str> {
-    let p = payload.get(..payload.len().min(SNIFF_LEN))?;
-    let first = p.iter().position(|b| !b.is_ascii_whitespace())?;
-    if p.get(first) != Some(&b'{') {
-        return None;
-    }
-    let pat = b"\"method\"";
-    let pos = memchr::memmem::find(p, pat)?;
-    let rest = p.get(pos + pat.len()..)?;
-    let mut i = 0;
-    while rest
-        .get(i)
-        .is_some_and(|b| b.is_ascii_whitespace() || *b == b':')
-    {
-        i += 1;
-    }
-    if rest.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let len = rest
-        .get(start..)?
-        .iter()
-        .take(64)
-        .position(|b| *b == b'"')?;
-    let name = rest.get(start..start + len)?;
-    STRATUM_METHODS
-        .iter()
-        .find(|m| m.as_bytes() == name)
-        .copied()
 }

@@ -7,24 +7,27 @@
 //!   in-memory `MemoryStore`): persists updates write-behind in coalesced [`Batch`]es, flushes
 //!   before acknowledging, publishes [`crate::query::DetectionEvent`]s.
 //! * [`risk`] — the documented risk-score scale.
+//! * [`infra`] — the resolver rule (learned/configured resolvers, forwarded lookups);
+//!   [`attribution`] — how a flow is attributed and the shared-address rule.
 //!
 //! The JSON contract of detections is `docs/detections.md`; the design notes are
 //! `docs/arch/correlate.md`.
 
+pub mod attribution;
 mod bounded;
 mod engine;
 mod incidents;
+pub mod infra;
 mod pipeline;
 pub mod risk;
 mod sink;
 
 pub use bounded::BoundedMap;
 pub use engine::{
-    detection_id, sniff_stratum, Changes, DetectionUpdate, Engine, EngineConfig, EngineLimits,
-    EngineStats, History, PoolFlow, TableSizes, UpdateKind, DEFAULT_TTL, EVIDENCE_KEEP_FIRST,
-    MAX_AGENTS, MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS,
-    MAX_INFRA, MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS,
-    MAX_SOURCES, MAX_TTL,
+    detection_id, Changes, DetectionUpdate, Engine, EngineConfig, EngineLimits, EngineStats,
+    History, PoolFlow, TableSizes, UpdateKind, DEFAULT_TTL, EVIDENCE_KEEP_FIRST, MAX_AGENTS,
+    MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS, MAX_INFRA,
+    MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS, MAX_SOURCES, MAX_TTL,
 };
 pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary, MAX_BATCH_ROWS};
 pub use sink::{Batch, DetectionStore, FlowId};

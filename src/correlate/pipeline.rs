@@ -24,7 +24,8 @@ use tokio::sync::broadcast;
 use super::engine::{Changes, Engine, EngineStats, TableSizes, UpdateKind};
 use super::sink::{Batch, DetectionStore};
 use crate::metrics::{self, Counter, Gauge};
-use crate::model::{Observation, Stage, Timestamp};
+use crate::model::{Detection, Observation, Stage, Timestamp};
+use crate::ports::{ChangeKind, DetectionChange, DetectionSink};
 use crate::query::{DetectionEvent, DetectionEventKind};
 use crate::store::{Store, StoreError};
 
@@ -55,6 +56,8 @@ const FLUSH_CHECK_EVERY: u64 = 256;
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("detection sink: {0}")]
+    Sink(String),
 }
 
 /// Pipeline tunables.
@@ -98,6 +101,8 @@ struct Metrics {
     matches_ip: Counter,
     stratum: Counter,
     tables: Vec<(&'static str, Gauge)>,
+    /// Evictions of the resolver / shared-address tables, by table.
+    evictions: Vec<(&'static str, Counter)>,
     flushes: Counter,
     last: EngineStats,
 }
@@ -136,6 +141,9 @@ impl Metrics {
             "hosts",
             "held",
             "parked",
+            "answer_names",
+            "forwarded",
+            "unnamed",
         ]
         .into_iter()
         .map(|t| {
@@ -164,6 +172,20 @@ impl Metrics {
                 &[],
             ),
             tables,
+            evictions: ["infra", "forwarded", "answer_names", "unnamed"]
+                .into_iter()
+                .map(|t| {
+                    (
+                        t,
+                        metrics::counter(
+                            "poolwatch_correlate_evictions_total",
+                            "Entries evicted from a full correlation table (resolver and \
+                             shared-address rules).",
+                            &[("table", t)],
+                        ),
+                    )
+                })
+                .collect(),
             flushes: metrics::counter(
                 "poolwatch_store_flushes_total",
                 "Durable flushes of the detection store.",
@@ -181,6 +203,14 @@ impl Metrics {
         self.matches_sni.add(s.sni_matches - self.last.sni_matches);
         self.matches_ip.add(s.ip_matches - self.last.ip_matches);
         self.stratum.add(s.stratum_flows - self.last.stratum_flows);
+        for ((_, c), (now, before)) in self.evictions.iter().zip([
+            (s.infra_evicted, self.last.infra_evicted),
+            (s.forwarded_evicted, self.last.forwarded_evicted),
+            (s.answer_names_evicted, self.last.answer_names_evicted),
+            (s.unnamed_evicted, self.last.unnamed_evicted),
+        ]) {
+            c.add(now.saturating_sub(before));
+        }
         self.last = s.clone();
         let vals = [
             t.bindings,
@@ -193,6 +223,9 @@ impl Metrics {
             t.hosts,
             t.held,
             t.parked,
+            t.answer_names,
+            t.forwarded,
+            t.unnamed,
         ];
         for ((_, g), v) in self.tables.iter().zip(vals) {
             g.set(v as i64);
@@ -219,6 +252,9 @@ pub struct Pipeline {
     supp_gen: Option<u64>,
     summary: PipelineSummary,
     metrics: Metrics,
+    /// Output hook (`with_sink`): changes since the last flush, handed over in `flush`.
+    sink: Option<Box<dyn DetectionSink>>,
+    sink_changes: Vec<(ChangeKind, Detection)>,
 }
 
 impl Pipeline {
@@ -259,6 +295,8 @@ impl Pipeline {
             supp_gen: None,
             summary: PipelineSummary::default(),
             metrics: Metrics::new(),
+            sink: None,
+            sink_changes: Vec::new(),
         };
         p.reload_suppressions()?;
         Ok(p)
@@ -275,6 +313,16 @@ impl Pipeline {
         self.engine.set_deferred_announcements(false);
         self.engine.set_deferred_updates(true);
         self.events = Some(tx);
+        self
+    }
+
+    /// Hand every detection change to `sink`, in the same flush that stores it.
+    pub fn with_sink(mut self, sink: Box<dyn DetectionSink>) -> Self {
+        // The sink needs each New/Upgraded as reported (a copy); updates stay deferred and
+        // reach it from the batch in `flush`.
+        self.engine.set_deferred_announcements(false);
+        self.engine.set_deferred_updates(true);
+        self.sink = Some(sink);
         self
     }
 
@@ -336,16 +384,25 @@ impl Pipeline {
     /// with the detections (an outbox row, say) belongs here, before `write_batch`.
     pub fn flush(&mut self) -> Result<(), PipelineError> {
         // Coalesced detection state: evicted incidents (moved) and, for a durable store, dirty
-        // live ones (one copy per detection per flush, however many events changed it).
+        // live ones (one copy per detection per flush, however many events changed it). With a
+        // sink that wants updates, the live dirty ones are taken even without a durable store.
         let durable = self.store.as_ref().is_some_and(|s| s.durable());
+        let live = durable || self.sink.as_ref().is_some_and(|s| s.wants_updates());
         let batch = &mut self.batch;
         self.engine
-            .take_dirty(durable, &mut |d| batch.add_detection(d));
+            .take_dirty(live, &mut |d| batch.add_detection(d));
+        // The sink's rows (outbox) are written before the batch's fsync, so they become durable
+        // with their detections. A sink failure must not keep detections from being stored:
+        // write the batch first, report after.
+        let handed = self.hand_to_sink();
         match &self.store {
             Some(store) => store.write_batch(&mut self.batch)?,
             None => self.batch.clear(),
         }
         self.engine.persisted();
+        if let (Ok(true), Some(sink)) = (&handed, self.sink.as_mut()) {
+            sink.durable();
+        }
         self.summary.flushes += 1;
         self.metrics.flushes.inc();
         self.last_flush = Instant::now();
@@ -357,7 +414,7 @@ impl Pipeline {
         } else {
             self.pending_events.clear();
         }
-        Ok(())
+        handed.map(|_| ())
     }
 
     /// Reports held incidents, flushes, and returns what the run did.
@@ -430,22 +487,83 @@ impl Pipeline {
                     detection: u.detection.clone(),
                 });
             }
+            if self.sink.is_some() {
+                match u.kind {
+                    UpdateKind::New => self
+                        .sink_changes
+                        .push((ChangeKind::New, u.detection.clone())),
+                    UpdateKind::Upgraded => self
+                        .sink_changes
+                        .push((ChangeKind::Upgrade, u.detection.clone())),
+                    // Updates are deferred (taken from the engine in `flush`): the sink gets
+                    // what the batch holds (`hand_to_sink`).
+                    UpdateKind::Updated => {}
+                }
+            }
             self.batch.add_detection(u.detection);
         }
         Ok(())
     }
 
+    /// Hands the changes since the last flush to the sink (before the store flush, so that
+    /// what it writes is durable with the detections). True when anything was handed over.
+    fn hand_to_sink(&mut self) -> Result<bool, PipelineError> {
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(false);
+        };
+        // Updates: whatever the batch holds for this flush (deferred updates taken from the
+        // engine, evicted incidents) that is not already a New/Upgrade above.
+        let updates = sink.wants_updates() && !self.batch.detections.is_empty();
+        if self.sink_changes.is_empty() && !updates {
+            return Ok(false);
+        }
+        let mut changes: Vec<DetectionChange<'_>> = self
+            .sink_changes
+            .iter()
+            .map(|(kind, detection)| DetectionChange {
+                kind: *kind,
+                detection,
+            })
+            .collect();
+        if updates {
+            let announced: std::collections::HashSet<&str> = self
+                .sink_changes
+                .iter()
+                .map(|(_, d)| d.id.as_str())
+                .collect();
+            changes.extend(
+                self.batch
+                    .detections
+                    .values()
+                    .filter(|d| !announced.contains(d.id.as_str()))
+                    .map(|detection| DetectionChange {
+                        kind: ChangeKind::Update,
+                        detection,
+                    }),
+            );
+        }
+        if changes.is_empty() {
+            self.sink_changes.clear();
+            return Ok(false);
+        }
+        let r = sink.persist(&changes).map_err(PipelineError::Sink);
+        self.sink_changes.clear();
+        r.map(|_| true)
+    }
+
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
         // Nothing pending (the common case): nothing can be due, skip the clock read.
-        // Deferred updates live in the engine until the flush; a durable store must get them
-        // within FLUSH_INTERVAL too.
-        let waiting = !self.batch.is_empty()
-            || (self.store.as_ref().is_some_and(|s| s.durable()) && self.engine.has_unwritten());
-        if self.pending_events.is_empty() && !waiting {
+        // Deferred updates live in the engine until the flush; a durable store (or a sink that
+        // wants updates) must get them within FLUSH_INTERVAL too.
+        let live = self.store.as_ref().is_some_and(|s| s.durable())
+            || self.sink.as_ref().is_some_and(|s| s.wants_updates());
+        let waiting = !self.batch.is_empty() || (live && self.engine.has_unwritten());
+        if self.pending_events.is_empty() && self.sink_changes.is_empty() && !waiting {
             return Ok(());
         }
         let since = self.last_flush.elapsed();
-        let due = (!self.pending_events.is_empty() && since >= self.cfg.ack_flush_interval)
+        let announce = !self.pending_events.is_empty() || !self.sink_changes.is_empty();
+        let due = (announce && since >= self.cfg.ack_flush_interval)
             || self.batch_full()
             || (waiting && since >= self.cfg.flush_interval);
         if due {

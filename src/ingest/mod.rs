@@ -507,6 +507,17 @@ enum ReaderInner {
     Other(Box<dyn Iterator<Item = Observation> + Send>),
 }
 
+impl LogReader {
+    /// Why reading stopped before the end of the input (a read error), with the number of bytes
+    /// read until then; `None` when the input was read to its end.
+    pub fn read_error(&self) -> Option<(u64, &str)> {
+        match &self.inner {
+            ReaderInner::Lines(r) => r.failed.as_deref().map(|m| (r.read_total, m)),
+            ReaderInner::Other(_) => None,
+        }
+    }
+}
+
 impl Iterator for LogReader {
     type Item = Observation;
     fn next(&mut self) -> Option<Observation> {
@@ -533,6 +544,10 @@ pub struct LineReader {
     batch: Vec<Observation>,
     max_line_len: usize,
     read_errors: u32,
+    /// Bytes read from `src` so far (the offset of a read failure).
+    read_total: u64,
+    /// Why reading stopped before the end of input, if it did.
+    failed: Option<String>,
 }
 
 /// Consecutive read errors tolerated before the reader gives up (EINTR-like hiccups).
@@ -566,6 +581,8 @@ impl LineReader {
             batch: Vec::new(),
             max_line_len,
             read_errors: 0,
+            read_total: 0,
+            failed: None,
         }
     }
 
@@ -626,6 +643,7 @@ impl LineReader {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.end += n;
+                    self.read_total += n as u64;
                     self.read_errors = 0;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -633,6 +651,7 @@ impl LineReader {
                     self.read_errors += 1;
                     if self.read_errors >= MAX_READ_ERRORS {
                         tracing::warn!(error = %e, "log read failed; treating as end of input");
+                        self.failed = Some(e.to_string());
                         self.eof = true;
                     }
                 }
@@ -685,7 +704,7 @@ pub fn open_file(
     };
     let is_stdin = path == Path::new("-");
     let mut cfg = cfg.clone();
-    let mut src: Box<dyn Read + Send> = if is_stdin {
+    let src: Box<dyn Read + Send> = if is_stdin {
         Box::new(std::io::stdin())
     } else {
         let f = File::open(path).map_err(|e| open_err(e.to_string()))?;
@@ -705,6 +724,39 @@ pub fn open_file(
     if format == Some(LogFormat::Dnstap) && !is_stdin {
         return Ok(LogReader {
             inner: ReaderInner::Other(dnstap::open_file(path, &cfg)?),
+        });
+    }
+    open_stream(src, path, is_stdin, format, &cfg)
+}
+
+/// Reads a log from an already opened stream (a pipe, FIFO or process substitution whose first
+/// bytes may have been peeked and chained back in front); `path` names it in sources and
+/// messages. dnstap needs a file path, so it is refused here.
+pub fn open_reader(
+    src: Box<dyn Read + Send>,
+    path: &Path,
+    format: Option<LogFormat>,
+    cfg: &IngestConfig,
+) -> Result<LogReader, IngestError> {
+    open_stream(src, path, true, format, cfg)
+}
+
+fn open_stream(
+    mut src: Box<dyn Read + Send>,
+    path: &Path,
+    is_stdin: bool,
+    format: Option<LogFormat>,
+    cfg: &IngestConfig,
+) -> Result<LogReader, IngestError> {
+    let open_err = |message: String| IngestError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    let cfg = cfg.clone();
+    if format == Some(LogFormat::Dnstap) && is_stdin {
+        return Err(IngestError::NotFromStdin {
+            path: path.to_path_buf(),
+            format: LogFormat::Dnstap,
         });
     }
     let head = read_head(&mut *src, DETECT_LEN).map_err(|e| open_err(e.to_string()))?;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::feeds::{self, FeedOrigin, FeedRequest, FeedState, Fetched};
+use super::feeds::{self, FeedOrigin, FeedPolicy, FeedRequest, FeedState, Fetched};
 use super::{
     category_from_name, parse_list, sources_for, BuildReport, ListFormat, ListSource, MatcherError,
     Origin, Problem, Reloader, Severity, SharedBlocklists, Target,
@@ -63,6 +63,9 @@ pub struct ListManagerConfig {
     pub watch_interval: Option<Duration>,
     /// Deadline of one feed download.
     pub feed_timeout: Duration,
+    /// What feeds may reach (addresses, `file://` roots); the default allows public
+    /// addresses only and no files.
+    pub feed_policy: FeedPolicy,
 }
 
 impl ListManagerConfig {
@@ -81,6 +84,11 @@ impl ListManagerConfig {
                 .collect(),
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             feed_timeout: feeds::FEED_TIMEOUT,
+            feed_policy: FeedPolicy {
+                allow_private: s.feed_allow_private,
+                file_roots: s.feed_file_roots.clone(),
+                allow_hosts: s.feed_allow_hosts.clone(),
+            },
         }
     }
 
@@ -92,6 +100,7 @@ impl ListManagerConfig {
             feeds: Vec::new(),
             watch_interval: None,
             feed_timeout: feeds::FEED_TIMEOUT,
+            feed_policy: FeedPolicy::default(),
         }
     }
 }
@@ -247,6 +256,16 @@ pub struct ListManager {
     inner: Mutex<Inner>,
     http: reqwest::Client,
     wake: tokio::sync::Notify,
+    /// One refresh per feed at a time; concurrent callers wait and share its result
+    /// (single flight: 12 parallel refreshes must not hold 12 copies of a 64 MiB feed).
+    flights: Mutex<BTreeMap<String, Arc<Flight>>>,
+}
+
+/// A feed's refresh lock and the number of refreshes it has finished.
+#[derive(Default)]
+struct Flight {
+    lock: tokio::sync::Mutex<()>,
+    done: AtomicU64,
 }
 
 impl std::fmt::Debug for ListManager {
@@ -289,7 +308,7 @@ impl ListManager {
         for e in &load_errors {
             tracing::warn!(error = %e, "skipping a persisted list");
         }
-        let http = feeds::http_client(cfg.feed_timeout)?;
+        let http = feeds::http_client(cfg.feed_timeout, &cfg.feed_policy)?;
         let shared = super::shared(super::Blocklists::empty());
         let reloader = Reloader::new(shared.clone(), cfg.blocklists.clone());
         let mgr = ListManager {
@@ -303,6 +322,7 @@ impl ListManager {
             }),
             http,
             wake: tokio::sync::Notify::new(),
+            flights: Mutex::new(BTreeMap::new()),
         };
         {
             let mut inner = mgr.lock();
@@ -632,7 +652,7 @@ impl ListManager {
     /// Subscribes to a feed (persisted). The first download happens on the background task;
     /// call [`ListManager::refresh_feed`] to do it now.
     pub fn add_feed(&self, req: FeedRequest) -> Result<FeedState, MatcherError> {
-        let mut state = feeds::validate_request(req, FeedOrigin::Api)?;
+        let mut state = feeds::validate_request(req, FeedOrigin::Api, &self.cfg.feed_policy)?;
         let mut inner = self.lock();
         let name = state.name.clone();
         if let Some(f) = inner.feeds.get(&name) {
@@ -698,11 +718,40 @@ impl ListManager {
     /// Downloads feed `name` now (conditionally) and, when it served a usable list, swaps it
     /// in. Failures are recorded in the feed's state (the last good copy stays in use) and
     /// returned as `Ok(state)` with `last_error` set; `Err` only for an unknown feed.
+    ///
+    /// Concurrent refreshes of one feed are merged: while one downloads, the others wait and
+    /// return its result instead of downloading again.
     pub async fn refresh_feed(self: &Arc<Self>, name: &str) -> Result<FeedState, MatcherError> {
+        if self.feed(name).is_none() {
+            return Err(MatcherError::UnknownList(super::normalize::clip(name)));
+        }
+        let flight = {
+            let mut f = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            // Bounded: entries only for feeds that exist (≤ MAX_FEEDS, pruned here).
+            let inner = self.lock();
+            f.retain(|n, _| inner.feeds.contains_key(n));
+            drop(inner);
+            f.entry(name.to_string()).or_default().clone()
+        };
+        let seen = flight.done.load(Ordering::Acquire);
+        let _turn = flight.lock.lock().await;
+        if flight.done.load(Ordering::Acquire) != seen {
+            // Another caller refreshed while we waited: its result is ours.
+            FeedMetrics::get().merged.inc();
+            return self
+                .feed(name)
+                .ok_or_else(|| MatcherError::UnknownList(super::normalize::clip(name)));
+        }
+        let result = self.refresh_now(name).await;
+        flight.done.fetch_add(1, Ordering::AcqRel);
+        result
+    }
+
+    async fn refresh_now(self: &Arc<Self>, name: &str) -> Result<FeedState, MatcherError> {
         let snapshot = self
             .feed(name)
             .ok_or_else(|| MatcherError::UnknownList(super::normalize::clip(name)))?;
-        let fetched = feeds::fetch(&self.http, &snapshot).await;
+        let fetched = feeds::fetch(&self.http, &snapshot, &self.cfg.feed_policy).await;
         // Validating and compiling can take a second on big lists: off the async workers.
         let me = self.clone();
         let name = name.to_string();
@@ -799,10 +848,17 @@ impl ListManager {
             String::from_utf8(bytes).map_err(|_| "the feed is not UTF-8 text".to_string())?;
         let parsed = parse_list(&text, None);
         if parsed.entries.is_empty() {
-            let first = first_error(&parsed)
-                .map(|e| format!(" ({e})"))
+            // Counts and a line number only: the state is shown to read-token holders, and a
+            // feed pointed at the wrong file must not put that file's lines on display.
+            let first = parsed
+                .errors()
+                .next()
+                .map(|e| format!("; the first at line {}", e.line))
                 .unwrap_or_default();
-            return Err(format!("the feed holds no valid entry{first}"));
+            return Err(format!(
+                "the feed holds no valid entry ({} invalid lines{first})",
+                parsed.invalid
+            ));
         }
         let text: Arc<str> = Arc::from(text);
         let Some(f) = inner.feeds.get_mut(name) else {
@@ -1358,7 +1414,14 @@ fn load_feeds(
 ) -> BTreeMap<String, Feed> {
     let mut out = BTreeMap::new();
     let persisted = |name: &str| -> Option<FeedState> {
-        read_meta::<FeedState>(&dir.join(format!("{name}.meta.json")))
+        let mut st = read_meta::<FeedState>(&dir.join(format!("{name}.meta.json")))?;
+        // Earlier versions quoted the first invalid line in `last_error`: drop such a quote.
+        if let Some(e) = &st.last_error {
+            if e.starts_with("the feed holds no valid entry (line") {
+                st.last_error = Some("the feed holds no valid entry".into());
+            }
+        }
+        Some(st)
     };
     let copy = |name: &str, errors: &mut Vec<String>| -> Option<Arc<str>> {
         let p = dir.join(format!("{name}.txt"));
@@ -1446,6 +1509,8 @@ struct FeedMetrics {
     ok: metrics::Counter,
     not_modified: metrics::Counter,
     error: metrics::Counter,
+    /// Refresh calls that waited for a concurrent refresh of the same feed and shared it.
+    merged: metrics::Counter,
     /// Feeds whose last attempt failed (their last good copy, if any, is in use): alert on > 0.
     failing: metrics::Gauge,
 }
@@ -1459,6 +1524,7 @@ impl FeedMetrics {
             ok: metrics::counter(NAME, HELP, &[("result", "ok")]),
             not_modified: metrics::counter(NAME, HELP, &[("result", "not_modified")]),
             error: metrics::counter(NAME, HELP, &[("result", "error")]),
+            merged: metrics::counter(NAME, HELP, &[("result", "merged")]),
             failing: metrics::gauge(
                 "poolwatch_feeds_failing",
                 "Feeds whose last download failed or served an unusable list.",

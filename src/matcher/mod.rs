@@ -6,6 +6,8 @@
 //! * [`Blocklists::build`] merges named [`ListSource`]s (shipped lists, files, directories,
 //!   in-memory user lists), dedupes, and compiles names into one anchored Aho-Corasick
 //!   automaton over reversed names ([`compile`]) and addresses into prefix maps.
+//! * [`precision`] flags entries that cover far more than pools (`blocklist lint`): the bare
+//!   domain of a multi-purpose site, a public suffix.
 //! * [`export`] writes the compiled set for blockers (RPZ, hosts, dnsmasq, Unbound, AdBlock,
 //!   nftables, Suricata dataset); [`watch`] reloads on change into a [`SharedBlocklists`].
 //! * [`manager`] ([`ListManager`]) owns the running set in `serve`: user lists persisted in the
@@ -34,18 +36,23 @@ pub mod manager;
 pub mod manifest;
 pub mod normalize;
 pub mod parse;
+pub mod precision;
 pub mod watch;
 
 pub use compile::HashWalk;
 pub use export::ExportFormat;
-pub use feeds::{FeedOrigin, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS};
+pub use feeds::{
+    is_private_address, FeedOrigin, FeedPolicy, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS,
+    MAX_FEED_POLICY_ENTRIES,
+};
 pub use manager::{
     EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
     UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
 };
 pub use manifest::{Manifest, ManifestList};
 pub use parse::{
-    detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity, Target,
+    check_prefix, detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity,
+    Target, MIN_PREFIX_V4, MIN_PREFIX_V6,
 };
 pub use watch::{record_entries, reload, Reloader, WatchHandle};
 

@@ -18,6 +18,16 @@ pub const MAX_LINE_LEN: usize = 4096;
 /// Problems kept per list; beyond it they are only counted, so a hostile upload cannot make
 /// the report itself unbounded.
 pub const MAX_PROBLEMS: usize = 10_000;
+/// Widest IPv4 block accepted as a list entry. A pool operator's network is a few /24s at most;
+/// a block wider than a /8 (16 M addresses, and `0.0.0.0/0` above all) names a slice of the
+/// Internet and would make every benign host that talks to it a `direct_ip` detection.
+pub const MIN_PREFIX_V4: u8 = 8;
+/// Widest IPv6 block accepted as a list entry: wider than any RIR allocation to a provider
+/// (/19 at most), so a shorter prefix (`::/0` above all) names the Internet, not a pool.
+pub const MIN_PREFIX_V6: u8 = 16;
+/// IPv4-mapped IPv6 (`::ffff:0:0/96`): a block inside it is an IPv4 block and gets the IPv4
+/// minimum on top of these 96 bits.
+const V4_MAPPED_BITS: u8 = 96;
 /// Lines inspected to detect a list's format.
 const DETECT_LINES: usize = 200;
 
@@ -312,7 +322,7 @@ pub fn parse_ip_token(tok: &str) -> Option<Result<Target, String>> {
         if addr.parse::<IpAddr>().is_ok() {
             return Some(match tok.parse::<IpNet>() {
                 // Store the network address so `10.1.2.3/8` and `10.0.0.0/8` are one entry.
-                Ok(n) => Ok(Target::Net(n.trunc())),
+                Ok(n) => check_prefix(n.trunc()).map(Target::Net),
                 Err(_) => Err(format!("invalid CIDR prefix length `{}`", clip(len))),
             });
         }
@@ -325,6 +335,30 @@ pub fn parse_ip_token(tok: &str) -> Option<Result<Target, String>> {
         return Some(Err(format!("invalid IP address `{}`", clip(tok))));
     }
     None
+}
+
+/// Refuses blocks wider than [`MIN_PREFIX_V4`] / [`MIN_PREFIX_V6`] (IPv4-mapped IPv6 blocks
+/// count as IPv4): such an entry would match a good part of the Internet.
+pub fn check_prefix(n: IpNet) -> Result<IpNet, String> {
+    let (min, family) = match n {
+        IpNet::V4(_) => (MIN_PREFIX_V4, "IPv4"),
+        IpNet::V6(v6) => {
+            let mapped_space = std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0);
+            let inside_mapped =
+                ipnet::Ipv6Net::new(mapped_space, V4_MAPPED_BITS).is_ok_and(|m| m.contains(&v6));
+            if inside_mapped {
+                (V4_MAPPED_BITS + MIN_PREFIX_V4, "IPv4-mapped IPv6")
+            } else {
+                (MIN_PREFIX_V6, "IPv6")
+            }
+        }
+    };
+    if n.prefix_len() < min {
+        return Err(format!(
+            "CIDR block `{n}` is too wide for a pool entry: {family} blocks need a prefix of /{min} or longer"
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_plain_or_hosts(line: &str, line_no: u32, out: &mut ParsedList) {

@@ -181,6 +181,8 @@ pub enum Mode {
     Chunked(String),
     /// Waits this long before answering (for timeouts).
     Slow(Duration, String),
+    /// 302 to this location.
+    Redirect(String),
 }
 
 #[derive(Default)]
@@ -261,6 +263,7 @@ async fn serve_list(State(st): State<ListState>, headers: HeaderMap) -> Response
             tokio::time::sleep(d).await;
             (StatusCode::OK, body).into_response()
         }
+        Mode::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
     }
 }
 

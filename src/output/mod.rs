@@ -1,0 +1,1112 @@
+//! Stage `output`: pushes detections to SIEMs, log pipelines and chat/ticketing hooks.
+//!
+//! ```text
+//!  Pipeline::flush ──(ports::DetectionSink)──> OutboxWriter: policy, rate limit
+//!        │                                         │ one sled outbox per sink (store::outbox),
+//!        └── store.flush() (detections + outbox entries durable together)
+//!                                                  ▼
+//!                      per-sink delivery task (tokio): peek → render → Sink::deliver → ack
+//!                      file (JSON lines) · syslog (UDP/TCP/TLS; JSON/CEF/LEEF) · webhook (HTTPS)
+//! ```
+//!
+//! * Delivery is at least once: an entry leaves its outbox only when the sink acknowledged it
+//!   (file written and, by default, fsynced; TCP/TLS written and flushed; HTTP 2xx). A crash
+//!   re-delivers what was not acknowledged (a receiver may see a duplicate, never a gap); every
+//!   record carries a stable event id (`<detection id>-<sequence>`) to dedupe on.
+//! * A sink that is down delays only itself: the pipeline writes to the outbox and moves on. The
+//!   outbox is bounded ([`DEFAULT_MAX_BACKLOG`], [`DEFAULT_MAX_BACKLOG_BYTES`]); what overflows is
+//!   counted (`dropped`), logged and shown in `/metrics` and `GET /api/v1/outputs`.
+//! * Record shapes are pure functions in [`format`], shared with `scan --output ecs|eve`.
+//! * New transports (NATS, Kafka) implement [`Sink`]; nothing else changes.
+//!
+//! Configuration: [`config`]; operation and SIEM recipes: `docs/outputs.md`.
+
+pub mod config;
+mod file;
+pub mod format;
+mod syslog;
+mod webhook;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+
+pub use config::{OutputConfig, OutputSettings, SinkKind, Target};
+pub use format::{Format, Observer};
+pub use webhook::hmac_sha256;
+
+use crate::metrics::{self, Counter, Gauge};
+use crate::model::{Detection, Timestamp};
+use crate::ports::{ChangeKind, DetectionChange, DetectionSink};
+use crate::store::{Outbox, Store};
+
+/// Default outbox cap in records per sink: a day of a busy site's new incidents and upgrades
+/// many times over, while a receiver is down.
+pub const DEFAULT_MAX_BACKLOG: u64 = 100_000;
+/// Default outbox cap in bytes per sink (records are a few KiB of JSON each).
+pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 256 << 20;
+/// Records handed to a sink per delivery attempt.
+pub const DELIVERY_BATCH: usize = 256;
+/// First retry delay after a failed delivery; doubles per failure up to [`MAX_BACKOFF`].
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait between two delivery attempts (also the cap on a receiver's `Retry-After`).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often an idle sink looks at its outbox even without a wake-up (entries written by an
+/// earlier run, missed notifications).
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
+/// On a clean stop, how long the sinks may keep delivering what is queued; the rest stays in
+/// the outbox for the next start.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+/// Least time between two "outbox full" warnings of one sink (the count is exact regardless).
+const OVERFLOW_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Errors of the output stage (start-up; delivery errors are retried and reported in status).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    #[error("output {name}: {message}")]
+    Open { name: String, message: String },
+    #[error("output store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What an outbox entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    New,
+    Upgrade,
+    Update,
+    /// A sink's rate limit kicked in (or a window with suppressed records ended).
+    RateLimited,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::New => "new",
+            EventKind::Upgrade => "upgrade",
+            EventKind::Update => "update",
+            EventKind::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl From<ChangeKind> for EventKind {
+    fn from(k: ChangeKind) -> Self {
+        match k {
+            ChangeKind::New => EventKind::New,
+            ChangeKind::Upgrade => EventKind::Upgrade,
+            ChangeKind::Update => EventKind::Update,
+        }
+    }
+}
+
+/// The rate-limit summary carried by an [`EventKind::RateLimited`] event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitNote {
+    pub sink: String,
+    pub limit: u32,
+    pub window_secs: u64,
+    /// Records not sent in the window that ended (0: the limit just kicked in).
+    pub suppressed: u64,
+    /// Start of the window.
+    pub since: Timestamp,
+}
+
+/// One outbox entry: a detection change (or a rate-limit note) with its sequence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputEvent {
+    pub kind: EventKind,
+    /// Unique, increasing across restarts (`Store::next_event_seq`).
+    pub seq: u64,
+    /// When poolwatch made the record (stable across re-deliveries).
+    pub created: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitNote>,
+}
+
+impl OutputEvent {
+    /// A detection change as a record (what `scan --output ecs|eve` renders, with `seq` 0).
+    pub fn detection(kind: EventKind, seq: u64, created: Timestamp, d: Detection) -> Self {
+        OutputEvent {
+            kind,
+            seq,
+            created,
+            detection: Some(d),
+            rate_limit: None,
+        }
+    }
+
+    /// The stable id receivers dedupe on: `<detection id>-<sequence>`.
+    pub fn event_id(&self) -> String {
+        match &self.detection {
+            Some(d) => format!("{}-{}", d.id, self.seq),
+            None => format!("poolwatch-{}-{}", self.kind.as_str(), self.seq),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sink interface
+// ---------------------------------------------------------------------------------------------
+
+/// Why a delivery stopped short.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkError {
+    /// The receiver is unreachable or failing: retry later (after `retry_after` when it said so).
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The receiver refused the first unacknowledged record for good (HTTP 400/413/422): retried
+    /// a few times, then dropped and counted.
+    Rejected { message: String },
+}
+
+impl SinkError {
+    pub fn transient(m: impl Into<String>) -> Self {
+        SinkError::Transient {
+            message: m.into(),
+            retry_after: None,
+        }
+    }
+    fn message(&self) -> &str {
+        match self {
+            SinkError::Transient { message, .. } | SinkError::Rejected { message } => message,
+        }
+    }
+}
+
+/// What one delivery attempt achieved: the first `acked` records are acknowledged.
+#[derive(Debug)]
+pub struct Delivery {
+    pub acked: usize,
+    pub error: Option<SinkError>,
+}
+
+impl Delivery {
+    pub fn all(n: usize) -> Self {
+        Delivery {
+            acked: n,
+            error: None,
+        }
+    }
+}
+
+/// A transport. The delivery task hands it batches in outbox order; it renders and sends them
+/// and reports how many (a prefix) the receiver acknowledged.
+pub trait Sink: Send {
+    fn deliver<'a>(&'a mut self, events: &'a [OutputEvent]) -> BoxFuture<'a, Delivery>;
+    /// SIGHUP: reopen files / reconnect.
+    fn reopen(&mut self) {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy and rate limit
+// ---------------------------------------------------------------------------------------------
+
+/// Which changes a sink receives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub min_stage: crate::model::Stage,
+    pub min_risk: u8,
+    pub include_suppressed: bool,
+    pub on_new: bool,
+    pub on_upgrade: bool,
+    pub on_update: bool,
+}
+
+impl Default for Policy {
+    /// New incidents and stage upgrades of every stage and risk, unsuppressed only.
+    fn default() -> Self {
+        Policy {
+            min_stage: crate::model::Stage::Lookup,
+            min_risk: 0,
+            include_suppressed: false,
+            on_new: true,
+            on_upgrade: true,
+            on_update: false,
+        }
+    }
+}
+
+impl Policy {
+    pub fn accepts(&self, kind: ChangeKind, d: &Detection) -> bool {
+        let on = match kind {
+            ChangeKind::New => self.on_new,
+            ChangeKind::Upgrade => self.on_upgrade,
+            ChangeKind::Update => self.on_update,
+        };
+        on && d.stage >= self.min_stage
+            && d.risk_score >= self.min_risk
+            && (self.include_suppressed || !d.suppressed)
+    }
+}
+
+/// `limit` records per `window` per sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub limit: u32,
+    #[serde(serialize_with = "ser_secs")]
+    pub window: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+struct Limiter {
+    cfg: RateLimit,
+    start: Instant,
+    start_ts: Timestamp,
+    sent: u32,
+    suppressed: u64,
+}
+
+enum Admit {
+    Yes,
+    /// Over the limit; `true` the first time in this window (announce it).
+    No(bool),
+}
+
+impl Limiter {
+    fn new(cfg: RateLimit) -> Self {
+        Limiter {
+            cfg,
+            start: Instant::now(),
+            start_ts: Timestamp::now(),
+            sent: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Ends the window when it is over; returns the summary of a window that suppressed.
+    fn roll(&mut self, sink: &str) -> Option<RateLimitNote> {
+        if self.start.elapsed() < self.cfg.window {
+            return None;
+        }
+        let note = (self.suppressed > 0).then(|| self.note(sink, self.suppressed));
+        self.start = Instant::now();
+        self.start_ts = Timestamp::now();
+        self.sent = 0;
+        self.suppressed = 0;
+        note
+    }
+
+    fn admit(&mut self) -> Admit {
+        if self.sent < self.cfg.limit {
+            self.sent += 1;
+            return Admit::Yes;
+        }
+        self.suppressed += 1;
+        Admit::No(self.suppressed == 1)
+    }
+
+    fn note(&self, sink: &str, suppressed: u64) -> RateLimitNote {
+        RateLimitNote {
+            sink: sink.to_string(),
+            limit: self.cfg.limit,
+            window_secs: self.cfg.window.as_secs(),
+            suppressed,
+            since: self.start_ts,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------------------------
+
+/// One sink as `GET /api/v1/outputs` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputStatus {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `starting` (outbox not read yet), `idle` (nothing sent yet, nothing waiting), `ok` (last
+    /// attempt delivered), `failing` (retrying), `stopped`.
+    pub state: String,
+    /// Records waiting in the outbox.
+    pub backlog: u64,
+    pub delivered: u64,
+    /// Records that never reached the receiver: outbox overflow plus records the receiver
+    /// refused for good.
+    pub dropped: u64,
+    pub last_success: Option<Timestamp>,
+    pub last_error: Option<String>,
+    // --- additions ---
+    pub format: String,
+    pub backlog_bytes: u64,
+    /// Records not sent because of the sink's rate limit (since start).
+    pub rate_limited: u64,
+    pub last_error_at: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct StatusInner {
+    state: &'static str,
+    last_success: Option<Timestamp>,
+    last_error: Option<String>,
+    last_error_at: Option<Timestamp>,
+}
+
+struct SinkMetrics {
+    delivered: Counter,
+    dropped_overflow: Counter,
+    dropped_rejected: Counter,
+    rate_limited: Counter,
+    errors: Counter,
+    backlog: Gauge,
+    backlog_bytes: Gauge,
+    up: Gauge,
+}
+
+impl SinkMetrics {
+    fn new(name: &str) -> Self {
+        let l = [("sink", name)];
+        let dropped = |reason| {
+            metrics::counter(
+                "poolwatch_output_dropped_total",
+                "Records that never reached a sink, by reason (overflow: outbox full; rejected: \
+                 refused by the receiver for good).",
+                &[("sink", name), ("reason", reason)],
+            )
+        };
+        SinkMetrics {
+            delivered: metrics::counter(
+                "poolwatch_output_delivered_total",
+                "Records acknowledged by a sink.",
+                &l,
+            ),
+            dropped_overflow: dropped("overflow"),
+            dropped_rejected: dropped("rejected"),
+            rate_limited: metrics::counter(
+                "poolwatch_output_rate_limited_total",
+                "Records not sent because of the sink's rate limit.",
+                &l,
+            ),
+            errors: metrics::counter(
+                "poolwatch_output_errors_total",
+                "Failed delivery attempts.",
+                &l,
+            ),
+            backlog: metrics::gauge(
+                "poolwatch_output_backlog_records",
+                "Records waiting in a sink's outbox.",
+                &l,
+            ),
+            backlog_bytes: metrics::gauge(
+                "poolwatch_output_backlog_bytes",
+                "Bytes waiting in a sink's outbox.",
+                &l,
+            ),
+            up: metrics::gauge(
+                "poolwatch_output_up",
+                "1 when the sink's last delivery attempt succeeded.",
+                &l,
+            ),
+        }
+    }
+}
+
+/// What the pipeline thread and the delivery task of one sink share.
+struct SinkShared {
+    settings: OutputSettings,
+    outbox: Outbox,
+    notify: Notify,
+    status: Mutex<StatusInner>,
+    rate_limited: AtomicU64,
+    metrics: SinkMetrics,
+}
+
+impl SinkShared {
+    fn gauges(&self) {
+        self.metrics
+            .backlog
+            .set(i64::try_from(self.outbox.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .backlog_bytes
+            .set(i64::try_from(self.outbox.bytes()).unwrap_or(i64::MAX));
+    }
+
+    fn set_ok(&self) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.state = "ok";
+        s.last_success = Some(Timestamp::now());
+        self.metrics.up.set(1);
+    }
+
+    fn set_error(&self, e: &SinkError) {
+        self.metrics.errors.inc();
+        self.metrics.up.set(0);
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.state = "failing";
+        s.last_error = Some(e.message().to_string());
+        s.last_error_at = Some(Timestamp::now());
+    }
+
+    fn status(&self) -> OutputStatus {
+        let s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        OutputStatus {
+            name: self.settings.name.clone(),
+            kind: self.settings.kind().as_str().into(),
+            state: if s.state.is_empty() {
+                "starting"
+            } else {
+                s.state
+            }
+            .into(),
+            backlog: self.outbox.len(),
+            delivered: self.outbox.delivered(),
+            dropped: self.outbox.dropped(),
+            last_success: s.last_success,
+            last_error: s.last_error.clone(),
+            format: self.settings.format_name().into(),
+            backlog_bytes: self.outbox.bytes(),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            last_error_at: s.last_error_at,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stage
+// ---------------------------------------------------------------------------------------------
+
+/// The configured sinks: their outboxes, status and delivery tasks. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Outputs {
+    sinks: Vec<Arc<SinkShared>>,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.sinks.iter().map(|s| &s.settings.name))
+            .finish()
+    }
+}
+
+impl Outputs {
+    /// Opens the outbox of every configured sink. Warns about outboxes in the database whose
+    /// sink is no longer configured (their backlog is kept, not delivered).
+    pub fn open(store: &Store, settings: &[OutputSettings]) -> Result<Outputs, OutputError> {
+        let mut sinks = Vec::with_capacity(settings.len());
+        for s in settings {
+            let outbox = store.outbox(&s.name, s.limits)?;
+            let sh = SinkShared {
+                settings: s.clone(),
+                outbox,
+                notify: Notify::new(),
+                status: Mutex::new(StatusInner::default()),
+                rate_limited: AtomicU64::new(0),
+                metrics: SinkMetrics::new(&s.name),
+            };
+            sh.gauges();
+            if !sh.outbox.is_empty() {
+                tracing::info!(sink = %s.name, backlog = sh.outbox.len(), "output: delivering the backlog of an earlier run");
+            }
+            sinks.push(Arc::new(sh));
+        }
+        for (name, len) in store.outbox_names() {
+            if len > 0 && !settings.iter().any(|s| s.name == name) {
+                tracing::warn!(sink = %name, backlog = len, "output: an outbox in the database has no configured sink; its records wait until a sink of that name is configured again");
+            }
+        }
+        Ok(Outputs { sinks })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
+    /// The pipeline hook: writes accepted changes to the outboxes (same flush as the store).
+    pub fn writer(&self, store: Store) -> OutboxWriter {
+        OutboxWriter {
+            store,
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| WriterSink {
+                    limiter: s.settings.rate_limit.map(Limiter::new),
+                    shared: s.clone(),
+                    last_overflow_log: None,
+                    overflow_since_log: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Status of every sink, in configuration order.
+    pub fn status(&self) -> Vec<OutputStatus> {
+        self.sinks.iter().map(|s| s.status()).collect()
+    }
+
+    /// Starts one delivery task per sink (and a SIGHUP listener that makes file sinks reopen).
+    /// The tasks run until `stop` turns true, then deliver what is queued for at most
+    /// [`SHUTDOWN_DRAIN`].
+    pub fn spawn(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let (hup_tx, _) = tokio::sync::broadcast::channel::<()>(4);
+        let mut tasks = Vec::new();
+        if self
+            .sinks
+            .iter()
+            .any(|s| s.settings.kind() == SinkKind::File)
+        {
+            let tx = hup_tx.clone();
+            let mut stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    tracing::warn!("output: cannot listen for SIGHUP; file sinks still reopen when their file is moved");
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        r = hup.recv() => {
+                            if r.is_none() { return; }
+                            tracing::info!("SIGHUP: reopening output files");
+                            let _ = tx.send(());
+                        }
+                        _ = stop.wait_for(|v| *v) => return,
+                    }
+                }
+            }));
+        }
+        for s in &self.sinks {
+            let observer = Arc::new(Observer::local(s.settings.observer_name.as_deref()));
+            let sink = build_sink(&s.settings, observer);
+            tasks.push(tokio::spawn(run_sink(
+                s.clone(),
+                sink,
+                stop.clone(),
+                hup_tx.subscribe(),
+            )));
+        }
+        tasks
+    }
+}
+
+fn build_sink(s: &OutputSettings, observer: Arc<Observer>) -> Box<dyn Sink> {
+    match &s.target {
+        Target::File { path, fsync } => Box::new(file::FileSink::new(
+            path.clone(),
+            *fsync,
+            s.format,
+            observer,
+        )),
+        Target::Syslog(cfg) => Box::new(syslog::SyslogSink::new(cfg.clone(), s.format, observer)),
+        Target::Webhook(cfg) => {
+            Box::new(webhook::WebhookSink::new(cfg.clone(), s.format, observer))
+        }
+    }
+}
+
+struct WriterSink {
+    shared: Arc<SinkShared>,
+    limiter: Option<Limiter>,
+    last_overflow_log: Option<Instant>,
+    overflow_since_log: u64,
+}
+
+impl WriterSink {
+    fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<(), String> {
+        let sh = &self.shared;
+        let took = sh.outbox.push(seq, bytes).map_err(|e| e.to_string())?;
+        if !took {
+            sh.metrics.dropped_overflow.inc();
+            self.overflow_since_log += 1;
+            if self
+                .last_overflow_log
+                .is_none_or(|t| t.elapsed() >= OVERFLOW_LOG_EVERY)
+            {
+                tracing::warn!(
+                    sink = %sh.settings.name,
+                    backlog = sh.outbox.len(),
+                    backlog_bytes = sh.outbox.bytes(),
+                    dropped = self.overflow_since_log,
+                    dropped_total = sh.outbox.dropped(),
+                    "output: outbox full, records dropped (raise max_backlog or fix the receiver)"
+                );
+                self.last_overflow_log = Some(Instant::now());
+                self.overflow_since_log = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`DetectionSink`] over the outboxes: applies each sink's policy and rate limit and writes
+/// the accepted changes, before the store flush.
+pub struct OutboxWriter {
+    store: Store,
+    sinks: Vec<WriterSink>,
+}
+
+impl OutboxWriter {
+    fn note_event(&self, note: RateLimitNote) -> Result<(u64, Vec<u8>), String> {
+        let ev = OutputEvent {
+            kind: EventKind::RateLimited,
+            seq: self.store.next_event_seq().map_err(|e| e.to_string())?,
+            created: Timestamp::now(),
+            detection: None,
+            rate_limit: Some(note),
+        };
+        let bytes = serde_json::to_vec(&ev).map_err(|e| e.to_string())?;
+        Ok((ev.seq, bytes))
+    }
+}
+
+impl DetectionSink for OutboxWriter {
+    fn wants_updates(&self) -> bool {
+        self.sinks
+            .iter()
+            .any(|s| s.shared.settings.policy.on_update)
+    }
+
+    fn persist(&mut self, changes: &[DetectionChange<'_>]) -> Result<(), String> {
+        let created = Timestamp::now();
+        for c in changes {
+            if !self
+                .sinks
+                .iter()
+                .any(|s| s.shared.settings.policy.accepts(c.kind, c.detection))
+            {
+                continue;
+            }
+            let ev = OutputEvent::detection(
+                c.kind.into(),
+                self.store.next_event_seq().map_err(|e| e.to_string())?,
+                created,
+                c.detection.clone(),
+            );
+            let bytes = serde_json::to_vec(&ev).map_err(|e| e.to_string())?;
+            for i in 0..self.sinks.len() {
+                if !self.sinks[i]
+                    .shared
+                    .settings
+                    .policy
+                    .accepts(c.kind, c.detection)
+                {
+                    continue;
+                }
+                let name = self.sinks[i].shared.settings.name.clone();
+                let (ended, admit) = match self.sinks[i].limiter.as_mut() {
+                    Some(l) => (l.roll(&name), l.admit()),
+                    None => (None, Admit::Yes),
+                };
+                if let Some(note) = ended {
+                    let (seq, b) = self.note_event(note)?;
+                    self.sinks[i].push(seq, &b)?;
+                }
+                match admit {
+                    Admit::Yes => self.sinks[i].push(ev.seq, &bytes)?,
+                    Admit::No(first) => {
+                        let sh = &self.sinks[i].shared;
+                        sh.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        sh.metrics.rate_limited.inc();
+                        if first {
+                            tracing::warn!(sink = %name, "output: rate limit reached; records are counted, not sent, until the window ends");
+                            let note = self.sinks[i].limiter.as_ref().map(|l| l.note(&name, 0));
+                            if let Some(note) = note {
+                                let (seq, b) = self.note_event(note)?;
+                                self.sinks[i].push(seq, &b)?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for s in &self.sinks {
+            s.shared.gauges();
+        }
+        Ok(())
+    }
+
+    fn durable(&mut self) {
+        for s in &self.sinks {
+            s.shared.notify.notify_one();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The delivery task
+// ---------------------------------------------------------------------------------------------
+
+/// Exponential backoff with full jitter (0.5–1.0 × the current step).
+struct Backoff {
+    step: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        let seed = Timestamp::now().as_micros() as u64 | 1;
+        Backoff {
+            step: INITIAL_BACKOFF,
+            rng: seed,
+        }
+    }
+    fn reset(&mut self) {
+        self.step = INITIAL_BACKOFF;
+    }
+    fn next(&mut self) -> Duration {
+        // xorshift64: jitter only, not security.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let frac = 0.5 + (self.rng % 1000) as f64 / 2000.0;
+        let d = self.step.mul_f64(frac);
+        self.step = (self.step * 2).min(MAX_BACKOFF);
+        d
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// Waits for a SIGHUP broadcast (true: reopen). Without a sender (no file sinks, or the
+/// listener ended) it never resolves, so an idle sink does not spin.
+async fn next_hup(h: &mut Option<tokio::sync::broadcast::Receiver<()>>) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    match h {
+        Some(r) => match r.recv().await {
+            Ok(()) | Err(RecvError::Lagged(_)) => true,
+            Err(RecvError::Closed) => {
+                *h = None;
+                false
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn run_sink(
+    sh: Arc<SinkShared>,
+    mut sink: Box<dyn Sink>,
+    mut stop: watch::Receiver<bool>,
+    hup: tokio::sync::broadcast::Receiver<()>,
+) {
+    let mut hup = Some(hup);
+    let name = sh.settings.name.clone();
+    let max_rejects = sh.settings.max_retries;
+    let mut backoff = Backoff::new();
+    let mut head_rejects: (u64, u32) = (u64::MAX, 0);
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        // A dropped sender means the service is gone: stop as well.
+        if drain_until.is_none() && (*stop.borrow() || stop.has_changed().is_err()) {
+            drain_until = Some(Instant::now() + SHUTDOWN_DRAIN);
+        }
+        if drain_until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        let ob = sh.outbox.clone();
+        let Some(Ok(entries)) = blocking(move || ob.peek(DELIVERY_BATCH)).await else {
+            tracing::error!(sink = %name, "output: cannot read the outbox");
+            if drain_until.is_some() {
+                break;
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+            continue;
+        };
+        if entries.is_empty() {
+            if drain_until.is_some() {
+                break;
+            }
+            {
+                let mut st = sh.status.lock().unwrap_or_else(|e| e.into_inner());
+                if st.state.is_empty() {
+                    st.state = "idle";
+                }
+            }
+            tokio::select! {
+                _ = sh.notify.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                reopen = next_hup(&mut hup) => if reopen { sink.reopen() },
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut events = Vec::with_capacity(entries.len());
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut bad = Vec::new();
+        for (seq, bytes) in entries {
+            match serde_json::from_slice::<OutputEvent>(&bytes) {
+                Ok(ev) => {
+                    events.push(ev);
+                    seqs.push(seq);
+                }
+                // Written by this module, so only a damaged entry lands here: count, skip.
+                Err(e) => {
+                    tracing::error!(sink = %name, seq, error = %e, "output: undecodable outbox entry dropped");
+                    bad.push(seq);
+                }
+            }
+        }
+        if !bad.is_empty() {
+            sh.metrics.dropped_rejected.add(bad.len() as u64);
+            let ob = sh.outbox.clone();
+            let _ = blocking(move || ob.reject(&bad)).await;
+        }
+        if events.is_empty() {
+            continue;
+        }
+        let d = if drain_until.is_some() {
+            sink.deliver(&events).await
+        } else {
+            tokio::select! {
+                d = sink.deliver(&events) => d,
+                // Stop: abandon the attempt (the records stay in the outbox), then drain.
+                _ = stop.changed() => continue,
+            }
+        };
+        let acked: Vec<u64> = seqs.iter().take(d.acked).copied().collect();
+        if !acked.is_empty() {
+            let n = acked.len() as u64;
+            let ob = sh.outbox.clone();
+            match blocking(move || ob.ack(&acked)).await {
+                Some(Ok(())) => sh.metrics.delivered.add(n),
+                _ => {
+                    tracing::error!(sink = %name, "output: cannot remove delivered records (they may be sent again)")
+                }
+            }
+        }
+        match d.error {
+            None => {
+                sh.set_ok();
+                backoff.reset();
+            }
+            Some(e) => {
+                sh.set_error(&e);
+                let wait = match &e {
+                    SinkError::Transient { retry_after, .. } => {
+                        tracing::warn!(sink = %name, error = e.message(), "output: delivery failed; retrying");
+                        retry_after.map_or_else(|| backoff.next(), |r| r.min(MAX_BACKOFF))
+                    }
+                    SinkError::Rejected { message } => {
+                        let head = seqs.get(d.acked).copied().unwrap_or(u64::MAX);
+                        if head_rejects.0 == head {
+                            head_rejects.1 += 1;
+                        } else {
+                            head_rejects = (head, 1);
+                        }
+                        if head_rejects.1 > max_rejects {
+                            tracing::error!(sink = %name, seq = head, error = %message, "output: the receiver refused a record for good; dropped");
+                            sh.metrics.dropped_rejected.inc();
+                            let ob = sh.outbox.clone();
+                            let _ = blocking(move || ob.reject(&[head])).await;
+                            head_rejects = (u64::MAX, 0);
+                            Duration::ZERO
+                        } else {
+                            tracing::warn!(sink = %name, error = %message, attempt = head_rejects.1, "output: the receiver refused a record; retrying");
+                            backoff.next()
+                        }
+                    }
+                };
+                if drain_until.is_some() {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        sh.gauges();
+    }
+    sh.gauges();
+    let mut s = sh.status.lock().unwrap_or_else(|e| e.into_inner());
+    s.state = "stopped";
+    tracing::info!(sink = %name, backlog = sh.outbox.len(), "output stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::{Engine, EngineConfig, Pipeline};
+    use crate::model::*;
+
+    fn lookup_then_stratum() -> Vec<Observation> {
+        let client: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+        let pool: std::net::IpAddr = "203.0.113.10".parse().unwrap();
+        let t = Timestamp::from_secs(1_795_723_201);
+        let dns = DnsObservation {
+            ts: t,
+            client,
+            client_port: Some(40000),
+            server: Some("192.0.2.53".parse().unwrap()),
+            server_port: Some(53),
+            transport: Transport::Udp,
+            id: Some(1),
+            qname: "pool.supportxmr.com".into(),
+            qtype: RrType::A,
+            rcode: Some(Rcode::NOERROR),
+            answers: vec![DnsAnswer {
+                name: "pool.supportxmr.com".into(),
+                rtype: RrType::A,
+                ttl: Some(300),
+                data: pool.to_string(),
+            }],
+            answers_known: true,
+            query_seen: true,
+            rtt_us: None,
+            truncated: false,
+            salvaged: None,
+            source: Source::pcap("t.pcap"),
+        };
+        let flow = FlowObservation {
+            ts: t.plus_secs(10),
+            last_ts: t.plus_secs(20),
+            src: client,
+            src_port: 51000,
+            dst: pool,
+            dst_port: 3333,
+            proto: Proto::Tcp,
+            direction: Direction::Originator,
+            state: FlowState::Established,
+            report: FlowReport::Final,
+            bytes_out: 1000,
+            bytes_in: 1000,
+            packets_out: 5,
+            packets_in: 5,
+            payload_out: Vec::new(),
+            payload_in: Vec::new(),
+            app: AppInfo {
+                stratum_method: Some("login".into()),
+                ..Default::default()
+            },
+            source: Source::pcap("t.pcap"),
+        };
+        vec![Observation::Dns(dns), Observation::Flow(flow)]
+    }
+
+    fn settings(spec: &str) -> Vec<OutputSettings> {
+        config::validate_all(&[config::parse_flag(spec).unwrap()]).unwrap()
+    }
+
+    fn run(store: &Store, outputs: &Outputs, obs: Vec<Observation>) {
+        let lists = crate::matcher::shared(crate::matcher::Blocklists::builtin().unwrap());
+        let engine = Engine::new(EngineConfig::default(), lists);
+        let mut p = Pipeline::new(engine, Some(store.clone()))
+            .unwrap()
+            .with_sink(Box::new(outputs.writer(store.clone())));
+        for o in obs {
+            p.push(o).unwrap();
+        }
+        p.finish().unwrap();
+    }
+
+    fn events(store: &Store, name: &str) -> Vec<OutputEvent> {
+        let limits = crate::store::OutboxLimits {
+            max_records: 100,
+            max_bytes: 1 << 20,
+        };
+        store
+            .outbox(name, limits)
+            .unwrap()
+            .peek(100)
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn pipeline_flush_writes_new_and_upgrade_to_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        let store = Store::open_temporary().unwrap();
+        let all = settings(&format!("file:{}", path.display()));
+        let strong = settings(&format!(
+            "file:{},name=strong,min_stage=stratum",
+            path.display()
+        ));
+        let outputs = Outputs::open(&store, &[all[0].clone(), strong[0].clone()]).unwrap();
+        run(&store, &outputs, lookup_then_stratum());
+        let evs = events(&store, "file");
+        let stored = store.all_detections().unwrap();
+        assert_eq!(stored.len(), 1);
+        // The engine may report the incident as new at its final stage (when the reorder hold
+        // joined both facts) or as new + upgrade: either way the last event is the stored state.
+        let last = evs.last().unwrap();
+        assert_eq!(last.detection.as_ref(), stored.first());
+        assert_eq!(evs[0].kind, EventKind::New);
+        assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq));
+        let strong_evs = events(&store, "strong");
+        assert!(strong_evs
+            .iter()
+            .all(|e| e.detection.as_ref().unwrap().stage == Stage::Stratum));
+        assert_eq!(strong_evs.len(), 1);
+        let st = outputs.status();
+        assert_eq!(st[0].backlog, evs.len() as u64);
+        assert_eq!(st[0].state, "starting");
+    }
+
+    #[test]
+    fn a_full_outbox_refuses_and_counts() {
+        let store = Store::open_temporary().unwrap();
+        let mut s = settings("file:/tmp/never-written.json,max_backlog=1,on=new+upgrade+update");
+        s[0].policy.on_update = true;
+        let outputs = Outputs::open(&store, &s).unwrap();
+        let mut w = outputs.writer(store.clone());
+        let d = crate::output::format::tests::sample_event()
+            .detection
+            .unwrap();
+        let ch = [
+            DetectionChange {
+                kind: ChangeKind::New,
+                detection: &d,
+            },
+            DetectionChange {
+                kind: ChangeKind::Upgrade,
+                detection: &d,
+            },
+            DetectionChange {
+                kind: ChangeKind::Update,
+                detection: &d,
+            },
+        ];
+        w.persist(&ch).unwrap();
+        let st = &outputs.status()[0];
+        assert_eq!((st.backlog, st.dropped), (1, 2));
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff::new();
+        let first = b.next();
+        assert!(first >= INITIAL_BACKOFF / 2 && first <= INITIAL_BACKOFF);
+        for _ in 0..20 {
+            assert!(b.next() <= MAX_BACKOFF);
+        }
+        b.reset();
+        assert!(b.next() <= INITIAL_BACKOFF);
+    }
+
+    #[test]
+    fn limiter_counts_and_announces_once() {
+        let mut l = Limiter::new(RateLimit {
+            limit: 2,
+            window: Duration::from_secs(3600),
+        });
+        assert!(matches!(l.admit(), Admit::Yes));
+        assert!(matches!(l.admit(), Admit::Yes));
+        assert!(matches!(l.admit(), Admit::No(true)));
+        assert!(matches!(l.admit(), Admit::No(false)));
+        assert!(l.roll("x").is_none());
+        l.start = Instant::now() - Duration::from_secs(3601);
+        let n = l.roll("x").unwrap();
+        assert_eq!(n.suppressed, 2);
+        assert!(matches!(l.admit(), Admit::Yes));
+    }
+}

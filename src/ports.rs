@@ -1,0 +1,52 @@
+//! Ports between stages: small plain traits that one stage calls and another implements, so
+//! that the concrete types meet only in `service` (and `cli`).
+//!
+//! * [`DetectionSink`] — the correlation pipeline hands every detection change of a flush to it
+//!   *before* the store flush that makes the detection durable, and tells it when that flush is
+//!   done. The output stage (`crate::output`) implements it with a durable outbox per sink, so
+//!   a detection and its outbox entries become durable together.
+
+use crate::model::Detection;
+
+/// What happened to a detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A new incident.
+    New,
+    /// The stage rose.
+    Upgrade,
+    /// Anything else changed (more evidence, counts, last_seen); coalesced per flush.
+    Update,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::New => "new",
+            ChangeKind::Upgrade => "upgrade",
+            ChangeKind::Update => "update",
+        }
+    }
+}
+
+/// One detection change, as of the moment it happened.
+#[derive(Clone, Copy, Debug)]
+pub struct DetectionChange<'a> {
+    pub kind: ChangeKind,
+    pub detection: &'a Detection,
+}
+
+/// Receives the detection changes of every pipeline flush.
+pub trait DetectionSink: Send {
+    /// Whether [`ChangeKind::Update`] changes are wanted at all (they are frequent; the pipeline
+    /// does not collect them otherwise).
+    fn wants_updates(&self) -> bool {
+        false
+    }
+    /// Records `changes` (in the order they happened). Called before the store flush; what is
+    /// written here must become durable with that flush. An error fails the flush like a store
+    /// error.
+    fn persist(&mut self, changes: &[DetectionChange<'_>]) -> Result<(), String>;
+    /// The flush that followed [`DetectionSink::persist`] completed (the changes are durable).
+    fn durable(&mut self) {}
+}
