@@ -307,7 +307,19 @@ impl Store {
                 })
             }
         };
-        Self::from_db(db, path, schema.min(CURRENT_SCHEMA))
+        // Reading the trees at start-up is the first full read of the files: an error there is
+        // damage sled's own open did not notice (foreign bytes inside a segment).
+        Self::from_db(db, path, schema.min(CURRENT_SCHEMA)).map_err(|e| match e {
+            StoreError::Db(detail) => StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail,
+            },
+            StoreError::Corrupt { tree, message } => StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail: format!("corrupt record in tree {tree}: {message}"),
+            },
+            other => other,
+        })
     }
 
     fn from_db(db: sled::Db, path: &Path, target: u32) -> Result<Store, StoreError> {
