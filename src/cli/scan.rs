@@ -14,13 +14,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::capture::CaptureConfig;
-use crate::correlate::{Engine, EngineConfig, Pipeline};
+use crate::correlate::{DetectionStore, Engine, EngineConfig, Pipeline};
 use crate::ingest::IngestConfig;
 use crate::input::{self, InputFormat};
 use crate::matcher::{self, Blocklists};
 use crate::model::Detection;
 use crate::output::{EventKind, Format, Observer, OutputEvent};
-use crate::store::Store;
+use crate::store::{MemoryStore, Store};
 
 /// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 8 << 20;
@@ -103,10 +103,20 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         readers.push(r);
     }
 
-    let store = match &args.db {
-        Some(dir) => Store::open(dir).with_context(|| format!("database {}", dir.display()))?,
-        None => Store::open_temporary().context("temporary database")?,
+    // Without --db nothing outlives the run: an in-memory store (no sled, no temp directory).
+    let mut memory = None;
+    let store: Box<dyn DetectionStore> = match &args.db {
+        Some(dir) => {
+            Box::new(Store::open(dir).with_context(|| format!("database {}", dir.display()))?)
+        }
+        None => {
+            let m = MemoryStore::new();
+            memory = Some(m.clone());
+            Box::new(m)
+        }
     };
+    // Both stores are shared handles: one for the pipeline, one to read the result back.
+    let reader = store.clone_handle();
     let cfg = EngineConfig {
         binding_grace_secs: args.binding_grace.max(0),
         lookback_secs: args.lookback_days.max(0).saturating_mul(86_400),
@@ -116,7 +126,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         ..EngineConfig::default()
     };
     let engine = Engine::new(cfg, matcher::shared(lists));
-    let mut pipeline = Pipeline::new(engine, Some(store.clone()))?;
+    let mut pipeline = Pipeline::with_store(engine, Some(store))?;
 
     let bar = progress_bar(!args.no_progress && total_bytes >= PROGRESS_MIN_BYTES);
     let mut merged = input::merge_by_time(readers);
@@ -141,7 +151,18 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         "scan finished"
     );
 
-    let mut dets = store.all_detections()?;
+    if let Some(m) = &memory {
+        let d = m.dropped();
+        if d.detections > 0 {
+            eprintln!(
+                "warning: {} detection(s) beyond the in-memory limit of {} were not kept; \
+                 use --db DIR for a result this large",
+                d.detections,
+                crate::store::MAX_MEMORY_DETECTIONS
+            );
+        }
+    }
+    let mut dets = reader.take_detections()?;
     dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
     if let Err(e) = write_detections(&args.output, &dets, summary.observations) {
         // A closed pipe (`| head`) is a normal way to stop reading, not an error.
@@ -163,6 +184,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let found = dets.iter().any(|d| !d.suppressed);
+    // The process exits next: freeing every detection one by one would only cost time (a
+    // flood's result is hundreds of MB).
+    std::mem::forget(dets);
     Ok(if found {
         ExitCode::from(1)
     } else {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attribution::{flow_name, AnswerNames, Attribution, How, MAX_ANSWER_NAMES};
 use super::bounded::BoundedMap;
+use super::incidents::{Incident, IncidentKey, IncidentTable};
 use super::infra::{Infra, MAX_FORWARDED};
 use super::risk;
 use crate::matcher::SharedBlocklists;
@@ -164,6 +165,16 @@ pub trait History: Send {
     fn last_detection(&self, client: IpAddr) -> Option<Timestamp>;
     /// The newest recorded detection of (`client`, `pool_domain`), to continue an incident.
     fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection>;
+    /// Like `open_incident`, for the engine to continue it. A store that [`History::hands_over`]
+    /// gives up its copy (moves it out), and gets it back written by the pipeline.
+    fn take_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
+        self.open_incident(client, pool_domain)
+    }
+    /// True when `take_incident` moves the detection out of the store (the in-memory store:
+    /// one copy of an incident, never two).
+    fn hands_over(&self) -> bool {
+        false
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,13 +239,21 @@ pub struct Changes {
     pub detections: Vec<DetectionUpdate>,
     pub bindings: Vec<Binding>,
     pub flows: Vec<PoolFlow>,
+    /// With deferred announcements ([`Engine::set_deferred_announcements`]): `New`/`Upgraded`
+    /// reports kept in the incident, by kind and stage (for counters); the state itself is
+    /// written at the next flush like a deferred update.
+    pub deferred: Vec<(UpdateKind, Stage)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.detections.is_empty() && self.bindings.is_empty() && self.flows.is_empty()
+        self.detections.is_empty()
+            && self.bindings.is_empty()
+            && self.flows.is_empty()
+            && self.deferred.is_empty()
     }
     fn append(&mut self, mut other: Changes) {
+        self.deferred.append(&mut other.deferred);
         self.detections.append(&mut other.detections);
         self.bindings.append(&mut other.bindings);
         self.flows.append(&mut other.flows);
@@ -253,6 +272,8 @@ pub struct TableSizes {
     pub recent_flows: usize,
     pub hosts: usize,
     pub held: usize,
+    /// Evicted incidents kept until the next flush (`correlate::incidents`).
+    pub parked: usize,
     pub answer_names: usize,
     pub forwarded: usize,
     /// Established flows waiting for their first payload (shared-address rule).
@@ -279,6 +300,14 @@ pub struct EngineStats {
     pub shared_answer_ips: u64,
     /// Pool bindings shadowed by the same client's later non-pool answer for the address.
     pub shadowed_bindings: u64,
+    /// Evicted incidents kept until their flush (see `correlate::incidents`) that had to be
+    /// dropped because the parked table was full (only without a pipeline flushing).
+    pub parked_dropped: u64,
+    /// Evicted incidents taken back from the parked table before their flush.
+    pub unparked: u64,
+    /// `Updated` reports kept in the incident (deferred mode) instead of copied into `Changes`;
+    /// written at the next flush.
+    pub deferred_updates: u64,
     /// Resolvers learned (answers to `RESOLVER_MIN_CLIENTS` distinct clients).
     pub resolvers_learned: u64,
     /// Flows to the DNS port between DNS servers, not graded by bindings (resolver rule).
@@ -333,16 +362,6 @@ struct IpBinding {
 }
 
 #[derive(Debug)]
-struct Incident {
-    det: Detection,
-    emitted: bool,
-    /// Stage when last reported (to tell Upgraded from Updated).
-    reported_stage: Option<Stage>,
-    max_base: u8,
-    sustained: bool,
-}
-
-#[derive(Debug)]
 struct DedupeState {
     ts: Timestamp,
     sources: Vec<Source>,
@@ -357,8 +376,6 @@ struct FlowSeen {
     established: bool,
     stratum: bool,
 }
-
-type IncidentKey = (IpAddr, Arc<str>);
 
 /// The outcome of attributing a flow.
 enum Grade {
@@ -385,7 +402,7 @@ pub struct Engine {
     /// it over-approximates (a stale entry only costs a few probes).
     bound_clients: BoundedMap<IpAddr, ()>,
     ip_index: BoundedMap<IpAddr, IpBinding>,
-    incidents: BoundedMap<IncidentKey, Incident>,
+    incidents: IncidentTable,
     held: VecDeque<(Timestamp, IncidentKey)>,
     dedupe: BoundedMap<(IpAddr, u64, u16), DedupeState>,
     flows: BoundedMap<FlowKey, FlowSeen>,
@@ -398,6 +415,10 @@ pub struct Engine {
     suppressions: Vec<Suppression>,
     suppression_now: Timestamp,
     history: Option<Box<dyn History>>,
+    /// See [`Engine::set_deferred_updates`].
+    defer_updates: bool,
+    /// See [`Engine::set_deferred_announcements`].
+    defer_announcements: bool,
     watermark: Timestamp,
     stats: EngineStats,
 }
@@ -422,7 +443,7 @@ impl Engine {
             bindings: BoundedMap::new(l.bindings),
             bound_clients: BoundedMap::new(l.bindings),
             ip_index: BoundedMap::new(l.ip_index),
-            incidents: BoundedMap::new(l.incidents),
+            incidents: IncidentTable::new(l.incidents),
             held: VecDeque::new(),
             dedupe: BoundedMap::new(l.dedupe),
             flows: BoundedMap::new(l.flows),
@@ -431,6 +452,8 @@ impl Engine {
             suppressions: Vec::new(),
             suppression_now: Timestamp::now(),
             history: None,
+            defer_updates: false,
+            defer_announcements: false,
             watermark: Timestamp::MIN,
             stats: EngineStats::default(),
         }
@@ -513,10 +536,59 @@ impl Engine {
             recent_flows: self.recent_flows.len(),
             hosts: self.hosts.len(),
             held: self.held.len(),
+            parked: self.incidents.parked_len(),
             answer_names: self.answer_names.len(),
             forwarded: self.infra.forwarded_len(),
             unnamed: self.unnamed.len(),
         }
+    }
+
+    /// Called by the pipeline after a durable flush: every update reported so far is in the
+    /// store, so incidents evicted since the previous flush need not be kept in memory.
+    pub fn persisted(&mut self) {
+        self.incidents.persisted();
+    }
+
+    /// Deferred mode (the pipeline's): `Updated` reports are not copied into [`Changes`]; the
+    /// incident is marked dirty and its latest state is taken once per flush
+    /// ([`Engine::take_dirty`]), so a detection updated by many events costs one copy per flush,
+    /// not one per event. `New` and `Upgraded` are still reported in `Changes` (announcements).
+    pub fn set_deferred_updates(&mut self, on: bool) {
+        self.defer_updates = on;
+    }
+
+    /// Also defer `New`/`Upgraded` (only their kind and stage go into [`Changes::deferred`]):
+    /// for a pipeline nobody listens to (`scan`), where no copy of a detection is needed before
+    /// it is written. Implies deferred updates.
+    pub fn set_deferred_announcements(&mut self, on: bool) {
+        self.defer_announcements = on;
+        if on {
+            self.defer_updates = true;
+        }
+    }
+
+    /// Hands unwritten detection state to `sink`: incidents evicted since the last flush
+    /// (moved out of memory) and, with `live`, dirty incidents still in memory (copied). Call
+    /// right before a flush, then [`Engine::persisted`] after it.
+    pub fn take_dirty(&mut self, live: bool, sink: &mut dyn FnMut(Detection)) {
+        self.incidents.take_dirty(live, sink);
+    }
+
+    /// Whether incidents hold state not yet handed out by [`Engine::take_dirty`].
+    pub fn has_unwritten(&self) -> bool {
+        self.incidents.has_unwritten()
+    }
+
+    /// End of input: moves every incident holding unwritten state to `sink`; the incident table
+    /// is empty afterwards.
+    pub fn take_all_dirty(&mut self, sink: &mut dyn FnMut(Detection)) {
+        self.incidents.take_all_dirty(sink);
+    }
+
+    /// True when the incidents evicted since the last flush fill half their table: flush soon
+    /// (the pipeline does), or the oldest would have to be dropped.
+    pub fn needs_flush(&self) -> bool {
+        self.incidents.parked_pressure()
     }
 
     /// Whether `ip` is a resolver: configured (`--resolver`) or learned (answered queries of
@@ -1323,16 +1395,37 @@ impl Engine {
             .get(key)
             .is_some_and(|i| ts > i.det.last_seen.plus_secs(gap));
         if stale {
-            self.incidents.remove(key);
+            if let Some(old) = self.incidents.remove(key) {
+                self.write_back(old, out);
+            }
         }
         if self.incidents.contains_key(key) {
             return false;
         }
-        let reloaded = self
-            .history
-            .as_ref()
-            .and_then(|h| h.open_incident(key.0, &key.1))
-            .filter(|d| ts <= d.last_seen.plus_secs(gap));
+        // Evicted since the last flush: the store may not have it yet (see `incidents`).
+        if let Some(inc) = self.incidents.unpark(key) {
+            if ts <= inc.det.last_seen.plus_secs(gap) {
+                self.stats.unparked = self.stats.unparked.saturating_add(1);
+                self.admit(key.clone(), inc, out);
+                return false;
+            }
+            self.write_back(inc, out);
+        }
+        let (reloaded, owned) = match self.history.as_ref() {
+            Some(h) => (h.take_incident(key.0, &key.1), h.hands_over()),
+            None => (None, false),
+        };
+        // A stale detection the store handed over must still go back (unchanged).
+        let (reloaded, stale_back) = match reloaded {
+            Some(d) if ts > d.last_seen.plus_secs(gap) => (None, owned.then_some(d)),
+            other => (other, None),
+        };
+        if let Some(d) = stale_back {
+            out.detections.push(DetectionUpdate {
+                kind: UpdateKind::Updated,
+                detection: d,
+            });
+        }
         let created = reloaded.is_none();
         let inc = match reloaded {
             Some(det) => Incident {
@@ -1345,6 +1438,9 @@ impl Engine {
                 det,
                 emitted: true,
                 sustained: false,
+                reported_gen: u64::MAX,
+                // Handed over by the store: this is the only copy until it is written back.
+                dirty: owned,
             },
             None => Incident {
                 det: new_detection(key.0, &key.1, ts),
@@ -1352,6 +1448,8 @@ impl Engine {
                 reported_stage: None,
                 max_base: 0,
                 sustained: false,
+                reported_gen: u64::MAX,
+                dirty: false,
             },
         };
         if created {
@@ -1372,19 +1470,50 @@ impl Engine {
                 }
             }
         }
-        if let Some((ek, mut ev)) = self.incidents.insert(key.clone(), inc) {
-            self.stats.evicted += 1;
-            // An evicted incident that was never reported is reported now, not lost.
+        self.admit(key.clone(), inc, out);
+        created
+    }
+
+    /// An incident leaving memory for good (a new one replaces it): its unwritten state, if
+    /// any, goes out as an update.
+    fn write_back(&mut self, inc: Incident, out: &mut Changes) {
+        if inc.dirty {
+            out.detections.push(DetectionUpdate {
+                kind: UpdateKind::Updated,
+                detection: inc.det,
+            });
+        }
+    }
+
+    /// Puts an incident into the live table. The incident evicted to make room is reported if
+    /// it never was, and parked if the store may not have its latest state yet, so its next
+    /// event continues it instead of opening a second detection.
+    fn admit(&mut self, key: IncidentKey, inc: Incident, out: &mut Changes) {
+        let Some((ek, mut ev)) = self.incidents.insert(key, inc) else {
+            return;
+        };
+        self.stats.evicted += 1;
+        // An evicted incident that was never reported is reported now, not lost.
+        if !ev.emitted {
             // (Only lookup-only incidents wait unreported: a resolver's are dropped.)
-            if !ev.emitted && !self.lookup_exempt(ek.0, &ek.1, ev.det.first_seen) {
-                self.finish_new(&mut ev);
+            if self.lookup_exempt(ek.0, &ek.1, ev.det.first_seen) {
+                return;
+            }
+            self.finish_new(&mut ev);
+            ev.reported_gen = self.incidents.generation();
+            if self.defer_announcements {
+                out.deferred.push((UpdateKind::New, ev.det.stage));
+                ev.dirty = true;
+            } else {
                 out.detections.push(DetectionUpdate {
                     kind: UpdateKind::New,
-                    detection: ev.det,
+                    detection: ev.det.clone(),
                 });
             }
         }
-        created
+        if self.incidents.park(ek, ev) {
+            self.stats.parked_dropped = self.stats.parked_dropped.saturating_add(1);
+        }
     }
 
     /// Emits the incident's current state if it is reportable.
@@ -1402,6 +1531,7 @@ impl Engine {
             return;
         }
         self.refresh_suppression(key);
+        let gen = self.incidents.generation();
         let Some(inc) = self.incidents.get_mut(key) else {
             return;
         };
@@ -1411,12 +1541,23 @@ impl Engine {
             UpdateKind::Updated
         };
         inc.reported_stage = Some(inc.det.stage);
+        inc.reported_gen = gen;
         let client = key.0;
         let last = inc.det.last_seen;
-        out.detections.push(DetectionUpdate {
-            kind,
-            detection: inc.det.clone(),
-        });
+        if self.defer_updates && kind == UpdateKind::Updated {
+            self.stats.deferred_updates = self.stats.deferred_updates.saturating_add(1);
+            self.incidents.mark_dirty(key);
+        } else if self.defer_announcements {
+            out.deferred.push((kind, inc.det.stage));
+            self.incidents.mark_dirty(key);
+        } else {
+            // This copy carries the latest state: nothing is left unwritten.
+            inc.dirty = false;
+            out.detections.push(DetectionUpdate {
+                kind,
+                detection: inc.det.clone(),
+            });
+        }
         self.note_host(client, last);
     }
 
@@ -1500,6 +1641,14 @@ impl Engine {
             return;
         };
         self.finish_new(&mut inc);
+        inc.reported_gen = self.incidents.generation();
+        if self.defer_announcements {
+            out.deferred.push((UpdateKind::New, inc.det.stage));
+            inc.dirty = true;
+            self.incidents.insert(key.clone(), inc);
+            return;
+        }
+        inc.dirty = false;
         let det = inc.det.clone();
         self.incidents.insert(key.clone(), inc);
         out.detections.push(DetectionUpdate {

@@ -3,8 +3,9 @@
 //!
 //! * [`Engine`] — pure logic over bounded in-memory tables (no I/O): `observe` an
 //!   [`crate::model::Observation`], get [`Changes`] (detection updates, bindings, pool flows).
-//! * [`Pipeline`] — owns an engine and (optionally) a [`crate::store::Store`]: persists updates in
-//!   batches, flushes before acknowledging, publishes [`crate::query::DetectionEvent`]s.
+//! * [`Pipeline`] — owns an engine and (optionally) a [`DetectionStore`] (sled `Store` or
+//!   in-memory `MemoryStore`): persists updates write-behind in coalesced [`Batch`]es, flushes
+//!   before acknowledging, publishes [`crate::query::DetectionEvent`]s.
 //! * [`risk`] — the documented risk-score scale.
 //! * [`infra`] — the resolver rule (learned/configured resolvers, forwarded lookups);
 //!   [`attribution`] — how a flow is attributed and the shared-address rule.
@@ -15,9 +16,11 @@
 pub mod attribution;
 mod bounded;
 mod engine;
+mod incidents;
 pub mod infra;
 mod pipeline;
 pub mod risk;
+mod sink;
 
 pub use bounded::BoundedMap;
 pub use engine::{
@@ -26,4 +29,5 @@ pub use engine::{
     MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS, MAX_INFRA,
     MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS, MAX_SOURCES, MAX_TTL,
 };
-pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary};
+pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary, MAX_BATCH_ROWS};
+pub use sink::{Batch, DetectionStore, FlowId};

@@ -1,23 +1,28 @@
-//! The pipeline runner: an [`Engine`] plus (optionally) a [`Store`], with the durability policy
-//! and the live event feed. Synchronous, so `scan` runs it on the calling thread and the service
-//! on a blocking thread fed by a bounded channel.
+//! The pipeline runner: an [`Engine`] plus (optionally) a [`DetectionStore`] (sled for `serve`
+//! and `scan --db`, memory for `scan`), with the durability policy and the live event feed.
+//! Synchronous, so `scan` runs it on the calling thread and the service on a blocking thread fed
+//! by a bounded channel.
 //!
 //! Durability policy (also in `docs/store.md`):
-//! * Bindings, pool flows and detection updates are written to sled as they come (in memory),
-//!   detection rows coalesced per id in a dirty buffer.
-//! * The store is flushed (fsync) when a new or upgraded detection is waiting to be announced and
-//!   [`ACK_FLUSH_INTERVAL`] has passed since the last flush, when the dirty buffer reaches
-//!   [`MAX_DIRTY`], every [`FLUSH_INTERVAL`] while anything is dirty, on [`Pipeline::flush`],
-//!   [`Pipeline::tick`] and [`Pipeline::finish`].
+//! * Write-behind: bindings, pool flows and detection updates are collected in a [`Batch`],
+//!   coalesced per row (many updates of one detection within a flush are one write), and
+//!   written together by [`Pipeline::flush`] — the one place a batch is persisted and fsynced.
+//! * The batch is flushed when a new or upgraded detection is waiting to be announced and
+//!   [`ACK_FLUSH_INTERVAL`] has passed since the last flush, when it holds [`MAX_DIRTY`]
+//!   detections or [`MAX_BATCH_ROWS`] bindings + flows, every [`FLUSH_INTERVAL`] while anything
+//!   waits, on [`Pipeline::flush`], [`Pipeline::tick`] and [`Pipeline::finish`].
 //! * Events (`DetectionEvent`) are published only **after** the flush that made them durable:
 //!   a detection anyone was told about survives `kill -9`.
+//! * After each flush the engine is told ([`Engine::persisted`]): incidents it evicted while
+//!   their updates were still in the batch are kept in memory until then, so an eviction never
+//!   reloads a stale copy or opens a second incident.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
 use super::engine::{Changes, Engine, EngineStats, TableSizes, UpdateKind};
+use super::sink::{Batch, DetectionStore};
 use crate::metrics::{self, Counter, Gauge};
 use crate::model::{Detection, Observation, Stage, Timestamp};
 use crate::ports::{ChangeKind, DetectionChange, DetectionSink};
@@ -32,8 +37,12 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// observations keep coming (an import of old captures), their own timestamps drive time, so a
 /// tick must not jump the engine to the wall clock and defeat the reorder window.
 pub const TICK_IDLE: Duration = Duration::from_secs(1);
-/// Dirty detections coalesced in memory before they are written out.
+/// Dirty detections coalesced in memory before they are written out. It also bounds the
+/// incidents the engine keeps parked between flushes (`correlate::incidents`).
 pub const MAX_DIRTY: usize = 1_024;
+/// Binding and flow rows coalesced before a flush (a flood of lookups binds one row each; ~300 B
+/// per row keeps the batch under ~5 MB).
+pub const MAX_BATCH_ROWS: usize = 16_384;
 /// Bindings restored from the store on start (the newest are kept by the engine's own cap).
 const MAX_PRELOAD_BINDINGS: usize = 1_000_000;
 /// How often (in observations) table-size gauges are refreshed.
@@ -131,6 +140,7 @@ impl Metrics {
             "recent_flows",
             "hosts",
             "held",
+            "parked",
             "answer_names",
             "forwarded",
             "unnamed",
@@ -212,6 +222,7 @@ impl Metrics {
             t.recent_flows,
             t.hosts,
             t.held,
+            t.parked,
             t.answer_names,
             t.forwarded,
             t.unnamed,
@@ -229,10 +240,10 @@ fn stage_idx(s: Stage) -> usize {
 /// Engine + store + event feed.
 pub struct Pipeline {
     engine: Engine,
-    store: Option<Store>,
+    store: Option<Box<dyn DetectionStore>>,
     events: Option<broadcast::Sender<DetectionEvent>>,
     cfg: PipelineConfig,
-    dirty: HashMap<String, Detection>,
+    batch: Batch,
     pending_events: Vec<DetectionEvent>,
     last_flush: Instant,
     /// When `tick` last saw the observation counter move (see `push`).
@@ -244,17 +255,30 @@ pub struct Pipeline {
     /// Output hook (`with_sink`): changes since the last flush, handed over in `flush`.
     sink: Option<Box<dyn DetectionSink>>,
     sink_changes: Vec<(ChangeKind, Detection)>,
-    sink_updated: std::collections::HashSet<String>,
 }
 
 impl Pipeline {
     /// `store: None` is the null sink (benchmarks, dry runs): nothing is persisted.
     /// With a store, the engine consults it for `is_new` and incident continuity, and the
     /// store's suppressions are applied.
-    pub fn new(mut engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
+    pub fn new(engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
+        Self::with_store(
+            engine,
+            store.map(|s| Box::new(s) as Box<dyn DetectionStore>),
+        )
+    }
+
+    /// Like [`Pipeline::new`], over any [`DetectionStore`] (e.g. `store::MemoryStore`).
+    pub fn with_store(
+        mut engine: Engine,
+        store: Option<Box<dyn DetectionStore>>,
+    ) -> Result<Self, PipelineError> {
+        // Nobody is told about detections until `with_events`: no copy is needed before the
+        // flush (see `Engine::set_deferred_announcements`).
+        engine.set_deferred_announcements(true);
         if let Some(s) = &store {
-            engine.set_history(Box::new(s.clone()));
-            for b in s.bindings(MAX_PRELOAD_BINDINGS)? {
+            engine.set_history(s.history());
+            for b in s.preload_bindings(MAX_PRELOAD_BINDINGS)? {
                 engine.preload_binding(&b);
             }
         }
@@ -263,7 +287,7 @@ impl Pipeline {
             store,
             events: None,
             cfg: PipelineConfig::default(),
-            dirty: HashMap::new(),
+            batch: Batch::default(),
             pending_events: Vec::new(),
             last_flush: Instant::now(),
             last_push: Instant::now(),
@@ -273,7 +297,6 @@ impl Pipeline {
             metrics: Metrics::new(),
             sink: None,
             sink_changes: Vec::new(),
-            sink_updated: std::collections::HashSet::new(),
         };
         p.reload_suppressions()?;
         Ok(p)
@@ -286,12 +309,19 @@ impl Pipeline {
 
     /// Publish new/upgraded detections here (after they are durable).
     pub fn with_events(mut self, tx: broadcast::Sender<DetectionEvent>) -> Self {
+        // Announcements need the detection as reported: back to copies for New/Upgraded.
+        self.engine.set_deferred_announcements(false);
+        self.engine.set_deferred_updates(true);
         self.events = Some(tx);
         self
     }
 
     /// Hand every detection change to `sink`, in the same flush that stores it.
     pub fn with_sink(mut self, sink: Box<dyn DetectionSink>) -> Self {
+        // The sink needs each New/Upgraded as reported (a copy); updates stay deferred and
+        // reach it from the batch in `flush`.
+        self.engine.set_deferred_announcements(false);
+        self.engine.set_deferred_updates(true);
         self.sink = Some(sink);
         self
     }
@@ -300,8 +330,8 @@ impl Pipeline {
         &self.engine
     }
 
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
+    pub fn store(&self) -> Option<&dyn DetectionStore> {
+        self.store.as_deref()
     }
 
     /// Feeds one observation.
@@ -323,9 +353,7 @@ impl Pipeline {
         }
         // The wall clock is read only every FLUSH_CHECK_EVERY observations: with detections
         // pending (`dirty`), reading it per observation was ~1% of a scan.
-        if self.summary.observations % FLUSH_CHECK_EVERY == 0
-            || self.dirty.len() >= self.cfg.max_dirty
-        {
+        if self.summary.observations % FLUSH_CHECK_EVERY == 0 || self.batch_full() {
             self.maybe_flush()?;
         }
         Ok(())
@@ -351,18 +379,27 @@ impl Pipeline {
         self.maybe_flush()
     }
 
-    /// Writes and fsyncs everything pending, then publishes waiting events.
+    /// Writes and fsyncs everything pending (the batch), then publishes waiting events. The one
+    /// place a batch of detection updates is persisted: anything that must be durable together
+    /// with the detections (an outbox row, say) belongs here, before `write_batch`.
     pub fn flush(&mut self) -> Result<(), PipelineError> {
-        // A sink failure must not keep detections from being stored: flush first, report after.
+        // Coalesced detection state: evicted incidents (moved) and, for a durable store, dirty
+        // live ones (one copy per detection per flush, however many events changed it). With a
+        // sink that wants updates, the live dirty ones are taken even without a durable store.
+        let durable = self.store.as_ref().is_some_and(|s| s.durable());
+        let live = durable || self.sink.as_ref().is_some_and(|s| s.wants_updates());
+        let batch = &mut self.batch;
+        self.engine
+            .take_dirty(live, &mut |d| batch.add_detection(d));
+        // The sink's rows (outbox) are written before the batch's fsync, so they become durable
+        // with their detections. A sink failure must not keep detections from being stored:
+        // write the batch first, report after.
         let handed = self.hand_to_sink();
-        if let Some(store) = &self.store {
-            for (_, d) in self.dirty.drain() {
-                store.upsert_detection(&d)?;
-            }
-            store.flush()?;
-        } else {
-            self.dirty.clear();
+        match &self.store {
+            Some(store) => store.write_batch(&mut self.batch)?,
+            None => self.batch.clear(),
         }
+        self.engine.persisted();
         if let (Ok(true), Some(sink)) = (&handed, self.sink.as_mut()) {
             sink.durable();
         }
@@ -386,8 +423,11 @@ impl Pipeline {
         if !changes.is_empty() {
             self.apply(changes)?;
         }
+        let batch = &mut self.batch;
+        self.engine.take_all_dirty(&mut |d| batch.add_detection(d));
         self.flush()?;
         self.refresh_gauges();
+        self.summary.updated += self.engine.stats().deferred_updates;
         self.summary.engine = self.engine.stats().clone();
         self.summary.tables = self.engine.table_sizes();
         Ok(self.summary)
@@ -396,19 +436,23 @@ impl Pipeline {
     /// The summary so far.
     pub fn summary(&self) -> PipelineSummary {
         let mut s = self.summary.clone();
+        s.updated += self.engine.stats().deferred_updates;
         s.engine = self.engine.stats().clone();
         s.tables = self.engine.table_sizes();
         s
     }
 
     fn apply(&mut self, changes: Changes) -> Result<(), PipelineError> {
-        if let Some(store) = &self.store {
-            for b in &changes.bindings {
-                store.put_binding(b)?;
+        if self.store.is_some() {
+            for b in changes.bindings {
+                self.batch.add_binding(b);
             }
-            for f in &changes.flows {
-                store.put_flow(f)?;
+            for f in changes.flows {
+                self.batch.add_flow(f);
             }
+        }
+        for (kind, stage) in changes.deferred {
+            self.count(kind, stage);
         }
         for u in changes.detections {
             let kind = match u.kind {
@@ -443,7 +487,7 @@ impl Pipeline {
                     detection: u.detection.clone(),
                 });
             }
-            if let Some(sink) = &self.sink {
+            if self.sink.is_some() {
                 match u.kind {
                     UpdateKind::New => self
                         .sink_changes
@@ -451,13 +495,12 @@ impl Pipeline {
                     UpdateKind::Upgraded => self
                         .sink_changes
                         .push((ChangeKind::Upgrade, u.detection.clone())),
-                    UpdateKind::Updated if sink.wants_updates() => {
-                        self.sink_updated.insert(u.detection.id.clone());
-                    }
+                    // Updates are deferred (taken from the engine in `flush`): the sink gets
+                    // what the batch holds (`hand_to_sink`).
                     UpdateKind::Updated => {}
                 }
             }
-            self.dirty.insert(u.detection.id.clone(), u.detection);
+            self.batch.add_detection(u.detection);
         }
         Ok(())
     }
@@ -468,7 +511,10 @@ impl Pipeline {
         let Some(sink) = self.sink.as_mut() else {
             return Ok(false);
         };
-        if self.sink_changes.is_empty() && self.sink_updated.is_empty() {
+        // Updates: whatever the batch holds for this flush (deferred updates taken from the
+        // engine, evicted incidents) that is not already a New/Upgrade above.
+        let updates = sink.wants_updates() && !self.batch.detections.is_empty();
+        if self.sink_changes.is_empty() && !updates {
             return Ok(false);
         }
         let mut changes: Vec<DetectionChange<'_>> = self
@@ -479,36 +525,78 @@ impl Pipeline {
                 detection,
             })
             .collect();
-        changes.extend(
-            self.sink_updated
+        if updates {
+            let announced: std::collections::HashSet<&str> = self
+                .sink_changes
                 .iter()
-                .filter(|id| !self.sink_changes.iter().any(|(_, d)| &d.id == *id))
-                .filter_map(|id| self.dirty.get(id))
-                .map(|detection| DetectionChange {
-                    kind: ChangeKind::Update,
-                    detection,
-                }),
-        );
+                .map(|(_, d)| d.id.as_str())
+                .collect();
+            changes.extend(
+                self.batch
+                    .detections
+                    .values()
+                    .filter(|d| !announced.contains(d.id.as_str()))
+                    .map(|detection| DetectionChange {
+                        kind: ChangeKind::Update,
+                        detection,
+                    }),
+            );
+        }
+        if changes.is_empty() {
+            self.sink_changes.clear();
+            return Ok(false);
+        }
         let r = sink.persist(&changes).map_err(PipelineError::Sink);
         self.sink_changes.clear();
-        self.sink_updated.clear();
         r.map(|_| true)
     }
 
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
         // Nothing pending (the common case): nothing can be due, skip the clock read.
-        if self.pending_events.is_empty() && self.dirty.is_empty() && self.sink_changes.is_empty() {
+        // Deferred updates live in the engine until the flush; a durable store (or a sink that
+        // wants updates) must get them within FLUSH_INTERVAL too.
+        let live = self.store.as_ref().is_some_and(|s| s.durable())
+            || self.sink.as_ref().is_some_and(|s| s.wants_updates());
+        let waiting = !self.batch.is_empty() || (live && self.engine.has_unwritten());
+        if self.pending_events.is_empty() && self.sink_changes.is_empty() && !waiting {
             return Ok(());
         }
         let since = self.last_flush.elapsed();
         let announce = !self.pending_events.is_empty() || !self.sink_changes.is_empty();
         let due = (announce && since >= self.cfg.ack_flush_interval)
-            || self.dirty.len() >= self.cfg.max_dirty
-            || (!self.dirty.is_empty() && since >= self.cfg.flush_interval);
+            || self.batch_full()
+            || (waiting && since >= self.cfg.flush_interval);
         if due {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Counters of a deferred announcement (its detection is written at the flush).
+    fn count(&mut self, kind: UpdateKind, stage: Stage) {
+        let by_stage = match kind {
+            UpdateKind::New => {
+                self.summary.new += 1;
+                &self.metrics.new_by_stage
+            }
+            UpdateKind::Upgraded => {
+                self.summary.upgraded += 1;
+                &self.metrics.upgraded_by_stage
+            }
+            UpdateKind::Updated => {
+                self.summary.updated += 1;
+                return;
+            }
+        };
+        if let Some(c) = by_stage.get(stage_idx(stage)) {
+            c.inc();
+        }
+    }
+
+    fn batch_full(&self) -> bool {
+        self.batch.detections.len() >= self.cfg.max_dirty
+            || self.batch.rows() >= MAX_BATCH_ROWS
+            || self.engine.needs_flush()
     }
 
     fn reload_suppressions(&mut self) -> Result<(), PipelineError> {

@@ -1052,6 +1052,60 @@ mod tests {
         assert_eq!(st[0].state, "starting");
     }
 
+    /// Records what the pipeline hands over (kind, detection as handed).
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(ChangeKind, Detection)>>>);
+
+    impl crate::ports::DetectionSink for Recorder {
+        fn wants_updates(&self) -> bool {
+            true
+        }
+        fn persist(&mut self, changes: &[DetectionChange<'_>]) -> Result<(), String> {
+            let mut v = self.0.lock().map_err(|e| e.to_string())?;
+            v.extend(changes.iter().map(|c| (c.kind, c.detection.clone())));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn deferred_updates_reach_a_sink_that_wants_them() {
+        // The service's pipeline (events on: updates deferred to the flush) must still hand
+        // every new/upgrade and the flush's updated state to the sink.
+        let store = Store::open_temporary().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lists = crate::matcher::shared(crate::matcher::Blocklists::builtin().unwrap());
+        let engine = Engine::new(EngineConfig::default(), lists);
+        let (tx, _rx) = tokio::sync::broadcast::channel(16);
+        let mut p = Pipeline::new(engine, Some(store.clone()))
+            .unwrap()
+            .with_events(tx)
+            .with_sink(Box::new(Recorder(seen.clone())));
+        let obs = lookup_then_stratum();
+        let later = match &obs[1] {
+            Observation::Flow(f) => {
+                let mut f = f.clone();
+                f.ts = f.ts.plus_secs(60);
+                f.last_ts = f.last_ts.plus_secs(60);
+                f.src_port += 1;
+                Observation::Flow(f)
+            }
+            _ => unreachable!(),
+        };
+        for o in obs {
+            p.push(o).unwrap();
+        }
+        p.tick(Timestamp::from_secs(1_795_723_300)).unwrap();
+        p.flush().unwrap();
+        p.push(later).unwrap();
+        p.flush().unwrap();
+        p.finish().unwrap();
+        let seen = seen.lock().unwrap();
+        let stored = store.all_detections().unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(seen.first().map(|c| c.0), Some(ChangeKind::New));
+        assert!(seen.iter().any(|c| c.0 == ChangeKind::Update), "{seen:?}");
+        assert_eq!(seen.last().map(|c| &c.1), stored.first());
+    }
+
     #[test]
     fn a_full_outbox_refuses_and_counts() {
         let store = Store::open_temporary().unwrap();

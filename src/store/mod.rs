@@ -5,8 +5,10 @@
 //! `migrations/` (applied by [`migrate`] on open).
 
 pub mod keys;
+mod memory;
 pub mod migrate;
 pub mod outbox;
+mod sink;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -23,6 +25,7 @@ use crate::query::{
     Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary, Suppression,
 };
 
+pub use memory::{MemoryStore, MAX_MEMORY_DETECTIONS, MAX_MEMORY_FLOWS};
 pub use migrate::CURRENT_SCHEMA;
 pub use outbox::{Outbox, OutboxLimits};
 

@@ -1,0 +1,293 @@
+//! `MemoryStore`: the pipeline's [`DetectionStore`] held in process memory, for `scan` without
+//! `--db` (no sled, no temporary directory, nothing to fsync). Same semantics as the sled store
+//! for what the pipeline and `scan` use: detections keyed by id with their first-insert order,
+//! the newest detection per (client, pool entry) for incident continuity, per-host last seen for
+//! `is_new`, bindings and pool flows.
+//!
+//! Every table has a cap; rows beyond it are dropped and counted
+//! (`poolwatch_store_memory_dropped_total{table}`, [`MemoryStore::dropped`]). A scan that
+//! reaches the detection cap says so and suggests `--db`.
+
+use rustc_hash::FxHashMap as HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{HostRecord, StoreError};
+use crate::correlate::{Batch, DetectionStore, FlowId, History, PoolFlow, MAX_BINDINGS};
+use crate::metrics::{self, Counter};
+use crate::model::{Detection, Timestamp};
+use crate::query::{Binding, Suppression};
+
+/// Detections kept in memory. Output of a scan: ~2–4 KB each with full evidence, so 250k stay
+/// near the 512 MiB scan memory cap together with the engine's tables; a larger result needs
+/// `scan --db`.
+pub const MAX_MEMORY_DETECTIONS: usize = 250_000;
+/// Pool flow rows kept (only inspected by tests and the API of a sled store; `scan` prints
+/// detections, whose counts hold the totals).
+pub const MAX_MEMORY_FLOWS: usize = 65_536;
+/// Bindings kept: the engine's own binding cap.
+pub const MAX_MEMORY_BINDINGS: usize = MAX_BINDINGS;
+
+/// Rows dropped because a table was full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryDropped {
+    pub detections: u64,
+    pub bindings: u64,
+    pub flows: u64,
+}
+
+struct Row {
+    seq: u64,
+    created: Timestamp,
+    /// None while the engine holds the incident ([`History::take_incident`]): one copy of a
+    /// detection in memory, never two. The pipeline writes it back.
+    det: Option<Detection>,
+}
+
+#[derive(Default)]
+struct Mem {
+    detections: HashMap<String, Row>,
+    /// Newest detection per (client, pool entry): (created, seq, id).
+    incidents: HashMap<(IpAddr, String), (Timestamp, u64, String)>,
+    hosts: HashMap<IpAddr, HostRecord>,
+    bindings: HashMap<(IpAddr, IpAddr), Binding>,
+    flows: HashMap<FlowId, PoolFlow>,
+    next_seq: u64,
+    dropped: MemoryDropped,
+}
+
+struct DropCounters {
+    detections: Counter,
+    bindings: Counter,
+    flows: Counter,
+}
+
+impl DropCounters {
+    fn new() -> Self {
+        let c = |t| {
+            metrics::counter(
+                "poolwatch_store_memory_dropped_total",
+                "Rows the in-memory store (scan without --db) dropped because its table was full.",
+                &[("table", t)],
+            )
+        };
+        DropCounters {
+            detections: c("detections"),
+            bindings: c("bindings"),
+            flows: c("flows"),
+        }
+    }
+}
+
+/// The in-memory store. Cheap to clone (shared handle).
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Mem>>,
+    counters: Arc<DropCounters>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("detections", &m.detections.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore {
+            inner: Arc::new(Mutex::new(Mem::default())),
+            counters: Arc::new(DropCounters::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Mem> {
+        // A panic while holding the lock cannot leave a row half-written (each write is one
+        // insert), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rows dropped so far because a table was full.
+    pub fn dropped(&self) -> MemoryDropped {
+        self.lock().dropped
+    }
+
+    pub fn detection_count(&self) -> usize {
+        self.lock().detections.len()
+    }
+
+    pub fn get_detection(&self, id: &str) -> Option<Detection> {
+        self.lock().detections.get(id).and_then(|r| r.det.clone())
+    }
+
+    /// The flows recorded for one detection, in time order.
+    pub fn detection_flows(&self, id: &str) -> Vec<PoolFlow> {
+        let m = self.lock();
+        let mut v: Vec<PoolFlow> = m
+            .flows
+            .values()
+            .filter(|f| f.detection_id == id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|f| (f.start, f.src_port));
+        v
+    }
+
+    pub fn host_record(&self, ip: IpAddr) -> Option<HostRecord> {
+        self.lock().hosts.get(&ip).copied()
+    }
+}
+
+impl Mem {
+    fn upsert(&mut self, det: Detection, counters: &DropCounters) {
+        let is_new = !self.detections.contains_key(&det.id);
+        if is_new && self.detections.len() >= MAX_MEMORY_DETECTIONS {
+            self.dropped.detections = self.dropped.detections.saturating_add(1);
+            counters.detections.inc();
+            return;
+        }
+        let rec = self.hosts.entry(det.client_ip).or_insert(HostRecord {
+            first_seen: det.first_seen,
+            last_seen: det.last_seen,
+            detections: 0,
+        });
+        rec.first_seen = rec.first_seen.min(det.first_seen);
+        rec.last_seen = rec.last_seen.max(det.last_seen);
+        match self.detections.get_mut(&det.id) {
+            Some(row) => row.det = Some(det),
+            None => {
+                rec.detections = rec.detections.saturating_add(1);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let created = det.first_seen;
+                let key = (det.client_ip, det.pool_domain.clone());
+                let newer = self
+                    .incidents
+                    .get(&key)
+                    .is_none_or(|(c, s, _)| (created, seq) > (*c, *s));
+                if newer {
+                    self.incidents.insert(key, (created, seq, det.id.clone()));
+                }
+                self.detections.insert(
+                    det.id.clone(),
+                    Row {
+                        seq,
+                        created,
+                        det: Some(det),
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl DetectionStore for MemoryStore {
+    fn write_batch(&self, batch: &mut Batch) -> Result<(), StoreError> {
+        let mut m = self.lock();
+        for (k, b) in batch.bindings.drain() {
+            if m.bindings.len() >= MAX_MEMORY_BINDINGS && !m.bindings.contains_key(&k) {
+                m.dropped.bindings = m.dropped.bindings.saturating_add(1);
+                self.counters.bindings.inc();
+                continue;
+            }
+            m.bindings.insert(k, b);
+        }
+        for (k, f) in batch.flows.drain() {
+            if m.flows.len() >= MAX_MEMORY_FLOWS && !m.flows.contains_key(&k) {
+                m.dropped.flows = m.dropped.flows.saturating_add(1);
+                self.counters.flows.inc();
+                continue;
+            }
+            m.flows.insert(k, f);
+        }
+        for (_, d) in batch.detections.drain() {
+            m.upsert(d, &self.counters);
+        }
+        Ok(())
+    }
+
+    fn preload_bindings(&self, limit: usize) -> Result<Vec<Binding>, StoreError> {
+        let m = self.lock();
+        let mut v: Vec<Binding> = m.bindings.values().take(limit).cloned().collect();
+        v.sort_by_key(|b| b.last_seen);
+        Ok(v)
+    }
+
+    fn suppression_generation(&self) -> u64 {
+        0
+    }
+
+    fn list_suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn history(&self) -> Box<dyn History> {
+        Box::new(self.clone())
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    /// Moves the detections out: the store is empty afterwards.
+    fn take_detections(&self) -> Result<Vec<Detection>, StoreError> {
+        Ok(self.take_all())
+    }
+
+    fn clone_handle(&self) -> Box<dyn DetectionStore> {
+        Box::new(self.clone())
+    }
+
+    fn all_detections(&self) -> Result<Vec<Detection>, StoreError> {
+        let m = self.lock();
+        let mut rows: Vec<&Row> = m.detections.values().collect();
+        rows.sort_by_key(|r| (r.created, r.seq));
+        Ok(rows.into_iter().filter_map(|r| r.det.clone()).collect())
+    }
+}
+
+impl MemoryStore {
+    fn take_all(&self) -> Vec<Detection> {
+        let mut m = self.lock();
+        let mut rows: Vec<(Timestamp, u64, Detection)> = m
+            .detections
+            .drain()
+            .filter_map(|(_, r)| Some((r.created, r.seq, r.det?)))
+            .collect();
+        m.incidents.clear();
+        drop(m);
+        rows.sort_by_key(|(c, s, _)| (*c, *s));
+        rows.into_iter().map(|(_, _, d)| d).collect()
+    }
+}
+
+impl History for MemoryStore {
+    fn last_detection(&self, client: IpAddr) -> Option<Timestamp> {
+        self.lock().hosts.get(&client).map(|r| r.last_seen)
+    }
+
+    fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
+        let m = self.lock();
+        let (_, _, id) = m.incidents.get(&(client, pool_domain.to_string()))?;
+        m.detections.get(id).and_then(|r| r.det.clone())
+    }
+
+    fn take_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
+        let mut m = self.lock();
+        let m = &mut *m;
+        let (_, _, id) = m.incidents.get(&(client, pool_domain.to_string()))?;
+        m.detections.get_mut(id).and_then(|r| r.det.take())
+    }
+
+    fn hands_over(&self) -> bool {
+        true
+    }
+}
