@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use poolwatch::capture::CaptureConfig;
 use poolwatch::correlate::{Engine, EngineConfig};
-use poolwatch::ingest::follow::{FileOffset, OffsetStore};
+use poolwatch::ports::{FileOffset, OffsetStore};
 use poolwatch::ingest::IngestConfig;
 use poolwatch::input::{self, InputFormat};
 use poolwatch::matcher::{self, Blocklists};

@@ -26,24 +26,7 @@ use crate::model::{Observation, Source};
 
 use super::{detect_format, parser_for, IngestConfig, LogFormat, LogParser};
 
-/// Where reading of one followed file stopped, and how to recognise that file again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileOffset {
-    pub dev: u64,
-    pub inode: u64,
-    /// Byte offset of the first unprocessed byte (always at a line start).
-    pub offset: u64,
-    /// Hash of the file's first `fingerprint_len` bytes, to detect a reused inode or a truncated
-    /// and rewritten file.
-    pub fingerprint: u64,
-    pub fingerprint_len: u32,
-}
-
-/// Persistence of follower positions (implemented by `store::Store`; keyed by the followed path).
-pub trait OffsetStore: Send + Sync {
-    fn load_offset(&self, key: &str) -> Option<FileOffset>;
-    fn save_offset(&self, key: &str, offset: &FileOffset) -> Result<(), String>;
-}
+pub use crate::ports::{FileOffset, OffsetStore};
 
 /// Longest line handed to a parser. Longer lines are skipped (counted) without being buffered
 /// whole, so a 10 MB line or a binary file without newlines cannot exhaust memory. 1 MiB is far

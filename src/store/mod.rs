@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::correlate::{History, PoolFlow};
-use crate::ingest::follow::{FileOffset, OffsetStore};
+use crate::ports::{FileOffset, OffsetStore};
 use crate::model::{Detection, Evidence, EvidenceKind, Stage, Timestamp};
 use crate::query::{
     Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary, Suppression,

@@ -1,10 +1,7 @@
-//! Ports between stages: small plain traits that one stage calls and another implements, so
-//! that the concrete types meet only in `service` (and `cli`).
-//!
-//! * [`DetectionSink`] — the correlation pipeline hands every detection change of a flush to it
-//!   *before* the store flush that makes the detection durable, and tells it when that flush is
-//!   done. The output stage (`crate::output`) implements it with a durable outbox per sink, so
-//!   a detection and its outbox entries become durable together.
+//! [`DetectionSink`]: the correlation pipeline hands every detection change of a flush to it
+//! *before* the store flush that makes the detection durable, and tells it when that flush is
+//! done. The output stage (`crate::output`) implements it with a durable outbox per sink, so
+//! a detection and its outbox entries become durable together.
 
 use crate::model::Detection;
 
