@@ -12,7 +12,7 @@
 //!
 //! Needs chromium + chromium-driver (prints `skipping: …` otherwise). Results: docs/ui.md.
 
-#[path = "../tests/browser_support/mod.rs"]
+#[path = "../tests/it/support/browser.rs"]
 mod browser_support;
 
 use std::io::{BufRead, BufReader, Write};

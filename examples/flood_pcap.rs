@@ -4,10 +4,14 @@
 //! `cargo run --release --example flood_pcap -- OUT_DIR [CLIENTS=65536] [ROUNDS=3] [SEED=11]`
 //! writes `OUT_DIR/flood.pcap` and `OUT_DIR/clean.pcap`.
 
-#[path = "../tests/capture_support/mod.rs"]
+#[path = "../tests/it/support/capture.rs"]
 mod capture_support;
-#[path = "../tests/flood_support/mod.rs"]
+#[path = "../tests/it/support/flood.rs"]
 mod flood_support;
+/// The integration tests' module path for these builders (`crate::support::capture`).
+mod support {
+    pub(crate) use super::capture_support as capture;
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;

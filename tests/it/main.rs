@@ -1,0 +1,64 @@
+//! The one integration-test binary: every integration test is a module of it, and all of them
+//! share `support` (fixtures, builders, real servers). One binary links once, so `cargo test`
+//! builds in a fraction of the time and disk of one binary per file.
+//!
+//! Run one area with a filter: `cargo test --test it follow_files::`.
+
+mod support;
+
+mod api_config;
+mod api_lists;
+mod api_sample_data;
+mod api_security;
+mod api_server;
+mod capture_bench_gates;
+mod capture_fixtures;
+mod capture_flood;
+mod capture_garbage;
+mod capture_lab;
+mod capture_live;
+mod capture_peers;
+mod capture_savefile;
+mod cli_errors;
+mod correlate_engine;
+mod correlate_garbage;
+mod correlate_incidents;
+mod correlate_lab;
+mod correlate_rules;
+mod demo;
+mod dnstap_files;
+mod dnstap_lab;
+mod dnstap_resolvers;
+mod dnstap_socket;
+mod e2e_bench_gates;
+mod e2e_public_captures;
+mod feeds;
+mod flood_scan;
+mod follow_files;
+mod follow_stdin;
+mod ingest_formats;
+mod ingest_hostile;
+mod ingest_lab;
+mod input_line_caps;
+mod matcher_cases;
+mod matcher_cli;
+mod matcher_exports;
+mod matcher_precision;
+mod matcher_reload;
+mod model_json;
+mod output_faults;
+mod output_file;
+mod output_syslog;
+mod output_webhook;
+mod scan_cli;
+mod scan_lab_real;
+mod service_api;
+mod service_lifecycle;
+mod service_live;
+mod store_durability;
+mod store_migrate;
+mod store_open;
+mod store_queries;
+mod stratum_rule;
+mod ui_browser;
+mod ui_http;

@@ -1,0 +1,58 @@
+//! Resource usage of one child process. All integration tests share one process, so
+//! `getrusage(RUSAGE_CHILDREN)` would mix in every other test's children: these helpers wait for
+//! the one child with `wait4` and report its own CPU time and peak RSS.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus, Output};
+use std::thread;
+
+/// What one child used.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    /// User + system CPU seconds.
+    pub cpu_secs: f64,
+    /// Peak resident set size, KiB.
+    pub max_rss_kb: i64,
+}
+
+/// Waits for `child` (whose stdout/stderr, when piped, are drained concurrently so it cannot
+/// block on a full pipe) and returns its output and its own resource usage.
+pub fn wait_with_usage(mut child: Child) -> (Output, Usage) {
+    fn drain<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    drop(child.stdin.take());
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: wait4 writes only the status and the zeroed rusage it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = loop {
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc;
+    };
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let usage = Usage {
+        cpu_secs: cpu(ru.ru_utime) + cpu(ru.ru_stime),
+        max_rss_kb: ru.ru_maxrss,
+    };
+    let output = Output {
+        status: ExitStatus::from_raw(status),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    // `child` was reaped by wait4: dropping it does not wait again (Child's drop never waits).
+    (output, usage)
+}
