@@ -106,14 +106,7 @@ fn kill_9_of_a_correlator_moves_its_partitions_within_the_lease_bound() {
     let took = killed.elapsed();
     let bound = Duration::from_secs(TTL_SECS + TTL_SECS / 3 + 2);
     assert!(took <= bound, "takeover took {took:?} (bound {bound:?})");
-    let got = wait_until(
-        Duration::from_secs(60),
-        "the verdicts after takeover",
-        || {
-            let v = verdicts(&api.detections());
-            (v == want).then_some(v)
-        },
-    );
+    let got = wait_for_verdicts(&api, &want, Duration::from_secs(60));
     assert_eq!(got, want);
     let rebuilt: f64 = cs
         .iter()
@@ -167,14 +160,7 @@ fn a_nats_restart_is_buffered_and_caught_up() {
     );
     assert_eq!(sensor.metric("poolwatch_cluster_published_total"), before);
     nats.restart();
-    let got = wait_until(
-        Duration::from_secs(90),
-        "the verdicts after the restart",
-        || {
-            let v = verdicts(&api.detections());
-            (v == want).then_some(v)
-        },
-    );
+    let got = wait_for_verdicts(&api, &want, Duration::from_secs(90));
     assert_eq!(got, want);
     assert_eq!(sensor.metric("poolwatch_cluster_buffer_observations"), 0.0);
     assert_eq!(sensor.metric("poolwatch_cluster_dropped_total"), 0.0);
@@ -210,14 +196,7 @@ fn a_sensor_restart_loses_and_duplicates_no_log_line() {
     sensor.kill9();
     append(&log, &lines[b..]);
     let sensor = Node::cluster(&url, "sensor", "rs", dir.path(), &follow);
-    let got = wait_until(
-        Duration::from_secs(60),
-        "the verdicts after the restart",
-        || {
-            let v = verdicts(&api.detections());
-            (v == want).then_some(v)
-        },
-    );
+    let got = wait_for_verdicts(&api, &want, Duration::from_secs(60));
     assert_eq!(got, want);
     let after = settled(&api, Duration::from_secs(3), Duration::from_secs(40));
     assert_eq!(after, want, "a re-read line was counted twice");

@@ -292,21 +292,38 @@ pub fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// What must be equal between the cluster and the single box: client, stage, pool and the
-/// evidence counters of every detection.
+/// Whether verdicts include the evidence counters. With one input the counters are
+/// deterministic; with a pcap and logs of the same queries they depend on how the two
+/// sources interleave (the engine's cross-source de-duplication), on the single box as in the
+/// cluster, so the multi-source comparison is the "same clients, stages, pools".
+static WITH_COUNTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn compare_counts(on: bool) {
+    WITH_COUNTS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What must be equal between the cluster and the single box: client, stage and pool of
+/// every detection, and (see [`compare_counts`]) its evidence counters.
 pub fn verdicts(dets: &[Value]) -> BTreeSet<String> {
+    let counts = WITH_COUNTS.load(std::sync::atomic::Ordering::Relaxed);
     dets.iter()
         .map(|d| {
-            format!(
-                "{} {} {} lookups={} blocked={} flows={} stratum={}",
+            let mut v = format!(
+                "{} {} {}",
                 d["client_ip"].as_str().unwrap_or("?"),
                 d["stage"].as_str().unwrap_or("?"),
                 d["pool_domain"].as_str().unwrap_or("?"),
-                d["counts"]["lookups"],
-                d["counts"]["blocked_lookups"],
-                d["counts"]["flows"],
-                d["counts"]["stratum_flows"],
-            )
+            );
+            if counts {
+                v.push_str(&format!(
+                    " lookups={} blocked={} flows={} stratum={}",
+                    d["counts"]["lookups"],
+                    d["counts"]["blocked_lookups"],
+                    d["counts"]["flows"],
+                    d["counts"]["stratum_flows"],
+                ));
+            }
+            v
         })
         .collect()
 }
@@ -400,4 +417,24 @@ pub fn flag_list(flag: &str, paths: &[PathBuf]) -> Vec<String> {
         .iter()
         .flat_map(|p| [s(flag), p.to_string_lossy().into_owned()])
         .collect()
+}
+
+/// Waits until `n` serves exactly `want`; on timeout, panics with both sides' differences.
+pub fn wait_for_verdicts(n: &Node, want: &BTreeSet<String>, limit: Duration) -> BTreeSet<String> {
+    let t = Instant::now();
+    loop {
+        let v = verdicts(&n.detections());
+        if &v == want {
+            return v;
+        }
+        if t.elapsed() >= limit {
+            let missing: Vec<_> = want.difference(&v).collect();
+            let extra: Vec<_> = v.difference(want).collect();
+            panic!(
+                "{} never served the single box's verdicts\nmissing: {missing:#?}\nextra: {extra:#?}",
+                n.name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
