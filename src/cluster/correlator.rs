@@ -15,7 +15,7 @@
 //! the rebuilt incidents are the same detections and the API view keeps the most advanced copy.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, message::Acker};
@@ -24,14 +24,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::lease::{self, Leases};
 use super::nats::{self, Nats};
-use super::wire::{self, DetectionUpdate};
+use super::updates::{publish_updates, ChangedIds, UpdateSink};
+use super::wire;
 use super::{ClusterError, ClusterOptions};
 use crate::api::{self, AppState, Backend};
 use crate::correlate::{Engine, Pipeline};
 use crate::matcher::ListManager;
 use crate::metrics::{self, Counter, Gauge};
 use crate::model::{Observation, Timestamp};
-use crate::ports::{ChangeKind, DetectionChange, DetectionSink, FileOffset, OffsetStore};
+use crate::ports::{FileOffset, OffsetStore};
 use crate::query::DetectionEvent;
 use crate::store::Store;
 
@@ -48,9 +49,6 @@ pub const FETCH_BATCH: usize = 256;
 pub const FETCH_EXPIRES: Duration = Duration::from_secs(1);
 /// Deliveries queued between the consumers and the pipeline thread.
 pub const DELIVERY_CAPACITY: usize = 8_192;
-/// Detection updates waiting for their publish (coalesced per id); beyond, the oldest is
-/// dropped and counted (it is re-published with its next change).
-pub const MAX_PENDING_UPDATES: usize = 100_000;
 /// After its first heartbeat a correlator waits this long before claiming, so nodes that start
 /// together see each other and split the partitions instead of racing for all of them.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(2);
@@ -73,16 +71,16 @@ struct Delivery {
     acker: Option<Acker>,
 }
 
-struct Metrics {
+pub(crate) struct Metrics {
     consumed: Counter,
     redelivered: Counter,
     context: Counter,
     replayed: Counter,
     bad: HashMap<&'static str, Counter>,
     acked: Counter,
-    published: Counter,
-    publish_errors: Counter,
-    updates_dropped: Counter,
+    pub(crate) published: Counter,
+    pub(crate) publish_errors: Counter,
+    pub(crate) updates_dropped: Counter,
     owned: Gauge,
     pending_acks: Gauge,
     takeovers: Counter,
@@ -168,157 +166,6 @@ impl Metrics {
             c.inc();
         }
     }
-}
-
-/// Collects the ids (and strongest kind) of every change of a flush; after the flush they are
-/// read back from the store (the durable, latest state) and published.
-#[derive(Clone, Default)]
-struct ChangedIds(Arc<Mutex<ChangedInner>>);
-
-#[derive(Default)]
-struct ChangedInner {
-    staged: Vec<(String, ChangeKind)>,
-    pending: HashMap<String, ChangeKind>,
-    order: VecDeque<String>,
-}
-
-fn strength(k: ChangeKind) -> u8 {
-    match k {
-        ChangeKind::New => 2,
-        ChangeKind::Upgrade => 1,
-        ChangeKind::Update => 0,
-    }
-}
-
-impl ChangedIds {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ChangedInner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    fn take(&self) -> Vec<(String, ChangeKind)> {
-        let mut g = self.lock();
-        let order: Vec<String> = g.order.drain(..).collect();
-        let mut out = Vec::with_capacity(order.len());
-        for id in order {
-            if let Some(k) = g.pending.remove(&id) {
-                out.push((id, k));
-            }
-        }
-        out
-    }
-    fn is_empty(&self) -> bool {
-        self.lock().pending.is_empty()
-    }
-    /// Puts back what could not be published.
-    fn restore(&self, items: Vec<(String, ChangeKind)>, dropped: &Counter) {
-        let mut g = self.lock();
-        for (id, k) in items.into_iter().rev() {
-            if g.pending.len() >= MAX_PENDING_UPDATES {
-                dropped.inc();
-                continue;
-            }
-            match g.pending.get_mut(&id) {
-                Some(old) => {
-                    if strength(k) > strength(*old) {
-                        *old = k;
-                    }
-                }
-                None => {
-                    g.pending.insert(id.clone(), k);
-                    g.order.push_front(id);
-                }
-            }
-        }
-    }
-}
-
-struct UpdateSink {
-    ids: ChangedIds,
-    dropped: Counter,
-}
-
-impl DetectionSink for UpdateSink {
-    fn wants_updates(&self) -> bool {
-        true
-    }
-    fn persist(&mut self, changes: &[DetectionChange<'_>]) -> Result<(), String> {
-        let mut g = self.ids.lock();
-        g.staged.clear();
-        g.staged
-            .extend(changes.iter().map(|c| (c.detection.id.clone(), c.kind)));
-        Ok(())
-    }
-    fn durable(&mut self) {
-        let mut g = self.ids.lock();
-        let staged = std::mem::take(&mut g.staged);
-        for (id, k) in staged {
-            match g.pending.get_mut(&id) {
-                Some(old) => {
-                    if strength(k) > strength(*old) {
-                        *old = k;
-                    }
-                }
-                None => {
-                    if g.pending.len() >= MAX_PENDING_UPDATES {
-                        if let Some(oldest) = g.order.pop_front() {
-                            g.pending.remove(&oldest);
-                            self.dropped.inc();
-                        }
-                    }
-                    g.pending.insert(id.clone(), k);
-                    g.order.push_back(id);
-                }
-            }
-        }
-    }
-}
-
-/// Publishes the pending detection updates (latest stored state of each); `false` when NATS
-/// did not acknowledge them (they stay pending).
-fn publish_updates(
-    rt: &tokio::runtime::Handle,
-    js: &jetstream::Context,
-    store: &Store,
-    ids: &ChangedIds,
-    m: &Metrics,
-) -> bool {
-    let items = ids.take();
-    if items.is_empty() {
-        return true;
-    }
-    let mut msgs = Vec::with_capacity(items.len());
-    for (id, kind) in &items {
-        match store.get_detection(id) {
-            Ok(Some(d)) => match wire::encode_detection(&DetectionUpdate::new(*kind, d)) {
-                Ok(b) => msgs.push((wire::detection_subject(id), b)),
-                Err(e) => tracing::warn!(error = %e, "detection not encodable"),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "reading a detection to publish"),
-        }
-    }
-    let ok = rt.block_on(async {
-        let mut acks = Vec::with_capacity(msgs.len());
-        for (subject, body) in msgs {
-            match tokio::time::timeout(nats::REQUEST_TIMEOUT, js.publish(subject, body.into()))
-                .await
-            {
-                Ok(Ok(f)) => acks.push(f),
-                _ => return false,
-            }
-        }
-        for f in acks {
-            if f.await.is_err() {
-                return false;
-            }
-            m.published.inc();
-        }
-        true
-    });
-    if !ok {
-        m.publish_errors.inc();
-        ids.restore(items, &m.updates_dropped);
-    }
-    ok
 }
 
 /// The pipeline thread: pushes deliveries, ticks, and runs the ack cycle.

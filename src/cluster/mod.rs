@@ -21,6 +21,7 @@
 //! * [`sensor`] — the bounded publish buffer and the acked publisher; follower offsets in KV.
 //! * [`lease`] — partition leases (CAS create/update, TTL, renewal, fair share).
 //! * [`correlator`] — consumers, the pipeline thread, ack-after-flush, detection publishing.
+//! * [`updates`] — detection updates read back after each flush and published.
 //! * [`apinode`] — the materialised view and the API.
 //!
 //! Operation and failure behaviour: docs/cluster.md.
@@ -38,6 +39,7 @@ pub mod correlator;
 pub mod lease;
 pub mod nats;
 pub mod sensor;
+pub mod updates;
 pub mod wire;
 
 /// Partitions of a new cluster: enough for 16 correlators; a client's partition never moves.
