@@ -30,6 +30,7 @@
 pub mod api;
 pub mod capture;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod correlate;
 pub mod dns;

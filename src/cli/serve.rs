@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::LogFlags;
+use crate::cluster;
 use crate::config::{CliOptions, Settings};
 use crate::service;
 
@@ -26,6 +27,32 @@ pub struct ServeArgs {
     /// Validate the configuration, print the effective settings (tokens redacted) and exit.
     #[arg(long)]
     pub check_config: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Scale-out on NATS JetStream (docs/cluster.md). Without `--cluster`: the single box.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Run as one node of a cluster on this NATS server (nats://HOST:PORT); needs --role.
+    #[arg(long, value_name = "URL", env = "POOLWATCH_CLUSTER", requires = "role")]
+    pub cluster: Option<String>,
+    /// What this node does: sensor (inputs → NATS), correlator (partitions → detections) or
+    /// api (the fleet's detections over REST/SSE).
+    #[arg(long, value_enum, env = "POOLWATCH_ROLE", requires = "cluster")]
+    pub role: Option<cluster::Role>,
+    /// Unique node name (leases, durable consumers, follower offsets) [default: HOST-PID].
+    #[arg(long, value_name = "NAME", env = "POOLWATCH_NODE")]
+    pub node: Option<String>,
+    /// Partitions of the observation stream; the same on every node.
+    #[arg(long, value_name = "N", default_value_t = cluster::DEFAULT_PARTITIONS)]
+    pub partitions: u16,
+    /// Partition lease TTL in seconds (takeover after a correlator dies within TTL + TTL/3).
+    #[arg(long, value_name = "SECS", default_value_t = cluster::DEFAULT_LEASE_TTL.as_secs())]
+    pub lease_ttl: u64,
+    /// Observations a sensor buffers while NATS is unreachable (then live inputs drop, counted).
+    #[arg(long, value_name = "N", default_value_t = cluster::DEFAULT_PUBLISH_BUFFER)]
+    pub publish_buffer: usize,
 }
 
 /// Log filter of the service when neither the flag nor the config file sets one.
@@ -51,7 +78,60 @@ pub fn run(args: ServeArgs, log: LogFlags) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_service_logging(&log, &settings);
+    if let (Some(url), Some(role)) = (args.cluster.cluster.clone(), args.cluster.role) {
+        return run_cluster(cluster_options(&settings, &args.cluster, url, role));
+    }
     run_service(settings, service::Hooks::default())
+}
+
+/// A cluster node's options from the validated settings and the cluster flags.
+fn cluster_options(
+    s: &Settings,
+    a: &ClusterArgs,
+    url: String,
+    role: cluster::Role,
+) -> cluster::ClusterOptions {
+    let d = crate::correlate::EngineConfig::default();
+    let engine = crate::correlate::EngineConfig {
+        binding_grace_secs: s.grace.map_or(d.binding_grace_secs, |g| {
+            i64::try_from(g.as_secs()).unwrap_or(i64::MAX)
+        }),
+        lookback_secs: i64::from(s.lookback_days).saturating_mul(86_400),
+        resolvers: s.resolvers.clone(),
+        sinkholes: s.sinkholes.clone(),
+        ..d
+    };
+    cluster::ClusterOptions {
+        url,
+        role,
+        node: a.node.clone().unwrap_or_else(cluster::default_node_name),
+        partitions: a.partitions,
+        lease_ttl: std::time::Duration::from_secs(a.lease_ttl),
+        publish_buffer: a.publish_buffer,
+        inputs: cluster::SensorInputs {
+            interfaces: s.interfaces.clone(),
+            bpf: s.bpf.clone(),
+            follow: s.follow.clone(),
+            dnstap: s.dnstap.clone(),
+            import: s.import.clone(),
+        },
+        db: s.db.clone(),
+        listen: s.listen,
+        api: crate::api::ApiOptions::from_settings(s),
+        engine,
+        lists: crate::matcher::ListManagerConfig::from_settings(s),
+    }
+}
+
+fn run_cluster(opts: cluster::ClusterOptions) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("poolwatch-rt")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(cluster::run(opts, cluster::shutdown_signal()))?;
+    rt.shutdown_background();
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Flag/env beat the config file for the log filter and JSON switch.

@@ -1,0 +1,237 @@
+//! Scale-out on NATS JetStream (`poolwatch serve --cluster nats://HOST:PORT --role …`): sensors
+//! publish observations to partitioned subjects, correlators claim partitions through leases
+//! in a KV bucket and run the usual pipeline on them, API nodes serve a materialised view of
+//! every correlator's detections. The single-box `serve` is untouched; this module wires the
+//! same stages (capture, ingest, input, correlate, store, api) around NATS instead of one
+//! in-process queue.
+//!
+//! ```text
+//!  sensor (capture/follow/dnstap/import) ──publish, acked──▶ POOLWATCH_OBS  poolwatch.obs.<p>
+//!                                                               │ durable pull consumer per p
+//!                   poolwatch_leases (KV, TTL) ── lease p ──▶ correlator (matcher, engine, sled)
+//!                                                               │ after the flush
+//!                                                               ▼
+//!                                            POOLWATCH_DETECTIONS  poolwatch.detections.<id>
+//!                                                               │
+//!                                                       api node (own sled, REST + SSE)
+//! ```
+//!
+//! * [`wire`] — encodings, partition hash, subjects.
+//! * [`nats`] — connection, streams and buckets (retention, limits) in one place.
+//! * [`sensor`] — the bounded publish buffer and the acked publisher; follower offsets in KV.
+//! * [`lease`] — partition leases (CAS create/update, TTL, renewal, fair share).
+//! * [`correlator`] — consumers, the pipeline thread, ack-after-flush, detection publishing.
+//! * [`updates`] — detection updates read back after each flush and published.
+//! * [`apinode`] — the materialised view and the API.
+//!
+//! Operation and failure behaviour: docs/cluster.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::api::ApiOptions;
+use crate::correlate::EngineConfig;
+use crate::matcher::ListManagerConfig;
+
+pub mod apinode;
+pub mod correlator;
+pub mod lease;
+pub mod nats;
+pub mod sensor;
+pub mod updates;
+pub mod wire;
+
+/// Partitions of a new cluster: enough for 16 correlators; a client's partition never moves.
+pub const DEFAULT_PARTITIONS: u16 = 16;
+/// Lease TTL: a dead correlator's partitions are free this long after its last renewal; a
+/// survivor claims them at its next poll ([`lease::poll_interval`]), so takeover takes at most
+/// TTL + TTL/3 (20 s by default, within the issue's 30 s bound).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+/// Shortest lease TTL accepted (renewals every TTL/3 must fit between JetStream round trips).
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
+/// Observations a sensor holds while NATS is slow or unreachable (~300 B each: ~30 MiB).
+pub const DEFAULT_PUBLISH_BUFFER: usize = 100_000;
+
+/// What a node does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Sensor,
+    Correlator,
+    Api,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Sensor => "sensor",
+            Role::Correlator => "correlator",
+            Role::Api => "api",
+        }
+    }
+}
+
+/// The inputs of a sensor (serve's flags).
+#[derive(Clone, Debug, Default)]
+pub struct SensorInputs {
+    pub interfaces: Vec<String>,
+    pub bpf: Option<String>,
+    pub follow: Vec<String>,
+    pub dnstap: Vec<String>,
+    pub import: Vec<PathBuf>,
+}
+
+/// Everything a node needs, assembled by `cli::serve` from the settings and flags.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub url: String,
+    pub role: Role,
+    /// Unique per node (leases, durable names, offsets).
+    pub node: String,
+    pub partitions: u16,
+    pub lease_ttl: Duration,
+    pub publish_buffer: usize,
+    pub inputs: SensorInputs,
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    pub api: ApiOptions,
+    pub engine: EngineConfig,
+    pub lists: ListManagerConfig,
+}
+
+/// Errors that stop a cluster node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    #[error("cluster configuration: {0}")]
+    Config(String),
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("pool lists: {0}")]
+    Lists(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {message}")]
+    Input { what: String, message: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Checks the options every role shares.
+pub fn validate(o: &ClusterOptions) -> Result<(), ClusterError> {
+    if o.partitions == 0 || o.partitions > wire::MAX_PARTITIONS {
+        return Err(ClusterError::Config(format!(
+            "--partitions must be 1..={}",
+            wire::MAX_PARTITIONS
+        )));
+    }
+    if o.lease_ttl < MIN_LEASE_TTL {
+        return Err(ClusterError::Config(format!(
+            "--lease-ttl must be at least {} s",
+            MIN_LEASE_TTL.as_secs()
+        )));
+    }
+    if o.node.is_empty()
+        || o.node.len() > 64
+        || !o
+            .node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ClusterError::Config(format!(
+            "--node {:?}: 1-64 characters of A-Z a-z 0-9 - _",
+            o.node
+        )));
+    }
+    if o.publish_buffer == 0 {
+        return Err(ClusterError::Config("--publish-buffer must be > 0".into()));
+    }
+    Ok(())
+}
+
+/// A node name for this host when `--node` is not given: `<hostname>-<pid>` made safe.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut s: String = host
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    if s.is_empty() {
+        s.push_str("node");
+    }
+    format!("{s}-{}", std::process::id())
+}
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run<F>(opts: ClusterOptions, shutdown: F) -> Result<(), ClusterError>
+where
+    F: std::future::Future<Output = ()> + Send,
+{
+    validate(&opts)?;
+    crate::metrics::gauge(
+        "poolwatch_cluster_node_info",
+        "1 for a cluster node, labelled by its role.",
+        &[("role", opts.role.as_str())],
+    )
+    .set(1);
+    tracing::info!(role = opts.role.as_str(), node = %opts.node, url = %opts.url, "cluster node starting");
+    match opts.role {
+        Role::Sensor => sensor::run(opts, shutdown).await,
+        Role::Correlator => correlator::run(opts, shutdown).await,
+        Role::Api => apinode::run(opts, shutdown).await,
+    }
+}
+
+/// Binds the HTTP listener and prints `listening on http://ADDR` like `serve`.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ClusterError> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ClusterError::Bind { addr, source })?;
+    let bound = l
+        .local_addr()
+        .map_err(|source| ClusterError::Bind { addr, source })?;
+    eprintln!("listening on http://{bound}");
+    tracing::info!(addr = %bound, "listening");
+    Ok(l)
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (130).
+pub async fn shutdown_signal() {
+    let name = wait_signal().await;
+    tracing::info!(
+        signal = name,
+        "shutting down (send it again to exit at once)"
+    );
+    eprintln!("poolwatch: {name}: shutting down (again to exit at once)");
+    tokio::spawn(async {
+        let name = wait_signal().await;
+        eprintln!("poolwatch: second {name}: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => tokio::select! {
+            _ = t.recv() => "SIGTERM",
+            _ = i.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

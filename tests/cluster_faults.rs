@@ -1,0 +1,204 @@
+//! Fault tests of the cluster with real processes (nats-server, poolwatch nodes), each compared
+//! with a single-box `serve` on the same input:
+//! * `kill -9` of a correlator mid-run: its partitions move within the lease bound, the final
+//!   detections are still equal;
+//! * nats-server killed and restarted mid-run: the sensor buffers, catches up, loses nothing;
+//! * a sensor killed (`kill -9`) and restarted while following a log: no line lost or counted
+//!   twice (offsets resume at the acknowledged position, re-sent lines are de-duplicated).
+//!
+//! Input: the sample resolver log of `tests/data/sample` (a log has no flows, so no rule that
+//! spans clients is involved; the lab comparison is in `cluster_lab.rs`). Needs nats-server.
+
+mod cluster_support;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cluster_support::*;
+
+/// Short leases keep the test short; the bound is TTL + TTL/3 (docs/cluster.md).
+const TTL_SECS: u64 = 6;
+
+fn ttl() -> Vec<String> {
+    vec![s("--lease-ttl"), TTL_SECS.to_string()]
+}
+
+fn log_lines() -> Vec<String> {
+    std::fs::read_to_string(sample("sample-dnsmasq.log"))
+        .unwrap()
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        f.write_all(l.as_bytes()).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+fn expected_for_log() -> (tempfile::TempDir, std::collections::BTreeSet<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = sample("sample-dnsmasq.log");
+    let want = single_box(dir.path(), &flag_list("--import", &[log]));
+    (dir, want)
+}
+
+#[test]
+fn kill_9_of_a_correlator_moves_its_partitions_within_the_lease_bound() {
+    let Some(nats_bin) = nats_server() else {
+        eprintln!("SKIP: nats-server not installed (see .ci/deps)");
+        return;
+    };
+    let (dir, want) = expected_for_log();
+    let nats = Nats::start(nats_bin);
+    let url = nats.url();
+    let mut cs: Vec<Node> = ["k1", "k2", "k3"]
+        .iter()
+        .map(|n| Node::cluster(&url, "correlator", n, dir.path(), &ttl()))
+        .collect();
+    let api = Node::cluster(&url, "api", "ka", dir.path(), &[]);
+    wait_until(Duration::from_secs(30), "16 partitions owned", || {
+        let v: f64 = cs
+            .iter()
+            .map(|c| c.metric("poolwatch_cluster_partitions_owned"))
+            .sum();
+        (v == 16.0).then_some(())
+    });
+    let _sensor = Node::cluster(
+        &url,
+        "sensor",
+        "ks",
+        dir.path(),
+        &flag_list("--import", &[sample("sample-dnsmasq.log")]),
+    );
+    // Mid-run: the first detections are visible, their observations not yet acknowledged
+    // (the ack hold is 10 s): the victim dies holding unacked work.
+    wait_until(Duration::from_secs(30), "first detections", || {
+        (!api.detections().is_empty()).then_some(())
+    });
+    let victim = cs
+        .iter()
+        .position(|c| c.metric("poolwatch_cluster_consumed_total") > 0.0)
+        .expect("a correlator consumed something");
+    assert!(cs[victim].metric("poolwatch_cluster_pending_acks") > 0.0);
+    let mut dead = cs.remove(victim);
+    dead.kill9();
+    let killed = Instant::now();
+    wait_until(
+        Duration::from_secs(60),
+        "the survivors own all partitions",
+        || {
+            let v: f64 = cs
+                .iter()
+                .map(|c| c.metric("poolwatch_cluster_partitions_owned"))
+                .sum();
+            (v == 16.0).then_some(())
+        },
+    );
+    let took = killed.elapsed();
+    let bound = Duration::from_secs(TTL_SECS + TTL_SECS / 3 + 2);
+    assert!(took <= bound, "takeover took {took:?} (bound {bound:?})");
+    let got = wait_for_verdicts(&api, &want, Duration::from_secs(60));
+    assert_eq!(got, want);
+    let rebuilt: f64 = cs
+        .iter()
+        .map(|c| {
+            c.metric("poolwatch_cluster_replayed_total")
+                + c.metric("poolwatch_cluster_consumed_total")
+        })
+        .sum();
+    assert!(rebuilt > 0.0, "the survivors read the victim's partitions");
+    let after = settled(&api, Duration::from_secs(3), Duration::from_secs(40));
+    assert_eq!(after, want);
+}
+
+#[test]
+fn a_nats_restart_is_buffered_and_caught_up() {
+    let Some(nats_bin) = nats_server() else {
+        eprintln!("SKIP: nats-server not installed (see .ci/deps)");
+        return;
+    };
+    let (dir, want) = expected_for_log();
+    let lines = log_lines();
+    let half = lines.len() / 2;
+    let log = dir.path().join("dnsmasq.log");
+    append(&log, &lines[..half]);
+    let mut nats = Nats::start(nats_bin);
+    let url = nats.url();
+    let _c = Node::cluster(&url, "correlator", "n1", dir.path(), &ttl());
+    let api = Node::cluster(&url, "api", "na", dir.path(), &[]);
+    let sensor = Node::cluster(
+        &url,
+        "sensor",
+        "ns",
+        dir.path(),
+        &flag_list("--follow", std::slice::from_ref(&log)),
+    );
+    wait_until(Duration::from_secs(30), "the first half published", || {
+        (sensor.metric("poolwatch_cluster_published_total") > 0.0).then_some(())
+    });
+    let before = sensor.metric("poolwatch_cluster_published_total");
+    nats.kill();
+    append(&log, &lines[half..]);
+    // The follower reads the second half into the buffer; publishing fails meanwhile.
+    wait_until(
+        Duration::from_secs(30),
+        "buffering while NATS is down",
+        || {
+            (sensor.metric("poolwatch_cluster_buffer_observations") > 0.0
+                && sensor.metric("poolwatch_cluster_publish_errors_total") > 0.0)
+                .then_some(())
+        },
+    );
+    assert_eq!(sensor.metric("poolwatch_cluster_published_total"), before);
+    nats.restart();
+    let got = wait_for_verdicts(&api, &want, Duration::from_secs(90));
+    assert_eq!(got, want);
+    assert_eq!(sensor.metric("poolwatch_cluster_buffer_observations"), 0.0);
+    assert_eq!(sensor.metric("poolwatch_cluster_dropped_total"), 0.0);
+}
+
+#[test]
+fn a_sensor_restart_loses_and_duplicates_no_log_line() {
+    let Some(nats_bin) = nats_server() else {
+        eprintln!("SKIP: nats-server not installed (see .ci/deps)");
+        return;
+    };
+    let (dir, want) = expected_for_log();
+    let lines = log_lines();
+    let (a, b) = (lines.len() / 3, 2 * lines.len() / 3);
+    let log = dir.path().join("dnsmasq.log");
+    append(&log, &lines[..a]);
+    let nats = Nats::start(nats_bin);
+    let url = nats.url();
+    let _c = Node::cluster(&url, "correlator", "r1", dir.path(), &ttl());
+    let api = Node::cluster(&url, "api", "ra", dir.path(), &[]);
+    let follow = flag_list("--follow", std::slice::from_ref(&log));
+    let mut sensor = Node::cluster(&url, "sensor", "rs", dir.path(), &follow);
+    // The first third is acknowledged and its offset committed…
+    wait_until(Duration::from_secs(30), "an offset committed", || {
+        (sensor.metric("poolwatch_cluster_offsets_committed_total") > 0.0).then_some(())
+    });
+    // …the second is read (and perhaps published) but its offset is not yet committed when
+    // the sensor dies.
+    append(&log, &lines[a..b]);
+    wait_until(Duration::from_secs(30), "the second third read", || {
+        (sensor.metric("poolwatch_cluster_published_total") > 0.0).then_some(())
+    });
+    sensor.kill9();
+    append(&log, &lines[b..]);
+    let sensor = Node::cluster(&url, "sensor", "rs", dir.path(), &follow);
+    let got = wait_for_verdicts(&api, &want, Duration::from_secs(60));
+    assert_eq!(got, want);
+    let after = settled(&api, Duration::from_secs(3), Duration::from_secs(40));
+    assert_eq!(after, want, "a re-read line was counted twice");
+    assert_eq!(sensor.metric("poolwatch_cluster_dropped_total"), 0.0);
+}
