@@ -7,11 +7,13 @@
 //!   servers; [`follow`], [`dnstap`] — log and dnstap writers; [`output`] — alert-sink receivers
 //!   (rsyslog, webhooks); [`flood`] — generated floods; [`browser`] — a WebDriver client for
 //!   headless Chromium; [`proc`] — one child's own CPU time and peak RSS;
-//!   [`rng`] — the deterministic PRNG of the garbage tests.
+//!   [`rng`] — the deterministic PRNG of the garbage tests; [`cluster`] — a real nats-server and
+//!   cluster roles.
 #![allow(dead_code)]
 
 pub mod browser;
 pub mod capture;
+pub mod cluster;
 pub mod dnstap;
 pub mod flood;
 pub mod follow;

@@ -9,7 +9,7 @@
 //! Input: the sample resolver log of `tests/data/sample` (a log has no flows, so no rule that
 //! spans clients is involved; the lab comparison is in `cluster_lab.rs`). Needs nats-server.
 
-mod cluster_support;
+use crate::support::cluster as cluster_support;
 
 use std::io::Write;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! equal those of one `poolwatch serve` on the same input (same clients, stages, pools).
 //! Needs `nats-server` (.ci/deps) and `../shared/data/lab`; skips with a message otherwise.
 
-mod cluster_support;
+use crate::support::cluster as cluster_support;
 
 use std::time::Duration;
 
