@@ -17,6 +17,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+// Rules of the layers below, read here (the configuration sits above the stages).
+pub use crate::matcher::{
+    is_valid_list_name, DEFAULT_FEED_INTERVAL_SECS, DEFAULT_FEED_MAX_BYTES, MAX_FEED_INTERVAL_SECS,
+    MAX_FEED_MAX_BYTES, MAX_LIST_NAME_LEN, MIN_FEED_INTERVAL_SECS,
+};
+
 /// Default API address: loopback only, so a fresh install exposes nothing to the network.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database directory (relative to the working directory).
@@ -44,22 +50,10 @@ pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Longest accepted token (a header-size sanity bound).
 pub const MAX_TOKEN_LEN: usize = 1024;
-/// Feed refresh interval when none is given.
-pub const DEFAULT_FEED_INTERVAL_SECS: u64 = 6 * 3600;
-/// Shortest feed interval: list publishers should not be polled more often than this.
-pub const MIN_FEED_INTERVAL_SECS: u64 = 60;
-/// Longest feed interval: one week.
-pub const MAX_FEED_INTERVAL_SECS: u64 = 7 * 24 * 3600;
-/// Default size limit of one feed download.
-pub const DEFAULT_FEED_MAX_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest configurable feed size limit.
-pub const MAX_FEED_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Longest binding grace accepted (30 days).
 pub const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
 /// Largest configuration file read: a config is a few KiB; anything huge is a mistake.
 pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
-/// Longest list/feed name (also a file name under the user-lists directory).
-pub const MAX_LIST_NAME_LEN: usize = 64;
 /// Longest BPF filter expression accepted.
 pub const MAX_BPF_LEN: usize = 4096;
 /// Longest Unix socket path (sun_path is 108 bytes including the NUL).
@@ -1307,20 +1301,6 @@ fn duration_secs(d: &DurationSpec) -> Result<u64, String> {
         DurationSpec::Secs(n) => Ok(*n),
         DurationSpec::Text(t) => parse_duration_secs(t),
     }
-}
-
-/// Whether `name` is a safe list name: `[a-z0-9._-]`, starting with an alphanumeric, at most
-/// [`MAX_LIST_NAME_LEN`] bytes. Such a name cannot escape a directory when used as a file name.
-pub fn is_valid_list_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_LIST_NAME_LEN
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 fn validate_feed(fc: &FeedConfig) -> Result<FeedSettings, String> {

@@ -1,8 +1,9 @@
 //! Remote list feeds: subscription settings, per-feed state, and the download itself
 //! (`http`, `https` with conditional requests, `file`), bounded in size and time.
 //!
-//! What to do with a download (validate, compile, keep the last good copy) is the
-//! [`super::ListManager`]'s job; this module only fetches.
+//! What to do with a download (validate, compile, keep the last good copy) is the list
+//! manager's job; this module knows nothing of it and only checks subscriptions and fetches.
+//! It also owns the feed limits (interval, size) that the configuration and the API read.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,11 +13,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::MatcherError;
-use crate::config::{
-    is_valid_list_name, DEFAULT_FEED_INTERVAL_SECS, DEFAULT_FEED_MAX_BYTES, MAX_FEED_INTERVAL_SECS,
-    MAX_FEED_MAX_BYTES, MIN_FEED_INTERVAL_SECS,
-};
+use super::names::is_usable_list_name;
 use crate::model::{Category, Timestamp};
+
+/// Feed refresh interval when none is given.
+pub const DEFAULT_FEED_INTERVAL_SECS: u64 = 6 * 3600;
+/// Shortest feed interval: list publishers should not be polled more often than this.
+pub const MIN_FEED_INTERVAL_SECS: u64 = 60;
+/// Longest feed interval: one week.
+pub const MAX_FEED_INTERVAL_SECS: u64 = 7 * 24 * 3600;
+/// Default size limit of one feed download.
+pub const DEFAULT_FEED_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest configurable feed size limit.
+pub const MAX_FEED_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Deadline for one feed download (connect + headers + body): a list publisher that cannot
 /// deliver a few MiB in this time is treated as unreachable and the last good copy stays.
@@ -383,7 +392,7 @@ pub(crate) fn validate_request(
     origin: FeedOrigin,
     policy: &FeedPolicy,
 ) -> Result<FeedState, MatcherError> {
-    if !is_valid_list_name(&req.name) || super::manager::is_reserved_name(&req.name) {
+    if !is_usable_list_name(&req.name) {
         return Err(MatcherError::InvalidName(req.name));
     }
     let url = req.url.trim().to_string();

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Every file is written to a temporary file and renamed, so a crash leaves the old or the new
-//! version, never half of one. Names are checked with [`crate::config::is_valid_list_name`]
+//! version, never half of one. Names are checked with [`super::names::is_valid_list_name`]
 //! (`[a-z0-9._-]`, no `/`), so no name can leave the directory.
 
 use std::collections::BTreeMap;
@@ -24,12 +24,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::names::{check_name, is_usable_list_name};
 use super::feeds::{self, FeedOrigin, FeedPolicy, FeedRequest, FeedState, Fetched};
 use super::{
     category_from_name, parse_list, sources_for, BuildReport, ListFormat, ListSource, MatcherError,
     Origin, Problem, Reloader, Severity, SharedBlocklists, Target,
 };
-use crate::config::is_valid_list_name;
 use crate::metrics;
 use crate::model::{Category, Timestamp};
 
@@ -42,8 +42,6 @@ pub const MAX_REJECT_PROBLEMS: usize = 100;
 /// Longest wait of the background task between checks (so a changed clock or a missed wake-up
 /// never delays a due feed by more than this).
 const MAX_IDLE: Duration = Duration::from_secs(30);
-/// Names that cannot be lists because a route uses them (`POST /blocklists/reload`).
-const RESERVED_NAMES: &[&str] = &["reload"];
 /// How often `serve` polls `--blocklist` files for changes: a stat per file, cheap, and quick
 /// enough that an edited list is live within seconds.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -273,19 +271,6 @@ impl std::fmt::Debug for ListManager {
         f.debug_struct("ListManager")
             .field("user_lists_dir", &self.cfg.user_lists_dir)
             .finish_non_exhaustive()
-    }
-}
-
-/// Whether a name is taken by an API route.
-pub(crate) fn is_reserved_name(name: &str) -> bool {
-    RESERVED_NAMES.contains(&name)
-}
-
-fn check_name(name: &str) -> Result<(), MatcherError> {
-    if is_valid_list_name(name) && !is_reserved_name(name) {
-        Ok(())
-    } else {
-        Err(MatcherError::InvalidName(super::normalize::clip(name)))
     }
 }
 
@@ -1369,7 +1354,7 @@ fn load_user_lists(dir: &Path, errors: &mut Vec<String>) -> BTreeMap<String, Use
             break;
         }
         let name = super::list_name(&p);
-        if !is_valid_list_name(&name) || is_reserved_name(&name) {
+        if !is_usable_list_name(&name) {
             errors.push(format!("{}: not a valid list name", p.display()));
             continue;
         }
@@ -1477,7 +1462,7 @@ fn load_feeds(
         if out.contains_key(&name) || out.len() >= feeds::MAX_FEEDS {
             continue;
         }
-        if !is_valid_list_name(&name) || is_reserved_name(&name) {
+        if !is_usable_list_name(&name) {
             continue;
         }
         let Some(state) = persisted(&name) else {
@@ -1690,7 +1675,7 @@ mod tests {
                 .strip_suffix(".meta.json")
                 .or(n.strip_suffix(".txt"))
                 .unwrap_or(&n);
-            assert!(stem == "feeds" || is_valid_list_name(stem), "{n:?}");
+            assert!(stem == "feeds" || super::super::is_valid_list_name(stem), "{n:?}");
         }
         assert!(m.shared().load().len() >= before);
     }
