@@ -12,12 +12,18 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-// Rules of the layers below, read here (the configuration sits above the stages).
+// Rules and value types of the layers below, read here (the configuration sits above the
+// stages); re-exported so that `config::Secret` and friends keep working.
+pub use crate::api::{
+    DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT_SECS, MAX_MAX_BODY, MAX_REQUEST_TIMEOUT_SECS,
+    MAX_TOKEN_LEN, MIN_MAX_BODY, MIN_TOKEN_LEN,
+};
+pub use crate::util::{parse_duration_secs, DurationSpec, Secret};
+use crate::util::duration_secs;
 pub use crate::matcher::{
     is_valid_list_name, DEFAULT_FEED_INTERVAL_SECS, DEFAULT_FEED_MAX_BYTES, MAX_FEED_INTERVAL_SECS,
     MAX_FEED_MAX_BYTES, MAX_LIST_NAME_LEN, MIN_FEED_INTERVAL_SECS,
@@ -35,21 +41,6 @@ pub const DEFAULT_LOOKBACK_DAYS: u32 = 30;
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// Longest look-back / retention accepted: ten years; anything longer is a typo.
 pub const MAX_DAYS: u32 = 3650;
-/// Default request-body limit: big enough for a large user list upload (the wave-2 list routes),
-/// small enough that a flood of bodies cannot exhaust memory.
-pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
-/// Largest configurable body limit.
-pub const MAX_MAX_BODY: usize = 256 * 1024 * 1024;
-/// Smallest configurable body limit: below this not even a suppression fits.
-pub const MIN_MAX_BODY: usize = 1024;
-/// Default per-request deadline (slow clients and slow backends time out).
-pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
-/// Longest configurable per-request deadline.
-pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
-/// Shortest accepted token: shorter ones are guessable.
-pub const MIN_TOKEN_LEN: usize = 16;
-/// Longest accepted token (a header-size sanity bound).
-pub const MAX_TOKEN_LEN: usize = 1024;
 /// Longest binding grace accepted (30 days).
 pub const MAX_GRACE_SECS: u64 = 30 * 24 * 3600;
 /// Largest configuration file read: a config is a few KiB; anything huge is a mistake.
@@ -81,61 +72,8 @@ pub enum ConfigError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Secrets
-// ---------------------------------------------------------------------------------------------
-
-/// A bearer token. Never printed: `Debug`, `Display` and `Serialize` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The token itself, for the one place that compares it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Secret(String::deserialize(d)?))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Raw input: the file
 // ---------------------------------------------------------------------------------------------
-
-/// A duration in the file: seconds as an integer, or text with a unit (`90s`, `30m`, `6h`, `2d`).
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum DurationSpec {
-    Secs(u64),
-    Text(String),
-}
 
 /// One `[[feeds]]` table.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -1210,6 +1148,59 @@ impl Settings {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Settings → the stages' own configurations (the stages know nothing of `Settings`)
+// ---------------------------------------------------------------------------------------------
+
+impl crate::matcher::ListManagerConfig {
+    /// The configuration of `poolwatch serve`. Configured feeds get the category their name
+    /// suggests (`allow`/`browser`/`proxy`, else `pool`).
+    pub fn from_settings(s: &Settings) -> Self {
+        use crate::matcher::{FeedPolicy, FeedState};
+        crate::matcher::ListManagerConfig {
+            blocklists: s.blocklists.clone(),
+            feeds: s
+                .feeds
+                .iter()
+                .map(|f| {
+                    FeedState::new_configured(&f.name, &f.url, f.interval.as_secs(), f.max_bytes)
+                })
+                .collect(),
+            watch_interval: Some(crate::matcher::DEFAULT_WATCH_INTERVAL),
+            feed_policy: FeedPolicy {
+                allow_private: s.feed_allow_private,
+                file_roots: s.feed_file_roots.clone(),
+                allow_hosts: s.feed_allow_hosts.clone(),
+            },
+            ..crate::matcher::ListManagerConfig::new(s.user_lists.clone())
+        }
+    }
+}
+
+impl crate::api::ApiOptions {
+    /// Tokens and limits from the validated service settings.
+    pub fn from_settings(s: &Settings) -> Self {
+        crate::api::ApiOptions {
+            tokens: crate::api::Tokens {
+                admin: s.admin_token.clone(),
+                read: s.read_token.clone(),
+            },
+            max_body: s.max_body,
+            request_timeout: s.request_timeout,
+            max_connections: s.api.max_connections,
+            header_read_timeout: s.api.header_read_timeout,
+            max_connections_per_client: s.api.max_connections_per_client,
+            probe_connections: s.api.probe_connections,
+            write_timeout: s.api.write_timeout,
+            idle_timeout: s.api.idle_timeout,
+            max_requests_per_connection: s.api.max_requests_per_connection,
+            max_uri_len: s.api.max_uri_len,
+            max_header_bytes: s.api.max_header_bytes,
+            ..crate::api::ApiOptions::default()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Value parsers
 // ---------------------------------------------------------------------------------------------
 
@@ -1279,104 +1270,22 @@ fn parse_ips(v: &[String]) -> Result<Vec<IpAddr>, String> {
     Ok(out)
 }
 
-/// Parses `90`, `90s`, `30m`, `6h`, `2d` into seconds.
-pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 's')) => (t.get(..i).unwrap_or(""), 1u64),
-        Some((i, 'm')) => (t.get(..i).unwrap_or(""), 60),
-        Some((i, 'h')) => (t.get(..i).unwrap_or(""), 3600),
-        Some((i, 'd')) => (t.get(..i).unwrap_or(""), 86_400),
-        _ => (t, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a duration (seconds, or a number with s/m/h/d)"))
-}
-
-fn duration_secs(d: &DurationSpec) -> Result<u64, String> {
-    match d {
-        DurationSpec::Secs(n) => Ok(*n),
-        DurationSpec::Text(t) => parse_duration_secs(t),
-    }
-}
-
+/// A `[[feeds]]` table or `--feed` flag, checked by the matcher's one subscription rule.
 fn validate_feed(fc: &FeedConfig) -> Result<FeedSettings, String> {
-    let url = fc.url.trim();
-    let rest = ["http://", "https://", "file://"]
-        .iter()
-        .find_map(|p| {
-            url.get(..p.len())
-                .filter(|h| h.eq_ignore_ascii_case(p))
-                .and_then(|_| url.get(p.len()..))
-        })
-        .ok_or_else(|| format!("feed URL {url:?} must start with http://, https:// or file://"))?;
-    if rest.is_empty() || url.len() > 2048 || url.chars().any(|c| c.is_whitespace()) {
-        return Err(format!("feed URL {url:?} is malformed"));
-    }
-    let interval = match &fc.interval {
-        Some(d) => duration_secs(d)?,
-        None => DEFAULT_FEED_INTERVAL_SECS,
-    };
-    if !(MIN_FEED_INTERVAL_SECS..=MAX_FEED_INTERVAL_SECS).contains(&interval) {
-        return Err(format!(
-            "feed interval must be {MIN_FEED_INTERVAL_SECS} s to {MAX_FEED_INTERVAL_SECS} s (got {interval} s)"
-        ));
-    }
-    let max_bytes = fc.max_bytes.unwrap_or(DEFAULT_FEED_MAX_BYTES);
-    if max_bytes == 0 || max_bytes > MAX_FEED_MAX_BYTES {
-        return Err(format!("feed max_bytes must be 1 to {MAX_FEED_MAX_BYTES}"));
-    }
-    let name = match &fc.name {
-        Some(n) => {
-            if !is_valid_list_name(n) {
-                return Err(format!(
-                    "feed name {n:?} must be [a-z0-9._-], start alphanumeric, at most {MAX_LIST_NAME_LEN} bytes"
-                ));
-            }
-            n.clone()
-        }
-        None => feed_name_from_url(rest),
-    };
+    let interval = fc.interval.as_ref().map(duration_secs).transpose()?;
+    let sub = crate::matcher::feeds::check_subscription(
+        &fc.url,
+        fc.name.as_deref(),
+        interval,
+        fc.max_bytes,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(FeedSettings {
-        url: url.to_string(),
-        name,
-        interval: Duration::from_secs(interval),
-        max_bytes,
+        url: sub.url,
+        name: sub.name,
+        interval: Duration::from_secs(sub.interval_secs),
+        max_bytes: sub.max_bytes,
     })
-}
-
-/// `example.org/lists/pools.txt` → `feed-example.org-pools`.
-fn feed_name_from_url(rest: &str) -> String {
-    let host = rest.split('/').next().unwrap_or("");
-    let last = rest
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    let stem = last.split('.').next().unwrap_or("");
-    let raw = format!("feed-{host}-{stem}").to_ascii_lowercase();
-    let mut name: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.truncate(MAX_LIST_NAME_LEN);
-    let trimmed = name.trim_end_matches(['-', '.']).to_string();
-    if trimmed.is_empty() {
-        "feed".into()
-    } else {
-        trimmed
-    }
 }
 
 fn token(
@@ -1615,32 +1524,5 @@ interval = 3600
         let file = FileConfig::parse("dnstap = [\"tcp:[::1]:6000\"]\n").unwrap();
         let s = Settings::resolve(&cli(), file).unwrap();
         assert_eq!(s.dnstap, vec!["tcp:[::1]:6000".to_string()]);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_secs("90"), Ok(90));
-        assert_eq!(parse_duration_secs("30m"), Ok(1800));
-        assert_eq!(parse_duration_secs("2d"), Ok(172_800));
-        assert!(parse_duration_secs("").is_err());
-        assert!(parse_duration_secs("h").is_err());
-        assert!(parse_duration_secs("99999999999999999999d").is_err());
-        assert!(parse_duration_secs("1é").is_err());
-    }
-
-    #[test]
-    fn list_names() {
-        assert!(is_valid_list_name("my-pools.v2"));
-        for bad in [
-            "",
-            "../x",
-            "a/b",
-            "Upper",
-            ".hidden",
-            "x\0",
-            &"a".repeat(65),
-        ] {
-            assert!(!is_valid_list_name(bad), "{bad:?}");
-        }
     }
 }

@@ -386,7 +386,99 @@ fn clip_error(e: &str) -> String {
     out
 }
 
-/// Checks a subscription request and fills in defaults.
+/// A checked subscription: what the configuration (`[[feeds]]`, `--feed`) and the API
+/// (`POST /api/v1/feeds`) both reduce to, through [`check_subscription`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSubscription {
+    /// A usable list name (given, or derived from the URL).
+    pub name: String,
+    /// The URL, trimmed.
+    pub url: String,
+    pub interval_secs: u64,
+    pub max_bytes: u64,
+}
+
+/// The one validation of a feed subscription, with the one set of limits: URL
+/// ([`check_url`]), name (given, or [`default_feed_name`] of the URL), refresh interval
+/// (`MIN_FEED_INTERVAL_SECS..=MAX_FEED_INTERVAL_SECS`, default
+/// [`DEFAULT_FEED_INTERVAL_SECS`]) and size limit (`1..=MAX_FEED_MAX_BYTES`, default
+/// [`DEFAULT_FEED_MAX_BYTES`]). The fetch policy is checked separately ([`FeedPolicy`]): at
+/// subscription time through the API, at every download for all feeds.
+pub fn check_subscription(
+    url: &str,
+    name: Option<&str>,
+    interval_secs: Option<u64>,
+    max_bytes: Option<u64>,
+) -> Result<FeedSubscription, MatcherError> {
+    let name = match name {
+        Some(n) if is_usable_list_name(n) => n.to_string(),
+        Some(n) => return Err(MatcherError::InvalidName(super::normalize::clip(n))),
+        None => default_feed_name(url.trim()),
+    };
+    let url = url.trim().to_string();
+    check_url(&url)?;
+    let interval = interval_secs.unwrap_or(DEFAULT_FEED_INTERVAL_SECS);
+    if !(MIN_FEED_INTERVAL_SECS..=MAX_FEED_INTERVAL_SECS).contains(&interval) {
+        return Err(MatcherError::BadFeed(format!(
+            "interval_secs must be {MIN_FEED_INTERVAL_SECS} to {MAX_FEED_INTERVAL_SECS} (got {interval})"
+        )));
+    }
+    let max_bytes = max_bytes.unwrap_or(DEFAULT_FEED_MAX_BYTES);
+    if max_bytes == 0 || max_bytes > MAX_FEED_MAX_BYTES {
+        return Err(MatcherError::BadFeed(format!(
+            "max_bytes must be 1 to {MAX_FEED_MAX_BYTES}"
+        )));
+    }
+    Ok(FeedSubscription {
+        name,
+        url,
+        interval_secs: interval,
+        max_bytes,
+    })
+}
+
+/// The list name of a feed that was given none: `https://example.org/lists/pools.txt` →
+/// `feed-example.org-pools` (always a valid name; `feed` when nothing usable is left).
+pub fn default_feed_name(url: &str) -> String {
+    let rest = ["http://", "https://", "file://"]
+        .iter()
+        .find_map(|p| {
+            url.get(..p.len())
+                .filter(|h| h.eq_ignore_ascii_case(p))
+                .and_then(|_| url.get(p.len()..))
+        })
+        .unwrap_or(url);
+    let host = rest.split('/').next().unwrap_or("");
+    let last = rest
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let stem = last.split('.').next().unwrap_or("");
+    let raw = format!("feed-{host}-{stem}").to_ascii_lowercase();
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(super::names::MAX_LIST_NAME_LEN);
+    let trimmed = name.trim_end_matches(['-', '.']).to_string();
+    if trimmed.is_empty() {
+        "feed".into()
+    } else {
+        trimmed
+    }
+}
+
+/// Checks a subscription request ([`check_subscription`], then the policy) and fills in
+/// defaults.
 pub(crate) fn validate_request(
     req: FeedRequest,
     origin: FeedOrigin,
@@ -395,24 +487,16 @@ pub(crate) fn validate_request(
     if !is_usable_list_name(&req.name) {
         return Err(MatcherError::InvalidName(req.name));
     }
-    let url = req.url.trim().to_string();
-    check_url(&url)?;
-    check_policy(&url, policy)?;
-    let interval = req.interval_secs.unwrap_or(DEFAULT_FEED_INTERVAL_SECS);
-    if !(MIN_FEED_INTERVAL_SECS..=MAX_FEED_INTERVAL_SECS).contains(&interval) {
-        return Err(MatcherError::BadFeed(format!(
-            "interval_secs must be {MIN_FEED_INTERVAL_SECS} to {MAX_FEED_INTERVAL_SECS} (got {interval})"
-        )));
-    }
-    let max_bytes = req.max_bytes.unwrap_or(DEFAULT_FEED_MAX_BYTES);
-    if max_bytes == 0 || max_bytes > MAX_FEED_MAX_BYTES {
-        return Err(MatcherError::BadFeed(format!(
-            "max_bytes must be 1 to {MAX_FEED_MAX_BYTES}"
-        )));
-    }
+    let sub = check_subscription(&req.url, Some(&req.name), req.interval_secs, req.max_bytes)?;
+    check_policy(&sub.url, policy)?;
     let category = req.category.unwrap_or(Category::Pool);
     Ok(FeedState::new(
-        req.name, url, interval, max_bytes, category, origin,
+        sub.name,
+        sub.url,
+        sub.interval_secs,
+        sub.max_bytes,
+        category,
+        origin,
     ))
 }
 
@@ -777,6 +861,33 @@ mod tests {
         assert!(check_http_target(&ok6, &allow).is_ok());
         let other = reqwest::Url::parse("http://10.0.0.6/x").unwrap();
         assert!(check_http_target(&other, &allow).is_err());
+    }
+
+    #[test]
+    fn one_subscription_rule() {
+        let s = check_subscription(" https://example.org/lists/pools.txt ", None, None, None)
+            .unwrap();
+        assert_eq!(s.name, "feed-example.org-pools");
+        assert_eq!(s.url, "https://example.org/lists/pools.txt");
+        assert_eq!(s.interval_secs, DEFAULT_FEED_INTERVAL_SECS);
+        assert_eq!(s.max_bytes, DEFAULT_FEED_MAX_BYTES);
+        let named = check_subscription("file:///srv/l.txt", Some("mine"), Some(60), Some(1));
+        assert_eq!(named.unwrap().name, "mine");
+        for (url, name, iv, mb) in [
+            ("ftp://example.org/x", None, None, None),
+            ("https://example.org/x", Some("reload"), None, None),
+            ("https://example.org/x", Some("Bad/Name"), None, None),
+            ("https://example.org/x", None, Some(59), None),
+            ("https://example.org/x", None, Some(MAX_FEED_INTERVAL_SECS + 1), None),
+            ("https://example.org/x", None, None, Some(0)),
+            ("https://example.org/x", None, None, Some(MAX_FEED_MAX_BYTES + 1)),
+            ("http://", None, None, None),
+        ] {
+            assert!(check_subscription(url, name, iv, mb).is_err(), "{url} {name:?}");
+        }
+        assert_eq!(default_feed_name("https://%%%/"), "feed");
+        let long = format!("https://{}.example/x.txt", "a".repeat(200));
+        assert!(super::super::is_valid_list_name(&default_feed_name(&long)));
     }
 
     #[test]

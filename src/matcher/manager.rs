@@ -67,29 +67,6 @@ pub struct ListManagerConfig {
 }
 
 impl ListManagerConfig {
-    /// The configuration of `poolwatch serve`. Configured feeds get the category their name
-    /// suggests (`allow`/`browser`/`proxy`, else `pool`).
-    pub fn from_settings(s: &crate::config::Settings) -> Self {
-        ListManagerConfig {
-            blocklists: s.blocklists.clone(),
-            user_lists_dir: s.user_lists.clone(),
-            feeds: s
-                .feeds
-                .iter()
-                .map(|f| {
-                    FeedState::new_configured(&f.name, &f.url, f.interval.as_secs(), f.max_bytes)
-                })
-                .collect(),
-            watch_interval: Some(DEFAULT_WATCH_INTERVAL),
-            feed_timeout: feeds::FEED_TIMEOUT,
-            feed_policy: FeedPolicy {
-                allow_private: s.feed_allow_private,
-                file_roots: s.feed_file_roots.clone(),
-                allow_hosts: s.feed_allow_hosts.clone(),
-            },
-        }
-    }
-
     /// Shipped lists only, user lists in `dir`, no feeds, no watcher (tests, embedding).
     pub fn new(user_lists_dir: impl Into<PathBuf>) -> Self {
         ListManagerConfig {

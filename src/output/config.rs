@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Format, Policy, RateLimit, DEFAULT_MAX_BACKLOG, DEFAULT_MAX_BACKLOG_BYTES};
-use crate::config::{parse_duration_secs, DurationSpec, Secret};
+use crate::util::{parse_duration_secs, DurationSpec, Secret};
 use crate::model::Stage;
 use crate::store::outbox::MAX_SINK_NAME_LEN;
 use crate::store::OutboxLimits;
