@@ -22,12 +22,12 @@ pub use crate::api::{
     DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT_SECS, MAX_MAX_BODY, MAX_REQUEST_TIMEOUT_SECS,
     MAX_TOKEN_LEN, MIN_MAX_BODY, MIN_TOKEN_LEN,
 };
-pub use crate::util::{parse_duration_secs, DurationSpec, Secret};
-use crate::util::duration_secs;
 pub use crate::matcher::{
     is_valid_list_name, DEFAULT_FEED_INTERVAL_SECS, DEFAULT_FEED_MAX_BYTES, MAX_FEED_INTERVAL_SECS,
     MAX_FEED_MAX_BYTES, MAX_LIST_NAME_LEN, MIN_FEED_INTERVAL_SECS,
 };
+use crate::util::duration_secs;
+pub use crate::util::{parse_duration_secs, DurationSpec, Secret};
 
 /// Default API address: loopback only, so a fresh install exposes nothing to the network.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

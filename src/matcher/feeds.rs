@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::MatcherError;
 use super::names::is_usable_list_name;
+use super::MatcherError;
 use crate::model::{Category, Timestamp};
 
 /// Feed refresh interval when none is given.
@@ -865,8 +865,8 @@ mod tests {
 
     #[test]
     fn one_subscription_rule() {
-        let s = check_subscription(" https://example.org/lists/pools.txt ", None, None, None)
-            .unwrap();
+        let s =
+            check_subscription(" https://example.org/lists/pools.txt ", None, None, None).unwrap();
         assert_eq!(s.name, "feed-example.org-pools");
         assert_eq!(s.url, "https://example.org/lists/pools.txt");
         assert_eq!(s.interval_secs, DEFAULT_FEED_INTERVAL_SECS);
@@ -878,12 +878,25 @@ mod tests {
             ("https://example.org/x", Some("reload"), None, None),
             ("https://example.org/x", Some("Bad/Name"), None, None),
             ("https://example.org/x", None, Some(59), None),
-            ("https://example.org/x", None, Some(MAX_FEED_INTERVAL_SECS + 1), None),
+            (
+                "https://example.org/x",
+                None,
+                Some(MAX_FEED_INTERVAL_SECS + 1),
+                None,
+            ),
             ("https://example.org/x", None, None, Some(0)),
-            ("https://example.org/x", None, None, Some(MAX_FEED_MAX_BYTES + 1)),
+            (
+                "https://example.org/x",
+                None,
+                None,
+                Some(MAX_FEED_MAX_BYTES + 1),
+            ),
             ("http://", None, None, None),
         ] {
-            assert!(check_subscription(url, name, iv, mb).is_err(), "{url} {name:?}");
+            assert!(
+                check_subscription(url, name, iv, mb).is_err(),
+                "{url} {name:?}"
+            );
         }
         assert_eq!(default_feed_name("https://%%%/"), "feed");
         let long = format!("https://{}.example/x.txt", "a".repeat(200));
