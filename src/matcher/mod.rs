@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::model::{Category, ListHit};
 
+pub mod changes;
 pub mod compile;
 pub mod export;
 pub mod feeds;

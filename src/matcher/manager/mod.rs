@@ -195,6 +195,13 @@ impl ListManager {
         &self.shared
     }
 
+    /// Registers the port that hears which entries each swap of the running set added: user
+    /// list edits, feed refreshes and `--blocklist` reloads alike (see `docs/arch/matcher.md`,
+    /// "List changes"). `None` removes it.
+    pub fn set_change_sink(&self, sink: Option<Arc<dyn crate::ports::ListChangeSink>>) {
+        self.reloader.set_change_sink(sink);
+    }
+
     /// Problems met while loading persisted lists at start-up.
     pub fn load_errors(&self) -> Vec<String> {
         self.lock().load_errors.clone()
