@@ -129,7 +129,8 @@ mod tests {
         let old = set(&[("a", "x.example\n203.0.113.9\n")]);
         let new = set(&[
             ("a", "x.example\ny.example\n203.0.113.9\n198.51.100.0/24\n"),
-            ("b", "x.example\n"),
+            // x.example again: a duplicate of list a's, not in the compiled set, not new.
+            ("b", "x.example\nz.example\n"),
         ]);
         let (added, truncated) = added_entries(&old, &new, 10);
         let got: Vec<(String, String)> = added
@@ -140,7 +141,7 @@ mod tests {
         assert_eq!(got.len(), 3, "{got:?}");
         for want in [
             ("a", "y.example"),
-            ("b", "x.example"),
+            ("b", "z.example"),
             ("a", "198.51.100.0/24"),
         ] {
             assert!(
