@@ -89,6 +89,12 @@ pub struct PoolIp {
     pub expires: Timestamp,
 }
 
+/// Longest detection / suppression id anywhere (ids are 16–24 characters; longer input is not
+/// ours): the API answers 404 without asking the store, the store finds nothing.
+pub const MAX_ID_LEN: usize = 64;
+/// Longest suppression reason, in characters: the API's 400 and the store's refusal use it.
+pub const MAX_REASON_LEN: usize = 1000;
+
 /// A request to suppress incidents (by client, by pool entry, or both).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewSuppression {

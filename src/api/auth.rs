@@ -7,10 +7,15 @@ use axum::http::{header, request::Parts};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
-use crate::config::Secret;
+use crate::util::Secret;
+
+/// Shortest accepted token: shorter ones are guessable.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// Longest accepted token (a header-size sanity bound).
+pub const MAX_TOKEN_LEN: usize = 1024;
 
 /// Longest `Authorization` header value inspected: tokens are at most
-/// `config::MAX_TOKEN_LEN`; anything longer is simply wrong.
+/// [`MAX_TOKEN_LEN`]; anything longer is simply wrong.
 const MAX_AUTH_HEADER_LEN: usize = 2048;
 
 /// Tokens the service accepts. `None` for `read` means reads are open; `None` for `admin` means

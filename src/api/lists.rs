@@ -368,13 +368,13 @@ fn no_feed(name: &str) -> ApiError {
 /// failures are 400 (never 500).
 fn list_name(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) = p.map_err(|e| ApiError::bad("invalid_name", e.body_text()))?;
-    if !crate::config::is_valid_list_name(&name) || name == "reload" {
+    if !crate::matcher::is_usable_list_name(&name) {
         return Err(ApiError::bad(
             "invalid_name",
             format!(
                 "list name {}: use [a-z0-9._-], start with a letter or digit, at most {} bytes",
                 quote(&name),
-                crate::config::MAX_LIST_NAME_LEN
+                crate::matcher::MAX_LIST_NAME_LEN
             ),
         ));
     }

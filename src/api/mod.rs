@@ -43,7 +43,7 @@ mod stream;
 mod summary;
 mod ui;
 
-pub use auth::{constant_time_eq, AdminAccess, ReadAccess, Tokens};
+pub use auth::{constant_time_eq, AdminAccess, ReadAccess, Tokens, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
 pub use error::ApiError;
 pub use handlers::{parse_detection_query, CheckResult, DetectionQuery};
 pub use openapi::openapi_document;
@@ -60,12 +60,23 @@ pub const DEFAULT_HOST_LIMIT: usize = 100;
 pub const MAX_HOST_LIMIT: usize = 1000;
 /// Longest opaque cursor accepted; the store's cursors are far shorter.
 pub const MAX_CURSOR_LEN: usize = 512;
-/// Longest detection / suppression id accepted before it is even looked up.
-pub const MAX_ID_LEN: usize = 128;
+/// Longest detection / suppression id accepted before it is even looked up (the store's bound).
+pub use crate::query::MAX_ID_LEN;
 /// Most query parameters in one request (each is parsed and checked).
 pub const MAX_QUERY_PARAMS: usize = 32;
-/// Longest suppression reason.
-pub const MAX_REASON_LEN: usize = 1000;
+/// Longest suppression reason, in characters (the store's bound).
+pub use crate::query::MAX_REASON_LEN;
+/// Default request-body limit: big enough for a large user list upload (the list routes),
+/// small enough that a flood of bodies cannot exhaust memory.
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// Largest configurable body limit.
+pub const MAX_MAX_BODY: usize = 256 * 1024 * 1024;
+/// Smallest configurable body limit: below this not even a suppression fits.
+pub const MIN_MAX_BODY: usize = 1024;
+/// Default per-request deadline (slow clients and slow backends time out).
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Longest configurable per-request deadline.
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
 /// Concurrent SSE clients; each holds a broadcast receiver and a connection.
 pub const DEFAULT_MAX_STREAMS: usize = 256;
 /// SSE keep-alive comment interval: below common proxy idle timeouts (60 s).
@@ -170,8 +181,8 @@ impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
             tokens: Tokens::default(),
-            max_body: crate::config::DEFAULT_MAX_BODY,
-            request_timeout: Duration::from_secs(crate::config::DEFAULT_REQUEST_TIMEOUT_SECS),
+            max_body: DEFAULT_MAX_BODY,
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             sse_keepalive: DEFAULT_SSE_KEEPALIVE,
             max_streams: DEFAULT_MAX_STREAMS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -183,30 +194,6 @@ impl Default for ApiOptions {
             max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             max_uri_len: DEFAULT_MAX_URI_LEN,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
-        }
-    }
-}
-
-impl ApiOptions {
-    /// Tokens and limits from the validated service settings.
-    pub fn from_settings(s: &crate::config::Settings) -> Self {
-        ApiOptions {
-            tokens: Tokens {
-                admin: s.admin_token.clone(),
-                read: s.read_token.clone(),
-            },
-            max_body: s.max_body,
-            request_timeout: s.request_timeout,
-            max_connections: s.api.max_connections,
-            header_read_timeout: s.api.header_read_timeout,
-            max_connections_per_client: s.api.max_connections_per_client,
-            probe_connections: s.api.probe_connections,
-            write_timeout: s.api.write_timeout,
-            idle_timeout: s.api.idle_timeout,
-            max_requests_per_connection: s.api.max_requests_per_connection,
-            max_uri_len: s.api.max_uri_len,
-            max_header_bytes: s.api.max_header_bytes,
-            ..ApiOptions::default()
         }
     }
 }

@@ -531,7 +531,7 @@ pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 .then(|| t.trim().to_string())
         });
     let has_header = headers.contains_key(header::AUTHORIZATION);
-    let eq = |t: &str, s: &Option<crate::config::Secret>| {
+    let eq = |t: &str, s: &Option<crate::util::Secret>| {
         s.as_ref()
             .is_some_and(|s| constant_time_eq(t.as_bytes(), s.expose().as_bytes()))
     };

@@ -29,11 +29,13 @@ use serde::Serialize;
 
 use crate::model::{Category, ListHit};
 
+pub mod changes;
 pub mod compile;
 pub mod export;
 pub mod feeds;
 pub mod manager;
 pub mod manifest;
+pub mod names;
 pub mod normalize;
 pub mod parse;
 pub mod precision;
@@ -42,14 +44,16 @@ pub mod watch;
 pub use compile::HashWalk;
 pub use export::ExportFormat;
 pub use feeds::{
-    is_private_address, FeedOrigin, FeedPolicy, FeedRequest, FeedState, FEED_TIMEOUT, MAX_FEEDS,
-    MAX_FEED_POLICY_ENTRIES,
+    is_private_address, FeedOrigin, FeedPolicy, FeedRequest, FeedState, DEFAULT_FEED_INTERVAL_SECS,
+    DEFAULT_FEED_MAX_BYTES, FEED_TIMEOUT, MAX_FEEDS, MAX_FEED_INTERVAL_SECS, MAX_FEED_MAX_BYTES,
+    MAX_FEED_POLICY_ENTRIES, MIN_FEED_INTERVAL_SECS,
 };
 pub use manager::{
     EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
     UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
 };
 pub use manifest::{Manifest, ManifestList};
+pub use names::{is_reserved_name, is_usable_list_name, is_valid_list_name, MAX_LIST_NAME_LEN};
 pub use parse::{
     check_prefix, detect_format, parse_list, Entry, ListFormat, ParsedList, Problem, Severity,
     Target, MIN_PREFIX_V4, MIN_PREFIX_V6,

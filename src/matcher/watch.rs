@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::changes::ChangeNotifier;
 use super::{sources_for, Blocklists, BuildReport, ListSource, MatcherError, SharedBlocklists};
 use crate::metrics;
 
@@ -97,6 +98,8 @@ pub struct Reloader {
     shared: SharedBlocklists,
     paths: Arc<Vec<PathBuf>>,
     extra: Arc<Mutex<Vec<ListSource>>>,
+    /// Told about every swap this reloader makes (entries added), when a sink is registered.
+    changes: Arc<ChangeNotifier>,
 }
 
 impl Reloader {
@@ -105,7 +108,23 @@ impl Reloader {
             shared,
             paths: Arc::new(paths),
             extra: Arc::new(Mutex::new(Vec::new())),
+            changes: Arc::new(ChangeNotifier::default()),
         }
+    }
+
+    /// Registers the port that hears which entries each swap added (API edits, feed
+    /// refreshes, file reloads all swap through here); `None` removes it.
+    pub fn set_change_sink(&self, sink: Option<Arc<dyn crate::ports::ListChangeSink>>) {
+        self.changes.set_sink(sink);
+    }
+
+    /// [`reload`], then the change report (under the caller's lock, so versions follow the
+    /// order of the swaps).
+    fn reload_and_report(&self, extra: &[ListSource]) -> Result<BuildReport, MatcherError> {
+        let old = self.shared.load_full();
+        let report = reload(&self.shared, &self.paths, extra)?;
+        self.changes.swapped(&old, &self.shared.load());
+        Ok(report)
     }
 
     pub fn shared(&self) -> &SharedBlocklists {
@@ -116,7 +135,7 @@ impl Reloader {
     /// reload can never finish after (and overwrite) a concurrent user-list update.
     pub fn reload_now(&self) -> Result<BuildReport, MatcherError> {
         let extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
-        reload(&self.shared, &self.paths, &extra)
+        self.reload_and_report(&extra)
     }
 
     /// The list files and directories this reloader reads.
@@ -129,7 +148,7 @@ impl Reloader {
     pub fn set_user_lists(&self, lists: Vec<ListSource>) -> Result<BuildReport, MatcherError> {
         let mut guard = self.extra.lock().unwrap_or_else(|e| e.into_inner());
         let old = std::mem::replace(&mut *guard, lists);
-        match reload(&self.shared, &self.paths, &guard) {
+        match self.reload_and_report(&guard) {
             Ok(r) => Ok(r),
             Err(e) => {
                 *guard = old;

@@ -19,10 +19,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Format, Policy, RateLimit, DEFAULT_MAX_BACKLOG, DEFAULT_MAX_BACKLOG_BYTES};
-use crate::config::{parse_duration_secs, DurationSpec, Secret};
 use crate::model::Stage;
 use crate::store::outbox::MAX_SINK_NAME_LEN;
 use crate::store::OutboxLimits;
+use crate::util::{parse_duration_secs, DurationSpec, Secret};
 
 /// Most sinks configured at once (each has a task, an outbox and metrics series).
 pub const MAX_OUTPUTS: usize = 32;

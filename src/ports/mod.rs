@@ -5,10 +5,14 @@
 //!
 //! * [`detections`] — [`DetectionSink`]: the correlation pipeline hands every flush's
 //!   detection changes to the output stage before the store flush.
+//! * [`lists`] — [`ListChangeSink`]: the matcher reports which list entries a reload, an API
+//!   edit or a feed refresh added (for the retro-hunt).
 //! * [`offsets`] — [`OffsetStore`]: the log follower's read positions, kept by the store.
 
 pub mod detections;
+pub mod lists;
 pub mod offsets;
 
 pub use detections::*;
+pub use lists::*;
 pub use offsets::*;

@@ -52,11 +52,11 @@ pub const MAX_TIMELINE: usize = 1_000;
 pub const MAX_FLOWS_PER_DETECTION_VIEW: usize = 200;
 /// Detections examined when reloading an open incident for one client.
 pub const MAX_INCIDENT_SCAN: usize = 256;
-/// Longest accepted suppression reason / pool entry.
-pub const MAX_REASON_LEN: usize = 1_024;
+/// Longest accepted suppression reason (characters) and detection / suppression id: one
+/// definition in `query`, shared with the API.
+pub use crate::query::{MAX_ID_LEN, MAX_REASON_LEN};
+/// Longest accepted suppression pool entry.
 pub const MAX_POOL_LEN: usize = 253;
-/// Longest accepted detection id (ids are 24 hex chars; longer input is not ours).
-pub const MAX_ID_LEN: usize = 64;
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -718,9 +718,9 @@ impl Store {
         if reason.is_empty() {
             return Err(StoreError::Invalid("a suppression needs a reason".into()));
         }
-        if reason.len() > MAX_REASON_LEN {
+        if reason.chars().count() > MAX_REASON_LEN {
             return Err(StoreError::Invalid(format!(
-                "reason longer than {MAX_REASON_LEN} bytes"
+                "reason longer than {MAX_REASON_LEN} characters"
             )));
         }
         let pool = match s.pool.as_deref().map(crate::model::normalize_name) {

@@ -1,0 +1,12 @@
+//! Small value types shared by several layers, at the bottom of the dependency order (like
+//! `model`): they depend on nothing else in the crate, so the API, the output sinks and the
+//! configuration can all use them without importing each other.
+//!
+//! * [`secret`] — [`Secret`], a token or URL that never prints.
+//! * [`duration`] — [`DurationSpec`] and [`parse_duration_secs`]: `90`, `30m`, `6h`, `2d`.
+
+pub mod duration;
+pub mod secret;
+
+pub use duration::{duration_secs, parse_duration_secs, DurationSpec};
+pub use secret::Secret;
