@@ -44,6 +44,7 @@ mod ingest_hostile;
 mod ingest_lab;
 mod input_line_caps;
 mod matcher_cases;
+mod matcher_changes;
 mod matcher_cli;
 mod matcher_exports;
 mod matcher_precision;

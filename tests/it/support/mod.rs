@@ -25,4 +25,5 @@ pub mod proc;
 pub mod rng;
 pub mod service;
 
+
 pub use lab::*;
