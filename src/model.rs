@@ -968,3 +968,41 @@ mod tests {
         assert_eq!(normalize_name(""), ".");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pool flows
+// ---------------------------------------------------------------------------------------------
+
+/// A flow that touched a bound or listed pool address: the evidence an analyst drills into.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolFlow {
+    pub detection_id: String,
+    pub client: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+    pub proto: Proto,
+    pub start: Timestamp,
+    pub last: Timestamp,
+    pub state: FlowState,
+    pub report: FlowReport,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub duration_ms: u64,
+    /// What the flow was graded as.
+    pub stage: Stage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratum_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub source: Source,
+    /// Why the flow belongs to the pool: "own lookup", "tls sni", "http host", "address bound
+    /// by another client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
+    /// bench gates) tell a flow that followed this client's own answer from a direct-IP one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+}

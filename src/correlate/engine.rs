@@ -21,18 +21,19 @@ use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
     Category, Detection, DetectionCounts, DnsObservation, Evidence, EvidenceKind, FlowObservation,
-    FlowReport, FlowState, ListHit, Mitre, Observation, Proto, Rcode, Source, Stage, Timestamp,
-    DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
+    FlowReport, FlowState, ListHit, Mitre, Observation, PoolFlow, Proto, Rcode, Source, Stage,
+    Timestamp, DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
 };
+use crate::ports::History;
 use crate::query::{Binding, Suppression};
 
 // ---------------------------------------------------------------------------------------------
 // Limits (named, with why)
 // ---------------------------------------------------------------------------------------------
 
-/// Live (client, answer IP) bindings. One mining client binds a handful; 200k covers a /16 of
-/// busy clients while staying ~40 MB worst case.
-pub const MAX_BINDINGS: usize = 200_000;
+/// Live (client, answer IP) bindings: the persistence port's cap (`ports::MAX_BINDINGS`), which
+/// the stores size their binding tables by.
+pub use crate::ports::MAX_BINDINGS;
 /// Latest binding per answer IP (any client), for `direct_ip` attribution.
 pub const MAX_IP_INDEX: usize = 100_000;
 /// Open incidents kept in memory (older ones live on in the store and are reloaded on demand
@@ -158,25 +159,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Durable knowledge the engine consults when its bounded memory does not have the answer
-/// (implemented by `store::Store`, so `is_new` and incident continuity survive restarts).
-pub trait History: Send {
-    /// Latest `last_seen` of any detection of `client`, if one is recorded.
-    fn last_detection(&self, client: IpAddr) -> Option<Timestamp>;
-    /// The newest recorded detection of (`client`, `pool_domain`), to continue an incident.
-    fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection>;
-    /// Like `open_incident`, for the engine to continue it. A store that [`History::hands_over`]
-    /// gives up its copy (moves it out), and gets it back written by the pipeline.
-    fn take_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
-        self.open_incident(client, pool_domain)
-    }
-    /// True when `take_incident` moves the detection out of the store (the in-memory store:
-    /// one copy of an incident, never two).
-    fn hands_over(&self) -> bool {
-        false
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------------------
@@ -197,40 +179,6 @@ pub enum UpdateKind {
 pub struct DetectionUpdate {
     pub kind: UpdateKind,
     pub detection: Detection,
-}
-
-/// A flow that touched a bound or listed pool address: the evidence an analyst drills into.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PoolFlow {
-    pub detection_id: String,
-    pub client: IpAddr,
-    pub src_port: u16,
-    pub dst: IpAddr,
-    pub dst_port: u16,
-    pub proto: Proto,
-    pub start: Timestamp,
-    pub last: Timestamp,
-    pub state: FlowState,
-    pub report: FlowReport,
-    pub bytes_out: u64,
-    pub bytes_in: u64,
-    pub packets_out: u64,
-    pub packets_in: u64,
-    pub duration_ms: u64,
-    /// What the flow was graded as.
-    pub stage: Stage,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stratum_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<String>,
-    pub source: Source,
-    /// Why the flow belongs to the pool: "own lookup", "tls sni", "http host", "address bound
-    /// by another client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
-    /// bench gates) tell a flow that followed this client's own answer from a direct-IP one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attribution: Option<String>,
 }
 
 /// Everything one observation changed.

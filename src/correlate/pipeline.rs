@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use super::engine::{Changes, Engine, EngineStats, TableSizes, UpdateKind};
-use super::sink::{Batch, DetectionStore};
 use crate::metrics::{self, Counter, Gauge};
 use crate::model::{Detection, Observation, Stage, Timestamp};
-use crate::ports::{ChangeKind, DetectionChange, DetectionSink};
+use crate::ports::{
+    Batch, ChangeKind, DetectionChange, DetectionSink, DetectionStore, PersistenceError,
+};
 use crate::query::{DetectionEvent, DetectionEventKind};
-use crate::store::{Store, StoreError};
 
 /// Longest a new/upgraded detection waits for its flush (bounds fsyncs to ~10/s under a burst).
 pub const ACK_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -55,7 +55,7 @@ const FLUSH_CHECK_EVERY: u64 = 256;
 #[non_exhaustive]
 pub enum PipelineError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] PersistenceError),
     #[error("detection sink: {0}")]
     Sink(String),
 }
@@ -261,14 +261,18 @@ impl Pipeline {
     /// `store: None` is the null sink (benchmarks, dry runs): nothing is persisted.
     /// With a store, the engine consults it for `is_new` and incident continuity, and the
     /// store's suppressions are applied.
-    pub fn new(engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
+    pub fn new<S: DetectionStore + 'static>(
+        engine: Engine,
+        store: Option<S>,
+    ) -> Result<Self, PipelineError> {
         Self::with_store(
             engine,
             store.map(|s| Box::new(s) as Box<dyn DetectionStore>),
         )
     }
 
-    /// Like [`Pipeline::new`], over any [`DetectionStore`] (e.g. `store::MemoryStore`).
+    /// Like [`Pipeline::new`], over a boxed [`DetectionStore`] (the caller picks sled or memory
+    /// at run time).
     pub fn with_store(
         mut engine: Engine,
         store: Option<Box<dyn DetectionStore>>,

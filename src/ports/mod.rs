@@ -5,10 +5,14 @@
 //!
 //! * [`detections`] — [`DetectionSink`]: the correlation pipeline hands every flush's
 //!   detection changes to the output stage before the store flush.
+//! * [`persistence`] — [`DetectionStore`], [`History`], [`Batch`]: what the correlation
+//!   pipeline needs from a detection store (sled or memory), and what the engine reads back.
 //! * [`offsets`] — [`OffsetStore`]: the log follower's read positions, kept by the store.
 
 pub mod detections;
 pub mod offsets;
+pub mod persistence;
 
 pub use detections::*;
 pub use offsets::*;
+pub use persistence::*;

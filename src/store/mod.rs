@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::correlate::{History, PoolFlow};
-use crate::ports::{FileOffset, OffsetStore};
-use crate::model::{Detection, Evidence, EvidenceKind, Stage, Timestamp};
+use crate::model::{Detection, Evidence, EvidenceKind, PoolFlow, Stage, Timestamp};
+use crate::ports::{FileOffset, History, OffsetStore, PersistenceError};
 use crate::query::{
     Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary, Suppression,
 };
@@ -90,6 +89,12 @@ pub enum StoreError {
     Corrupt { tree: &'static str, message: String },
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+impl From<StoreError> for PersistenceError {
+    fn from(e: StoreError) -> Self {
+        PersistenceError::new(e)
+    }
 }
 
 /// Files sled 0.34 keeps in its directory, and the user-lists directory poolwatch puts there
