@@ -16,6 +16,7 @@
 pub mod attribution;
 mod bounded;
 mod engine;
+mod evidence;
 mod incidents;
 pub mod infra;
 mod pipeline;
