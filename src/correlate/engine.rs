@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustc_hash::FxHasher;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::attribution::{flow_name, AnswerNames, Attribution, How, MAX_ANSWER_NAMES};
 use super::bounded::BoundedMap;
@@ -25,7 +25,7 @@ use crate::model::{
     Timestamp, DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
 };
 use crate::ports::History;
-use crate::query::{Binding, Suppression};
+use crate::query::{Binding, ChangeKind, DetectionEvent, Suppression};
 
 use super::evidence::*;
 use reports::{raise, touch_time};
@@ -175,34 +175,16 @@ impl Default for EngineConfig {
 // Output
 // ---------------------------------------------------------------------------------------------
 
-/// What happened to a detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpdateKind {
-    /// A new incident (first report).
-    New,
-    /// The stage rose.
-    Upgraded,
-    /// Counts, evidence or last_seen changed.
-    Updated,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct DetectionUpdate {
-    pub kind: UpdateKind,
-    pub detection: Detection,
-}
-
 /// Everything one observation changed.
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
-    pub detections: Vec<DetectionUpdate>,
+    pub detections: Vec<DetectionEvent>,
     pub bindings: Vec<Binding>,
     pub flows: Vec<PoolFlow>,
     /// With deferred announcements ([`Engine::set_deferred_announcements`]): `New`/`Upgraded`
     /// reports kept in the incident, by kind and stage (for counters); the state itself is
     /// written at the next flush like a deferred update.
-    pub deferred: Vec<(UpdateKind, Stage)>,
+    pub deferred: Vec<(ChangeKind, Stage)>,
 }
 
 impl Changes {

@@ -173,7 +173,7 @@ pub struct PoolFlow {
     /// by another client's lookup", "listed pool address" or "stratum payload". Lets an analyst (and the
     /// bench gates) tell a flow that followed this client's own answer from a direct-IP one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attribution: Option<String>,
+    pub attribution: Option<How>,
 }
 
 mod hex_bytes {
@@ -202,5 +202,47 @@ mod hex_bytes {
                     .ok_or_else(|| serde::de::Error::custom("invalid hex"))
             })
             .collect()
+    }
+}
+
+/// How a flow was attributed to a pool entry; `as_str` is the text of
+/// `PoolFlow::attribution` and of the evidence summaries (a public string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum How {
+    /// The client's own pool lookup returned the address.
+    #[serde(rename = "own lookup")]
+    OwnLookup,
+    /// The TLS ClientHello named a listed host.
+    #[serde(rename = "tls sni")]
+    TlsSni,
+    /// The HTTP request's Host header named a listed host.
+    #[serde(rename = "http host")]
+    HttpHost,
+    /// Another client's pool lookup returned the address.
+    #[serde(rename = "address bound by another client's lookup")]
+    OtherClientBinding,
+    /// The address (or endpoint) is on an IP list.
+    #[serde(rename = "listed pool address")]
+    ListedAddress,
+    /// Only the mining protocol on the wire identifies the pool.
+    #[serde(rename = "stratum payload")]
+    StratumPayload,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::OwnLookup => "own lookup",
+            How::TlsSni => "tls sni",
+            How::HttpHost => "http host",
+            How::OtherClientBinding => "address bound by another client's lookup",
+            How::ListedAddress => "listed pool address",
+            How::StratumPayload => "stratum payload",
+        }
+    }
+
+    /// Attributed by a name the flow itself carries (counted like a lookup).
+    pub fn is_flow_name(self) -> bool {
+        matches!(self, How::TlsSni | How::HttpHost)
     }
 }

@@ -176,7 +176,7 @@ impl Engine {
             stratum_method,
             agent,
             source: f.source.clone(),
-            attribution: Some(att.how.as_str().to_string()),
+            attribution: Some(att.how),
         });
         self.report(&key, out);
     }

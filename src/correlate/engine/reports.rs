@@ -45,8 +45,8 @@ impl Engine {
             other => (other, None),
         };
         if let Some(d) = stale_back {
-            out.detections.push(DetectionUpdate {
-                kind: UpdateKind::Updated,
+            out.detections.push(DetectionEvent {
+                kind: ChangeKind::Updated,
                 detection: d,
             });
         }
@@ -102,8 +102,8 @@ impl Engine {
     /// any, goes out as an update.
     pub(super) fn write_back(&mut self, inc: Incident, out: &mut Changes) {
         if inc.dirty {
-            out.detections.push(DetectionUpdate {
-                kind: UpdateKind::Updated,
+            out.detections.push(DetectionEvent {
+                kind: ChangeKind::Updated,
                 detection: inc.det,
             });
         }
@@ -126,11 +126,11 @@ impl Engine {
             self.finish_new(&mut ev);
             ev.reported_gen = self.incidents.generation();
             if self.defer_announcements {
-                out.deferred.push((UpdateKind::New, ev.det.stage));
+                out.deferred.push((ChangeKind::New, ev.det.stage));
                 ev.dirty = true;
             } else {
-                out.detections.push(DetectionUpdate {
-                    kind: UpdateKind::New,
+                out.detections.push(DetectionEvent {
+                    kind: ChangeKind::New,
                     detection: ev.det.clone(),
                 });
             }
@@ -160,15 +160,15 @@ impl Engine {
             return;
         };
         let kind = if inc.reported_stage.is_some_and(|s| inc.det.stage > s) {
-            UpdateKind::Upgraded
+            ChangeKind::Upgraded
         } else {
-            UpdateKind::Updated
+            ChangeKind::Updated
         };
         inc.reported_stage = Some(inc.det.stage);
         inc.reported_gen = gen;
         let client = key.0;
         let last = inc.det.last_seen;
-        if self.defer_updates && kind == UpdateKind::Updated {
+        if self.defer_updates && kind == ChangeKind::Updated {
             self.stats.deferred_updates = self.stats.deferred_updates.saturating_add(1);
             self.incidents.mark_dirty(key);
         } else if self.defer_announcements {
@@ -177,7 +177,7 @@ impl Engine {
         } else {
             // This copy carries the latest state: nothing is left unwritten.
             inc.dirty = false;
-            out.detections.push(DetectionUpdate {
+            out.detections.push(DetectionEvent {
                 kind,
                 detection: inc.det.clone(),
             });
@@ -267,7 +267,7 @@ impl Engine {
         self.finish_new(&mut inc);
         inc.reported_gen = self.incidents.generation();
         if self.defer_announcements {
-            out.deferred.push((UpdateKind::New, inc.det.stage));
+            out.deferred.push((ChangeKind::New, inc.det.stage));
             inc.dirty = true;
             self.incidents.insert(key.clone(), inc);
             return;
@@ -275,8 +275,8 @@ impl Engine {
         inc.dirty = false;
         let det = inc.det.clone();
         self.incidents.insert(key.clone(), inc);
-        out.detections.push(DetectionUpdate {
-            kind: UpdateKind::New,
+        out.detections.push(DetectionEvent {
+            kind: ChangeKind::New,
             detection: det,
         });
     }
