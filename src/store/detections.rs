@@ -13,7 +13,7 @@ impl Store {
     /// [`Store::flush`].
     pub fn upsert_detection(&self, det: &Detection) -> Result<bool, StoreError> {
         let i = &self.inner;
-        let json = serde_json::to_vec(det).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec(det).map_err(StoreError::Encode)?;
         let existing = i.detections.get(det.id.as_bytes()).map_err(db_err)?;
         let (seq, created, is_new) = match existing
             .as_deref()
@@ -64,7 +64,7 @@ impl Store {
 
     /// Records (or refreshes) a binding.
     pub fn put_binding(&self, b: &Binding) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(b).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let v = serde_json::to_vec(b).map_err(StoreError::Encode)?;
         self.inner
             .bindings
             .insert(keys::binding(b.client, b.ip), v)
@@ -87,7 +87,7 @@ impl Store {
 
     /// Records a pool flow (a later report of the same flow replaces the earlier one).
     pub fn put_flow(&self, f: &PoolFlow) -> Result<(), StoreError> {
-        let v = serde_json::to_vec(f).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let v = serde_json::to_vec(f).map_err(StoreError::Encode)?;
         let k = keys::pool_flow(
             &f.detection_id,
             f.start,

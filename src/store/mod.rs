@@ -65,8 +65,12 @@ pub const MAX_ID_LEN: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(String),
+    /// sled failed (I/O, corruption found while reading); the message is sled's (source).
+    #[error("database error")]
+    Db(#[source] sled::Error),
+    /// A record could not be encoded (never the caller's input).
+    #[error("cannot encode a record")]
+    Encode(#[source] serde_json::Error),
     #[error("cannot open database {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error(
@@ -185,7 +189,7 @@ fn open_catching_panics(cfg: sled::Config) -> Result<sled::Result<sled::Db>, Str
 }
 
 fn db_err(e: sled::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    StoreError::Db(e)
 }
 
 /// Per-host record (`hosts` tree): when the host's mining detections were first and last seen.
@@ -319,9 +323,9 @@ impl Store {
         // Reading the trees at start-up is the first full read of the files: an error there is
         // damage sled's own open did not notice (foreign bytes inside a segment).
         Self::from_db(db, path, schema.min(CURRENT_SCHEMA)).map_err(|e| match e {
-            StoreError::Db(detail) => StoreError::Damaged {
+            StoreError::Db(e) => StoreError::Damaged {
                 path: path.to_path_buf(),
-                detail,
+                detail: e.to_string(),
             },
             StoreError::Corrupt { tree, message } => StoreError::Damaged {
                 path: path.to_path_buf(),

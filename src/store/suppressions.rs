@@ -39,7 +39,7 @@ impl Store {
             reason: reason.to_string(),
             created: Timestamp::now(),
         };
-        let v = serde_json::to_vec(&rule).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let v = serde_json::to_vec(&rule).map_err(StoreError::Encode)?;
         self.inner
             .suppressions
             .insert(id.as_bytes(), v)
