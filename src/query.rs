@@ -135,18 +135,46 @@ impl Suppression {
     }
 }
 
-/// What happened to a detection, for the live feed (`GET /detections/stream`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What happened to a detection. The one change kind of the engine (`correlate::Changes`), the
+/// live feed (`GET /detections/stream`: event names `new` / `upgraded`), the alert sinks
+/// (`ports::DetectionSink`) and the cluster publisher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DetectionEventKind {
-    /// A new incident.
+pub enum ChangeKind {
+    /// A new incident (first report).
     New,
     /// The stage rose.
     Upgraded,
+    /// Counts, evidence or last_seen changed (coalesced per flush; never on the live feed).
+    Updated,
 }
 
+impl ChangeKind {
+    /// The name on the wire (SSE event name, JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::New => "new",
+            ChangeKind::Upgraded => "upgraded",
+            ChangeKind::Updated => "updated",
+        }
+    }
+}
+
+/// One detection change: the one output event type. Owned (`DetectionEvent`, the engine's
+/// output and the live feed's item) or borrowed (`DetectionEvent<&Detection>`, what the
+/// pipeline hands the alert sinks without copying: `ports::DetectionChange`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DetectionEvent {
-    pub kind: DetectionEventKind,
-    pub detection: Detection,
+pub struct DetectionEvent<D = Detection> {
+    pub kind: ChangeKind,
+    pub detection: D,
+}
+
+impl DetectionEvent {
+    /// The borrowed form of this event.
+    pub fn as_ref(&self) -> DetectionEvent<&Detection> {
+        DetectionEvent {
+            kind: self.kind,
+            detection: &self.detection,
+        }
+    }
 }

@@ -844,7 +844,9 @@ mod tests {
             BackendError::BadCursor(_)
         ));
         assert!(matches!(
-            backend_err(StoreError::Db("io".into())),
+            backend_err(StoreError::Encode(
+                serde_json::from_str::<u8>("x").unwrap_err()
+            )),
             BackendError::Other(_)
         ));
     }

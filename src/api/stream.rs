@@ -19,7 +19,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::handlers::{params, parse_filter};
 use super::{ApiError, AppState, ReadAccess};
 use crate::model::Detection;
-use crate::query::{DetectionEventKind, DetectionFilter};
+use crate::query::DetectionFilter;
 
 const STREAM_PARAMS: &[&str] = &["client", "pool", "stage", "min_risk", "suppressed"];
 
@@ -66,11 +66,10 @@ pub async fn detections_stream(
                     if !filter_matches(&filter, &ev.detection) {
                         None
                     } else {
-                        let name = match ev.kind {
-                            DetectionEventKind::New => "new",
-                            DetectionEventKind::Upgraded => "upgraded",
-                        };
-                        Event::default().event(name).json_data(&ev.detection).ok()
+                        Event::default()
+                            .event(ev.kind.as_str())
+                            .json_data(&ev.detection)
+                            .ok()
                     }
                 }
                 Err(BroadcastStreamRecvError::Lagged(n)) => Some(

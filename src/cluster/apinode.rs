@@ -20,7 +20,7 @@ use crate::correlate::{Batch, DetectionStore};
 use crate::matcher::ListManager;
 use crate::metrics::{self, Counter};
 use crate::ports::ChangeKind;
-use crate::query::{DetectionEvent, DetectionEventKind};
+use crate::query::DetectionEvent;
 use crate::store::Store;
 
 /// Updates applied per write (one fsync).
@@ -62,9 +62,8 @@ fn apply(
         }
         m.applied.inc();
         let ev = match kind {
-            ChangeKind::New => Some(DetectionEventKind::New),
-            ChangeKind::Upgrade => Some(DetectionEventKind::Upgraded),
-            ChangeKind::Update => None,
+            ChangeKind::New | ChangeKind::Upgraded => Some(kind),
+            ChangeKind::Updated => None,
         };
         if let Some(kind) = ev {
             events.push(DetectionEvent {

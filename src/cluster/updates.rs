@@ -34,8 +34,8 @@ struct ChangedInner {
 fn strength(k: ChangeKind) -> u8 {
     match k {
         ChangeKind::New => 2,
-        ChangeKind::Upgrade => 1,
-        ChangeKind::Update => 0,
+        ChangeKind::Upgraded => 1,
+        ChangeKind::Updated => 0,
     }
 }
 

@@ -194,24 +194,17 @@ pub fn decode_observation(bytes: &[u8]) -> Result<(u8, Observation), WireError> 
 /// One detection change as published by a correlator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectionUpdate {
-    /// `new`, `upgrade` or `update` ([`ChangeKind::as_str`]).
-    pub kind: String,
+    /// `new`, `upgraded` or `updated`: the one change kind ([`ChangeKind`]).
+    pub kind: ChangeKind,
     pub detection: Detection,
 }
 
 impl DetectionUpdate {
     pub fn new(kind: ChangeKind, detection: Detection) -> Self {
-        DetectionUpdate {
-            kind: kind.as_str().to_string(),
-            detection,
-        }
+        DetectionUpdate { kind, detection }
     }
     pub fn change_kind(&self) -> ChangeKind {
-        match self.kind.as_str() {
-            "new" => ChangeKind::New,
-            "upgrade" => ChangeKind::Upgrade,
-            _ => ChangeKind::Update,
-        }
+        self.kind
     }
 }
 

@@ -23,41 +23,8 @@ use crate::model::{FlowObservation, ListHit, Stage, Timestamp};
 /// `direct_ip` (odds ~ entries / 2^64).
 pub const MAX_ANSWER_NAMES: usize = 200_000;
 
-/// How a flow was attributed to a pool entry; `as_str` is the text of
-/// `PoolFlow::attribution` and of the evidence summaries (a public string).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum How {
-    /// The client's own pool lookup returned the address.
-    OwnLookup,
-    /// The TLS ClientHello named a listed host.
-    TlsSni,
-    /// The HTTP request's Host header named a listed host.
-    HttpHost,
-    /// Another client's pool lookup returned the address.
-    OtherClientBinding,
-    /// The address (or endpoint) is on an IP list.
-    ListedAddress,
-    /// Only the mining protocol on the wire identifies the pool.
-    StratumPayload,
-}
-
-impl How {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            How::OwnLookup => "own lookup",
-            How::TlsSni => "tls sni",
-            How::HttpHost => "http host",
-            How::OtherClientBinding => "address bound by another client's lookup",
-            How::ListedAddress => "listed pool address",
-            How::StratumPayload => "stratum payload",
-        }
-    }
-
-    /// Attributed by a name the flow itself carries (counted like a lookup).
-    pub fn is_flow_name(self) -> bool {
-        matches!(self, How::TlsSni | How::HttpHost)
-    }
-}
+/// How a flow was attributed (the enum lives in `model`: it is part of `PoolFlow`).
+pub use crate::model::How;
 
 /// Which list/entry and how strongly a flow is attributed.
 pub(crate) struct Attribution {

@@ -16,18 +16,23 @@
 pub mod attribution;
 mod bounded;
 mod engine;
+mod evidence;
 mod incidents;
 pub mod infra;
 mod pipeline;
 pub mod risk;
-mod sink;
 
+/// The persistence port and the pool-flow record, re-exported where the pipeline's users
+/// looked for them before they moved to `ports` / `model`.
+pub use crate::model::PoolFlow;
+pub use crate::ports::{Batch, DetectionStore, FlowId, History, PersistenceError};
+/// The one detection change event (`query`), as the engine reports it.
+pub use crate::query::{ChangeKind, DetectionEvent};
 pub use bounded::BoundedMap;
 pub use engine::{
-    detection_id, Changes, DetectionUpdate, Engine, EngineConfig, EngineLimits, EngineStats,
-    History, PoolFlow, TableSizes, UpdateKind, DEFAULT_TTL, EVIDENCE_KEEP_FIRST, MAX_AGENTS,
-    MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE, MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS, MAX_INFRA,
-    MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS, MAX_QUERY_NAMES, MAX_RECENT_FLOWS, MAX_SOURCES, MAX_TTL,
+    detection_id, Changes, Engine, EngineConfig, EngineLimits, EngineStats, TableSizes,
+    DEFAULT_TTL, EVIDENCE_KEEP_FIRST, MAX_AGENTS, MAX_BINDINGS, MAX_DEDUPE, MAX_EVIDENCE,
+    MAX_FLOWS, MAX_HOSTS, MAX_INCIDENTS, MAX_INFRA, MAX_IP_INDEX, MAX_POOL_IPS, MAX_PORTS,
+    MAX_QUERY_NAMES, MAX_RECENT_FLOWS, MAX_SOURCES, MAX_TTL,
 };
 pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary, MAX_BATCH_ROWS};
-pub use sink::{Batch, DetectionStore, FlowId};

@@ -21,13 +21,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::engine::{Changes, Engine, EngineStats, TableSizes, UpdateKind};
-use super::sink::{Batch, DetectionStore};
+use super::engine::{Changes, Engine, EngineStats, TableSizes};
 use crate::metrics::{self, Counter, Gauge};
-use crate::model::{Detection, Observation, Stage, Timestamp};
-use crate::ports::{ChangeKind, DetectionChange, DetectionSink};
-use crate::query::{DetectionEvent, DetectionEventKind};
-use crate::store::{Store, StoreError};
+use crate::model::{Observation, Stage, Timestamp};
+use crate::ports::{Batch, DetectionChange, DetectionSink, DetectionStore, PersistenceError};
+use crate::query::{ChangeKind, DetectionEvent};
 
 /// Longest a new/upgraded detection waits for its flush (bounds fsyncs to ~10/s under a burst).
 pub const ACK_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -55,7 +53,7 @@ const FLUSH_CHECK_EVERY: u64 = 256;
 #[non_exhaustive]
 pub enum PipelineError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] PersistenceError),
     #[error("detection sink: {0}")]
     Sink(String),
 }
@@ -244,7 +242,10 @@ pub struct Pipeline {
     events: Option<broadcast::Sender<DetectionEvent>>,
     cfg: PipelineConfig,
     batch: Batch,
-    pending_events: Vec<DetectionEvent>,
+    /// New/upgraded detections since the last flush, as reported (copies): handed to the sink
+    /// before the store flush and published on the feed after it. Kept only when someone
+    /// listens (a feed or a sink).
+    announced: Vec<DetectionEvent>,
     last_flush: Instant,
     /// When `tick` last saw the observation counter move (see `push`).
     last_push: Instant,
@@ -254,21 +255,24 @@ pub struct Pipeline {
     metrics: Metrics,
     /// Output hook (`with_sink`): changes since the last flush, handed over in `flush`.
     sink: Option<Box<dyn DetectionSink>>,
-    sink_changes: Vec<(ChangeKind, Detection)>,
 }
 
 impl Pipeline {
     /// `store: None` is the null sink (benchmarks, dry runs): nothing is persisted.
     /// With a store, the engine consults it for `is_new` and incident continuity, and the
     /// store's suppressions are applied.
-    pub fn new(engine: Engine, store: Option<Store>) -> Result<Self, PipelineError> {
+    pub fn new<S: DetectionStore + 'static>(
+        engine: Engine,
+        store: Option<S>,
+    ) -> Result<Self, PipelineError> {
         Self::with_store(
             engine,
             store.map(|s| Box::new(s) as Box<dyn DetectionStore>),
         )
     }
 
-    /// Like [`Pipeline::new`], over any [`DetectionStore`] (e.g. `store::MemoryStore`).
+    /// Like [`Pipeline::new`], over a boxed [`DetectionStore`] (the caller picks sled or memory
+    /// at run time).
     pub fn with_store(
         mut engine: Engine,
         store: Option<Box<dyn DetectionStore>>,
@@ -288,7 +292,7 @@ impl Pipeline {
             events: None,
             cfg: PipelineConfig::default(),
             batch: Batch::default(),
-            pending_events: Vec::new(),
+            announced: Vec::new(),
             last_flush: Instant::now(),
             last_push: Instant::now(),
             pushed_at_tick: 0,
@@ -296,7 +300,6 @@ impl Pipeline {
             summary: PipelineSummary::default(),
             metrics: Metrics::new(),
             sink: None,
-            sink_changes: Vec::new(),
         };
         p.reload_suppressions()?;
         Ok(p)
@@ -407,12 +410,12 @@ impl Pipeline {
         self.metrics.flushes.inc();
         self.last_flush = Instant::now();
         if let Some(tx) = &self.events {
-            for ev in self.pending_events.drain(..) {
+            for ev in self.announced.drain(..) {
                 // No subscribers is fine (nobody is listening to the feed).
                 let _ = tx.send(ev);
             }
         } else {
-            self.pending_events.clear();
+            self.announced.clear();
         }
         handed.map(|_| ())
     }
@@ -454,51 +457,15 @@ impl Pipeline {
         for (kind, stage) in changes.deferred {
             self.count(kind, stage);
         }
+        let listened = self.events.is_some() || self.sink.is_some();
         for u in changes.detections {
-            let kind = match u.kind {
-                UpdateKind::New => {
-                    self.summary.new += 1;
-                    if let Some(c) = self.metrics.new_by_stage.get(stage_idx(u.detection.stage)) {
-                        c.inc();
-                    }
-                    Some(DetectionEventKind::New)
-                }
-                UpdateKind::Upgraded => {
-                    self.summary.upgraded += 1;
-                    if let Some(c) = self
-                        .metrics
-                        .upgraded_by_stage
-                        .get(stage_idx(u.detection.stage))
-                    {
-                        c.inc();
-                    }
-                    Some(DetectionEventKind::Upgraded)
-                }
-                UpdateKind::Updated => {
-                    self.summary.updated += 1;
-                    None
-                }
-            };
-            // Without a feed nobody is told before `flush`/`finish` (offline scan), so there is
-            // nothing to acknowledge early and no reason to fsync more than every second.
-            if let (Some(kind), true) = (kind, self.events.is_some()) {
-                self.pending_events.push(DetectionEvent {
-                    kind,
-                    detection: u.detection.clone(),
-                });
-            }
-            if self.sink.is_some() {
-                match u.kind {
-                    UpdateKind::New => self
-                        .sink_changes
-                        .push((ChangeKind::New, u.detection.clone())),
-                    UpdateKind::Upgraded => self
-                        .sink_changes
-                        .push((ChangeKind::Upgrade, u.detection.clone())),
-                    // Updates are deferred (taken from the engine in `flush`): the sink gets
-                    // what the batch holds (`hand_to_sink`).
-                    UpdateKind::Updated => {}
-                }
+            self.count(u.kind, u.detection.stage);
+            // Without a feed or a sink nobody is told before `flush`/`finish` (offline scan),
+            // so there is nothing to acknowledge early and no reason to fsync more than every
+            // second. Updates are deferred (taken from the engine in `flush`): a sink gets what
+            // the batch holds (`hand_to_sink`).
+            if listened && u.kind != ChangeKind::Updated {
+                self.announced.push(u.clone());
             }
             self.batch.add_detection(u.detection);
         }
@@ -514,22 +481,16 @@ impl Pipeline {
         // Updates: whatever the batch holds for this flush (deferred updates taken from the
         // engine, evicted incidents) that is not already a New/Upgrade above.
         let updates = sink.wants_updates() && !self.batch.detections.is_empty();
-        if self.sink_changes.is_empty() && !updates {
+        if self.announced.is_empty() && !updates {
             return Ok(false);
         }
-        let mut changes: Vec<DetectionChange<'_>> = self
-            .sink_changes
-            .iter()
-            .map(|(kind, detection)| DetectionChange {
-                kind: *kind,
-                detection,
-            })
-            .collect();
+        let mut changes: Vec<DetectionChange<'_>> =
+            self.announced.iter().map(DetectionEvent::as_ref).collect();
         if updates {
             let announced: std::collections::HashSet<&str> = self
-                .sink_changes
+                .announced
                 .iter()
-                .map(|(_, d)| d.id.as_str())
+                .map(|e| e.detection.id.as_str())
                 .collect();
             changes.extend(
                 self.batch
@@ -537,18 +498,16 @@ impl Pipeline {
                     .values()
                     .filter(|d| !announced.contains(d.id.as_str()))
                     .map(|detection| DetectionChange {
-                        kind: ChangeKind::Update,
+                        kind: ChangeKind::Updated,
                         detection,
                     }),
             );
         }
         if changes.is_empty() {
-            self.sink_changes.clear();
             return Ok(false);
         }
-        let r = sink.persist(&changes).map_err(PipelineError::Sink);
-        self.sink_changes.clear();
-        r.map(|_| true)
+        sink.persist(&changes).map_err(PipelineError::Sink)?;
+        Ok(true)
     }
 
     fn maybe_flush(&mut self) -> Result<(), PipelineError> {
@@ -558,11 +517,11 @@ impl Pipeline {
         let live = self.store.as_ref().is_some_and(|s| s.durable())
             || self.sink.as_ref().is_some_and(|s| s.wants_updates());
         let waiting = !self.batch.is_empty() || (live && self.engine.has_unwritten());
-        if self.pending_events.is_empty() && self.sink_changes.is_empty() && !waiting {
+        if self.announced.is_empty() && !waiting {
             return Ok(());
         }
         let since = self.last_flush.elapsed();
-        let announce = !self.pending_events.is_empty() || !self.sink_changes.is_empty();
+        let announce = !self.announced.is_empty();
         let due = (announce && since >= self.cfg.ack_flush_interval)
             || self.batch_full()
             || (waiting && since >= self.cfg.flush_interval);
@@ -572,18 +531,19 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Counters of a deferred announcement (its detection is written at the flush).
-    fn count(&mut self, kind: UpdateKind, stage: Stage) {
+    /// Counters of a reported change (for a deferred announcement, its detection is written at
+    /// the flush).
+    fn count(&mut self, kind: ChangeKind, stage: Stage) {
         let by_stage = match kind {
-            UpdateKind::New => {
+            ChangeKind::New => {
                 self.summary.new += 1;
                 &self.metrics.new_by_stage
             }
-            UpdateKind::Upgraded => {
+            ChangeKind::Upgraded => {
                 self.summary.upgraded += 1;
                 &self.metrics.upgraded_by_stage
             }
-            UpdateKind::Updated => {
+            ChangeKind::Updated => {
                 self.summary.updated += 1;
                 return;
             }

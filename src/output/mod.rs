@@ -103,8 +103,8 @@ impl From<ChangeKind> for EventKind {
     fn from(k: ChangeKind) -> Self {
         match k {
             ChangeKind::New => EventKind::New,
-            ChangeKind::Upgrade => EventKind::Upgrade,
-            ChangeKind::Update => EventKind::Update,
+            ChangeKind::Upgraded => EventKind::Upgrade,
+            ChangeKind::Updated => EventKind::Update,
         }
     }
 }
@@ -244,8 +244,8 @@ impl Policy {
     pub fn accepts(&self, kind: ChangeKind, d: &Detection) -> bool {
         let on = match kind {
             ChangeKind::New => self.on_new,
-            ChangeKind::Upgrade => self.on_upgrade,
-            ChangeKind::Update => self.on_update,
+            ChangeKind::Upgraded => self.on_upgrade,
+            ChangeKind::Updated => self.on_update,
         };
         on && d.stage >= self.min_stage
             && d.risk_score >= self.min_risk

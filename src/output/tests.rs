@@ -168,7 +168,7 @@ fn deferred_updates_reach_a_sink_that_wants_them() {
     let stored = store.all_detections().unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(seen.first().map(|c| c.0), Some(ChangeKind::New));
-    assert!(seen.iter().any(|c| c.0 == ChangeKind::Update), "{seen:?}");
+    assert!(seen.iter().any(|c| c.0 == ChangeKind::Updated), "{seen:?}");
     assert_eq!(seen.last().map(|c| &c.1), stored.first());
 }
 
@@ -188,11 +188,11 @@ fn a_full_outbox_refuses_and_counts() {
             detection: &d,
         },
         DetectionChange {
-            kind: ChangeKind::Upgrade,
+            kind: ChangeKind::Upgraded,
             detection: &d,
         },
         DetectionChange {
-            kind: ChangeKind::Update,
+            kind: ChangeKind::Updated,
             detection: &d,
         },
     ];

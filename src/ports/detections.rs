@@ -4,38 +4,15 @@
 //! a detection and its outbox entries become durable together.
 
 use crate::model::Detection;
+pub use crate::query::{ChangeKind, DetectionEvent};
 
-/// What happened to a detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChangeKind {
-    /// A new incident.
-    New,
-    /// The stage rose.
-    Upgrade,
-    /// Anything else changed (more evidence, counts, last_seen); coalesced per flush.
-    Update,
-}
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::New => "new",
-            ChangeKind::Upgrade => "upgrade",
-            ChangeKind::Update => "update",
-        }
-    }
-}
-
-/// One detection change, as of the moment it happened.
-#[derive(Clone, Copy, Debug)]
-pub struct DetectionChange<'a> {
-    pub kind: ChangeKind,
-    pub detection: &'a Detection,
-}
+/// One detection change, as of the moment it happened: the borrowed form of the one output
+/// event type ([`DetectionEvent`]).
+pub type DetectionChange<'a> = DetectionEvent<&'a Detection>;
 
 /// Receives the detection changes of every pipeline flush.
 pub trait DetectionSink: Send {
-    /// Whether [`ChangeKind::Update`] changes are wanted at all (they are frequent; the pipeline
+    /// Whether [`ChangeKind::Updated`] changes are wanted at all (they are frequent; the pipeline
     /// does not collect them otherwise).
     fn wants_updates(&self) -> bool {
         false

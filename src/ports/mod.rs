@@ -7,12 +7,16 @@
 //!   detection changes to the output stage before the store flush.
 //! * [`lists`] — [`ListChangeSink`]: the matcher reports which list entries a reload, an API
 //!   edit or a feed refresh added (for the retro-hunt).
+//! * [`persistence`] — [`DetectionStore`], [`History`], [`Batch`]: what the correlation
+//!   pipeline needs from a detection store (sled or memory), and what the engine reads back.
 //! * [`offsets`] — [`OffsetStore`]: the log follower's read positions, kept by the store.
 
 pub mod detections;
 pub mod lists;
 pub mod offsets;
+pub mod persistence;
 
 pub use detections::*;
 pub use lists::*;
 pub use offsets::*;
+pub use persistence::*;

@@ -12,10 +12,10 @@ use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{HostRecord, StoreError};
-use crate::correlate::{Batch, DetectionStore, FlowId, History, PoolFlow, MAX_BINDINGS};
+use super::HostRecord;
 use crate::metrics::{self, Counter};
-use crate::model::{Detection, Timestamp};
+use crate::model::{Detection, PoolFlow, Timestamp};
+use crate::ports::{Batch, DetectionStore, FlowId, History, PersistenceError, MAX_BINDINGS};
 use crate::query::{Binding, Suppression};
 
 /// Detections kept in memory. Output of a scan: ~2–4 KB each with full evidence, so 250k stay
@@ -190,7 +190,7 @@ impl Mem {
 }
 
 impl DetectionStore for MemoryStore {
-    fn write_batch(&self, batch: &mut Batch) -> Result<(), StoreError> {
+    fn write_batch(&self, batch: &mut Batch) -> Result<(), PersistenceError> {
         let mut m = self.lock();
         for (k, b) in batch.bindings.drain() {
             if m.bindings.len() >= MAX_MEMORY_BINDINGS && !m.bindings.contains_key(&k) {
@@ -214,7 +214,7 @@ impl DetectionStore for MemoryStore {
         Ok(())
     }
 
-    fn preload_bindings(&self, limit: usize) -> Result<Vec<Binding>, StoreError> {
+    fn preload_bindings(&self, limit: usize) -> Result<Vec<Binding>, PersistenceError> {
         let m = self.lock();
         let mut v: Vec<Binding> = m.bindings.values().take(limit).cloned().collect();
         v.sort_by_key(|b| b.last_seen);
@@ -225,7 +225,7 @@ impl DetectionStore for MemoryStore {
         0
     }
 
-    fn list_suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+    fn list_suppressions(&self) -> Result<Vec<Suppression>, PersistenceError> {
         Ok(Vec::new())
     }
 
@@ -238,7 +238,7 @@ impl DetectionStore for MemoryStore {
     }
 
     /// Moves the detections out: the store is empty afterwards.
-    fn take_detections(&self) -> Result<Vec<Detection>, StoreError> {
+    fn take_detections(&self) -> Result<Vec<Detection>, PersistenceError> {
         Ok(self.take_all())
     }
 
@@ -246,7 +246,7 @@ impl DetectionStore for MemoryStore {
         Box::new(self.clone())
     }
 
-    fn all_detections(&self) -> Result<Vec<Detection>, StoreError> {
+    fn all_detections(&self) -> Result<Vec<Detection>, PersistenceError> {
         let m = self.lock();
         let mut rows: Vec<&Row> = m.detections.values().collect();
         rows.sort_by_key(|r| (r.created, r.seq));

@@ -51,7 +51,7 @@ pub fn version(db: &sled::Db) -> sled::Result<Option<u32>> {
 
 /// Brings `db` to `target` (≤ [`CURRENT_SCHEMA`]). Returns the version it had before.
 pub fn migrate(db: &sled::Db, path: &Path, target: u32) -> Result<u32, StoreError> {
-    let db_err = |e: sled::Error| StoreError::Db(e.to_string());
+    let db_err = StoreError::Db;
     let found = version(db).map_err(db_err)?;
     let from = match found {
         Some(v) => v,

@@ -2,13 +2,13 @@
 //! the latest state of a detection, binding or flow, already coalesced by the pipeline) and
 //! fsynced once.
 
-use super::{Store, StoreError};
-use crate::correlate::{Batch, DetectionStore, History};
+use super::Store;
 use crate::model::Detection;
+use crate::ports::{Batch, DetectionStore, History, PersistenceError};
 use crate::query::{Binding, Suppression};
 
 impl DetectionStore for Store {
-    fn write_batch(&self, batch: &mut Batch) -> Result<(), StoreError> {
+    fn write_batch(&self, batch: &mut Batch) -> Result<(), PersistenceError> {
         for (_, b) in batch.bindings.drain() {
             self.put_binding(&b)?;
         }
@@ -18,19 +18,19 @@ impl DetectionStore for Store {
         for (_, d) in batch.detections.drain() {
             self.upsert_detection(&d)?;
         }
-        self.flush()
+        Ok(self.flush()?)
     }
 
-    fn preload_bindings(&self, limit: usize) -> Result<Vec<Binding>, StoreError> {
-        self.bindings(limit)
+    fn preload_bindings(&self, limit: usize) -> Result<Vec<Binding>, PersistenceError> {
+        Ok(self.bindings(limit)?)
     }
 
     fn suppression_generation(&self) -> u64 {
         Store::suppression_generation(self)
     }
 
-    fn list_suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
-        Store::list_suppressions(self)
+    fn list_suppressions(&self) -> Result<Vec<Suppression>, PersistenceError> {
+        Ok(Store::list_suppressions(self)?)
     }
 
     fn history(&self) -> Box<dyn History> {
@@ -41,7 +41,7 @@ impl DetectionStore for Store {
         Box::new(self.clone())
     }
 
-    fn all_detections(&self) -> Result<Vec<Detection>, StoreError> {
-        Store::all_detections(self)
+    fn all_detections(&self) -> Result<Vec<Detection>, PersistenceError> {
+        Ok(Store::all_detections(self)?)
     }
 }

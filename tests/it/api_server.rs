@@ -17,8 +17,8 @@ use poolwatch::config::Secret;
 use poolwatch::matcher::{self, Blocklists};
 use poolwatch::model::{Detection, Stage, Timestamp};
 use poolwatch::query::{
-    DetectionEvent, DetectionEventKind, DetectionFilter, HostTimeline, NewSuppression, Page,
-    PoolIp, PoolSummary, Suppression,
+    ChangeKind, DetectionEvent, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp,
+    PoolSummary, Suppression,
 };
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
@@ -1040,12 +1040,12 @@ fn sse_streams_new_and_upgraded_detections() {
 
     let tx = s.state.events().clone();
     tx.send(DetectionEvent {
-        kind: DetectionEventKind::New,
+        kind: ChangeKind::New,
         detection: detection(1, "192.0.2.11", "nanopool.org", Stage::Lookup, 60),
     })
     .unwrap();
     tx.send(DetectionEvent {
-        kind: DetectionEventKind::Upgraded,
+        kind: ChangeKind::Upgraded,
         detection: detection(2, "192.0.2.10", "supportxmr.com", Stage::Stratum, 95),
     })
     .unwrap();

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use poolwatch::correlate::{Engine, EngineConfig, EngineLimits, Pipeline, UpdateKind};
+use poolwatch::correlate::{ChangeKind, Engine, EngineConfig, EngineLimits, Pipeline};
 use poolwatch::matcher::{self, Blocklists};
 use poolwatch::model::*;
 use poolwatch::query::NewSuppression;
@@ -274,11 +274,11 @@ fn attempt_then_upgrade_events() {
     }
     assert_eq!(
         kinds.first(),
-        Some(&(UpdateKind::New, Stage::ConnectionAttempt, 84))
+        Some(&(ChangeKind::New, Stage::ConnectionAttempt, 84))
     );
-    assert!(kinds.contains(&(UpdateKind::Upgraded, Stage::Connection, 88)));
+    assert!(kinds.contains(&(ChangeKind::Upgraded, Stage::Connection, 88)));
     assert!(
-        kinds.iter().filter(|k| k.0 == UpdateKind::New).count() == 1,
+        kinds.iter().filter(|k| k.0 == ChangeKind::New).count() == 1,
         "{kinds:?}"
     );
 }

@@ -162,7 +162,7 @@ fn scan(input: &Path, blocklist: &Path, db: &Path) -> (Vec<Detection>, BTreeSet<
         own.extend(
             flows
                 .iter()
-                .filter(|f| f.attribution.as_deref() == Some("own lookup"))
+                .filter(|f| f.attribution == Some(poolwatch::model::How::OwnLookup))
                 .map(|f| {
                     (
                         f.client.to_string(),

@@ -247,3 +247,23 @@ fn bad_json_is_an_error_not_a_panic() {
     }
     assert!(serde_json::from_str::<Detection>(r#"{"stage":"mining"}"#).is_err());
 }
+
+/// `PoolFlow.attribution` is an enum now; its JSON stays the documented strings.
+#[test]
+fn attribution_json_is_the_documented_string() {
+    use poolwatch::model::How;
+    for how in [
+        How::OwnLookup,
+        How::TlsSni,
+        How::HttpHost,
+        How::OtherClientBinding,
+        How::ListedAddress,
+        How::StratumPayload,
+    ] {
+        let json = serde_json::to_string(&how).unwrap();
+        assert_eq!(json, format!("\"{}\"", how.as_str()));
+        let back: How = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, how);
+    }
+    assert!(serde_json::from_str::<How>("\"guess\"").is_err());
+}

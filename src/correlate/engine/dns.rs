@@ -1,0 +1,197 @@
+//! The engine's DNS side: a pool lookup binds its answers to the client and opens or
+//! continues the (client, pool entry) incident; duplicates across sources are counted once.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn on_dns(&mut self, d: &DnsObservation, out: &mut Changes) {
+        // A server answering queries of several distinct clients is a resolver (its pool
+        // lookups carry its clients' names); one answer proves nothing.
+        self.infra.observe_answer(d);
+        let lists = self.lists.load();
+        let mut via_cname = false;
+        let mut hit = lists.match_name(&d.qname).cloned();
+        if hit.is_none() {
+            hit = d
+                .cname_targets()
+                .take(32)
+                .find_map(|t| lists.match_name(t).cloned());
+            via_cname = hit.is_some();
+        }
+        drop(lists);
+        let Some(hit) = hit else {
+            self.shadow_bindings(d);
+            self.remember_answer_names(d);
+            return;
+        };
+        // The server was asked for this pool entry on the client's behalf: its own upstream
+        // lookup of the entry is exempt (the forwarding exemption, `infra`).
+        self.infra.note_question(d, &hit.entry);
+        if self.is_infrastructure(d.client) {
+            self.stats.infra_ignored += 1;
+        }
+        if via_cname {
+            self.stats.cname_matches += 1;
+        } else {
+            self.stats.name_matches += 1;
+        }
+
+        let blocked = self.is_blocked(d);
+        let duplicate = self.dedupe(d);
+        let entry: Arc<str> = Arc::from(hit.entry.as_str());
+        let stage = if blocked {
+            Stage::BlockedLookup
+        } else {
+            Stage::Lookup
+        };
+
+        // Bindings first, so the incident's pool_ips include the answers.
+        let mut answer_ips = Vec::new();
+        if !blocked {
+            let ttl_ts = d.response_ts().unwrap_or(d.ts);
+            let qname: Arc<str> = Arc::from(d.qname.as_str());
+            let list: Arc<str> = Arc::from(hit.list.as_str());
+            for a in &d.answers {
+                let Some(ip) = a.ip() else { continue };
+                answer_ips.push(ip);
+                let ttl = a.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
+                let expires = ttl_ts
+                    .plus_secs(i64::from(ttl))
+                    .plus_secs(self.cfg.binding_grace_secs);
+                // Only the pool's own addresses may convict *other* clients (direct_ip). An
+                // address whose A/AAAA owner is an unlisted name (a pool fronted by a CDN
+                // through a CNAME) is shared with unrelated sites: it stays bound for this
+                // client only, or every visitor of the CDN would be reported.
+                let own_address = (a.name == d.qname && !via_cname) || {
+                    let lists = self.lists.load();
+                    lists.match_name(&a.name).is_some()
+                };
+                let b = self.upsert_binding(
+                    d.client,
+                    ip,
+                    &entry,
+                    &qname,
+                    &list,
+                    (hit.category, hit.line),
+                    d.ts,
+                    ttl,
+                    expires,
+                    !own_address,
+                );
+                out.bindings.push(b);
+                if !own_address {
+                    self.stats.shared_answer_ips = self.stats.shared_answer_ips.saturating_add(1);
+                    continue;
+                }
+                if !self.ip_index.contains_key(&ip)
+                    || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
+                {
+                    self.ip_index.insert(
+                        ip,
+                        IpBinding {
+                            client: d.client,
+                            hit: hit.clone(),
+                            first_seen: d.ts,
+                            expires,
+                        },
+                    );
+                }
+            }
+        }
+
+        let key: IncidentKey = (d.client, entry);
+        let ts = d.ts;
+        let hold = ts.plus_secs(self.cfg.reorder_window_secs);
+        let mut changed = self.ensure_incident(&key, ts, hold, out);
+        let Some(inc) = self.incidents.get_mut_touch(&key) else {
+            return;
+        };
+        let det = &mut inc.det;
+        push_unique(&mut det.query_names, d.qname.clone(), MAX_QUERY_NAMES);
+        push_unique(&mut det.sources, d.source.clone(), MAX_SOURCES);
+        push_hit(&mut det.lists, &hit);
+        for ip in &answer_ips {
+            push_unique(&mut det.pool_ips, *ip, MAX_POOL_IPS);
+        }
+        if !duplicate {
+            if blocked {
+                det.counts.blocked_lookups = det.counts.blocked_lookups.saturating_add(1);
+            } else {
+                det.counts.lookups = det.counts.lookups.saturating_add(1);
+            }
+            let kind = if blocked {
+                EvidenceKind::DnsBlocked
+            } else {
+                EvidenceKind::DnsLookup
+            };
+            let mut ev = Evidence::new(ts, kind, d.source.clone(), dns_summary(d, &hit, via_cname));
+            ev.qname = Some(d.qname.clone());
+            ev.rcode = d.rcode;
+            ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();
+            add_evidence(&mut det.evidence, ev);
+            changed = true;
+        } else if !answer_ips.is_empty() {
+            // The duplicate may carry the answers the first source lacked (query-only log).
+            if let Some(ev) = det
+                .evidence
+                .iter_mut()
+                .find(|e| e.qname.as_deref() == Some(d.qname.as_str()) && e.answers.is_empty())
+            {
+                ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();
+            }
+            changed = true;
+        }
+        changed |= raise(inc, stage, ts);
+        touch_time(&mut inc.det, ts);
+        if changed {
+            self.report(&key, out);
+        }
+        // A flow that arrived before its (skewed) DNS gets a second chance.
+        if !answer_ips.is_empty() {
+            self.recheck_recent(d.client, &answer_ips, d.ts, out);
+        }
+    }
+
+    pub(super) fn is_blocked(&self, d: &DnsObservation) -> bool {
+        if d.rcode == Some(Rcode::NXDOMAIN) {
+            return true;
+        }
+        if !d.answers_known {
+            return false;
+        }
+        d.answer_ips()
+            .any(|ip| ip.is_unspecified() || self.sinkholes.contains(&ip))
+    }
+
+    /// True when the same query (client, name, type) was already counted within the window;
+    /// adds this observation's source to it either way.
+    pub(super) fn dedupe(&mut self, d: &DnsObservation) -> bool {
+        let mut h = FxHasher::default();
+        d.qname.hash(&mut h);
+        let key = (d.client, h.finish(), d.qtype.0);
+        let window = self.cfg.dedupe_window_secs.saturating_mul(1_000_000);
+        if let Some(st) = self.dedupe.get_mut_touch(&key) {
+            let near = d.ts.0.saturating_sub(st.ts.0).abs() <= window;
+            let other_source = !st.sources.contains(&d.source);
+            if near && other_source {
+                if st.sources.len() < MAX_SOURCES {
+                    st.sources.push(d.source.clone());
+                }
+                self.stats.duplicates += 1;
+                return true;
+            }
+            st.ts = d.ts;
+            st.sources.clear();
+            st.sources.push(d.source.clone());
+            return false;
+        }
+        self.dedupe.insert(
+            key,
+            DedupeState {
+                ts: d.ts,
+                sources: vec![d.source.clone()],
+            },
+        );
+        false
+    }
+}

@@ -1,0 +1,357 @@
+//! The incident lifecycle: open (or continue from the store), hold lookup-only incidents for
+//! the reorder window, report new / upgraded / updated, evict and park.
+
+use super::*;
+
+impl Engine {
+    /// Makes sure an open incident exists for `key`: kept in memory, reloaded from history, or
+    /// created. Returns whether it was created.
+    pub(super) fn ensure_incident(
+        &mut self,
+        key: &IncidentKey,
+        ts: Timestamp,
+        hold_until: Timestamp,
+        out: &mut Changes,
+    ) -> bool {
+        let gap = self.cfg.incident_gap_secs;
+        let stale = self
+            .incidents
+            .get(key)
+            .is_some_and(|i| ts > i.det.last_seen.plus_secs(gap));
+        if stale {
+            if let Some(old) = self.incidents.remove(key) {
+                self.write_back(old, out);
+            }
+        }
+        if self.incidents.contains_key(key) {
+            return false;
+        }
+        // Evicted since the last flush: the store may not have it yet (see `incidents`).
+        if let Some(inc) = self.incidents.unpark(key) {
+            if ts <= inc.det.last_seen.plus_secs(gap) {
+                self.stats.unparked = self.stats.unparked.saturating_add(1);
+                self.admit(key.clone(), inc, out);
+                return false;
+            }
+            self.write_back(inc, out);
+        }
+        let (reloaded, owned) = match self.history.as_ref() {
+            Some(h) => (h.take_incident(key.0, &key.1), h.hands_over()),
+            None => (None, false),
+        };
+        // A stale detection the store handed over must still go back (unchanged).
+        let (reloaded, stale_back) = match reloaded {
+            Some(d) if ts > d.last_seen.plus_secs(gap) => (None, owned.then_some(d)),
+            other => (other, None),
+        };
+        if let Some(d) = stale_back {
+            out.detections.push(DetectionEvent {
+                kind: ChangeKind::Updated,
+                detection: d,
+            });
+        }
+        let created = reloaded.is_none();
+        let inc = match reloaded {
+            Some(det) => Incident {
+                max_base: risk::base(det.stage).max(if det.counts.lookups > 0 {
+                    risk::RISK_LOOKUP
+                } else {
+                    0
+                }),
+                reported_stage: Some(det.stage),
+                det,
+                emitted: true,
+                sustained: false,
+                reported_gen: u64::MAX,
+                // Handed over by the store: this is the only copy until it is written back.
+                dirty: owned,
+            },
+            None => Incident {
+                det: new_detection(key.0, &key.1, ts),
+                emitted: false,
+                reported_stage: None,
+                max_base: 0,
+                sustained: false,
+                reported_gen: u64::MAX,
+                dirty: false,
+            },
+        };
+        if created {
+            self.held.push_back((hold_until, key.clone()));
+            // Held incidents are released by time; if time stalls (a flood within one
+            // timestamp), report the oldest early rather than let the queue grow.
+            while self.held.len() > self.cfg.limits.incidents.max(1) {
+                let Some((_, k)) = self.held.pop_front() else {
+                    break;
+                };
+                let pending = self.incidents.get(&k).filter(|i| !i.emitted);
+                if let Some(first) = pending.map(|i| i.det.first_seen) {
+                    if self.lookup_exempt(k.0, &k.1, first) {
+                        self.incidents.remove(&k);
+                    } else {
+                        self.report_force(&k, out);
+                    }
+                }
+            }
+        }
+        self.admit(key.clone(), inc, out);
+        created
+    }
+
+    /// An incident leaving memory for good (a new one replaces it): its unwritten state, if
+    /// any, goes out as an update.
+    pub(super) fn write_back(&mut self, inc: Incident, out: &mut Changes) {
+        if inc.dirty {
+            out.detections.push(DetectionEvent {
+                kind: ChangeKind::Updated,
+                detection: inc.det,
+            });
+        }
+    }
+
+    /// Puts an incident into the live table. The incident evicted to make room is reported if
+    /// it never was, and parked if the store may not have its latest state yet, so its next
+    /// event continues it instead of opening a second detection.
+    pub(super) fn admit(&mut self, key: IncidentKey, inc: Incident, out: &mut Changes) {
+        let Some((ek, mut ev)) = self.incidents.insert(key, inc) else {
+            return;
+        };
+        self.stats.evicted += 1;
+        // An evicted incident that was never reported is reported now, not lost.
+        if !ev.emitted {
+            // (Only lookup-only incidents wait unreported: a resolver's are dropped.)
+            if self.lookup_exempt(ek.0, &ek.1, ev.det.first_seen) {
+                return;
+            }
+            self.finish_new(&mut ev);
+            ev.reported_gen = self.incidents.generation();
+            if self.defer_announcements {
+                out.deferred.push((ChangeKind::New, ev.det.stage));
+                ev.dirty = true;
+            } else {
+                out.detections.push(DetectionEvent {
+                    kind: ChangeKind::New,
+                    detection: ev.det.clone(),
+                });
+            }
+        }
+        if self.incidents.park(ek, ev) {
+            self.stats.parked_dropped = self.stats.parked_dropped.saturating_add(1);
+        }
+    }
+
+    /// Emits the incident's current state if it is reportable.
+    pub(super) fn report(&mut self, key: &IncidentKey, out: &mut Changes) {
+        let Some(inc) = self.incidents.get(key) else {
+            return;
+        };
+        if !inc.emitted {
+            // Lookup-only incidents wait for the reorder window (see `reorder_window_secs`).
+            // Contact is reported at once, whoever the host is: a resolver's own flows are
+            // graded like any host's (resolver rule).
+            if inc.det.stage.is_contact() {
+                self.report_force(key, out);
+            }
+            return;
+        }
+        self.refresh_suppression(key);
+        let gen = self.incidents.generation();
+        let Some(inc) = self.incidents.get_mut(key) else {
+            return;
+        };
+        let kind = if inc.reported_stage.is_some_and(|s| inc.det.stage > s) {
+            ChangeKind::Upgraded
+        } else {
+            ChangeKind::Updated
+        };
+        inc.reported_stage = Some(inc.det.stage);
+        inc.reported_gen = gen;
+        let client = key.0;
+        let last = inc.det.last_seen;
+        if self.defer_updates && kind == ChangeKind::Updated {
+            self.stats.deferred_updates = self.stats.deferred_updates.saturating_add(1);
+            self.incidents.mark_dirty(key);
+        } else if self.defer_announcements {
+            out.deferred.push((kind, inc.det.stage));
+            self.incidents.mark_dirty(key);
+        } else {
+            // This copy carries the latest state: nothing is left unwritten.
+            inc.dirty = false;
+            out.detections.push(DetectionEvent {
+                kind,
+                detection: inc.det.clone(),
+            });
+        }
+        self.note_host(client, last);
+    }
+
+    pub(super) fn refresh_suppression(&mut self, key: &IncidentKey) {
+        let now = self.suppression_now;
+        let rule = self
+            .suppressions
+            .iter()
+            .find(|s| s.covers(key.0, &key.1, now))
+            .map(|s| s.id.clone());
+        if let Some(inc) = self.incidents.get_mut(key) {
+            if let Some(id) = rule {
+                inc.det.suppressed = true;
+                inc.det.suppression_id = Some(id);
+            }
+        }
+    }
+
+    /// Completes a first report: score, `is_new`, host bookkeeping.
+    pub(super) fn finish_new(&mut self, inc: &mut Incident) {
+        let client = inc.det.client_ip;
+        let prior = self
+            .hosts
+            .get(&client)
+            .copied()
+            .or_else(|| self.history.as_ref().and_then(|h| h.last_detection(client)));
+        let horizon = inc.det.first_seen.plus_secs(-self.cfg.lookback_secs);
+        inc.det.is_new = prior.is_none_or(|p| p < horizon);
+        inc.emitted = true;
+        inc.reported_stage = Some(inc.det.stage);
+        let now = self.suppression_now;
+        if let Some(s) = self
+            .suppressions
+            .iter()
+            .find(|s| s.covers(client, &inc.det.pool_domain, now))
+        {
+            inc.det.suppressed = true;
+            inc.det.suppression_id = Some(s.id.clone());
+        }
+        self.note_host(client, inc.det.last_seen);
+    }
+
+    pub(super) fn note_host(&mut self, client: IpAddr, last: Timestamp) {
+        match self.hosts.get_mut_touch(&client) {
+            Some(t) => *t = (*t).max(last),
+            None => {
+                self.hosts.insert(client, last);
+            }
+        }
+    }
+
+    pub(super) fn release_held(&mut self, upto: Timestamp, out: &mut Changes) {
+        while let Some((t, _)) = self.held.front() {
+            if *t > upto {
+                break;
+            }
+            let Some((_, key)) = self.held.pop_front() else {
+                break;
+            };
+            let Some(first) = self
+                .incidents
+                .get(&key)
+                .filter(|i| !i.emitted)
+                .map(|i| i.det.first_seen)
+            else {
+                continue;
+            };
+            // A resolver's lookup (or a lookup forwarded for another client) is not reported.
+            if self.lookup_exempt(key.0, &key.1, first) {
+                self.incidents.remove(&key);
+                self.stats.infra_dropped_incidents += 1;
+                continue;
+            }
+            self.report_force(&key, out);
+        }
+    }
+
+    pub(super) fn report_force(&mut self, key: &IncidentKey, out: &mut Changes) {
+        self.refresh_suppression(key);
+        let Some(mut inc) = self.incidents.remove(key) else {
+            return;
+        };
+        self.finish_new(&mut inc);
+        inc.reported_gen = self.incidents.generation();
+        if self.defer_announcements {
+            out.deferred.push((ChangeKind::New, inc.det.stage));
+            inc.dirty = true;
+            self.incidents.insert(key.clone(), inc);
+            return;
+        }
+        inc.dirty = false;
+        let det = inc.det.clone();
+        self.incidents.insert(key.clone(), inc);
+        out.detections.push(DetectionEvent {
+            kind: ChangeKind::New,
+            detection: det,
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Raises the stage (never lowers it) and re-scores. Returns whether anything changed.
+pub(super) fn raise(inc: &mut Incident, stage: Stage, ts: Timestamp) -> bool {
+    let mut changed = false;
+    if stage > inc.det.stage || inc.max_base == 0 {
+        if stage > inc.det.stage {
+            inc.det.stage = stage;
+            inc.det.stage_changed = Some(ts);
+        }
+        changed = true;
+    }
+    inc.max_base = inc.max_base.max(risk::base(stage));
+    let score = risk::score(
+        inc.max_base,
+        &inc.det.counts,
+        !inc.det.agents.is_empty(),
+        inc.sustained,
+    );
+    if score != inc.det.risk_score {
+        inc.det.risk_score = score;
+        changed = true;
+    }
+    changed
+}
+
+pub(super) fn touch_time(det: &mut Detection, ts: Timestamp) {
+    if ts < det.first_seen {
+        det.first_seen = ts;
+    }
+    if ts > det.last_seen {
+        det.last_seen = ts;
+    }
+}
+
+pub(super) fn new_detection(client: IpAddr, entry: &str, ts: Timestamp) -> Detection {
+    Detection {
+        id: detection_id(client, entry, ts),
+        client_ip: client,
+        stage: Stage::Lookup,
+        risk_score: 0,
+        pool_domain: entry.to_string(),
+        query_names: Vec::new(),
+        pool_ips: Vec::new(),
+        dst_ports: Vec::new(),
+        first_seen: ts,
+        last_seen: ts,
+        is_new: true,
+        evidence: Vec::new(),
+        sources: Vec::new(),
+        lists: Vec::new(),
+        mitre: Mitre::default(),
+        kill_chain: KILL_CHAIN.to_string(),
+        title: DETECTION_TITLE.to_string(),
+        counts: DetectionCounts::default(),
+        agents: Vec::new(),
+        suppressed: false,
+        suppression_id: None,
+        stage_changed: None,
+        schema_version: DETECTION_SCHEMA_VERSION,
+    }
+}
+
+/// `<first_seen µs, 16 hex><hash of client+entry, 8 hex>`: unique per incident, sorts by time.
+pub fn detection_id(client: IpAddr, entry: &str, first_seen: Timestamp) -> String {
+    let mut h = FxHasher::default();
+    client.hash(&mut h);
+    entry.hash(&mut h);
+    first_seen.0.hash(&mut h);
+    format!("{:016x}{:08x}", first_seen.0 as u64, h.finish() as u32)
+}
