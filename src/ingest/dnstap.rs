@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::dns::parse_message;
 use crate::metrics::{self, Counter};
 use crate::model::{DnsObservation, Observation, Source, Timestamp, Transport};
+use crate::ports::{ObservationSink, Producer, ProducerReport, QueueSink, StopToken};
 
 use super::IngestConfig;
 
@@ -1043,7 +1044,15 @@ impl DnstapListener {
     /// thread of its own (`tokio::task::spawn_blocking`).
     pub fn run<S>(self, sink: S, stop: Arc<AtomicBool>) -> Result<(), DnstapError>
     where
-        S: FnMut(Observation) -> bool + Send + Clone + 'static,
+        S: ObservationSink + Send + Clone + 'static,
+    {
+        self.serve(sink, StopToken::from_flag(stop))
+    }
+
+    /// [`run`](Self::run) with the service's stop token.
+    pub fn serve<S>(self, sink: S, stop: StopToken) -> Result<(), DnstapError>
+    where
+        S: ObservationSink + Send + Clone + 'static,
     {
         let set_nb = match &self.listener {
             AnyListener::Unix(l) => l.set_nonblocking(true),
@@ -1055,7 +1064,7 @@ impl DnstapListener {
         })?;
         let active = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.is_stopped() {
             let accepted: io::Result<Conn> = match &self.listener {
                 AnyListener::Unix(l) => l.accept().map(|(s, _)| Conn::Unix(s)),
                 AnyListener::Tcp(l) => l.accept().map(|(s, _)| Conn::Tcp(s)),
@@ -1099,6 +1108,25 @@ impl DnstapListener {
     }
 }
 
+impl Producer for DnstapListener {
+    fn name(&self) -> String {
+        format!("dnstap {}", self.label)
+    }
+
+    fn run(self: Box<Self>, sink: QueueSink, stop: StopToken) -> ProducerReport {
+        let label = self.label.clone();
+        let error = self.serve(sink, stop).err().map(|e| {
+            tracing::error!(listener = %label, error = %e, "dnstap listener stopped");
+            e.to_string()
+        });
+        ProducerReport {
+            observations: 0,
+            finished: false,
+            error,
+        }
+    }
+}
+
 enum Conn {
     Unix(UnixStream),
     Tcp(TcpStream),
@@ -1136,10 +1164,10 @@ fn serve_conn<S>(
     mut conn: Conn,
     source: Source,
     mut sink: S,
-    stop: &AtomicBool,
+    stop: &StopToken,
 ) -> Result<(), DnstapError>
 where
-    S: FnMut(Observation) -> bool,
+    S: ObservationSink,
 {
     let io_err = |source| DnstapError::Io {
         path: PathBuf::from("<dnstap socket>"),
@@ -1153,7 +1181,7 @@ where
     let mut started = false;
     let mut finished = false;
     while !finished {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_stopped() {
             break;
         }
         match conn.read(&mut chunk) {
@@ -1230,14 +1258,14 @@ where
             conn.write_all(&r).map_err(io_err)?;
         }
         for o in out.drain(..) {
-            if !sink(o) {
+            if !sink.send(o) {
                 return Ok(());
             }
         }
     }
     pairer.finish(&mut out);
     for o in out.drain(..) {
-        if !sink(o) {
+        if !sink.send(o) {
             break;
         }
     }

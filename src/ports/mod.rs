@@ -6,9 +6,13 @@
 //! * [`detections`] — [`DetectionSink`]: the correlation pipeline hands every flush's
 //!   detection changes to the output stage before the store flush.
 //! * [`offsets`] — [`OffsetStore`]: the log follower's read positions, kept by the store.
+//! * [`producers`] — [`Producer`], [`ObservationSink`], [`QueueSink`], [`StopToken`]: the one
+//!   contract of every input (live capture, imports, the follower, dnstap).
 
 pub mod detections;
 pub mod offsets;
+pub mod producers;
 
 pub use detections::*;
 pub use offsets::*;
+pub use producers::*;
