@@ -491,9 +491,22 @@ mod tests {
         let mut v = response_bytes();
         let n = v.len();
         v.truncate(n - 3);
+        let r = parse_message(&v).unwrap();
         assert_eq!(
-            parse_message(&v).unwrap().salvage_reason,
-            Some(SalvageReason::Truncated)
+            r.salvage_reason,
+            Some(SalvageReason::Rdata),
+            "{:?}",
+            r.salvaged
+        );
+        // Cut inside the first answer's fixed fields: the message ends inside a record.
+        let mut v = response_bytes();
+        v.truncate(query_bytes().len() + 5);
+        let r = parse_message(&v).unwrap();
+        assert_eq!(
+            r.salvage_reason,
+            Some(SalvageReason::Truncated),
+            "{:?}",
+            r.salvaged
         );
         // A header alone is not a message; a question cut short is unreadable.
         let e = parse_message(&v[..5]).unwrap_err();
