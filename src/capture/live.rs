@@ -1,16 +1,16 @@
 //! Live capture from an interface: the blocking libpcap loop on its own thread, decoding on that
 //! thread and feeding observations into a bounded tokio channel.
 //!
-//! The interface is opened on the caller's thread so that a missing capability or a bad filter
-//! is an immediate, clear error. After opening, privileges are dropped to `LiveConfig::user`
-//! when running as root. A read timeout lets the loop notice `stop` and run DNS/flow timeouts
+//! The interface is opened on the caller's thread ([`LiveCapture::open`]) so that a missing
+//! capability or a bad filter is an immediate, clear error; [`LiveCapture`] is then a
+//! [`Producer`] like every other input (the service runs it on a thread of its own), and
+//! [`spawn`] runs one on a thread feeding a tokio channel. A read timeout lets the loop notice `stop` and run DNS/flow timeouts
 //! while the link is quiet. pcap statistics (kernel and interface drops) are read every
 //! [`STATS_INTERVAL`], exported as `poolwatch_capture_drops_total{where=…}` and logged when they grow.
 
 use std::collections::VecDeque;
-use std::ffi::CString;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::{CaptureConfig, CaptureError, CaptureStats, Decoder};
 use crate::model::{Observation, Source, Timestamp};
+use crate::ports::{ObservationSink, Producer, ProducerReport, QueueSink, StopToken};
 
 /// How often pcap statistics are read and the shared stats refreshed.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -43,8 +44,6 @@ pub struct LiveConfig {
     pub buffer_size: usize,
     /// Promiscuous mode (on by default: a mirror port carries other hosts' traffic).
     pub promiscuous: bool,
-    /// When running as root: user to switch to after the interface is open.
-    pub user: Option<String>,
     pub capture: CaptureConfig,
 }
 
@@ -55,7 +54,6 @@ impl LiveConfig {
             bpf_filter: None,
             buffer_size: DEFAULT_BUFFER_SIZE,
             promiscuous: true,
-            user: None,
             capture: CaptureConfig::default(),
         }
     }
@@ -88,65 +86,122 @@ impl LiveHandle {
     }
 }
 
-/// Opens `cfg.interface` and starts capturing on a new thread.
+/// An opened interface, ready to capture (the [`Producer`] of live traffic).
+pub struct LiveCapture {
+    cap: pcap::Capture<pcap::Active>,
+    linktype: i32,
+    cfg: LiveConfig,
+    stats: Arc<Mutex<CaptureStats>>,
+}
+
+impl LiveCapture {
+    /// Opens `cfg.interface` (and compiles the BPF filter) on the calling thread.
+    pub fn open(cfg: LiveConfig) -> Result<Self, CaptureError> {
+        let iface = cfg.interface.clone();
+        let live_err = |e: pcap::Error| {
+            let message = e.to_string();
+            let lower = message.to_ascii_lowercase();
+            if lower.contains("permission") || lower.contains("not permitted") {
+                CaptureError::Permission {
+                    interface: iface.clone(),
+                    message,
+                }
+            } else {
+                CaptureError::Live {
+                    interface: iface.clone(),
+                    message,
+                }
+            }
+        };
+        let mut cap = pcap::Capture::from_device(cfg.interface.as_str())
+            .map_err(live_err)?
+            .promisc(cfg.promiscuous)
+            .snaplen(SNAPLEN)
+            .immediate_mode(true)
+            .buffer_size(i32::try_from(cfg.buffer_size).unwrap_or(i32::MAX))
+            .timeout(READ_TIMEOUT_MS)
+            .open()
+            .map_err(live_err)?;
+        if let Some(f) = &cfg.bpf_filter {
+            cap.filter(f, true).map_err(|e| CaptureError::Filter {
+                filter: f.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        // Non-blocking reads plus our own poll(2): on Linux (TPACKET_V3, immediate mode) a
+        // blocking pcap_next_ex may not return at the read timeout while the link is quiet, and
+        // then `stop` would never be seen.
+        let cap = cap.setnonblock().map_err(live_err)?;
+        let linktype = cap.get_datalink().0;
+        if !super::link::supported(linktype) {
+            tracing::warn!(interface = %cfg.interface, linktype, "unsupported link type: packets will be counted, not decoded");
+        }
+        tracing::info!(interface = %cfg.interface, linktype, "live capture started");
+        Ok(LiveCapture {
+            cap,
+            linktype,
+            cfg,
+            stats: Arc::new(Mutex::new(CaptureStats::default())),
+        })
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.cfg.interface
+    }
+
+    /// Counters shared with the capture thread (refreshed every [`STATS_INTERVAL`]).
+    pub fn shared_stats(&self) -> Arc<Mutex<CaptureStats>> {
+        self.stats.clone()
+    }
+
+    /// Captures until `stop` or the sink refusing; returns the final counters.
+    pub fn capture(self, sink: &mut dyn ObservationSink, stop: &StopToken) -> CaptureStats {
+        run(self.cap, self.linktype, self.cfg, sink, stop, self.stats)
+    }
+}
+
+impl Producer for LiveCapture {
+    fn name(&self) -> String {
+        format!("capture-{}", self.cfg.interface)
+    }
+
+    fn run(self: Box<Self>, mut sink: QueueSink, stop: StopToken) -> ProducerReport {
+        let iface = self.cfg.interface.clone();
+        let mut observations = 0u64;
+        let mut counting = |o: Observation| {
+            observations += 1;
+            sink.send(o)
+        };
+        let st = self.capture(&mut counting, &stop);
+        tracing::info!(interface = %iface, stats = ?st, "live capture stopped");
+        ProducerReport {
+            observations,
+            finished: false,
+            error: None,
+        }
+    }
+}
+
+/// Opens `cfg.interface` and starts capturing on a new thread, into `tx`.
 pub fn spawn(
     cfg: LiveConfig,
     tx: Sender<Observation>,
     stop: Arc<AtomicBool>,
 ) -> Result<LiveHandle, CaptureError> {
-    let iface = cfg.interface.clone();
-    let live_err = |e: pcap::Error| {
-        let message = e.to_string();
-        let lower = message.to_ascii_lowercase();
-        if lower.contains("permission") || lower.contains("not permitted") {
-            CaptureError::Permission {
-                interface: iface.clone(),
-                message,
-            }
-        } else {
-            CaptureError::Live {
-                interface: iface.clone(),
-                message,
-            }
-        }
-    };
-    let mut cap = pcap::Capture::from_device(cfg.interface.as_str())
-        .map_err(live_err)?
-        .promisc(cfg.promiscuous)
-        .snaplen(SNAPLEN)
-        .immediate_mode(true)
-        .buffer_size(i32::try_from(cfg.buffer_size).unwrap_or(i32::MAX))
-        .timeout(READ_TIMEOUT_MS)
-        .open()
-        .map_err(live_err)?;
-    if let Some(f) = &cfg.bpf_filter {
-        cap.filter(f, true).map_err(|e| CaptureError::Filter {
-            filter: f.clone(),
-            message: e.to_string(),
-        })?;
-    }
-    if let Some(user) = &cfg.user {
-        drop_privileges(user)?;
-    }
-    // Non-blocking reads plus our own poll(2): on Linux (TPACKET_V3, immediate mode) a blocking
-    // pcap_next_ex may not return at the read timeout while the link is quiet, and then `stop`
-    // would never be seen.
-    let cap = cap.setnonblock().map_err(live_err)?;
-    let linktype = cap.get_datalink().0;
-    if !super::link::supported(linktype) {
-        tracing::warn!(interface = %cfg.interface, linktype, "unsupported link type: packets will be counted, not decoded");
-    }
-    let stats = Arc::new(Mutex::new(CaptureStats::default()));
-    let shared = stats.clone();
-    let iface = cfg.interface.clone();
+    let live = LiveCapture::open(cfg)?;
+    let stats = live.shared_stats();
+    let iface = live.interface().to_string();
+    let stop = StopToken::from_flag(stop);
     let thread = std::thread::Builder::new()
-        .name(format!("capture-{}", cfg.interface))
-        .spawn(move || run(cap, linktype, cfg, tx, stop, shared))
+        .name(format!("capture-{iface}"))
+        .spawn(move || {
+            let mut sink = move |o: Observation| tx.blocking_send(o).is_ok();
+            live.capture(&mut sink, &stop)
+        })
         .map_err(|e| CaptureError::Live {
             interface: iface.clone(),
             message: format!("cannot start capture thread: {e}"),
         })?;
-    tracing::info!(interface = %iface, linktype, "live capture started");
     Ok(LiveHandle {
         thread: Some(thread),
         stats,
@@ -158,8 +213,8 @@ fn run(
     mut cap: pcap::Capture<pcap::Active>,
     linktype: i32,
     cfg: LiveConfig,
-    tx: Sender<Observation>,
-    stop: Arc<AtomicBool>,
+    sink: &mut dyn ObservationSink,
+    stop: &StopToken,
     shared: Arc<Mutex<CaptureStats>>,
 ) -> CaptureStats {
     let mut decoder = Decoder::new(&cfg.capture, Source::live(&cfg.interface));
@@ -167,7 +222,7 @@ fn run(
     let mut last_stats = Instant::now();
     let (mut kernel_drops, mut if_drops) = (0u64, 0u64);
     let mut receiver_gone = false;
-    while !stop.load(Ordering::Relaxed) && !receiver_gone {
+    while !stop.is_stopped() && !receiver_gone {
         match cap.next_packet() {
             Ok(p) => {
                 let ts = super::timeval_us(&p.header.ts);
@@ -184,7 +239,7 @@ fn run(
             }
         }
         while let Some(o) = queue.pop_front() {
-            if tx.blocking_send(o).is_err() {
+            if !sink.send(o) {
                 receiver_gone = true;
                 break;
             }
@@ -214,7 +269,7 @@ fn run(
     decoder.finish(&mut queue);
     if !receiver_gone {
         for o in queue.drain(..) {
-            if tx.blocking_send(o).is_err() {
+            if !sink.send(o) {
                 break;
             }
         }
@@ -238,35 +293,4 @@ fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) {
     unsafe {
         libc::poll(&mut pfd, 1, timeout_ms);
     }
-}
-
-/// setgroups/setgid/setuid to `user` when running as root (no-op otherwise).
-fn drop_privileges(user: &str) -> Result<(), CaptureError> {
-    let err = |message: String| CaptureError::Privileges {
-        user: user.to_string(),
-        message,
-    };
-    // SAFETY: plain libc calls; getpwnam's result is copied out before any other call.
-    unsafe {
-        if libc::geteuid() != 0 {
-            return Ok(());
-        }
-        let name = CString::new(user).map_err(|_| err("user name contains NUL".into()))?;
-        let pw = libc::getpwnam(name.as_ptr());
-        if pw.is_null() {
-            return Err(err("no such user".into()));
-        }
-        let (uid, gid) = ((*pw).pw_uid, (*pw).pw_gid);
-        if libc::setgroups(1, &gid) != 0 {
-            return Err(err(std::io::Error::last_os_error().to_string()));
-        }
-        if libc::setgid(gid) != 0 {
-            return Err(err(std::io::Error::last_os_error().to_string()));
-        }
-        if libc::setuid(uid) != 0 {
-            return Err(err(std::io::Error::last_os_error().to_string()));
-        }
-    }
-    tracing::info!(user, "dropped privileges after opening the capture");
-    Ok(())
 }

@@ -57,8 +57,6 @@ pub enum CaptureError {
     Filter { filter: String, message: String },
     #[error("unsupported link type {linktype} in {path}")]
     Linktype { path: PathBuf, linktype: i32 },
-    #[error("cannot drop privileges to user {user:?}: {message}")]
-    Privileges { user: String, message: String },
 }
 
 /// Packet-input settings. `Default` suits a sensor on a busy mirror port.

@@ -111,11 +111,9 @@ impl DnsTxns {
                 return;
             }
         };
-        if m.salvaged.is_some() {
+        if let Some(r) = m.salvage_reason {
             self.stats.salvaged += 1;
-            if let Some(r) = &m.salvaged {
-                self.stats.parse_error(dns::classify_reason(r));
-            }
+            self.stats.parse_error(r.as_str());
         }
         // Moved out, not cloned: the observation takes ownership of the message's strings.
         let Some((qname, qtype)) = std::mem::take(&mut m.questions).into_iter().next() else {

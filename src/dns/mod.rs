@@ -11,23 +11,83 @@
 
 use hickory_proto::op::{Header, Message, MessageType, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordData, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
 use crate::model::{DnsAnswer, Rcode, RrType};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DnsError {
-    #[error("malformed DNS message: {reason}")]
-    Malformed { reason: String },
+    /// `detail` is hickory's message (bounded), `reason` its class.
+    #[error("malformed DNS message: {detail}")]
+    Malformed {
+        reason: SalvageReason,
+        detail: String,
+    },
 }
 
 impl DnsError {
     /// A short fixed label for metrics (`poolwatch_dns_parse_errors_total{reason=…}`).
     pub fn metric_reason(&self) -> &'static str {
         match self {
-            DnsError::Malformed { reason } => classify_reason(reason),
+            DnsError::Malformed { reason, .. } => reason.as_str(),
         }
+    }
+}
+
+/// Why a DNS message could not be decoded whole (or at all): a small fixed vocabulary, decided
+/// here from hickory's error *type* (never its text), used as the metric label
+/// (`poolwatch_dns_parse_errors_total{reason=…}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SalvageReason {
+    /// The 12-byte header is unreadable (an error, nothing salvaged).
+    Header,
+    /// The first question is unreadable (an error, nothing salvaged).
+    Question,
+    /// A name: bad label, pointer loop or forward pointer, name too long.
+    Name,
+    /// The message ends inside a record.
+    Truncated,
+    /// The OPT pseudo-record.
+    Edns,
+    /// Anything else inside a record's data.
+    Rdata,
+}
+
+impl SalvageReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SalvageReason::Header => "header",
+            SalvageReason::Question => "question",
+            SalvageReason::Name => "name",
+            SalvageReason::Truncated => "truncated",
+            SalvageReason::Edns => "edns",
+            SalvageReason::Rdata => "rdata",
+        }
+    }
+
+    /// The class of a hickory decoding error found past the header and question.
+    fn of(e: &DecodeError) -> Self {
+        match e {
+            DecodeError::PointerNotPriorToLabel { .. }
+            | DecodeError::LabelBytesTooLong(_)
+            | DecodeError::UnrecognizedLabelCode(_)
+            | DecodeError::DomainNameTooLong(_)
+            | DecodeError::LabelOverlapsWithOther { .. }
+            | DecodeError::EdnsNameNotRoot(_) => SalvageReason::Name,
+            DecodeError::InsufficientBytes | DecodeError::InvalidEmptyRecord => {
+                SalvageReason::Truncated
+            }
+            DecodeError::DuplicateEdns => SalvageReason::Edns,
+            _ => SalvageReason::Rdata,
+        }
+    }
+}
+
+impl std::fmt::Display for SalvageReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -43,8 +103,11 @@ pub struct ParsedMessage {
     /// (normalised name, type) of each question.
     pub questions: Vec<(String, RrType)>,
     pub answers: Vec<DnsAnswer>,
-    /// Set when only part of the message could be decoded (the reason).
+    /// Set when only part of the message could be decoded: hickory's message (bounded), as
+    /// `DnsObservation::salvaged` carries it.
     pub salvaged: Option<String>,
+    /// The class of `salvaged` (set together with it).
+    pub salvage_reason: Option<SalvageReason>,
 }
 
 /// Shortest possible DNS message: the 12-byte header.
@@ -63,7 +126,7 @@ pub const MAX_ANSWERS: usize = 256;
 pub fn parse_message(wire: &[u8]) -> Result<ParsedMessage, DnsError> {
     match Message::from_vec(wire) {
         Ok(msg) => Ok(from_message(&msg)),
-        Err(e) => salvage(wire, e.to_string()),
+        Err(e) => salvage(wire, &e),
     }
 }
 
@@ -92,6 +155,7 @@ fn from_message(msg: &Message) -> ParsedMessage {
         questions,
         answers,
         salvaged: None,
+        salvage_reason: None,
     }
 }
 
@@ -259,10 +323,11 @@ fn answer(r: &Record) -> DnsAnswer {
 }
 
 /// Re-reads a message that failed to decode, keeping everything before the damage.
-fn salvage(wire: &[u8], reason: String) -> Result<ParsedMessage, DnsError> {
+fn salvage(wire: &[u8], cause: &DecodeError) -> Result<ParsedMessage, DnsError> {
     let mut dec = BinDecoder::new(wire);
     let header = Header::read(&mut dec).map_err(|e| DnsError::Malformed {
-        reason: format!("header: {e}"),
+        reason: SalvageReason::Header,
+        detail: truncate_reason(format!("header: {e}")),
     })?;
     let meta = header.metadata;
     let mut questions = Vec::new();
@@ -272,7 +337,8 @@ fn salvage(wire: &[u8], reason: String) -> Result<ParsedMessage, DnsError> {
             // Without its first question a message says nothing we can use.
             Err(e) if i == 0 => {
                 return Err(DnsError::Malformed {
-                    reason: format!("question: {e}"),
+                    reason: SalvageReason::Question,
+                    detail: truncate_reason(format!("question: {e}")),
                 })
             }
             Err(_) => break,
@@ -305,7 +371,8 @@ fn salvage(wire: &[u8], reason: String) -> Result<ParsedMessage, DnsError> {
         recursion_desired: meta.recursion_desired,
         questions,
         answers,
-        salvaged: Some(truncate_reason(reason)),
+        salvaged: Some(truncate_reason(cause.to_string())),
+        salvage_reason: Some(SalvageReason::of(cause)),
     })
 }
 
@@ -321,24 +388,6 @@ fn truncate_reason(mut s: String) -> String {
         s.truncate(cut);
     }
     s
-}
-
-/// Maps hickory's free-text error to a small fixed vocabulary for metric labels.
-pub fn classify_reason(reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    if r.starts_with("header") {
-        "header"
-    } else if r.starts_with("question") {
-        "question"
-    } else if r.contains("pointer") || r.contains("label") || r.contains("name") {
-        "name"
-    } else if r.contains("insufficient") || r.contains("end of") || r.contains("unexpected") {
-        "truncated"
-    } else if r.contains("edns") || r.contains("opt") {
-        "edns"
-    } else {
-        "rdata"
-    }
 }
 
 #[cfg(test)]
@@ -435,6 +484,48 @@ mod tests {
         assert!(r.salvaged.is_some());
         assert_eq!(r.questions[0].0, "www.example.com");
         assert_eq!(r.answers.len(), 1, "the CNAME before the damage is kept");
+    }
+
+    #[test]
+    fn salvage_reasons_are_classified_by_error_type() {
+        let mut v = response_bytes();
+        let n = v.len();
+        v.truncate(n - 3);
+        let r = parse_message(&v).unwrap();
+        assert_eq!(
+            r.salvage_reason,
+            Some(SalvageReason::Rdata),
+            "{:?}",
+            r.salvaged
+        );
+        // Cut inside the first answer's fixed fields: the message ends inside a record.
+        let mut v = response_bytes();
+        v.truncate(query_bytes().len() + 5);
+        let r = parse_message(&v).unwrap();
+        assert_eq!(
+            r.salvage_reason,
+            Some(SalvageReason::Truncated),
+            "{:?}",
+            r.salvaged
+        );
+        // A header alone is not a message; a question cut short is unreadable.
+        let e = parse_message(&v[..5]).unwrap_err();
+        assert_eq!(e.metric_reason(), "header");
+        let e = parse_message(&query_bytes()[..15]).unwrap_err();
+        assert_eq!(e.metric_reason(), "question");
+        // A compression pointer to itself in the answer's owner name.
+        let mut v = response_bytes();
+        let q_end = query_bytes().len();
+        v[q_end] = 0xc0;
+        v[q_end + 1] = u8::try_from(q_end).unwrap();
+        let r = parse_message(&v).unwrap();
+        assert_eq!(
+            r.salvage_reason,
+            Some(SalvageReason::Name),
+            "{:?}",
+            r.salvaged
+        );
+        assert_eq!(SalvageReason::Name.as_str(), "name");
     }
 
     #[test]

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use crate::metrics::{self, Counter};
 use crate::model::{DnsObservation, Observation, RrType, Source, Timestamp, Transport};
 
+mod detect;
 pub mod dnstap;
 pub mod follow;
+pub mod lines;
 
 mod bind;
 mod coredns;
@@ -30,6 +32,7 @@ mod unbound;
 mod windows;
 mod zeek;
 
+pub use detect::detect_format;
 pub use time::Zone;
 
 /// Longest line handed to a parser. Longer lines (a binary file, a runaway writer) are skipped
@@ -58,6 +61,9 @@ pub trait LogParser: Send {
     fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>);
     /// End of input (or a quiet period when following): emits what is still pending.
     fn flush(&mut self, out: &mut Vec<Observation>);
+    /// A line over the reader's cap was skipped without being buffered (counted by the parser
+    /// as `reason="too_long"`).
+    fn line_too_long(&mut self) {}
 }
 
 /// Every supported log format. Names (for `--format`) are stable and lowercase.
@@ -325,6 +331,11 @@ impl<P: LineParser> LogParser for Driver<P> {
     fn flush(&mut self, out: &mut Vec<Observation>) {
         self.inner.flush(&mut self.ctx, out);
     }
+
+    fn line_too_long(&mut self) {
+        self.ctx.stats.lines.inc();
+        self.ctx.stats.error("too_long", &[]);
+    }
 }
 
 /// Dnstap is not line-based: every line handed to this parser is an error.
@@ -373,127 +384,6 @@ pub fn parser_for(format: LogFormat, source: Source, cfg: &IngestConfig) -> Box<
 }
 
 // ---------------------------------------------------------------------------------------------
-// Detection
-// ---------------------------------------------------------------------------------------------
-
-/// Lines of the head looked at to detect a format.
-const DETECT_LINES: usize = 50;
-
-/// Guesses the format of a log from its first bytes (a few lines): dnstap by its Frame Streams
-/// header, Zeek by its `#fields` header, JSON formats by their keys, text formats by voting over
-/// the first lines (blank and `#` comment lines skipped).
-pub fn detect_format(head: &[u8]) -> Option<LogFormat> {
-    if dnstap::looks_like_fstrm(head) {
-        return Some(LogFormat::Dnstap);
-    }
-    let mut votes = [0u32; 11];
-    let mut seen = 0;
-    for line in head.split(|c| *c == b'\n').take(DETECT_LINES * 4) {
-        let line = lex::trim_end(line);
-        if line.starts_with(b"#fields") || line.starts_with(b"#path") {
-            if let Some(f) = zeek::detect_header(line) {
-                return Some(f);
-            }
-            continue;
-        }
-        let t = lex::trim_start(line);
-        if t.is_empty() || t.starts_with(b"#") || t.starts_with(b";") {
-            continue;
-        }
-        if line.iter().take(256).filter(|c| **c == 0).count() > 2 {
-            // Binary junk.
-            continue;
-        }
-        seen += 1;
-        if let Some(f) = detect_line(t) {
-            if let Some(i) = LogFormat::ALL.iter().position(|x| *x == f) {
-                if let Some(v) = votes.get_mut(i) {
-                    *v += 1;
-                }
-            }
-        }
-        if seen >= DETECT_LINES {
-            break;
-        }
-    }
-    let (best, n) = votes
-        .iter()
-        .enumerate()
-        .max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i)))?;
-    if *n == 0 {
-        return None;
-    }
-    LogFormat::ALL.get(best).copied()
-}
-
-fn detect_line(line: &[u8]) -> Option<LogFormat> {
-    if line.starts_with(b"{") {
-        return eve_or_json(line);
-    }
-    if windows::looks_like(line) {
-        return Some(LogFormat::WindowsDns);
-    }
-    if lex::find(line, b" queries: ").is_some()
-        || lex::find(line, b" query-errors: ").is_some()
-        || (lex::find(line, b"client ").is_some() && lex::find(line, b": query: ").is_some())
-    {
-        return Some(LogFormat::Bind);
-    }
-    if lex::find(line, b"unbound[").is_some() || lex::find(line, b" unbound: [").is_some() {
-        return Some(LogFormat::Unbound);
-    }
-    if lex::find(line, b"dnsmasq[").is_some()
-        || lex::find(line, b"pihole-FTL[").is_some()
-        || lex::find(line, b" query[").is_some()
-    {
-        return Some(LogFormat::Dnsmasq);
-    }
-    if lex::find(line, b"msg=\"").is_some() && lex::find(line, b"subsystem=\"").is_some()
-        || lex::find(line, b"PowerDNS Recursor").is_some()
-        || lex::find(line, b"pdns_recursor[").is_some()
-        || lex::find(line, b"question for '").is_some()
-    {
-        return Some(LogFormat::Pdns);
-    }
-    if coredns::looks_like(line) {
-        return Some(LogFormat::CoreDns);
-    }
-    if lex::find(line, b"kresd[").is_some()
-        || line.starts_with(b"[system]")
-        || line.starts_with(b"[timesk]")
-        || line.starts_with(b"[taupd")
-        || line.starts_with(b"[plan")
-        || line.starts_with(b"[resolv")
-    {
-        return Some(LogFormat::Knot);
-    }
-    None
-}
-
-fn eve_or_json(line: &[u8]) -> Option<LogFormat> {
-    if lex::find(line, b"\"event_type\"").is_some() {
-        return Some(LogFormat::Eve);
-    }
-    if lex::find(line, b"\"id.orig_h\"").is_some()
-        || lex::find(line, b"\"id\":{\"orig_h\"").is_some()
-    {
-        if lex::find(line, b"\"conn_state\"").is_some()
-            || lex::find(line, b"\"orig_bytes\"").is_some()
-            || lex::find(line, b"\"history\"").is_some()
-        {
-            return Some(LogFormat::ZeekConn);
-        }
-        if lex::find(line, b"\"query\"").is_some() || lex::find(line, b"\"trans_id\"").is_some() {
-            return Some(LogFormat::ZeekDns);
-        }
-    }
-    if coredns::looks_like(line) {
-        return Some(LogFormat::CoreDns);
-    }
-    None
-}
-
-// ---------------------------------------------------------------------------------------------
 // Reading whole files
 // ---------------------------------------------------------------------------------------------
 
@@ -528,21 +418,20 @@ impl Iterator for LogReader {
     }
 }
 
-/// Splits a byte stream into lines of at most `max_line_len` bytes and feeds a parser.
+/// Reads a byte stream line by line ([`lines::LineSplitter`], at most `max_line_len` bytes a
+/// line) and feeds a parser.
 pub struct LineReader {
     src: Box<dyn Read + Send>,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Inside an over-long line: drop bytes up to the next newline.
-    skipping: bool,
+    /// Bytes already read (e.g. for detection), fed before `src`.
+    head: Vec<u8>,
+    chunk: Vec<u8>,
+    lines: lines::LineSplitter,
     eof: bool,
     flushed: bool,
     parser: Box<dyn LogParser>,
     /// Observations ready to hand out, reversed (pop from the back).
     ready: Vec<Observation>,
     batch: Vec<Observation>,
-    max_line_len: usize,
     read_errors: u32,
     /// Bytes read from `src` so far (the offset of a read failure).
     read_total: u64,
@@ -562,24 +451,16 @@ impl LineReader {
         max_line_len: usize,
     ) -> Self {
         let max_line_len = max_line_len.clamp(1, MAX_LINE_LEN_LIMIT);
-        let end = head.len();
-        let mut buf = head;
-        let cap = max_line_len.saturating_add(READ_CHUNK + 1);
-        if buf.len() < cap {
-            buf.resize(cap, 0);
-        }
         LineReader {
             src,
-            buf,
-            start: 0,
-            end,
-            skipping: false,
+            head,
+            chunk: vec![0u8; READ_CHUNK],
+            lines: lines::LineSplitter::new(max_line_len),
             eof: false,
             flushed: false,
             parser,
             ready: Vec::new(),
             batch: Vec::new(),
-            max_line_len,
             read_errors: 0,
             read_total: 0,
             failed: None,
@@ -589,36 +470,9 @@ impl LineReader {
     /// Parses lines until some observations are ready or input ends.
     fn fill(&mut self) {
         while self.batch.is_empty() {
-            let window = self.buf.get(self.start..self.end).unwrap_or(&[]);
-            if let Some(i) = memchr::memchr(b'\n', window) {
-                let line = window.get(..i).unwrap_or(&[]);
-                if self.skipping {
-                    self.skipping = false;
-                } else {
-                    self.parser.parse_line(line, &mut self.batch);
-                }
-                self.start += i + 1;
-                continue;
-            }
-            // No complete line in the buffer.
-            let pending = self.end - self.start;
-            if pending > self.max_line_len {
-                if !self.skipping {
-                    // Hand over a line one byte over the limit: the parser counts it as too long.
-                    let cut = self.buf.get(self.start..self.start + self.max_line_len + 1);
-                    self.parser.parse_line(cut.unwrap_or(&[]), &mut self.batch);
-                    self.skipping = true;
-                }
-                self.start = self.end;
-                continue;
-            }
             if self.eof {
-                if pending > 0 {
-                    if !self.skipping {
-                        let line = self.buf.get(self.start..self.end).unwrap_or(&[]);
-                        self.parser.parse_line(line, &mut self.batch);
-                    }
-                    self.start = self.end;
+                if let Some((line, _)) = self.lines.finish() {
+                    self.parser.parse_line(&line, &mut self.batch);
                     continue;
                 }
                 if !self.flushed {
@@ -627,35 +481,45 @@ impl LineReader {
                 }
                 return;
             }
-            // Compact and read more.
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let space = self.buf.get_mut(self.end..).unwrap_or(&mut []);
-            if space.is_empty() {
-                // Cannot happen (pending ≤ max_line_len < buffer), but never spin.
-                self.start = self.end;
-                continue;
-            }
-            match self.src.read(space) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
-                    self.end += n;
-                    self.read_total += n as u64;
-                    self.read_errors = 0;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.read_errors += 1;
-                    if self.read_errors >= MAX_READ_ERRORS {
-                        tracing::warn!(error = %e, "log read failed; treating as end of input");
-                        self.failed = Some(e.to_string());
+            let n = if self.head.is_empty() {
+                match self.src.read(&mut self.chunk) {
+                    Ok(0) => {
                         self.eof = true;
+                        continue;
+                    }
+                    Ok(n) => {
+                        self.read_total += n as u64;
+                        self.read_errors = 0;
+                        n
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.read_errors += 1;
+                        if self.read_errors >= MAX_READ_ERRORS {
+                            tracing::warn!(error = %e, "log read failed; treating as end of input");
+                            self.failed = Some(e.to_string());
+                            self.eof = true;
+                        }
+                        continue;
                     }
                 }
-            }
+            } else {
+                0
+            };
+            let data = if self.head.is_empty() {
+                self.chunk.get(..n).unwrap_or(&[])
+            } else {
+                self.head.as_slice()
+            };
+            let (parser, batch) = (&mut self.parser, &mut self.batch);
+            self.lines.feed(data, &mut |piece, _| {
+                match piece {
+                    lines::Piece::Line(l) => parser.parse_line(l, batch),
+                    lines::Piece::TooLong => parser.line_too_long(),
+                }
+                true
+            });
+            self.head = Vec::new();
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Pending<V> {
     /// the first is stored inline (no allocation per key).
     index: FxHashMap<u64, Seqs>,
     cap: usize,
+    /// Live entries (the ring also holds tombstones).
+    live: usize,
 }
 
 #[derive(Default)]
@@ -60,6 +62,7 @@ impl<V> Pending<V> {
             front_seq: 0,
             index: FxHashMap::default(),
             cap: cap.max(1),
+            live: 0,
         }
     }
 
@@ -72,6 +75,7 @@ impl<V> Pending<V> {
         };
         let seq = self.front_seq + self.ring.len() as u64;
         self.ring.push_back(Some((key, v)));
+        self.live += 1;
         match self.index.entry(key) {
             std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(seq),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -105,8 +109,16 @@ impl<V> Pending<V> {
         }
         let off = seq.checked_sub(self.front_seq)? as usize;
         let v = self.ring.get_mut(off)?.take().map(|(_, v)| v);
+        if v.is_some() {
+            self.live -= 1;
+        }
         self.drop_tombstones();
         v
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.live
     }
 
     /// The most recently inserted live entry under `key` (for updating it in place).
@@ -144,7 +156,7 @@ impl<V> Pending<V> {
 
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.live == 0
     }
 
     fn pop_front_slot(&mut self) -> Option<V> {
@@ -152,6 +164,7 @@ impl<V> Pending<V> {
         let seq = self.front_seq;
         self.front_seq += 1;
         let (key, v) = slot?;
+        self.live -= 1;
         if let Some(seqs) = self.index.get_mut(&key) {
             if seqs.remove(seq) {
                 self.index.remove(&key);
@@ -199,11 +212,12 @@ mod tests {
         assert_eq!(p.pop_oldest(), Some("b"));
         assert_eq!(p.pop_oldest(), Some("d"));
         assert_eq!(p.pop_oldest(), None);
-        assert!(p.is_empty());
+        assert!(p.is_empty() && p.index.is_empty());
         for i in 0..100u64 {
             p.insert(i % 7, "x");
             p.take(i % 5, |_| true);
         }
         assert!(p.ring.len() <= 3);
+        assert_eq!(p.len(), p.ring.iter().filter(|s| s.is_some()).count());
     }
 }

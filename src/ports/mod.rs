@@ -10,13 +10,17 @@
 //! * [`persistence`] — [`DetectionStore`], [`History`], [`Batch`]: what the correlation
 //!   pipeline needs from a detection store (sled or memory), and what the engine reads back.
 //! * [`offsets`] — [`OffsetStore`]: the log follower's read positions, kept by the store.
+//! * [`producers`] — [`Producer`], [`ObservationSink`], [`QueueSink`], [`StopToken`]: the one
+//!   contract of every input (live capture, imports, the follower, dnstap).
 
 pub mod detections;
 pub mod lists;
 pub mod offsets;
 pub mod persistence;
+pub mod producers;
 
 pub use detections::*;
 pub use lists::*;
 pub use offsets::*;
 pub use persistence::*;
+pub use producers::*;

@@ -12,6 +12,10 @@ use crate::capture::{self, CaptureConfig};
 use crate::ingest::{self, IngestConfig, LogFormat};
 use crate::model::{Observation, Timestamp};
 
+mod import;
+
+pub use import::{Import, ImportError, MAX_IMPORTS};
+
 /// What `--format` accepts: `auto`, `pcap`, or a log format name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputFormat {
