@@ -40,6 +40,7 @@ mod flood_scan;
 mod follow_files;
 mod follow_stdin;
 mod ingest_formats;
+mod ingest_golden;
 mod ingest_hostile;
 mod ingest_lab;
 mod input_line_caps;

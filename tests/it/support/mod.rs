@@ -26,4 +26,5 @@ pub mod rng;
 pub mod service;
 
 
+
 pub use lab::*;
