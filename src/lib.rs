@@ -43,3 +43,4 @@ pub mod ports;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod version;

@@ -21,8 +21,12 @@ pub const DEMO_LISTEN: &str = crate::config::DEFAULT_LISTEN;
 
 /// Run the service on a fresh database fed with the bundled sample data.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: poolwatch demo --listen 127.0.0.1:0\n\
-When the default port 8080 is busy, the demo listens on a free port instead and prints it.")]
+#[command(
+    after_help = "Examples:\n  poolwatch demo\n  poolwatch demo --listen 127.0.0.1:0\n  \
+poolwatch demo --keep ./demo-data\n\n\
+When the default port 8080 is busy, the demo listens on a free port instead and prints it.\n\n\
+Exit status: 0 stopped with Ctrl-C, 2 error."
+)]
 pub struct DemoArgs {
     /// API address [default: 127.0.0.1:8080; a free port when that one is busy].
     #[arg(long, value_name = "ADDR")]

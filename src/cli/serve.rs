@@ -15,9 +15,17 @@ use crate::service;
 /// a list may be repeated; a list given on the command line replaces the file's list.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example: poolwatch serve --config poolwatch.toml --listen 127.0.0.1:8080\n\
+    after_help = "Examples:\n  poolwatch serve --config /etc/poolwatch/poolwatch.toml\n  \
+poolwatch serve --interface eth0 --db /var/lib/poolwatch --listen 127.0.0.1:8080\n  \
+poolwatch serve --follow '/var/log/named/query.log*' --output file:/var/log/poolwatch/alerts.json\n  \
+poolwatch serve --config poolwatch.toml --check-config\n\n\
+Note: serve's --output adds an alert sink (TYPE:TARGET[,key=value]; docs/outputs.md), not a\n\
+print format.\n\
 SIGTERM or Ctrl-C stops it cleanly (inputs stopped, queue drained, database flushed); a second\n\
-signal exits at once.\n\
+signal exits at once. Under systemd (dist/poolwatch.service) it reports READY once the API\n\
+listens and the lists are loaded, and sends WATCHDOG keep-alives from the pipeline thread.\n\n\
+Exit status: 0 stopped cleanly (or --check-config: valid), 2 error (bad configuration, database\n\
+unusable, address in use, an input that cannot start; a database this start created is removed).\n\
 Documentation: poolwatch.example.toml (every key), docs/service.md, docs/api.md (REST API)."
 )]
 pub struct ServeArgs {
