@@ -41,6 +41,9 @@ use crate::query::{
 };
 use crate::store::{Retention, Store, StoreError};
 
+pub mod notify;
+pub mod reload;
+
 /// Observations (and follower offset commits) queued between the inputs and the pipeline.
 /// Bounded so that a flood or a slow disk slows the readers (back-pressure) instead of growing
 /// memory: ~8k observations of a few hundred bytes each is a few MiB.
@@ -128,6 +131,12 @@ pub struct Hooks {
     /// When `settings.listen` is busy, listen on an ephemeral port of the same address instead
     /// of failing (the demo's default port).
     pub listen_fallback: bool,
+    /// Called once the service is ready (API listening, lists loaded, inputs started).
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+    /// Re-reads the configuration on SIGHUP (`reload.rs`); `None`: SIGHUP re-reads the lists.
+    pub reload: Option<reload::LoadSettings>,
+    /// Stderr carries JSON lines only (`--log-json`): no plain `listening on` banner.
+    pub json_stderr: bool,
 }
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C). A second one ends the process at once
@@ -164,7 +173,7 @@ async fn wait_signal() -> &'static str {
 
 /// Runs the service until `shutdown` resolves, then drains and flushes. Prints
 /// `listening on http://ADDR` on stderr once the API accepts connections.
-pub async fn run<F>(settings: Settings, shutdown: F, hooks: Hooks) -> Result<(), ServiceError>
+pub async fn run<F>(settings: Settings, shutdown: F, mut hooks: Hooks) -> Result<(), ServiceError>
 where
     F: Future<Output = ()> + Send,
 {
@@ -202,9 +211,11 @@ where
         addr: settings.listen,
         source,
     })?;
-    eprintln!("listening on http://{addr}");
+    if !hooks.json_stderr {
+        eprintln!("listening on http://{addr}");
+    }
     tracing::info!(%addr, "listening");
-    if let Some(f) = hooks.on_listening {
+    if let Some(f) = hooks.on_listening.take() {
         f(addr);
     }
     let (api_stop_tx, mut api_stop_rx) = watch::channel(false);
@@ -263,6 +274,7 @@ where
     }
     state.set_ready(true);
     tracing::info!("ready");
+    let _reload = reload::on_ready(&mut hooks, &settings, &manager);
 
     let maintenance = tokio::spawn(maintenance(store.clone(), settings.clone()));
 
@@ -404,6 +416,7 @@ fn pipeline_loop(
     // Follower offsets waiting for their commit delay (see OFFSET_COMMIT_DELAY).
     let mut offsets: VecDeque<(Instant, String, FileOffset)> = VecDeque::new();
     loop {
+        notify::watchdog();
         let first = rt.block_on(async { tokio::time::timeout(TICK_INTERVAL, rx.recv()).await });
         let mut closed = false;
         match first {

@@ -94,20 +94,37 @@ pub struct LogFlags {
 static LOG_JSON: AtomicBool = AtomicBool::new(false);
 
 /// Sets up logging to stderr: colours only on a terminal; with `json`, one JSON object a line.
+/// The filter can be swapped later (SIGHUP reload of `log_level`).
 pub fn init_logging(filter: &str, json: bool) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
     LOG_JSON.store(json, Ordering::Relaxed);
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().with_ansi(false).try_init()
-    } else {
-        builder
+    let (filter, handle) = reload::Layer::new(filter);
+    let json_layer = json.then(|| {
+        fmt::layer()
+            .json()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+    });
+    let text_layer = (!json).then(|| {
+        fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init()
-    };
+            .with_writer(std::io::stderr)
+    });
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(json_layer)
+        .with(text_layer)
+        .try_init()
+        .is_ok();
+    if installed {
+        crate::service::reload::set_log_reloader(Box::new(move |f: &str| {
+            let new = EnvFilter::try_new(f).map_err(|e| format!("log filter {f:?}: {e}"))?;
+            handle.reload(new).map_err(|e| e.to_string())
+        }));
+    }
 }
 
 /// Severity of a [`say`] line.
@@ -164,7 +181,7 @@ pub fn log_json() -> bool {
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = tidy_debug(&cause.to_string());
         let text = text.trim();
         if text.is_empty() || parts.iter().any(|p| p.contains(text)) {
             continue;
@@ -176,6 +193,30 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// Rewrites the `Debug` rendering of an OS error that some libraries put into their messages
+/// (`Os { code: 11, kind: WouldBlock, message: "Resource temporarily unavailable" }`) the way
+/// `std::io::Error` displays it (`Resource temporarily unavailable (os error 11)`).
+pub fn tidy_debug(text: &str) -> String {
+    const OPEN: &str = "Os { code: ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(OPEN) {
+        let (before, from) = rest.split_at(i);
+        let Some(end) = from.find(" }") else { break };
+        let body = from.get(OPEN.len()..end).unwrap_or_default();
+        let code = body.split(',').next().unwrap_or_default().trim();
+        let message = body
+            .split_once("message: \"")
+            .and_then(|(_, m)| m.strip_suffix('"'))
+            .unwrap_or("system error");
+        out.push_str(before);
+        out.push_str(&format!("{message} (os error {code})"));
+        rest = from.get(end + 2..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Default log filter of the one-shot commands.
@@ -249,6 +290,19 @@ mod tests {
         let e = anyhow::Error::new(io).context("cannot open /x: No such file or directory");
         let e = e.context("cannot open /x");
         assert_eq!(error_line(&e), "cannot open /x: No such file or directory");
+    }
+
+    #[test]
+    fn os_error_debug_is_rewritten() {
+        let t = "cannot open database /d: IO error: could not acquire lock on \"/d/db\": \
+                 Os { code: 11, kind: WouldBlock, message: \"Resource temporarily unavailable\" }";
+        assert_eq!(
+            tidy_debug(t),
+            "cannot open database /d: IO error: could not acquire lock on \"/d/db\": \
+             Resource temporarily unavailable (os error 11)"
+        );
+        assert_eq!(tidy_debug("plain"), "plain");
+        assert_eq!(tidy_debug("Os { code: 2"), "Os { code: 2");
     }
 
     #[test]

@@ -59,7 +59,14 @@ pub fn run(args: ServeArgs, log: LogFlags) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_service_logging(&log, &settings);
-    run_service(settings, service::Hooks::default())
+    let options = args.options.clone();
+    let hooks = service::Hooks {
+        reload: Some(std::sync::Arc::new(move || {
+            Settings::load(&options).map_err(|e| super::error_line(&anyhow::Error::new(e)))
+        })),
+        ..service::Hooks::default()
+    };
+    run_service(settings, hooks)
 }
 
 /// Flag/env beat the config file for the log filter and JSON switch.
@@ -72,16 +79,79 @@ pub(crate) fn init_service_logging(log: &LogFlags, settings: &Settings) {
     super::init_logging(&level, log.json || settings.log_json);
 }
 
-/// Builds the runtime and runs the service until SIGTERM/SIGINT.
-pub(crate) fn run_service(settings: Settings, hooks: service::Hooks) -> anyhow::Result<ExitCode> {
+/// Builds the runtime and runs the service until SIGTERM/SIGINT. A start-up that fails before
+/// the service is ready removes the database directory it created (nothing half-made is left).
+pub(crate) fn run_service(
+    settings: Settings,
+    mut hooks: service::Hooks,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("poolwatch-rt")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(service::run(settings, service::shutdown_signal(), hooks))?;
+    let fresh_db = (!settings.db.exists()).then(|| settings.db.clone());
+    let started = Arc::new(AtomicBool::new(false));
+    let inner = hooks.on_ready.take();
+    let flag = started.clone();
+    hooks.on_ready = Some(Box::new(move || {
+        flag.store(true, Ordering::SeqCst);
+        if let Some(f) = inner {
+            f();
+        }
+    }));
+    hooks.json_stderr = super::log_json();
+    let result = rt.block_on(service::run(settings, shutdown_signal(), hooks));
+    if let Err(e) = result {
+        if let Some(db) = fresh_db.filter(|_| !started.load(Ordering::SeqCst)) {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            if std::fs::remove_dir_all(&db).is_ok() {
+                tracing::info!(db = %db.display(), "start-up failed: removed the new database");
+            }
+        }
+        return Err(e.into());
+    }
     // Everything that matters is joined and flushed by now; idle runtime threads (and the
     // second-signal watcher) must not hold up the exit.
     rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C); a second one ends the process at once
+/// (exit 130), for when a drain takes too long. Messages go through `say` (JSON with
+/// `--log-json`).
+async fn shutdown_signal() {
+    let name = wait_signal().await;
+    tracing::info!(signal = name, "shutting down");
+    super::say(
+        super::Level::Info,
+        &format!("poolwatch: {name}: shutting down (again to exit at once)"),
+    );
+    tokio::spawn(async {
+        let name = wait_signal().await;
+        super::say(
+            super::Level::Info,
+            &format!("poolwatch: second {name}: exiting now"),
+        );
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => tokio::select! {
+            _ = t.recv() => "SIGTERM",
+            _ = i.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }
