@@ -58,9 +58,9 @@ Exit status: 0 printed, 2 error.")]
     /// Write the compiled set for a blocker or sensor (formats below).
     #[command(
         after_help = "Formats (--format): rpz, hosts, dnsmasq, unbound, adblock, nftables,\n\
-suricata-dataset, suricata-rules.\n\n\
+suricata-dataset.\n\n\
 Examples:\n  poolwatch blocklist export --format rpz -o /etc/bind/db.poolwatch\n  \
-poolwatch blocklist export --format suricata-rules -o /etc/suricata/rules/poolwatch.rules\n  \
+poolwatch blocklist export --format suricata-dataset -o /var/lib/suricata/poolwatch.lst\n  \
 poolwatch blocklist export --format unbound > /etc/unbound/unbound.conf.d/poolwatch.conf\n\n\
 Exit status: 0 written, 2 error."
     )]
@@ -121,7 +121,7 @@ pub struct StatsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// rpz, hosts, dnsmasq, unbound, adblock, nftables, suricata-dataset or suricata-rules.
+    /// rpz, hosts, dnsmasq, unbound, adblock, nftables or suricata-dataset.
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: String,
     /// List file or directory (repeatable); default: the shipped lists.
