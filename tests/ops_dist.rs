@@ -267,6 +267,12 @@ fn sighup_reloads_and_names_what_needs_a_restart() {
     )
     .unwrap();
     let mut svc = service_support::Svc::start(&["serve", "--config", cfg.to_str().unwrap()], None);
+    // SIGHUP is handled from READY on (systemd reloads only after it).
+    let t = std::time::Instant::now();
+    while !svc.stderr().contains("poolwatch::service: ready") {
+        assert!(t.elapsed() < service_support::WAIT, "{}", svc.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // POOLWATCH_LOG (set by the harness) beats the file; reload keeps that precedence.
     std::fs::write(
         &cfg,
