@@ -267,6 +267,8 @@ fn sighup_reloads_and_names_what_needs_a_restart() {
     )
     .unwrap();
     let mut svc = service_support::Svc::start(&["serve", "--config", cfg.to_str().unwrap()], None);
+    // A SIGHUP before READY is ignored (never the default action, which would kill it).
+    svc.signal(libc::SIGHUP);
     // SIGHUP is handled from READY on (systemd reloads only after it).
     let t = std::time::Instant::now();
     while !svc.stderr().contains("poolwatch::service: ready") {

@@ -92,6 +92,14 @@ pub(crate) fn run_service(
         .thread_name("poolwatch-rt")
         .build()
         .context("starting the async runtime")?;
+    // From here on SIGHUP never kills the process (its default action): one that arrives
+    // before the service is ready is ignored; from READY on `service::reload` handles it.
+    {
+        let _rt = rt.enter();
+        if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot handle SIGHUP");
+        }
+    }
     let fresh_db = (!settings.db.exists()).then(|| settings.db.clone());
     let started = Arc::new(AtomicBool::new(false));
     let inner = hooks.on_ready.take();
