@@ -45,3 +45,4 @@ pub mod query;
 pub mod service;
 pub mod store;
 pub mod util;
+pub mod version;

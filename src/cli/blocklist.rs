@@ -1,6 +1,6 @@
 //! `poolwatch blocklist match|lint|stats|export`.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,13 +14,20 @@ use crate::matcher::{self, Blocklists, ExportFormat, ListFormat, Severity};
 const MAX_NAME_LINE: usize = matcher::parse::MAX_LINE_LEN;
 use crate::model::ListHit;
 
+use super::out::{self, OutTarget};
+
 /// Work with pool-domain lists.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Without --blocklist every command uses the lists shipped in the binary \
 (blocklists/manifest.toml). A --blocklist PATH may be a list file or a directory of lists \
 (with its own manifest.toml, or every non-documentation file in it). Formats: plain, hosts, \
-adblock, dnsmasq (detected per file). See docs/blocklists.md."
+adblock, dnsmasq (detected per file). See docs/blocklists.md.\n\n\
+Examples:\n  poolwatch blocklist match pool.supportxmr.com\n  \
+poolwatch blocklist lint my-pools.txt\n  poolwatch blocklist stats --output json\n  \
+poolwatch blocklist export --format rpz -o /etc/bind/poolwatch.rpz\n\n\
+Exit status: match 0 a name listed, 1 none listed; lint 0 clean, 1 problems; stats and export 0;\n\
+every command 2 on errors."
 )]
 pub struct BlocklistArgs {
     #[command(subcommand)]
@@ -32,34 +39,49 @@ pub enum BlocklistCommand {
     /// Tell for each name whether it matches, and which list, entry, category and line flagged it.
     #[command(
         after_help = "Examples:\n  poolwatch blocklist match xmr-eu1.nanopool.org\n  \
-cut -f2 names.tsv | poolwatch blocklist match --output json -\n\
-Exit status: 0 when at least one name matched, 1 when none did, 2 on errors."
+cut -f2 names.tsv | poolwatch blocklist match --output json -\n  \
+poolwatch blocklist match -b my-pools.txt --only-matches - < names.txt\n\n\
+Exit status (like grep): 0 at least one name listed, 1 none listed, 2 error."
     )]
     Match(MatchArgs),
-    /// Check list files and report every problem as FILE:LINE: message (non-zero exit on errors).
+    /// Check list files and report every problem as FILE:LINE: message.
+    #[command(after_help = "Examples:\n  poolwatch blocklist lint my-pools.txt\n  \
+poolwatch blocklist lint --strict --quiet blocklists/\n\n\
+Exit status: 0 no errors (and with --strict no warnings), 1 problems found, 2 error (a file\n\
+missing or unreadable).")]
     Lint(LintArgs),
     /// Count entries per list and category.
+    #[command(after_help = "Examples:\n  poolwatch blocklist stats\n  \
+poolwatch blocklist stats -b my-pools.txt --output json | jq .entries\n\n\
+Exit status: 0 printed, 2 error.")]
     Stats(StatsArgs),
-    /// Write the compiled set for a blocker: rpz, hosts, dnsmasq, unbound, adblock, nftables,
-    /// suricata-dataset.
+    /// Write the compiled set for a blocker or sensor (formats below).
+    #[command(
+        after_help = "Formats (--format): rpz, hosts, dnsmasq, unbound, adblock, nftables,\n\
+suricata-dataset.\n\n\
+Examples:\n  poolwatch blocklist export --format rpz -o /etc/bind/db.poolwatch\n  \
+poolwatch blocklist export --format suricata-dataset -o /var/lib/suricata/poolwatch.lst\n  \
+poolwatch blocklist export --format unbound > /etc/unbound/unbound.conf.d/poolwatch.conf\n\n\
+Exit status: 0 written, 2 error."
+    )]
     Export(ExportArgs),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
+/// `--output` of `match` and `stats`: `text` (`table` an alias) or `json`.
+pub use super::out::TextOrJson as Output;
 
 #[derive(Debug, clap::Args)]
 pub struct MatchArgs {
     /// List file or directory (repeatable); default: the shipped lists.
     #[arg(long = "blocklist", short = 'b', value_name = "PATH")]
     pub blocklists: Vec<PathBuf>,
-    /// Output format: `text` (name, verdict, list:line, entry, category) or `json` (one object
-    /// a line: name, matched, entry, list, category, line).
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    /// Output format: `text` (name, verdict, list:line, entry, category; `table` is an alias)
+    /// or `json` (one object a line: name, matched, entry, list, category, line).
+    #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+    /// Write to FILE (complete when it appears) instead of standard output.
+    #[arg(long = "out", short = 'o', value_name = "FILE", value_parser = out::parse_out_path)]
+    pub out: Option<PathBuf>,
     /// Print only the names that match.
     #[arg(long)]
     pub only_matches: bool,
@@ -89,8 +111,12 @@ pub struct StatsArgs {
     /// List file or directory (repeatable); default: the shipped lists.
     #[arg(long = "blocklist", short = 'b', value_name = "PATH")]
     pub blocklists: Vec<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    /// Output format: `text` (a table; `table` is an alias) or `json` (the build report).
+    #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+    /// Write to FILE (complete when it appears) instead of standard output.
+    #[arg(long = "out", short = 'o', value_name = "FILE", value_parser = out::parse_out_path)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,7 +128,7 @@ pub struct ExportArgs {
     #[arg(long = "blocklist", short = 'b', value_name = "PATH")]
     pub blocklists: Vec<PathBuf>,
     /// Write here instead of standard output (written to a temporary file, then renamed).
-    #[arg(long = "out", short = 'o', value_name = "FILE")]
+    #[arg(long = "out", short = 'o', value_name = "FILE", value_parser = out::parse_out_path)]
     pub out: Option<PathBuf>,
 }
 
@@ -134,11 +160,10 @@ fn load(paths: &[PathBuf]) -> anyhow::Result<Blocklists> {
 
 fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
     let b = load(&a.blocklists)?;
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = OutTarget::open(a.out.as_deref()).context("opening the output file")?;
     let mut any = false;
     let mut line: Vec<u8> = Vec::with_capacity(256);
-    let mut emit = |name: &str, out: &mut BufWriter<_>| -> std::io::Result<()> {
+    let mut emit = |name: &str, out: &mut OutTarget| -> std::io::Result<()> {
         let hit = b.match_name(name);
         any |= hit.is_some();
         if a.only_matches && hit.is_none() {
@@ -149,7 +174,7 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
     for n in &a.names {
         if n != "-" {
             if let Err(e) = emit(n, &mut out) {
-                return broken_pipe_ok(e);
+                return out::finish(out, Err(e)).map(|_| ExitCode::SUCCESS);
             }
             continue;
         }
@@ -157,7 +182,15 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
         // Bytes, bounded (never `read_line`): one non-UTF-8 line must not end the stream and a
         // newline-free stream must not grow a buffer without limit.
         let mut input = BoundedLines::new(stdin.lock(), MAX_NAME_LINE);
-        while let Some(l) = input.next_line().context("reading names from stdin")? {
+        loop {
+            let l = match input.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => {
+                    out.abandon();
+                    return Err(anyhow::Error::new(e).context("reading names from stdin"));
+                }
+            };
             line.clear();
             line.extend_from_slice(l.bytes);
             let text = String::from_utf8_lossy(&line);
@@ -166,33 +199,25 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
             if let Err(e) = emit(name, &mut out) {
-                return broken_pipe_ok(e);
+                return out::finish(out, Err(e)).map(|_| ExitCode::SUCCESS);
             }
         }
         if input.skipped() > 0 {
-            eprintln!(
-                "poolwatch: {} line(s) longer than {MAX_NAME_LINE} bytes skipped",
-                input.skipped()
+            super::say(
+                super::Level::Warn,
+                &format!(
+                    "{} line(s) longer than {MAX_NAME_LINE} bytes skipped",
+                    input.skipped()
+                ),
             );
         }
     }
-    if let Err(e) = out.flush() {
-        return broken_pipe_ok(e);
-    }
+    out::finish(out, Ok(()))?;
     Ok(if any {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-/// `… | head` closes the pipe: that is the reader's choice, not an error.
-fn broken_pipe_ok(e: std::io::Error) -> anyhow::Result<ExitCode> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(e).context("writing results")
-    }
 }
 
 fn write_result<W: Write>(
@@ -236,7 +261,7 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut errors, mut warnings) = (0u64, 0u64);
     for path in &a.files {
         let sources = matcher::ListSource::from_path(path)
@@ -305,11 +330,20 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
 fn run_stats(a: StatsArgs) -> anyhow::Result<ExitCode> {
     let b = load(&a.blocklists)?;
     let s = b.stats();
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    match a.output {
+    let mut out = OutTarget::open(a.out.as_deref()).context("opening the output file")?;
+    let written = write_stats(&mut out, a.output, s);
+    out::finish(out, written)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stats(
+    out: &mut OutTarget,
+    output: Output,
+    s: &matcher::BuildReport,
+) -> std::io::Result<()> {
+    match output {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut out, s)?;
+            serde_json::to_writer_pretty(&mut *out, s)?;
             writeln!(out)?;
         }
         Output::Text => {
@@ -347,29 +381,22 @@ fn run_stats(a: StatsArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
     let format: ExportFormat = a.format.parse().map_err(anyhow::Error::msg)?;
     let b = load(&a.blocklists)?;
     let text = b.export(format);
-    match a.out {
-        Some(path) => {
-            let tmp = path.with_extension("poolwatch-tmp");
-            std::fs::write(&tmp, text.as_bytes())
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, &path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut out = match OutTarget::open(a.out.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            let shown = a.out.as_deref().map(|p| p.display().to_string());
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot write {}", shown.unwrap_or_default())));
         }
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                return broken_pipe_ok(e);
-            }
-        }
-    }
+    };
+    let written = out.write_all(text.as_bytes());
+    out::finish(out, written)?;
     Ok(ExitCode::SUCCESS)
 }

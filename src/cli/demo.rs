@@ -21,8 +21,12 @@ pub const DEMO_LISTEN: &str = crate::config::DEFAULT_LISTEN;
 
 /// Run the service on a fresh database fed with the bundled sample data.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: poolwatch demo --listen 127.0.0.1:0\n\
-When the default port 8080 is busy, the demo listens on a free port instead and prints it.")]
+#[command(
+    after_help = "Examples:\n  poolwatch demo\n  poolwatch demo --listen 127.0.0.1:0\n  \
+poolwatch demo --keep ./demo-data\n\n\
+When the default port 8080 is busy, the demo listens on a free port instead and prints it.\n\n\
+Exit status: 0 stopped with Ctrl-C, 2 error."
+)]
 pub struct DemoArgs {
     /// API address [default: 127.0.0.1:8080; a free port when that one is busy].
     #[arg(long, value_name = "ADDR")]
@@ -86,6 +90,7 @@ pub fn run(args: DemoArgs, log: LogFlags) -> anyhow::Result<ExitCode> {
     let hooks = service::Hooks {
         on_listening: Some(Box::new(move |addr| print_intro(addr, &data, kept))),
         listen_fallback: !explicit,
+        ..service::Hooks::default()
     };
     let result = super::serve::run_service(settings, hooks);
     drop(dir);
@@ -99,7 +104,9 @@ fn print_intro(addr: SocketAddr, data: &Path, kept: bool) {
     } else {
         format!("in {} (removed on exit)", data.display())
     };
-    eprintln!(
+    super::say(
+        super::Level::Info,
+        &format!(
         "\npoolwatch demo: importing the bundled sample capture and resolver log; data {where_}.
 The API is at {api} (no tokens: local demo only); the web UI at {api}/ . Try:
 
@@ -116,6 +123,7 @@ The API is at {api} (no tokens: local demo only); the web UI at {api}/ . Try:
 Expected: 192.0.2.10 and 192.0.2.12 stratum, .16 direct_ip, .15 connection, .14 connection_attempt,
 .13 and .17 blocked_lookup, .11 lookup; nothing for the resolvers and benign hosts.
 Press Ctrl-C to stop.\n"
+        ),
     );
 }
 

@@ -3,7 +3,7 @@
 //! This is how a user checks what poolwatch sees before trusting its detections, and how the
 //! tests compare poolwatch's reading of a capture with Wireshark's, Zeek's and Suricata's.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,12 +14,28 @@ use crate::ingest::IngestConfig;
 use crate::input::{self, InputFormat};
 use crate::model::Observation;
 
+use super::out::OutTarget;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InspectOutput {
     /// One JSON object a line (`"observation": "dns"` or `"flow"`); see docs/observations.md.
     Json,
-    /// One readable line per observation.
+    /// One readable line per observation (alias: `table`).
+    #[value(alias = "table")]
     Text,
+}
+
+fn inspect_help() -> String {
+    format!(
+        "Examples:\n  poolwatch inspect capture.pcap\n  \
+poolwatch inspect --format bind /var/log/named/query.log | jq 'select(.qname | endswith(\"supportxmr.com\"))'\n  \
+poolwatch inspect --only flow --output text capture.pcap\n  \
+poolwatch inspect -o obs.jsonl capture.pcap && poolwatch scan --format observations obs.jsonl\n\n\
+Formats (--format): {}.\n\n\
+Exit status: 0 every input read to its end, 2 error (an input missing, unreadable, truncated or\n\
+damaged; the others are still printed).",
+        super::scan::FORMATS
+    )
 }
 
 /// Print the DNS and flow observations decoded from pcap files and logs, one JSON object a line.
@@ -27,17 +43,18 @@ pub enum InspectOutput {
 /// Every input kind yields the same shapes (docs/observations.md), so a capture and a resolver
 /// log of the same traffic can be compared line by line.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  poolwatch inspect capture.pcap\n  \
-poolwatch inspect --format bind /var/log/named/query.log | jq 'select(.qname | endswith(\"supportxmr.com\"))'\n  \
-poolwatch inspect --only flow capture.pcap")]
+#[command(after_help = inspect_help())]
 pub struct InspectArgs {
     /// Input format: `auto` (detected per file from its first bytes), `pcap`, `observations`
     /// (JSON lines as printed here), or a log format (see `poolwatch scan --help`).
     #[arg(long, default_value = "auto")]
     pub format: String,
-    /// Output form.
+    /// Output form: `json` (one observation a line) or `text` (`table` is an alias).
     #[arg(long, value_enum, default_value = "json")]
     pub output: InspectOutput,
+    /// Write to FILE (complete when it appears) instead of standard output.
+    #[arg(long = "out", short = 'o', value_name = "FILE", value_parser = super::out::parse_out_path)]
+    pub out: Option<PathBuf>,
     /// Print only this kind of observation.
     #[arg(long, value_parser = ["dns", "flow"])]
     pub only: Option<String>,
@@ -56,8 +73,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         ..CaptureConfig::default()
     };
     let ingest_cfg = IngestConfig::default();
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = OutTarget::open(args.out.as_deref()).context("opening the output file")?;
     let mut failed = 0usize;
     let failures = input::ReadFailures::new();
     for path in &args.inputs {
@@ -67,7 +83,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         let observations = match opened {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("poolwatch: {}: {e}", path.display());
+                // The error names the input.
+                super::say(super::Level::Error, &e.to_string());
                 failed += 1;
                 continue;
             }
@@ -88,25 +105,20 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
                 InspectOutput::Text => writeln!(out, "{}", text_line(&obs)),
             };
             if let Err(e) = written {
-                // A closed pipe (`| head`) is a normal way to stop reading.
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                return Err(e).context("writing to standard output");
+                // A closed pipe (`| head`) is a normal way to stop reading; any other write
+                // error fails the command.
+                super::out::finish(out, Err(e))?;
+                return Ok(ExitCode::SUCCESS);
             }
         }
         // An input that ended early (truncated capture, read error, malformed line).
         for f in failures.take() {
             let _ = out.flush();
-            eprintln!("poolwatch: {f}");
+            super::say(super::Level::Error, &f.to_string());
             failed += 1;
         }
     }
-    if let Err(e) = out.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing to standard output");
-        }
-    }
+    super::out::finish(out, Ok(()))?;
     Ok(if failed > 0 {
         ExitCode::from(2)
     } else {

@@ -1,7 +1,7 @@
 //! `poolwatch scan`: the whole pipeline over pcaps and logs, merged in time order, printing the
 //! detections.
 //!
-//! Exit codes (like `grep`): 0 = ran, no unsuppressed detection; 1 = ran, at least one
+//! Exit codes (like `clamscan`): 0 = ran, no unsuppressed detection; 1 = ran, at least one
 //! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, an input
 //! that ended early: truncated or damaged capture, read error, malformed observation line).
 
@@ -22,12 +22,48 @@ use crate::model::Detection;
 use crate::output::{EventKind, Format, Observer, OutputEvent};
 use crate::store::{MemoryStore, Store};
 
+use super::out::OutTarget;
+
 /// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 8 << 20;
 /// Most inputs merged at once (each holds an open reader).
 const MAX_INPUTS: usize = 4_096;
 
+/// `scan --output`: the shared `text|json` (`table` an alias of `text`) and the alert shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanOutput {
+    /// A readable table (alias: `table`).
+    #[value(alias = "table")]
+    Text,
+    /// One Detection JSON object a line (docs/detections.md).
+    Json,
+    /// Elastic Common Schema alerts, one a line (docs/outputs.md).
+    Ecs,
+    /// Suricata EVE alerts, one a line (docs/outputs.md).
+    Eve,
+}
+
+/// Every `--format` value, as the help texts of `scan` and `inspect` list them (a test keeps
+/// it equal to `InputFormat::names()`).
+pub const FORMATS: &str = "auto, pcap, observations, bind, unbound, dnsmasq, knot, pdns, \
+coredns, windows-dns, zeek-dns, zeek-conn, eve, dnstap";
+
+fn scan_help() -> String {
+    format!(
+        "Examples:\n  \
+poolwatch scan capture.pcap\n  \
+poolwatch scan --output json capture.pcap query.log | jq .\n  \
+poolwatch scan --output ecs -o alerts.ecs.json capture.pcap\n  \
+tcpdump -i eth0 -U -w - port 53 or port 3333 | poolwatch scan -\n\n\
+Formats (--format): {FORMATS}.\n\n\
+Exit status: 0 no unsuppressed detection, 1 at least one detection, 2 error (bad argument,\n\
+unreadable or truncated input, unusable database)."
+    )
+}
+
+/// Analyse captures and logs offline and print the detections.
 #[derive(Debug, clap::Args)]
+#[command(after_help = scan_help())]
 pub struct ScanArgs {
     /// Input format for every INPUT: auto (sniffed), pcap, observations (JSON lines from
     /// `inspect --output json`), or a log format name.
@@ -36,11 +72,14 @@ pub struct ScanArgs {
     /// Pool list file(s) (default: the built-in lists).
     #[arg(long = "blocklist", value_name = "PATH")]
     pub blocklists: Vec<PathBuf>,
-    /// Output: `table` (readable), `json` (one Detection per line, see docs/detections.md),
-    /// `ecs` (Elastic Common Schema alerts) or `eve` (Suricata EVE alerts), one a line, the
-    /// shapes the `serve` sinks write (docs/outputs.md).
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "ecs", "eve"])]
-    pub output: String,
+    /// Output: `text` (a readable table; `table` is an alias), `json` (one Detection per line,
+    /// see docs/detections.md), `ecs` (Elastic Common Schema alerts) or `eve` (Suricata EVE
+    /// alerts), one a line, the shapes the `serve` sinks write (docs/outputs.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: ScanOutput,
+    /// Write the result to FILE (complete when it appears) instead of standard output.
+    #[arg(long = "out", short = 'o', value_name = "FILE", value_parser = super::out::parse_out_path)]
+    pub out: Option<PathBuf>,
     /// Keep the sled database here (default: a temporary one, deleted on exit).
     #[arg(long, value_name = "DIR")]
     pub db: Option<PathBuf>,
@@ -76,6 +115,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let format = InputFormat::parse(&args.format)?;
+    if let Some(dir) = &args.db {
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!("--db {}: not a directory", dir.display());
+        }
+    }
     let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
     let mut total_bytes = 0u64;
     let mut stdin_inputs = 0;
@@ -98,16 +142,27 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let failures = input::ReadFailures::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
-        let r = input::open_reporting(p, format, &ccfg, &icfg, &failures)
-            .with_context(|| format!("cannot open {}", p.display()))?;
+        // The error names the input (`cannot open PATH: reason`).
+        let r = input::open_reporting(p, format, &ccfg, &icfg, &failures)?;
         readers.push(r);
     }
 
     // Without --db nothing outlives the run: an in-memory store (no sled, no temp directory).
     let mut memory = None;
     let store: Box<dyn DetectionStore> = match &args.db {
+        // The error names the database; one that this run would create and cannot finish is
+        // removed again (no half-made database left behind).
         Some(dir) => {
-            Box::new(Store::open(dir).with_context(|| format!("database {}", dir.display()))?)
+            let fresh = !dir.exists();
+            match Store::open(dir) {
+                Ok(s) => Box::new(s),
+                Err(e) => {
+                    if fresh {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    return Err(e.into());
+                }
+            }
         }
         None => {
             let m = MemoryStore::new();
@@ -154,32 +209,35 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = &memory {
         let d = m.dropped();
         if d.detections > 0 {
-            eprintln!(
-                "warning: {} detection(s) beyond the in-memory limit of {} were not kept; \
-                 use --db DIR for a result this large",
-                d.detections,
-                crate::store::MAX_MEMORY_DETECTIONS
+            super::say(
+                super::Level::Warn,
+                &format!(
+                    "{} detection(s) beyond the in-memory limit of {} were not kept; \
+                     use --db DIR for a result this large",
+                    d.detections,
+                    crate::store::MAX_MEMORY_DETECTIONS
+                ),
             );
         }
     }
     let mut dets = reader.take_detections()?;
     dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
-    if let Err(e) = write_detections(&args.output, &dets, summary.observations) {
-        // A closed pipe (`| head`) is a normal way to stop reading, not an error.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
-    }
+    let mut out = OutTarget::open(args.out.as_deref()).context("opening the output file")?;
+    let written = write_detections(&mut out, args.output, &dets, summary.observations);
+    super::out::finish(out, written)?;
     // An input that stopped early makes the result incomplete: "no detections" must never
     // stand for "could not read". What was read is still reported above.
     let failed = failures.take();
     if !failed.is_empty() {
         for f in &failed {
-            eprintln!("poolwatch: {f}");
+            super::say(super::Level::Error, &f.to_string());
         }
-        eprintln!(
-            "poolwatch: {} input(s) could not be read to their end; the result above is incomplete",
-            failed.len()
+        super::say(
+            super::Level::Error,
+            &format!(
+                "{} input(s) could not be read to their end; the result is incomplete",
+                failed.len()
+            ),
         );
         return Ok(ExitCode::from(2));
     }
@@ -194,18 +252,21 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn write_detections(output: &str, dets: &[Detection], observations: u64) -> std::io::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if output == "json" {
+fn write_detections(
+    out: &mut OutTarget,
+    output: ScanOutput,
+    dets: &[Detection],
+    observations: u64,
+) -> std::io::Result<()> {
+    if output == ScanOutput::Json {
         for d in dets {
-            serde_json::to_writer(&mut out, d)?;
+            serde_json::to_writer(&mut *out, d)?;
             out.write_all(b"\n")?;
         }
     } else if let Some(format) = match output {
-        "ecs" => Some(Format::Ecs),
-        "eve" => Some(Format::Eve),
-        _ => None,
+        ScanOutput::Ecs => Some(Format::Ecs),
+        ScanOutput::Eve => Some(Format::Eve),
+        ScanOutput::Text | ScanOutput::Json => None,
     } {
         // One record per detection, its final state, as a `new` event with sequence 0 (an
         // offline scan has no update history); `created` is the detection's last_seen so the
@@ -217,7 +278,7 @@ fn write_detections(output: &str, dets: &[Detection], observations: u64) -> std:
             out.write_all(b"\n")?;
         }
     } else {
-        print_table(&mut out, dets, observations)?;
+        print_table(out, dets, observations)?;
     }
     out.flush()
 }
@@ -310,4 +371,13 @@ fn clip(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn help_lists_every_format() {
+        let listed: Vec<&str> = super::FORMATS.split(", ").collect();
+        assert_eq!(listed, crate::input::InputFormat::names());
+    }
 }

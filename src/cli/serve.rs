@@ -16,9 +16,17 @@ use crate::service;
 /// a list may be repeated; a list given on the command line replaces the file's list.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example: poolwatch serve --config poolwatch.toml --listen 127.0.0.1:8080\n\
+    after_help = "Examples:\n  poolwatch serve --config /etc/poolwatch/poolwatch.toml\n  \
+poolwatch serve --interface eth0 --db /var/lib/poolwatch --listen 127.0.0.1:8080\n  \
+poolwatch serve --follow '/var/log/named/query.log*' --output file:/var/log/poolwatch/alerts.json\n  \
+poolwatch serve --config poolwatch.toml --check-config\n\n\
+Note: serve's --output adds an alert sink (TYPE:TARGET[,key=value]; docs/outputs.md), not a\n\
+print format.\n\
 SIGTERM or Ctrl-C stops it cleanly (inputs stopped, queue drained, database flushed); a second\n\
-signal exits at once.\n\
+signal exits at once. Under systemd (dist/poolwatch.service) it reports READY once the API\n\
+listens and the lists are loaded, and sends WATCHDOG keep-alives from the pipeline thread.\n\n\
+Exit status: 0 stopped cleanly (or --check-config: valid), 2 error (bad configuration, database\n\
+unusable, address in use, an input that cannot start; a database this start created is removed).\n\
 Documentation: poolwatch.example.toml (every key), docs/service.md, docs/api.md (REST API)."
 )]
 pub struct ServeArgs {
@@ -81,7 +89,14 @@ pub fn run(args: ServeArgs, log: LogFlags) -> anyhow::Result<ExitCode> {
     if let (Some(url), Some(role)) = (args.cluster.cluster.clone(), args.cluster.role) {
         return run_cluster(cluster_options(&settings, &args.cluster, url, role));
     }
-    run_service(settings, service::Hooks::default())
+    let options = args.options.clone();
+    let hooks = service::Hooks {
+        reload: Some(std::sync::Arc::new(move || {
+            Settings::load(&options).map_err(|e| super::error_line(&anyhow::Error::new(e)))
+        })),
+        ..service::Hooks::default()
+    };
+    run_service(settings, hooks)
 }
 
 /// A cluster node's options from the validated settings and the cluster flags.
@@ -144,16 +159,87 @@ pub(crate) fn init_service_logging(log: &LogFlags, settings: &Settings) {
     super::init_logging(&level, log.json || settings.log_json);
 }
 
-/// Builds the runtime and runs the service until SIGTERM/SIGINT.
-pub(crate) fn run_service(settings: Settings, hooks: service::Hooks) -> anyhow::Result<ExitCode> {
+/// Builds the runtime and runs the service until SIGTERM/SIGINT. A start-up that fails before
+/// the service is ready removes the database directory it created (nothing half-made is left).
+pub(crate) fn run_service(
+    settings: Settings,
+    mut hooks: service::Hooks,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("poolwatch-rt")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(service::run(settings, service::shutdown_signal(), hooks))?;
+    // From here on SIGHUP never kills the process (its default action): one that arrives
+    // before the service is ready is ignored; from READY on `service::reload` handles it.
+    {
+        let _rt = rt.enter();
+        if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot handle SIGHUP");
+        }
+    }
+    let fresh_db = (!settings.db.exists()).then(|| settings.db.clone());
+    let started = Arc::new(AtomicBool::new(false));
+    let inner = hooks.on_ready.take();
+    let flag = started.clone();
+    hooks.on_ready = Some(Box::new(move || {
+        flag.store(true, Ordering::SeqCst);
+        if let Some(f) = inner {
+            f();
+        }
+    }));
+    hooks.json_stderr = super::log_json();
+    let result = rt.block_on(service::run(settings, shutdown_signal(), hooks));
+    if let Err(e) = result {
+        if let Some(db) = fresh_db.filter(|_| !started.load(Ordering::SeqCst)) {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            if std::fs::remove_dir_all(&db).is_ok() {
+                tracing::info!(db = %db.display(), "start-up failed: removed the new database");
+            }
+        }
+        return Err(e.into());
+    }
     // Everything that matters is joined and flushed by now; idle runtime threads (and the
     // second-signal watcher) must not hold up the exit.
     rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C); a second one ends the process at once
+/// (exit 130), for when a drain takes too long. Messages go through `say` (JSON with
+/// `--log-json`).
+async fn shutdown_signal() {
+    let name = wait_signal().await;
+    tracing::info!(signal = name, "shutting down");
+    super::say(
+        super::Level::Info,
+        &format!("poolwatch: {name}: shutting down (again to exit at once)"),
+    );
+    tokio::spawn(async {
+        let name = wait_signal().await;
+        super::say(
+            super::Level::Info,
+            &format!("poolwatch: second {name}: exiting now"),
+        );
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => tokio::select! {
+            _ = t.recv() => "SIGTERM",
+            _ = i.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }

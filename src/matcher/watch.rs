@@ -28,8 +28,7 @@ pub fn reload(
         Blocklists::build(s)
     });
     let m = Metrics::get();
-    m.duration_us
-        .add(start.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
+    m.duration.add(start.elapsed());
     match result {
         Ok((b, report)) => {
             m.ok.inc();
@@ -53,7 +52,7 @@ pub fn reload(
 struct Metrics {
     ok: metrics::Counter,
     failed: metrics::Counter,
-    duration_us: metrics::Counter,
+    duration: metrics::SecondsCounter,
     entries: metrics::Gauge,
 }
 
@@ -71,8 +70,8 @@ impl Metrics {
                 "Blocklist reloads by result.",
                 &[("result", "error")],
             ),
-            duration_us: metrics::counter(
-                "poolwatch_blocklist_reload_duration_microseconds_total",
+            duration: metrics::seconds_counter(
+                "poolwatch_blocklist_reload_duration_seconds_total",
                 "Time spent reading and compiling blocklists on reload.",
                 &[],
             ),

@@ -41,7 +41,9 @@ use crate::store::{Retention, Store, StoreError};
 mod backend;
 mod inputs;
 mod maintenance;
+pub mod notify;
 mod pipeline;
+pub mod reload;
 mod shutdown;
 
 pub use crate::input::MAX_IMPORTS;
@@ -147,11 +149,17 @@ pub struct Hooks {
     /// When `settings.listen` is busy, listen on an ephemeral port of the same address instead
     /// of failing (the demo's default port).
     pub listen_fallback: bool,
+    /// Called once the service is ready (API listening, lists loaded, inputs started).
+    pub on_ready: Option<Box<dyn FnOnce() + Send>>,
+    /// Re-reads the configuration on SIGHUP (`reload.rs`); `None`: SIGHUP re-reads the lists.
+    pub reload: Option<reload::LoadSettings>,
+    /// Stderr carries JSON lines only (`--log-json`): no plain `listening on` banner.
+    pub json_stderr: bool,
 }
 
 /// Runs the service until `shutdown` resolves, then drains and flushes. Prints
 /// `listening on http://ADDR` on stderr once the API accepts connections.
-pub async fn run<F>(settings: Settings, shutdown: F, hooks: Hooks) -> Result<(), ServiceError>
+pub async fn run<F>(settings: Settings, shutdown: F, mut hooks: Hooks) -> Result<(), ServiceError>
 where
     F: Future<Output = ()> + Send,
 {
@@ -189,9 +197,11 @@ where
         addr: settings.listen,
         source,
     })?;
-    eprintln!("listening on http://{addr}");
+    if !hooks.json_stderr {
+        eprintln!("listening on http://{addr}");
+    }
     tracing::info!(%addr, "listening");
-    if let Some(f) = hooks.on_listening {
+    if let Some(f) = hooks.on_listening.take() {
         f(addr);
     }
     let api_task = {
@@ -265,6 +275,7 @@ where
     }
     state.set_ready(true);
     tracing::info!("ready");
+    let _reload = reload::on_ready(&mut hooks, &settings, &manager);
 
     let maintenance = tokio::spawn(maintenance::maintenance(
         store.clone(),

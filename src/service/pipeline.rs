@@ -100,6 +100,7 @@ pub(super) fn pipeline_loop(
     // Follower offsets waiting for their commit (see OFFSET_COMMIT_DELAY).
     let mut offsets: VecDeque<(Instant, String, FileOffset)> = VecDeque::new();
     loop {
+        super::notify::watchdog();
         let first = rt.block_on(async { tokio::time::timeout(TICK_INTERVAL, rx.recv()).await });
         let mut closed = false;
         match first {

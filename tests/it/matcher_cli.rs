@@ -233,7 +233,7 @@ fn public_lists_lint_match_stats_export() {
     let nocoin = root.join("hoshsadiq-adblock-nocoin-list/nocoin.txt");
     if nocoin.is_file() {
         let o = bin()
-            .args(["blocklist", "match", "-o", "json", "-b"])
+            .args(["blocklist", "match", "--output", "json", "-b"])
             .arg(&nocoin)
             .arg("xmr.2miners.com")
             .output()

@@ -64,9 +64,19 @@ impl Svc {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("listening on ") {
+                // Text: `listening on http://ADDR`; with --log-json (no plain lines) the
+                // `listening` log line's `addr` field.
+                let found = line
+                    .strip_prefix("listening on ")
+                    .map(|a| a.trim().to_string())
+                    .or_else(|| {
+                        let v: Value = serde_json::from_str(&line).ok()?;
+                        let addr = v["fields"]["addr"].as_str()?;
+                        (v["fields"]["message"] == "listening").then(|| format!("http://{addr}"))
+                    });
+                if let Some(a) = found {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(a.trim().to_string());
+                        let _ = tx.send(a);
                     }
                 }
                 let mut l = log2.lock().unwrap();
