@@ -25,6 +25,4 @@ pub mod proc;
 pub mod rng;
 pub mod service;
 
-
-
 pub use lab::*;

@@ -6,7 +6,7 @@
 //! Each tool is optional: the test says it skipped when the tool is absent (`.ci/deps` installs
 //! systemd, man-db, prometheus).
 
-mod service_support;
+use crate::support::service as service_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
