@@ -11,6 +11,7 @@ mod api_lists;
 mod api_sample_data;
 mod api_security;
 mod api_server;
+mod architecture;
 mod capture_bench_gates;
 mod capture_fixtures;
 mod capture_flood;
