@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod correlate;
 pub mod dns;
+pub mod hunt;
 pub mod ingest;
 pub mod input;
 pub mod matcher;

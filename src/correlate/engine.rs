@@ -1720,6 +1720,7 @@ fn new_detection(client: IpAddr, entry: &str, ts: Timestamp) -> Detection {
         suppression_id: None,
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
+        retro: false,
     }
 }
 

@@ -5,10 +5,14 @@
 //!
 //! * [`detections`] — [`DetectionSink`]: the correlation pipeline hands every flush's
 //!   detection changes to the output stage before the store flush.
+//! * [`history`] — [`HistoryKv`], [`RetroSink`], [`HuntQuery`]: the DNS and flow history of
+//!   the retro-hunt (`crate::hunt`), kept by the store.
 //! * [`offsets`] — [`OffsetStore`]: the log follower's read positions, kept by the store.
 
 pub mod detections;
+pub mod history;
 pub mod offsets;
 
 pub use detections::*;
+pub use history::*;
 pub use offsets::*;

@@ -4,6 +4,7 @@
 //! Layout, key encodings, durability policy and retention: `docs/store.md`. Schema steps:
 //! `migrations/` (applied by [`migrate`] on open).
 
+pub mod history;
 pub mod keys;
 mod memory;
 pub mod migrate;
@@ -241,6 +242,7 @@ struct Inner {
     hosts: Option<sled::Tree>,
     suppressions: sled::Tree,
     offsets: sled::Tree,
+    history: history::HistoryTrees,
     suppression_gen: AtomicU64,
 }
 
@@ -344,6 +346,7 @@ impl Store {
             },
             suppressions: open(TREE_SUPPRESSIONS)?,
             offsets: open(TREE_OFFSETS)?,
+            history: history::HistoryTrees::open(&db)?,
             schema,
             db,
             suppression_gen: AtomicU64::new(0),
