@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use poolwatch::capture::CaptureConfig;
 use poolwatch::correlate::{Engine, EngineConfig};
-use poolwatch::ports::{FileOffset, OffsetStore};
 use poolwatch::ingest::IngestConfig;
 use poolwatch::input::{self, InputFormat};
 use poolwatch::matcher::{self, Blocklists};
+use poolwatch::ports::{FileOffset, OffsetStore};
 use poolwatch::query::{DetectionFilter, NewSuppression};
 use poolwatch::store::{Store, StoreError, CURRENT_SCHEMA};
 

@@ -364,7 +364,10 @@ impl NameSummary {
         let mut v = Vec::with_capacity(24 + self.answers.len() * 5);
         v.push(VALUE_V1);
         v.extend_from_slice(&self.first_ms.to_be_bytes());
-        put_varint(&mut v, u64::from(self.last_ms.saturating_sub(self.first_ms)));
+        put_varint(
+            &mut v,
+            u64::from(self.last_ms.saturating_sub(self.first_ms)),
+        );
         put_varint(&mut v, self.count);
         put_varint(&mut v, self.clients);
         put_varint(&mut v, u64::from(self.min_ttl));
@@ -458,13 +461,16 @@ impl ClientRow {
         let mut v = Vec::with_capacity(16);
         v.push(VALUE_V1);
         v.extend_from_slice(&self.first_ms.to_be_bytes());
-        put_varint(&mut v, u64::from(self.last_ms.saturating_sub(self.first_ms)));
+        put_varint(
+            &mut v,
+            u64::from(self.last_ms.saturating_sub(self.first_ms)),
+        );
         put_varint(&mut v, self.count);
         match kind {
             KIND_FLOW_NAME => {
-                let (dst, port, tcp) = self
-                    .flow
-                    .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, true));
+                let (dst, port, tcp) =
+                    self.flow
+                        .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, true));
                 put_ip(&mut v, dst);
                 v.extend_from_slice(&port.to_be_bytes());
                 v.push(u8::from(tcp) | (u8::from(self.sni) << 1));
@@ -541,7 +547,10 @@ impl FlowSummary {
         let mut v = Vec::with_capacity(24);
         v.push(VALUE_V1);
         v.extend_from_slice(&self.first_ms.to_be_bytes());
-        put_varint(&mut v, u64::from(self.last_ms.saturating_sub(self.first_ms)));
+        put_varint(
+            &mut v,
+            u64::from(self.last_ms.saturating_sub(self.first_ms)),
+        );
         put_varint(&mut v, self.count);
         let flags = u8::from(self.established)
             | u8::from(self.rejected) << 1
@@ -555,10 +564,11 @@ impl FlowSummary {
         put_varint(&mut v, self.bytes_out);
         put_varint(&mut v, self.bytes_in);
         v.extend_from_slice(&self.src_port.to_be_bytes());
-        for s in [&self.sni, &self.http_host, &self.stratum_method] {
-            if let Some(s) = s {
-                put_str(&mut v, s, MAX_FLOW_NAME_LEN);
-            }
+        for s in [&self.sni, &self.http_host, &self.stratum_method]
+            .into_iter()
+            .flatten()
+        {
+            put_str(&mut v, s, MAX_FLOW_NAME_LEN);
         }
         if let Some(a) = &self.agent {
             put_str(&mut v, a, MAX_AGENT_LEN);
@@ -644,7 +654,10 @@ mod tests {
     #[test]
     fn reversed_names_scan_by_label() {
         assert_eq!(reverse_name("pool.supportxmr.com"), "com.supportxmr.pool.");
-        assert_eq!(unreverse_name("com.supportxmr.pool."), "pool.supportxmr.com");
+        assert_eq!(
+            unreverse_name("com.supportxmr.pool."),
+            "pool.supportxmr.com"
+        );
         let entry = reverse_name("supportxmr.com");
         assert!(reverse_name("pool.supportxmr.com").starts_with(&entry));
         assert!(!reverse_name("notsupportxmr.com").starts_with(&entry));

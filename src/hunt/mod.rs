@@ -105,7 +105,11 @@ impl Hunter {
                 last,
                 count: l.row.count,
                 rcode: l.row.rcode.map(|c| crate::model::Rcode(c).to_string()),
-                answers: l.summary.as_ref().map(|s| s.answers.clone()).unwrap_or_default(),
+                answers: l
+                    .summary
+                    .as_ref()
+                    .map(|s| s.answers.clone())
+                    .unwrap_or_default(),
                 via_cname: l.via_cname.clone(),
                 folded: l.folded,
             });
@@ -126,7 +130,11 @@ impl Hunter {
                 client: f.key.client,
                 dst: f.key.dst,
                 dst_port: f.key.port,
-                proto: if f.key.tcp { "tcp".into() } else { "udp".into() },
+                proto: if f.key.tcp {
+                    "tcp".into()
+                } else {
+                    "udp".into()
+                },
                 first: encode::at(f.key.day, s.first_ms),
                 last,
                 count: s.count,

@@ -16,7 +16,9 @@ use super::encode::{
 };
 use super::metrics::HistoryMetrics;
 use super::HuntError;
-use crate::model::{DnsObservation, FlowObservation, FlowReport, FlowState, Observation, Proto, RrType};
+use crate::model::{
+    DnsObservation, FlowObservation, FlowReport, FlowState, Observation, Proto, RrType,
+};
 use crate::ports::{HistoryKv, HistoryTree, Row};
 
 /// Days kept by default.
@@ -46,7 +48,7 @@ pub const MAX_SERVER_CLIENTS: usize = 4;
 const CLOCK_EVERY: u64 = 1_024;
 
 /// How the history is kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryConfig {
     pub retention_days: u32,
     pub max_bytes: u64,
@@ -179,7 +181,9 @@ impl Recorder {
             return (name.to_string(), false);
         }
         let zh = hash_of(&[&day.to_be_bytes(), zone.as_bytes()]);
-        let known = p.names_seen.contains(&hash_of(&[&day.to_be_bytes(), name.as_bytes()]));
+        let known = p
+            .names_seen
+            .contains(&hash_of(&[&day.to_be_bytes(), name.as_bytes()]));
         let n = p.zones.get(&zh).copied().unwrap_or(0);
         if !known && n >= MAX_NAMES_PER_ZONE_DAY {
             self.metrics.folded.inc();
@@ -421,7 +425,10 @@ impl Recorder {
         let mut sorted: Vec<((Tree, Vec<u8>), Agg)> = rows.into_iter().collect();
         sorted.sort_by_key(|((_, _), a)| u8::from(matches!(a, Agg::Summary(_))));
         for ((tree, key), agg) in sorted {
-            let Some(day) = key.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
+            let Some(day) = key
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
             else {
                 continue;
             };
@@ -548,8 +555,15 @@ impl Recorder {
     fn evict(&self, day: u32) -> Result<(), HuntError> {
         let lo = enc::day_key(day);
         let hi = enc::day_key(day.saturating_add(1));
-        for t in [HistoryTree::Names, HistoryTree::Flows, HistoryTree::Servers, HistoryTree::Days] {
-            self.kv.remove_range(t, &lo, &hi).map_err(HuntError::Store)?;
+        for t in [
+            HistoryTree::Names,
+            HistoryTree::Flows,
+            HistoryTree::Servers,
+            HistoryTree::Days,
+        ] {
+            self.kv
+                .remove_range(t, &lo, &hi)
+                .map_err(HuntError::Store)?;
         }
         tracing::info!(day = %enc::day_label(day), "history day evicted");
         Ok(())

@@ -206,7 +206,11 @@ fn lookups_of(l: &FoundLookup, out: &mut Vec<Observation>) {
     for qtype in qtypes {
         let mut answers = chain.clone();
         for ip in &s.answers {
-            let rtype = if ip.is_ipv4() { RrType::A } else { RrType::AAAA };
+            let rtype = if ip.is_ipv4() {
+                RrType::A
+            } else {
+                RrType::AAAA
+            };
             if rtype == qtype {
                 answers.push(DnsAnswer {
                     name: owner.clone(),

@@ -13,7 +13,7 @@ use super::encode::{
 };
 use super::HuntError;
 use crate::model::normalize_name;
-use crate::ports::{HistoryKv, HistoryTree};
+use crate::ports::{HistoryKv, HistoryTree, Row};
 
 /// Rows read per prefix or range scan; a day that holds more is reported `truncated`.
 pub const MAX_SCAN_ROWS: usize = 50_000;
@@ -128,7 +128,7 @@ fn scan(
     lo: &[u8],
     hi: Option<Vec<u8>>,
     truncated: &mut bool,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, HuntError> {
+) -> Result<Vec<Row>, HuntError> {
     let hi = hi.unwrap_or_else(|| vec![0xff; lo.len() + 1]);
     let rows = kv
         .scan(tree, lo, &hi, MAX_SCAN_ROWS)
@@ -153,7 +153,9 @@ pub fn collect(kv: &dyn HistoryKv, target: &Target, days: &[u32]) -> Result<Foun
         }
         match target {
             Target::Domain(name) => collect_domain(kv, name, day, &mut found, &mut flow_seen)?,
-            Target::Net(net, port) => collect_net(kv, *net, *port, day, &mut found, &mut flow_seen)?,
+            Target::Net(net, port) => {
+                collect_net(kv, *net, *port, day, &mut found, &mut flow_seen)?
+            }
         }
     }
     Ok(found)
@@ -182,7 +184,10 @@ fn collect_domain(
     // A name below its zone may have been folded into the zone's `*.zone` row that day.
     let zone = enc::zone_of(name);
     if zone != name {
-        prefixes.push(enc::name_prefix(day, &enc::reverse_name(&enc::folded_name(zone))));
+        prefixes.push(enc::name_prefix(
+            day,
+            &enc::reverse_name(&enc::folded_name(zone)),
+        ));
     }
     let mut summaries: HashMap<String, Option<NameSummary>> = HashMap::new();
     let mut answers: BTreeSet<IpAddr> = BTreeSet::new();
@@ -237,7 +242,11 @@ fn collect_domain(
                     };
                     let fk = enc::flow_key(day, dst, port, tcp, client);
                     if let Some(v) = kv.get(HistoryTree::Flows, &fk).map_err(HuntError::Store)? {
-                        let why = if row.sni { FlowWhy::Sni } else { FlowWhy::HttpHost };
+                        let why = if row.sni {
+                            FlowWhy::Sni
+                        } else {
+                            FlowWhy::HttpHost
+                        };
                         push_flow(found, flow_seen, fk, &v, why);
                     }
                 }
@@ -285,7 +294,11 @@ fn collect_net(
 
 /// DNS servers that answered at least `min_clients` distinct clients on one of `days` (the
 /// resolver rule of `correlate::infra`, applied to what the history kept).
-pub fn resolvers(kv: &dyn HistoryKv, days: &[u32], min_clients: usize) -> Result<Vec<IpAddr>, HuntError> {
+pub fn resolvers(
+    kv: &dyn HistoryKv,
+    days: &[u32],
+    min_clients: usize,
+) -> Result<Vec<IpAddr>, HuntError> {
     let mut out = BTreeSet::new();
     let mut truncated = false;
     for &day in days {

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::correlate::{History, PoolFlow};
-use crate::ports::{FileOffset, OffsetStore};
 use crate::model::{Detection, Evidence, EvidenceKind, Stage, Timestamp};
+use crate::ports::{FileOffset, OffsetStore};
 use crate::query::{
     Binding, DetectionFilter, HostTimeline, NewSuppression, Page, PoolIp, PoolSummary, Suppression,
 };
