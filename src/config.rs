@@ -263,6 +263,46 @@ pub struct FileConfig {
     pub api: Option<ApiFileConfig>,
     /// Alert sinks (`[[output]]` tables; `crate::output::config`).
     pub output: Option<Vec<crate::output::OutputConfig>>,
+    /// `[history]`: the DNS and flow history of the retro-hunt (docs/hunt.md).
+    pub history: Option<HistoryFileConfig>,
+}
+
+/// `[history]` as written: `enabled` (default true), `retention_days` (default 30),
+/// `max_bytes` (default 1 GiB). See `crate::hunt::HistoryConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryFileConfig {
+    pub enabled: Option<bool>,
+    pub retention_days: Option<u32>,
+    pub max_bytes: Option<u64>,
+}
+
+fn resolve_history(
+    file: Option<HistoryFileConfig>,
+) -> Result<Option<crate::hunt::HistoryConfig>, ConfigError> {
+    let f = file.unwrap_or_default();
+    if f.enabled == Some(false) {
+        return Ok(None);
+    }
+    let d = crate::hunt::HistoryConfig::default();
+    let retention_days = f.retention_days.unwrap_or(d.retention_days);
+    if retention_days == 0 || retention_days > 3_650 {
+        return Err(ConfigError::Invalid {
+            key: "history.retention_days".into(),
+            message: format!("{retention_days} is not between 1 and 3650 days"),
+        });
+    }
+    let max_bytes = f.max_bytes.unwrap_or(d.max_bytes);
+    if max_bytes < 1 << 20 {
+        return Err(ConfigError::Invalid {
+            key: "history.max_bytes".into(),
+            message: format!("{max_bytes} is below the 1 MiB minimum"),
+        });
+    }
+    Ok(Some(crate::hunt::HistoryConfig {
+        retention_days,
+        max_bytes,
+    }))
 }
 
 impl FileConfig {
@@ -767,6 +807,8 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// Alert sinks (validated `[[output]]` tables or `--output` flags).
     pub outputs: Vec<crate::output::OutputSettings>,
+    /// `[history]`; `None`: no history is kept (and no retro-hunt runs).
+    pub history: Option<crate::hunt::HistoryConfig>,
 }
 
 impl Default for Settings {
@@ -800,6 +842,7 @@ impl Default for Settings {
                 log_json: false,
                 log_level: None,
                 outputs: Vec::new(),
+                history: Some(crate::hunt::HistoryConfig::default()),
             }
         })
     }
@@ -1185,6 +1228,7 @@ impl Settings {
         };
 
         Ok(Settings {
+            history: resolve_history(file.history.clone())?,
             outputs,
             listen,
             db,

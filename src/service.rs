@@ -176,6 +176,12 @@ where
     };
     tracing::info!(db = %settings.db.display(), schema = store.schema_version(), "database open");
     let (lists, manager) = start_blocklists(&settings)?;
+    // The DNS and flow history of the retro-hunt (docs/hunt.md): recorded by the pipeline
+    // thread, read by `GET /api/v1/hunt` and the retro-hunt worker.
+    let history = settings
+        .history
+        .clone()
+        .map(|cfg| crate::hunt::Recorder::new(Arc::new(store.clone()), cfg));
 
     let (events_tx, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);
     // Alert sinks: their outboxes open with the store; delivery tasks start now, so the
@@ -192,6 +198,13 @@ where
     )
     .with_lists(manager.clone())
     .with_outputs(outputs.clone());
+    let state = match &history {
+        Some(h) => state.with_hunter(Arc::new(crate::hunt::Hunter::new(
+            Arc::new(store.clone()),
+            Some(h.clone()),
+        ))),
+        None => state,
+    };
     let (lists_stop_tx, mut lists_stop_rx) = watch::channel(false);
     let lists_task = manager.spawn_background(async move {
         let _ = lists_stop_rx.wait_for(|v| *v).await;
@@ -226,9 +239,10 @@ where
         let store = store.clone();
         let importing = importing.clone();
         let rt = tokio::runtime::Handle::current();
+        let history = history.clone();
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || pipeline_loop(p, rx, store, importing, rt))
+            .spawn(move || pipeline_loop(p, rx, store, importing, rt, history))
             .map_err(|e| ServiceError::Internal(e.to_string()))?
     };
 
@@ -265,6 +279,18 @@ where
     tracing::info!("ready");
 
     let maintenance = tokio::spawn(maintenance(store.clone(), settings.clone()));
+    let retro = match &history {
+        Some(h) => crate::hunt::RetroWorker::spawn(crate::hunt::RetroDeps {
+            lists: lists.clone(),
+            kv: Arc::new(store.clone()),
+            sink: Arc::new(store.clone()),
+            recorder: Some(h.clone()),
+            engine: engine_config(&settings),
+        })
+        .map_err(|e| tracing::error!(error = %e, "the retro-hunt worker did not start"))
+        .ok(),
+        None => None,
+    };
 
     shutdown.await;
     state.set_ready(false);
@@ -277,6 +303,12 @@ where
         tracing::warn!("an input thread panicked during shutdown");
     }
     let summary = tokio::task::spawn_blocking(move || pipeline.join()).await;
+    if let Some(r) = retro {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
+    if let Some(h) = history {
+        let _ = tokio::task::spawn_blocking(move || h.flush()).await;
+    }
     match summary {
         Ok(Ok(Ok(s))) => tracing::info!(
             observations = s.observations,
@@ -374,6 +406,7 @@ fn pipeline_loop(
     store: Store,
     importing: Arc<AtomicUsize>,
     rt: tokio::runtime::Handle,
+    history: Option<Arc<crate::hunt::Recorder>>,
 ) -> Result<crate::correlate::PipelineSummary, String> {
     let depth = metrics::gauge(
         "poolwatch_service_queue_depth",
@@ -408,10 +441,10 @@ fn pipeline_loop(
         let mut closed = false;
         match first {
             Ok(Some(m)) => {
-                handle(&mut p, &mut offsets, m, &mut report);
+                handle(&mut p, &mut offsets, m, &mut report, history.as_deref());
                 for _ in 1..BATCH {
                     match rx.try_recv() {
-                        Ok(m) => handle(&mut p, &mut offsets, m, &mut report),
+                        Ok(m) => handle(&mut p, &mut offsets, m, &mut report, history.as_deref()),
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => {
                             closed = true;
@@ -465,9 +498,13 @@ fn handle(
     offsets: &mut VecDeque<(Instant, String, FileOffset)>,
     m: Msg,
     report: &mut dyn FnMut(&dyn std::fmt::Display),
+    history: Option<&crate::hunt::Recorder>,
 ) {
     match m {
         Msg::Obs(o) => {
+            if let Some(h) = history {
+                h.record(&o);
+            }
             if let Err(e) = p.push(*o) {
                 report(&e);
             }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod blocklist;
 pub mod demo;
+pub mod hunt;
 pub mod inspect;
 pub mod scan;
 pub mod serve;
@@ -46,6 +47,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run the service on a fresh database fed with the bundled sample data, and show how to query it.
     Demo(demo::DemoArgs),
+    /// What the DNS and flow history holds for names, addresses or CIDRs (docs/hunt.md).
+    Hunt(hunt::HuntArgs),
 }
 
 /// The global logging flags, for the commands that initialise logging themselves.
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Blocklist(a) => blocklist::run(a),
         Command::Serve(a) => serve::run(a, log),
         Command::Demo(a) => demo::run(a, log),
+        Command::Hunt(a) => hunt::run(a),
     };
     match result {
         Ok(code) => code,
