@@ -28,7 +28,7 @@ fn hunt(db: &Path, targets: &[&str]) -> (Option<i32>, Vec<Value>) {
 }
 
 #[test]
-fn hunt_cli_reports_history_and_creates_nothing() {
+fn hunt_cli_reports_what_the_history_holds() {
     let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pcap");
     let tmp = tempfile::tempdir().unwrap();
     let full = write_list(tmp.path(), "full.txt", &[POOL]);
