@@ -1,94 +1,88 @@
-//! Issue #18: `poolwatch scan --db DIR --history` over the fixtures, then
-//! `poolwatch hunt --db DIR NAME…` reports what the history holds (the clients a full-list scan
-//! detects for the name); a name never seen gives empty rows, and alone exits 1.
-//! (That a hunt creates no detection is checked over the API in `hunt_retro`: the count is
-//! unchanged after `GET /api/v1/hunt`.)
+//! `poolwatch hunt --db DIR NAME…` and `GET /api/v1/hunt` input checks, over a history built
+//! by `scan --history` from the fixtures (a directory input).
 
 mod hunt_support;
 
-use std::path::Path;
 use std::process::Command;
 
-use hunt_support::{bin, scan_json, stages_of, write_list};
+use hunt_support::{bin, client, serve, write_list, READ};
 use serde_json::Value;
 
-const POOL: &str = "moneroocean.stream";
-
-fn hunt(db: &Path, targets: &[&str]) -> (Option<i32>, Vec<Value>) {
-    let out = Command::new(bin())
-        .args(["hunt", "--db", db.to_str().unwrap(), "--output", "json"])
-        .args(targets)
-        .output()
-        .expect("run poolwatch hunt");
-    let reports = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("hunt report JSON"))
-        .collect();
-    (out.status.code(), reports)
-}
-
 #[test]
-fn hunt_cli_reports_what_the_history_holds() {
-    let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pcap");
+fn hunt_cli_and_api_read_the_history() {
     let tmp = tempfile::tempdir().unwrap();
-    let full = write_list(tmp.path(), "full.txt", &[POOL]);
-    let empty = write_list(tmp.path(), "empty.txt", &["example.invalid"]);
-    let mut files: Vec<String> = std::fs::read_dir(&pcaps)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .map(|p| p.display().to_string())
-        .collect();
-    files.sort();
-    let mut args = vec!["--blocklist", full.to_str().unwrap()];
-    args.extend(files.iter().map(String::as_str));
-    let want = stages_of(&scan_json(&args), POOL);
-    assert!(!want.is_empty(), "the fixtures hold {POOL}");
-
+    let list = write_list(tmp.path(), "l.txt", &["supportxmr.com"]);
     let db = tmp.path().join("db");
-    let dets = scan_json(&[
-        "--db",
-        db.to_str().unwrap(),
-        "--history",
-        "--blocklist",
-        empty.to_str().unwrap(),
-        pcaps.to_str().unwrap(),
-    ]);
-    assert!(stages_of(&dets, POOL).is_empty());
+    let pcaps = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pcap");
+    let st = Command::new(bin())
+        .args(["scan", "--no-progress", "--history", "--db"])
+        .arg(&db)
+        .arg("--blocklist")
+        .arg(&list)
+        .arg(pcaps)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(st.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 
-    let (code, reports) = hunt(&db, &[POOL, "never-seen.example"]);
-    assert_eq!(code, Some(0), "{reports:#?}");
-    assert_eq!(reports.len(), 2);
-    let clients: Vec<&str> = reports[0]["clients"]
+    let hunt = |args: &[&str]| {
+        Command::new(bin())
+            .arg("hunt")
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = hunt(&["--output", "json", "moneroocean.stream", "203.0.113.0/24"]);
+    assert_eq!(out.status.code(), Some(0));
+    let reps: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reps.len(), 2);
+    assert_eq!(reps[0]["kind"], "domain");
+    assert!(reps[0]["clients"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    for (client, _) in &want {
-        assert!(
-            clients.contains(&client.as_str()),
-            "{client} in {:#}",
-            reports[0]
-        );
+        .any(|c| c == "192.0.2.10"));
+    assert_eq!(reps[1]["kind"], "address");
+    assert!(!reps[1]["flows"].as_array().unwrap().is_empty());
+    // Nothing there: exit 1; not a name: exit 2 with a message.
+    assert_eq!(hunt(&["never-seen.example"]).status.code(), Some(1));
+    let bad = hunt(&["bad name!"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a domain"));
+
+    let s = serve(&db, &list);
+    let c = client();
+    let get = |q: &str| {
+        c.get(s.url(&format!("/api/v1/hunt{q}")))
+            .bearer_auth(READ)
+            .send()
+            .unwrap()
+    };
+    let r = get("?name=moneroocean.stream&since=2026-11-01T00:00:00Z");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    assert!(!v["lookups"].as_array().unwrap().is_empty(), "{v}");
+    for q in [
+        "",
+        "?name=",
+        "?name=a%20b",
+        "?name=x.example&limit=0",
+        "?name=x.example&since=soon",
+        "?name=x.example&extra=1",
+    ] {
+        let r = get(q);
+        assert_eq!(r.status(), 400, "{q}");
+        let e: Value = r.json().unwrap();
+        assert!(e["error"]["code"].is_string(), "{q}: {e}");
     }
-    assert!(!reports[0]["lookups"].as_array().unwrap().is_empty());
-    assert!(reports[1]["lookups"].as_array().unwrap().is_empty());
-    assert!(reports[1]["flows"].as_array().unwrap().is_empty());
-
-    let (code, _) = hunt(&db, &["never-seen.example"]);
-    assert_eq!(code, Some(1), "nothing found exits 1");
-
-    let inspect = Command::new(bin())
-        .args([
-            "hunt",
-            "--db",
-            db.to_str().unwrap(),
-            "--output",
-            "bogus",
-            POOL,
-        ])
-        .output()
-        .unwrap();
-    assert!(!inspect.status.success(), "unknown --output is refused");
+    let r = c.get(s.url("/api/v1/hunt?name=x.example")).send().unwrap();
+    assert_eq!(r.status(), 401);
 }
