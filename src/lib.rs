@@ -34,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod correlate;
 pub mod dns;
+pub mod hunt;
 pub mod ingest;
 pub mod input;
 pub mod matcher;

@@ -34,6 +34,7 @@ use crate::query::{
 mod auth;
 mod error;
 mod handlers;
+mod hunt;
 mod lists;
 mod observe;
 mod openapi;
@@ -216,6 +217,7 @@ struct Shared {
     lists: OnceLock<Arc<ListManager>>,
     /// The alert sinks behind `GET /api/v1/outputs` (set by [`AppState::with_outputs`]).
     outputs: OnceLock<crate::output::Outputs>,
+    hunter: OnceLock<Arc<dyn crate::ports::HuntQuery>>,
 }
 
 impl AppState {
@@ -238,6 +240,7 @@ impl AppState {
             http: observe::HttpMetrics::default(),
             lists: OnceLock::new(),
             outputs: OnceLock::new(),
+            hunter: OnceLock::new(),
         }))
     }
 
@@ -261,6 +264,16 @@ impl AppState {
     }
 
     /// The list manager, when one is attached.
+    /// Answers `GET /api/v1/hunt` from the history (without it the route answers 503).
+    pub fn with_hunter(self, hunter: Arc<dyn crate::ports::HuntQuery>) -> Self {
+        let _ = self.0.hunter.set(hunter);
+        self
+    }
+
+    pub fn hunter(&self) -> Option<Arc<dyn crate::ports::HuntQuery>> {
+        self.0.hunter.get().cloned()
+    }
+
     pub fn lists(&self) -> Option<&Arc<ListManager>> {
         self.0.lists.get()
     }
@@ -397,6 +410,7 @@ fn build() -> Table {
         .get("/api/v1/summary", Read, summary::summary)
         .get("/api/v1/session", Public, summary::session)
         .get("/api/v1/outputs", Read, outputs::list)
+        .get("/api/v1/hunt", Read, hunt::hunt)
 }
 
 /// Every route the router serves (method, path template, access), in registration order.

@@ -589,6 +589,7 @@ mod tests {
             suppression_id: None,
             stage_changed: None,
             schema_version: 1,
+            retro: false,
         }
     }
 

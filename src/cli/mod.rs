@@ -15,6 +15,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 pub mod blocklist;
 pub mod demo;
 pub mod docs;
+pub mod hunt;
 pub mod inspect;
 pub mod out;
 pub mod scan;
@@ -79,6 +80,8 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Print the man page (roff), or write one page per subcommand into a directory.
     Manpage(docs::ManpageArgs),
+    /// What the DNS and flow history holds for names, addresses or CIDRs (docs/hunt.md).
+    Hunt(hunt::HuntArgs),
 }
 
 /// The global logging flags, for the commands that initialise logging themselves.
@@ -270,6 +273,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a, log),
         Command::Completions(a) => docs::completions(a, Cli::command()),
         Command::Manpage(a) => docs::manpage(a, Cli::command()),
+        Command::Hunt(a) => hunt::run(a),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -101,13 +102,26 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also keep the DNS and flow history in the --db database (for `poolwatch hunt` and the
+    /// retro-hunt, docs/hunt.md); a directory INPUT is then read file by file (recursively).
+    #[arg(long, requires = "db")]
+    pub history: bool,
+    /// Days of history kept (counted back from the newest observation).
+    #[arg(long, value_name = "DAYS", default_value_t = crate::hunt::DEFAULT_RETENTION_DAYS)]
+    pub history_retention_days: u32,
+    /// Byte cap of the history (oldest day evicted first).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::hunt::DEFAULT_MAX_BYTES)]
+    pub history_max_bytes: u64,
     /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
     /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
 
-pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
+    if args.history {
+        args.inputs = super::hunt::expand_dirs(&args.inputs, MAX_INPUTS)?;
+    }
     if args.inputs.len() > MAX_INPUTS {
         anyhow::bail!(
             "too many inputs ({}; at most {MAX_INPUTS})",
@@ -149,20 +163,29 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
     // Without --db nothing outlives the run: an in-memory store (no sled, no temp directory).
     let mut memory = None;
+    let mut recorder = None;
     let store: Box<dyn DetectionStore> = match &args.db {
         // The error names the database; one that this run would create and cannot finish is
         // removed again (no half-made database left behind).
         Some(dir) => {
             let fresh = !dir.exists();
-            match Store::open(dir) {
-                Ok(s) => Box::new(s),
+            let s = match Store::open(dir) {
+                Ok(s) => s,
                 Err(e) => {
                     if fresh {
                         let _ = std::fs::remove_dir_all(dir);
                     }
                     return Err(e.into());
                 }
+            };
+            if args.history {
+                let cfg = crate::hunt::HistoryConfig {
+                    retention_days: args.history_retention_days.max(1),
+                    max_bytes: args.history_max_bytes,
+                };
+                recorder = Some(crate::hunt::Recorder::new(Arc::new(s.clone()), cfg));
             }
+            Box::new(s)
         }
         None => {
             let m = MemoryStore::new();
@@ -187,6 +210,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut merged = input::merge_by_time(readers);
     let mut n = 0u64;
     for obs in &mut merged {
+        if let Some(r) = &recorder {
+            r.record(&obs);
+        }
         pipeline.push(obs)?;
         n += 1;
         if n % 8192 == 0 {
@@ -199,6 +225,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     let summary = pipeline.finish()?;
+    if let Some(r) = recorder.take() {
+        r.flush().context("writing the history")?;
+    }
     tracing::info!(
         observations = summary.observations,
         new = summary.new,

@@ -127,6 +127,18 @@ pub struct FileConfig {
     pub api: Option<ApiFileConfig>,
     /// Alert sinks (`[[output]]` tables; `crate::output::config`).
     pub output: Option<Vec<crate::output::OutputConfig>>,
+    /// `[history]`: the DNS and flow history of the retro-hunt (docs/hunt.md).
+    pub history: Option<HistoryFileConfig>,
+}
+
+/// `[history]` as written: `enabled` (default true), `retention_days` (default 30),
+/// `max_bytes` (default 1 GiB). See `crate::hunt::HistoryConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryFileConfig {
+    pub enabled: Option<bool>,
+    pub retention_days: Option<u32>,
+    pub max_bytes: Option<u64>,
 }
 
 impl FileConfig {

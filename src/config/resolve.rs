@@ -335,6 +335,7 @@ impl Settings {
         };
 
         Ok(Settings {
+            history: resolve_history(file.history.clone())?,
             outputs,
             listen,
             db,
@@ -363,4 +364,33 @@ impl Settings {
             log_level,
         })
     }
+}
+
+/// `[history]` validated: `None` when disabled.
+fn resolve_history(
+    file: Option<super::file::HistoryFileConfig>,
+) -> Result<Option<crate::hunt::HistoryConfig>, ConfigError> {
+    let f = file.unwrap_or_default();
+    if f.enabled == Some(false) {
+        return Ok(None);
+    }
+    let d = crate::hunt::HistoryConfig::default();
+    let retention_days = f.retention_days.unwrap_or(d.retention_days);
+    if retention_days == 0 || retention_days > 3_650 {
+        return Err(ConfigError::Invalid {
+            key: "history.retention_days".into(),
+            message: format!("{retention_days} is not between 1 and 3650 days"),
+        });
+    }
+    let max_bytes = f.max_bytes.unwrap_or(d.max_bytes);
+    if max_bytes < 1 << 20 {
+        return Err(ConfigError::Invalid {
+            key: "history.max_bytes".into(),
+            message: format!("{max_bytes} is below the 1 MiB minimum"),
+        });
+    }
+    Ok(Some(crate::hunt::HistoryConfig {
+        retention_days,
+        max_bytes,
+    }))
 }

@@ -64,6 +64,8 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// Alert sinks (validated `[[output]]` tables or `--output` flags).
     pub outputs: Vec<crate::output::OutputSettings>,
+    /// `[history]`; `None`: no history is kept (and no retro-hunt runs).
+    pub history: Option<crate::hunt::HistoryConfig>,
 }
 
 impl Default for Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
                 log_json: false,
                 log_level: None,
                 outputs: Vec::new(),
+                history: Some(crate::hunt::HistoryConfig::default()),
             }
         })
     }

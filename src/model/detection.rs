@@ -268,6 +268,10 @@ pub struct Detection {
     pub stage_changed: Option<Timestamp>,
     #[serde(default = "schema_version")]
     pub schema_version: u32,
+    /// Found by a retro-hunt: the history held this activity from before its list entry was
+    /// added (`docs/hunt.md`). Absent (false) for live detections.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retro: bool,
 }
 
 fn kill_chain() -> String {

@@ -171,6 +171,12 @@ where
     };
     tracing::info!(db = %settings.db.display(), schema = store.schema_version(), "database open");
     let (lists, manager) = start_blocklists(&settings)?;
+    // The DNS and flow history of the retro-hunt (docs/hunt.md): recorded by the pipeline
+    // thread, read by `GET /api/v1/hunt` and the retro-hunt worker.
+    let history = settings
+        .history
+        .clone()
+        .map(|cfg| crate::hunt::Recorder::new(Arc::new(store.clone()), cfg));
     let phases = shutdown::Phases::default();
 
     let (events_tx, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);
@@ -187,6 +193,13 @@ where
     )
     .with_lists(manager.clone())
     .with_outputs(outputs.clone());
+    let state = match &history {
+        Some(h) => state.with_hunter(Arc::new(crate::hunt::Hunter::new(
+            Arc::new(store.clone()),
+            Some(h.clone()),
+        ))),
+        None => state,
+    };
     let lists_task = {
         let stop = phases.lists.clone();
         manager.spawn_background(async move { stop.stopped().await })
@@ -228,6 +241,7 @@ where
             importing: importing.clone(),
             retention: retention(&settings),
             rt: tokio::runtime::Handle::current(),
+            history: history.clone(),
         };
         std::thread::Builder::new()
             .name("pipeline".into())
@@ -277,6 +291,19 @@ where
     tracing::info!("ready");
     let _reload = reload::on_ready(&mut hooks, &settings, &manager);
 
+    let retro = match &history {
+        Some(h) => crate::hunt::RetroWorker::spawn(crate::hunt::RetroDeps {
+            lists: lists.clone(),
+            kv: Arc::new(store.clone()),
+            sink: Arc::new(store.clone()),
+            recorder: Some(h.clone()),
+            engine: engine_config(&settings),
+        })
+        .map_err(|e| tracing::error!(error = %e, "the retro-hunt worker did not start"))
+        .ok(),
+        None => None,
+    };
+
     let maintenance = tokio::spawn(maintenance::maintenance(
         store.clone(),
         phases.inputs.clone(),
@@ -293,6 +320,12 @@ where
         tracing::warn!("an input thread panicked during shutdown");
     }
     let summary = tokio::task::spawn_blocking(move || pipeline.join()).await;
+    if let Some(r) = retro {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
+    if let Some(h) = history {
+        let _ = tokio::task::spawn_blocking(move || h.flush()).await;
+    }
     match summary {
         Ok(Ok(Ok(s))) => tracing::info!(
             observations = s.observations,

@@ -44,6 +44,8 @@ pub(super) struct PipelineThread {
     pub importing: Arc<AtomicUsize>,
     pub retention: Option<Retention>,
     pub rt: tokio::runtime::Handle,
+    /// The retro-hunt's history recorder: every observation is recorded before the engine sees it.
+    pub history: Option<Arc<crate::hunt::Recorder>>,
 }
 
 struct Report {
@@ -75,6 +77,7 @@ pub(super) fn pipeline_loop(
         importing,
         retention,
         rt,
+        history,
     } = t;
     let depth = metrics::gauge(
         "poolwatch_service_queue_depth",
@@ -105,10 +108,10 @@ pub(super) fn pipeline_loop(
         let mut closed = false;
         match first {
             Ok(Some(m)) => {
-                handle(&mut p, &mut offsets, m, &mut report);
+                handle(&mut p, &mut offsets, m, &mut report, history.as_deref());
                 for _ in 1..BATCH {
                     match rx.try_recv() {
-                        Ok(m) => handle(&mut p, &mut offsets, m, &mut report),
+                        Ok(m) => handle(&mut p, &mut offsets, m, &mut report, history.as_deref()),
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => {
                             closed = true;
@@ -187,9 +190,13 @@ fn handle(
     offsets: &mut VecDeque<(Instant, String, FileOffset)>,
     m: Produced,
     report: &mut Report,
+    history: Option<&crate::hunt::Recorder>,
 ) {
     match m {
         Produced::Observation(o) => {
+            if let Some(h) = history {
+                h.record(&o);
+            }
             if let Err(e) = p.push(*o) {
                 report.error(&e);
             }

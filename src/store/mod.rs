@@ -5,6 +5,7 @@
 //! `migrations/` (applied by [`migrate`] on open).
 
 mod detections;
+pub mod history;
 pub mod keys;
 mod maintenance;
 mod memory;
@@ -254,6 +255,7 @@ struct Inner {
     hosts: Option<sled::Tree>,
     suppressions: sled::Tree,
     offsets: sled::Tree,
+    history: history::HistoryTrees,
     suppression_gen: AtomicU64,
 }
 
@@ -357,6 +359,7 @@ impl Store {
             },
             suppressions: open(TREE_SUPPRESSIONS)?,
             offsets: open(TREE_OFFSETS)?,
+            history: history::HistoryTrees::open(&db)?,
             schema,
             db,
             suppression_gen: AtomicU64::new(0),

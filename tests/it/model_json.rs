@@ -179,6 +179,7 @@ fn detection() -> Detection {
         suppression_id: None,
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
+        retro: false,
     }
 }
 

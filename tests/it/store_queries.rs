@@ -40,6 +40,7 @@ fn det(client: &str, pool: &str, first: i64, stage: Stage, risk: u8) -> Detectio
         suppression_id: None,
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
+        retro: false,
     }
 }
 

@@ -344,6 +344,7 @@ pub(super) fn new_detection(client: IpAddr, entry: &str, ts: Timestamp) -> Detec
         suppression_id: None,
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
+        retro: false,
     }
 }
 

@@ -203,6 +203,7 @@ pub(crate) mod tests {
             suppression_id: None,
             stage_changed: Some(Timestamp::from_secs(1_795_723_203)),
             schema_version: DETECTION_SCHEMA_VERSION,
+            retro: false,
         };
         d.counts.lookups = 2;
         OutputEvent {

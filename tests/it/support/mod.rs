@@ -18,6 +18,7 @@ pub mod dnstap;
 pub mod flood;
 pub mod follow;
 pub mod http;
+pub mod hunt;
 pub mod lab;
 pub mod lists;
 pub mod output;

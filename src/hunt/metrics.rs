@@ -1,0 +1,102 @@
+//! The history's and retro-hunt's counters (`poolwatch_history_*`, `poolwatch_retro_*`).
+
+use crate::metrics::{counter, gauge, Counter, Gauge};
+
+#[derive(Clone)]
+pub(crate) struct HistoryMetrics {
+    pub rows_written: Counter,
+    pub refused_cap: Counter,
+    pub skipped_bad_name: Counter,
+    pub folded: Counter,
+    pub evicted_retention: Counter,
+    pub evicted_cap: Counter,
+    pub flush_errors: Counter,
+    /// Microseconds spent flushing (exposed as a counter of microseconds).
+    pub flush_seconds: Counter,
+    pub bytes: Gauge,
+    pub days: Gauge,
+}
+
+impl HistoryMetrics {
+    pub fn get() -> Self {
+        const ROWS: &str = "poolwatch_history_rows_total";
+        const ROWS_HELP: &str = "History rows written, or not written (by reason)";
+        const EV: &str = "poolwatch_history_days_evicted_total";
+        const EV_HELP: &str = "History days removed, by reason (retention, byte_cap)";
+        HistoryMetrics {
+            rows_written: counter(ROWS, ROWS_HELP, &[("result", "written")]),
+            refused_cap: counter(ROWS, ROWS_HELP, &[("result", "refused_byte_cap")]),
+            skipped_bad_name: counter(ROWS, ROWS_HELP, &[("result", "skipped_bad_name")]),
+            folded: counter(
+                "poolwatch_history_names_folded_total",
+                "Lookups kept under their zone (*.zone) because the zone had too many distinct names that day",
+                &[],
+            ),
+            evicted_retention: counter(EV, EV_HELP, &[("reason", "retention")]),
+            evicted_cap: counter(EV, EV_HELP, &[("reason", "byte_cap")]),
+            flush_errors: counter(
+                "poolwatch_history_flush_errors_total",
+                "History flushes that failed (rows of that flush are lost)",
+                &[],
+            ),
+            flush_seconds: counter(
+                "poolwatch_history_flush_microseconds_total",
+                "Time spent merging history rows into the store",
+                &[],
+            ),
+            bytes: gauge(
+                "poolwatch_history_bytes",
+                "Bytes of history rows stored (keys + values; the byte cap applies to this)",
+                &[],
+            ),
+            days: gauge("poolwatch_history_days", "Days the history holds", &[]),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct RetroMetrics {
+    pub runs: Counter,
+    pub entries: Counter,
+    pub entries_skipped: Counter,
+    pub observations: Counter,
+    pub created: Counter,
+    pub upgraded: Counter,
+    pub errors: Counter,
+}
+
+impl RetroMetrics {
+    pub fn get() -> Self {
+        const DET: &str = "poolwatch_retro_detections_total";
+        const DET_HELP: &str = "Detections a retro-hunt merged into the store, by result";
+        RetroMetrics {
+            runs: counter(
+                "poolwatch_retro_runs_total",
+                "Retro-hunts run (one per list change that added entries)",
+                &[],
+            ),
+            entries: counter(
+                "poolwatch_retro_entries_total",
+                "Added list entries searched in the history",
+                &[],
+            ),
+            entries_skipped: counter(
+                "poolwatch_retro_entries_skipped_total",
+                "Added list entries not searched (more than MAX_RETRO_ENTRIES in one change)",
+                &[],
+            ),
+            observations: counter(
+                "poolwatch_retro_observations_total",
+                "Observations synthesised from history and replayed through the engine",
+                &[],
+            ),
+            created: counter(DET, DET_HELP, &[("result", "created")]),
+            upgraded: counter(DET, DET_HELP, &[("result", "upgraded")]),
+            errors: counter(
+                "poolwatch_retro_errors_total",
+                "Retro-hunts that failed (history or store error)",
+                &[],
+            ),
+        }
+    }
+}

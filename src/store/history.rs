@@ -1,0 +1,137 @@
+//! The sled trees of the DNS and flow history (`hist_*`), behind the [`HistoryKv`] port, and
+//! the merge of retro-hunt detections ([`RetroSink`]).
+//!
+//! The store keeps bytes only: keys and values are encoded by `hunt::encode` (layout in
+//! `docs/hunt.md`). Keys start with the day, so retention and the byte cap remove whole days
+//! with one range each.
+
+use crate::model::Detection;
+use crate::ports::{HistoryKv, HistoryTree, RetroMerge, RetroSink, Row};
+
+use super::{db_err, Store, StoreError};
+
+pub(crate) const TREE_HIST_NAMES: &str = "hist_names";
+pub(crate) const TREE_HIST_FLOWS: &str = "hist_flows";
+pub(crate) const TREE_HIST_SERVERS: &str = "hist_servers";
+pub(crate) const TREE_HIST_DAYS: &str = "hist_days";
+
+/// The history's trees, opened with the database.
+pub(crate) struct HistoryTrees {
+    names: sled::Tree,
+    flows: sled::Tree,
+    servers: sled::Tree,
+    days: sled::Tree,
+}
+
+impl HistoryTrees {
+    pub(crate) fn open(db: &sled::Db) -> Result<HistoryTrees, StoreError> {
+        Ok(HistoryTrees {
+            names: db.open_tree(TREE_HIST_NAMES).map_err(db_err)?,
+            flows: db.open_tree(TREE_HIST_FLOWS).map_err(db_err)?,
+            servers: db.open_tree(TREE_HIST_SERVERS).map_err(db_err)?,
+            days: db.open_tree(TREE_HIST_DAYS).map_err(db_err)?,
+        })
+    }
+
+    fn tree(&self, t: HistoryTree) -> &sled::Tree {
+        match t {
+            HistoryTree::Names => &self.names,
+            HistoryTree::Flows => &self.flows,
+            HistoryTree::Servers => &self.servers,
+            HistoryTree::Days => &self.days,
+        }
+    }
+}
+
+fn err(e: sled::Error) -> String {
+    e.to_string()
+}
+
+impl HistoryKv for Store {
+    fn get(&self, tree: HistoryTree, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        Ok(self
+            .inner
+            .history
+            .tree(tree)
+            .get(key)
+            .map_err(err)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn put(&self, tree: HistoryTree, rows: &[Row]) -> Result<(), String> {
+        let mut b = sled::Batch::default();
+        for (k, v) in rows {
+            b.insert(k.as_slice(), v.as_slice());
+        }
+        self.inner.history.tree(tree).apply_batch(b).map_err(err)
+    }
+
+    fn scan(
+        &self,
+        tree: HistoryTree,
+        lo: &[u8],
+        hi: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Row>, String> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for kv in self.inner.history.tree(tree).range(lo..hi).take(limit) {
+            let (k, v) = kv.map_err(err)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn remove_range(&self, tree: HistoryTree, lo: &[u8], hi: &[u8]) -> Result<u64, String> {
+        if lo >= hi {
+            return Ok(0);
+        }
+        let t = self.inner.history.tree(tree);
+        let mut n = 0u64;
+        let mut b = sled::Batch::default();
+        for k in t.range(lo..hi).keys() {
+            b.remove(k.map_err(err)?);
+            n += 1;
+        }
+        t.apply_batch(b).map_err(err)?;
+        Ok(n)
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        self.inner.db.size_on_disk().ok()
+    }
+}
+
+impl RetroSink for Store {
+    fn merge_retro(&self, dets: &[Detection]) -> Result<RetroMerge, String> {
+        let mut m = RetroMerge::default();
+        for d in dets {
+            let existing = self.get_detection(&d.id).map_err(|e| e.to_string())?;
+            match existing {
+                None => {
+                    self.upsert_detection(d).map_err(|e| e.to_string())?;
+                    m.created += 1;
+                }
+                // Same incident already stored: the stage only rises; a live detection keeps
+                // its live state and gains nothing but a stronger stage from history.
+                Some(old) if d.stage > old.stage => {
+                    let mut merged = d.clone();
+                    merged.retro = old.retro;
+                    merged.first_seen = old.first_seen.min(d.first_seen);
+                    merged.last_seen = old.last_seen.max(d.last_seen);
+                    merged.suppressed = old.suppressed || d.suppressed;
+                    merged.suppression_id = old.suppression_id.clone().or(merged.suppression_id);
+                    self.upsert_detection(&merged).map_err(|e| e.to_string())?;
+                    m.upgraded += 1;
+                }
+                Some(_) => m.unchanged += 1,
+            }
+        }
+        if m.created + m.upgraded > 0 {
+            self.flush().map_err(|e| e.to_string())?;
+        }
+        Ok(m)
+    }
+}
