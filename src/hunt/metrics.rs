@@ -1,6 +1,6 @@
 //! The history's and retro-hunt's counters (`poolwatch_history_*`, `poolwatch_retro_*`).
 
-use crate::metrics::{counter, gauge, Counter, Gauge};
+use crate::metrics::{counter, gauge, seconds_counter, Counter, Gauge, SecondsCounter};
 
 #[derive(Clone)]
 pub(crate) struct HistoryMetrics {
@@ -11,8 +11,8 @@ pub(crate) struct HistoryMetrics {
     pub evicted_retention: Counter,
     pub evicted_cap: Counter,
     pub flush_errors: Counter,
-    /// Microseconds spent flushing (exposed as a counter of microseconds).
-    pub flush_seconds: Counter,
+    /// Time spent flushing (exposed in seconds).
+    pub flush_seconds: SecondsCounter,
     pub bytes: Gauge,
     pub days: Gauge,
 }
@@ -39,8 +39,8 @@ impl HistoryMetrics {
                 "History flushes that failed (rows of that flush are lost)",
                 &[],
             ),
-            flush_seconds: counter(
-                "poolwatch_history_flush_microseconds_total",
+            flush_seconds: seconds_counter(
+                "poolwatch_history_flush_seconds_total",
                 "Time spent merging history rows into the store",
                 &[],
             ),

@@ -501,9 +501,7 @@ impl Recorder {
             .put(HistoryTree::Days, &day_rows)
             .map_err(HuntError::Store)?;
         self.enforce(p)?;
-        self.metrics
-            .flush_seconds
-            .add(started.elapsed().as_micros() as u64);
+        self.metrics.flush_seconds.add(started.elapsed());
         Ok(())
     }
 
