@@ -21,8 +21,8 @@ impl HistoryMetrics {
     pub fn get() -> Self {
         const ROWS: &str = "poolwatch_history_rows_total";
         const ROWS_HELP: &str = "History rows written, or not written (by reason)";
-        const EV: &str = "poolwatch_history_days_evicted_total";
-        const EV_HELP: &str = "History days removed, by reason (retention, byte_cap)";
+        const EV: &str = "poolwatch_history_buckets_evicted_total";
+        const EV_HELP: &str = "History day buckets removed, by reason (retention, byte_cap)";
         HistoryMetrics {
             rows_written: counter(ROWS, ROWS_HELP, &[("result", "written")]),
             refused_cap: counter(ROWS, ROWS_HELP, &[("result", "refused_byte_cap")]),
@@ -49,7 +49,7 @@ impl HistoryMetrics {
                 "Bytes of history rows stored (keys + values; the byte cap applies to this)",
                 &[],
             ),
-            days: gauge("poolwatch_history_days", "Days the history holds", &[]),
+            days: gauge("poolwatch_history_buckets", "Day buckets the history holds (one per day)", &[]),
         }
     }
 }

@@ -116,5 +116,5 @@ fn flood_folds_and_byte_cap_holds() {
         1,
         "the pool lookup survives the flood: {rep:?}"
     );
-    assert!(poolwatch::metrics::render().contains("poolwatch_history_days_evicted_total"));
+    assert!(poolwatch::metrics::render().contains("poolwatch_history_buckets_evicted_total"));
 }

@@ -143,8 +143,7 @@ fn metrics_pass_promtool_and_service_notifies_ready() {
     sock.set_read_timeout(Some(service_support::WAIT)).unwrap();
     let db = dir.path().join("db");
     let pcap = service_support::sample("sample.pcap");
-    std::env::set_var("NOTIFY_SOCKET", &sock_path);
-    let svc = service_support::Svc::start(
+    let svc = service_support::Svc::start_with_env(
         &[
             "serve",
             "--listen",
@@ -155,8 +154,8 @@ fn metrics_pass_promtool_and_service_notifies_ready() {
             pcap.to_str().unwrap(),
         ],
         None,
+        &[("NOTIFY_SOCKET", sock_path.as_os_str())],
     );
-    std::env::remove_var("NOTIFY_SOCKET");
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();

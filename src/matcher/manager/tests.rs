@@ -1,4 +1,4 @@
-//! Unit tests of the list manager (the HTTP-level ones are in `tests/api_lists.rs`).
+//! Unit tests of the list manager (the HTTP-level ones are in `tests/it/api_lists.rs`).
 
 use std::path::Path;
 use std::sync::Arc;

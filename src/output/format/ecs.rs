@@ -1,5 +1,5 @@
 //! Elastic Common Schema 8.x alert (`event.kind: alert`). Every field used is an ECS field of
-//! the documented type (`tests/output_file.rs` checks the types); the poolwatch record rides
+//! the documented type (`tests/it/output_file.rs` checks the types); the poolwatch record rides
 //! along under the custom `poolwatch.*` namespace.
 
 use serde_json::{json, Map, Value};

@@ -41,6 +41,16 @@ pub struct Svc {
 impl Svc {
     /// `poolwatch <args…>` (no POOLWATCH_* variables inherited), waits for the address.
     pub fn start(args: &[&str], cwd: Option<&Path>) -> Svc {
+        Svc::start_with_env(args, cwd, &[])
+    }
+
+    /// Like [`Svc::start`], with extra variables for this child only (tests share one process:
+    /// never `std::env::set_var` for a child's sake).
+    pub fn start_with_env(
+        args: &[&str],
+        cwd: Option<&Path>,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Svc {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .stdin(Stdio::null())
@@ -51,7 +61,10 @@ impl Svc {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("POOLWATCH_LOG", "info");
+        cmd.env("POOLWATCH_LOG", "info").env_remove("NOTIFY_SOCKET");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
