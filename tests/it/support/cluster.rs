@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -143,37 +142,8 @@ impl Node {
             }
         }
         cmd.env("POOLWATCH_LOG", "info").env("NO_COLOR", "1");
-        let mut child = cmd.spawn().expect("spawn poolwatch");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(a.trim().to_string());
-                    }
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let base = match rx.recv_timeout(START_WAIT) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "{name} did not report its address:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
+        let (child, base, log) =
+            crate::support::service::spawn_reporting_address(&mut cmd, START_WAIT, name);
         Node {
             name: name.to_string(),
             child,

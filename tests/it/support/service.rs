@@ -68,47 +68,7 @@ impl Svc {
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
-        let mut child = cmd.spawn().expect("spawn poolwatch");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                // Text: `listening on http://ADDR`; with --log-json (no plain lines) the
-                // `listening` log line's `addr` field.
-                let found = line
-                    .strip_prefix("listening on ")
-                    .map(|a| a.trim().to_string())
-                    .or_else(|| {
-                        let v: Value = serde_json::from_str(&line).ok()?;
-                        let addr = v["fields"]["addr"].as_str()?;
-                        (v["fields"]["message"] == "listening").then(|| format!("http://{addr}"))
-                    });
-                if let Some(a) = found {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(a);
-                    }
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let base = match rx.recv_timeout(WAIT) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "service did not report its address; stderr:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
+        let (child, base, log) = spawn_reporting_address(&mut cmd, WAIT, "service");
         Svc { child, base, log }
     }
 
@@ -290,4 +250,56 @@ pub fn wait_ready(c: &Client, s: &Svc) {
         assert!(t.elapsed() < WAIT, "never ready; stderr:\n{}", s.stderr());
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Spawns `cmd` (stderr piped), keeps its stderr in a shared log and waits up to `wait` for
+/// the address it reports: `listening on http://ADDR`, or with `--log-json` the `listening`
+/// log line's `addr` field. Kills the child and panics with its stderr when none comes.
+pub fn spawn_reporting_address(
+    cmd: &mut Command,
+    wait: Duration,
+    what: &str,
+) -> (Child, String, Arc<Mutex<String>>) {
+    let mut child = cmd.spawn().expect("spawn poolwatch");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            // Text: `listening on http://ADDR`; with --log-json (no plain lines) the
+            // `listening` log line's `addr` field.
+            let found = line
+                .strip_prefix("listening on ")
+                .map(|a| a.trim().to_string())
+                .or_else(|| {
+                    let v: Value = serde_json::from_str(&line).ok()?;
+                    let addr = v["fields"]["addr"].as_str()?;
+                    (v["fields"]["message"] == "listening").then(|| format!("http://{addr}"))
+                });
+            if let Some(a) = found {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(a);
+                }
+            }
+            let mut l = log2.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let base = match rx.recv_timeout(wait) {
+        Ok(b) => b,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "{what} did not report its address; stderr:\n{}",
+                log.lock().unwrap()
+            );
+        }
+    };
+    (child, base, log)
 }
