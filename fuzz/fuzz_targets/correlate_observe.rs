@@ -1,22 +1,46 @@
 //! Arbitrary bytes as (a) a flow's first payload for the Stratum rule (`capture::payload`) and (b) JSON-lines
 //! observations fed to the correlation engine and a temporary store, plus (c) a list cursor.
+//! The observations are fed twice with source positions (`correlate::replay`): the second pass
+//! is a re-read after a crash, and must not panic either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use poolwatch::capture::payload::classify_client;
 use poolwatch::correlate::{Engine, EngineConfig};
-use poolwatch::matcher::{self, Blocklists};
-use poolwatch::model::{AppInfo, Observation};
+use poolwatch::matcher::{self, Blocklists, SharedBlocklists};
+use poolwatch::model::{AppInfo, Observation, SourceId, SourcePos};
 
 fuzz_target!(|data: &[u8]| {
     let _ = classify_client(data, &mut AppInfo::default());
-    let Ok(lists) = Blocklists::builtin() else {
+    // Compiled once: compiling the built-in lists per input was most of the target's time.
+    static LISTS: std::sync::OnceLock<Option<SharedBlocklists>> = std::sync::OnceLock::new();
+    let Some(lists) = LISTS
+        .get_or_init(|| Blocklists::builtin().ok().map(matcher::shared))
+        .clone()
+    else {
         return;
     };
-    let mut e = Engine::new(EngineConfig::default(), matcher::shared(lists));
-    for line in data.split(|b| *b == b'\n') {
-        if let Ok(o) = serde_json::from_slice::<Observation>(line) {
-            let _ = e.observe(&o);
+    let mut e = Engine::new(EngineConfig::default(), lists);
+    let obs: Vec<(Observation, Option<SourcePos>)> = data
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let o = serde_json::from_slice::<Observation>(line).ok()?;
+            // Two sources and an unpositioned one, offsets out of order now and then.
+            let pos = match line.len() % 3 {
+                0 => None,
+                k => Some(SourcePos {
+                    source: SourceId(k as u64),
+                    offset: (i as u64).wrapping_mul(7) % 11,
+                    seq: (line.len() % 2) as u32,
+                }),
+            };
+            Some((o, pos))
+        })
+        .collect();
+    for _pass in 0..2 {
+        for (o, pos) in &obs {
+            let _ = e.observe_at(o, *pos);
         }
     }
     let _ = e.drain();

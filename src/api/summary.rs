@@ -590,6 +590,7 @@ mod tests {
             stage_changed: None,
             schema_version: 1,
             retro: false,
+            source_marks: Vec::new(),
         }
     }
 

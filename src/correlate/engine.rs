@@ -21,8 +21,8 @@ use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
     Category, Detection, DetectionCounts, DnsObservation, Evidence, EvidenceKind, FlowObservation,
-    FlowReport, FlowState, ListHit, Mitre, Observation, PoolFlow, Proto, Rcode, Source, Stage,
-    Timestamp, DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
+    FlowReport, FlowState, ListHit, Mitre, Observation, PoolFlow, Proto, Rcode, Source, SourcePos,
+    Stage, Timestamp, DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
 };
 use crate::ports::History;
 use crate::query::{Binding, ChangeKind, DetectionEvent, Suppression};
@@ -268,6 +268,11 @@ pub struct EngineStats {
     pub infra_evicted: u64,
     pub forwarded_evicted: u64,
     pub answer_names_evicted: u64,
+    /// Observations a detection had counted already (a followed line read again after a
+    /// restart, `correlate::replay`): not counted twice.
+    pub replayed: u64,
+    /// Source marks dropped because a detection had `MAX_SOURCE_MARKS` sources.
+    pub source_marks_dropped: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,6 +367,8 @@ pub struct Engine {
     /// See [`Engine::set_deferred_announcements`].
     defer_announcements: bool,
     watermark: Timestamp,
+    /// Where the observation being handled was read (see [`Engine::observe_at`]).
+    obs_pos: Option<SourcePos>,
     stats: EngineStats,
 }
 
@@ -397,6 +404,7 @@ impl Engine {
             defer_updates: false,
             defer_announcements: false,
             watermark: Timestamp::MIN,
+            obs_pos: None,
             stats: EngineStats::default(),
         }
     }
@@ -517,6 +525,20 @@ impl Engine {
         self.stats.answer_names_evicted = self.answer_names.evicted();
     }
 
+    /// Like [`Engine::observe`], for an observation read at `pos` of a source that can be read
+    /// again (a followed log): one a detection has counted already (at or before its mark for
+    /// that source) changes no counts or evidence (`correlate::replay`).
+    pub fn observe_at(&mut self, obs: &Observation, pos: Option<SourcePos>) -> Changes {
+        self.set_next_position(pos);
+        self.observe(obs)
+    }
+
+    /// Where the next observation handed to [`Engine::observe`] was read (it applies to that
+    /// one only).
+    pub fn set_next_position(&mut self, pos: Option<SourcePos>) {
+        self.obs_pos = pos;
+    }
+
     /// Feeds one observation; returns what changed (detections new/upgraded/updated, bindings,
     /// pool flows).
     pub fn observe(&mut self, obs: &Observation) -> Changes {
@@ -531,6 +553,8 @@ impl Engine {
                 self.on_flow(f, &mut out);
             }
         }
+        // A position belongs to this observation only (the handlers take it).
+        self.obs_pos = None;
         if obs.ts() > self.watermark {
             self.watermark = obs.ts();
         }

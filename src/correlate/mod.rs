@@ -7,6 +7,7 @@
 //!   in-memory `MemoryStore`): persists updates write-behind in coalesced [`Batch`]es, flushes
 //!   before acknowledging, publishes [`crate::query::DetectionEvent`]s.
 //! * [`risk`] — the documented risk-score scale.
+//! * `replay` — exactly-once counting of re-read log lines (per-detection source marks).
 //! * [`infra`] — the resolver rule (learned/configured resolvers, forwarded lookups);
 //!   [`attribution`] — how a flow is attributed and the shared-address rule.
 //!
@@ -20,6 +21,7 @@ mod evidence;
 mod incidents;
 pub mod infra;
 mod pipeline;
+mod replay;
 pub mod risk;
 
 /// The persistence port and the pool-flow record, re-exported where the pipeline's users
@@ -36,3 +38,4 @@ pub use engine::{
     MAX_QUERY_NAMES, MAX_RECENT_FLOWS, MAX_SOURCES, MAX_TTL,
 };
 pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineSummary, MAX_BATCH_ROWS};
+pub use replay::MAX_SOURCE_MARKS;

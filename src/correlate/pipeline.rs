@@ -337,6 +337,17 @@ impl Pipeline {
         self.store.as_deref()
     }
 
+    /// Feeds one observation read at `pos` of a source that can be read again (a followed log):
+    /// one a detection counted already is not counted twice (`correlate::replay`).
+    pub fn push_at(
+        &mut self,
+        obs: Observation,
+        pos: Option<crate::model::SourcePos>,
+    ) -> Result<(), PipelineError> {
+        self.engine.set_next_position(pos);
+        self.push(obs)
+    }
+
     /// Feeds one observation.
     pub fn push(&mut self, obs: Observation) -> Result<(), PipelineError> {
         // No clock read here: at millions of observations per second it was 1.5% of the scan.

@@ -272,6 +272,12 @@ pub struct Detection {
     /// added (`docs/hunt.md`). Absent (false) for live detections.
     #[serde(default, skip_serializing_if = "is_false")]
     pub retro: bool,
+    /// Per re-readable source (a followed log file), how far this detection's counts and
+    /// evidence go: a line read again after a restart is not counted twice (`docs/follow.md`,
+    /// "Exactly-once counting"; `correlate::replay`). Bounded (`MAX_SOURCE_MARKS`); absent when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_marks: Vec<SourceMark>,
 }
 
 fn kill_chain() -> String {

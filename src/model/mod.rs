@@ -18,10 +18,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 mod detection;
 mod dns;
 mod flow;
+mod pos;
 
 pub use detection::*;
 pub use dns::*;
 pub use flow::*;
+pub use pos::*;
 
 // ---------------------------------------------------------------------------------------------
 // Time

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::model::Observation;
+use crate::model::{Observation, SourcePos};
 use crate::ports::FileOffset;
 
 /// Longest a waiter sleeps between two looks at the stop flag. The flag can also be set
@@ -31,6 +31,14 @@ pub trait ObservationSink {
     /// Hands over one observation; blocks while the receiver is full. `false`: the receiver is
     /// gone and the producer should stop (the observation was not taken).
     fn send(&mut self, obs: Observation) -> bool;
+
+    /// Like [`send`](Self::send), for an observation read at `pos` of an input that can be read
+    /// again (a followed log): the pipeline uses the position to count it once whatever the
+    /// re-reads (`correlate::replay`). A sink that has no use for it just sends.
+    fn send_at(&mut self, obs: Observation, pos: SourcePos) -> bool {
+        let _ = pos;
+        self.send(obs)
+    }
 
     /// Whether this sink orders follower offset commits behind the observations read before
     /// them ([`commit_offset`](Self::commit_offset)). A sink that does not (a test closure,
@@ -58,6 +66,8 @@ impl<F: FnMut(Observation) -> bool> ObservationSink for F {
 #[derive(Debug)]
 pub enum Produced {
     Observation(Box<Observation>),
+    /// An observation and where it was read ([`ObservationSink::send_at`]).
+    Positioned(Box<(Observation, SourcePos)>),
     /// A follower's read position: every observation read before it was queued before it.
     Offset {
         key: String,
@@ -98,6 +108,11 @@ impl ObservationSink for QueueSink {
         // Must not run on the async runtime: producers live on their own threads.
         self.tx
             .blocking_send(Produced::Observation(Box::new(obs)))
+            .is_ok()
+    }
+    fn send_at(&mut self, obs: Observation, pos: SourcePos) -> bool {
+        self.tx
+            .blocking_send(Produced::Positioned(Box::new((obs, pos))))
             .is_ok()
     }
     fn takes_offsets(&self) -> bool {

@@ -25,7 +25,7 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// the pipeline: by then the incidents its lines opened have left the engine's reorder hold
 /// (5 s of observation time, which for a live log is about wall time, plus the 1 s idle tick)
 /// and are in that flush, so a crash re-reads lines instead of losing a held lookup. A re-read
-/// line does not count twice (`correlate::replay`). A clean stop commits at once.
+/// line does not count twice: detections keep per-source marks (`correlate::replay`). A clean stop commits at once.
 pub const OFFSET_COMMIT_DELAY: Duration = Duration::from_secs(6);
 /// Offsets waiting for their commit (saves come every second or 1000 lines per file); beyond
 /// this the oldest is dropped (a newer one for that file follows).
@@ -198,6 +198,15 @@ fn handle(
                 h.record(&o);
             }
             if let Err(e) = p.push(*o) {
+                report.error(&e);
+            }
+        }
+        Produced::Positioned(op) => {
+            let (o, pos) = *op;
+            if let Some(h) = history {
+                h.record(&o);
+            }
+            if let Err(e) = p.push_at(o, Some(pos)) {
                 report.error(&e);
             }
         }

@@ -180,6 +180,7 @@ fn detection() -> Detection {
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
         retro: false,
+        source_marks: Vec::new(),
     }
 }
 

@@ -41,6 +41,7 @@ fn det(client: &str, pool: &str, first: i64, stage: Stage, risk: u8) -> Detectio
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
         retro: false,
+        source_marks: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ use super::*;
 
 impl Engine {
     pub(super) fn on_dns(&mut self, d: &DnsObservation, out: &mut Changes) {
+        let pos = self.obs_pos.take();
         // A server answering queries of several distinct clients is a resolver (its pool
         // lookups carry its clients' names); one answer proves nothing.
         self.infra.observe_answer(d);
@@ -113,7 +114,13 @@ impl Engine {
         for ip in &answer_ips {
             push_unique(&mut det.pool_ips, *ip, MAX_POOL_IPS);
         }
-        if !duplicate {
+        // Read again after a restart and counted already: nothing more to count (`replay`).
+        let replayed =
+            super::super::replay::already_counted(&mut det.source_marks, pos, &mut self.stats);
+        if replayed {
+            // Names, sources and times above are sets and maxima: applying them again is
+            // harmless; the stage below is too.
+        } else if !duplicate {
             if blocked {
                 det.counts.blocked_lookups = det.counts.blocked_lookups.saturating_add(1);
             } else {

@@ -6,13 +6,14 @@ use super::*;
 
 impl Engine {
     pub(super) fn on_flow(&mut self, f: &FlowObservation, out: &mut Changes) {
+        let pos = self.obs_pos.take();
         let fkey: FlowKey = (f.src, f.src_port, f.dst, f.dst_port, f.proto, f.ts);
         // A later report of a flow that was waiting for its name replaces the wait.
         if !self.unnamed.is_empty() {
             self.unnamed.remove(&fkey);
         }
         match self.attribute(f, true) {
-            Grade::Pool(att) => self.apply_flow(f, att, out),
+            Grade::Pool(att) => self.apply_flow(f, att, pos, out),
             Grade::Wait => {
                 let deadline = f.last_ts.plus_secs(self.cfg.reorder_window_secs);
                 let waiting = FlowObservation {
@@ -53,12 +54,20 @@ impl Engine {
                 continue;
             };
             if let Grade::Pool(att) = self.attribute(&f, false) {
-                self.apply_flow(&f, att, out);
+                // Graded later than read: its position is not known here (`replay`).
+                self.apply_flow(&f, att, None, out);
             }
         }
     }
 
-    pub(super) fn apply_flow(&mut self, f: &FlowObservation, att: Attribution, out: &mut Changes) {
+    /// `pos`: where `f` was read, when it can be read again (`replay`).
+    pub(super) fn apply_flow(
+        &mut self,
+        f: &FlowObservation,
+        att: Attribution,
+        pos: Option<SourcePos>,
+        out: &mut Changes,
+    ) {
         let entry: Arc<str> = Arc::from(att.hit.entry.as_str());
         let key: IncidentKey = (f.src, entry);
         let ts = f.ts;
@@ -88,22 +97,28 @@ impl Engine {
         };
         let det_id = inc.det.id.clone();
         let det = &mut inc.det;
-        match prev {
-            None => {
-                det.counts.flows = det.counts.flows.saturating_add(1);
+        // A report read again after a restart is in the counts already (`replay`); the flow
+        // table above still learns it, so a later report of the flow supersedes it correctly.
+        let replayed =
+            super::super::replay::already_counted(&mut det.source_marks, pos, &mut self.stats);
+        if !replayed {
+            match prev {
+                None => {
+                    det.counts.flows = det.counts.flows.saturating_add(1);
+                }
+                Some(p) => {
+                    det.counts.bytes_out = det.counts.bytes_out.saturating_sub(p.bytes_out);
+                    det.counts.bytes_in = det.counts.bytes_in.saturating_sub(p.bytes_in);
+                }
             }
-            Some(p) => {
-                det.counts.bytes_out = det.counts.bytes_out.saturating_sub(p.bytes_out);
-                det.counts.bytes_in = det.counts.bytes_in.saturating_sub(p.bytes_in);
+            det.counts.bytes_out = det.counts.bytes_out.saturating_add(f.bytes_out);
+            det.counts.bytes_in = det.counts.bytes_in.saturating_add(f.bytes_in);
+            if established && !prev.is_some_and(|p| p.established) {
+                det.counts.established_flows = det.counts.established_flows.saturating_add(1);
             }
-        }
-        det.counts.bytes_out = det.counts.bytes_out.saturating_add(f.bytes_out);
-        det.counts.bytes_in = det.counts.bytes_in.saturating_add(f.bytes_in);
-        if established && !prev.is_some_and(|p| p.established) {
-            det.counts.established_flows = det.counts.established_flows.saturating_add(1);
-        }
-        if stratum && !prev.is_some_and(|p| p.stratum) {
-            det.counts.stratum_flows = det.counts.stratum_flows.saturating_add(1);
+            if stratum && !prev.is_some_and(|p| p.stratum) {
+                det.counts.stratum_flows = det.counts.stratum_flows.saturating_add(1);
+            }
         }
 
         push_unique(&mut det.pool_ips, f.dst, MAX_POOL_IPS);
@@ -151,7 +166,9 @@ impl Engine {
         ev.duration_ms = Some(duration_ms);
         ev.agent = agent.clone();
         ev.method = stratum_method.clone();
-        supersede_or_add(&mut inc.det.evidence, ev);
+        if !replayed {
+            supersede_or_add(&mut inc.det.evidence, ev);
+        }
         raise(inc, att.stage, ts);
         touch_time(&mut inc.det, f.last_ts.max(ts));
 

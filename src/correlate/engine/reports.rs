@@ -345,6 +345,7 @@ pub(super) fn new_detection(client: IpAddr, entry: &str, ts: Timestamp) -> Detec
         stage_changed: None,
         schema_version: DETECTION_SCHEMA_VERSION,
         retro: false,
+        source_marks: Vec::new(),
     }
 }
 

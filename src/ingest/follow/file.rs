@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use crate::ingest::lines::LineSplitter;
 use crate::ingest::LogParser;
-use crate::model::Observation;
+use crate::model::{Observation, SourceId};
 
 use super::offsets::Offsets;
 use super::{
-    flush_parser, handle_piece, m, FileOffset, FollowConfig, FollowStats, ObservationSink,
-    ParserFactory, StartAt, DETECT_HEAD_LEN, DETECT_MAX_LINES, FINGERPRINT_LEN, MAX_LINE_LEN,
-    MAX_READ_PER_POLL, READ_CHUNK,
+    deliver, flush_parser, handle_piece, m, At, FileOffset, FollowConfig, FollowStats,
+    ObservationSink, ParserFactory, StartAt, DETECT_HEAD_LEN, DETECT_MAX_LINES, FINGERPRINT_LEN,
+    MAX_LINE_LEN, MAX_READ_PER_POLL, READ_CHUNK,
 };
 
 pub(super) struct FileState {
@@ -47,6 +47,9 @@ pub(super) struct FileState {
     pub(super) last_save: Instant,
     pub(super) last_data: Instant,
     pub(super) flushed: bool,
+    /// Identity of the open file's content for source positions ([`source_id_of`]), once its
+    /// first line is complete; cleared whenever another file or content is opened.
+    pub(super) source_id: Option<SourceId>,
 }
 
 impl FileState {
@@ -77,7 +80,26 @@ impl FileState {
             last_save: now,
             last_data: now,
             flushed: true,
+            source_id: None,
         }
+    }
+
+    /// The source id of the open file (cached once its first line is complete).
+    pub(super) fn source_id(&mut self) -> Option<SourceId> {
+        if self.source_id.is_some() {
+            return self.source_id;
+        }
+        let (id, complete) = source_id_of(self.file.as_ref()?, self.dev, self.inode)?;
+        if complete {
+            self.source_id = Some(id);
+        }
+        Some(id)
+    }
+
+    /// Where observations released by a parser flush now are placed.
+    pub(super) fn flush_at(&mut self) -> Option<At> {
+        let offset = self.lines.offset();
+        At::flush(self.source_id()?, offset)
     }
 
     pub(super) fn offset_record(&self) -> FileOffset {
@@ -196,6 +218,7 @@ impl FileState {
         self.fingerprint = fp;
         self.fingerprint_len = fpl;
         self.lines.reset(pos);
+        self.source_id = None;
         self.draining = false;
         self.undetected = false;
         self.dirty = true;
@@ -241,12 +264,17 @@ impl FileState {
         }
         if self.draining && read == 0 {
             // The old descriptor is drained: its unterminated last line is complete now.
-            if let (Some((tail, _)), Some(p)) = (self.lines.finish(), self.parser.as_mut()) {
+            let src = self.source_id();
+            if let (Some((tail, tail_at)), Some(p)) = (self.lines.finish(), self.parser.as_mut()) {
                 stats.lines += 1;
                 m().lines.inc();
                 p.parse_line(&tail, out);
+                if !deliver(out, stats, sink, src.map(|s| At::line(s, tail_at))) {
+                    return Err(());
+                }
             }
-            if !flush_parser(&mut self.parser, out, stats, sink) {
+            let at = src.and_then(|s| At::flush(s, self.lines.offset()));
+            if !flush_parser(&mut self.parser, out, stats, sink, at) {
                 return Err(());
             }
             self.dirty = true;
@@ -268,7 +296,8 @@ impl FileState {
         }
         if !self.flushed && now.duration_since(self.last_data) >= cfg.flush_after_quiet {
             self.flushed = true;
-            if !flush_parser(&mut self.parser, out, stats, sink) {
+            let at = self.flush_at();
+            if !flush_parser(&mut self.parser, out, stats, sink, at) {
                 return Err(());
             }
         }
@@ -311,9 +340,11 @@ impl FileState {
         let (fp, fpl) = Self::current_fingerprint(file).unwrap_or((0, 0));
         self.fingerprint = fp;
         self.fingerprint_len = fpl;
+        self.source_id = None;
         self.dirty = true;
-        // State joined across lines of the old content must not leak into the new.
-        if !flush_parser(&mut self.parser, out, stats, sink) {
+        // State joined across lines of the old content must not leak into the new. (Released
+        // unpositioned: the old content is gone and cannot be read again.)
+        if !flush_parser(&mut self.parser, out, stats, sink, None) {
             return Err(());
         }
         Ok(())
@@ -389,12 +420,24 @@ impl FileState {
                 self.lines.skip(n as u64);
                 continue;
             }
+            // After the read, so a first line completed by this chunk is complete here too.
+            let src = match self.source_id {
+                Some(id) => Some(id),
+                None => {
+                    let r = source_id_of(file, self.dev, self.inode);
+                    if let Some((id, true)) = r {
+                        self.source_id = Some(id);
+                    }
+                    r.map(|(id, _)| id)
+                }
+            };
             let Some(parser) = self.parser.as_mut() else {
                 break;
             };
             let before = stats.lines;
-            let open = self.lines.feed(data, &mut |piece, _| {
-                handle_piece(piece, &mut **parser, out, stats, sink)
+            let open = self.lines.feed(data, &mut |piece, off| {
+                let at = src.map(|s| At::line(s, off));
+                handle_piece(piece, &mut **parser, out, stats, sink, at)
             });
             self.unsaved_lines += stats.lines - before;
             self.dirty = true;
@@ -444,12 +487,45 @@ fn find_rotated(path: &Path, st: &FileOffset) -> Option<(File, u64, u64)> {
 
 /// FNV-1a: stable across runs and Rust versions (the fingerprint is persisted).
 fn fnv1a(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_from(0xcbf2_9ce4_8422_2325, data)
+}
+
+fn fnv1a_from(mut h: u64, data: &[u8]) -> u64 {
     for b in data {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// The source id of a followed file's content: a hash of its identity (device, inode) and its
+/// first line (at most [`FINGERPRINT_LEN`] bytes, newline included). It is the same after a
+/// restart and a rename (rotation), so a line read again carries the position it had; it
+/// differs for a new file, and for content rewritten in place unless the new first line is
+/// byte-identical (`docs/follow.md`, "Exactly-once counting"). Also says whether the first
+/// line is complete (only then is the id final).
+pub(super) fn source_id_of(file: &File, dev: u64, inode: u64) -> Option<(SourceId, bool)> {
+    let mut head = [0u8; FINGERPRINT_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(head.get_mut(n..)?, n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let head = head.get(..n)?;
+    let (first, complete) = match memchr::memchr(b'\n', head) {
+        Some(i) => (head.get(..=i)?, true),
+        None => (head, n == FINGERPRINT_LEN),
+    };
+    if first.is_empty() {
+        return None;
+    }
+    let mut h = fnv1a_from(fnv1a(&dev.to_be_bytes()), &inode.to_be_bytes());
+    h = fnv1a_from(h, first);
+    Some((SourceId(h), complete))
 }
 
 pub(super) fn identity(md: &Metadata) -> (u64, u64) {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lines::Piece;
 use crate::metrics::{self, Counter};
-use crate::model::{Observation, Source};
+use crate::model::{Observation, Source, SourceId, SourcePos};
 
 use super::{detect_format, parser_for, IngestConfig, LogFormat, LogParser};
 
@@ -68,6 +68,40 @@ const MAX_READ_PER_POLL: u64 = 16 * 1024 * 1024;
 const RETIRED_MAX: usize = 1024;
 /// Stdin chunks buffered between the reader thread and the follower.
 const STDIN_QUEUE: usize = 64;
+/// First `seq` of the observations a parser flush releases (pending joins at a quiet time, a
+/// rotation or shutdown): they are placed after every observation of the line before the flush
+/// and before the next line's (see [`At`]).
+const FLUSH_SEQ: u32 = 1 << 31;
+
+/// Where the observations being delivered were read (see `model::SourcePos`): a line's start
+/// offset, or for a parser flush the last byte before the next line with `seq` from
+/// [`FLUSH_SEQ`]. Stdin has none (it cannot be read again).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct At {
+    pub(super) source: SourceId,
+    pub(super) offset: u64,
+    pub(super) seq: u32,
+}
+
+impl At {
+    pub(super) fn line(source: SourceId, offset: u64) -> At {
+        At {
+            source,
+            offset,
+            seq: 0,
+        }
+    }
+
+    /// Observations released by a flush when reading has reached `offset` (a line start):
+    /// none can be placed before the first line.
+    pub(super) fn flush(source: SourceId, offset: u64) -> Option<At> {
+        Some(At {
+            source,
+            offset: offset.checked_sub(1)?,
+            seq: FLUSH_SEQ,
+        })
+    }
+}
 
 /// Where to start in a file that has no stored offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,14 +377,16 @@ impl Follower {
         for input in &mut self.inputs {
             match input {
                 Input::File(f) => {
-                    let open = flush_parser(&mut f.parser, &mut self.out, &mut self.stats, sink);
+                    let at = f.flush_at();
+                    let open =
+                        flush_parser(&mut f.parser, &mut self.out, &mut self.stats, sink, at);
                     // A refused flush leaves the offset as it was saved last time (at-least-once).
                     if open {
                         f.save(&mut self.offsets, sink, &mut self.stats);
                     }
                 }
                 Input::Stdin(s) => {
-                    flush_parser(&mut s.parser, &mut self.out, &mut self.stats, sink);
+                    flush_parser(&mut s.parser, &mut self.out, &mut self.stats, sink, None);
                 }
             }
         }
@@ -477,17 +513,31 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
     }
 }
 
-/// Hands the observations in `out` to the sink; false when the sink refused.
+/// Hands the observations in `out` to the sink, positioned from `at` (one `seq` each); false
+/// when the sink refused.
 fn deliver(
     out: &mut Vec<Observation>,
     stats: &mut FollowStats,
     sink: &mut dyn ObservationSink,
+    at: Option<At>,
 ) -> bool {
     let mut open = true;
+    let mut seq = at.map_or(0, |a| a.seq);
     for o in out.drain(..) {
         if open {
             stats.observations += 1;
-            open = sink.send(o);
+            open = match at {
+                Some(a) => {
+                    let pos = SourcePos {
+                        source: a.source,
+                        offset: a.offset,
+                        seq,
+                    };
+                    seq = seq.saturating_add(1);
+                    sink.send_at(o, pos)
+                }
+                None => sink.send(o),
+            };
         }
     }
     open
@@ -498,28 +548,31 @@ fn flush_parser(
     out: &mut Vec<Observation>,
     stats: &mut FollowStats,
     sink: &mut dyn ObservationSink,
+    at: Option<At>,
 ) -> bool {
     if let Some(p) = parser.as_mut() {
         p.flush(out);
     }
-    deliver(out, stats, sink)
+    deliver(out, stats, sink, at)
 }
 
-/// One piece from the line splitter: a line is parsed and its observations delivered (false
-/// when the sink refused); an over-long line is counted, by us and by the parser.
+/// One piece from the line splitter: a line is parsed and its observations delivered,
+/// positioned at the line when `at` is given (false when the sink refused); an over-long line
+/// is counted, by us and by the parser.
 fn handle_piece(
     piece: Piece<'_>,
     parser: &mut dyn LogParser,
     out: &mut Vec<Observation>,
     stats: &mut FollowStats,
     sink: &mut dyn ObservationSink,
+    at: Option<At>,
 ) -> bool {
     match piece {
         Piece::Line(line) => {
             stats.lines += 1;
             m().lines.inc();
             parser.parse_line(line, out);
-            deliver(out, stats, sink)
+            deliver(out, stats, sink, at)
         }
         Piece::TooLong => {
             stats.long_lines_skipped += 1;

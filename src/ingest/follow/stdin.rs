@@ -79,7 +79,7 @@ impl StdinState {
                         stats.lines += 1;
                         p.parse_line(&tail, out);
                     }
-                    if !flush_parser(&mut self.parser, out, stats, sink) {
+                    if !flush_parser(&mut self.parser, out, stats, sink, None) {
                         return Err(());
                     }
                     break;
@@ -125,7 +125,7 @@ impl StdinState {
             return Ok(());
         };
         if self.lines.feed(data, &mut |piece, _| {
-            handle_piece(piece, &mut **parser, out, stats, sink)
+            handle_piece(piece, &mut **parser, out, stats, sink, None)
         }) {
             Ok(())
         } else {

@@ -204,6 +204,7 @@ pub(crate) mod tests {
             stage_changed: Some(Timestamp::from_secs(1_795_723_203)),
             schema_version: DETECTION_SCHEMA_VERSION,
             retro: false,
+            source_marks: Vec::new(),
         };
         d.counts.lookups = 2;
         OutputEvent {
