@@ -29,6 +29,7 @@ mod correlate_engine;
 mod correlate_garbage;
 mod correlate_incidents;
 mod correlate_lab;
+mod correlate_replay;
 mod correlate_rules;
 mod demo;
 mod dnstap_files;
