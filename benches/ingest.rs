@@ -12,6 +12,9 @@
 //!
 //! `cargo bench --bench ingest` (`-- --quick` style criterion options work after `--`).
 
+// A test/bench/example fails loudly: unwrap/expect are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release --example pcap_observations -- FILE… [--stats] [--quiet]`
 
+// A test/bench/example fails loudly: unwrap/expect are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::PathBuf;
 
