@@ -4,8 +4,8 @@
 //!
 //! `cargo bench --bench follow`
 
-// A test/bench/example fails loudly: unwrap/expect are allowed here (Cargo.toml [lints]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
 use std::path::Path;
