@@ -123,6 +123,8 @@ impl RetroSink for Store {
                     merged.last_seen = old.last_seen.max(d.last_seen);
                     merged.suppressed = old.suppressed || d.suppressed;
                     merged.suppression_id = old.suppression_id.clone().or(merged.suppression_id);
+                    // The live copy's replay marks still describe what its lines counted.
+                    merged.source_marks = old.source_marks.clone();
                     self.upsert_detection(&merged).map_err(|e| e.to_string())?;
                     m.upgraded += 1;
                 }
