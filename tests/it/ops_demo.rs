@@ -218,10 +218,29 @@ fn pool_ips_at_the_capture_clock_match_the_hosts_bindings_and_load_in_nft() {
             "{ipset}"
         );
     }
-    if have("ipset") {
-        println!(
-            "ipset installed; its restore changes the kernel's sets, so only the text is checked"
+    // ipset has no dry run: restore into a fresh network namespace (its own sets), then list.
+    if have("ipset") && have("unshare") {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bound.ipset");
+        std::fs::write(&f, &ipset).unwrap();
+        let script = format!(
+            "ipset restore -exist -f {} && ipset list poolwatch_bound_v4 && ipset list poolwatch_bound_v6",
+            f.display()
         );
+        let o = Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !o.status.success() && err.contains("unshare") {
+            println!("skipping the ipset load: no network namespaces here ({err})");
+        } else {
+            assert!(o.status.success(), "ipset restore: {err}\n{ipset}");
+            let listed = String::from_utf8_lossy(&o.stdout);
+            for ip in exported.iter().filter(|ip| !ip.contains(':')) {
+                assert!(listed.contains(&format!("{ip} timeout ")), "{listed}");
+            }
+        }
     }
 }
 
