@@ -201,7 +201,8 @@ fn rpz(b: &Blocklists, block: &[&str], allow: &[&str], out: &mut String) {
     }
     let digest = Sha256::digest(body.as_bytes());
     // Serial from the content: identical content, identical serial; any change, a new one.
-    let serial = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).max(1);
+    let [d0, d1, d2, d3, ..]: [u8; 32] = digest.into();
+    let serial = u32::from_be_bytes([d0, d1, d2, d3]).max(1);
     let _ = writeln!(out, "; poolwatch RPZ (load with origin {RPZ_ORIGIN})");
     header(out, ";", b, ExportFormat::Rpz);
     if skipped > 0 {
