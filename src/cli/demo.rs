@@ -144,7 +144,7 @@ Try:
   curl -s '{api}/api/v1/check?name=pool.supportxmr.com'
   curl -s '{api}/api/v1/export/pool-ips?at=latest'          # bound at the capture's clock
   curl -s '{api}/api/v1/export/pool-ips?at=latest&format=nft'
-  curl -s {api}/api/v1/export/suricata-rules | grep -m2 supportxmr
+  curl -s {api}/api/v1/export/suricata-rules | grep supportxmr.com
   curl -s {api}/metrics | grep poolwatch_detections
   curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"pool\":\"minexmr.com\",\"reason\":\"demo: lab host\"}}' {api}/api/v1/suppressions
   curl -sN -H 'Last-Event-ID: 0-0' {api}/api/v1/detections/stream   # replay, then the live feed (SSE)

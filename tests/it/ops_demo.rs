@@ -36,7 +36,9 @@ fn suggested_lines(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `line` in bash (pipefail) after the assignments printed before it; stdout.
+/// Runs `line` in bash (pipefail) after the assignments printed before it; stdout. With
+/// pipefail a line like `curl … | grep -m1 x` fails whenever grep exits before curl has written
+/// everything (timing-dependent): the demo prints no such line.
 fn run_line(assignments: &[String], line: &str, timeout: Option<Duration>) -> (bool, String) {
     let script = format!("set -o pipefail\n{}\n{line}\n", assignments.join("\n"));
     let mut cmd = match timeout {
