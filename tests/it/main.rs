@@ -62,6 +62,7 @@ mod model_json;
 mod ops_demo;
 mod ops_dist;
 mod ops_openapi;
+mod ops_progress;
 mod ops_sse;
 mod ops_suricata;
 mod output_faults;
