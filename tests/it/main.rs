@@ -59,6 +59,7 @@ mod matcher_exports;
 mod matcher_precision;
 mod matcher_reload;
 mod model_json;
+mod ops_deb;
 mod ops_demo;
 mod ops_dist;
 mod ops_openapi;
