@@ -109,6 +109,11 @@ impl Progress {
         if let Ok(mut g) = ACTIVE.lock() {
             *g = None;
         }
+        // The finished bar stays on its line with the cursor at its end: what follows (the
+        // closing log line, the shell prompt) starts on a line of its own.
+        if !self.bar.is_hidden() {
+            write_stderr(b"\n");
+        }
     }
 }
 
