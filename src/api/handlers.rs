@@ -56,8 +56,8 @@ pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-pub async fn openapi() -> Response {
-    match super::openapi::openapi_bytes() {
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    match state.openapi_bytes() {
         Some(doc) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -218,7 +218,8 @@ pub async fn check(
         .ok_or_else(|| ApiError::invalid("name", "required (e.g. ?name=pool.supportxmr.com)"))?;
     let name = domain_name(raw).map_err(|m| ApiError::invalid("name", m))?;
     let lists = state.blocklists().load();
-    let hit = lists.match_name(&name).cloned();
+    // `explain_name`, not `match_name`: an allow entry is the answer too (docs/api.md).
+    let hit = lists.explain_name(&name).cloned();
     drop(lists);
     let result = match hit {
         Some(h) => CheckResult {
@@ -343,48 +344,6 @@ fn validate_suppression(
 // ---------------------------------------------------------------------------------------------
 // Exports
 // ---------------------------------------------------------------------------------------------
-
-pub async fn export_pool_ips(
-    _: ReadAccess,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let p = params(q, &["format"])?;
-    let json_format = match p.get("format").map(String::as_str) {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "format",
-                format!("{} is not one of text, json", quote(other)),
-            ))
-        }
-    };
-    let mut ips = call(&state, |b| b.pool_ips(Timestamp::now())).await?;
-    ips.sort_by_key(|p| p.ip);
-    let (body, ctype) = if json_format {
-        let v = serde_json::to_vec(&json!({ "items": ips })).map_err(|e| {
-            tracing::error!(error = %e, "cannot serialise pool IPs");
-            ApiError::Internal
-        })?;
-        (v, "application/json")
-    } else {
-        let mut out = Vec::new();
-        let mut last = None;
-        for p in &ips {
-            if last == Some(p.ip) {
-                continue;
-            }
-            last = Some(p.ip);
-            out.extend_from_slice(p.ip.to_string().as_bytes());
-            out.push(b'\n');
-        }
-        (out, "text/plain; charset=utf-8")
-    };
-    let etag = etag_of(&body);
-    Ok(conditional(&headers, &etag, ctype, body))
-}
 
 /// A cacheable download: 304 when `If-None-Match` names `etag`, else `body` as `ctype`; both
 /// carry the ETag and `Cache-Control: no-cache` (clients revalidate every time).

@@ -333,6 +333,7 @@ fn export_meta(f: ExportFormat) -> (&'static str, &'static str) {
         ExportFormat::Adblock => ("text/plain; charset=utf-8", "poolwatch-adblock.txt"),
         ExportFormat::Nftables => ("text/plain; charset=utf-8", "poolwatch.nft"),
         ExportFormat::SuricataDataset => ("text/plain; charset=utf-8", "poolwatch-pools.lst"),
+        ExportFormat::SuricataRules => ("text/plain; charset=utf-8", "poolwatch.rules"),
     }
 }
 

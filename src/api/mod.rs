@@ -39,6 +39,7 @@ mod lists;
 mod observe;
 mod openapi;
 mod outputs;
+mod pool_ips;
 mod server;
 mod stream;
 mod summary;
@@ -218,6 +219,10 @@ struct Shared {
     /// The alert sinks behind `GET /api/v1/outputs` (set by [`AppState::with_outputs`]).
     outputs: OnceLock<crate::output::Outputs>,
     hunter: OnceLock<Arc<dyn crate::ports::HuntQuery>>,
+    /// The address [`serve`] listens on, for the OpenAPI `servers` entry.
+    listen: OnceLock<std::net::SocketAddr>,
+    /// The OpenAPI document as served (with `servers` set), rendered once.
+    openapi: OnceLock<Option<bytes::Bytes>>,
 }
 
 impl AppState {
@@ -241,6 +246,8 @@ impl AppState {
             lists: OnceLock::new(),
             outputs: OnceLock::new(),
             hunter: OnceLock::new(),
+            listen: OnceLock::new(),
+            openapi: OnceLock::new(),
         }))
     }
 
@@ -294,6 +301,21 @@ impl AppState {
     }
     pub fn options(&self) -> &ApiOptions {
         &self.0.options
+    }
+    /// Records the address the API listens on (called by [`serve`]; a second call is ignored).
+    pub fn set_listen_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.0.listen.set(addr);
+    }
+    /// The address the API listens on, once [`serve`] runs.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.0.listen.get().copied()
+    }
+    /// The served OpenAPI document (its `servers` names [`AppState::listen_addr`]).
+    fn openapi_bytes(&self) -> Option<bytes::Bytes> {
+        self.0
+            .openapi
+            .get_or_init(|| openapi::served_document(self.listen_addr()))
+            .clone()
     }
     /// Ends open event streams (called by [`serve`] when shutdown starts).
     pub fn begin_shutdown(&self) {
@@ -390,7 +412,7 @@ fn build() -> Table {
         .get("/api/v1/suppressions", Read, h::list_suppressions)
         .post("/api/v1/suppressions", Admin, h::add_suppression)
         .delete("/api/v1/suppressions/{id}", Admin, h::delete_suppression)
-        .get("/api/v1/export/pool-ips", Read, h::export_pool_ips)
+        .get("/api/v1/export/pool-ips", Read, pool_ips::export_pool_ips)
         .get("/api/v1/export/{format}", Read, l::export)
         .get("/api/v1/blocklists", Read, l::list_all)
         .post("/api/v1/blocklists/reload", Admin, l::reload)

@@ -74,6 +74,7 @@ where
     let slots = Arc::new(Slots::new(&opts));
     let m = ConnMetrics::get();
     if let Ok(addr) = listener.local_addr() {
+        state.set_listen_addr(addr);
         tracing::info!(%addr, "API listening");
     }
     let mut shutdown = std::pin::pin!(shutdown);

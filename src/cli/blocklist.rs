@@ -12,7 +12,7 @@ use crate::matcher::{self, Blocklists, ExportFormat, ListFormat, Severity};
 /// Longest line of names read by `blocklist match -`: the list parser's line cap (a DNS name
 /// is at most 253 bytes; longer lines are skipped and counted).
 const MAX_NAME_LINE: usize = matcher::parse::MAX_LINE_LEN;
-use crate::model::ListHit;
+use crate::model::{Category, ListHit};
 
 use super::out::{self, OutTarget};
 
@@ -41,6 +41,8 @@ pub enum BlocklistCommand {
         after_help = "Examples:\n  poolwatch blocklist match xmr-eu1.nanopool.org\n  \
 cut -f2 names.tsv | poolwatch blocklist match --output json -\n  \
 poolwatch blocklist match -b my-pools.txt --only-matches - < names.txt\n\n\
+A name an allowlist entry covers prints ALLOW (JSON: matched false, category allow, the entry)\n\
+and counts as not listed.\n\n\
 Exit status (like grep): 0 at least one name listed, 1 none listed, 2 error."
     )]
     Match(MatchArgs),
@@ -58,9 +60,11 @@ Exit status: 0 printed, 2 error.")]
     /// Write the compiled set for a blocker or sensor (formats below).
     #[command(
         after_help = "Formats (--format): rpz, hosts, dnsmasq, unbound, adblock, nftables,\n\
-suricata-dataset.\n\n\
+suricata-dataset, suricata-rules (dns.query and tls.sni rules per entry, subdomains included;\n\
+sids 1496000000-1499999999, stable per entry; docs/blocklists.md).\n\n\
 Examples:\n  poolwatch blocklist export --format rpz -o /etc/bind/db.poolwatch\n  \
 poolwatch blocklist export --format suricata-dataset -o /var/lib/suricata/poolwatch.lst\n  \
+poolwatch blocklist export --format suricata-rules -o /var/lib/suricata/rules/poolwatch.rules\n  \
 poolwatch blocklist export --format unbound > /etc/unbound/unbound.conf.d/poolwatch.conf\n\n\
 Exit status: 0 written, 2 error."
     )]
@@ -121,7 +125,7 @@ pub struct StatsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// rpz, hosts, dnsmasq, unbound, adblock, nftables or suricata-dataset.
+    /// rpz, hosts, dnsmasq, unbound, adblock, nftables, suricata-dataset or suricata-rules.
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: String,
     /// List file or directory (repeatable); default: the shipped lists.
@@ -164,9 +168,11 @@ fn run_match(a: MatchArgs) -> anyhow::Result<ExitCode> {
     let mut any = false;
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let mut emit = |name: &str, out: &mut OutTarget| -> std::io::Result<()> {
-        let hit = b.match_name(name);
-        any |= hit.is_some();
-        if a.only_matches && hit.is_none() {
+        // The covering entry, an allow included: "why is this not flagged?" has an answer.
+        let hit = b.explain_name(name);
+        let matched = hit.is_some_and(|h| h.category != Category::Allow);
+        any |= matched;
+        if a.only_matches && !matched {
             return Ok(());
         }
         write_result(out, a.output, name, hit)
@@ -232,7 +238,8 @@ fn write_result<W: Write>(
             serde_json::to_writer(&mut *out, name)?;
             match hit {
                 Some(h) => {
-                    out.write_all(b",\"matched\":true,\"entry\":")?;
+                    let matched = h.category != Category::Allow;
+                    write!(out, ",\"matched\":{matched},\"entry\":")?;
                     serde_json::to_writer(&mut *out, &h.entry)?;
                     out.write_all(b",\"list\":")?;
                     serde_json::to_writer(&mut *out, &h.list)?;
@@ -247,8 +254,16 @@ fn write_result<W: Write>(
         Output::Text => match hit {
             Some(h) => writeln!(
                 out,
-                "{name}\tMATCH\t{}:{}\t{}\t{}",
-                h.list, h.line, h.entry, h.category
+                "{name}\t{}\t{}:{}\t{}\t{}",
+                if h.category == Category::Allow {
+                    "ALLOW"
+                } else {
+                    "MATCH"
+                },
+                h.list,
+                h.line,
+                h.entry,
+                h.category
             ),
             None => writeln!(out, "{name}\t-"),
         },

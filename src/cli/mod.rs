@@ -18,6 +18,7 @@ pub mod docs;
 pub mod hunt;
 pub mod inspect;
 pub mod out;
+pub mod progress;
 pub mod scan;
 pub mod serve;
 
@@ -109,12 +110,12 @@ pub fn init_logging(filter: &str, json: bool) {
         fmt::layer()
             .json()
             .with_ansi(false)
-            .with_writer(std::io::stderr)
+            .with_writer(progress::StderrLine::default)
     });
     let text_layer = (!json).then(|| {
         fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
+            .with_writer(progress::StderrLine::default)
     });
     let installed = tracing_subscriber::registry()
         .with(filter)
@@ -152,15 +153,17 @@ impl Level {
 /// or with `--log-json` a JSON object in the shape of the log lines (`timestamp`, `level`,
 /// `fields.message`, `target`), so that every stderr line parses.
 pub fn say(level: Level, msg: &str) {
-    if LOG_JSON.load(Ordering::Relaxed) {
-        eprintln!("{}", json_line(level, msg));
+    // Through the progress bar's writer: a message prints above the bar, never through it.
+    let line = if LOG_JSON.load(Ordering::Relaxed) {
+        json_line(level, msg)
     } else {
         match level {
-            Level::Error => eprintln!("poolwatch: error: {msg}"),
-            Level::Warn => eprintln!("poolwatch: warning: {msg}"),
-            Level::Info => eprintln!("{msg}"),
+            Level::Error => format!("poolwatch: error: {msg}"),
+            Level::Warn => format!("poolwatch: warning: {msg}"),
+            Level::Info => msg.to_string(),
         }
-    }
+    };
+    progress::write_stderr(format!("{line}\n").as_bytes());
 }
 
 fn json_line(level: Level, msg: &str) -> String {

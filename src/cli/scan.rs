@@ -5,12 +5,11 @@
 //! unsuppressed detection; 2 = error (bad path, unknown format, unusable database, an input
 //! that ended early: truncated or damaged capture, read error, malformed observation line).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -27,6 +26,8 @@ use super::out::OutTarget;
 
 /// Inputs larger than this (bytes, all files together) get a progress bar on a terminal.
 const PROGRESS_MIN_BYTES: u64 = 8 << 20;
+/// The progress bar is moved on every this many observations.
+const PROGRESS_EVERY: u64 = 1024;
 /// Most inputs merged at once (each holds an open reader).
 const MAX_INPUTS: usize = 4_096;
 
@@ -154,12 +155,18 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
     let failures = input::ReadFailures::new();
+    let bytes = input::ByteCount::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
         // The error names the input (`cannot open PATH: reason`).
-        let r = input::open_reporting(p, format, &ccfg, &icfg, &failures)?;
+        let r = input::open_counting(p, format, &ccfg, &icfg, &failures, &bytes)?;
         readers.push(r);
     }
+    // Streams (stdin, FIFOs, `<(cmd)`) have no size: bytes and rate only. dnstap files are
+    // read by their own reader, uncounted, and left out of the total.
+    let streams = args.inputs.iter().any(|p| is_stream(p));
+    let total = (!streams).then(|| total_bytes.saturating_sub(bytes.uncounted()));
+    let wanted = !args.no_progress && (streams || total_bytes >= PROGRESS_MIN_BYTES);
 
     // Without --db nothing outlives the run: an in-memory store (no sled, no temp directory).
     let mut memory = None;
@@ -206,7 +213,9 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::new(cfg, matcher::shared(lists));
     let mut pipeline = Pipeline::with_store(engine, Some(store))?;
 
-    let bar = progress_bar(!args.no_progress && total_bytes >= PROGRESS_MIN_BYTES);
+    let bar = wanted
+        .then(|| super::progress::Progress::start(bytes.clone(), total))
+        .flatten();
     let mut merged = input::merge_by_time(readers);
     let mut n = 0u64;
     for obs in &mut merged {
@@ -215,14 +224,14 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
         pipeline.push(obs)?;
         n += 1;
-        if n % 8192 == 0 {
+        if n % PROGRESS_EVERY == 0 {
             if let Some(b) = &bar {
-                b.set_position(n);
+                b.update();
             }
         }
     }
-    if let Some(b) = &bar {
-        b.finish_and_clear();
+    if let Some(b) = bar {
+        b.finish();
     }
     let summary = pipeline.finish()?;
     if let Some(r) = recorder.take() {
@@ -312,19 +321,9 @@ fn write_detections(
     out.flush()
 }
 
-fn progress_bar(wanted: bool) -> Option<indicatif::ProgressBar> {
-    if !wanted || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = indicatif::ProgressBar::new_spinner();
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {pos} observations ({per_sec}) {elapsed}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    b.enable_steady_tick(Duration::from_millis(200));
-    Some(b)
+/// Whether `p` is read as a stream (no size known): `-`, a FIFO, `<(cmd)`.
+fn is_stream(p: &Path) -> bool {
+    p == Path::new("-") || std::fs::metadata(p).is_ok_and(|m| !m.is_file())
 }
 
 fn print_table(w: &mut impl Write, dets: &[Detection], observations: u64) -> std::io::Result<()> {

@@ -12,7 +12,11 @@ use crate::capture::{self, CaptureConfig};
 use crate::ingest::{self, IngestConfig, LogFormat};
 use crate::model::{Observation, Timestamp};
 
+mod counted;
 mod import;
+
+use counted::open_file_counted;
+pub use counted::ByteCount;
 
 pub use import::{Import, ImportError, MAX_IMPORTS};
 
@@ -209,6 +213,37 @@ pub fn open_reporting(
     ingest_cfg: &IngestConfig,
     failures: &ReadFailures,
 ) -> Result<Observations, InputError> {
+    open_inner(path, format, capture_cfg, ingest_cfg, failures, None)
+}
+
+/// [`open_reporting`], and every byte the decoder reads from `path` is added to `bytes` (the
+/// progress bar of `scan`). The count is taken on the opened file or stream itself, before
+/// any decoding. A dnstap file is read by its own reader and is not counted; its size is
+/// added to [`ByteCount::uncounted`] instead.
+pub fn open_counting(
+    path: &Path,
+    format: InputFormat,
+    capture_cfg: &CaptureConfig,
+    ingest_cfg: &IngestConfig,
+    failures: &ReadFailures,
+    bytes: &ByteCount,
+) -> Result<Observations, InputError> {
+    open_inner(path, format, capture_cfg, ingest_cfg, failures, Some(bytes))
+}
+
+fn open_inner(
+    path: &Path,
+    format: InputFormat,
+    capture_cfg: &CaptureConfig,
+    ingest_cfg: &IngestConfig,
+    failures: &ReadFailures,
+    bytes: Option<&ByteCount>,
+) -> Result<Observations, InputError> {
+    if let Some(count) = bytes {
+        if !is_stream(path)? {
+            return open_file_counted(path, format, capture_cfg, ingest_cfg, failures, count);
+        }
+    }
     let open_err = |source: std::io::Error| InputError::Open {
         path: path.to_path_buf(),
         source,
@@ -252,6 +287,10 @@ pub fn open_reporting(
         f => f,
     };
     let src: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(src));
+    let src: Box<dyn Read + Send> = match bytes {
+        Some(count) => Box::new(count.wrap(src)),
+        None => src,
+    };
     Ok(match format {
         InputFormat::Pcap => pcap_watched(
             capture::open_reader(src, path, capture_cfg)?,

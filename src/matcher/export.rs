@@ -8,6 +8,7 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
@@ -35,10 +36,13 @@ pub enum ExportFormat {
     Nftables,
     /// Suricata `string` dataset (base64 lines) of the listed names.
     SuricataDataset,
+    /// Suricata 7 rules: `dns.query` and `tls.sni` with `dotprefix` + `endswith` per entry
+    /// (subdomains match), stable sids, `classtype:coin-mining`, MITRE metadata.
+    SuricataRules,
 }
 
 impl ExportFormat {
-    pub const ALL: [ExportFormat; 7] = [
+    pub const ALL: [ExportFormat; 8] = [
         ExportFormat::Rpz,
         ExportFormat::Hosts,
         ExportFormat::Dnsmasq,
@@ -46,6 +50,7 @@ impl ExportFormat {
         ExportFormat::Adblock,
         ExportFormat::Nftables,
         ExportFormat::SuricataDataset,
+        ExportFormat::SuricataRules,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +61,7 @@ impl ExportFormat {
             ExportFormat::Adblock => "adblock",
             ExportFormat::Nftables => "nftables",
             ExportFormat::SuricataDataset => "suricata-dataset",
+            ExportFormat::SuricataRules => "suricata-rules",
         }
     }
 }
@@ -98,7 +104,7 @@ fn split_names(b: &Blocklists) -> (Vec<&str>, Vec<&str>) {
     (block, allow)
 }
 
-fn header(out: &mut String, comment: &str, b: &Blocklists, format: ExportFormat) {
+pub(crate) fn header(out: &mut String, comment: &str, b: &Blocklists, format: ExportFormat) {
     let s = b.stats();
     let _ = writeln!(
         out,
@@ -160,10 +166,11 @@ pub(crate) fn export(b: &Blocklists, format: ExportFormat) -> String {
         ExportFormat::SuricataDataset => {
             // Suricata string datasets are one base64 value a line, no comments.
             for d in &block {
-                out.push_str(&base64(d.as_bytes()));
+                out.push_str(&BASE64_STANDARD.encode(d.as_bytes()));
                 out.push('\n');
             }
         }
+        ExportFormat::SuricataRules => super::export_rules::suricata_rules(b, &mut out),
     }
     out
 }
@@ -312,38 +319,17 @@ fn nets(v: Vec<IpNet>) -> Vec<String> {
         .collect()
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [
-            c.first().copied().unwrap_or(0),
-            c.get(1).copied().unwrap_or(0),
-            c.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                // A 6-bit index into a 64-entry table: never out of range.
-                let sextet = ((n >> (18 - 6 * i)) & 63) as usize;
-                s.extend(T.get(sextet).map(|&c| char::from(c)));
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn b64() {
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"supportxmr.com"), "c3VwcG9ydHhtci5jb20=");
+        // The dataset lines are standard, padded base64 (what Suricata's `string` sets read).
+        assert_eq!(BASE64_STANDARD.encode(b"f"), "Zg==");
+        assert_eq!(
+            BASE64_STANDARD.encode(b"supportxmr.com"),
+            "c3VwcG9ydHhtci5jb20="
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! * [`precision`] flags entries that cover far more than pools (`blocklist lint`): the bare
 //!   domain of a multi-purpose site, a public suffix.
 //! * [`export`] writes the compiled set for blockers (RPZ, hosts, dnsmasq, Unbound, AdBlock,
-//!   nftables, Suricata dataset); [`watch`] reloads on change into a [`SharedBlocklists`].
+//!   nftables, Suricata dataset and rules: [`export_rules`]); [`watch`] reloads on change into a [`SharedBlocklists`].
 //! * [`manager`] ([`ListManager`]) owns the running set in `serve`: user lists persisted in the
 //!   user-lists directory, remote [`feeds`] with their last good copy, validated atomic updates.
 //!
@@ -32,6 +32,7 @@ use crate::model::{Category, ListHit};
 pub mod changes;
 pub mod compile;
 pub mod export;
+pub mod export_rules;
 pub mod feeds;
 pub mod manager;
 pub mod manifest;

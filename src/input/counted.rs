@@ -1,0 +1,127 @@
+//! Byte counting for `scan`'s progress bar: a reader around the opened file or stream that adds
+//! what it hands out to a shared count. Kept at the outermost edge: the decoders in
+//! `capture`/`ingest` see an ordinary `Read`.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{
+    log_watched, observations, pcap_watched, read_head, InputError, InputFormat, Observations,
+    ReadFailures,
+};
+use crate::capture::{self, CaptureConfig};
+use crate::ingest::{self, IngestConfig, LogFormat};
+use crate::model::Timestamp;
+
+/// Bytes read so far from the inputs opened with [`super::open_counting`] (shared by their readers).
+#[derive(Clone, Debug, Default)]
+pub struct ByteCount {
+    read: Arc<AtomicU64>,
+    uncounted: Arc<AtomicU64>,
+}
+
+impl ByteCount {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes read so far, all inputs together.
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of regular files that are read without being counted (dnstap files).
+    pub fn uncounted(&self) -> u64 {
+        self.uncounted.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn wrap<R: Read>(&self, inner: R) -> Counting<R> {
+        Counting {
+            inner,
+            read: Arc::clone(&self.read),
+        }
+    }
+}
+
+/// A reader that adds every byte it hands out to a shared count.
+pub(super) struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A regular file opened through a [`Counting`] reader: the same readers [`super::open_reporting`]
+/// uses (`capture::open_file` is `open_reader` over the `File`; a log file's modification
+/// time is its reference for year-less timestamps, as `ingest::open_file` does).
+pub(super) fn open_file_counted(
+    path: &Path,
+    format: InputFormat,
+    capture_cfg: &CaptureConfig,
+    ingest_cfg: &IngestConfig,
+    failures: &ReadFailures,
+    count: &ByteCount,
+) -> Result<Observations, InputError> {
+    let open_err = |source: std::io::Error| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let format = match format {
+        InputFormat::Auto if capture::looks_like_capture(&read_head(path)?) => InputFormat::Pcap,
+        f => f,
+    };
+    let file = File::open(path).map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    let log = match format {
+        InputFormat::Pcap => {
+            let src: Box<dyn Read + Send> = Box::new(count.wrap(file));
+            let r = capture::open_reader(src, path, capture_cfg)?;
+            return Ok(pcap_watched(r, path, failures));
+        }
+        InputFormat::Observations => {
+            return Ok(observations(Box::new(count.wrap(file)), path, failures));
+        }
+        InputFormat::Log(f) => Some(f),
+        InputFormat::Auto => None,
+    };
+    let uncounted = |count: &ByteCount| {
+        count.uncounted.fetch_add(meta.len(), Ordering::Relaxed);
+    };
+    if log == Some(LogFormat::Dnstap) {
+        uncounted(count);
+        let r = ingest::open_file(path, log, ingest_cfg)?;
+        return Ok(log_watched(r, path, failures));
+    }
+    let mut cfg = ingest_cfg.clone();
+    if cfg.reference.is_none() {
+        cfg.reference = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)));
+    }
+    let before = count.read();
+    let src: Box<dyn Read + Send> = Box::new(count.wrap(file));
+    match ingest::open_reader(src, path, log, &cfg) {
+        Ok(r) => Ok(log_watched(r, path, failures)),
+        // Sniffed as dnstap, which its own reader opens by path: take back the peeked bytes.
+        Err(ingest::IngestError::NotFromStdin { .. }) => {
+            count
+                .read
+                .fetch_sub(count.read().saturating_sub(before), Ordering::Relaxed);
+            uncounted(count);
+            let r = ingest::open_file(path, log, ingest_cfg)?;
+            Ok(log_watched(r, path, failures))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
