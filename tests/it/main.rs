@@ -76,3 +76,4 @@ mod store_queries;
 mod stratum_rule;
 mod ui_browser;
 mod ui_http;
+mod verdict_golden;
