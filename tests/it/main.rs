@@ -10,6 +10,8 @@
 mod support;
 
 mod api_config;
+mod api_detections;
+mod api_events;
 mod api_lists;
 mod api_sample_data;
 mod api_security;
@@ -33,6 +35,7 @@ mod correlate_garbage;
 mod correlate_incidents;
 mod correlate_lab;
 mod correlate_rules;
+mod correlate_shared_address;
 mod demo;
 mod dnstap_files;
 mod dnstap_lab;
