@@ -7,7 +7,7 @@
 // A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-#[path = "../tests/it/support/capture.rs"]
+#[path = "../tests/it/support/capture/mod.rs"]
 mod capture_support;
 #[path = "../tests/it/support/flood.rs"]
 mod flood_support;

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use crate::model::{
     AppInfo, Category, Detection, Direction, DnsAnswer, DnsObservation, FlowObservation,
     FlowReport, FlowState, ListHit, Observation, Proto, Rcode, RrType, Source, Transport,
 };
-use crate::ports::{HistoryKv, RetroMerge, RetroSink};
+use crate::ports::{HistoryKv, RetroMerge, RetroSink, StopToken};
 
 /// Added entries searched per list change; a change adding more (a new feed) searches the
 /// first ones and counts the rest (`poolwatch_retro_entries_skipped_total`).
@@ -291,7 +290,7 @@ fn flow_of(f: &FoundFlow) -> FlowObservation {
 /// Runs a retro-hunt whenever the shared list set gains entries (API edit, feed refresh, file
 /// reload: every change swaps the set), on its own thread.
 pub struct RetroWorker {
-    stop: Arc<AtomicBool>,
+    stop: StopToken,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -307,7 +306,7 @@ pub struct RetroDeps {
 
 impl RetroWorker {
     pub fn spawn(deps: RetroDeps) -> std::io::Result<RetroWorker> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = StopToken::new();
         let s = stop.clone();
         let handle = std::thread::Builder::new()
             .name("retro-hunt".into())
@@ -320,7 +319,7 @@ impl RetroWorker {
 
     /// Stops the worker (a hunt in progress finishes first).
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -329,14 +328,14 @@ impl RetroWorker {
 
 impl Drop for RetroWorker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
     }
 }
 
-fn worker(deps: RetroDeps, stop: Arc<AtomicBool>) {
+fn worker(deps: RetroDeps, stop: StopToken) {
     let mut current = deps.lists.load_full();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(RETRO_POLL);
+    // The service's one stop signal: a stop wakes the wait at once, not after a poll.
+    while !stop.wait_timeout(RETRO_POLL) {
         let next = deps.lists.load_full();
         if Arc::ptr_eq(&next, &current) {
             continue;

@@ -1,5 +1,5 @@
 //! The project's own capture fixtures (`tests/data/pcap/`, written by
-//! `tests/capture_support/mod.rs`) decode to the expected observations. These cover the core
+//! `tests/it/support/capture/`) decode to the expected observations. These cover the core
 //! behaviour without `../shared`.
 
 use crate::support::capture as capture_support;

@@ -9,6 +9,8 @@ use poolwatch::model::*;
 use poolwatch::query::NewSuppression;
 use poolwatch::store::Store;
 
+use crate::support::obs;
+
 const T0: i64 = 1_795_724_800;
 
 fn ip(s: &str) -> IpAddr {
@@ -31,60 +33,15 @@ fn dns(
     answers: &[(&str, &str)],
     ttl: u32,
 ) -> Observation {
-    Observation::Dns(DnsObservation {
-        ts: t(at),
-        client: ip(client),
-        client_port: Some(5353),
-        server: Some(ip("192.0.2.53")),
-        server_port: Some(53),
-        transport: Transport::Udp,
-        id: Some(1),
-        qname: qname.into(),
-        qtype: RrType::A,
-        rcode,
-        answers: answers
-            .iter()
-            .map(|(n, a)| DnsAnswer {
-                name: n.to_string(),
-                rtype: if a.parse::<IpAddr>().is_ok() {
-                    RrType::A
-                } else {
-                    RrType::CNAME
-                },
-                ttl: Some(ttl),
-                data: a.to_string(),
-            })
-            .collect(),
-        answers_known: true,
-        query_seen: true,
-        rtt_us: Some(500),
-        truncated: false,
-        salvaged: None,
-        source: Source::pcap("t.pcap"),
-    })
+    obs::dns(t(at), client, qname)
+        .client_port(Some(5353))
+        .rcode(rcode)
+        .records(answers, ttl)
+        .build()
 }
 
 fn flow(at: f64, client: &str, dst: &str, port: u16, state: FlowState) -> Observation {
-    Observation::Flow(FlowObservation {
-        ts: t(at),
-        last_ts: t(at + 1.0),
-        src: ip(client),
-        src_port: 40_000,
-        dst: ip(dst),
-        dst_port: port,
-        proto: Proto::Tcp,
-        direction: Direction::Originator,
-        state,
-        report: FlowReport::Final,
-        bytes_out: 100,
-        bytes_in: 100,
-        packets_out: 3,
-        packets_in: 3,
-        payload_out: vec![],
-        payload_in: vec![],
-        app: AppInfo::default(),
-        source: Source::pcap("t.pcap"),
-    })
+    obs::flow(t(at), client, dst, port).state(state).build()
 }
 
 /// Runs observations through an engine; returns the final state of each detection.

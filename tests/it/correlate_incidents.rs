@@ -14,6 +14,8 @@ use poolwatch::matcher::{self, Blocklists};
 use poolwatch::model::*;
 use poolwatch::store::{MemoryStore, Store};
 
+use crate::support::obs;
+
 const T0: f64 = 1_795_724_800.0;
 
 fn client(i: u32) -> IpAddr {
@@ -21,53 +23,28 @@ fn client(i: u32) -> IpAddr {
 }
 
 fn lookup(at: f64, c: IpAddr, n: u32) -> Observation {
-    Observation::Dns(DnsObservation {
-        ts: Timestamp::from_secs_f64(T0 + at),
-        client: c,
-        client_port: Some(40_000),
-        server: Some("192.0.2.53".parse().unwrap()),
-        server_port: Some(53),
-        transport: Transport::Udp,
-        id: Some(n as u16),
-        qname: format!("r{n:x}.pool.supportxmr.com"),
-        qtype: RrType::A,
-        rcode: Some(Rcode::NOERROR),
-        answers: vec![DnsAnswer {
-            name: format!("r{n:x}.pool.supportxmr.com"),
-            rtype: RrType::A,
-            ttl: Some(300),
-            data: "203.0.113.7".into(),
-        }],
-        answers_known: true,
-        query_seen: true,
-        rtt_us: Some(500),
-        truncated: false,
-        salvaged: None,
-        source: Source::pcap("pressure.pcap"),
-    })
+    let name = format!("r{n:x}.pool.supportxmr.com");
+    obs::dns(Timestamp::from_secs_f64(T0 + at), &c.to_string(), &name)
+        .id(Some(n as u16))
+        .a(&["203.0.113.7"])
+        .source(Source::pcap("pressure.pcap"))
+        .build()
 }
 
 fn syn(at: f64, c: IpAddr, port: u16) -> Observation {
-    Observation::Flow(FlowObservation {
-        ts: Timestamp::from_secs_f64(T0 + at),
-        last_ts: Timestamp::from_secs_f64(T0 + at + 3.0),
-        src: c,
-        src_port: port,
-        dst: "203.0.113.7".parse().unwrap(),
-        dst_port: 3333,
-        proto: Proto::Tcp,
-        direction: Direction::Originator,
-        state: FlowState::Attempted,
-        report: FlowReport::Final,
-        bytes_out: 0,
-        bytes_in: 0,
-        packets_out: 1,
-        packets_in: 0,
-        payload_out: vec![],
-        payload_in: vec![],
-        app: AppInfo::default(),
-        source: Source::pcap("pressure.pcap"),
-    })
+    obs::flow(
+        Timestamp::from_secs_f64(T0 + at),
+        &c.to_string(),
+        "203.0.113.7",
+        3333,
+    )
+    .last(Timestamp::from_secs_f64(T0 + at + 3.0))
+    .src_port(port)
+    .state(FlowState::Attempted)
+    .bytes(0, 0)
+    .packets(1, 0)
+    .source(Source::pcap("pressure.pcap"))
+    .build()
 }
 
 /// `clients` clients round-robin for `rounds` rounds (each a lookup and a SYN), with an incident

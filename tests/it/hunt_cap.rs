@@ -10,31 +10,17 @@ use poolwatch::model::*;
 use poolwatch::ports::HuntRequest;
 use poolwatch::store::Store;
 
+use crate::support::obs;
+
 fn lookup(ts: Timestamp, client: &str, name: &str) -> Observation {
-    Observation::Dns(DnsObservation {
-        ts,
-        client: client.parse().unwrap(),
-        client_port: None,
-        server: Some("10.0.0.53".parse().unwrap()),
-        server_port: None,
-        transport: Transport::Udp,
-        id: None,
-        qname: name.into(),
-        qtype: RrType::A,
-        rcode: Some(Rcode::NOERROR),
-        answers: vec![DnsAnswer {
-            name: name.into(),
-            rtype: RrType::A,
-            ttl: Some(60),
-            data: "203.0.113.9".into(),
-        }],
-        answers_known: true,
-        query_seen: true,
-        rtt_us: None,
-        truncated: false,
-        salvaged: None,
-        source: Source::new("test"),
-    })
+    obs::dns(ts, client, name)
+        .client_port(None)
+        .server(Some("10.0.0.53"), None)
+        .id(None)
+        .rtt_us(None)
+        .records(&[(name, "203.0.113.9")], 60)
+        .source(Source::new("test"))
+        .build()
 }
 
 fn total(store: &Store) -> u64 {

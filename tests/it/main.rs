@@ -10,6 +10,8 @@
 mod support;
 
 mod api_config;
+mod api_detections;
+mod api_events;
 mod api_lists;
 mod api_sample_data;
 mod api_security;
@@ -34,6 +36,7 @@ mod correlate_incidents;
 mod correlate_lab;
 mod correlate_replay;
 mod correlate_rules;
+mod correlate_shared_address;
 mod demo;
 mod dnstap_files;
 mod dnstap_lab;
@@ -85,3 +88,4 @@ mod store_queries;
 mod stratum_rule;
 mod ui_browser;
 mod ui_http;
+mod verdict_golden;

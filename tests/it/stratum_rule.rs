@@ -10,7 +10,9 @@ use capture_support::*;
 use poolwatch::capture::payload::classify_client;
 use poolwatch::correlate::{Engine, EngineConfig};
 use poolwatch::matcher::{self, Blocklists};
-use poolwatch::model::{AppInfo, Observation};
+use poolwatch::model::{AppInfo, FlowState, Observation, Source, Timestamp};
+
+use crate::support::obs;
 
 struct Case {
     name: &'static str,
@@ -253,19 +255,16 @@ fn stratum_rule_table_of_real_first_messages() {
 
 /// A flow observation with `payload_out` as its first client bytes and `app` as given.
 fn flow_obs(payload: &[u8], app: AppInfo, dst: &str) -> Observation {
-    let v = serde_json::json!({
-        "observation": "flow",
-        "ts": "2026-11-26T12:00:01Z",
-        "last_ts": "2026-11-26T12:00:02Z",
-        "src": "192.0.2.60", "src_port": 50000, "dst": dst, "dst_port": 8080,
-        "proto": "tcp", "direction": "originator", "state": "established", "report": "final",
-        "bytes_out": payload.len(), "bytes_in": 100, "packets_out": 3, "packets_in": 3,
-        "payload_out": payload.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        "payload_in": "",
-        "app": app,
-        "source": "test"
-    });
-    serde_json::from_value(v).expect("a flow observation")
+    let t = |s: &str| Timestamp::parse(s).expect("a time stamp");
+    obs::flow(t("2026-11-26T12:00:01Z"), "192.0.2.60", dst, 8080)
+        .last(t("2026-11-26T12:00:02Z"))
+        .src_port(50_000)
+        .state(FlowState::Established)
+        .bytes(payload.len() as u64, 100)
+        .payload_out(payload)
+        .app(app)
+        .source(Source::new("test"))
+        .build()
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! A real API server on 127.0.0.1:0 for the HTTP tests: its own tokio runtime, graceful stop.
-//! `tests/api_server.rs` and `tests/lists_support` wrap it with their backends and managers.
+//! `support::api` and `support::lists` wrap it with their backends and managers.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
