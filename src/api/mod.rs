@@ -218,6 +218,8 @@ struct Shared {
     /// The alert sinks behind `GET /api/v1/outputs` (set by [`AppState::with_outputs`]).
     outputs: OnceLock<crate::output::Outputs>,
     hunter: OnceLock<Arc<dyn crate::ports::HuntQuery>>,
+    /// The fleet-wide list version this node runs (a cluster node; `/readyz` reports it).
+    list_version: OnceLock<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl AppState {
@@ -241,6 +243,7 @@ impl AppState {
             lists: OnceLock::new(),
             outputs: OnceLock::new(),
             hunter: OnceLock::new(),
+            list_version: OnceLock::new(),
         }))
     }
 
@@ -268,6 +271,17 @@ impl AppState {
     pub fn with_hunter(self, hunter: Arc<dyn crate::ports::HuntQuery>) -> Self {
         let _ = self.0.hunter.set(hunter);
         self
+    }
+
+    /// Reports the list version this node runs in `/readyz` (`list_version`; a cluster node
+    /// sets it). A second call is ignored.
+    pub fn with_list_version(self, version: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        let _ = self.0.list_version.set(version);
+        self
+    }
+
+    pub fn list_version(&self) -> Option<u64> {
+        self.0.list_version.get().map(|v| v.load(Ordering::Acquire))
     }
 
     pub fn hunter(&self) -> Option<Arc<dyn crate::ports::HuntQuery>> {
