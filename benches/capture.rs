@@ -6,6 +6,9 @@
 //! `python3 ../shared/bench/gen/dnsgen.py --preset small --out /tmp/bench-small`); when absent,
 //! the project's fixtures under `tests/data/pcap/` repeated.
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 

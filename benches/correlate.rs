@@ -10,6 +10,9 @@
 //!   `FLOOD_RSS_CAP_MIB` (default [`FLOOD_RSS_CAP_MIB`], documented in docs/arch/correlate.md).
 //! * CPU-time comparison (steadier than wall time here): `CPU_RUNS=7 cargo bench --bench correlate`.
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::hint::black_box;
 use std::net::IpAddr;
 

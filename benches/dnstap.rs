@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench dnstap`
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use poolwatch::ingest::dnstap::{decode_dnstap, encode_fstrm_file, Frame, FrameDecoder, Pairer};
 use poolwatch::model::Source;

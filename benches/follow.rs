@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench follow`
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

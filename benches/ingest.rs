@@ -12,6 +12,9 @@
 //!
 //! `cargo bench --bench ingest` (`-- --quick` style criterion options work after `--`).
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

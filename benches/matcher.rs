@@ -8,6 +8,9 @@
 //!
 //! Run: `cargo bench --bench matcher`.
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -12,6 +12,9 @@
 //!
 //! Run: `cargo bench --bench outputs` (env `RUNS`, `EVENTS`).
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 

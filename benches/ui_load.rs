@@ -12,6 +12,9 @@
 //!
 //! Needs chromium + chromium-driver (prints `skipping: …` otherwise). Results: docs/ui.md.
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 #[path = "../tests/it/support/browser.rs"]
 mod browser_support;
 

@@ -4,6 +4,9 @@
 //! `cargo run --release --example flood_pcap -- OUT_DIR [CLIENTS=65536] [ROUNDS=3] [SEED=11]`
 //! writes `OUT_DIR/flood.pcap` and `OUT_DIR/clean.pcap`.
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 #[path = "../tests/it/support/capture.rs"]
 mod capture_support;
 #[path = "../tests/it/support/flood.rs"]

@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release --example pcap_observations -- FILE… [--stats] [--quiet]`
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::Write;
 use std::path::PathBuf;
 

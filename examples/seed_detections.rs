@@ -5,6 +5,9 @@
 //!
 //! Usage: cargo run --release --example seed_detections -- DB_DIR [N]
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use poolwatch::capture::CaptureConfig;
 use poolwatch::correlate::{Engine, EngineConfig, Pipeline};
 use poolwatch::ingest::IngestConfig;

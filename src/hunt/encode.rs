@@ -95,7 +95,7 @@ pub fn zone_of(name: &str) -> &str {
     // The last `labels` labels of the name (the whole name when it has no more).
     let suffix = |labels: usize| -> &str {
         match dots.len().checked_sub(labels) {
-            Some(i) => name.get(dots[i] + 1..).unwrap_or(name),
+            Some(i) => dots.get(i).and_then(|&d| name.get(d + 1..)).unwrap_or(name),
             None => name,
         }
     };
@@ -143,8 +143,9 @@ fn put_str(out: &mut Vec<u8>, s: &str, max: usize) {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    out.push(end as u8);
-    out.extend_from_slice(&s.as_bytes()[..end]);
+    let head = s.get(..end).unwrap_or_default();
+    out.push(head.len() as u8);
+    out.extend_from_slice(head.as_bytes());
 }
 
 /// A cursor over a stored value; every read is checked.
@@ -170,12 +171,10 @@ impl<'a> Reader<'a> {
         Some(a)
     }
     pub fn u16(&mut self) -> Option<u16> {
-        let b = self.bytes(2)?;
-        Some(u16::from_be_bytes([b[0], b[1]]))
+        Some(u16::from_be_bytes(self.bytes(2)?.try_into().ok()?))
     }
     pub fn u32(&mut self) -> Option<u32> {
-        let b = self.bytes(4)?;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        Some(u32::from_be_bytes(self.bytes(4)?.try_into().ok()?))
     }
     pub fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
@@ -191,8 +190,8 @@ impl<'a> Reader<'a> {
     pub fn ip(&mut self) -> Option<IpAddr> {
         match self.u8()? {
             4 => {
-                let b = self.bytes(4)?;
-                Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+                let b: [u8; 4] = self.bytes(4)?.try_into().ok()?;
+                Some(IpAddr::V4(Ipv4Addr::from(b)))
             }
             6 => {
                 let b: [u8; 16] = self.bytes(16)?.try_into().ok()?;

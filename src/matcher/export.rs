@@ -194,7 +194,8 @@ fn rpz(b: &Blocklists, block: &[&str], allow: &[&str], out: &mut String) {
     }
     let digest = Sha256::digest(body.as_bytes());
     // Serial from the content: identical content, identical serial; any change, a new one.
-    let serial = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).max(1);
+    let [d0, d1, d2, d3, ..]: [u8; 32] = digest.into();
+    let serial = u32::from_be_bytes([d0, d1, d2, d3]).max(1);
     let _ = writeln!(out, "; poolwatch RPZ (load with origin {RPZ_ORIGIN})");
     header(out, ";", b, ExportFormat::Rpz);
     if skipped > 0 {
@@ -323,7 +324,9 @@ fn base64(data: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= c.len() {
-                s.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+                // A 6-bit index into a 64-entry table: never out of range.
+                let sextet = ((n >> (18 - 6 * i)) & 63) as usize;
+                s.extend(T.get(sextet).map(|&c| char::from(c)));
             } else {
                 s.push('=');
             }

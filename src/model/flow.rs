@@ -180,11 +180,11 @@ mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        use std::fmt::Write as _;
         let mut out = String::with_capacity(bytes.len() * 2);
         for b in bytes {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{b:02x}");
         }
         s.serialize_str(&out)
     }

@@ -498,10 +498,11 @@ pub struct OutboxWriter {
 }
 
 impl OutboxWriter {
-    fn note_event(&self, note: RateLimitNote) -> Result<(u64, Vec<u8>), String> {
+    /// Takes the store, not `self`, so that it can run while a sink is borrowed.
+    fn note_event(store: &Store, note: RateLimitNote) -> Result<(u64, Vec<u8>), String> {
         let ev = OutputEvent {
             kind: EventKind::RateLimited,
-            seq: self.store.next_event_seq().map_err(|e| e.to_string())?,
+            seq: store.next_event_seq().map_err(|e| e.to_string())?,
             created: Timestamp::now(),
             detection: None,
             rate_limit: Some(note),
@@ -535,36 +536,31 @@ impl DetectionSink for OutboxWriter {
                 c.detection.clone(),
             );
             let bytes = serde_json::to_vec(&ev).map_err(|e| e.to_string())?;
-            for i in 0..self.sinks.len() {
-                if !self.sinks[i]
-                    .shared
-                    .settings
-                    .policy
-                    .accepts(c.kind, c.detection)
-                {
+            for sink in &mut self.sinks {
+                if !sink.shared.settings.policy.accepts(c.kind, c.detection) {
                     continue;
                 }
-                let name = self.sinks[i].shared.settings.name.clone();
-                let (ended, admit) = match self.sinks[i].limiter.as_mut() {
+                let name = sink.shared.settings.name.clone();
+                let (ended, admit) = match sink.limiter.as_mut() {
                     Some(l) => (l.roll(&name), l.admit()),
                     None => (None, Admit::Yes),
                 };
                 if let Some(note) = ended {
-                    let (seq, b) = self.note_event(note)?;
-                    self.sinks[i].push(seq, &b)?;
+                    let (seq, b) = Self::note_event(&self.store, note)?;
+                    sink.push(seq, &b)?;
                 }
                 match admit {
-                    Admit::Yes => self.sinks[i].push(ev.seq, &bytes)?,
+                    Admit::Yes => sink.push(ev.seq, &bytes)?,
                     Admit::No(first) => {
-                        let sh = &self.sinks[i].shared;
+                        let sh = &sink.shared;
                         sh.rate_limited.fetch_add(1, Ordering::Relaxed);
                         sh.metrics.rate_limited.inc();
                         if first {
                             tracing::warn!(sink = %name, "output: rate limit reached; records are counted, not sent, until the window ends");
-                            let note = self.sinks[i].limiter.as_ref().map(|l| l.note(&name, 0));
+                            let note = sink.limiter.as_ref().map(|l| l.note(&name, 0));
                             if let Some(note) = note {
-                                let (seq, b) = self.note_event(note)?;
-                                self.sinks[i].push(seq, &b)?;
+                                let (seq, b) = Self::note_event(&self.store, note)?;
+                                sink.push(seq, &b)?;
                             }
                         }
                     }

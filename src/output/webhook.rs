@@ -31,17 +31,23 @@ const MAX_ERROR_BODY: usize = 512;
 /// HMAC-SHA256 (RFC 2104) of `msg` under `key`.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     const B: usize = 64;
+    // The key, zero-padded to the block size (hashed first when longer than a block).
     let mut k = [0u8; B];
-    if key.len() > B {
-        k[..32].copy_from_slice(&Sha256::digest(key));
+    let digest;
+    let key = if key.len() > B {
+        digest = Sha256::digest(key);
+        digest.as_slice()
     } else {
-        k[..key.len()].copy_from_slice(key);
+        key
+    };
+    for (slot, byte) in k.iter_mut().zip(key) {
+        *slot = *byte;
     }
     let mut ipad = [0x36u8; B];
     let mut opad = [0x5cu8; B];
-    for i in 0..B {
-        ipad[i] ^= k[i];
-        opad[i] ^= k[i];
+    for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(k) {
+        *i ^= k;
+        *o ^= k;
     }
     let inner = Sha256::new()
         .chain_update(ipad)
@@ -55,11 +61,11 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 }
 
 fn hex(b: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
+    use std::fmt::Write as _;
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {
-        s.push(H[(x >> 4) as usize] as char);
-        s.push(H[(x & 15) as usize] as char);
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{x:02x}");
     }
     s
 }

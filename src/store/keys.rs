@@ -114,11 +114,11 @@ pub fn flow_prefix(detection_id: &str) -> Vec<u8> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use std::fmt::Write as _;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
     }
     s
 }

@@ -4,6 +4,9 @@
 //!
 //! Run one area with a filter: `cargo test --test it follow_files::`.
 
+// A test/bench/example fails loudly: unwrap/expect/indexing are allowed here (Cargo.toml [lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod support;
 
 mod api_config;

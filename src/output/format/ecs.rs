@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{event_time, primary_dst, rule_id, stage_title, text, Observer};
+use super::{event_time, primary_dst, rule_id, set, stage_title, text, Observer};
 use crate::output::{EventKind, OutputEvent};
 
 /// The ECS version the records follow.
@@ -41,21 +41,21 @@ pub fn render(ev: &OutputEvent, obs: &Observer) -> Value {
     });
     let Some(d) = &ev.detection else {
         // A rate-limit summary: an operational event, not an alert.
-        event["kind"] = json!("event");
-        event["category"] = json!(["network"]);
-        event["action"] = json!("rate_limited");
-        event["dataset"] = json!("poolwatch.output");
-        root["event"] = event;
-        root["poolwatch"] = super::poolwatch::render(ev);
+        set(&mut event, "kind", json!("event"));
+        set(&mut event, "category", json!(["network"]));
+        set(&mut event, "action", json!("rate_limited"));
+        set(&mut event, "dataset", json!("poolwatch.output"));
+        set(&mut root, "event", event);
+        set(&mut root, "poolwatch", super::poolwatch::render(ev));
         return root;
     };
     let risk = f64::from(d.risk_score);
-    event["risk_score"] = json!(risk);
-    event["risk_score_norm"] = json!(risk);
-    event["severity"] = json!(d.risk_score);
-    event["start"] = json!(d.first_seen);
-    event["end"] = json!(d.last_seen);
-    event["reason"] = json!(stage_title(d.stage));
+    set(&mut event, "risk_score", json!(risk));
+    set(&mut event, "risk_score_norm", json!(risk));
+    set(&mut event, "severity", json!(d.risk_score));
+    set(&mut event, "start", json!(d.first_seen));
+    set(&mut event, "end", json!(d.last_seen));
+    set(&mut event, "reason", json!(stage_title(d.stage)));
     let Some(obj) = root.as_object_mut() else {
         return root;
     };
@@ -108,7 +108,7 @@ pub fn render(ev: &OutputEvent, obs: &Observer) -> Value {
     related_ip.extend(d.pool_ips.iter().map(|ip| json!(ip)));
     let mut related = json!({"ip": related_ip});
     if !d.query_names.is_empty() {
-        related["hosts"] = json!(d.query_names);
+        set(&mut related, "hosts", json!(d.query_names));
     }
     obj.insert("related".into(), related);
     if let Some(a) = d.agents.first() {

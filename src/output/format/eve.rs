@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{
-    event_time, primary_dst, signature_id, stage_title, suricata_time, Observer, Severity,
+    event_time, primary_dst, set, signature_id, stage_title, suricata_time, Observer, Severity,
     RATE_LIMIT_SIGNATURE_ID,
 };
 use crate::model::Stage;
@@ -82,20 +82,24 @@ pub fn render(ev: &OutputEvent, obs: &Observer) -> Value {
         },
     });
     if let Some(ip) = primary_dst(d) {
-        v["dest_ip"] = json!(ip);
+        set(&mut v, "dest_ip", json!(ip));
     }
     if let Some(p) = d.dst_ports.first() {
-        v["dest_port"] = json!(p);
+        set(&mut v, "dest_port", json!(p));
     }
     if let Some(q) = d.query_names.first() {
-        v["dns"] = json!({"query": [{"type": "query", "rrname": q, "rrtype": "A"}]});
+        set(
+            &mut v,
+            "dns",
+            json!({"query": [{"type": "query", "rrname": q, "rrtype": "A"}]}),
+        );
     }
     if d.stage == Stage::Stratum {
-        v["app_proto"] = json!("stratum");
+        set(&mut v, "app_proto", json!("stratum"));
     } else if !d.stage.is_contact() {
-        v["app_proto"] = json!("dns");
+        set(&mut v, "app_proto", json!("dns"));
     }
-    v["poolwatch"] = super::poolwatch::render(ev);
+    set(&mut v, "poolwatch", super::poolwatch::render(ev));
     v
 }
 

@@ -109,6 +109,14 @@ pub enum Severity {
     Critical,
 }
 
+/// Sets `key` on a JSON object built by `json!({...})`; unlike `v[key] = x`, never panics
+/// (on a non-object it does nothing).
+pub fn set(v: &mut serde_json::Value, key: &str, x: serde_json::Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.to_string(), x);
+    }
+}
+
 /// Risk ≥ 90 critical (direct IP, Stratum), ≥ 80 high (connections), ≥ 50 medium (lookups),
 /// else low (blocked lookups).
 pub fn severity(risk: u8) -> Severity {
