@@ -262,12 +262,12 @@ pub fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// Whether verdicts include the evidence counters. With one input the counters are
-/// deterministic; with a pcap and logs of the same queries they depend on how the two
-/// sources interleave (the engine's cross-source de-duplication), on the single box as in the
-/// cluster, so the multi-source comparison is the "same clients, stages, pools".
-/// Per test thread: the tests share one process, and the lab test's choice must not change
-/// what a fault test running beside it compares.
+// Whether verdicts include the evidence counters. With one input the counters are
+// deterministic; with a pcap and logs of the same queries they depend on how the two
+// sources interleave (the engine's cross-source de-duplication), on the single box as in the
+// cluster, so the multi-source comparison is the "same clients, stages, pools".
+// Per test thread: the tests share one process, and the lab test's choice must not change
+// what a fault test running beside it compares.
 thread_local! {
     static WITH_COUNTS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
