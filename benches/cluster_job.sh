@@ -106,9 +106,13 @@ def cluster_throughput(n_obs):
     while c.metric("poolwatch_cluster_partitions_owned") != 16: time.sleep(0.1)
     t0 = time.time()
     s = node(tmp, nats.url, "sensor", "s1", ["--import", PCAP])
+    # Timed like the single box: when the correlator's count first reached its final value
+    # (not when the quiet period that proves it final ended).
     published, _ = until_stable(lambda: s.metric("poolwatch_cluster_published_total"))
-    while (c.metric("poolwatch_cluster_consumed_total") or 0) < published: time.sleep(0.05)
-    took = time.time() - t0
+    consumed, at = until_stable(lambda: c.metric("poolwatch_cluster_consumed_total"))
+    if consumed < published:
+        raise SystemExit(f"the correlator consumed {consumed} of {published}")
+    took = at - t0
     s.stop(); c.stop(); nats.stop()
     return published, took
 
