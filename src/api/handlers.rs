@@ -33,7 +33,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.is_ready() {
-        Json(json!({"status": "ready"})).into_response()
+        match state.list_version() {
+            Some(v) => Json(json!({"status": "ready", "list_version": v})).into_response(),
+            None => Json(json!({"status": "ready"})).into_response(),
+        }
     } else {
         ApiError::Unavailable {
             code: "not_ready",

@@ -472,6 +472,10 @@ fn from_matcher(e: MatcherError) -> ApiError {
             message: m,
         },
         MatcherError::BadFeed(m) => ApiError::bad("invalid_feed", m),
+        MatcherError::Unavailable(m) => ApiError::Unavailable {
+            code: "lists_unavailable",
+            message: m,
+        },
         MatcherError::Rejected { message, problems } => ApiError::InvalidList { message, problems },
         MatcherError::Parse {
             ref path,

@@ -223,6 +223,8 @@ struct Shared {
     listen: OnceLock<std::net::SocketAddr>,
     /// The OpenAPI document as served (with `servers` set), rendered once.
     openapi: OnceLock<Option<bytes::Bytes>>,
+    /// The fleet-wide list version this node runs (a cluster node; `/readyz` reports it).
+    list_version: OnceLock<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl AppState {
@@ -248,6 +250,7 @@ impl AppState {
             hunter: OnceLock::new(),
             listen: OnceLock::new(),
             openapi: OnceLock::new(),
+            list_version: OnceLock::new(),
         }))
     }
 
@@ -275,6 +278,17 @@ impl AppState {
     pub fn with_hunter(self, hunter: Arc<dyn crate::ports::HuntQuery>) -> Self {
         let _ = self.0.hunter.set(hunter);
         self
+    }
+
+    /// Reports the list version this node runs in `/readyz` (`list_version`; a cluster node
+    /// sets it). A second call is ignored.
+    pub fn with_list_version(self, version: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        let _ = self.0.list_version.set(version);
+        self
+    }
+
+    pub fn list_version(&self) -> Option<u64> {
+        self.0.list_version.get().map(|v| v.load(Ordering::Acquire))
     }
 
     pub fn hunter(&self) -> Option<Arc<dyn crate::ports::HuntQuery>> {

@@ -178,14 +178,16 @@ where
     let lists_task = manager.spawn_background(async move {
         let _ = lists_stop_rx.wait_for(|v| *v).await;
     });
+    let fleet = super::fleet::Fleet::start(&n, &o.node, &manager, &store).await?;
     let (events, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);
     let state = AppState::new(
-        Arc::new(store.clone()) as Arc<dyn Backend>,
+        fleet.backend.clone() as Arc<dyn Backend>,
         lists,
         events.clone(),
         o.api.clone(),
     )
-    .with_lists(manager.clone());
+    .with_lists(manager.clone())
+    .with_list_version(fleet.state.list_version.clone());
     let listener = super::bind(o.listen).await?;
     let (api_stop_tx, mut api_stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(api::serve(listener, state.clone(), async move {
@@ -217,6 +219,9 @@ where
         stop_rx,
         m,
     ));
+    if !fleet.state.synced(super::fleet::SYNC_WAIT).await {
+        tracing::warn!("fleet lists/suppressions not synced yet; serving anyway");
+    }
     state.set_ready(true);
     tracing::info!("api node ready");
     shutdown.await;
@@ -225,6 +230,7 @@ where
     let _ = follower.await;
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
+    fleet.stop().await;
     let _ = lists_stop_tx.send(true);
     let _ = lists_task.await;
     let s = store.clone();

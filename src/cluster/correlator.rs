@@ -10,8 +10,9 @@
 //! 3. the detection updates of that flush were acknowledged by `POOLWATCH_DETECTIONS`.
 //!
 //! A new owner first replays the stream between its own stored position and the consumer's
-//! ack floor (what other owners handled), so the partition's bindings and incidents are rebuilt
-//! before new messages arrive; detection ids are deterministic (client, entry, first seen), so
+//! last delivery (what other owners handled, acked or — a dead owner's — not yet), so the
+//! partition's bindings and incidents are rebuilt before new messages arrive; the server's
+//! later redelivery of the unacked ones is acked without being pushed twice; detection ids are deterministic (client, entry, first seen), so
 //! the rebuilt incidents are the same detections and the API view keeps the most advanced copy.
 
 use std::collections::{HashMap, VecDeque};
@@ -56,6 +57,13 @@ pub const STARTUP_GRACE: Duration = Duration::from_secs(2);
 const TICK: Duration = Duration::from_millis(100);
 /// Observations pushed per wake-up before the clock is looked at again.
 const BATCH: usize = 512;
+
+/// Wall-clock milliseconds since the Unix epoch (claim log lines: takeover timing).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 fn marker_key(p: u16) -> String {
     format!("cluster/partition/{p}")
@@ -454,19 +462,25 @@ async fn consume(
             .flatten()
             .map_or(0, |o| o.offset)
     };
-    let floor = match c.info().await {
-        Ok(i) => i.ack_floor.stream_sequence,
-        Err(_) => 0,
+    // The consumer's position: acked by earlier owners up to the floor, delivered (to an owner
+    // that may have died holding them unacked) up to `delivered`. Everything up to the last
+    // delivery is replayed now, so a dead owner's unacked work counts at takeover, not when the
+    // server redelivers it after `ACK_WAIT`.
+    let (floor, delivered) = match c.info().await {
+        Ok(i) => (i.ack_floor.stream_sequence, i.delivered.stream_sequence),
+        Err(_) => (0, 0),
     };
+    let upto = floor.max(delivered);
     // Highest stream sequence pushed: a redelivery at or below it (an ack lost in a NATS
-    // outage) is acked without being counted twice.
-    let mut pushed = floor.max(mine);
-    if floor > mine {
-        match replay(&stream, p, mine, floor, &tx, &m).await {
+    // outage, or a dead owner's delivery replayed above) is acked without being counted twice.
+    let mut pushed = upto.max(mine);
+    if upto > mine {
+        match replay(&stream, p, mine, upto, &tx, &m).await {
             Ok(n) => tracing::info!(
                 partition = p,
                 from = mine,
-                to = floor,
+                to = upto,
+                unacked = upto - floor.min(upto),
                 replayed = n,
                 "partition state rebuilt from the stream"
             ),
@@ -544,6 +558,7 @@ where
     let lists_task = manager.spawn_background(async move {
         let _ = lists_stop_rx.wait_for(|v| *v).await;
     });
+    let fleet = super::fleet::Fleet::start(&n, &o.node, &manager, &store).await?;
     let m = Arc::new(Metrics::new());
 
     // The pipeline thread.
@@ -570,31 +585,40 @@ where
     // The API over this correlator's own detections (debugging, probes, metrics).
     let (events, _) = tokio::sync::broadcast::channel::<DetectionEvent>(16);
     let state = AppState::new(
-        Arc::new(store.clone()) as Arc<dyn Backend>,
+        fleet.backend.clone() as Arc<dyn Backend>,
         lists.clone(),
         events,
         o.api.clone(),
     )
-    .with_lists(manager.clone());
+    .with_lists(manager.clone())
+    .with_list_version(fleet.state.list_version.clone());
     let listener = super::bind(o.listen).await?;
     let (api_stop_tx, mut api_stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(api::serve(listener, state.clone(), async move {
         let _ = api_stop_rx.wait_for(|v| *v).await;
     }));
 
-    let mut leases = Leases::new(leases_kv, nodes_kv, &o.node, partitions);
+    let poll = lease::poll_interval(o.lease_ttl);
+    let mut leases = Leases::new(leases_kv, nodes_kv, &o.node, partitions, poll);
     let mut consumers: HashMap<u16, (watch::Sender<bool>, tokio::task::JoinHandle<()>)> =
         HashMap::new();
-    let poll = lease::poll_interval(o.lease_ttl);
     let _ = leases.heartbeat().await;
     state.set_ready(true);
     tokio::pin!(shutdown);
-    let grace = tokio::time::sleep(STARTUP_GRACE);
+    let grace = async {
+        tokio::time::sleep(STARTUP_GRACE).await;
+        // The fleet's lists and suppressions first, so no partition is read with old ones.
+        if !fleet.state.synced(super::fleet::SYNC_WAIT).await {
+            tracing::warn!("fleet lists/suppressions not synced yet; claiming anyway");
+        }
+    };
     tokio::select! {
         _ = grace => {}
         _ = &mut shutdown => {}
     }
     let mut every = tokio::time::interval(poll);
+    // The first tick completes at once; rounds are a poll interval apart from the start.
+    every.tick().await;
     let mut stopping = false;
     let mut releasing: HashMap<u16, Instant> = HashMap::new();
     while !stopping {
@@ -607,11 +631,21 @@ where
                 let _ = task.await;
             }
         }
+        let held = match leases.held().await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "lease listing");
+                None
+            }
+        };
         let share = match leases.live_nodes().await {
             Ok(nodes) => lease::fair_share(partitions, nodes),
             Err(_) => leases.owned().len(),
         };
-        for p in leases.surplus(share) {
+        let all_held = held
+            .as_ref()
+            .is_some_and(|h| h.len() >= usize::from(partitions));
+        for p in leases.surplus(share, all_held) {
             // Stop reading; what was delivered is acked within ACK_HOLD, then the lease goes
             // (renewed meanwhile, so nobody reads the partition twice).
             if let Some((stop, task)) = consumers.remove(&p) {
@@ -630,10 +664,18 @@ where
             leases.release(p).await;
             tracing::info!(partition = p, "partition handed back (rebalance)");
         }
+        // While handing partitions back, take nothing within the share (it would be theirs
+        // again); orphans are still taken.
         let claimable = if releasing.is_empty() { share } else { 0 };
-        for p in leases.claim(claimable).await {
+        for c in leases.claim(claimable, held.as_ref()).await {
             m.takeovers.inc();
-            tracing::info!(partition = p, "partition claimed");
+            tracing::info!(
+                partition = c.partition,
+                orphan = c.orphan,
+                at_ms = unix_ms(),
+                "partition claimed"
+            );
+            let p = c.partition;
             let (stop_tx, stop_rx) = watch::channel(false);
             let task = tokio::spawn(consume(
                 stream.clone(),
@@ -670,6 +712,7 @@ where
     leases.leave().await;
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
+    fleet.stop().await;
     let _ = lists_stop_tx.send(true);
     let _ = lists_task.await;
     let _ = n.client.flush().await;

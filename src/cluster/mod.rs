@@ -23,6 +23,7 @@
 //! * [`correlator`] — consumers, the pipeline thread, ack-after-flush, detection publishing.
 //! * [`updates`] — detection updates read back after each flush and published.
 //! * [`apinode`] — the materialised view and the API.
+//! * [`fleet`] — user lists and suppressions shared through KV buckets (every node).
 //!
 //! Operation and failure behaviour: docs/cluster.md.
 
@@ -36,6 +37,7 @@ use crate::matcher::ListManagerConfig;
 
 pub mod apinode;
 pub mod correlator;
+pub mod fleet;
 pub mod lease;
 pub mod nats;
 pub mod sensor;
@@ -44,9 +46,9 @@ pub mod wire;
 
 /// Partitions of a new cluster: enough for 16 correlators; a client's partition never moves.
 pub const DEFAULT_PARTITIONS: u16 = 16;
-/// Lease TTL: a dead correlator's partitions are free this long after its last renewal; a
-/// survivor claims them at its next poll ([`lease::poll_interval`]), so takeover takes at most
-/// TTL + TTL/3 (20 s by default, within the 30 s bound).
+/// Lease TTL: a dead correlator's partitions are free this long after its last renewal; the
+/// survivors claim them within [`lease::takeover_bound`] of its death (TTL + 2 polls + one
+/// request timeout: 30 s by default).
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
 /// Shortest lease TTL accepted (renewals every TTL/3 must fit between JetStream round trips).
 pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);

@@ -31,6 +31,13 @@ pub const NODE_BUCKET: &str = "poolwatch_nodes";
 pub const OFFSET_BUCKET: &str = "poolwatch_offsets";
 /// Cluster-wide settings (the partition count), written once by the first node.
 pub const CLUSTER_BUCKET: &str = "poolwatch_cluster";
+/// User lists shared by the fleet: key = list name, value = the list (`fleet.rs`); kept until
+/// changed or deleted (history 1, delete markers stay so a new node learns of deletions).
+pub const LIST_BUCKET: &str = "poolwatch_lists";
+/// Suppression rules shared by the fleet: key = rule id; kept until deleted.
+pub const SUPPRESSION_BUCKET: &str = "poolwatch_suppressions";
+/// Largest message of the list bucket: NATS's default payload limit (1 MiB).
+pub const MAX_LIST_MESSAGE: i32 = 1024 * 1024;
 /// Largest KV value (leases, offsets and settings are a few hundred bytes).
 pub const MAX_KV_VALUE: i32 = 64 * 1024;
 /// Leases and heartbeats of a fleet fit in far less than this.
@@ -117,6 +124,16 @@ pub async fn detection_stream(n: &Nats) -> Result<stream::Stream, ClusterError> 
 /// `$KV.<bucket>.>`, rollups, direct get, discard new) rather than through the client's
 /// `create_key_value`, whose account-info request does not parse nats-server 2.9's answer.
 pub async fn bucket(n: &Nats, name: &str, max_age: Duration) -> Result<kv::Store, ClusterError> {
+    bucket_sized(n, name, max_age, MAX_KV_VALUE).await
+}
+
+/// [`bucket`] with its own largest message (the list bucket's values are whole lists).
+pub async fn bucket_sized(
+    n: &Nats,
+    name: &str,
+    max_age: Duration,
+    max_message: i32,
+) -> Result<kv::Store, ClusterError> {
     if let Ok(kv) = n.js.get_key_value(name).await {
         return Ok(kv);
     }
@@ -125,8 +142,9 @@ pub async fn bucket(n: &Nats, name: &str, max_age: Duration) -> Result<kv::Store
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
         max_age,
-        max_bytes: SMALL_BUCKET_BYTES,
-        max_message_size: MAX_KV_VALUE,
+        // Room for every user list at its largest (the list bucket), else the small default.
+        max_bytes: SMALL_BUCKET_BYTES.max(i64::from(max_message) * 300),
+        max_message_size: max_message,
         storage: stream::StorageType::File,
         allow_rollup: true,
         deny_delete: true,

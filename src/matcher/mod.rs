@@ -51,7 +51,8 @@ pub use feeds::{
 };
 pub use manager::{
     EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, ListManager, ListManagerConfig,
-    UpdateReport, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES, MAX_USER_LISTS,
+    ListReplicator, UpdateReport, UserListRecord, DEFAULT_WATCH_INTERVAL, MAX_ENTRY_CHANGES,
+    MAX_USER_LISTS,
 };
 pub use manifest::{Manifest, ManifestList};
 pub use names::{is_reserved_name, is_usable_list_name, is_valid_list_name, MAX_LIST_NAME_LEN};
@@ -122,6 +123,10 @@ pub enum MatcherError {
     /// A bad feed subscription (URL, interval, size limit).
     #[error("{0}")]
     BadFeed(String),
+    /// The change could not be handed on (a cluster's list replication is unreachable);
+    /// nothing changed, retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Where a list came from.

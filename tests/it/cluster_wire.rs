@@ -132,10 +132,16 @@ fn a_context_copy_teaches_the_resolver_rule_only() {
 
 #[test]
 fn lease_arithmetic_keeps_the_takeover_bound() {
+    // The bound: a dead correlator's partitions move within 30 s by default.
+    assert!(lease::takeover_bound(DEFAULT_LEASE_TTL) <= Duration::from_secs(30));
     let poll = lease::poll_interval(DEFAULT_LEASE_TTL);
-    assert!(DEFAULT_LEASE_TTL + poll <= Duration::from_secs(30));
+    assert!(lease::takeover_bound(DEFAULT_LEASE_TTL) >= DEFAULT_LEASE_TTL + 2 * poll);
     assert_eq!(lease::fair_share(16, 3), 6);
     assert_eq!(lease::fair_share(16, 0), 16);
     assert_eq!(lease::fair_share(16, 32), 1);
     assert_eq!(lease::lease_key(3), "p3");
+    assert_eq!(lease::partition_of_key("p3"), Some(3));
+    assert_eq!(lease::partition_of_key("p"), None);
+    assert_eq!(lease::partition_of_key("x3"), None);
+    assert_eq!(lease::partition_of_key("p99999"), None);
 }

@@ -28,6 +28,7 @@ mod capture_savefile;
 mod cli_contract;
 mod cli_errors;
 mod cluster_faults;
+mod cluster_fleet;
 mod cluster_lab;
 mod cluster_wire;
 mod correlate_engine;

@@ -10,6 +10,7 @@ use super::super::{
     Target,
 };
 use super::persist::{load_user_lists, persist_user};
+use super::replica::UserListRecord;
 use super::{
     extra_sources, EntriesReport, Inner, ListDetail, ListEntry, ListInfo, ListKind, ListManager,
     UpdateReport, UserList, MAX_ENTRY_CHANGES, MAX_REJECT_PROBLEMS, MAX_USER_LISTS,
@@ -299,6 +300,18 @@ impl ListManager {
         name: &str,
         new: Option<UserList>,
     ) -> Result<UpdateReport, MatcherError> {
+        self.commit(inner, name, new, true)
+    }
+
+    /// [`Self::commit_user`]; with `publish`, the validated change goes to the replicator (when
+    /// one is set) before it is persisted, and its refusal undoes it.
+    pub(super) fn commit(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        new: Option<UserList>,
+        publish: bool,
+    ) -> Result<UpdateReport, MatcherError> {
         let old = match &new {
             Some(n) => inner.user.insert(name.to_string(), n.clone()),
             None => inner.user.remove(name),
@@ -333,6 +346,19 @@ impl ListManager {
                 });
             }
         };
+        if let Some(r) = self.replicator().filter(|_| publish) {
+            let record = new.as_ref().map(UserListRecord::of);
+            if let Err(m) = r.publish(name, record.as_ref()) {
+                restore(inner);
+                let extra = extra_sources(&self.cfg.user_lists_dir, inner);
+                if let Err(e2) = self.reloader.set_user_lists(extra) {
+                    tracing::error!(error = %e2, "cannot restore the previous lists");
+                }
+                return Err(MatcherError::Unavailable(format!(
+                    "the change of list {name:?} could not be distributed to the cluster ({m}); nothing was changed"
+                )));
+            }
+        }
         if let Err(e) = persist_user(&self.cfg.user_lists_dir, name, new.as_ref()) {
             restore(inner);
             let extra = extra_sources(&self.cfg.user_lists_dir, inner);

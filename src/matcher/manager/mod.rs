@@ -34,10 +34,12 @@ use crate::model::{Category, Timestamp};
 mod lists;
 mod persist;
 mod refresh;
+mod replica;
 #[cfg(test)]
 mod tests;
 mod views;
 
+pub use replica::{ListReplicator, UserListRecord};
 pub use views::{EntriesReport, ListDetail, ListEntry, ListInfo, ListKind, UpdateReport};
 
 use persist::{load_feeds, load_user_lists};
@@ -123,6 +125,8 @@ pub struct ListManager {
     /// One refresh per feed at a time; concurrent callers wait and share its result
     /// (single flight: 12 parallel refreshes must not hold 12 copies of a 64 MiB feed).
     flights: Mutex<BTreeMap<String, Arc<Flight>>>,
+    /// Where validated user-list edits go before they are kept (a cluster; `replica.rs`).
+    replicator: Mutex<Option<Arc<dyn ListReplicator>>>,
 }
 
 impl std::fmt::Debug for ListManager {
@@ -167,6 +171,7 @@ impl ListManager {
             http,
             wake: tokio::sync::Notify::new(),
             flights: Mutex::new(BTreeMap::new()),
+            replicator: Mutex::new(None),
         };
         {
             let mut inner = mgr.lock();

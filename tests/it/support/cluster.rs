@@ -262,20 +262,24 @@ pub fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// Whether verdicts include the evidence counters. With one input the counters are
-/// deterministic; with a pcap and logs of the same queries they depend on how the two
-/// sources interleave (the engine's cross-source de-duplication), on the single box as in the
-/// cluster, so the multi-source comparison is the "same clients, stages, pools".
-static WITH_COUNTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+// Whether verdicts include the evidence counters. With one input the counters are
+// deterministic; with a pcap and logs of the same queries they depend on how the two
+// sources interleave (the engine's cross-source de-duplication), on the single box as in the
+// cluster, so the multi-source comparison is the "same clients, stages, pools".
+// Per test thread: the tests share one process, and the lab test's choice must not change
+// what a fault test running beside it compares.
+thread_local! {
+    static WITH_COUNTS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
 
 pub fn compare_counts(on: bool) {
-    WITH_COUNTS.store(on, std::sync::atomic::Ordering::Relaxed);
+    WITH_COUNTS.with(|c| c.set(on));
 }
 
 /// What must be equal between the cluster and the single box: client, stage and pool of
 /// every detection, and (see [`compare_counts`]) its evidence counters.
 pub fn verdicts(dets: &[Value]) -> BTreeSet<String> {
-    let counts = WITH_COUNTS.load(std::sync::atomic::Ordering::Relaxed);
+    let counts = WITH_COUNTS.with(std::cell::Cell::get);
     dets.iter()
         .map(|d| {
             let mut v = format!(
