@@ -144,7 +144,7 @@ fn run_cluster(opts: cluster::ClusterOptions) -> anyhow::Result<ExitCode> {
         .thread_name("poolwatch-rt")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(cluster::run(opts, cluster::shutdown_signal()))?;
+    rt.block_on(cluster::run(opts, shutdown_signal()))?;
     rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
 }

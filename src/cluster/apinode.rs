@@ -17,7 +17,6 @@ use super::wire::{self, DetectionUpdate};
 use super::{ClusterError, ClusterOptions};
 use crate::api::{self, AppState, Backend};
 use crate::correlate::{Batch, DetectionStore};
-use crate::matcher::ListManager;
 use crate::metrics::{self, Counter};
 use crate::ports::ChangeKind;
 use crate::query::DetectionEvent;
@@ -166,19 +165,9 @@ where
 {
     let n = nats::connect(&o.url, &o.node).await?;
     let stream = nats::detection_stream(&n).await?;
-    let store = {
-        let db = o.db.clone();
-        tokio::task::spawn_blocking(move || Store::open(&db))
-            .await
-            .map_err(|e| ClusterError::Internal(e.to_string()))??
-    };
-    let (manager, lists) =
-        ListManager::open(o.lists.clone()).map_err(|e| ClusterError::Lists(e.to_string()))?;
-    let (lists_stop_tx, mut lists_stop_rx) = watch::channel(false);
-    let lists_task = manager.spawn_background(async move {
-        let _ = lists_stop_rx.wait_for(|v| *v).await;
-    });
-    let fleet = super::fleet::Fleet::start(&n, &o.node, &manager, &store).await?;
+    let base = super::fleet::NodeBase::open(&n, &o).await?;
+    let (store, manager, lists) = (base.store.clone(), base.manager.clone(), base.lists.clone());
+    let fleet = &base.fleet;
     let (events, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);
     let state = AppState::new(
         fleet.backend.clone() as Arc<dyn Backend>,
@@ -230,13 +219,7 @@ where
     let _ = follower.await;
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
-    fleet.stop().await;
-    let _ = lists_stop_tx.send(true);
-    let _ = lists_task.await;
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || s.flush())
-        .await
-        .map_err(|e| ClusterError::Internal(e.to_string()))??;
+    base.close().await?;
     tracing::info!("api node stopped");
     Ok(())
 }

@@ -30,7 +30,6 @@ use super::wire;
 use super::{ClusterError, ClusterOptions};
 use crate::api::{self, AppState, Backend};
 use crate::correlate::{Engine, Pipeline};
-use crate::matcher::ListManager;
 use crate::metrics::{self, Counter, Gauge};
 use crate::model::{Observation, Timestamp};
 use crate::ports::{FileOffset, OffsetStore};
@@ -546,19 +545,9 @@ where
     let partitions = nats::agree_partitions(&n, o.partitions).await?;
     let leases_kv = nats::bucket(&n, nats::LEASE_BUCKET, o.lease_ttl).await?;
     let nodes_kv = nats::bucket(&n, nats::NODE_BUCKET, o.lease_ttl).await?;
-    let store = {
-        let db = o.db.clone();
-        tokio::task::spawn_blocking(move || Store::open(&db))
-            .await
-            .map_err(|e| ClusterError::Internal(e.to_string()))??
-    };
-    let (manager, lists) =
-        ListManager::open(o.lists.clone()).map_err(|e| ClusterError::Lists(e.to_string()))?;
-    let (lists_stop_tx, mut lists_stop_rx) = watch::channel(false);
-    let lists_task = manager.spawn_background(async move {
-        let _ = lists_stop_rx.wait_for(|v| *v).await;
-    });
-    let fleet = super::fleet::Fleet::start(&n, &o.node, &manager, &store).await?;
+    let base = super::fleet::NodeBase::open(&n, &o).await?;
+    let (store, manager, lists) = (base.store.clone(), base.manager.clone(), base.lists.clone());
+    let fleet = &base.fleet;
     let m = Arc::new(Metrics::new());
 
     // The pipeline thread.
@@ -712,14 +701,8 @@ where
     leases.leave().await;
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
-    fleet.stop().await;
-    let _ = lists_stop_tx.send(true);
-    let _ = lists_task.await;
     let _ = n.client.flush().await;
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || s.flush())
-        .await
-        .map_err(|e| ClusterError::Internal(e.to_string()))??;
+    base.close().await?;
     tracing::info!("correlator stopped");
     Ok(())
 }

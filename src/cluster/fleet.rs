@@ -498,3 +498,56 @@ impl Fleet {
         }
     }
 }
+
+/// What every correlator and API node opens first and closes last: its store, its list manager
+/// (with the background refresh task) and its share in the fleet state.
+pub struct NodeBase {
+    pub store: Store,
+    pub manager: Arc<ListManager>,
+    pub lists: crate::matcher::SharedBlocklists,
+    pub fleet: Fleet,
+    lists_stop: watch::Sender<bool>,
+    lists_task: tokio::task::JoinHandle<()>,
+}
+
+impl NodeBase {
+    /// Opens the store (off the runtime), the lists and the fleet buckets.
+    pub async fn open(
+        n: &nats::Nats,
+        o: &super::ClusterOptions,
+    ) -> Result<NodeBase, super::ClusterError> {
+        let store = {
+            let db = o.db.clone();
+            tokio::task::spawn_blocking(move || Store::open(&db))
+                .await
+                .map_err(|e| super::ClusterError::Internal(e.to_string()))??
+        };
+        let (manager, lists) = ListManager::open(o.lists.clone())
+            .map_err(|e| super::ClusterError::Lists(e.to_string()))?;
+        let (lists_stop, mut lists_stop_rx) = watch::channel(false);
+        let lists_task = manager.spawn_background(async move {
+            let _ = lists_stop_rx.wait_for(|v| *v).await;
+        });
+        let fleet = Fleet::start(n, &o.node, &manager, &store).await?;
+        Ok(NodeBase {
+            store,
+            manager,
+            lists,
+            fleet,
+            lists_stop,
+            lists_task,
+        })
+    }
+
+    /// Stops the fleet watchers and the list task, then flushes the store (off the runtime).
+    pub async fn close(self) -> Result<(), super::ClusterError> {
+        self.fleet.stop().await;
+        let _ = self.lists_stop.send(true);
+        let _ = self.lists_task.await;
+        let s = self.store;
+        tokio::task::spawn_blocking(move || s.flush())
+            .await
+            .map_err(|e| super::ClusterError::Internal(e.to_string()))??;
+        Ok(())
+    }
+}

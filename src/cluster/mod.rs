@@ -205,35 +205,3 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Cl
     tracing::info!(addr = %bound, "listening");
     Ok(l)
 }
-
-/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (130).
-pub async fn shutdown_signal() {
-    let name = wait_signal().await;
-    tracing::info!(
-        signal = name,
-        "shutting down (send it again to exit at once)"
-    );
-    eprintln!("poolwatch: {name}: shutting down (again to exit at once)");
-    tokio::spawn(async {
-        let name = wait_signal().await;
-        eprintln!("poolwatch: second {name}: exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut t), Ok(mut i)) => tokio::select! {
-            _ = t.recv() => "SIGTERM",
-            _ = i.recv() => "SIGINT",
-        },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
-}

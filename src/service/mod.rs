@@ -49,7 +49,6 @@ mod shutdown;
 pub use crate::input::MAX_IMPORTS;
 pub use maintenance::STATS_INTERVAL;
 pub use pipeline::{OFFSET_COMMIT_DELAY, PRUNE_INTERVAL, TICK_INTERVAL};
-pub use shutdown::shutdown_signal;
 
 /// Observations (and follower offset commits) queued between the inputs and the pipeline.
 /// Bounded so that a flood or a slow disk slows the readers (back-pressure) instead of growing

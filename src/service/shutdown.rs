@@ -1,4 +1,4 @@
-//! Shutdown: the signals that start it and the order it runs in.
+//! Shutdown: the order it runs in (the signals that start it are the binary's, `cli::serve`).
 //!
 //! One mechanism, [`StopToken`] (the producer port's stop signal, in the style of mini-redis's
 //! `Shutdown`): every part of the service that must stop holds a clone of the token of its
@@ -35,36 +35,4 @@ pub(super) fn watch_of(token: &StopToken) -> watch::Receiver<bool> {
         let _ = tx.send(true);
     });
     rx
-}
-
-/// Resolves on the first SIGTERM or SIGINT (Ctrl-C). A second one ends the process at once
-/// (exit 130), for when a drain takes too long.
-pub async fn shutdown_signal() {
-    let name = wait_signal().await;
-    tracing::info!(
-        signal = name,
-        "shutting down (send it again to exit at once)"
-    );
-    eprintln!("poolwatch: {name}: shutting down (again to exit at once)");
-    tokio::spawn(async {
-        let name = wait_signal().await;
-        eprintln!("poolwatch: second {name}: exiting now");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => tokio::select! {
-            _ = t.recv() => "SIGTERM",
-            _ = i.recv() => "SIGINT",
-        },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
 }

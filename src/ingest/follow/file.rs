@@ -140,17 +140,9 @@ impl FileState {
 
     /// Hash of the first bytes as they are now; (hash, length).
     pub(super) fn current_fingerprint(file: &File) -> Option<(u64, u32)> {
-        let mut head = [0u8; FINGERPRINT_LEN];
-        let mut n = 0;
-        while n < head.len() {
-            match file.read_at(head.get_mut(n..)?, n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-        Some((fnv1a(head.get(..n)?), n as u32))
+        let mut buf = [0u8; FINGERPRINT_LEN];
+        let head = read_head(file, &mut buf)?;
+        Some((fnv1a(head), head.len() as u32))
     }
 
     /// `len` comes from the offset store, which may be corrupt or hand-edited: a length we never
@@ -505,20 +497,11 @@ fn fnv1a_from(mut h: u64, data: &[u8]) -> u64 {
 /// byte-identical (`docs/follow.md`, "Exactly-once counting"). Also says whether the first
 /// line is complete (only then is the id final).
 pub(super) fn source_id_of(file: &File, dev: u64, inode: u64) -> Option<(SourceId, bool)> {
-    let mut head = [0u8; FINGERPRINT_LEN];
-    let mut n = 0;
-    while n < head.len() {
-        match file.read_at(head.get_mut(n..)?, n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    let head = head.get(..n)?;
+    let mut buf = [0u8; FINGERPRINT_LEN];
+    let head = read_head(file, &mut buf)?;
     let (first, complete) = match memchr::memchr(b'\n', head) {
         Some(i) => (head.get(..=i)?, true),
-        None => (head, n == FINGERPRINT_LEN),
+        None => (head, head.len() == FINGERPRINT_LEN),
     };
     if first.is_empty() {
         return None;
@@ -526,6 +509,21 @@ pub(super) fn source_id_of(file: &File, dev: u64, inode: u64) -> Option<(SourceI
     let mut h = fnv1a_from(fnv1a(&dev.to_be_bytes()), &inode.to_be_bytes());
     h = fnv1a_from(h, first);
     Some((SourceId(h), complete))
+}
+
+/// Reads the file's first bytes (up to `buf.len()`, fewer at its end) with positioned reads, so
+/// the follower's own read position is untouched. `None` on an I/O error.
+fn read_head<'a>(file: &File, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(buf.get_mut(n..)?, n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.get(..n)
 }
 
 pub(super) fn identity(md: &Metadata) -> (u64, u64) {
