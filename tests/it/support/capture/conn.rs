@@ -56,129 +56,54 @@ impl Conn {
             sseq: 5000,
         }
     }
+    /// A client → server segment with the current sequence numbers.
+    fn up(&self, flags: u8, data: &[u8]) -> Vec<u8> {
+        tcp_frame(
+            self.c, self.cp, self.s, self.sp, self.cseq, self.sseq, flags, data,
+        )
+    }
+    /// A server → client segment with the current sequence numbers (`seq_add` shifts the
+    /// server's sequence number, for out-of-order delivery).
+    fn down(&self, seq_add: u32, flags: u8, data: &[u8]) -> Vec<u8> {
+        tcp_frame(
+            self.s,
+            self.sp,
+            self.c,
+            self.cp,
+            self.sseq.wrapping_add(seq_add),
+            self.cseq,
+            flags,
+            data,
+        )
+    }
     pub fn handshake(&mut self, p: &mut Pcap, t: u64) {
         p.push(
             t,
             &tcp_frame(self.c, self.cp, self.s, self.sp, self.cseq, 0, SYN, &[]),
         );
-        p.push(
-            t + 100,
-            &tcp_frame(
-                self.s,
-                self.sp,
-                self.c,
-                self.cp,
-                self.sseq,
-                self.cseq + 1,
-                SYN | ACK,
-                &[],
-            ),
-        );
         self.cseq += 1;
+        // The SYN-ACK acknowledges the SYN.
+        p.push(t + 100, &self.down(0, SYN | ACK, &[]));
         self.sseq += 1;
-        p.push(
-            t + 200,
-            &tcp_frame(
-                self.c,
-                self.cp,
-                self.s,
-                self.sp,
-                self.cseq,
-                self.sseq,
-                ACK,
-                &[],
-            ),
-        );
+        p.push(t + 200, &self.up(ACK, &[]));
     }
     pub fn client(&mut self, p: &mut Pcap, t: u64, data: &[u8]) {
-        p.push(
-            t,
-            &tcp_frame(
-                self.c,
-                self.cp,
-                self.s,
-                self.sp,
-                self.cseq,
-                self.sseq,
-                PSH | ACK,
-                data,
-            ),
-        );
+        p.push(t, &self.up(PSH | ACK, data));
         self.cseq += data.len() as u32;
     }
     pub fn server(&mut self, p: &mut Pcap, t: u64, data: &[u8]) {
-        p.push(
-            t,
-            &tcp_frame(
-                self.s,
-                self.sp,
-                self.c,
-                self.cp,
-                self.sseq,
-                self.cseq,
-                PSH | ACK,
-                data,
-            ),
-        );
+        p.push(t, &self.down(0, PSH | ACK, data));
         self.sseq += data.len() as u32;
     }
     /// Server bytes at an explicit sequence offset (for out-of-order delivery).
     pub fn server_at(&self, p: &mut Pcap, t: u64, offset: u32, data: &[u8]) {
-        p.push(
-            t,
-            &tcp_frame(
-                self.s,
-                self.sp,
-                self.c,
-                self.cp,
-                self.sseq + offset,
-                self.cseq,
-                PSH | ACK,
-                data,
-            ),
-        );
+        p.push(t, &self.down(offset, PSH | ACK, data));
     }
     pub fn close(&mut self, p: &mut Pcap, t: u64) {
-        p.push(
-            t,
-            &tcp_frame(
-                self.c,
-                self.cp,
-                self.s,
-                self.sp,
-                self.cseq,
-                self.sseq,
-                FIN | ACK,
-                &[],
-            ),
-        );
+        p.push(t, &self.up(FIN | ACK, &[]));
         self.cseq += 1;
-        p.push(
-            t + 100,
-            &tcp_frame(
-                self.s,
-                self.sp,
-                self.c,
-                self.cp,
-                self.sseq,
-                self.cseq,
-                FIN | ACK,
-                &[],
-            ),
-        );
+        p.push(t + 100, &self.down(0, FIN | ACK, &[]));
         self.sseq += 1;
-        p.push(
-            t + 200,
-            &tcp_frame(
-                self.c,
-                self.cp,
-                self.s,
-                self.sp,
-                self.cseq,
-                self.sseq,
-                ACK,
-                &[],
-            ),
-        );
+        p.push(t + 200, &self.up(ACK, &[]));
     }
 }
