@@ -7,6 +7,7 @@
 #   benches/ab_scan.sh OLD_BIN NEW_BIN /tmp/1m [N=5]
 #
 # Inputs: the capture and the three resolver logs of the workload, each with its blocklist.
+# (scan exits 1 when it found something, so /usr/bin/time adds a status line: the last line is read.)
 # Both binaries must accept `scan --output json --no-progress --blocklist FILE INPUT`. The
 # verdicts of A and B are compared too (the sorted client, pool, stage triples; needs jq), so a "faster" B that
 # finds less is caught.
@@ -30,7 +31,7 @@ for input in traffic.pcap bind-query.log unbound.log dnsmasq.log; do
       bin=$A; [ "$side" = b ] && bin=$B
       /usr/bin/time -f "%U %S %M" -o "$TMP/t" "$bin" scan --output json --no-progress \
         --blocklist "$D/blocklist.txt" "$D/$input" > "$TMP/out.$side" 2> "$TMP/err" || true
-      awk '{printf "%.3f %d\n", $1 + $2, $3}' "$TMP/t" >> "$TMP/$side"
+      tail -n 1 "$TMP/t" | awk '{printf "%.3f %d\n", $1 + $2, $3}' >> "$TMP/$side"
     done
   done
   med() { sort -n -k"$2" "$1" | awk -v k="$2" '{v[NR]=$k} END {print v[int((NR+1)/2)]}'; }

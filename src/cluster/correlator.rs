@@ -3,8 +3,10 @@
 //! one's acks end), and runs today's pipeline (matcher, engine, sled store) on one thread.
 //!
 //! Acknowledgement (at least once): an observation is acked only when
-//! 1. [`ACK_HOLD`] has passed since it was pushed (the engine's reorder hold has released any
-//!    incident it opened, as for the single box's follower offsets),
+//! 1. the engine's reorder hold has released any incident it opened: the engine's clock
+//!    (observation time) has passed its time + the reorder window + [`ACK_MARGIN_SECS`], or — for
+//!    a quiet partition whose clock does not move — [`ACK_HOLD`] of wall time has passed since
+//!    it was pushed (as for the single box's follower offsets),
 //! 2. the partition's position (`cluster/partition/<N>` in the store's offsets) and the
 //!    pipeline's batch were flushed (fsync), and
 //! 3. the detection updates of that flush were acknowledged by `POOLWATCH_DETECTIONS`.
@@ -39,6 +41,11 @@ use crate::store::Store;
 /// How long after its push an observation is acked (see the module docs): longer than the
 /// engine's reorder hold (5 s of observation time) plus a flush.
 pub const ACK_HOLD: Duration = Duration::from_secs(10);
+/// Added to the reorder window when the engine's clock decides an observation is released.
+pub const ACK_MARGIN_SECS: i64 = 1;
+/// Ack cycles (flush + publish + acks) released by the engine's clock come at most this often;
+/// a replay at full speed would otherwise fsync after every batch.
+pub const ACK_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// JetStream redelivers an unacked message after this (must exceed `ACK_HOLD` + a flush).
 pub const ACK_WAIT: Duration = Duration::from_secs(60);
 /// Unacked messages per partition consumer; the server stops delivering beyond (back-pressure).
@@ -76,6 +83,26 @@ struct Delivery {
     obs: Option<Observation>,
     /// `None` for replayed messages (they belong to another owner's acks).
     acker: Option<Acker>,
+}
+
+/// A pushed delivery waiting for its ack.
+struct Pending {
+    pushed: Instant,
+    /// Its observation's time (`Timestamp::MIN` without one).
+    ts: Timestamp,
+    partition: u16,
+    seq: u64,
+    acker: Acker,
+}
+
+/// Observations before this time have left the engine's reorder hold.
+fn released_before(p: &Pipeline) -> Timestamp {
+    let e = p.engine();
+    e.watermark().plus_secs(
+        -(e.config()
+            .reorder_window_secs
+            .saturating_add(ACK_MARGIN_SECS)),
+    )
 }
 
 pub(crate) struct Metrics {
@@ -186,10 +213,14 @@ fn pipeline_loop(
     rt: tokio::runtime::Handle,
     m: Arc<Metrics>,
 ) -> Result<(), String> {
-    let mut pending: VecDeque<(Instant, u16, u64, Acker)> = VecDeque::new();
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut last_ack_cycle = Instant::now();
     let mut last_tick = Instant::now();
     let mut errors = 0u64;
-    let mut handle = |p: &mut Pipeline, d: Delivery, pending: &mut VecDeque<_>| {
+    let mut handle = |p: &mut Pipeline, d: Delivery, pending: &mut VecDeque<Pending>| {
+        // A delivery without an observation (a redelivery already pushed) has no effect of its
+        // own to wait for: only the engine's clock as it is now.
+        let ts = d.obs.as_ref().map_or(Timestamp::MIN, Observation::ts);
         if let Some(obs) = d.obs {
             if let Err(e) = p.push(obs) {
                 errors += 1;
@@ -199,7 +230,13 @@ fn pipeline_loop(
             }
         }
         if let Some(a) = d.acker {
-            pending.push_back((Instant::now(), d.partition, d.seq, a));
+            pending.push_back(Pending {
+                pushed: Instant::now(),
+                ts,
+                partition: d.partition,
+                seq: d.seq,
+                acker: a,
+            });
         }
     };
     loop {
@@ -232,14 +269,15 @@ fn pipeline_loop(
             }
         }
         m.pending_acks.set(pending.len() as i64);
-        let due = pending
-            .front()
-            .is_some_and(|(t, ..)| t.elapsed() >= ACK_HOLD);
-        if due {
-            let n = pending
-                .iter()
-                .take_while(|(t, ..)| t.elapsed() >= ACK_HOLD)
-                .count();
+        let released = released_before(&p);
+        let due = |e: &Pending| e.pushed.elapsed() >= ACK_HOLD || e.ts < released;
+        let n = if last_ack_cycle.elapsed() >= ACK_MIN_INTERVAL {
+            pending.iter().take_while(|e| due(e)).count()
+        } else {
+            0
+        };
+        if n > 0 {
+            last_ack_cycle = Instant::now();
             ack_cycle(&mut p, &mut pending, n, &store, &ids, &js, &rt, &m);
         } else if !ids.is_empty() {
             // New detections reach the API promptly, not only at the next ack cycle.
@@ -250,8 +288,8 @@ fn pipeline_loop(
     let summary = p.finish().map_err(|e| e.to_string())?;
     let n = pending.len();
     let mut last: HashMap<u16, u64> = HashMap::new();
-    for (_, part, seq, _) in &pending {
-        last.insert(*part, *seq);
+    for e in &pending {
+        last.insert(e.partition, e.seq);
     }
     save_markers(&store, &last);
     let _ = store.flush();
@@ -260,7 +298,7 @@ fn pipeline_loop(
         tries += 1;
         std::thread::sleep(Duration::from_millis(500));
     }
-    ack_all(&rt, pending.drain(..).map(|(_, _, _, a)| a).collect(), &m);
+    ack_all(&rt, pending.drain(..).map(|e| e.acker).collect(), &m);
     tracing::info!(
         observations = summary.observations,
         new = summary.new,
@@ -288,7 +326,7 @@ fn save_markers(store: &Store, last: &HashMap<u16, u64>) {
 #[allow(clippy::too_many_arguments)]
 fn ack_cycle(
     p: &mut Pipeline,
-    pending: &mut VecDeque<(Instant, u16, u64, Acker)>,
+    pending: &mut VecDeque<Pending>,
     n: usize,
     store: &Store,
     ids: &ChangedIds,
@@ -297,8 +335,8 @@ fn ack_cycle(
     m: &Metrics,
 ) {
     let mut last: HashMap<u16, u64> = HashMap::new();
-    for (_, part, seq, _) in pending.iter().take(n) {
-        last.insert(*part, *seq);
+    for e in pending.iter().take(n) {
+        last.insert(e.partition, e.seq);
     }
     save_markers(store, &last);
     if let Err(e) = p.flush() {
@@ -309,7 +347,7 @@ fn ack_cycle(
         // Not acked: retried at the next cycle (JetStream redelivers only after ACK_WAIT).
         return;
     }
-    let ackers: Vec<Acker> = pending.drain(..n).map(|(_, _, _, a)| a).collect();
+    let ackers: Vec<Acker> = pending.drain(..n).map(|e| e.acker).collect();
     ack_all(rt, ackers, m);
 }
 

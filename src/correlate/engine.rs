@@ -425,6 +425,12 @@ impl Engine {
         self.suppression_now = now;
     }
 
+    /// The engine's clock: the latest observation time (or tick) seen. Held incidents of an
+    /// observation at `ts` are released once this passes `ts` + the reorder window.
+    pub fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
