@@ -293,16 +293,32 @@ fn pipeline_loop(
     }
     save_markers(&store, &last);
     let _ = store.flush();
-    let mut tries = 0;
-    while !publish_updates(&rt, &js, &store, &ids, &m) && tries < 5 {
-        tries += 1;
+    // Retried for a blip, within a bound. Acked only once the updates are published (rule 3
+    // of the module docs): with NATS gone they are not, and the server redelivers the
+    // messages to the partition's next owner. Another node rebuilds and publishes those
+    // detections; this node, restarted, has them stored already (its position marker covers
+    // them), so API nodes see them at their next change (docs/cluster.md, failures).
+    let deadline = Instant::now() + 2 * nats::REQUEST_TIMEOUT;
+    let mut published =
+        nats::connected(&js.client()) && publish_updates(&rt, &js, &store, &ids, &m);
+    while !published && Instant::now() < deadline && nats::connected(&js.client()) {
         std::thread::sleep(Duration::from_millis(500));
+        published = publish_updates(&rt, &js, &store, &ids, &m);
     }
-    ack_all(&rt, pending.drain(..).map(|e| e.acker).collect(), &m);
+    let acked = if published {
+        ack_all(&rt, pending.drain(..).map(|e| e.acker).collect(), &m);
+        n
+    } else {
+        tracing::warn!(
+            unacked = n,
+            "detection updates not published before the stop; their messages are left for redelivery"
+        );
+        0
+    };
     tracing::info!(
         observations = summary.observations,
         new = summary.new,
-        acked = n,
+        acked,
         "correlator pipeline finished"
     );
     Ok(())
@@ -355,13 +371,16 @@ fn ack_all(rt: &tokio::runtime::Handle, ackers: Vec<Acker>, m: &Metrics) {
     if ackers.is_empty() {
         return;
     }
-    rt.block_on(async {
+    // Bounded: with NATS unreachable the client's outbound buffer fills and an ack would wait
+    // for the reconnect. The messages not acked are redelivered after the ack wait and acked
+    // then without being pushed twice.
+    rt.block_on(nats::bounded("acks", async {
         for a in ackers {
             if a.ack().await.is_ok() {
                 m.acked.inc();
             }
         }
-    });
+    }));
 }
 
 /// The durable consumer of partition `p`, created on first use.
@@ -724,22 +743,41 @@ where
     // Stop reading, finish the pipeline (final flush, publish, acks), then free the leases so
     // the survivors take over at once instead of after the TTL.
     state.set_ready(false);
-    for (_, (stop, task)) in consumers.drain() {
-        let _ = stop.send(true);
-        let _ = task.await;
+    let tasks: Vec<_> = consumers
+        .drain()
+        .map(|(_, (stop, task))| {
+            let _ = stop.send(true);
+            task
+        })
+        .collect();
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    if nats::drain_step(
+        &n.client,
+        "partition consumers",
+        futures_util::future::join_all(tasks),
+    )
+    .await
+    .is_none()
+    {
+        aborts.iter().for_each(|a| a.abort());
     }
     drop(tx);
     let finished = tokio::task::spawn_blocking(move || thread.join()).await;
     if !matches!(finished, Ok(Ok(Ok(())))) {
         tracing::error!("the correlator pipeline ended abnormally");
     }
-    for p in leases.owned() {
-        leases.release(p).await;
-    }
-    leases.leave().await;
+    // One bound for all releases (each has its own request timeout, 16 of them would add up);
+    // a lease not released expires after its TTL.
+    nats::drain_step(&n.client, "lease release", async {
+        for p in leases.owned() {
+            leases.release(p).await;
+        }
+        leases.leave().await;
+    })
+    .await;
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
-    let _ = n.client.flush().await;
+    nats::drain_step(&n.client, "flush", n.client.flush()).await;
     base.close().await?;
     tracing::info!("correlator stopped");
     Ok(())

@@ -494,7 +494,7 @@ impl Fleet {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
-            let _ = t.await;
+            nats::join_bounded("fleet watcher", t).await;
         }
     }
 }

@@ -44,6 +44,45 @@ pub const MAX_KV_VALUE: i32 = 64 * 1024;
 pub const SMALL_BUCKET_BYTES: i64 = 64 * 1024 * 1024;
 /// How long a JetStream API request (publish ack, KV write) may take before it is retried.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the client is connected now (a shutdown skips its NATS steps when it is not).
+pub fn connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}
+
+/// One NATS step of a node's shutdown: skipped at once when the client is not connected, else
+/// awaited for at most [`REQUEST_TIMEOUT`] (with NATS gone, a flush or a burst of acks would
+/// otherwise wait for a reconnect that never comes). What a skipped step would have sent is
+/// redelivered or re-sent later (at least once).
+pub async fn drain_step<F: std::future::Future>(
+    client: &async_nats::Client,
+    what: &str,
+    f: F,
+) -> Option<F::Output> {
+    if !connected(client) {
+        tracing::warn!(step = what, "shutdown step skipped: NATS not connected");
+        return None;
+    }
+    bounded(what, f).await
+}
+
+/// Awaits `f` for at most [`REQUEST_TIMEOUT`] (`None` and a warning when it did not finish).
+pub async fn bounded<F: std::future::Future>(what: &str, f: F) -> Option<F::Output> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
+        Ok(v) => Some(v),
+        Err(_) => {
+            tracing::warn!(step = what, "timed out (NATS unreachable?)");
+            None
+        }
+    }
+}
+
+/// Joins a task within [`REQUEST_TIMEOUT`], aborting it when it does not end in time.
+pub async fn join_bounded(what: &str, mut task: tokio::task::JoinHandle<()>) {
+    if bounded(what, &mut task).await.is_none() {
+        task.abort();
+    }
+}
 /// Largest number of publishes waiting for their ack on one connection.
 pub const MAX_ACK_INFLIGHT: usize = 4_096;
 

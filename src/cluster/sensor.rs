@@ -437,7 +437,15 @@ async fn publisher(
             );
             return;
         }
-        match publish_round(&js, &offsets, &node, &items, &buffer.m).await {
+        // While draining, a round (and its retry pause) ends at the drain deadline.
+        let round = publish_round(&js, &offsets, &node, &items, &buffer.m);
+        let result = match drain_deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), round)
+                .await
+                .unwrap_or_else(|_| Err("drain deadline reached".to_string())),
+            None => round.await,
+        };
+        match result {
             Ok(()) => {
                 buffer.pop(items.len());
                 delay = Duration::from_millis(100);
@@ -445,7 +453,10 @@ async fn publisher(
             Err(e) => {
                 buffer.m.errors.inc();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "publish failed; retrying");
-                tokio::time::sleep(delay).await;
+                let pause = drain_deadline.map_or(delay, |d| {
+                    delay.min(d.saturating_duration_since(Instant::now()))
+                });
+                tokio::time::sleep(pause).await;
                 delay = (delay * 2).min(MAX_RETRY_DELAY);
             }
         }
@@ -737,7 +748,7 @@ where
     let _ = publisher.await;
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
-    n.client.flush().await.ok();
+    nats::drain_step(&n.client, "flush", n.client.flush()).await;
     started?;
     tracing::info!("sensor stopped");
     Ok(())

@@ -5,6 +5,7 @@
 //! * nats-server killed and restarted mid-run: the sensor buffers, catches up, loses nothing;
 //! * a sensor killed (`kill -9`) and restarted while following a log: no line lost or counted
 //!   twice (offsets resume at the acknowledged position, re-sent lines are de-duplicated).
+//! * every role stopped (SIGTERM) while nats-server is gone exits within a bound.
 //!
 //! Input: the sample resolver log of `tests/data/sample` (a log has no flows, so no rule that
 //! spans clients is involved; the lab comparison is in `cluster_lab.rs`). Needs nats-server.
@@ -255,4 +256,63 @@ fn a_sensor_restart_loses_and_duplicates_no_log_line() {
     let after = settled(&api, Duration::from_secs(3), Duration::from_secs(40));
     assert_eq!(after, want, "a re-read line was counted twice");
     assert_eq!(sensor.metric("poolwatch_cluster_dropped_total"), 0.0);
+}
+
+/// Longest a node may take to stop (SIGTERM) while NATS is gone: every NATS step of its drain
+/// is bounded by the request timeout (`cluster::nats::bounded`, docs/cluster.md, failures).
+const STOP_BOUND: Duration = Duration::from_secs(30);
+
+#[test]
+fn every_role_stops_promptly_while_nats_is_gone() {
+    let Some(nats_bin) = nats_server() else {
+        eprintln!("SKIP: nats-server not installed (see .ci/deps)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lines = log_lines();
+    let half = lines.len() / 2;
+    let log = dir.path().join("dnsmasq.log");
+    append(&log, &lines[..half]);
+    let mut nats = Nats::start(nats_bin);
+    let url = nats.url();
+    let mut c = Node::cluster(&url, "correlator", "n1", dir.path(), &ttl());
+    let mut api = Node::cluster(&url, "api", "na", dir.path(), &[]);
+    let mut sensor = Node::cluster(
+        &url,
+        "sensor",
+        "ns",
+        dir.path(),
+        &flag_list("--follow", std::slice::from_ref(&log)),
+    );
+    wait_until(Duration::from_secs(60), "the first half consumed", || {
+        (c.metric("poolwatch_cluster_consumed_total") > 0.0).then_some(())
+    });
+    // The second half is consumed but not yet acked (its clock has not moved past it) when
+    // NATS goes away: the correlator stops with acks, updates and leases outstanding.
+    let before = c.metric("poolwatch_cluster_consumed_total");
+    append(&log, &lines[half..]);
+    wait_until(Duration::from_secs(60), "the second half consumed", || {
+        (c.metric("poolwatch_cluster_consumed_total") > before).then_some(())
+    });
+    nats.kill();
+    for node in [&mut c, &mut api, &mut sensor] {
+        let t = Instant::now();
+        let code = node.stop();
+        let took = t.elapsed();
+        eprintln!("{} stopped in {took:?} with NATS gone", node.name);
+        for l in node
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("stop"))
+        {
+            eprintln!("  {l}");
+        }
+        assert_eq!(code, Some(0), "{}:\n{}", node.name, node.stderr());
+        assert!(
+            took < STOP_BOUND,
+            "{} took {took:?} to stop:\n{}",
+            node.name,
+            node.stderr()
+        );
+    }
 }
