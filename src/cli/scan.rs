@@ -113,6 +113,10 @@ pub struct ScanArgs {
     /// Byte cap of the history (oldest day evicted first).
     #[arg(long, value_name = "BYTES", default_value_t = crate::hunt::DEFAULT_MAX_BYTES)]
     pub history_max_bytes: u64,
+    /// Decoder threads per capture file (default: every core; 1: decode on the reading
+    /// thread). The detections are the same for any N (docs/performance.md, issue #16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
     /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
     /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
@@ -153,7 +157,13 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     if stdin_inputs > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
+    let ccfg = CaptureConfig {
+        threads: args
+            .threads
+            .map_or_else(crate::capture::parallel::default_threads, usize::from),
+        ..CaptureConfig::default()
+    };
+    let icfg = IngestConfig::default();
     let failures = input::ReadFailures::new();
     let bytes = input::ByteCount::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
