@@ -42,8 +42,13 @@ pub const MAX_THREADS: usize = 64;
 /// Frames read per round (all workers together): large enough that the hand-over costs little
 /// per packet, small enough that a round's frames stay in cache.
 pub const ROUND_FRAMES: usize = 2048;
-/// Rounds queued per worker (input and output each) before the faster side waits.
+/// Rounds of frames queued per worker before the dispatcher waits.
 pub const ROUNDS_IN_FLIGHT: usize = 4;
+/// Rounds of decoded observations queued per worker before it waits: the workers keep
+/// decoding while the consumer is busy (`scan` compiles its lists meanwhile), at ~1 MiB of
+/// observations a round at most. 64 measured 141 MB peak RSS instead of 82 on the 1M-packet
+/// bench file (the consumer is the slower side): kept small.
+pub const OUTPUT_ROUNDS_IN_FLIGHT: usize = 8;
 
 /// The number of threads `scan` uses by default: every core.
 pub fn default_threads() -> usize {
@@ -95,6 +100,9 @@ struct Dispatched {
 pub(crate) struct Parallel {
     from: Vec<Receiver<FromWorker>>,
     dispatcher: Option<JoinHandle<Dispatched>>,
+    /// The current round, one part per worker, each in key order.
+    parts: Vec<std::iter::Peekable<std::vec::IntoIter<(u64, Observation)>>>,
+    /// The end-of-input reports, merged.
     merged: std::vec::IntoIter<Observation>,
     finished: bool,
     stats: CaptureStats,
@@ -119,7 +127,7 @@ impl Parallel {
         let mut from = Vec::with_capacity(n);
         for i in 0..n {
             let (tx_in, rx_in) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
-            let (tx_out, rx_out) = sync_channel::<FromWorker>(ROUNDS_IN_FLIGHT);
+            let (tx_out, rx_out) = sync_channel::<FromWorker>(OUTPUT_ROUNDS_IN_FLIGHT);
             let mut decoder = Decoder::new(&share, source.clone());
             decoder.set_external_ticks();
             std::thread::Builder::new()
@@ -134,6 +142,7 @@ impl Parallel {
         Ok(Parallel {
             from,
             dispatcher: Some(dispatcher),
+            parts: Vec::new(),
             merged: Vec::new().into_iter(),
             finished: false,
             stats: CaptureStats::default(),
@@ -150,21 +159,31 @@ impl Parallel {
         self.error.as_ref()
     }
 
-    /// One round from every worker, merged; `false` at the end.
+    /// The next observation of the current round: the smallest key at the head of a worker's
+    /// part, the lowest worker on a tie (a tick's reports), so the order never depends on
+    /// timing.
+    fn pop_round(&mut self) -> Option<Observation> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            if let Some((k, _)) = p.peek() {
+                if best.is_none_or(|(_, b)| *k < b) {
+                    best = Some((i, *k));
+                }
+            }
+        }
+        let (i, _) = best?;
+        self.parts.get_mut(i)?.next().map(|(_, o)| o)
+    }
+
+    /// Receives one round from every worker; `false` at the end.
     fn next_round(&mut self) -> bool {
-        let mut keyed: Vec<(u64, Observation)> = Vec::new();
+        self.parts.clear();
         let mut finals: Vec<Observation> = Vec::new();
         let mut ended = 0usize;
         let mut lost = false;
         for rx in &self.from {
             match rx.recv() {
-                Ok(FromWorker::Round(v)) => {
-                    if keyed.is_empty() {
-                        keyed = v;
-                    } else {
-                        keyed.extend(v);
-                    }
-                }
+                Ok(FromWorker::Round(v)) => self.parts.push(v.into_iter().peekable()),
                 Ok(FromWorker::Final(v, stats)) => {
                     ended += 1;
                     finals.extend(v);
@@ -174,16 +193,9 @@ impl Parallel {
             }
         }
         if ended == 0 && !lost {
-            // Each worker's part is in key order; stable: ties (a tick's reports) keep the
-            // worker order, so the result does not depend on timing.
-            keyed.sort_by_key(|(k, _)| *k);
-            self.merged = keyed
-                .into_iter()
-                .map(|(_, o)| o)
-                .collect::<Vec<_>>()
-                .into_iter();
             return true;
         }
+        self.parts.clear();
         // End of input: one decoder reports its pending queries (oldest first), then its open
         // flows (oldest first); the workers' reports are merged the same way.
         finals.sort_by_key(|o| (matches!(o, Observation::Flow(_)), o.ts()));
@@ -211,6 +223,9 @@ impl Iterator for Parallel {
 
     fn next(&mut self) -> Option<Observation> {
         loop {
+            if let Some(o) = self.pop_round() {
+                return Some(o);
+            }
             if let Some(o) = self.merged.next() {
                 return Some(o);
             }
@@ -326,7 +341,7 @@ fn worker(mut d: Decoder, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
     while let Ok(msg) = rx.recv() {
         match msg {
             ToWorker::Round(r) => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(r.steps.len() / 2 + 4);
                 for step in r.steps {
                     match step {
                         Step::Tick { seq, ts } => {
