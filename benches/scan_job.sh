@@ -8,7 +8,7 @@
 #
 # Env: SKIP="tshark tcpdump …" skips rows by name (tshark takes ~4 min per run on the large
 # preset); EXTRA_ARGS is appended to every poolwatch command (e.g. "--binding-grace 0").
-# poolwatch runs twice on the pcap: all cores (default) and `--threads 1`; the last line is
+# poolwatch runs twice on the pcap: `--threads $(nproc)` and `--threads 1` (the default); the last line is
 # their wall-clock ratio (issue #16's goal: >= 1.8 on 2 cores).
 # Peers: tcpdump -nn port 53 (decodes and prints DNS), tshark -Y dns -T fields, the libpcap
 # pcap_next_ex loop (../shared/bench/baselines/pcap_count.c, the ceiling), grep -F -f on the
@@ -61,8 +61,8 @@ run() {
 PW=("$BIN" scan --output json --no-progress --blocklist "$D/blocklist.txt" $EXTRA_ARGS)
 
 echo "# $D: $packets packets, N=$N, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-# All cores (the default) and one decoder thread (`--threads 1`, issue #16).
-run poolwatch_pcap   "$packets" "${PW[@]}" "$D/traffic.pcap"
+# All cores and one thread (`--threads 1`, the default; issue #16).
+run poolwatch_pcap   "$packets" "${PW[@]}" --threads "$(nproc)" "$D/traffic.pcap"
 run poolwatch_pcap_1thread "$packets" "${PW[@]}" --threads 1 "$D/traffic.pcap"
 run libpcap_loop     "$packets" "$PC" "$D/traffic.pcap"
 run tcpdump_port53   "$packets" tcpdump -r "$D/traffic.pcap" -nn port 53

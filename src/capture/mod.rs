@@ -81,9 +81,10 @@ pub struct CaptureConfig {
     pub udp_idle_timeout: Duration,
     /// Track and report non-DNS flows (off = DNS only, faster).
     pub track_flows: bool,
-    /// Decoder threads for a capture file (`scan --threads`; 1 = decode on the reading
-    /// thread, as always). Above 1, [`parallel`] shards the packets over this many workers
-    /// (at most [`parallel::MAX_THREADS`]), each with its share of the caps above.
+    /// Threads for a capture file (`scan --threads`; 1 = decode on the consumer's thread, as
+    /// always). Above 1, [`parallel`] shards the packets over `threads - 1` decoder workers (at
+    /// most [`parallel::MAX_THREADS`]), each with its share of the caps above; the consumer's
+    /// thread (correlation, in `scan`) is the other one.
     pub threads: usize,
 }
 

@@ -1,11 +1,12 @@
-//! One capture file decoded by several threads (`scan --threads N`), with the observations
-//! coming out in the order one decoder gives them.
+//! One capture file decoded by several threads (`scan --threads N`: N − 1 decoder workers
+//! beside the consumer's thread, which correlates), with the observations coming out in the
+//! order one decoder gives them.
 //!
 //! ```text
 //!  dispatcher thread   Savefile → frames, in rounds of ROUND_FRAMES; each frame goes to the
 //!                      worker of its outer IP address pair (shard_of), and every worker gets
 //!                      every round (maybe empty) plus the timeout ticks one decoder would run
-//!  N worker threads    a Decoder each (its 1/N share of the table caps, ticks from the
+//!  N - 1 workers       a Decoder each (its 1/N share of the table caps, ticks from the
 //!                      dispatcher); per round: the observations, each keyed by the capture
 //!                      sequence number of the packet (or tick) that produced it
 //!  caller's thread     Iterator::next: one round from every worker, merged by that key
@@ -19,8 +20,8 @@
 //! order — the same stream as one decoder, except for what depends on the table sizes (each
 //! worker's share of the caps, and the flow table's incremental idle sweep, whose slice is a
 //! share of its own table). Results are deterministic for a given N: nothing depends on thread
-//! timing. `tests/it/capture_parallel.rs` compares `--threads 1` with 2 and 3 on the lab and
-//! fixture captures.
+//! timing. `tests/it/capture_parallel.rs` compares one thread with 1, 2 and 3 workers on the
+//! lab and fixture captures.
 //!
 //! Memory is bounded: [`ROUNDS_IN_FLIGHT`] rounds per worker at most between the threads.
 
@@ -50,7 +51,8 @@ pub const ROUNDS_IN_FLIGHT: usize = 4;
 /// bench file (the consumer is the slower side): kept small.
 pub const OUTPUT_ROUNDS_IN_FLIGHT: usize = 8;
 
-/// The number of threads `scan` uses by default: every core.
+/// Every core: the thread count the issue asks `scan` to default to (not yet: on two cores it
+/// measured slower than one thread, docs/performance.md).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -110,15 +112,16 @@ pub(crate) struct Parallel {
 }
 
 impl Parallel {
-    /// Starts the dispatcher over `file` and `threads` workers (at least 2).
+    /// Starts the dispatcher over `file` and `workers` decoder threads (at least 1; the
+    /// consumer's thread is the other one of `CaptureConfig::threads`).
     pub(crate) fn start(
         file: Savefile,
         cfg: &CaptureConfig,
         source: Source,
-        threads: usize,
+        workers: usize,
         name: String,
     ) -> std::io::Result<Self> {
-        let n = threads.clamp(2, MAX_THREADS);
+        let n = workers.clamp(1, MAX_THREADS);
         let mut share = cfg.clone();
         share.threads = 1;
         share.max_pending_dns = cfg.max_pending_dns.div_ceil(n).max(1);

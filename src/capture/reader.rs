@@ -60,7 +60,9 @@ impl PcapReader {
         let name = path.display().to_string();
         let linktype = file.linktype().unwrap_or(-1);
         let (file, parallel) = if cfg.threads > 1 {
-            let p = Parallel::start(file, cfg, Source::pcap(&name), cfg.threads, name.clone())
+            // The consumer (correlation, in `scan`) is one of the threads: the others decode.
+            let workers = cfg.threads - 1;
+            let p = Parallel::start(file, cfg, Source::pcap(&name), workers, name.clone())
                 .map_err(|e| CaptureError::Open {
                     path: path.to_path_buf(),
                     message: format!("cannot start the decoder threads: {e}"),

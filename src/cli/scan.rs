@@ -113,8 +113,9 @@ pub struct ScanArgs {
     /// Byte cap of the history (oldest day evicted first).
     #[arg(long, value_name = "BYTES", default_value_t = crate::hunt::DEFAULT_MAX_BYTES)]
     pub history_max_bytes: u64,
-    /// Decoder threads per capture file (default: every core; 1: decode on the reading
-    /// thread). The detections are the same for any N (docs/performance.md, issue #16).
+    /// Threads per capture file: N - 1 decode packets, the main one correlates (default 1: one
+    /// thread does both; every core measured slower on 2 cores so far, docs/performance.md).
+    /// The detections are the same for any N (issue #16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
@@ -157,9 +158,8 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
     let ccfg = CaptureConfig {
-        threads: args
-            .threads
-            .map_or_else(crate::capture::parallel::default_threads, usize::from),
+        // Default 1, not `parallel::default_threads()`: see the flag's help.
+        threads: args.threads.map_or(1, usize::from),
         ..CaptureConfig::default()
     };
     let icfg = IngestConfig::default();

@@ -1,7 +1,7 @@
 //! `scan --threads N` (issue #16): a capture decoded by N worker threads gives what one decoder
 //! gives. Two levels, on the project's captures and (when `../shared/data` is present) the lab
 //! captures and the public mining captures:
-//! - the library: the observations of `capture::open_file` with `threads` 1, 2 and 3 are the
+//! - the library: the observations of `capture::open_file` with `threads` 1 to 4 are the
 //!   same multiset (each one the same JSON) and the counters agree;
 //! - the binary: `poolwatch scan --output json` prints byte-identical detections (every field,
 //!   evidence included) for `--threads 1`, 2 and 3.
@@ -66,7 +66,8 @@ fn workers_decode_the_same_observations() {
     assert!(files.len() >= 12, "{files:?}");
     for p in &files {
         let (one, s1) = observations(p, 1);
-        for n in [2, 3] {
+        // 1, 2 and 3 decoder workers beside the consumer.
+        for n in [2, 3, 4] {
             let (many, sn) = observations(p, n);
             assert_eq!(one.len(), many.len(), "{} threads {n}", p.display());
             assert!(
