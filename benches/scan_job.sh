@@ -8,6 +8,8 @@
 #
 # Env: SKIP="tshark tcpdump …" skips rows by name (tshark takes ~4 min per run on the large
 # preset); EXTRA_ARGS is appended to every poolwatch command (e.g. "--binding-grace 0").
+# poolwatch runs twice on the pcap: `--threads $(nproc)` and `--threads 1` (the default); the last line is
+# their wall-clock ratio (issue #16's goal: >= 1.8 on 2 cores).
 # Peers: tcpdump -nn port 53 (decodes and prints DNS), tshark -Y dns -T fields, the libpcap
 # pcap_next_ex loop (../shared/bench/baselines/pcap_count.c, the ceiling), grep -F -f on the
 # logs (output goes to a file: with stdout on /dev/null GNU grep stops at the first match),
@@ -29,32 +31,39 @@ cc -O2 -o "$PC" "$BENCH/baselines/pcap_count.c" -lpcap
 packets=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['packets'])" "$D/manifest.json")
 cat "$D"/traffic.pcap "$D"/*.log > /dev/null 2>&1 || true   # warm the page cache
 
-# run NAME UNITS CMD… : prints "NAME median_cpu_s median_rss_kb units_per_cpu_s"
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# run NAME UNITS CMD… : prints "NAME median_cpu_s median_wall_s median_rss_kb units_per_cpu_s"
+# (and remembers the median wall time in WALL_<NAME> for the ratios at the end)
 run() {
   local name=$1 units=$2; shift 2
   case " $SKIP " in *" $name "*) return;; esac
-  local cpus=() rss=()
+  local cpus=() rss=() walls=()
   for _ in $(seq "$N"); do
-    /usr/bin/time -f "%U %S %M" -o "$TMP/t" "$@" > "$TMP/out" 2> "$TMP/err" || true
+    /usr/bin/time -f "%U %S %M %e" -o "$TMP/t" "$@" > "$TMP/out" 2> "$TMP/err" || true
     if grep -q "Command terminated by signal\|No such file\|not found" "$TMP/t" "$TMP/err"; then
       echo "$name failed: $(head -c 300 "$TMP/err")" >&2; return 1
     fi
-    read -r u s m < <(tail -n 1 "$TMP/t")
-    cpus+=("$(echo "$u + $s" | bc)"); rss+=("$m")
+    read -r u s m e < <(tail -n 1 "$TMP/t")
+    cpus+=("$(echo "$u + $s" | bc)"); rss+=("$m"); walls+=("$e")
   done
-  local c r
-  c=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  r=$(printf '%s\n' "${rss[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local c r w
+  c=$(printf '%s\n' "${cpus[@]}" | median)
+  r=$(printf '%s\n' "${rss[@]}" | median)
+  w=$(printf '%s\n' "${walls[@]}" | median)
+  printf -v "WALL_$name" '%s' "$w"
   local rate="n/a (below the 10 ms timer resolution)"
   if [ "$(echo "$c > 0" | bc)" = 1 ]; then rate="$(echo "$units / $c" | bc)/cpu-s"; fi
-  printf '%-28s cpu_s=%-8s rss_kb=%-8s rate=%s runs=[%s]\n' "$name" "$c" "$r" "$rate" "${cpus[*]}"
+  printf '%-28s cpu_s=%-8s wall_s=%-7s rss_kb=%-8s rate=%s runs=[%s]\n' "$name" "$c" "$w" "$r" "$rate" "${cpus[*]}"
 }
 
 # shellcheck disable=SC2206
 PW=("$BIN" scan --output json --no-progress --blocklist "$D/blocklist.txt" $EXTRA_ARGS)
 
 echo "# $D: $packets packets, N=$N, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-run poolwatch_pcap   "$packets" "${PW[@]}" "$D/traffic.pcap"
+# All cores and one thread (`--threads 1`, the default; issue #16).
+run poolwatch_pcap   "$packets" "${PW[@]}" --threads "$(nproc)" "$D/traffic.pcap"
+run poolwatch_pcap_1thread "$packets" "${PW[@]}" --threads 1 "$D/traffic.pcap"
 run libpcap_loop     "$packets" "$PC" "$D/traffic.pcap"
 run tcpdump_port53   "$packets" tcpdump -r "$D/traffic.pcap" -nn port 53
 run tshark_dns_fields "$packets" tshark -r "$D/traffic.pcap" -Y dns -T fields -e ip.src -e dns.qry.name -e dns.a
@@ -65,3 +74,8 @@ for log in bind-query unbound dnsmasq; do
   run "grepF_$log"     "$lines" grep -F -f "$D/blocklist.txt" "$D/$log.log"
   run "wc_$log"        "$lines" wc -l "$D/$log.log"
 done
+
+if [ -n "${WALL_poolwatch_pcap:-}" ] && [ -n "${WALL_poolwatch_pcap_1thread:-}" ] \
+  && [ "$(echo "$WALL_poolwatch_pcap > 0" | bc)" = 1 ]; then
+  echo "wall-clock ratio --threads 1 / all cores ($(nproc) cores): $(echo "scale=2; $WALL_poolwatch_pcap_1thread / $WALL_poolwatch_pcap" | bc)"
+fi

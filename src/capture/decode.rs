@@ -41,6 +41,9 @@ pub struct Decoder {
     since_flush: u32,
     last_expire: i64,
     now: i64,
+    /// Timeouts are run by the caller's [`Decoder::tick`] calls only (a `parallel` worker:
+    /// the dispatcher decides when, from every packet's time, as one decoder would).
+    external_ticks: bool,
 }
 
 impl Decoder {
@@ -72,6 +75,7 @@ impl Decoder {
             since_flush: 0,
             last_expire: i64::MIN,
             now: i64::MIN,
+            external_ticks: false,
         }
     }
 
@@ -93,7 +97,7 @@ impl Decoder {
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
         self.now = self.now.max(ts_us);
-        if ts_us.saturating_sub(self.last_expire) >= EXPIRE_INTERVAL_US {
+        if !self.external_ticks && tick_due(self.last_expire, ts_us) {
             self.tick(ts_us, out);
         }
         match link::decode(linktype, frame) {
@@ -105,6 +109,11 @@ impl Decoder {
         if self.since_flush >= METRICS_FLUSH_EVERY {
             self.flush_metrics();
         }
+    }
+
+    /// Leaves the timeouts to the caller's [`Decoder::tick`] calls (see [`tick_due`]).
+    pub(crate) fn set_external_ticks(&mut self) {
+        self.external_ticks = true;
     }
 
     /// Runs timeouts up to capture time `now` (also called by live capture when idle).
@@ -429,6 +438,12 @@ fn gre_in_udp_header(p: &[u8]) -> bool {
     };
     // C, K, S may be set; the routing bit, the reserved bits and the version must be 0.
     flags & 0x4fff == 0 && matches!(ptype, 0x0800 | 0x86dd | 0x6558)
+}
+
+/// Whether a packet at `ts_us` runs the timeouts, the last run having been at `last_expire`.
+#[inline]
+pub(crate) fn tick_due(last_expire: i64, ts_us: i64) -> bool {
+    ts_us.saturating_sub(last_expire) >= EXPIRE_INTERVAL_US
 }
 
 fn duration_us(d: std::time::Duration) -> i64 {

@@ -32,6 +32,7 @@ pub mod frag;
 pub mod ip;
 pub mod link;
 pub mod live;
+pub mod parallel;
 pub mod payload;
 mod reader;
 pub mod savefile;
@@ -80,6 +81,11 @@ pub struct CaptureConfig {
     pub udp_idle_timeout: Duration,
     /// Track and report non-DNS flows (off = DNS only, faster).
     pub track_flows: bool,
+    /// Threads for a capture file (`scan --threads`; 1 = decode on the consumer's thread, as
+    /// always). Above 1, [`parallel`] shards the packets over `threads - 1` decoder workers (at
+    /// most [`parallel::MAX_THREADS`]), each with its share of the caps above; the consumer's
+    /// thread (correlation, in `scan`) is the other one.
+    pub threads: usize,
 }
 
 /// Default cap on pending DNS queries: a resolver answering 50k qps within the 10 s timeout
@@ -104,6 +110,7 @@ impl Default for CaptureConfig {
             tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
             udp_idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
             track_flows: true,
+            threads: 1,
         }
     }
 }
@@ -163,6 +170,53 @@ impl CaptureStats {
             Some((_, n)) => *n += 1,
             None => self.decode_errors.push((reason, 1)),
         }
+    }
+
+    /// Adds another decoder's counters and table sizes (the workers of one `parallel` reader).
+    pub(crate) fn merge(&mut self, o: &CaptureStats) {
+        fn add_reasons(to: &mut Vec<(&'static str, u64)>, from: &[(&'static str, u64)]) {
+            for (reason, n) in from {
+                match to.iter_mut().find(|(r, _)| r == reason) {
+                    Some((_, m)) => *m += n,
+                    None => to.push((reason, *n)),
+                }
+            }
+        }
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        add_reasons(&mut self.decode_errors, &o.decode_errors);
+        self.not_ip += o.not_ip;
+        self.other_proto += o.other_proto;
+        self.udp += o.udp;
+        self.tcp += o.tcp;
+        self.tunnelled += o.tunnelled;
+        self.fragments += o.fragments;
+        self.reassembled += o.reassembled;
+        self.frag_evicted += o.frag_evicted;
+        self.dns_messages += o.dns_messages;
+        self.dns_queries += o.dns_queries;
+        self.dns_responses += o.dns_responses;
+        self.dns_paired += o.dns_paired;
+        self.dns_unanswered += o.dns_unanswered;
+        self.dns_unsolicited += o.dns_unsolicited;
+        self.dns_duplicate_queries += o.dns_duplicate_queries;
+        self.dns_salvaged += o.dns_salvaged;
+        self.dns_pending_evicted += o.dns_pending_evicted;
+        add_reasons(&mut self.dns_parse_errors, &o.dns_parse_errors);
+        self.tcp_dns_gaps += o.tcp_dns_gaps;
+        self.tcp_dns_evicted += o.tcp_dns_evicted;
+        self.flows_created += o.flows_created;
+        self.flows_evicted += o.flows_evicted;
+        self.flows_evicted_cap += o.flows_evicted_cap;
+        self.flow_reports += o.flow_reports;
+        self.flow_ooo_dropped += o.flow_ooo_dropped;
+        self.flow_seq_implausible += o.flow_seq_implausible;
+        self.kernel_drops += o.kernel_drops;
+        self.interface_drops += o.interface_drops;
+        self.pending_dns += o.pending_dns;
+        self.flows_active += o.flows_active;
+        self.tcp_dns_streams += o.tcp_dns_streams;
+        self.frag_datagrams += o.frag_datagrams;
     }
 
     /// Sum of decode errors.

@@ -1,12 +1,14 @@
 //! Capture files (pcap and pcapng) through the streaming [`Savefile`] reader: regular files,
 //! standard input, FIFOs and process substitution alike (nothing here seeks). Live capture
-//! stays on libpcap (`live.rs`).
+//! stays on libpcap (`live.rs`). With `CaptureConfig::threads` > 1 the frames are decoded by
+//! worker threads (`parallel.rs`), the observations still in capture order.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use super::parallel::Parallel;
 use super::savefile::{Savefile, SavefileError};
 use super::{CaptureConfig, CaptureError, CaptureStats, Decoder};
 use crate::model::{Observation, Source};
@@ -27,6 +29,8 @@ pub struct PcapReader {
     finished: bool,
     error: Option<SavefileError>,
     name: String,
+    /// `CaptureConfig::threads` > 1: the frames are decoded by worker threads instead.
+    parallel: Option<Parallel>,
 }
 
 impl PcapReader {
@@ -54,21 +58,38 @@ impl PcapReader {
             message: e.to_string(),
         })?;
         let name = path.display().to_string();
+        let linktype = file.linktype().unwrap_or(-1);
+        let (file, parallel) = if cfg.threads > 1 {
+            // The consumer (correlation, in `scan`) is one of the threads: the others decode.
+            let workers = cfg.threads - 1;
+            let p = Parallel::start(file, cfg, Source::pcap(&name), workers, name.clone())
+                .map_err(|e| CaptureError::Open {
+                    path: path.to_path_buf(),
+                    message: format!("cannot start the decoder threads: {e}"),
+                })?;
+            (None, Some(p))
+        } else {
+            (Some(file), None)
+        };
         Ok(PcapReader {
-            linktype: file.linktype().unwrap_or(-1),
-            file: Some(file),
+            linktype,
+            file,
             warned: Vec::new(),
             decoder: Decoder::new(cfg, Source::pcap(&name)),
             queue: VecDeque::new(),
             finished: false,
             error: None,
             name,
+            parallel,
         })
     }
 
     /// Counters so far (complete once the iterator has returned `None`).
     pub fn stats(&self) -> CaptureStats {
-        self.decoder.stats()
+        match &self.parallel {
+            Some(p) => p.stats(),
+            None => self.decoder.stats(),
+        }
     }
 
     /// The link type of a pcap file, or of the first interface of a pcapng file (each pcapng
@@ -79,7 +100,10 @@ impl PcapReader {
 
     /// Why reading stopped before the end of the input, if it did (byte offset included).
     pub fn error(&self) -> Option<&SavefileError> {
-        self.error.as_ref()
+        match &self.parallel {
+            Some(p) => p.error(),
+            None => self.error.as_ref(),
+        }
     }
 
     fn finish(&mut self) {
@@ -100,6 +124,9 @@ impl Iterator for PcapReader {
     type Item = Observation;
 
     fn next(&mut self) -> Option<Observation> {
+        if let Some(p) = self.parallel.as_mut() {
+            return p.next();
+        }
         loop {
             if let Some(o) = self.queue.pop_front() {
                 return Some(o);

@@ -113,6 +113,11 @@ pub struct ScanArgs {
     /// Byte cap of the history (oldest day evicted first).
     #[arg(long, value_name = "BYTES", default_value_t = crate::hunt::DEFAULT_MAX_BYTES)]
     pub history_max_bytes: u64,
+    /// Threads per capture file: N - 1 decode packets, the main one correlates (default 1: one
+    /// thread does both; every core measured slower on 2 cores so far, docs/performance.md).
+    /// The detections are the same for any N (issue #16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
     /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
     /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
@@ -135,7 +140,6 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--db {}: not a directory", dir.display());
         }
     }
-    let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
     let mut total_bytes = 0u64;
     let mut stdin_inputs = 0;
     for p in &args.inputs {
@@ -153,7 +157,12 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     if stdin_inputs > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
+    let ccfg = CaptureConfig {
+        // Default 1, not `parallel::default_threads()`: see the flag's help.
+        threads: args.threads.map_or(1, usize::from),
+        ..CaptureConfig::default()
+    };
+    let icfg = IngestConfig::default();
     let failures = input::ReadFailures::new();
     let bytes = input::ByteCount::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
@@ -162,6 +171,9 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         let r = input::open_counting(p, format, &ccfg, &icfg, &failures, &bytes)?;
         readers.push(r);
     }
+    // After the inputs are open: their decoder threads (`--threads`) start on the first
+    // packets while the lists compile (0.1 s for 50k entries).
+    let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
     // Streams (stdin, FIFOs, `<(cmd)`) have no size: bytes and rate only. dnstap files are
     // read by their own reader, uncounted, and left out of the total.
     let streams = args.inputs.iter().any(|p| is_stream(p));

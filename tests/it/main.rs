@@ -23,6 +23,7 @@ mod capture_flood;
 mod capture_garbage;
 mod capture_lab;
 mod capture_live;
+mod capture_parallel;
 mod capture_peers;
 mod capture_savefile;
 mod cli_contract;
