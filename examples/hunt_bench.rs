@@ -9,7 +9,7 @@
 //! (`benches/hunt_job.sh` wraps it with `uptime` and `du`).
 //!
 //! The workload is deterministic (xorshift, fixed seed): per client and day `--lookups` A
-//! lookups, half over a shared universe of `--names` names with a power-law popularity, half
+//! lookups, 80% over a shared universe of `--names` names with a power-law popularity, 20%
 //! over the client's own names; each answered with one address of the name; 40% followed by a
 //! TLS flow to that address (SNI = the name), 10% by a plain TCP flow. `--miners` clients also
 //! look up pool names (`pool.newpoolN.example`) a few times a day and keep a Stratum connection
@@ -49,8 +49,8 @@ fn parse_args() -> Args {
     let mut a = Args {
         days: 30,
         clients: 10_000,
-        lookups: 120,
-        names: 200_000,
+        lookups: 60,
+        names: 100_000,
         miners: 20,
         hunts: 200,
         dir: PathBuf::from("/tmp/hunt_bench"),
@@ -223,11 +223,11 @@ fn day_observations(a: &Args, day: u32, mut f: impl FnMut(&Observation)) -> u64 
         for c in 0..a.clients {
             let ts = day0 + i64::from(step) * step_us + i64::from(c % 1000) * 1_000;
             let client = client_of(c);
-            let id = if rng.below(2) == 0 {
-                // Shared universe, power-law popularity.
+            let id = if rng.below(5) != 0 {
+                // Shared universe, power-law popularity (like ../shared/bench/gen/dnsgen.py).
                 (f64::from(a.names) * rng.unit().powf(3.0)) as u64
             } else {
-                // The client's own names (a few hundred per client, a third of them per day).
+                // The client's own names (a few hundred per client).
                 mix(u64::from(c), rng.below(300)) % u64::from(a.names)
             };
             let name = name_of(id);
