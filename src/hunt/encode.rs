@@ -11,8 +11,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::model::Timestamp;
 
-/// Version byte of every value written by this code.
+/// Version byte of the server rows (and of the per-client rows of schema 2, see
+/// `migrations/0003_history_blocks.md`).
 pub const VALUE_V1: u8 = 1;
+/// Version byte of the name and flow blocks (schema 3).
+pub const VALUE_V2: u8 = 2;
 /// Microseconds in a day.
 pub const DAY_US: i64 = 86_400 * 1_000_000;
 /// Longest name kept (the DNS limit); longer ones are not names.
@@ -225,31 +228,39 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 // ---------------------------------------------------------------------------------------------
 // Keys
 // ---------------------------------------------------------------------------------------------
+//
+// Rows are blocks: one row per (day, name) and per (day, destination address) holds every
+// client entry of that name / destination, so a day costs one key per name and destination
+// rather than one per (name, client). A key ends with a block number (`u64` BE): each flush
+// writes new blocks without reading what is stored, and a finished day is compacted into one
+// block per name / destination (numbers from 0).
 
 pub fn day_key(day: u32) -> [u8; 4] {
     day.to_be_bytes()
 }
 
+/// Bytes of the block number ending every names / flows key.
+pub const BLOCK_NO_LEN: usize = 8;
+
 /// `[day][reversed name]`: the prefix of a name and everything below it.
 pub fn name_prefix(day: u32, rev: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(4 + rev.len() + 1);
+    let mut k = Vec::with_capacity(4 + rev.len() + 1 + BLOCK_NO_LEN);
     k.extend_from_slice(&day.to_be_bytes());
     k.extend_from_slice(rev.as_bytes());
     k
 }
 
-/// The name summary row: `[day][reversed name]0x00`.
-pub fn summary_key(day: u32, rev: &str) -> Vec<u8> {
+/// `[day][reversed name]0x00`: the prefix of exactly this name's blocks.
+pub fn exact_name_prefix(day: u32, rev: &str) -> Vec<u8> {
     let mut k = name_prefix(day, rev);
     k.push(0);
     k
 }
 
-/// A client row below a name: `[day][reversed name]0x00[kind][client]`.
-pub fn client_key(day: u32, rev: &str, kind: u8, client: IpAddr) -> Vec<u8> {
-    let mut k = summary_key(day, rev);
-    k.push(kind);
-    put_ip(&mut k, client);
+/// A name block: `[day][reversed name]0x00[block u64]`.
+pub fn name_key(day: u32, rev: &str, block: u64) -> Vec<u8> {
+    let mut k = exact_name_prefix(day, rev);
+    k.extend_from_slice(&block.to_be_bytes());
     k
 }
 
@@ -259,8 +270,7 @@ pub struct NameKey {
     pub day: u32,
     /// Reversed form.
     pub rev: String,
-    /// `None` for the name summary.
-    pub row: Option<(u8, IpAddr)>,
+    pub block: u64,
 }
 
 pub fn parse_name_key(k: &[u8]) -> Option<NameKey> {
@@ -269,63 +279,46 @@ pub fn parse_name_key(k: &[u8]) -> Option<NameKey> {
     let rest = r.rest();
     let nul = rest.iter().position(|&b| b == 0)?;
     let rev = std::str::from_utf8(rest.get(..nul)?).ok()?.to_string();
-    let mut r = Reader::new(rest.get(nul + 1..)?);
-    if r.rest().is_empty() {
-        return Some(NameKey {
-            day,
-            rev,
-            row: None,
-        });
-    }
-    let kind = r.u8()?;
-    let ip = r.ip()?;
+    let block: [u8; BLOCK_NO_LEN] = rest.get(nul + 1..)?.try_into().ok()?;
     Some(NameKey {
         day,
         rev,
-        row: Some((kind, ip)),
+        block: u64::from_be_bytes(block),
     })
 }
 
-/// `[day][dst][port][proto]`: every client's flows to one destination port.
+/// `[day][dst]`: every block of one destination address.
 pub fn flow_prefix(day: u32, dst: IpAddr) -> Vec<u8> {
-    let mut k = Vec::with_capacity(4 + 17 + 3 + 17);
+    let mut k = Vec::with_capacity(4 + 17 + BLOCK_NO_LEN);
     k.extend_from_slice(&day.to_be_bytes());
     put_ip(&mut k, dst);
     k
 }
 
-pub fn flow_key(day: u32, dst: IpAddr, port: u16, tcp: bool, client: IpAddr) -> Vec<u8> {
+/// A flow block: `[day][dst][block u64]`.
+pub fn flow_block_key(day: u32, dst: IpAddr, block: u64) -> Vec<u8> {
     let mut k = flow_prefix(day, dst);
-    k.extend_from_slice(&port.to_be_bytes());
-    k.push(u8::from(tcp));
-    put_ip(&mut k, client);
+    k.extend_from_slice(&block.to_be_bytes());
     k
 }
 
-/// A decoded key of the flows tree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// (day, destination, block) of a flows-tree key.
+pub fn parse_flow_block_key(k: &[u8]) -> Option<(u32, IpAddr, u64)> {
+    let mut r = Reader::new(k);
+    let day = r.u32()?;
+    let dst = r.ip()?;
+    let block: [u8; BLOCK_NO_LEN] = r.rest().try_into().ok()?;
+    Some((day, dst, u64::from_be_bytes(block)))
+}
+
+/// One flow summary's identity (a flow block entry with its block's day and destination).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub day: u32,
     pub dst: IpAddr,
     pub port: u16,
     pub tcp: bool,
     pub client: IpAddr,
-}
-
-pub fn parse_flow_key(k: &[u8]) -> Option<FlowKey> {
-    let mut r = Reader::new(k);
-    let day = r.u32()?;
-    let dst = r.ip()?;
-    let port = r.u16()?;
-    let tcp = r.u8()? != 0;
-    let client = r.ip()?;
-    Some(FlowKey {
-        day,
-        dst,
-        port,
-        tcp,
-        client,
-    })
 }
 
 pub fn server_key(day: u32, server: IpAddr) -> Vec<u8> {
@@ -344,7 +337,8 @@ pub struct NameSummary {
     pub first_ms: u32,
     pub last_ms: u32,
     pub count: u64,
-    /// Client rows created below this name (saturating).
+    /// Distinct clients that looked the name up (in this block; exact once the day is
+    /// compacted).
     pub clients: u64,
     /// Smallest A/AAAA TTL seen (0: none carried).
     pub min_ttl: u32,
@@ -359,42 +353,32 @@ pub struct NameSummary {
 }
 
 impl NameSummary {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(24 + self.answers.len() * 5);
-        v.push(VALUE_V1);
+    fn put(&self, v: &mut Vec<u8>) {
         v.extend_from_slice(&self.first_ms.to_be_bytes());
-        put_varint(
-            &mut v,
-            u64::from(self.last_ms.saturating_sub(self.first_ms)),
-        );
-        put_varint(&mut v, self.count);
-        put_varint(&mut v, self.clients);
-        put_varint(&mut v, u64::from(self.min_ttl));
+        put_varint(v, u64::from(self.last_ms.saturating_sub(self.first_ms)));
+        put_varint(v, self.count);
+        put_varint(v, self.clients);
+        put_varint(v, u64::from(self.min_ttl));
         v.push(u8::from(self.answered));
-        put_rcode(&mut v, self.rcode);
+        put_rcode(v, self.rcode);
         v.push(self.cnames.len().min(255) as u8);
         for c in self.cnames.iter().take(255) {
-            put_str(&mut v, c, MAX_NAME_LEN);
+            put_str(v, c, MAX_NAME_LEN);
         }
         v.push(self.answers.len().min(255) as u8);
         for a in self.answers.iter().take(255) {
-            put_ip(&mut v, *a);
+            put_ip(v, *a);
         }
-        v
     }
 
-    pub fn decode(b: &[u8]) -> Option<NameSummary> {
-        let mut r = Reader::new(b);
-        if r.u8()? != VALUE_V1 {
-            return None;
-        }
+    fn get(r: &mut Reader<'_>) -> Option<NameSummary> {
         let first_ms = r.u32()?;
         let last_ms = first_ms.saturating_add(u32::try_from(r.varint()?).ok()?);
         let count = r.varint()?;
         let clients = r.varint()?;
         let min_ttl = u32::try_from(r.varint()?).ok()?;
         let answered = r.u8()? != 0;
-        let rcode = get_rcode(&mut r)?;
+        let rcode = get_rcode(r)?;
         let n = r.u8()?;
         let mut cnames = Vec::with_capacity(usize::from(n));
         for _ in 0..n {
@@ -433,7 +417,7 @@ fn get_rcode(r: &mut Reader<'_>) -> Option<Option<u16>> {
     }
 }
 
-/// Per (day, name, client) row: a lookup, a lookup through a CNAME, or a flow that named it.
+/// Per (day, name, client): a lookup, a lookup through a CNAME, or a flow that named it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientRow {
     pub first_ms: u32,
@@ -456,40 +440,30 @@ pub const QTYPE_AAAA: u8 = 2;
 pub const QTYPE_OTHER: u8 = 4;
 
 impl ClientRow {
-    pub fn encode(&self, kind: u8) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16);
-        v.push(VALUE_V1);
+    fn put(&self, kind: u8, v: &mut Vec<u8>) {
         v.extend_from_slice(&self.first_ms.to_be_bytes());
-        put_varint(
-            &mut v,
-            u64::from(self.last_ms.saturating_sub(self.first_ms)),
-        );
-        put_varint(&mut v, self.count);
+        put_varint(v, u64::from(self.last_ms.saturating_sub(self.first_ms)));
+        put_varint(v, self.count);
         match kind {
             KIND_FLOW_NAME => {
                 let (dst, port, tcp) =
                     self.flow
                         .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, true));
-                put_ip(&mut v, dst);
+                put_ip(v, dst);
                 v.extend_from_slice(&port.to_be_bytes());
                 v.push(u8::from(tcp) | (u8::from(self.sni) << 1));
             }
             _ => {
-                put_rcode(&mut v, self.rcode);
+                put_rcode(v, self.rcode);
                 v.push(self.qtypes);
                 if kind == KIND_VIA_CNAME {
-                    put_str(&mut v, self.qname.as_deref().unwrap_or(""), MAX_NAME_LEN);
+                    put_str(v, self.qname.as_deref().unwrap_or(""), MAX_NAME_LEN);
                 }
             }
         }
-        v
     }
 
-    pub fn decode(kind: u8, b: &[u8]) -> Option<ClientRow> {
-        let mut r = Reader::new(b);
-        if r.u8()? != VALUE_V1 {
-            return None;
-        }
+    fn get(kind: u8, r: &mut Reader<'_>) -> Option<ClientRow> {
         let first_ms = r.u32()?;
         let last_ms = first_ms.saturating_add(u32::try_from(r.varint()?).ok()?);
         let count = r.varint()?;
@@ -508,7 +482,7 @@ impl ClientRow {
                 row.sni = flags & 2 != 0;
             }
             KIND_LOOKUP | KIND_VIA_CNAME => {
-                row.rcode = get_rcode(&mut r)?;
+                row.rcode = get_rcode(r)?;
                 row.qtypes = r.u8()?;
                 if kind == KIND_VIA_CNAME {
                     row.qname = Some(r.string()?);
@@ -517,6 +491,69 @@ impl ClientRow {
             _ => return None,
         }
         Some(row)
+    }
+}
+
+/// One client entry of a name block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientEntry {
+    /// [`KIND_LOOKUP`], [`KIND_VIA_CNAME`] or [`KIND_FLOW_NAME`].
+    pub kind: u8,
+    pub client: IpAddr,
+    pub row: ClientRow,
+}
+
+/// The value of a names-tree row: the name's summary (when it was looked up itself) and its
+/// client entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameBlock {
+    pub summary: Option<NameSummary>,
+    pub clients: Vec<ClientEntry>,
+}
+
+impl NameBlock {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(32 + self.clients.len() * 16);
+        v.push(VALUE_V2);
+        match &self.summary {
+            Some(s) => {
+                v.push(1);
+                s.put(&mut v);
+            }
+            None => v.push(0),
+        }
+        put_varint(&mut v, self.clients.len() as u64);
+        for e in &self.clients {
+            v.push(e.kind);
+            put_ip(&mut v, e.client);
+            e.row.put(e.kind, &mut v);
+        }
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Option<NameBlock> {
+        let mut r = Reader::new(b);
+        if r.u8()? != VALUE_V2 {
+            return None;
+        }
+        let summary = match r.u8()? {
+            0 => None,
+            1 => Some(NameSummary::get(&mut r)?),
+            _ => return None,
+        };
+        let n = r.varint()?;
+        // Every entry takes at least 8 bytes: a count beyond that is corrupt, not an allocation.
+        if n > (b.len() / 8) as u64 {
+            return None;
+        }
+        let mut clients = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let kind = r.u8()?;
+            let client = r.ip()?;
+            let row = ClientRow::get(kind, &mut r)?;
+            clients.push(ClientEntry { kind, client, row });
+        }
+        Some(NameBlock { summary, clients })
     }
 }
 
@@ -542,15 +579,10 @@ pub struct FlowSummary {
 }
 
 impl FlowSummary {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(24);
-        v.push(VALUE_V1);
+    fn put(&self, v: &mut Vec<u8>) {
         v.extend_from_slice(&self.first_ms.to_be_bytes());
-        put_varint(
-            &mut v,
-            u64::from(self.last_ms.saturating_sub(self.first_ms)),
-        );
-        put_varint(&mut v, self.count);
+        put_varint(v, u64::from(self.last_ms.saturating_sub(self.first_ms)));
+        put_varint(v, self.count);
         let flags = u8::from(self.established)
             | u8::from(self.rejected) << 1
             | u8::from(self.stratum) << 2
@@ -560,26 +592,21 @@ impl FlowSummary {
             | u8::from(self.stratum_method.is_some()) << 6
             | u8::from(self.agent.is_some()) << 7;
         v.push(flags);
-        put_varint(&mut v, self.bytes_out);
-        put_varint(&mut v, self.bytes_in);
+        put_varint(v, self.bytes_out);
+        put_varint(v, self.bytes_in);
         v.extend_from_slice(&self.src_port.to_be_bytes());
         for s in [&self.sni, &self.http_host, &self.stratum_method]
             .into_iter()
             .flatten()
         {
-            put_str(&mut v, s, MAX_FLOW_NAME_LEN);
+            put_str(v, s, MAX_FLOW_NAME_LEN);
         }
         if let Some(a) = &self.agent {
-            put_str(&mut v, a, MAX_AGENT_LEN);
+            put_str(v, a, MAX_AGENT_LEN);
         }
-        v
     }
 
-    pub fn decode(b: &[u8]) -> Option<FlowSummary> {
-        let mut r = Reader::new(b);
-        if r.u8()? != VALUE_V1 {
-            return None;
-        }
+    fn get(r: &mut Reader<'_>) -> Option<FlowSummary> {
         let first_ms = r.u32()?;
         let last_ms = first_ms.saturating_add(u32::try_from(r.varint()?).ok()?);
         let count = r.varint()?;
@@ -617,6 +644,61 @@ impl FlowSummary {
     }
 }
 
+/// One entry of a flow block: a client's flows to the block's destination on one port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowEntry {
+    pub port: u16,
+    pub tcp: bool,
+    pub client: IpAddr,
+    pub summary: FlowSummary,
+}
+
+/// The value of a flows-tree row: every (port, protocol, client) summary of one destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowBlock {
+    pub flows: Vec<FlowEntry>,
+}
+
+impl FlowBlock {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8 + self.flows.len() * 24);
+        v.push(VALUE_V2);
+        put_varint(&mut v, self.flows.len() as u64);
+        for f in &self.flows {
+            v.extend_from_slice(&f.port.to_be_bytes());
+            v.push(u8::from(f.tcp));
+            put_ip(&mut v, f.client);
+            f.summary.put(&mut v);
+        }
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Option<FlowBlock> {
+        let mut r = Reader::new(b);
+        if r.u8()? != VALUE_V2 {
+            return None;
+        }
+        let n = r.varint()?;
+        if n > (b.len() / 16) as u64 {
+            return None;
+        }
+        let mut flows = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let port = r.u16()?;
+            let tcp = r.u8()? != 0;
+            let client = r.ip()?;
+            let summary = FlowSummary::get(&mut r)?;
+            flows.push(FlowEntry {
+                port,
+                tcp,
+                client,
+                summary,
+            });
+        }
+        Some(FlowBlock { flows })
+    }
+}
+
 /// Per (day, DNS server): distinct clients it answered (bounded sample; enough to apply the
 /// resolver rule, which needs a handful).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -644,6 +726,20 @@ impl ServerRow {
         }
         Some(ServerRow { clients })
     }
+}
+
+/// The value of a `hist_days` row: bytes of the day's rows (as counted for the cap) and
+/// whether the day has been compacted since it last took rows.
+pub fn day_value(bytes: u64, compacted: bool) -> Vec<u8> {
+    let mut v = bytes.to_be_bytes().to_vec();
+    v.push(u8::from(compacted));
+    v
+}
+
+/// (bytes, compacted) of a `hist_days` value (8 bytes: schema 2, never compacted).
+pub fn parse_day_value(v: &[u8]) -> Option<(u64, bool)> {
+    let bytes = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+    Some((bytes, v.get(8).is_some_and(|&b| b != 0)))
 }
 
 #[cfg(test)]
@@ -684,8 +780,49 @@ mod tests {
             cnames: vec!["a.example".into()],
             answers: vec!["127.0.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
         };
-        let b = s.encode();
-        assert_eq!(NameSummary::decode(&b), Some(s));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let nb = NameBlock {
+            summary: Some(s),
+            clients: vec![
+                ClientEntry {
+                    kind: KIND_LOOKUP,
+                    client: ip,
+                    row: ClientRow {
+                        first_ms: 9,
+                        last_ms: 10,
+                        count: 2,
+                        rcode: Some(0),
+                        qtypes: QTYPE_A,
+                        ..ClientRow::default()
+                    },
+                },
+                ClientEntry {
+                    kind: KIND_VIA_CNAME,
+                    client: ip,
+                    row: ClientRow {
+                        first_ms: 9,
+                        last_ms: 10,
+                        count: 1,
+                        qname: Some("q.example".into()),
+                        ..ClientRow::default()
+                    },
+                },
+                ClientEntry {
+                    kind: KIND_FLOW_NAME,
+                    client: "2001:db8::7".parse().unwrap(),
+                    row: ClientRow {
+                        first_ms: 1,
+                        last_ms: 1,
+                        count: 1,
+                        flow: Some((ip, 443, true)),
+                        sni: true,
+                        ..ClientRow::default()
+                    },
+                },
+            ],
+        };
+        let b = nb.encode();
+        assert_eq!(NameBlock::decode(&b), Some(nb));
         let f = FlowSummary {
             first_ms: 1,
             last_ms: 2,
@@ -698,37 +835,44 @@ mod tests {
             agent: Some("XMRig/6".into()),
             ..FlowSummary::default()
         };
-        let b2 = f.encode();
-        assert_eq!(FlowSummary::decode(&b2), Some(f));
+        let fb = FlowBlock {
+            flows: vec![FlowEntry {
+                port: 3333,
+                tcp: true,
+                client: ip,
+                summary: f,
+            }],
+        };
+        let b2 = fb.encode();
+        assert_eq!(FlowBlock::decode(&b2), Some(fb));
         for cut in 0..b.len() {
-            let _ = NameSummary::decode(&b[..cut]);
+            let _ = NameBlock::decode(&b[..cut]);
         }
         for cut in 0..b2.len() {
-            let _ = FlowSummary::decode(&b2[..cut]);
+            let _ = FlowBlock::decode(&b2[..cut]);
         }
-        let c = ClientRow {
-            first_ms: 9,
-            last_ms: 10,
-            count: 1,
-            qname: Some("q.example".into()),
-            ..ClientRow::default()
-        };
-        let b3 = c.encode(KIND_VIA_CNAME);
-        assert_eq!(ClientRow::decode(KIND_VIA_CNAME, &b3), Some(c));
-        assert_eq!(ClientRow::decode(9, &b3), None);
+        // A huge entry count in a short value is refused, not allocated.
+        assert_eq!(
+            NameBlock::decode(&[VALUE_V2, 0, 0xff, 0xff, 0xff, 0x7f]),
+            None
+        );
+        assert_eq!(NameBlock::decode(&[VALUE_V1, 0, 0]), None);
         assert_eq!(parse_name_key(&[0, 0]), None);
     }
 
     #[test]
     fn keys_round_trip() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let k = client_key(20_000, "com.example.", KIND_LOOKUP, ip);
+        let k = name_key(20_000, "com.example.", 77);
         let p = parse_name_key(&k).unwrap();
         assert_eq!(p.rev, "com.example.");
-        assert_eq!(p.row, Some((KIND_LOOKUP, ip)));
-        let fk = flow_key(20_000, ip, 3333, true, ip);
-        assert_eq!(parse_flow_key(&fk).unwrap().port, 3333);
+        assert_eq!((p.day, p.block), (20_000, 77));
+        assert!(k.starts_with(&exact_name_prefix(20_000, "com.example.")));
+        let fk = flow_block_key(20_000, ip, 5);
+        assert_eq!(parse_flow_block_key(&fk), Some((20_000, ip, 5)));
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff]), None);
+        assert_eq!(parse_day_value(&day_value(9, true)), Some((9, true)));
+        assert_eq!(parse_day_value(&9u64.to_be_bytes()), Some((9, false)));
     }
 }

@@ -15,6 +15,10 @@ pub(crate) struct HistoryMetrics {
     pub flush_seconds: SecondsCounter,
     pub bytes: Gauge,
     pub days: Gauge,
+    /// The store's size on disk (the whole sled database), after each flush.
+    pub disk_bytes: Gauge,
+    pub compactions: Counter,
+    pub compact_seconds: SecondsCounter,
 }
 
 impl HistoryMetrics {
@@ -50,6 +54,21 @@ impl HistoryMetrics {
                 &[],
             ),
             days: gauge("poolwatch_history_buckets", "Day buckets the history holds (one per day)", &[]),
+            disk_bytes: gauge(
+                "poolwatch_history_store_disk_bytes",
+                "Size on disk of the database holding the history (sled's own figure, whole database)",
+                &[],
+            ),
+            compactions: counter(
+                "poolwatch_history_compactions_total",
+                "Finished history days rewritten as one block per name and destination",
+                &[],
+            ),
+            compact_seconds: seconds_counter(
+                "poolwatch_history_compact_seconds_total",
+                "Time spent compacting finished history days",
+                &[],
+            ),
         }
     }
 }
@@ -57,6 +76,10 @@ impl HistoryMetrics {
 #[derive(Clone)]
 pub(crate) struct RetroMetrics {
     pub runs: Counter,
+    /// Retro-hunts of the worker that are over (merged, or failed): what a waiter waits for.
+    pub finished: Counter,
+    /// List-set changes the worker has looked at (with or without added entries).
+    pub list_changes: Counter,
     pub entries: Counter,
     pub entries_skipped: Counter,
     pub observations: Counter,
@@ -73,6 +96,16 @@ impl RetroMetrics {
             runs: counter(
                 "poolwatch_retro_runs_total",
                 "Retro-hunts run (one per list change that added entries)",
+                &[],
+            ),
+            list_changes: counter(
+                "poolwatch_retro_list_changes_total",
+                "List-set changes the retro-hunt worker has diffed (with or without added entries)",
+                &[],
+            ),
+            finished: counter(
+                "poolwatch_retro_runs_finished_total",
+                "Retro-hunts of the service's worker that are over (detections merged, or failed)",
                 &[],
             ),
             entries: counter(

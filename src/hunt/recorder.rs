@@ -1,18 +1,20 @@
-//! The history recorder: aggregates every observation the pipeline sees into per-day rows
-//! (in memory, bounded) and merges them into the store's history trees at each flush; enforces
-//! retention and the byte cap (oldest day first) and folds random-subdomain floods.
+//! The history recorder: aggregates every observation the pipeline sees into per-day blocks in
+//! memory (bounded), and writes them at each flush without reading what is stored (one row
+//! per (day, name) and per (day, destination), see `hunt::encode`); compacts a finished day
+//! into one block per name / destination; enforces retention and the byte cap (oldest day
+//! first) and folds random-subdomain floods.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHasher;
 
 use super::encode::{
-    self as enc, ClientRow, FlowSummary, NameSummary, ServerRow, KIND_FLOW_NAME, KIND_LOOKUP,
-    KIND_VIA_CNAME, QTYPE_A, QTYPE_AAAA, QTYPE_OTHER,
+    self as enc, ClientEntry, ClientRow, FlowBlock, FlowEntry, FlowSummary, NameBlock, NameSummary,
+    ServerRow, KIND_FLOW_NAME, KIND_LOOKUP, KIND_VIA_CNAME, QTYPE_A, QTYPE_AAAA, QTYPE_OTHER,
 };
 use super::metrics::HistoryMetrics;
 use super::HuntError;
@@ -23,13 +25,26 @@ use crate::ports::{HistoryKv, HistoryTree, Row};
 
 /// Days kept by default.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
-/// Byte cap of the whole history by default (keys + values as written; sled's own overhead on
-/// disk comes on top, see `docs/hunt.md`).
+/// Byte cap of the whole history by default. It counts keys + values as written plus
+/// [`ROW_OVERHEAD_BYTES`] per row (sled's own cost; measured ratio in `docs/hunt.md`).
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
-/// Aggregated rows kept in memory before a flush is forced.
-pub const MAX_PENDING_ROWS: usize = 65_536;
-/// Longest time rows wait in memory (the service); `scan` flushes at the end.
+/// Bytes counted per stored row on top of its key and value: sled's per-entry cost on disk
+/// (node headers, offsets, log framing), an estimate; `docs/hunt.md` has the measured ratio
+/// of sled's real size to the counted bytes.
+pub const ROW_OVERHEAD_BYTES: u64 = 32;
+/// Aggregated entries (name summaries, client entries, flow entries) kept in memory before a
+/// flush is forced (~100 bytes each).
+pub const MAX_PENDING_ROWS: usize = 262_144;
+/// Longest time entries wait in memory (the service); `scan` flushes at the end.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// Client / flow entries per block; a name or destination with more that flush is split into
+/// several blocks (so one row stays small enough to rewrite and to read).
+pub const MAX_BLOCK_ENTRIES: usize = 4_096;
+/// Rows per write batch; the byte cap is checked between batches, so it is exceeded by at
+/// most one batch.
+pub const WRITE_BATCH_ROWS: usize = 4_096;
+/// Rows read per page when a finished day is compacted.
+pub const COMPACT_PAGE_ROWS: usize = 8_192;
 /// Distinct names of one zone per day kept exactly; further names of a zone that day are
 /// folded into one `*.zone` row per client (a random-subdomain flood costs one row per client).
 pub const MAX_NAMES_PER_ZONE_DAY: u32 = 1_000;
@@ -63,43 +78,65 @@ impl Default for HistoryConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Tree {
-    Names,
-    Flows,
-    Servers,
+/// A name's entries of one day, waiting for the flush.
+#[derive(Default)]
+struct NameAgg {
+    summary: Option<NameSummary>,
+    clients: HashMap<(u8, IpAddr), ClientRow>,
 }
 
-impl Tree {
-    fn port(self) -> HistoryTree {
-        match self {
-            Tree::Names => HistoryTree::Names,
-            Tree::Flows => HistoryTree::Flows,
-            Tree::Servers => HistoryTree::Servers,
-        }
-    }
-}
-
-/// One aggregated row waiting for the flush.
-#[derive(Clone, Debug)]
-enum Agg {
-    Summary(NameSummary),
-    Client(u8, ClientRow),
-    Flow(FlowSummary),
-    Server(ServerRow),
-}
+type FlowAgg = HashMap<(u16, bool, IpAddr), FlowSummary>;
 
 #[derive(Default)]
 struct Pending {
-    rows: HashMap<(Tree, Vec<u8>), Agg>,
+    /// (day, reversed name) → entries.
+    names: HashMap<(u32, String), NameAgg>,
+    /// (day, destination) → (port, TCP, client) → summary.
+    flows: HashMap<(u32, IpAddr), FlowAgg>,
+    servers: HashMap<(u32, IpAddr), ServerRow>,
+    /// Entries in `names` and `flows` (summaries, client and flow entries).
+    entries: usize,
     /// Distinct (day, name) hashes and names per (day, zone) hash, for folding.
     names_seen: HashSet<u64>,
     zones: HashMap<u64, u32>,
     seen: u64,
     last_flush: Option<Instant>,
     newest_day: u32,
-    /// Set when today's rows alone exceed the byte cap: no new rows for that day.
+    /// Set when the newest day's rows alone exceed the byte cap: no new rows for that day.
     full_day: Option<u32>,
+    /// Last block number handed out (microseconds since the epoch, strictly increasing).
+    last_block: u64,
+}
+
+impl Pending {
+    /// A block number above every one written before (also across restarts: the clock).
+    fn next_block(&mut self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.last_block = now.max(self.last_block.saturating_add(1));
+        self.last_block
+    }
+}
+
+/// A stored day: counted bytes and whether it was compacted since it last took rows.
+#[derive(Clone, Copy, Debug, Default)]
+struct DayState {
+    bytes: u64,
+    compacted: bool,
+}
+
+/// One row ready to be written.
+struct Out {
+    day: u32,
+    tree: HistoryTree,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    entries: u64,
+}
+
+fn row_cost(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64 + ROW_OVERHEAD_BYTES
 }
 
 /// Records observations into the history (one per store; cheap to share).
@@ -147,7 +184,7 @@ impl Recorder {
             Observation::Flow(f) => self.record_flow(&mut p, f),
         }
         p.seen += 1;
-        let due = p.rows.len() >= MAX_PENDING_ROWS
+        let due = p.entries >= MAX_PENDING_ROWS
             || (p.seen % CLOCK_EVERY == 0
                 && p.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL));
         if due {
@@ -158,11 +195,16 @@ impl Recorder {
         }
     }
 
-    /// Writes every pending row (merging with what is stored), then applies retention and
-    /// the byte cap.
+    /// Writes every pending entry as new blocks, applies retention and the byte cap, and
+    /// compacts the days that are finished.
     pub fn flush(&self) -> Result<(), HuntError> {
         let mut p = self.lock();
         self.flush_locked(&mut p)
+    }
+
+    /// Entries waiting in memory.
+    pub fn pending_entries(&self) -> usize {
+        self.lock().entries
     }
 
     fn new_name(&self, p: &mut Pending, day: u32, name: &str) -> bool {
@@ -222,23 +264,27 @@ impl Recorder {
             .filter_map(|a| a.ttl)
             .min();
         let answered = d.answers_known && d.rcode.is_some();
+        let qbit = match d.qtype {
+            RrType::A => QTYPE_A,
+            RrType::AAAA => QTYPE_AAAA,
+            _ => QTYPE_OTHER,
+        };
+        let rcode = d.rcode.map(|r| r.0);
         // The name summary.
-        let key = (Tree::Names, enc::summary_key(day, &rev));
-        let new_summary = !p.rows.contains_key(&key);
-        let s = p.rows.entry(key).or_insert_with(|| {
-            Agg::Summary(NameSummary {
+        {
+            let agg = p.names.entry((day, rev.clone())).or_default();
+            let new = agg.summary.is_none();
+            let s = agg.summary.get_or_insert_with(|| NameSummary {
                 first_ms: ms,
                 last_ms: ms,
                 ..NameSummary::default()
-            })
-        });
-        if let Agg::Summary(s) = s {
+            });
             s.first_ms = s.first_ms.min(ms);
             s.last_ms = s.last_ms.max(ms);
             s.count = s.count.saturating_add(1);
             s.answered |= answered;
-            if d.rcode.is_some() {
-                s.rcode = d.rcode.map(|r| r.0);
+            if rcode.is_some() {
+                s.rcode = rcode;
             }
             if let Some(t) = ttl {
                 s.min_ttl = if s.min_ttl == 0 { t } else { s.min_ttl.min(t) };
@@ -255,15 +301,11 @@ impl Recorder {
                     s.answers.push(*a);
                 }
             }
+            if new {
+                p.entries += 1;
+            }
         }
-        let _ = new_summary;
-        let qbit = match d.qtype {
-            RrType::A => QTYPE_A,
-            RrType::AAAA => QTYPE_AAAA,
-            _ => QTYPE_OTHER,
-        };
-        let rcode = d.rcode.map(|r| r.0);
-        self.client_row(p, day, &rev, KIND_LOOKUP, d.client, ms, |r| {
+        client_entry(p, day, rev, KIND_LOOKUP, d.client, ms, |r| {
             r.qtypes |= qbit;
             if rcode.is_some() {
                 r.rcode = rcode;
@@ -272,59 +314,22 @@ impl Recorder {
         if !folded {
             for c in &cnames {
                 let crev = enc::reverse_name(c);
-                let q = d.qname.clone();
-                self.client_row(p, day, &crev, KIND_VIA_CNAME, d.client, ms, |r| {
+                client_entry(p, day, crev, KIND_VIA_CNAME, d.client, ms, |r| {
                     r.qtypes |= qbit;
                     if rcode.is_some() {
                         r.rcode = rcode;
                     }
                     if r.qname.is_none() {
-                        r.qname = Some(q);
+                        r.qname = Some(d.qname.clone());
                     }
                 });
             }
         }
         if let Some(server) = d.server {
-            let k = (Tree::Servers, enc::server_key(day, server));
-            let e = p
-                .rows
-                .entry(k)
-                .or_insert_with(|| Agg::Server(ServerRow::default()));
-            if let Agg::Server(s) = e {
-                if s.clients.len() < MAX_SERVER_CLIENTS && !s.clients.contains(&d.client) {
-                    s.clients.push(d.client);
-                }
+            let s = p.servers.entry((day, server)).or_default();
+            if s.clients.len() < MAX_SERVER_CLIENTS && !s.clients.contains(&d.client) {
+                s.clients.push(d.client);
             }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn client_row(
-        &self,
-        p: &mut Pending,
-        day: u32,
-        rev: &str,
-        kind: u8,
-        client: IpAddr,
-        ms: u32,
-        update: impl FnOnce(&mut ClientRow),
-    ) {
-        let k = (Tree::Names, enc::client_key(day, rev, kind, client));
-        let e = p.rows.entry(k).or_insert_with(|| {
-            Agg::Client(
-                kind,
-                ClientRow {
-                    first_ms: ms,
-                    last_ms: ms,
-                    ..ClientRow::default()
-                },
-            )
-        });
-        if let Agg::Client(_, r) = e {
-            r.first_ms = r.first_ms.min(ms);
-            r.last_ms = r.last_ms.max(ms);
-            r.count = r.count.saturating_add(1);
-            update(r);
         }
     }
 
@@ -339,59 +344,58 @@ impl Recorder {
         };
         p.newest_day = p.newest_day.max(day);
         let tcp = f.proto == Proto::Tcp;
-        let k = (
-            Tree::Flows,
-            enc::flow_key(day, f.dst, f.dst_port, tcp, f.src),
-        );
         let clip = |s: &Option<String>, max: usize| {
             s.as_ref().map(|s| {
                 let mut end = s.len().min(max);
                 while !s.is_char_boundary(end) {
                     end -= 1;
                 }
-                s[..end].to_string()
+                s.get(..end).unwrap_or_default().to_string()
             })
         };
-        let e = p.rows.entry(k).or_insert_with(|| {
-            Agg::Flow(FlowSummary {
+        let block = p.flows.entry((day, f.dst)).or_default();
+        let new = !block.contains_key(&(f.dst_port, tcp, f.src));
+        let s = block
+            .entry((f.dst_port, tcp, f.src))
+            .or_insert_with(|| FlowSummary {
                 first_ms: first,
                 last_ms: last,
                 src_port: f.src_port,
                 ..FlowSummary::default()
-            })
-        });
-        if let Agg::Flow(s) = e {
-            if first < s.first_ms {
-                s.first_ms = first;
-                s.src_port = f.src_port;
-            }
-            s.last_ms = s.last_ms.max(last);
-            if f.report == FlowReport::Final || s.count == 0 {
-                s.count = s.count.saturating_add(1);
-            }
-            if f.report == FlowReport::Final {
-                s.bytes_out = s.bytes_out.saturating_add(f.bytes_out);
-                s.bytes_in = s.bytes_in.saturating_add(f.bytes_in);
-            } else {
-                s.bytes_out = s.bytes_out.max(f.bytes_out);
-                s.bytes_in = s.bytes_in.max(f.bytes_in);
-            }
-            s.established |= matches!(f.state, FlowState::Established | FlowState::Closed);
-            s.rejected |= f.state == FlowState::Rejected;
-            s.stratum |= f.app.is_stratum();
-            s.tls |= f.app.tls;
-            if s.sni.is_none() {
-                s.sni = clip(&f.app.sni, enc::MAX_FLOW_NAME_LEN);
-            }
-            if s.http_host.is_none() {
-                s.http_host = clip(&f.app.http_host, enc::MAX_FLOW_NAME_LEN);
-            }
-            if s.stratum_method.is_none() {
-                s.stratum_method = clip(&f.app.stratum_method, enc::MAX_FLOW_NAME_LEN);
-            }
-            if s.agent.is_none() {
-                s.agent = clip(&f.app.stratum_agent, enc::MAX_AGENT_LEN);
-            }
+            });
+        if first < s.first_ms {
+            s.first_ms = first;
+            s.src_port = f.src_port;
+        }
+        s.last_ms = s.last_ms.max(last);
+        if f.report == FlowReport::Final || s.count == 0 {
+            s.count = s.count.saturating_add(1);
+        }
+        if f.report == FlowReport::Final {
+            s.bytes_out = s.bytes_out.saturating_add(f.bytes_out);
+            s.bytes_in = s.bytes_in.saturating_add(f.bytes_in);
+        } else {
+            s.bytes_out = s.bytes_out.max(f.bytes_out);
+            s.bytes_in = s.bytes_in.max(f.bytes_in);
+        }
+        s.established |= matches!(f.state, FlowState::Established | FlowState::Closed);
+        s.rejected |= f.state == FlowState::Rejected;
+        s.stratum |= f.app.is_stratum();
+        s.tls |= f.app.tls;
+        if s.sni.is_none() {
+            s.sni = clip(&f.app.sni, enc::MAX_FLOW_NAME_LEN);
+        }
+        if s.http_host.is_none() {
+            s.http_host = clip(&f.app.http_host, enc::MAX_FLOW_NAME_LEN);
+        }
+        if s.stratum_method.is_none() {
+            s.stratum_method = clip(&f.app.stratum_method, enc::MAX_FLOW_NAME_LEN);
+        }
+        if s.agent.is_none() {
+            s.agent = clip(&f.app.stratum_agent, enc::MAX_AGENT_LEN);
+        }
+        if new {
+            p.entries += 1;
         }
         // The names the flow carried point back at it.
         for (name, sni) in [(&f.app.sni, true), (&f.app.http_host, false)] {
@@ -404,7 +408,7 @@ impl Recorder {
             let (kept, _) = self.keep_as(p, day, name);
             let rev = enc::reverse_name(&kept);
             let (dst, port) = (f.dst, f.dst_port);
-            self.client_row(p, day, &rev, KIND_FLOW_NAME, f.src, first, |r| {
+            client_entry(p, day, rev, KIND_FLOW_NAME, f.src, first, |r| {
                 if r.flow.is_none() {
                     r.flow = Some((dst, port, tcp));
                     r.sni = sni;
@@ -416,103 +420,167 @@ impl Recorder {
     fn flush_locked(&self, p: &mut Pending) -> Result<(), HuntError> {
         let started = Instant::now();
         p.last_flush = Some(started);
-        let rows = std::mem::take(&mut p.rows);
-        let mut out: HashMap<Tree, Vec<Row>> = HashMap::new();
-        let mut day_delta: HashMap<u32, i64> = HashMap::new();
-        let mut new_summaries: HashMap<Vec<u8>, u64> = HashMap::new();
+        let names = std::mem::take(&mut p.names);
+        let flows = std::mem::take(&mut p.flows);
+        let servers = std::mem::take(&mut p.servers);
+        p.entries = 0;
+        let mut out: Vec<Out> = Vec::new();
+        for ((day, rev), agg) in names {
+            let mut clients: Vec<ClientEntry> = agg
+                .clients
+                .into_iter()
+                .map(|((kind, client), row)| ClientEntry { kind, client, row })
+                .collect();
+            clients.sort_by_key(|a| (a.kind, a.client));
+            let mut summary = agg.summary;
+            if let Some(s) = &mut summary {
+                s.clients = clients.iter().filter(|c| c.kind == KIND_LOOKUP).count() as u64;
+            }
+            for block in split_names(summary, clients) {
+                let entries = block.clients.len() as u64 + u64::from(block.summary.is_some());
+                let key = enc::name_key(day, &rev, p.next_block());
+                out.push(Out {
+                    day,
+                    tree: HistoryTree::Names,
+                    key,
+                    value: block.encode(),
+                    entries,
+                });
+            }
+        }
+        for ((day, dst), agg) in flows {
+            let mut entries: Vec<FlowEntry> = agg
+                .into_iter()
+                .map(|((port, tcp, client), summary)| FlowEntry {
+                    port,
+                    tcp,
+                    client,
+                    summary,
+                })
+                .collect();
+            entries.sort_by_key(|a| (a.port, a.tcp, a.client));
+            for block in entries.chunks(MAX_BLOCK_ENTRIES) {
+                let b = FlowBlock {
+                    flows: block.to_vec(),
+                };
+                let key = enc::flow_block_key(day, dst, p.next_block());
+                out.push(Out {
+                    day,
+                    tree: HistoryTree::Flows,
+                    key,
+                    value: b.encode(),
+                    entries: block.len() as u64,
+                });
+            }
+        }
+        // Oldest day first: when the cap bites, the newest day is the one that stops.
+        out.sort_by(|a, b| (a.day, &a.key).cmp(&(b.day, &b.key)));
+        let mut days = self.load_days()?;
         let mut refused = 0u64;
-        // Client rows first, so that their count of new clients reaches the summaries.
-        let mut sorted: Vec<((Tree, Vec<u8>), Agg)> = rows.into_iter().collect();
-        sorted.sort_by_key(|((_, _), a)| u8::from(matches!(a, Agg::Summary(_))));
-        for ((tree, key), agg) in sorted {
-            let Some(day) = key
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_be_bytes)
-            else {
-                continue;
-            };
-            let old = self.kv.get(tree.port(), &key).map_err(HuntError::Store)?;
-            if old.is_none() && p.full_day == Some(day) {
-                refused += 1;
+        let mut written = 0u64;
+        let mut batch: HashMap<HistoryTree, Vec<Row>> = HashMap::new();
+        let mut in_batch = 0usize;
+        for o in out {
+            if p.full_day == Some(o.day) {
+                refused += o.entries;
                 continue;
             }
-            let value = match agg {
-                Agg::Summary(mut s) => {
-                    if let Some(n) = new_summaries.get(&key) {
-                        s.clients = s.clients.saturating_add(*n);
-                    }
-                    if let Some(o) = old.as_deref().and_then(NameSummary::decode) {
-                        s = merge_summary(o, s);
-                    }
-                    s.encode()
-                }
-                Agg::Client(kind, mut r) => {
-                    match old.as_deref().and_then(|o| ClientRow::decode(kind, o)) {
-                        Some(o) => r = merge_client(o, r),
-                        None => {
-                            if let Some(n) = enc::parse_name_key(&key) {
-                                *new_summaries
-                                    .entry(enc::summary_key(n.day, &n.rev))
-                                    .or_insert(0) += 1;
-                            }
-                        }
-                    }
-                    r.encode(kind)
-                }
-                Agg::Flow(mut f) => {
-                    if let Some(o) = old.as_deref().and_then(FlowSummary::decode) {
-                        f = merge_flow(o, f);
-                    }
-                    f.encode()
-                }
-                Agg::Server(mut s) => {
-                    if let Some(o) = old.as_deref().and_then(ServerRow::decode) {
-                        for c in o.clients.into_iter().rev() {
-                            if !s.clients.contains(&c) {
-                                s.clients.insert(0, c);
-                            }
-                        }
-                        s.clients.truncate(MAX_SERVER_CLIENTS);
-                    }
-                    s.encode()
-                }
-            };
-            let before = old.map_or(0, |o| key.len() + o.len()) as i64;
-            *day_delta.entry(day).or_insert(0) += (key.len() + value.len()) as i64 - before;
-            out.entry(tree).or_default().push((key, value));
+            let d = days.entry(o.day).or_default();
+            d.bytes = d.bytes.saturating_add(row_cost(&o.key, &o.value));
+            d.compacted = false;
+            batch.entry(o.tree).or_default().push((o.key, o.value));
+            in_batch += 1;
+            if in_batch >= WRITE_BATCH_ROWS {
+                written += self.write_batch(&mut batch, &days)?;
+                in_batch = 0;
+                self.enforce(p, &mut days)?;
+            }
         }
+        written += self.write_batch(&mut batch, &days)?;
+        // Servers: a handful of rows per day, merged with what is stored.
+        let mut server_rows = Vec::new();
+        for ((day, server), mut s) in servers {
+            let key = enc::server_key(day, server);
+            let old = self
+                .kv
+                .get(HistoryTree::Servers, &key)
+                .map_err(HuntError::Store)?;
+            if let Some(o) = old.as_deref().and_then(ServerRow::decode) {
+                for c in o.clients.into_iter().rev() {
+                    if !s.clients.contains(&c) {
+                        s.clients.insert(0, c);
+                    }
+                }
+                s.clients.truncate(MAX_SERVER_CLIENTS);
+            }
+            let value = s.encode();
+            if old.is_none() {
+                let d = days.entry(day).or_default();
+                d.bytes = d.bytes.saturating_add(row_cost(&key, &value));
+            }
+            server_rows.push((key, value));
+        }
+        self.kv
+            .put(HistoryTree::Servers, &server_rows)
+            .map_err(HuntError::Store)?;
+        self.save_days(&days)?;
         if refused > 0 {
             self.metrics.refused_cap.add(refused);
         }
-        let mut written = 0u64;
-        for (tree, rows) in &out {
-            self.kv.put(tree.port(), rows).map_err(HuntError::Store)?;
-            written += rows.len() as u64;
-        }
         self.metrics.rows_written.add(written);
-        let mut day_rows = Vec::new();
-        for (day, delta) in day_delta {
-            let cur = self.day_bytes(day)?;
-            let v = (cur as i64).saturating_add(delta).max(0) as u64;
-            day_rows.push((enc::day_key(day).to_vec(), v.to_be_bytes().to_vec()));
-        }
-        self.kv
-            .put(HistoryTree::Days, &day_rows)
-            .map_err(HuntError::Store)?;
-        self.enforce(p)?;
+        self.enforce(p, &mut days)?;
+        self.compact_finished(&mut days)?;
         self.metrics.flush_seconds.add(started.elapsed());
         Ok(())
     }
 
-    fn day_bytes(&self, day: u32) -> Result<u64, HuntError> {
-        Ok(self
+    fn write_batch(
+        &self,
+        batch: &mut HashMap<HistoryTree, Vec<Row>>,
+        days: &BTreeMap<u32, DayState>,
+    ) -> Result<u64, HuntError> {
+        let mut n = 0u64;
+        for (tree, rows) in std::mem::take(batch) {
+            if rows.is_empty() {
+                continue;
+            }
+            self.kv.put(tree, &rows).map_err(HuntError::Store)?;
+            n += rows.len() as u64;
+        }
+        if n > 0 {
+            self.save_days(days)?;
+        }
+        Ok(n)
+    }
+
+    fn load_days(&self) -> Result<BTreeMap<u32, DayState>, HuntError> {
+        let rows = self
             .kv
-            .get(HistoryTree::Days, &enc::day_key(day))
-            .map_err(HuntError::Store)?
-            .and_then(|v| v.try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0))
+            .scan(HistoryTree::Days, &[], &[0xff; 5], 100_000)
+            .map_err(HuntError::Store)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let d = u32::from_be_bytes(k.try_into().ok()?);
+                let (bytes, compacted) = enc::parse_day_value(&v)?;
+                Some((d, DayState { bytes, compacted }))
+            })
+            .collect())
+    }
+
+    fn save_days(&self, days: &BTreeMap<u32, DayState>) -> Result<(), HuntError> {
+        let rows: Vec<Row> = days
+            .iter()
+            .map(|(d, s)| {
+                (
+                    enc::day_key(*d).to_vec(),
+                    enc::day_value(s.bytes, s.compacted),
+                )
+            })
+            .collect();
+        self.kv
+            .put(HistoryTree::Days, &rows)
+            .map_err(HuntError::Store)
     }
 
     /// Every stored day with its bytes, oldest first.
@@ -522,31 +590,41 @@ impl Recorder {
 
     /// Retention (days older than the newest day recorded minus `retention_days`), then the
     /// byte cap (oldest days first; the newest day is never evicted, it stops taking new rows).
-    fn enforce(&self, p: &mut Pending) -> Result<(), HuntError> {
-        let mut days = self.days()?;
-        let newest = days.last().map_or(p.newest_day, |d| d.0.max(p.newest_day));
+    fn enforce(
+        &self,
+        p: &mut Pending,
+        days: &mut BTreeMap<u32, DayState>,
+    ) -> Result<(), HuntError> {
+        let newest = days
+            .last_key_value()
+            .map_or(p.newest_day, |d| (*d.0).max(p.newest_day));
         let oldest_kept = newest.saturating_sub(self.cfg.retention_days.saturating_sub(1));
-        while let Some(&(day, _)) = days.first() {
+        while let Some((&day, _)) = days.first_key_value() {
             if day >= oldest_kept {
                 break;
             }
             self.evict(day)?;
             self.metrics.evicted_retention.inc();
-            days.remove(0);
+            days.remove(&day);
         }
-        let mut total: u64 = days.iter().map(|d| d.1).sum();
+        let mut total: u64 = days.values().map(|d| d.bytes).sum();
         while total > self.cfg.max_bytes && days.len() > 1 {
-            let (day, bytes) = days.remove(0);
+            let Some((day, st)) = days.pop_first() else {
+                break;
+            };
             self.evict(day)?;
             self.metrics.evicted_cap.inc();
-            total = total.saturating_sub(bytes);
+            total = total.saturating_sub(st.bytes);
         }
-        p.full_day = match days.last() {
-            Some(&(day, _)) if total > self.cfg.max_bytes => Some(day),
+        p.full_day = match days.last_key_value() {
+            Some((&day, _)) if total > self.cfg.max_bytes => Some(day),
             _ => None,
         };
         self.metrics.bytes.set(total as i64);
         self.metrics.days.set(days.len() as i64);
+        if let Some(b) = self.kv.disk_bytes() {
+            self.metrics.disk_bytes.set(b as i64);
+        }
         Ok(())
     }
 
@@ -566,6 +644,245 @@ impl Recorder {
         tracing::info!(day = %enc::day_label(day), "history day evicted");
         Ok(())
     }
+
+    /// Compacts every day older than the newest that took rows since its last compaction.
+    fn compact_finished(&self, days: &mut BTreeMap<u32, DayState>) -> Result<(), HuntError> {
+        let Some(&newest) = days.keys().next_back() else {
+            return Ok(());
+        };
+        let todo: Vec<u32> = days
+            .iter()
+            .filter(|(d, s)| **d < newest && !s.compacted)
+            .map(|(d, _)| *d)
+            .collect();
+        for day in todo {
+            let started = Instant::now();
+            let bytes = self.compact_day(day)?;
+            days.insert(
+                day,
+                DayState {
+                    bytes,
+                    compacted: true,
+                },
+            );
+            self.save_days(days)?;
+            self.metrics.compactions.inc();
+            self.metrics.compact_seconds.add(started.elapsed());
+            tracing::debug!(day = %enc::day_label(day), bytes, ms = started.elapsed().as_millis() as u64, "history day compacted");
+        }
+        Ok(())
+    }
+
+    /// Rewrites `day` with one block per name and per destination (split at
+    /// [`MAX_BLOCK_ENTRIES`]); returns the day's counted bytes afterwards.
+    pub fn compact_day(&self, day: u32) -> Result<u64, HuntError> {
+        let mut bytes = 0u64;
+        for tree in [HistoryTree::Names, HistoryTree::Flows] {
+            bytes += self.compact_tree(tree, day)?;
+        }
+        let lo = enc::day_key(day);
+        let hi = enc::day_key(day.saturating_add(1));
+        for (k, v) in self
+            .kv
+            .scan(HistoryTree::Servers, &lo, &hi, usize::MAX)
+            .map_err(HuntError::Store)?
+        {
+            bytes += row_cost(&k, &v);
+        }
+        Ok(bytes)
+    }
+
+    fn compact_tree(&self, tree: HistoryTree, day: u32) -> Result<u64, HuntError> {
+        let hi = enc::day_key(day.saturating_add(1)).to_vec();
+        let mut cursor = enc::day_key(day).to_vec();
+        let mut bytes = 0u64;
+        // The group being gathered: its prefix (key without the block number) and rows.
+        let mut group: Option<(Vec<u8>, Vec<Row>)> = None;
+        let mut removes: Vec<Vec<u8>> = Vec::new();
+        let mut puts: Vec<Row> = Vec::new();
+        loop {
+            let page = self
+                .kv
+                .scan(tree, &cursor, &hi, COMPACT_PAGE_ROWS)
+                .map_err(HuntError::Store)?;
+            let last_page = page.len() < COMPACT_PAGE_ROWS;
+            if let Some((k, _)) = page.last() {
+                cursor = k.clone();
+                cursor.push(0);
+            }
+            for (k, v) in page {
+                let prefix = k
+                    .get(..k.len().saturating_sub(enc::BLOCK_NO_LEN))
+                    .unwrap_or_default()
+                    .to_vec();
+                match &mut group {
+                    Some((gp, rows)) if *gp == prefix => rows.push((k, v)),
+                    _ => {
+                        if let Some((gp, rows)) = group.take() {
+                            bytes += compact_group(tree, &gp, rows, &mut removes, &mut puts);
+                        }
+                        group = Some((prefix, vec![(k, v)]));
+                    }
+                }
+            }
+            if removes.len() + puts.len() >= COMPACT_PAGE_ROWS || last_page {
+                if last_page {
+                    if let Some((gp, rows)) = group.take() {
+                        bytes += compact_group(tree, &gp, rows, &mut removes, &mut puts);
+                    }
+                }
+                self.kv
+                    .replace(tree, &removes, &puts)
+                    .map_err(HuntError::Store)?;
+                removes.clear();
+                puts.clear();
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+/// Adds to the pending client entry (kind, client) of (day, rev), creating it.
+#[allow(clippy::too_many_arguments)]
+fn client_entry(
+    p: &mut Pending,
+    day: u32,
+    rev: String,
+    kind: u8,
+    client: IpAddr,
+    ms: u32,
+    update: impl FnOnce(&mut ClientRow),
+) {
+    let agg = p.names.entry((day, rev)).or_default();
+    let mut new = false;
+    let r = agg.clients.entry((kind, client)).or_insert_with(|| {
+        new = true;
+        ClientRow {
+            first_ms: ms,
+            last_ms: ms,
+            ..ClientRow::default()
+        }
+    });
+    r.first_ms = r.first_ms.min(ms);
+    r.last_ms = r.last_ms.max(ms);
+    r.count = r.count.saturating_add(1);
+    update(r);
+    if new {
+        p.entries += 1;
+    }
+}
+
+/// A name's summary and client entries as blocks of at most [`MAX_BLOCK_ENTRIES`] entries (the
+/// summary in the first).
+fn split_names(summary: Option<NameSummary>, clients: Vec<ClientEntry>) -> Vec<NameBlock> {
+    if clients.len() <= MAX_BLOCK_ENTRIES {
+        return vec![NameBlock { summary, clients }];
+    }
+    let mut out = Vec::new();
+    let mut summary = summary;
+    for chunk in clients.chunks(MAX_BLOCK_ENTRIES) {
+        out.push(NameBlock {
+            summary: summary.take(),
+            clients: chunk.to_vec(),
+        });
+    }
+    out
+}
+
+/// Merges the blocks of one (day, name) or (day, destination) into blocks numbered from 0;
+/// queues the removal of the old rows and the new rows. Returns the new rows' counted bytes.
+/// Rows that do not decode are dropped (counted in the log).
+fn compact_group(
+    tree: HistoryTree,
+    prefix: &[u8],
+    rows: Vec<Row>,
+    removes: &mut Vec<Vec<u8>>,
+    puts: &mut Vec<Row>,
+) -> u64 {
+    let key_of = |n: u64| {
+        let mut k = prefix.to_vec();
+        k.extend_from_slice(&n.to_be_bytes());
+        k
+    };
+    // Already one block (most names of a day): nothing to merge, the row stays as written.
+    if let [(k, v)] = rows.as_slice() {
+        return row_cost(k, v);
+    }
+    let mut new_rows: Vec<Row> = Vec::new();
+    match tree {
+        HistoryTree::Names => {
+            let mut summary: Option<NameSummary> = None;
+            let mut clients: BTreeMap<(u8, IpAddr), ClientRow> = BTreeMap::new();
+            for (_, v) in &rows {
+                let Some(b) = NameBlock::decode(v) else {
+                    tracing::warn!("history: undecodable name block dropped at compaction");
+                    continue;
+                };
+                if let Some(s) = b.summary {
+                    summary = Some(match summary.take() {
+                        Some(o) => merge_summary(o, s),
+                        None => s,
+                    });
+                }
+                for e in b.clients {
+                    let r = match clients.remove(&(e.kind, e.client)) {
+                        Some(o) => merge_client(o, e.row),
+                        None => e.row,
+                    };
+                    clients.insert((e.kind, e.client), r);
+                }
+            }
+            let clients: Vec<ClientEntry> = clients
+                .into_iter()
+                .map(|((kind, client), row)| ClientEntry { kind, client, row })
+                .collect();
+            if let Some(s) = &mut summary {
+                s.clients = clients.iter().filter(|c| c.kind == KIND_LOOKUP).count() as u64;
+            }
+            for (n, b) in split_names(summary, clients).into_iter().enumerate() {
+                new_rows.push((key_of(n as u64), b.encode()));
+            }
+        }
+        _ => {
+            let mut flows: BTreeMap<(u16, bool, IpAddr), FlowSummary> = BTreeMap::new();
+            for (_, v) in &rows {
+                let Some(b) = FlowBlock::decode(v) else {
+                    tracing::warn!("history: undecodable flow block dropped at compaction");
+                    continue;
+                };
+                for e in b.flows {
+                    let k = (e.port, e.tcp, e.client);
+                    let s = match flows.remove(&k) {
+                        Some(o) => merge_flow(o, e.summary),
+                        None => e.summary,
+                    };
+                    flows.insert(k, s);
+                }
+            }
+            let entries: Vec<FlowEntry> = flows
+                .into_iter()
+                .map(|((port, tcp, client), summary)| FlowEntry {
+                    port,
+                    tcp,
+                    client,
+                    summary,
+                })
+                .collect();
+            for (n, chunk) in entries.chunks(MAX_BLOCK_ENTRIES).enumerate() {
+                let b = FlowBlock {
+                    flows: chunk.to_vec(),
+                };
+                new_rows.push((key_of(n as u64), b.encode()));
+            }
+        }
+    }
+    removes.extend(rows.into_iter().map(|(k, _)| k));
+    let bytes = new_rows.iter().map(|(k, v)| row_cost(k, v)).sum();
+    puts.extend(new_rows);
+    bytes
 }
 
 impl Drop for Recorder {
@@ -585,13 +902,13 @@ pub fn days(kv: &dyn HistoryKv) -> Result<Vec<(u32, u64)>, HuntError> {
         .into_iter()
         .filter_map(|(k, v)| {
             let d = u32::from_be_bytes(k.try_into().ok()?);
-            let b = u64::from_be_bytes(v.try_into().ok()?);
+            let (b, _) = enc::parse_day_value(&v)?;
             Some((d, b))
         })
         .collect())
 }
 
-fn merge_summary(o: NameSummary, mut n: NameSummary) -> NameSummary {
+pub(super) fn merge_summary(o: NameSummary, mut n: NameSummary) -> NameSummary {
     n.first_ms = n.first_ms.min(o.first_ms);
     n.last_ms = n.last_ms.max(o.last_ms);
     n.count = n.count.saturating_add(o.count);
@@ -619,7 +936,7 @@ fn merge_summary(o: NameSummary, mut n: NameSummary) -> NameSummary {
     n
 }
 
-fn merge_client(o: ClientRow, mut n: ClientRow) -> ClientRow {
+pub(super) fn merge_client(o: ClientRow, mut n: ClientRow) -> ClientRow {
     n.first_ms = n.first_ms.min(o.first_ms);
     n.last_ms = n.last_ms.max(o.last_ms);
     n.count = n.count.saturating_add(o.count);
@@ -633,7 +950,7 @@ fn merge_client(o: ClientRow, mut n: ClientRow) -> ClientRow {
     n
 }
 
-fn merge_flow(o: FlowSummary, mut n: FlowSummary) -> FlowSummary {
+pub(super) fn merge_flow(o: FlowSummary, mut n: FlowSummary) -> FlowSummary {
     if o.first_ms <= n.first_ms {
         n.first_ms = o.first_ms;
         n.src_port = o.src_port;

@@ -308,9 +308,12 @@ impl RetroWorker {
     pub fn spawn(deps: RetroDeps) -> std::io::Result<RetroWorker> {
         let stop = StopToken::new();
         let s = stop.clone();
+        // The set diffed against is the one current now, not when the thread gets to run: a
+        // change made right after `spawn` returns is hunted.
+        let current = deps.lists.load_full();
         let handle = std::thread::Builder::new()
             .name("retro-hunt".into())
-            .spawn(move || worker(deps, s))?;
+            .spawn(move || worker(deps, current, s))?;
         Ok(RetroWorker {
             stop,
             handle: Some(handle),
@@ -332,8 +335,7 @@ impl Drop for RetroWorker {
     }
 }
 
-fn worker(deps: RetroDeps, stop: StopToken) {
-    let mut current = deps.lists.load_full();
+fn worker(deps: RetroDeps, mut current: Arc<Blocklists>, stop: StopToken) {
     // The service's one stop signal: a stop wakes the wait at once, not after a poll.
     while !stop.wait_timeout(RETRO_POLL) {
         let next = deps.lists.load_full();
@@ -342,6 +344,7 @@ fn worker(deps: RetroDeps, stop: StopToken) {
         }
         let added = added_entries(&current, &next);
         current = next;
+        RetroMetrics::get().list_changes.inc();
         if added.is_empty() {
             continue;
         }
@@ -373,5 +376,7 @@ fn worker(deps: RetroDeps, stop: StopToken) {
                 tracing::error!(error = %e, "retro-hunt failed");
             }
         }
+        // After the merge (and its flush): what is counted here is visible in the store.
+        RetroMetrics::get().finished.inc();
     }
 }

@@ -2,20 +2,21 @@
 //! entry) or one address / CIDR / endpoint, as decoded rows ([`Found`]). The hunt report and
 //! the retro-hunt's synthesised observations are both made from it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 use super::encode::{
-    self as enc, ClientRow, FlowKey, FlowSummary, NameSummary, KIND_FLOW_NAME, KIND_LOOKUP,
-    KIND_VIA_CNAME,
+    self as enc, ClientRow, FlowBlock, FlowKey, FlowSummary, NameBlock, NameSummary,
+    KIND_FLOW_NAME, KIND_LOOKUP, KIND_VIA_CNAME,
 };
+use super::recorder::{merge_client, merge_flow, merge_summary};
 use super::HuntError;
 use crate::model::normalize_name;
 use crate::ports::{HistoryKv, HistoryTree, Row};
 
-/// Rows read per prefix or range scan; a day that holds more is reported `truncated`.
+/// Blocks read per prefix or range scan; a day that holds more is reported `truncated`.
 pub const MAX_SCAN_ROWS: usize = 50_000;
 /// Lookups and flows collected per search (all days together).
 pub const MAX_FOUND: usize = 100_000;
@@ -161,15 +162,73 @@ pub fn collect(kv: &dyn HistoryKv, target: &Target, days: &[u32]) -> Result<Foun
     Ok(found)
 }
 
-fn push_flow(found: &mut Found, seen: &mut BTreeSet<Vec<u8>>, k: Vec<u8>, v: &[u8], why: FlowWhy) {
-    if seen.contains(&k) {
-        return;
+fn push_flow(
+    found: &mut Found,
+    seen: &mut BTreeSet<FlowKey>,
+    key: FlowKey,
+    summary: FlowSummary,
+    why: FlowWhy,
+) {
+    if seen.insert(key) {
+        found.flows.push(FoundFlow { key, summary, why });
     }
-    let (Some(key), Some(summary)) = (enc::parse_flow_key(&k), FlowSummary::decode(v)) else {
+}
+
+/// The flow summaries of one (day, destination), merged over its blocks.
+type DstFlows = BTreeMap<(u16, bool, IpAddr), FlowSummary>;
+
+fn add_flow_block(out: &mut BTreeMap<IpAddr, DstFlows>, dst: IpAddr, v: &[u8]) {
+    let Some(b) = FlowBlock::decode(v) else {
         return;
     };
-    seen.insert(k);
-    found.flows.push(FoundFlow { key, summary, why });
+    let m = out.entry(dst).or_default();
+    for e in b.flows {
+        let k = (e.port, e.tcp, e.client);
+        let s = match m.remove(&k) {
+            Some(o) => merge_flow(o, e.summary),
+            None => e.summary,
+        };
+        m.insert(k, s);
+    }
+}
+
+/// Every flow summary of `dst` on `day`.
+fn flows_to(
+    kv: &dyn HistoryKv,
+    day: u32,
+    dst: IpAddr,
+    truncated: &mut bool,
+) -> Result<DstFlows, HuntError> {
+    let prefix = enc::flow_prefix(day, dst);
+    let hi = enc::prefix_end(&prefix);
+    let mut out = BTreeMap::new();
+    for (k, v) in scan(kv, HistoryTree::Flows, &prefix, hi, truncated)? {
+        if enc::parse_flow_block_key(&k).is_some_and(|(_, d, _)| d == dst) {
+            add_flow_block(&mut out, dst, &v);
+        }
+    }
+    Ok(out.remove(&dst).unwrap_or_default())
+}
+
+/// The merged summary of exactly `rev` on `day` (over its blocks).
+fn summary_of(
+    kv: &dyn HistoryKv,
+    day: u32,
+    rev: &str,
+    truncated: &mut bool,
+) -> Result<Option<NameSummary>, HuntError> {
+    let prefix = enc::exact_name_prefix(day, rev);
+    let hi = enc::prefix_end(&prefix);
+    let mut out: Option<NameSummary> = None;
+    for (_, v) in scan(kv, HistoryTree::Names, &prefix, hi, truncated)? {
+        if let Some(s) = NameBlock::decode(&v).and_then(|b| b.summary) {
+            out = Some(match out.take() {
+                Some(o) => merge_summary(o, s),
+                None => s,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn collect_domain(
@@ -177,7 +236,7 @@ fn collect_domain(
     name: &str,
     day: u32,
     found: &mut Found,
-    flow_seen: &mut BTreeSet<Vec<u8>>,
+    flow_seen: &mut BTreeSet<FlowKey>,
 ) -> Result<(), HuntError> {
     let rev = enc::reverse_name(name);
     let mut prefixes = vec![enc::name_prefix(day, &rev)];
@@ -189,69 +248,92 @@ fn collect_domain(
             &enc::reverse_name(&enc::folded_name(zone)),
         ));
     }
+    // Merged over the blocks: summaries per name, entries per (name, kind, client).
     let mut summaries: HashMap<String, Option<NameSummary>> = HashMap::new();
-    let mut answers: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut entries: BTreeMap<(String, u8, IpAddr), ClientRow> = BTreeMap::new();
     for prefix in prefixes {
         let hi = enc::prefix_end(&prefix);
         for (k, v) in scan(kv, HistoryTree::Names, &prefix, hi, &mut found.truncated)? {
-            let Some(key) = enc::parse_name_key(&k) else {
+            let (Some(key), Some(block)) = (enc::parse_name_key(&k), NameBlock::decode(&v)) else {
                 continue;
             };
-            let Some((kind, client)) = key.row else {
-                summaries.insert(key.rev.clone(), NameSummary::decode(&v));
-                continue;
-            };
-            let Some(row) = ClientRow::decode(kind, &v) else {
-                continue;
-            };
-            let row_name = enc::unreverse_name(&key.rev);
-            match kind {
-                KIND_LOOKUP | KIND_VIA_CNAME => {
-                    let (qname, via) = match (kind, &row.qname) {
-                        (KIND_VIA_CNAME, Some(q)) => (q.clone(), Some(row_name.clone())),
-                        _ => (row_name.clone(), None),
-                    };
-                    let qrev = enc::reverse_name(&qname);
-                    let summary = match summaries.get(&qrev) {
-                        Some(s) => s.clone(),
-                        None => {
-                            let s = kv
-                                .get(HistoryTree::Names, &enc::summary_key(day, &qrev))
-                                .map_err(HuntError::Store)?
-                                .and_then(|v| NameSummary::decode(&v));
-                            summaries.insert(qrev, s.clone());
-                            s
-                        }
-                    };
-                    if let Some(s) = &summary {
-                        answers.extend(s.answers.iter().copied());
-                    }
-                    found.lookups.push(FoundLookup {
-                        day,
-                        folded: qname.starts_with("*."),
-                        qname,
-                        client,
-                        row,
-                        summary,
-                        via_cname: via,
-                    });
-                }
-                KIND_FLOW_NAME => {
-                    let Some((dst, port, tcp)) = row.flow else {
-                        continue;
-                    };
-                    let fk = enc::flow_key(day, dst, port, tcp, client);
-                    if let Some(v) = kv.get(HistoryTree::Flows, &fk).map_err(HuntError::Store)? {
-                        let why = if row.sni {
-                            FlowWhy::Sni
-                        } else {
-                            FlowWhy::HttpHost
-                        };
-                        push_flow(found, flow_seen, fk, &v, why);
-                    }
-                }
-                _ => {}
+            if let Some(s) = block.summary {
+                let slot = summaries.entry(key.rev.clone()).or_insert(None);
+                *slot = Some(match slot.take() {
+                    Some(o) => merge_summary(o, s),
+                    None => s,
+                });
             }
+            for e in block.clients {
+                let k = (key.rev.clone(), e.kind, e.client);
+                let r = match entries.remove(&k) {
+                    Some(o) => merge_client(o, e.row),
+                    None => e.row,
+                };
+                entries.insert(k, r);
+            }
+        }
+    }
+    let mut answers: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut dst_cache: HashMap<IpAddr, DstFlows> = HashMap::new();
+    for ((rev, kind, client), row) in entries {
+        let row_name = enc::unreverse_name(&rev);
+        match kind {
+            KIND_LOOKUP | KIND_VIA_CNAME => {
+                let (qname, via) = match (kind, &row.qname) {
+                    (KIND_VIA_CNAME, Some(q)) => (q.clone(), Some(row_name.clone())),
+                    _ => (row_name.clone(), None),
+                };
+                let qrev = enc::reverse_name(&qname);
+                let summary = match summaries.get(&qrev) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = summary_of(kv, day, &qrev, &mut found.truncated)?;
+                        summaries.insert(qrev, s.clone());
+                        s
+                    }
+                };
+                if let Some(s) = &summary {
+                    answers.extend(s.answers.iter().copied());
+                }
+                found.lookups.push(FoundLookup {
+                    day,
+                    folded: qname.starts_with("*."),
+                    qname,
+                    client,
+                    row,
+                    summary,
+                    via_cname: via,
+                });
+            }
+            KIND_FLOW_NAME => {
+                let Some((dst, port, tcp)) = row.flow else {
+                    continue;
+                };
+                let flows = match dst_cache.entry(dst) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(flows_to(kv, day, dst, &mut found.truncated)?)
+                    }
+                };
+                let Some(s) = flows.get(&(port, tcp, client)) else {
+                    continue;
+                };
+                let why = if row.sni {
+                    FlowWhy::Sni
+                } else {
+                    FlowWhy::HttpHost
+                };
+                let key = FlowKey {
+                    day,
+                    dst,
+                    port,
+                    tcp,
+                    client,
+                };
+                push_flow(found, flow_seen, key, s.clone(), why);
+            }
+            _ => {}
         }
     }
     // Flows to the addresses the name resolved to, that day and the next (a binding lives
@@ -261,10 +343,15 @@ fn collect_domain(
             continue;
         }
         for d in [day, day.saturating_add(1)] {
-            let prefix = enc::flow_prefix(d, ip);
-            let hi = enc::prefix_end(&prefix);
-            for (k, v) in scan(kv, HistoryTree::Flows, &prefix, hi, &mut found.truncated)? {
-                push_flow(found, flow_seen, k, &v, FlowWhy::Answer);
+            for ((port, tcp, client), s) in flows_to(kv, d, ip, &mut found.truncated)? {
+                let key = FlowKey {
+                    day: d,
+                    dst: ip,
+                    port,
+                    tcp,
+                    client,
+                };
+                push_flow(found, flow_seen, key, s, FlowWhy::Answer);
             }
         }
     }
@@ -277,17 +364,33 @@ fn collect_net(
     port: Option<u16>,
     day: u32,
     found: &mut Found,
-    flow_seen: &mut BTreeSet<Vec<u8>>,
+    flow_seen: &mut BTreeSet<FlowKey>,
 ) -> Result<(), HuntError> {
     let lo = enc::flow_prefix(day, net.network());
     let hi = enc::prefix_end(&enc::flow_prefix(day, net.broadcast()));
+    let mut by_dst: BTreeMap<IpAddr, DstFlows> = BTreeMap::new();
     for (k, v) in scan(kv, HistoryTree::Flows, &lo, hi, &mut found.truncated)? {
-        if let Some(key) = enc::parse_flow_key(&k) {
-            if port.is_some_and(|p| p != key.port) || !net.contains(&key.dst) {
+        let Some((_, dst, _)) = enc::parse_flow_block_key(&k) else {
+            continue;
+        };
+        if net.contains(&dst) {
+            add_flow_block(&mut by_dst, dst, &v);
+        }
+    }
+    for (dst, flows) in by_dst {
+        for ((p, tcp, client), s) in flows {
+            if port.is_some_and(|want| want != p) {
                 continue;
             }
+            let key = FlowKey {
+                day,
+                dst,
+                port: p,
+                tcp,
+                client,
+            };
+            push_flow(found, flow_seen, key, s, FlowWhy::Address);
         }
-        push_flow(found, flow_seen, k, &v, FlowWhy::Address);
     }
     Ok(())
 }

@@ -19,9 +19,10 @@ use crate::model::{Detection, Timestamp};
 /// The trees of the history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HistoryTree {
-    /// Per day, per name (reversed labels): a name summary and one row per client that asked.
+    /// Per day, per name (reversed labels): blocks holding the name summary and one entry per
+    /// client that asked.
     Names,
-    /// Per day, per (destination address, port, client): a flow summary.
+    /// Per day, per destination address: blocks of flow summaries per (port, client).
     Flows,
     /// Per day, per DNS server: the distinct clients it answered (the resolver rule).
     Servers,
@@ -64,6 +65,9 @@ pub trait HistoryKv: Send + Sync {
     ) -> Result<Vec<Row>, String>;
     /// Removes every row with `lo <= key < hi`; returns how many.
     fn remove_range(&self, tree: HistoryTree, lo: &[u8], hi: &[u8]) -> Result<u64, String>;
+    /// Removes `remove`, then writes `put`, in one atomic batch (a key in both ends up
+    /// written): the compaction of a day.
+    fn replace(&self, tree: HistoryTree, remove: &[Vec<u8>], put: &[Row]) -> Result<(), String>;
     /// Bytes the history takes on disk, when the store can tell (whole database for sled).
     fn disk_bytes(&self) -> Option<u64> {
         None

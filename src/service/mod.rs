@@ -204,6 +204,21 @@ where
         manager.spawn_background(async move { stop.stopped().await })
     };
 
+    // The retro-hunt worker holds the list set it diffs against before the API can change it
+    // (a list edit that arrived before the worker existed would never be hunted).
+    let retro = match &history {
+        Some(h) => crate::hunt::RetroWorker::spawn(crate::hunt::RetroDeps {
+            lists: lists.clone(),
+            kv: Arc::new(store.clone()),
+            sink: Arc::new(store.clone()),
+            recorder: Some(h.clone()),
+            engine: engine_config(&settings),
+        })
+        .map_err(|e| tracing::error!(error = %e, "the retro-hunt worker did not start"))
+        .ok(),
+        None => None,
+    };
+
     let listener = bind(settings.listen, hooks.listen_fallback).await?;
     let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
         addr: settings.listen,
@@ -289,19 +304,6 @@ where
     state.set_ready(true);
     tracing::info!("ready");
     let _reload = reload::on_ready(&mut hooks, &settings, &manager);
-
-    let retro = match &history {
-        Some(h) => crate::hunt::RetroWorker::spawn(crate::hunt::RetroDeps {
-            lists: lists.clone(),
-            kv: Arc::new(store.clone()),
-            sink: Arc::new(store.clone()),
-            recorder: Some(h.clone()),
-            engine: engine_config(&settings),
-        })
-        .map_err(|e| tracing::error!(error = %e, "the retro-hunt worker did not start"))
-        .ok(),
-        None => None,
-    };
 
     let maintenance = tokio::spawn(maintenance::maintenance(
         store.clone(),

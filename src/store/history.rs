@@ -99,6 +99,18 @@ impl HistoryKv for Store {
         Ok(n)
     }
 
+    fn replace(&self, tree: HistoryTree, remove: &[Vec<u8>], put: &[Row]) -> Result<(), String> {
+        // A sled batch keeps the last operation per key: the inserts after the removes win.
+        let mut b = sled::Batch::default();
+        for k in remove {
+            b.remove(k.as_slice());
+        }
+        for (k, v) in put {
+            b.insert(k.as_slice(), v.as_slice());
+        }
+        self.inner.history.tree(tree).apply_batch(b).map_err(err)
+    }
+
     fn disk_bytes(&self) -> Option<u64> {
         self.inner.db.size_on_disk().ok()
     }

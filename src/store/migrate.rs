@@ -13,7 +13,7 @@ use super::{TREE_FLOWS, TREE_HOSTS, TREE_META, TREE_OFFSETS, TREE_SUPPRESSIONS};
 use crate::model::{Detection, Timestamp};
 
 /// The schema this binary writes.
-pub const CURRENT_SCHEMA: u32 = 2;
+pub const CURRENT_SCHEMA: u32 = 3;
 /// Key of the schema version in the `meta` tree.
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         doc: "0002_client_index_and_hosts.md",
         apply: client_index_and_hosts,
+    },
+    Migration {
+        version: 3,
+        doc: "0003_history_blocks.md",
+        apply: history_blocks,
     },
 ];
 
@@ -136,6 +141,23 @@ fn client_index_and_hosts(db: &sled::Db) -> sled::Result<()> {
         if let Ok(v) = serde_json::to_vec(&rec) {
             hosts.insert(keys::ip(ip), v)?;
         }
+    }
+    Ok(())
+}
+
+/// 0003: the retro-hunt history (`hist_*`) moves from one row per (day, name, client) and per
+/// (day, destination, port, client) to blocks per (day, name) and (day, destination). The old
+/// rows are removed (the history is rebuilt by recording, or by `scan --history`); detections
+/// and everything else are untouched. Idempotent: clearing an empty tree does nothing.
+fn history_blocks(db: &sled::Db) -> sled::Result<()> {
+    use super::history::{TREE_HIST_DAYS, TREE_HIST_FLOWS, TREE_HIST_NAMES, TREE_HIST_SERVERS};
+    for t in [
+        TREE_HIST_NAMES,
+        TREE_HIST_FLOWS,
+        TREE_HIST_SERVERS,
+        TREE_HIST_DAYS,
+    ] {
+        db.open_tree(t)?.clear()?;
     }
     Ok(())
 }

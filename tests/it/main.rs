@@ -54,6 +54,7 @@ mod follow_positions;
 mod follow_stdin;
 mod hunt_cap;
 mod hunt_cli;
+mod hunt_migrate;
 mod hunt_retro;
 mod ingest_formats;
 mod ingest_golden;

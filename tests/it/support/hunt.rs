@@ -117,6 +117,57 @@ pub fn put_list(c: &reqwest::blocking::Client, s: &Svc, name: &str, body: &str) 
         .as_u16()
 }
 
+/// Deadline for a retro-hunt under a loaded CI box (debug build, 2 cores shared by parallel
+/// tests): generous, since the wait ends on the worker's own counter, not on a guess.
+pub const RETRO_WAIT: Duration = Duration::from_secs(240);
+
+/// A counter of the service's `/metrics` (0 when absent).
+pub fn counter(c: &reqwest::blocking::Client, s: &Svc, name: &str) -> u64 {
+    let r = c.get(s.url("/metrics")).bearer_auth(READ).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+/// `poolwatch_retro_runs_finished_total` of the service.
+pub fn retro_runs_finished(c: &reqwest::blocking::Client, s: &Svc) -> u64 {
+    counter(c, s, "poolwatch_retro_runs_finished_total")
+}
+
+/// Waits until the retro-hunt worker has diffed more than `seen` list-set changes.
+pub fn wait_list_change_seen(c: &reqwest::blocking::Client, s: &Svc, seen: u64) {
+    let t = Instant::now();
+    while counter(c, s, "poolwatch_retro_list_changes_total") <= seen {
+        assert!(
+            t.elapsed() < RETRO_WAIT,
+            "list change not seen after {RETRO_WAIT:?}; stderr:\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the service's retro-hunt worker has finished `n` hunts (panics with the log
+/// after [`RETRO_WAIT`]); a hunt beyond `n` is a failure too.
+pub fn wait_retro_runs(c: &reqwest::blocking::Client, s: &Svc, n: u64) {
+    let t = Instant::now();
+    loop {
+        let done = retro_runs_finished(c, s);
+        assert!(done <= n, "{done} retro-hunts, expected {n}");
+        if done == n {
+            return;
+        }
+        assert!(
+            t.elapsed() < RETRO_WAIT,
+            "retro-hunt {n} not finished after {RETRO_WAIT:?}; stderr:\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The scenario: `scan --db --history` over `inputs` with `full` minus `missing`,
 /// then `serve` over that database, add `missing` through the API, and expect exactly the
 /// (client, stage) pairs that a full-list scan gives for it, every one marked `retro`.
@@ -152,12 +203,12 @@ pub fn retro_matches_full_scan(inputs: &[PathBuf], full: &[&str], missing: &str)
     let s = serve(&db, &partial_list);
     let c = client();
     assert!(detections(&c, &s, missing).is_empty());
+    assert_eq!(retro_runs_finished(&c, &s), 0);
     assert_eq!(put_list(&c, &s, "added", &format!("{missing}\n")), 200);
-    let got = wait_pool(&c, &s, missing, |d| stages_of(d, missing) == want);
-    // Give a late duplicate a chance to show up before counting.
-    std::thread::sleep(Duration::from_millis(800));
+    // The worker counts a retro-hunt as finished after its detections are merged and flushed:
+    // once it is, the store holds everything that hunt will ever add (no sleeping, no guessing).
+    wait_retro_runs(&c, &s, 1);
     let got2 = detections(&c, &s, missing);
-    assert_eq!(got2.len(), got.len(), "no further detections: {got2:#?}");
     assert_eq!(
         stages_of(&got2, missing),
         want,
@@ -197,16 +248,24 @@ pub fn retro_matches_full_scan(inputs: &[PathBuf], full: &[&str], missing: &str)
         );
     }
     // Deleting the entry keeps the detections; adding it again creates no duplicates.
+    let changes = counter(&c, &s, "poolwatch_retro_list_changes_total");
     let del = c
         .delete(s.url("/api/v1/blocklists/added"))
         .bearer_auth(ADMIN)
         .send()
         .unwrap();
     assert!(del.status().is_success(), "{}", del.status());
-    std::thread::sleep(Duration::from_millis(600));
+    // The worker diffs the list set: let it see the deletion before the entry comes back.
+    wait_list_change_seen(&c, &s, changes);
     assert_eq!(detections(&c, &s, missing).len(), got2.len());
     assert_eq!(put_list(&c, &s, "added", &format!("{missing}\n")), 200);
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Deleting added nothing (no hunt); re-adding runs the second one.
+    wait_retro_runs(&c, &s, 2);
+    assert_eq!(
+        detections(&c, &s, missing).len(),
+        got2.len(),
+        "deleting the entry kept the detections"
+    );
     let again = detections(&c, &s, missing);
     let ids = |v: &[Value]| -> BTreeSet<String> {
         v.iter()
