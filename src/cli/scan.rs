@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::capture::CaptureConfig;
-use crate::correlate::{DetectionStore, Engine, EngineConfig, Pipeline};
+use crate::correlate::{DetectionStore, Engine, EngineConfig, EngineLimits, Pipeline};
 use crate::ingest::IngestConfig;
 use crate::input::{self, InputFormat};
 use crate::matcher::{self, Blocklists};
@@ -207,7 +207,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
             Box::new(s)
         }
         None => {
-            let m = MemoryStore::new();
+            let m = MemoryStore::detections_only();
             memory = Some(m.clone());
             Box::new(m)
         }
@@ -220,6 +220,11 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         resolvers: args.resolvers.clone(),
         sinkholes: args.sinkholes.clone(),
         learn_infrastructure: !args.no_learn_resolvers,
+        // Without --db the store is memory too: no incident is evicted into it (EngineLimits).
+        limits: match args.db {
+            None => EngineLimits::in_memory(crate::store::MAX_MEMORY_DETECTIONS),
+            Some(_) => EngineLimits::default(),
+        },
         ..EngineConfig::default()
     };
     let engine = Engine::new(cfg, matcher::shared(lists));
@@ -253,6 +258,8 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         observations = summary.observations,
         new = summary.new,
         upgraded = summary.upgraded,
+        evicted = summary.engine.evicted,
+        flushes = summary.flushes,
         "scan finished"
     );
 

@@ -129,7 +129,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     fn maybe_compact(&mut self) {
-        if self.order.len() <= self.cap.saturating_mul(2).saturating_add(16) {
+        // Relative to the entries held, not the cap: a large table that is mostly empty (the
+        // scan's incident table, sized for 250k) keeps a queue of its size, not of its cap.
+        // Amortised O(1): a compaction leaves `len` items, the next one comes `len + 16`
+        // pushes later.
+        if self.order.len() <= self.map.len().saturating_mul(2).saturating_add(16) {
             return;
         }
         let map = &self.map;

@@ -155,6 +155,25 @@ impl Default for EngineLimits {
     }
 }
 
+impl EngineLimits {
+    /// The caps for a pipeline over a store held in process memory that keeps up to
+    /// `detections` detections (`scan` without `--db`, `store::MemoryStore`).
+    ///
+    /// There a detection lives in one place, the incident table or the store (the store hands
+    /// it over, `History::hands_over`), both in the same memory: evicting an incident into the
+    /// store frees nothing and only costs CPU (a flood of more clients than [`MAX_INCIDENTS`]
+    /// evicted and reloaded every incident each round: ≈ 45% of its time, issue #11). So the
+    /// incident table is as large as the store's cap, which bounds the detections either way;
+    /// past it, eviction and parking work as with a disk store.
+    pub fn in_memory(detections: usize) -> Self {
+        let d = EngineLimits::default();
+        EngineLimits {
+            incidents: d.incidents.max(detections),
+            ..d
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -366,6 +385,8 @@ pub struct Engine {
     defer_updates: bool,
     /// See [`Engine::set_deferred_announcements`].
     defer_announcements: bool,
+    /// See [`Engine::set_record_rows`].
+    record_rows: bool,
     watermark: Timestamp,
     /// Where the observation being handled was read (see [`Engine::observe_at`]).
     obs_pos: Option<SourcePos>,
@@ -403,6 +424,7 @@ impl Engine {
             history: None,
             defer_updates: false,
             defer_announcements: false,
+            record_rows: true,
             watermark: Timestamp::MIN,
             obs_pos: None,
             stats: EngineStats::default(),
@@ -479,6 +501,15 @@ impl Engine {
         if on {
             self.defer_updates = true;
         }
+    }
+
+    /// Whether [`Changes`] carry the per-event rows: a [`Binding`] per pool answer and a
+    /// [`PoolFlow`] per attributed flow report (default on). A pipeline whose store keeps no
+    /// such rows (`scan` without `--db`, `DetectionStore::keeps_rows`) turns it off: the
+    /// engine's own tables and the detections are unchanged, only the row copies (three strings
+    /// per binding, one per flow) are not built.
+    pub fn set_record_rows(&mut self, on: bool) {
+        self.record_rows = on;
     }
 
     /// Hands unwritten detection state to `sink`: incidents evicted since the last flush

@@ -281,6 +281,7 @@ impl Pipeline {
         // flush (see `Engine::set_deferred_announcements`).
         engine.set_deferred_announcements(true);
         if let Some(s) = &store {
+            engine.set_record_rows(s.keeps_rows());
             engine.set_history(s.history());
             for b in s.preload_bindings(MAX_PRELOAD_BINDINGS)? {
                 engine.preload_binding(&b);
@@ -527,7 +528,11 @@ impl Pipeline {
         // wants updates) must get them within FLUSH_INTERVAL too.
         let live = self.store.as_ref().is_some_and(|s| s.durable())
             || self.sink.as_ref().is_some_and(|s| s.wants_updates());
-        let waiting = !self.batch.is_empty() || (live && self.engine.has_unwritten());
+        // Evicted incidents filling their parked table must be flushed whatever the store (a
+        // store that keeps no rows may have an empty batch while they pile up).
+        let waiting = !self.batch.is_empty()
+            || self.engine.needs_flush()
+            || (live && self.engine.has_unwritten());
         if self.announced.is_empty() && !waiting {
             return Ok(());
         }

@@ -96,6 +96,11 @@ pub trait History: Send {
     fn take_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
         self.open_incident(client, pool_domain)
     }
+    /// [`History::take_incident`], boxed (the engine keeps incidents boxed): a store that holds
+    /// its detections boxed hands the box over without copying the detection.
+    fn take_incident_boxed(&self, client: IpAddr, pool_domain: &str) -> Option<Box<Detection>> {
+        self.take_incident(client, pool_domain).map(Box::new)
+    }
     /// True when `take_incident` moves the detection out of the store (the in-memory store:
     /// one copy of an incident, never two).
     fn hands_over(&self) -> bool {
@@ -127,6 +132,13 @@ pub trait DetectionStore: Send {
     /// only needs evicted incidents and, at the end, everything: the pipeline skips copying
     /// live incidents at each flush.
     fn durable(&self) -> bool {
+        true
+    }
+    /// Whether the store keeps binding and pool-flow rows (`Batch::bindings`, `Batch::flows`).
+    /// One that keeps only detections (the in-memory store of `scan` without `--db`) says no,
+    /// and the pipeline neither builds nor batches those rows (issue #11: a flood binds a row
+    /// per lookup).
+    fn keeps_rows(&self) -> bool {
         true
     }
     /// Another handle on the same data (both stores are shared handles).

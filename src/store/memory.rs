@@ -40,15 +40,21 @@ struct Row {
     seq: u64,
     created: Timestamp,
     /// None while the engine holds the incident ([`History::take_incident`]): one copy of a
-    /// detection in memory, never two. The pipeline writes it back.
-    det: Option<Detection>,
+    /// detection in memory, never two. The pipeline writes it back. Boxed, like the engine's
+    /// incidents: handing one over moves a pointer.
+    det: Option<Box<Detection>>,
 }
+
+/// One (client, pool entry) incident's newest detection: (entry, created, seq, id).
+type IncidentRef = (String, Timestamp, u64, String);
 
 #[derive(Default)]
 struct Mem {
     detections: HashMap<String, Row>,
-    /// Newest detection per (client, pool entry): (created, seq, id).
-    incidents: HashMap<(IpAddr, String), (Timestamp, u64, String)>,
+    /// Newest detection per (client, pool entry), by client: a client has a handful of pool
+    /// entries, and a lookup by (address, &str) allocates nothing (it runs for every incident
+    /// the engine reloads).
+    incidents: HashMap<IpAddr, Vec<IncidentRef>>,
     hosts: HashMap<IpAddr, HostRecord>,
     bindings: HashMap<(IpAddr, IpAddr), Binding>,
     flows: HashMap<FlowId, PoolFlow>,
@@ -84,6 +90,9 @@ impl DropCounters {
 pub struct MemoryStore {
     inner: Arc<Mutex<Mem>>,
     counters: Arc<DropCounters>,
+    /// Keeps binding and pool-flow rows ([`MemoryStore::new`]) or only detections
+    /// ([`MemoryStore::detections_only`]).
+    rows: bool,
 }
 
 impl Default for MemoryStore {
@@ -102,10 +111,23 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
+    /// A store with every table: detections, hosts, bindings and pool flows.
     pub fn new() -> Self {
         MemoryStore {
             inner: Arc::new(Mutex::new(Mem::default())),
             counters: Arc::new(DropCounters::new()),
+            rows: true,
+        }
+    }
+
+    /// A store that keeps only detections (and the per-host record behind `is_new`): what
+    /// `scan` without `--db` prints. No binding or pool-flow rows (the engine's own bounded
+    /// tables attribute flows; the detections' counts hold the totals), so the pipeline does
+    /// not build them either ([`DetectionStore::keeps_rows`]).
+    pub fn detections_only() -> Self {
+        MemoryStore {
+            rows: false,
+            ..Self::new()
         }
     }
 
@@ -125,7 +147,10 @@ impl MemoryStore {
     }
 
     pub fn get_detection(&self, id: &str) -> Option<Detection> {
-        self.lock().detections.get(id).and_then(|r| r.det.clone())
+        self.lock()
+            .detections
+            .get(id)
+            .and_then(|r| r.det.as_deref().cloned())
     }
 
     /// The flows recorded for one detection, in time order.
@@ -146,7 +171,24 @@ impl MemoryStore {
     }
 }
 
+fn incident_id<'a>(
+    incidents: &'a HashMap<IpAddr, Vec<IncidentRef>>,
+    client: IpAddr,
+    pool_domain: &str,
+) -> Option<&'a str> {
+    incidents
+        .get(&client)?
+        .iter()
+        .find(|r| r.0 == pool_domain)
+        .map(|r| r.3.as_str())
+}
+
 impl Mem {
+    /// The id of the newest detection of (`client`, `pool_domain`).
+    fn incident_id(&self, client: IpAddr, pool_domain: &str) -> Option<&str> {
+        incident_id(&self.incidents, client, pool_domain)
+    }
+
     fn upsert(&mut self, det: Detection, counters: &DropCounters) {
         let is_new = !self.detections.contains_key(&det.id);
         if is_new && self.detections.len() >= MAX_MEMORY_DETECTIONS {
@@ -162,26 +204,32 @@ impl Mem {
         rec.first_seen = rec.first_seen.min(det.first_seen);
         rec.last_seen = rec.last_seen.max(det.last_seen);
         match self.detections.get_mut(&det.id) {
-            Some(row) => row.det = Some(det),
+            Some(row) => match &mut row.det {
+                Some(b) => **b = det,
+                None => row.det = Some(Box::new(det)),
+            },
             None => {
                 rec.detections = rec.detections.saturating_add(1);
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let created = det.first_seen;
-                let key = (det.client_ip, det.pool_domain.clone());
-                let newer = self
-                    .incidents
-                    .get(&key)
-                    .is_none_or(|(c, s, _)| (created, seq) > (*c, *s));
-                if newer {
-                    self.incidents.insert(key, (created, seq, det.id.clone()));
+                let refs = self.incidents.entry(det.client_ip).or_default();
+                match refs.iter_mut().find(|r| r.0 == det.pool_domain) {
+                    Some(r) => {
+                        if (created, seq) > (r.1, r.2) {
+                            r.1 = created;
+                            r.2 = seq;
+                            r.3.clone_from(&det.id);
+                        }
+                    }
+                    None => refs.push((det.pool_domain.clone(), created, seq, det.id.clone())),
                 }
                 self.detections.insert(
                     det.id.clone(),
                     Row {
                         seq,
                         created,
-                        det: Some(det),
+                        det: Some(Box::new(det)),
                     },
                 );
             }
@@ -192,6 +240,10 @@ impl Mem {
 impl DetectionStore for MemoryStore {
     fn write_batch(&self, batch: &mut Batch) -> Result<(), PersistenceError> {
         let mut m = self.lock();
+        if !self.rows {
+            batch.bindings.clear();
+            batch.flows.clear();
+        }
         for (k, b) in batch.bindings.drain() {
             if m.bindings.len() >= MAX_MEMORY_BINDINGS && !m.bindings.contains_key(&k) {
                 m.dropped.bindings = m.dropped.bindings.saturating_add(1);
@@ -237,6 +289,10 @@ impl DetectionStore for MemoryStore {
         false
     }
 
+    fn keeps_rows(&self) -> bool {
+        self.rows
+    }
+
     /// Moves the detections out: the store is empty afterwards.
     fn take_detections(&self) -> Result<Vec<Detection>, PersistenceError> {
         Ok(self.take_all())
@@ -250,7 +306,10 @@ impl DetectionStore for MemoryStore {
         let m = self.lock();
         let mut rows: Vec<&Row> = m.detections.values().collect();
         rows.sort_by_key(|r| (r.created, r.seq));
-        Ok(rows.into_iter().filter_map(|r| r.det.clone()).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.det.as_deref().cloned())
+            .collect())
     }
 }
 
@@ -260,7 +319,7 @@ impl MemoryStore {
         let mut rows: Vec<(Timestamp, u64, Detection)> = m
             .detections
             .drain()
-            .filter_map(|(_, r)| Some((r.created, r.seq, r.det?)))
+            .filter_map(|(_, r)| Some((r.created, r.seq, *r.det?)))
             .collect();
         m.incidents.clear();
         drop(m);
@@ -276,14 +335,18 @@ impl History for MemoryStore {
 
     fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
         let m = self.lock();
-        let (_, _, id) = m.incidents.get(&(client, pool_domain.to_string()))?;
-        m.detections.get(id).and_then(|r| r.det.clone())
+        let id = m.incident_id(client, pool_domain)?;
+        m.detections.get(id).and_then(|r| r.det.as_deref().cloned())
     }
 
     fn take_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
+        self.take_incident_boxed(client, pool_domain).map(|b| *b)
+    }
+
+    fn take_incident_boxed(&self, client: IpAddr, pool_domain: &str) -> Option<Box<Detection>> {
         let mut m = self.lock();
         let m = &mut *m;
-        let (_, _, id) = m.incidents.get(&(client, pool_domain.to_string()))?;
+        let id = incident_id(&m.incidents, client, pool_domain)?;
         m.detections.get_mut(id).and_then(|r| r.det.take())
     }
 

@@ -109,7 +109,7 @@ impl Engine {
         ttl: u32,
         expires: Timestamp,
         shared: bool,
-    ) -> Binding {
+    ) -> Option<Binding> {
         let key = (client, ip);
         if !self.bound_clients.contains_key(&client) {
             self.bound_clients.insert(client, ());
@@ -127,6 +127,9 @@ impl Engine {
                 b.line = hit.1;
                 b.shadowed = None;
                 b.shared = shared;
+                if !self.record_rows {
+                    return None;
+                }
                 b.clone()
             }
             None => {
@@ -143,13 +146,14 @@ impl Engine {
                     shadowed: None,
                     shared,
                 };
-                if self.bindings.insert(key, b.clone()).is_some() {
+                let row = self.record_rows.then(|| b.clone());
+                if self.bindings.insert(key, b).is_some() {
                     self.stats.evicted += 1;
                 }
-                b
+                row?
             }
         };
-        Binding {
+        Some(Binding {
             client,
             ip,
             pool_domain: st.entry.to_string(),
@@ -160,7 +164,7 @@ impl Engine {
             ttl: st.ttl,
             expires: st.expires,
             shared: st.shared,
-        }
+        })
     }
 
     pub(super) fn binding_valid(

@@ -79,7 +79,7 @@ impl Engine {
                     expires,
                     !own_address,
                 );
-                out.bindings.push(b);
+                out.bindings.extend(b);
                 if !own_address {
                     self.stats.shared_answer_ips = self.stats.shared_answer_ips.saturating_add(1);
                     continue;

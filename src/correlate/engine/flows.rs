@@ -95,7 +95,8 @@ impl Engine {
         let Some(inc) = self.incidents.get_mut_touch(&key) else {
             return;
         };
-        let det_id = inc.det.id.clone();
+        // The pool flow row (only when rows are recorded, see `Engine::set_record_rows`).
+        let det_id = self.record_rows.then(|| inc.det.id.clone());
         let det = &mut inc.det;
         // A report read again after a restart is in the counts already (`replay`); the flow
         // table above still learns it, so a later report of the flow supersedes it correctly.
@@ -172,8 +173,12 @@ impl Engine {
         raise(inc, att.stage, ts);
         touch_time(&mut inc.det, f.last_ts.max(ts));
 
+        let Some(detection_id) = det_id else {
+            self.report(&key, out);
+            return;
+        };
         out.flows.push(PoolFlow {
-            detection_id: det_id,
+            detection_id,
             client: f.src,
             src_port: f.src_port,
             dst: f.dst,

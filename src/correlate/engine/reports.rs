@@ -36,7 +36,7 @@ impl Engine {
             self.write_back(inc, out);
         }
         let (reloaded, owned) = match self.history.as_ref() {
-            Some(h) => (h.take_incident(key.0, &key.1), h.hands_over()),
+            Some(h) => (h.take_incident_boxed(key.0, &key.1), h.hands_over()),
             None => (None, false),
         };
         // A stale detection the store handed over must still go back (unchanged).
@@ -47,7 +47,7 @@ impl Engine {
         if let Some(d) = stale_back {
             out.detections.push(DetectionEvent {
                 kind: ChangeKind::Updated,
-                detection: d,
+                detection: *d,
             });
         }
         let created = reloaded.is_none();
@@ -67,7 +67,7 @@ impl Engine {
                 dirty: owned,
             },
             None => Incident {
-                det: new_detection(key.0, &key.1, ts),
+                det: Box::new(new_detection(key.0, &key.1, ts)),
                 emitted: false,
                 reported_stage: None,
                 max_base: 0,
@@ -104,7 +104,7 @@ impl Engine {
         if inc.dirty {
             out.detections.push(DetectionEvent {
                 kind: ChangeKind::Updated,
-                detection: inc.det,
+                detection: *inc.det,
             });
         }
     }
@@ -131,7 +131,7 @@ impl Engine {
             } else {
                 out.detections.push(DetectionEvent {
                     kind: ChangeKind::New,
-                    detection: ev.det.clone(),
+                    detection: Detection::clone(&ev.det),
                 });
             }
         }
@@ -179,7 +179,7 @@ impl Engine {
             inc.dirty = false;
             out.detections.push(DetectionEvent {
                 kind,
-                detection: inc.det.clone(),
+                detection: Detection::clone(&inc.det),
             });
         }
         self.note_host(client, last);
@@ -273,7 +273,7 @@ impl Engine {
             return;
         }
         inc.dirty = false;
-        let det = inc.det.clone();
+        let det = Detection::clone(&inc.det);
         self.incidents.insert(key.clone(), inc);
         out.detections.push(DetectionEvent {
             kind: ChangeKind::New,
