@@ -153,7 +153,16 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     if stdin_inputs > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let (ccfg, icfg) = (CaptureConfig::default(), IngestConfig::default());
+    // Without --history only listed lookups matter: log lines naming no listed pool are
+    // dropped before parsing (`ingest::prefilter`, BIND and Unbound).
+    let lists = matcher::shared(lists);
+    let prefilter =
+        (!args.history).then(|| Arc::new(crate::ingest::Prefilter::new(lists.load_full())));
+    let ccfg = CaptureConfig::default();
+    let icfg = IngestConfig {
+        prefilter: prefilter.clone(),
+        ..IngestConfig::default()
+    };
     let failures = input::ReadFailures::new();
     let bytes = input::ByteCount::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
@@ -210,7 +219,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         learn_infrastructure: !args.no_learn_resolvers,
         ..EngineConfig::default()
     };
-    let engine = Engine::new(cfg, matcher::shared(lists));
+    let engine = Engine::new(cfg, lists);
     let mut pipeline = Pipeline::with_store(engine, Some(store))?;
 
     let bar = wanted
@@ -241,6 +250,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         observations = summary.observations,
         new = summary.new,
         upgraded = summary.upgraded,
+        prefiltered_log_lines = prefilter.as_ref().map_or(0, |p| p.skipped()),
         "scan finished"
     );
 
