@@ -156,8 +156,12 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     // Without --history only listed lookups matter: log lines naming no listed pool are
     // dropped before parsing (`ingest::prefilter`, BIND and Unbound).
     let lists = matcher::shared(lists);
-    let prefilter =
-        (!args.history).then(|| Arc::new(crate::ingest::Prefilter::new(lists.load_full())));
+    let prefilter = (!args.history).then(|| {
+        let l = lists.load_full();
+        Arc::new(crate::ingest::Prefilter::new(Box::new(move |n| {
+            l.match_name(n).is_some()
+        })))
+    });
     let ccfg = CaptureConfig::default();
     let icfg = IngestConfig {
         prefilter: prefilter.clone(),

@@ -1,6 +1,7 @@
 //! The list pre-filter of offline log reading (`scan`, issue #16): the query name of a line is
 //! located in place (a memchr/memmem search, no allocation) and looked up in the lists
-//! (`matcher::Blocklists::match_name`, the engine's own test) before anything else is parsed.
+//! (`matcher::Blocklists::match_name`, the engine's own test, handed in by `scan`) before
+//! anything else is parsed.
 //! A line whose name is not listed is counted (`poolwatch_log_lines_prefiltered_total`) and
 //! dropped: no address is parsed, no `String` or observation built, nothing reaches the engine.
 //!
@@ -17,10 +18,12 @@
 //! walks ~20 bytes anchored).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use crate::matcher::Blocklists;
 use crate::metrics::{self, Counter};
+
+/// Whether a lowercased ASCII name is listed: `scan` passes the engine's own test,
+/// `matcher::Blocklists::match_name(name).is_some()` (`ingest` does not depend on `matcher`).
+pub type NameLookup = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Longest name looked up in place; longer (or non-ASCII) names are never dropped, the parser
 /// decides.
@@ -28,7 +31,7 @@ const MAX_NAME: usize = 255;
 
 /// Which lines can name a listed pool; shared by every log reader of one run.
 pub struct Prefilter {
-    lists: Arc<Blocklists>,
+    listed: NameLookup,
     skipped: AtomicU64,
     skipped_metric: Counter,
 }
@@ -36,17 +39,16 @@ pub struct Prefilter {
 impl std::fmt::Debug for Prefilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prefilter")
-            .field("entries", &self.lists.len())
             .field("skipped", &self.skipped())
             .finish()
     }
 }
 
 impl Prefilter {
-    /// The pre-filter for `lists` (the engine's, which `scan` never reloads).
-    pub fn new(lists: Arc<Blocklists>) -> Prefilter {
+    /// The pre-filter for the lists behind `listed` (the engine's, which `scan` never reloads).
+    pub fn new(listed: NameLookup) -> Prefilter {
         Prefilter {
-            lists,
+            listed,
             skipped: AtomicU64::new(0),
             skipped_metric: metrics::counter(
                 "poolwatch_log_lines_prefiltered_total",
@@ -60,6 +62,7 @@ impl Prefilter {
     /// false only when it certainly is not (what the engine would find for its normalised form).
     #[inline]
     pub fn may_match(&self, name: &[u8]) -> bool {
+        let name = name.strip_suffix(b".").unwrap_or(name);
         if name.is_empty() || name.len() > MAX_NAME || !name.is_ascii() {
             return true;
         }
@@ -73,7 +76,7 @@ impl Prefilter {
             None => return true,
         };
         match std::str::from_utf8(lower) {
-            Ok(n) => self.lists.match_name(n).is_some(),
+            Ok(n) => (self.listed)(n),
             Err(_) => true,
         }
     }
@@ -94,22 +97,25 @@ impl Prefilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matcher::ListSource;
-    use crate::model::Category;
 
-    fn pre(text: &str) -> Prefilter {
-        let src = ListSource::memory("t", Category::Pool, None, text);
-        Prefilter::new(Arc::new(Blocklists::build(vec![src]).unwrap().0))
+    /// The label-suffix rule of the matcher, for two entries.
+    fn pre() -> Prefilter {
+        Prefilter::new(Box::new(|n: &str| {
+            ["supportxmr.com", "nanopool.org"]
+                .iter()
+                .any(|e| n == *e || n.strip_suffix(e).is_some_and(|head| head.ends_with('.')))
+        }))
     }
 
     #[test]
     fn drops_only_names_that_are_not_listed() {
-        let p = pre("supportxmr.com\nnanopool.org\n");
+        let p = pre();
+        // Raw tokens: any case, trailing dot.
         assert!(p.may_match(b"POOL.SupportXMR.com."));
         assert!(p.may_match(b"supportxmr.com"));
+        assert!(p.may_match(b"xmr-eu1.NANOPOOL.org"));
         assert!(!p.may_match(b"notsupportxmr.com"));
         assert!(!p.may_match(b"supportxmr.com.evil.example"));
-        assert!(p.may_match(b"xmr-eu1.NANOPOOL.org"));
         assert!(!p.may_match(b"example.com"));
         // Unknown shapes are left to the parser.
         assert!(p.may_match("b\u{fc}cher.example".as_bytes()));

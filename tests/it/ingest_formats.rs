@@ -634,7 +634,8 @@ fn prefilter_keeps_the_listed_lookups() {
     for (path, format, list) in cases {
         let src = ListSource::memory("t", Category::Pool, None, &list);
         let lists = Arc::new(Blocklists::build(vec![src]).unwrap().0);
-        let pre = Arc::new(Prefilter::new(lists.clone()));
+        let l = lists.clone();
+        let pre = Arc::new(Prefilter::new(Box::new(move |n| l.match_name(n).is_some())));
         let with = IngestConfig {
             prefilter: Some(pre.clone()),
             ..cfg()
