@@ -140,10 +140,62 @@ pub async fn list_detections(
         cursor,
     } = detection_query(&params(q, LIST_PARAMS)?)?;
     let page = call(&state, move |b| {
-        b.list_detections(&filter, limit, cursor.as_deref())
+        b.list_detections_json(&filter, limit, cursor.as_deref())
     })
     .await?;
-    Ok(Json(page).into_response())
+    Ok(detection_page(page))
+}
+
+/// What a stored detection written by this binary carries (older records lack the field and
+/// are decoded and encoded again, so every page has today's shape).
+const STORED_SCHEMA_MARK: &str = "\"schema_version\":";
+
+/// The `Page<Detection>` JSON (`{"items":[…],"next_cursor":…}`) from encoded detections,
+/// byte for byte what serialising the decoded page gives (`tests/it/api_detections.rs`).
+fn detection_page(page: crate::query::Page<Vec<u8>>) -> Response {
+    let current = format!(
+        "{STORED_SCHEMA_MARK}{}",
+        crate::model::DETECTION_SCHEMA_VERSION
+    );
+    let finder = memchr::memmem::Finder::new(current.as_bytes());
+    let len: usize = page.items.iter().map(|i| i.len() + 1).sum();
+    let mut body = Vec::with_capacity(len + 64);
+    body.extend_from_slice(b"{\"items\":[");
+    for (n, item) in page.items.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        let current_shape = finder
+            .find(item)
+            .is_some_and(|i| !item.get(i + current.len()).is_some_and(u8::is_ascii_digit));
+        if current_shape {
+            body.extend_from_slice(item);
+            continue;
+        }
+        match serde_json::from_slice::<crate::model::Detection>(item)
+            .and_then(|d| serde_json::to_writer(&mut body, &d))
+        {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "stored detection does not decode");
+                return ApiError::Internal.into_response();
+            }
+        }
+    }
+    body.extend_from_slice(b"],\"next_cursor\":");
+    match serde_json::to_writer(&mut body, &page.next_cursor) {
+        Ok(()) => {}
+        Err(_) => return ApiError::Internal.into_response(),
+    }
+    body.push(b'}');
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 pub async fn get_detection(
@@ -660,6 +712,64 @@ pub(super) fn json_rejection(e: JsonRejection, max_body: usize) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(r: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let b = rt
+            .block_on(axum::body::to_bytes(r.into_body(), usize::MAX))
+            .unwrap();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn pages_from_stored_bytes_keep_todays_shape() {
+        let det: crate::model::Detection = serde_json::from_value(json!({
+            "id": "det-1", "client_ip": "192.0.2.1", "stage": "lookup", "risk_score": 60,
+            "pool_domain": "supportxmr.com", "query_names": ["supportxmr.com"], "pool_ips": [],
+            "dst_ports": [], "first_seen": 1795723200, "last_seen": 1795723200, "is_new": true,
+            "evidence": [], "sources": ["log:x"], "lists": [],
+        }))
+        .unwrap();
+        let current = serde_json::to_vec(&det).unwrap();
+        // A record written before the defaulted fields existed: decoded and encoded again.
+        let mut old: serde_json::Value = serde_json::from_slice(&current).unwrap();
+        for k in ["schema_version", "title", "kill_chain", "mitre", "counts"] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        let old = serde_json::to_vec(&old).unwrap();
+        assert_ne!(old, current);
+        let page = crate::query::Page {
+            items: vec![current.clone(), old],
+            next_cursor: Some("t00".to_string()),
+        };
+        let want = crate::query::Page {
+            items: vec![det.clone(), det],
+            next_cursor: Some("t00".to_string()),
+        };
+        assert_eq!(
+            body(detection_page(page)),
+            serde_json::to_string(&want).unwrap()
+        );
+        let empty = crate::query::Page::<Vec<u8>> {
+            items: vec![],
+            next_cursor: None,
+        };
+        assert_eq!(
+            body(detection_page(empty)),
+            r#"{"items":[],"next_cursor":null}"#
+        );
+        // Undecodable bytes: a 500, never a broken body.
+        let bad = crate::query::Page {
+            items: vec![b"{nope".to_vec()],
+            next_cursor: None,
+        };
+        assert_eq!(
+            detection_page(bad).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn names() {

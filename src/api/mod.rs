@@ -147,6 +147,25 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Detection>, BackendError>;
+    /// The same page with each detection as its JSON encoding (what `GET /detections` sends).
+    /// A backend that stores detections encoded hands out the stored bytes (`store::Store`:
+    /// nothing decoded or encoded per request); the default encodes [`Backend::list_detections`].
+    fn list_detections_json(
+        &self,
+        f: &DetectionFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Vec<u8>>, BackendError> {
+        let page = self.list_detections(f, limit, cursor)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for d in &page.items {
+            items.push(serde_json::to_vec(d).map_err(|e| BackendError::Other(e.to_string()))?);
+        }
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    }
     fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError>;
     fn host_timeline(&self, ip: IpAddr, limit: usize) -> Result<HostTimeline, BackendError>;
     fn pools(&self) -> Result<Vec<PoolSummary>, BackendError>;

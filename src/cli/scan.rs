@@ -157,12 +157,26 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     if stdin_inputs > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
+    // The lists come first: the log pre-filter needs them before the inputs open.
+    let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
+    // Without --history only listed lookups matter: log lines naming no listed pool are
+    // dropped before parsing (`ingest::prefilter`, BIND and Unbound).
+    let lists = matcher::shared(lists);
+    let prefilter = (!args.history).then(|| {
+        let l = lists.load_full();
+        Arc::new(crate::ingest::Prefilter::new(Box::new(move |n| {
+            l.match_name(n).is_some()
+        })))
+    });
     let ccfg = CaptureConfig {
         // Default 1, not `parallel::default_threads()`: see the flag's help.
         threads: args.threads.map_or(1, usize::from),
         ..CaptureConfig::default()
     };
-    let icfg = IngestConfig::default();
+    let icfg = IngestConfig {
+        prefilter: prefilter.clone(),
+        ..IngestConfig::default()
+    };
     let failures = input::ReadFailures::new();
     let bytes = input::ByteCount::new();
     let mut readers = Vec::with_capacity(args.inputs.len());
@@ -171,9 +185,6 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         let r = input::open_counting(p, format, &ccfg, &icfg, &failures, &bytes)?;
         readers.push(r);
     }
-    // After the inputs are open: their decoder threads (`--threads`) start on the first
-    // packets while the lists compile (0.1 s for 50k entries).
-    let lists = Blocklists::load(&args.blocklists).context("loading pool lists")?;
     // Streams (stdin, FIFOs, `<(cmd)`) have no size: bytes and rate only. dnstap files are
     // read by their own reader, uncounted, and left out of the total.
     let streams = args.inputs.iter().any(|p| is_stream(p));
@@ -227,7 +238,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         },
         ..EngineConfig::default()
     };
-    let engine = Engine::new(cfg, matcher::shared(lists));
+    let engine = Engine::new(cfg, lists);
     let mut pipeline = Pipeline::with_store(engine, Some(store))?;
 
     let bar = wanted
@@ -260,6 +271,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         upgraded = summary.upgraded,
         evicted = summary.engine.evicted,
         flushes = summary.flushes,
+        prefiltered_log_lines = prefilter.as_ref().map_or(0, |p| p.skipped()),
         "scan finished"
     );
 

@@ -16,7 +16,21 @@ pub struct Bind;
 
 impl LineParser for Bind {
     fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>) {
-        let Some(ci) = lex::find(line, b"client ") else {
+        let ci = lex::find(line, b"client ");
+        // With the pre-filter: the name after `query: ` (where the parser below takes it) is
+        // looked up before the time, address or anything else is parsed.
+        if let Some(rest) = ci.and_then(|ci| line.get(ci + 7..)) {
+            if let Some(q) = lex::find(rest, b"query: ") {
+                let name = rest
+                    .get(q + 7..)
+                    .and_then(lex::next_token)
+                    .map_or(&b""[..], |(t, _)| t);
+                if ctx.unlisted(name) {
+                    return;
+                }
+            }
+        }
+        let Some(ci) = ci else {
             // Other BIND categories in the same channel, or junk.
             if lex::any_ts(line, &mut ctx.time).is_some() {
                 ctx.stats.ignored();

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::metrics::{self, Counter};
 use crate::model::{DnsObservation, Observation, RrType, Source, Timestamp, Transport};
@@ -27,12 +28,14 @@ mod knot;
 pub(crate) mod lex;
 mod pdns;
 pub(crate) mod pending;
+pub mod prefilter;
 pub mod time;
 mod unbound;
 mod windows;
 mod zeek;
 
 pub use detect::detect_format;
+pub use prefilter::Prefilter;
 pub use time::Zone;
 
 /// Longest line handed to a parser. Longer lines (a binary file, a runaway writer) are skipped
@@ -185,6 +188,9 @@ pub struct IngestConfig {
     pub max_line_len: usize,
     /// Cap of each parser's pending-transaction table ([`PENDING_MAX`]).
     pub pending_max: usize,
+    /// Drop lines whose query name is not listed before parsing them ([`prefilter`]; BIND
+    /// and Unbound only). `None` (the default): every line is parsed.
+    pub prefilter: Option<Arc<Prefilter>>,
 }
 
 impl Default for IngestConfig {
@@ -194,6 +200,7 @@ impl Default for IngestConfig {
             reference: None,
             max_line_len: MAX_LINE_LEN,
             pending_max: PENDING_MAX,
+            prefilter: None,
         }
     }
 }
@@ -268,9 +275,24 @@ pub(crate) struct Ctx {
     pub source: Source,
     pub time: time::TimeResolver,
     pub pending_max: usize,
+    /// Set for the formats whose unlisted lines may be dropped unparsed.
+    pub prefilter: Option<Arc<Prefilter>>,
 }
 
 impl Ctx {
+    /// With the pre-filter on: true (and the line counted as dropped) when the raw query name
+    /// `name` is certainly not listed, so the line can be dropped unparsed.
+    #[inline]
+    pub fn unlisted(&self, name: &[u8]) -> bool {
+        match &self.prefilter {
+            Some(p) if !p.may_match(name) => {
+                p.skip();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A query-only observation with the usual defaults; parsers fill in what they know.
     pub fn dns(
         &self,
@@ -353,6 +375,11 @@ pub fn parser_for(format: LogFormat, source: Source, cfg: &IngestConfig) -> Box<
         source,
         time: time::TimeResolver::new(cfg.zone, cfg.reference),
         pending_max: cfg.pending_max.max(1),
+        // Only where an unlisted line cannot change a verdict (no answers, `prefilter`).
+        prefilter: match format {
+            LogFormat::Bind | LogFormat::Unbound => cfg.prefilter.clone(),
+            _ => None,
+        },
     };
     let max_line_len = cfg.max_line_len;
     fn boxed<P: LineParser + 'static>(

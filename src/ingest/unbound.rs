@@ -95,6 +95,13 @@ impl LineParser for Unbound {
             n += 1;
         }
         let [t0, t1, t2, t3, t4, t5, _t6, _t7, _] = f;
+        // Query and reply lines name the query second, local-action lines fourth (after the
+        // zone): with the pre-filter, a line naming no listed pool stops here (expiry above
+        // has run, as for every line).
+        let name = if n == 6 { t3 } else { t1 };
+        if ctx.unlisted(name) {
+            return;
+        }
         match n {
             4 | 8 => {
                 let Some(client) = lex::parse_ip(t0) else {

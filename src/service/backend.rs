@@ -28,6 +28,14 @@ impl Backend for Store {
     ) -> Result<Page<Detection>, BackendError> {
         Store::list_detections(self, f, limit, cursor).map_err(backend_err)
     }
+    fn list_detections_json(
+        &self,
+        f: &DetectionFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Vec<u8>>, BackendError> {
+        Store::list_detections_json(self, f, limit, cursor).map_err(backend_err)
+    }
     fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError> {
         Store::get_detection(self, id).map_err(backend_err)
     }

@@ -16,6 +16,53 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Detection>, StoreError> {
+        self.page_detections(f, limit, cursor, |id| {
+            Ok(self.load(id)?.filter(|det| matches(f, det)))
+        })
+    }
+
+    /// [`Store::list_detections`] as the stored JSON of each detection (the bytes written by
+    /// [`Store::upsert_detection`], not decoded: the API serves them as they are). Without a
+    /// filter nothing is decoded; with one, only the filtered fields are.
+    pub fn list_detections_json(
+        &self,
+        f: &DetectionFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Vec<u8>>, StoreError> {
+        let unfiltered = f.client.is_none()
+            && f.pool.is_none()
+            && f.stage.is_none()
+            && f.min_risk.is_none()
+            && f.since.is_none()
+            && f.until.is_none()
+            && f.suppressed.is_none();
+        self.page_detections(f, limit, cursor, |id| {
+            let Some(v) = self.inner.detections.get(id).map_err(db_err)? else {
+                return Ok(None);
+            };
+            let Some(json) = v.get(keys::DET_HEADER_LEN..) else {
+                return Err(corrupt_detection(id));
+            };
+            if !unfiltered {
+                let view: FilterView<'_> =
+                    serde_json::from_slice(json).map_err(|_| corrupt_detection(id))?;
+                if !view.matches(f) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(json.to_vec()))
+        })
+    }
+
+    /// One page of the detection index, newest first; `item` loads (and filters) one id.
+    fn page_detections<T>(
+        &self,
+        f: &DetectionFilter,
+        limit: usize,
+        cursor: Option<&str>,
+        mut item: impl FnMut(&[u8]) -> Result<Option<T>, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let single = f
             .client
@@ -54,9 +101,8 @@ impl Store {
                 break;
             }
             last_key = Some(k.to_vec());
-            let Some(det) = self.load(&id)? else { continue };
-            if matches(f, &det) {
-                items.push(det);
+            if let Some(it) = item(&id)? {
+                items.push(it);
             }
         }
         let next_cursor = match (more, last_key) {
@@ -305,6 +351,42 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+fn corrupt_detection(id: &[u8]) -> StoreError {
+    StoreError::Corrupt {
+        tree: TREE_DETECTIONS,
+        message: format!("undecodable detection {}", String::from_utf8_lossy(id)),
+    }
+}
+
+/// The fields of a stored detection that [`DetectionFilter`] looks at (the rest is skipped,
+/// not decoded); the same tests as [`matches`].
+#[derive(serde::Deserialize)]
+struct FilterView<'a> {
+    client_ip: IpAddr,
+    #[serde(borrow)]
+    pool_domain: std::borrow::Cow<'a, str>,
+    stage: Stage,
+    risk_score: u8,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    #[serde(default)]
+    suppressed: bool,
+}
+
+impl FilterView<'_> {
+    fn matches(&self, f: &DetectionFilter) -> bool {
+        f.client.is_none_or(|n| n.contains(&self.client_ip))
+            && f.pool
+                .as_deref()
+                .is_none_or(|p| p.eq_ignore_ascii_case(&self.pool_domain))
+            && f.stage.is_none_or(|s| s == self.stage)
+            && f.min_risk.is_none_or(|m| self.risk_score >= m)
+            && f.since.is_none_or(|t| self.last_seen >= t)
+            && f.until.is_none_or(|t| self.first_seen <= t)
+            && f.suppressed.is_none_or(|s| s == self.suppressed)
     }
 }
 

@@ -591,3 +591,89 @@ fn dnsmasq_reply_after_quiet_flush_is_kept() {
         vec![ip("127.20.37.200")]
     );
 }
+
+/// The list pre-filter of `scan` (issue #16) drops the lines whose query name is not listed:
+/// for BIND and Unbound (no answer data), reading with it keeps every observation with a listed
+/// query name, in order, and of the others only BIND `query failed` records (not pre-filtered).
+#[test]
+fn prefilter_keeps_the_listed_lookups() {
+    use poolwatch::ingest::Prefilter;
+    use poolwatch::matcher::{Blocklists, ListSource};
+    use poolwatch::model::Category;
+    use std::sync::Arc;
+
+    let fixture_list = "nanopool.org\nhashvault.pro\nminexmr.com\n";
+    let mut cases = vec![
+        (
+            fixture("bind.log"),
+            LogFormat::Bind,
+            fixture_list.to_string(),
+        ),
+        (
+            fixture("unbound.log"),
+            LogFormat::Unbound,
+            fixture_list.to_string(),
+        ),
+    ];
+    if let Some(shared) = crate::support::shared_data() {
+        let lab = shared.join("lab");
+        let list = std::fs::read_to_string(lab.join("pool-domains.txt")).unwrap();
+        for (res, file, f) in [
+            ("bind", "query.log", LogFormat::Bind),
+            ("unbound", "unbound.log", LogFormat::Unbound),
+        ] {
+            let dir = lab.join("logs").join(res);
+            for run in std::fs::read_dir(&dir).unwrap() {
+                let p = run.unwrap().path().join(file);
+                if p.exists() {
+                    cases.push((p, f, list.clone()));
+                }
+            }
+        }
+    }
+    for (path, format, list) in cases {
+        let src = ListSource::memory("t", Category::Pool, None, &list);
+        let lists = Arc::new(Blocklists::build(vec![src]).unwrap().0);
+        let l = lists.clone();
+        let pre = Arc::new(Prefilter::new(Box::new(move |n| l.match_name(n).is_some())));
+        let with = IngestConfig {
+            prefilter: Some(pre.clone()),
+            ..cfg()
+        };
+        let all = ingest::read_all(&path, Some(format), &cfg()).unwrap();
+        let kept = ingest::read_all(&path, Some(format), &with).unwrap();
+        let is_listed = |o: &&Observation| match o {
+            Observation::Dns(d) => lists.match_name(&d.qname).is_some(),
+            Observation::Flow(_) => true,
+        };
+        let listed: Vec<&Observation> = all.iter().filter(is_listed).collect();
+        assert!(!listed.is_empty(), "{}: nothing listed", path.display());
+        assert!(
+            listed.len() < all.len(),
+            "{}: nothing unlisted",
+            path.display()
+        );
+        // Every listed lookup is kept, in order ...
+        assert_eq!(
+            kept.iter().filter(is_listed).collect::<Vec<_>>(),
+            listed,
+            "{}",
+            path.display()
+        );
+        // ... what is kept is what reading without the filter gives, and an unlisted one only
+        // from a line the filter does not look at (BIND `query failed` lines are parsed).
+        let mut rest = all.iter();
+        for k in &kept {
+            assert!(rest.any(|o| o == k), "{}: {k:?}", path.display());
+            if !is_listed(&k) {
+                assert!(
+                    matches!(k, Observation::Dns(d) if !d.query_seen && format == LogFormat::Bind),
+                    "{}: unlisted {k:?} kept",
+                    path.display()
+                );
+            }
+        }
+        assert!(kept.len() < all.len(), "{}", path.display());
+        assert!(pre.skipped() > 0, "{}", path.display());
+    }
+}

@@ -1,0 +1,128 @@
+//! The list pre-filter of offline log reading (`scan`, issue #16): the query name of a line is
+//! located in place (a memchr/memmem search, no allocation) and looked up in the lists
+//! (`matcher::Blocklists::match_name`, the engine's own test, handed in by `scan`) before
+//! anything else is parsed.
+//! A line whose name is not listed is counted (`poolwatch_log_lines_prefiltered_total`) and
+//! dropped: no address is parsed, no `String` or observation built, nothing reaches the engine.
+//!
+//! Only for formats whose unlisted lines cannot change a verdict: BIND and Unbound query logs
+//! carry no answer data (nothing to bind, shadow or name an address) and no rcode next to a
+//! server address (nothing to learn a resolver from). dnsmasq logs answers — an unlisted
+//! answer of a client holding a pool binding shadows that binding, and a listed CNAME target
+//! follows its unlisted query line — so its lines are all parsed. Not used where every lookup
+//! is kept (`scan --history`) or lists change while running (the follower, the service).
+//!
+//! Tried first, rejected (docs/performance.md, "#16 logs and API"): an unanchored
+//! case-insensitive Aho-Corasick over the whole raw line made BIND 2.9× slower than parsing it
+//! (10k names: the automaton walks ~150 bytes a line through a large NFA; the name lookup
+//! walks ~20 bytes anchored).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::metrics::{self, Counter};
+
+/// Whether a lowercased ASCII name is listed: `scan` passes the engine's own test,
+/// `matcher::Blocklists::match_name(name).is_some()` (`ingest` does not depend on `matcher`).
+pub type NameLookup = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Longest name looked up in place; longer (or non-ASCII) names are never dropped, the parser
+/// decides.
+const MAX_NAME: usize = 255;
+
+/// Which lines can name a listed pool; shared by every log reader of one run.
+pub struct Prefilter {
+    listed: NameLookup,
+    skipped: AtomicU64,
+    skipped_metric: Counter,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefilter")
+            .field("skipped", &self.skipped())
+            .finish()
+    }
+}
+
+impl Prefilter {
+    /// The pre-filter for the lists behind `listed` (the engine's, which `scan` never reloads).
+    pub fn new(listed: NameLookup) -> Prefilter {
+        Prefilter {
+            listed,
+            skipped: AtomicU64::new(0),
+            skipped_metric: metrics::counter(
+                "poolwatch_log_lines_prefiltered_total",
+                "Log lines dropped before parsing: their query name is not listed (scan only).",
+                &[],
+            ),
+        }
+    }
+
+    /// Whether the raw name token `name` (any case, optional trailing dot) may be listed;
+    /// false only when it certainly is not (what the engine would find for its normalised form).
+    #[inline]
+    pub fn may_match(&self, name: &[u8]) -> bool {
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        if name.is_empty() || name.len() > MAX_NAME || !name.is_ascii() {
+            return true;
+        }
+        let mut buf = [0u8; MAX_NAME];
+        let lower = match buf.get_mut(..name.len()) {
+            Some(b) => {
+                b.copy_from_slice(name);
+                b.make_ascii_lowercase();
+                &*b
+            }
+            None => return true,
+        };
+        match std::str::from_utf8(lower) {
+            Ok(n) => (self.listed)(n),
+            Err(_) => true,
+        }
+    }
+
+    /// Counts a dropped line.
+    #[inline]
+    pub(crate) fn skip(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.skipped_metric.inc();
+    }
+
+    /// Lines dropped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The label-suffix rule of the matcher, for two entries.
+    fn pre() -> Prefilter {
+        Prefilter::new(Box::new(|n: &str| {
+            ["supportxmr.com", "nanopool.org"]
+                .iter()
+                .any(|e| n == *e || n.strip_suffix(e).is_some_and(|head| head.ends_with('.')))
+        }))
+    }
+
+    #[test]
+    fn drops_only_names_that_are_not_listed() {
+        let p = pre();
+        // Raw tokens: any case, trailing dot.
+        assert!(p.may_match(b"POOL.SupportXMR.com."));
+        assert!(p.may_match(b"supportxmr.com"));
+        assert!(p.may_match(b"xmr-eu1.NANOPOOL.org"));
+        assert!(!p.may_match(b"notsupportxmr.com"));
+        assert!(!p.may_match(b"supportxmr.com.evil.example"));
+        assert!(!p.may_match(b"example.com"));
+        // Unknown shapes are left to the parser.
+        assert!(p.may_match("b\u{fc}cher.example".as_bytes()));
+        assert!(p.may_match(b""));
+        assert!(p.may_match(&[b'a'; 300]));
+        assert_eq!(p.skipped(), 0);
+        p.skip();
+        assert_eq!(p.skipped(), 1);
+    }
+}
