@@ -144,7 +144,11 @@ fn run_cluster(opts: cluster::ClusterOptions) -> anyhow::Result<ExitCode> {
         .thread_name("poolwatch-rt")
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(cluster::run(opts, shutdown_signal()))?;
+    let shutdown = {
+        let _in_runtime = rt.enter();
+        shutdown_signal()
+    };
+    rt.block_on(cluster::run(opts, shutdown))?;
     rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
 }
@@ -191,7 +195,11 @@ pub(crate) fn run_service(
         }
     }));
     hooks.json_stderr = super::log_json();
-    let result = rt.block_on(service::run(settings, shutdown_signal(), hooks));
+    let shutdown = {
+        let _in_runtime = rt.enter();
+        shutdown_signal()
+    };
+    let result = rt.block_on(service::run(settings, shutdown, hooks));
     if let Err(e) = result {
         if let Some(db) = fresh_db.filter(|_| !started.load(Ordering::SeqCst)) {
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -209,30 +217,44 @@ pub(crate) fn run_service(
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C); a second one ends the process at once
 /// (exit 130), for when a drain takes too long. Messages go through `say` (JSON with
-/// `--log-json`).
-async fn shutdown_signal() {
-    let name = wait_signal().await;
-    tracing::info!(signal = name, "shutting down");
-    super::say(
-        super::Level::Info,
-        &format!("poolwatch: {name}: shutting down (again to exit at once)"),
-    );
-    tokio::spawn(async {
-        let name = wait_signal().await;
+/// `--log-json`). The handlers are installed when this is called (inside the runtime), not
+/// when the future is first polled: the service polls it only once it is up, and a SIGTERM in
+/// between would otherwise end the process with the default action, undrained.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    let streams = signal_streams();
+    async move {
+        let name = wait_on(streams).await;
+        tracing::info!(signal = name, "shutting down");
         super::say(
             super::Level::Info,
-            &format!("poolwatch: second {name}: exiting now"),
+            &format!("poolwatch: {name}: shutting down (again to exit at once)"),
         );
-        std::process::exit(130);
-    });
+        tokio::spawn(async {
+            let name = wait_on(signal_streams()).await;
+            super::say(
+                super::Level::Info,
+                &format!("poolwatch: second {name}: exiting now"),
+            );
+            std::process::exit(130);
+        });
+    }
 }
 
-async fn wait_signal() -> &'static str {
+type SignalStreams = (
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+);
+
+fn signal_streams() -> SignalStreams {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
+    )
+}
+
+async fn wait_on(streams: SignalStreams) -> &'static str {
+    match streams {
         (Ok(mut t), Ok(mut i)) => tokio::select! {
             _ = t.recv() => "SIGTERM",
             _ = i.recv() => "SIGINT",
