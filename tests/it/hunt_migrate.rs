@@ -37,7 +37,7 @@ fn schema2_history_is_cleared_and_detections_kept() {
         .unwrap();
         old.flush().unwrap();
     }
-    let store = Store::open(&db).unwrap();
+    let store = reopen(&db);
     assert_eq!(store.schema_version(), CURRENT_SCHEMA);
     assert_eq!(CURRENT_SCHEMA, 3);
     for t in HistoryTree::ALL {
@@ -65,4 +65,22 @@ fn schema2_history_is_cleared_and_detections_kept() {
         })
         .unwrap();
     assert_eq!(rep.lookups.len(), 1, "{rep:?}");
+}
+
+/// sled releases its directory lock when its last background thread lets go of the dropped
+/// database, which can lag the drop on a loaded machine: retry the lock error only.
+fn reopen(db: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match Store::open(db) {
+            Ok(s) => return s,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("reopen {}: {e}", db.display()),
+        }
+    }
 }
