@@ -39,6 +39,7 @@ mod lists;
 mod observe;
 mod openapi;
 mod outputs;
+mod params;
 mod pool_ips;
 mod server;
 mod stream;
