@@ -368,6 +368,15 @@ impl Backend for FleetBackend {
     ) -> Result<Page<Detection>, BackendError> {
         Backend::list_detections(&self.store, f, limit, cursor)
     }
+    fn list_detections_json(
+        &self,
+        f: &DetectionFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Vec<u8>>, BackendError> {
+        // The store's stored bytes, not the trait's decode-and-encode default.
+        Backend::list_detections_json(&self.store, f, limit, cursor)
+    }
     fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError> {
         Backend::get_detection(&self.store, id)
     }

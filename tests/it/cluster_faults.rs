@@ -70,6 +70,30 @@ fn append(path: &Path, lines: &[String]) {
     f.sync_all().unwrap();
 }
 
+/// nats-server, a correlator `n1`, an API node `na` and a sensor `ns` following `dnsmasq.log`
+/// in `dir`, which holds the first half of the sample log; returns the second half, to append.
+fn half_log_cluster(
+    nats_bin: std::path::PathBuf,
+    dir: &Path,
+) -> (Nats, [Node; 3], std::path::PathBuf, Vec<String>) {
+    let mut lines = log_lines();
+    let rest = lines.split_off(lines.len() / 2);
+    let log = dir.join("dnsmasq.log");
+    append(&log, &lines);
+    let nats = Nats::start(nats_bin);
+    let url = nats.url();
+    let c = Node::cluster(&url, "correlator", "n1", dir, &ttl());
+    let api = Node::cluster(&url, "api", "na", dir, &[]);
+    let sensor = Node::cluster(
+        &url,
+        "sensor",
+        "ns",
+        dir,
+        &flag_list("--follow", std::slice::from_ref(&log)),
+    );
+    (nats, [c, api, sensor], log, rest)
+}
+
 fn expected_for_log() -> (tempfile::TempDir, std::collections::BTreeSet<String>) {
     let dir = tempfile::tempdir().unwrap();
     let log = sample("sample-dnsmasq.log");
@@ -187,27 +211,13 @@ fn a_nats_restart_is_buffered_and_caught_up() {
         return;
     };
     let (dir, want) = expected_for_log();
-    let lines = log_lines();
-    let half = lines.len() / 2;
-    let log = dir.path().join("dnsmasq.log");
-    append(&log, &lines[..half]);
-    let mut nats = Nats::start(nats_bin);
-    let url = nats.url();
-    let _c = Node::cluster(&url, "correlator", "n1", dir.path(), &ttl());
-    let api = Node::cluster(&url, "api", "na", dir.path(), &[]);
-    let sensor = Node::cluster(
-        &url,
-        "sensor",
-        "ns",
-        dir.path(),
-        &flag_list("--follow", std::slice::from_ref(&log)),
-    );
+    let (mut nats, [_c, api, sensor], log, rest) = half_log_cluster(nats_bin, dir.path());
     wait_until(Duration::from_secs(30), "the first half published", || {
         (sensor.metric("poolwatch_cluster_published_total") > 0.0).then_some(())
     });
     let before = sensor.metric("poolwatch_cluster_published_total");
     nats.kill();
-    append(&log, &lines[half..]);
+    append(&log, &rest);
     // The follower reads the second half into the buffer; publishing fails meanwhile.
     wait_until(
         Duration::from_secs(30),
@@ -274,28 +284,15 @@ fn every_role_stops_promptly_while_nats_is_gone() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let lines = log_lines();
-    let half = lines.len() / 2;
-    let log = dir.path().join("dnsmasq.log");
-    append(&log, &lines[..half]);
-    let mut nats = Nats::start(nats_bin);
-    let url = nats.url();
-    let mut c = Node::cluster(&url, "correlator", "n1", dir.path(), &ttl());
-    let mut api = Node::cluster(&url, "api", "na", dir.path(), &[]);
-    let mut sensor = Node::cluster(
-        &url,
-        "sensor",
-        "ns",
-        dir.path(),
-        &flag_list("--follow", std::slice::from_ref(&log)),
-    );
+    let (mut nats, [mut c, mut api, mut sensor], log, rest) =
+        half_log_cluster(nats_bin, dir.path());
     wait_until(Duration::from_secs(60), "the first half consumed", || {
         (c.metric("poolwatch_cluster_consumed_total") > 0.0).then_some(())
     });
     // The second half is consumed but not yet acked (its clock has not moved past it) when
     // NATS goes away: the correlator stops with acks, updates and leases outstanding.
     let before = c.metric("poolwatch_cluster_consumed_total");
-    append(&log, &lines[half..]);
+    append(&log, &rest);
     wait_until(Duration::from_secs(60), "the second half consumed", || {
         (c.metric("poolwatch_cluster_consumed_total") > before).then_some(())
     });
