@@ -9,7 +9,7 @@ use super::frag::{FragOutcome, FragTable};
 use super::ip::{self, IpPacket, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
 use super::link::{self, be16, be32, L3};
 use super::tcp::{StreamKey, TcpDns};
-use super::txn::DnsTxns;
+use super::txn::{DnsInterest, DnsTxns, Fast};
 use super::{metrics_handles, CaptureConfig, CaptureStats};
 use crate::model::{Observation, Proto, Source, Transport};
 
@@ -94,14 +94,39 @@ impl Decoder {
         frame: &[u8],
         out: &mut VecDeque<Observation>,
     ) {
+        self.packet_with(ts_us, linktype, frame, out, None);
+    }
+
+    /// [`Decoder::packet`] with the DNS fast path (`txn::DnsInterest`, issue #16): DNS
+    /// messages that cannot matter to `interest` are counted and handed to it as skipped
+    /// instead of decoded. The caller must have consumed every observation in `out` first.
+    pub fn packet_fast(
+        &mut self,
+        ts_us: i64,
+        linktype: i32,
+        frame: &[u8],
+        out: &mut VecDeque<Observation>,
+        interest: &mut dyn DnsInterest,
+    ) {
+        self.packet_with(ts_us, linktype, frame, out, Some(interest));
+    }
+
+    fn packet_with(
+        &mut self,
+        ts_us: i64,
+        linktype: i32,
+        frame: &[u8],
+        out: &mut VecDeque<Observation>,
+        mut fast: Fast<'_, '_>,
+    ) {
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
         self.now = self.now.max(ts_us);
         if !self.external_ticks && tick_due(self.last_expire, ts_us) {
-            self.tick(ts_us, out);
+            self.tick_with(ts_us, out, fast.as_deref_mut());
         }
         match link::decode(linktype, frame) {
-            Ok((l3, rest)) => self.ip(ts_us, l3, rest, 0, out),
+            Ok((l3, rest)) => self.ip(ts_us, l3, rest, 0, out, fast),
             Err(link::LinkSkip::NotIp) => self.stats.not_ip += 1,
             Err(e) => self.stats.error(e.reason()),
         }
@@ -118,8 +143,12 @@ impl Decoder {
 
     /// Runs timeouts up to capture time `now` (also called by live capture when idle).
     pub fn tick(&mut self, now: i64, out: &mut VecDeque<Observation>) {
+        self.tick_with(now, out, None);
+    }
+
+    fn tick_with(&mut self, now: i64, out: &mut VecDeque<Observation>, fast: Fast<'_, '_>) {
         self.last_expire = now;
-        self.txns.expire(now, out);
+        self.txns.expire(now, out, fast);
         self.frags.expire(now);
         self.tcp.expire(now);
         if self.track_flows {
@@ -129,7 +158,16 @@ impl Decoder {
 
     /// End of input: reports every pending query and open flow.
     pub fn finish(&mut self, out: &mut VecDeque<Observation>) {
-        self.txns.finish(out);
+        self.finish_with(out, None);
+    }
+
+    /// [`Decoder::finish`] with the DNS fast path (see [`Decoder::packet_fast`]).
+    pub fn finish_fast(&mut self, out: &mut VecDeque<Observation>, interest: &mut dyn DnsInterest) {
+        self.finish_with(out, Some(interest));
+    }
+
+    fn finish_with(&mut self, out: &mut VecDeque<Observation>, fast: Fast<'_, '_>) {
+        self.txns.finish(out, fast);
         self.flows.finish(out);
         self.flush_metrics();
     }
@@ -181,7 +219,15 @@ impl Decoder {
         self.stats.interface_drops = interface;
     }
 
-    fn ip(&mut self, ts: i64, l3: L3, data: &[u8], depth: u8, out: &mut VecDeque<Observation>) {
+    fn ip(
+        &mut self,
+        ts: i64,
+        l3: L3,
+        data: &[u8],
+        depth: u8,
+        out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
+    ) {
         let parsed = match l3 {
             L3::Ipv4 => ip::ipv4(data),
             L3::Ipv6 => ip::ipv6(data),
@@ -201,14 +247,14 @@ impl Decoder {
             frag,
         } = p;
         match frag {
-            None => self.transport(ts, src, dst, proto, payload, depth, out),
+            None => self.transport(ts, src, dst, proto, payload, depth, out, fast),
             Some(f) => {
                 self.stats.fragments += 1;
                 match self.frags.add(ts, src, dst, proto, f, payload) {
                     FragOutcome::Pending => {}
                     FragOutcome::Complete(buf) => {
                         self.stats.reassembled += 1;
-                        self.transport(ts, src, dst, proto, &buf, depth, out);
+                        self.transport(ts, src, dst, proto, &buf, depth, out, fast);
                     }
                     FragOutcome::Dropped(r) => self.stats.error(r),
                 }
@@ -226,20 +272,22 @@ impl Decoder {
         data: &[u8],
         depth: u8,
         out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
     ) {
         match proto {
-            PROTO_UDP => self.udp(ts, src, dst, data, depth, out),
-            PROTO_TCP => self.tcp(ts, src, dst, data, out),
+            PROTO_UDP => self.udp(ts, src, dst, data, depth, out, fast),
+            PROTO_TCP => self.tcp(ts, src, dst, data, out, fast),
             PROTO_IPIP | PROTO_IPV6 | PROTO_GRE if depth >= MAX_TUNNEL_DEPTH => {
                 self.stats.error("tunnel_too_deep")
             }
-            PROTO_IPIP => self.ip(ts, L3::Ipv4, data, depth + 1, out),
-            PROTO_IPV6 => self.ip(ts, L3::Ipv6, data, depth + 1, out),
-            PROTO_GRE => self.gre(ts, data, depth, out),
+            PROTO_IPIP => self.ip(ts, L3::Ipv4, data, depth + 1, out, fast),
+            PROTO_IPV6 => self.ip(ts, L3::Ipv6, data, depth + 1, out, fast),
+            PROTO_GRE => self.gre(ts, data, depth, out, fast),
             _ => self.stats.other_proto += 1,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn udp(
         &mut self,
         ts: i64,
@@ -248,6 +296,7 @@ impl Decoder {
         data: &[u8],
         depth: u8,
         out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
     ) {
         let (Some(sport), Some(dport), Some(ulen)) = (be16(data, 0), be16(data, 2), be16(data, 4))
         else {
@@ -264,8 +313,17 @@ impl Decoder {
         let payload = data.get(8..end).unwrap_or_default();
         self.stats.udp += 1;
         if self.is_dns_port(sport) || self.is_dns_port(dport) {
-            self.txns
-                .message(ts, src, sport, dst, dport, Transport::Udp, payload, out);
+            self.txns.message(
+                ts,
+                src,
+                sport,
+                dst,
+                dport,
+                Transport::Udp,
+                payload,
+                out,
+                fast,
+            );
             return;
         }
         if dport == GRE_IN_UDP_PORT && gre_in_udp_header(payload) {
@@ -274,14 +332,14 @@ impl Decoder {
                 return;
             }
             self.stats.tunnelled += 1;
-            return self.gre(ts, payload, depth, out);
+            return self.gre(ts, payload, depth, out, fast);
         }
         if depth < MAX_TUNNEL_DEPTH && (dport == VXLAN_PORT || dport == GENEVE_PORT) {
             if let Some(inner) = self.udp_tunnel(dport, payload) {
                 match link::ethernet(inner) {
                     Ok((l3, rest)) => {
                         self.stats.tunnelled += 1;
-                        return self.ip(ts, l3, rest, depth + 1, out);
+                        return self.ip(ts, l3, rest, depth + 1, out, fast);
                     }
                     Err(_) => self.stats.error("tunnel_bad_inner"),
                 }
@@ -318,7 +376,14 @@ impl Decoder {
         p.get(8 + opt_len..)
     }
 
-    fn gre(&mut self, ts: i64, p: &[u8], depth: u8, out: &mut VecDeque<Observation>) {
+    fn gre(
+        &mut self,
+        ts: i64,
+        p: &[u8],
+        depth: u8,
+        out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
+    ) {
         let Some(flags) = be16(p, 0) else {
             self.stats.error("gre_truncated");
             return;
@@ -346,10 +411,10 @@ impl Decoder {
             return;
         };
         match ptype {
-            0x0800 => self.ip(ts, L3::Ipv4, inner, depth + 1, out),
-            0x86dd => self.ip(ts, L3::Ipv6, inner, depth + 1, out),
+            0x0800 => self.ip(ts, L3::Ipv4, inner, depth + 1, out, fast),
+            0x86dd => self.ip(ts, L3::Ipv6, inner, depth + 1, out, fast),
             0x6558 => match link::ethernet(inner) {
-                Ok((l3, rest)) => self.ip(ts, l3, rest, depth + 1, out),
+                Ok((l3, rest)) => self.ip(ts, l3, rest, depth + 1, out, fast),
                 Err(_) => self.stats.error("tunnel_bad_inner"),
             },
             // PPP (PPTP): optional address/control 0xff03, then the PPP protocol.
@@ -365,8 +430,8 @@ impl Decoder {
                     _ => (be16(ppp, 0).unwrap_or(0), ppp.get(2..).unwrap_or_default()),
                 };
                 match proto {
-                    0x21 => self.ip(ts, L3::Ipv4, rest, depth + 1, out),
-                    0x57 => self.ip(ts, L3::Ipv6, rest, depth + 1, out),
+                    0x21 => self.ip(ts, L3::Ipv4, rest, depth + 1, out, fast),
+                    0x57 => self.ip(ts, L3::Ipv6, rest, depth + 1, out, fast),
                     _ => self.stats.other_proto += 1,
                 }
             }
@@ -381,6 +446,7 @@ impl Decoder {
         dst: IpAddr,
         data: &[u8],
         out: &mut VecDeque<Observation>,
+        mut fast: Fast<'_, '_>,
     ) {
         let (Some(sport), Some(dport), Some(seq), Some(off_flags)) =
             (be16(data, 0), be16(data, 2), be32(data, 4), be16(data, 12))
@@ -408,7 +474,17 @@ impl Decoder {
             };
             let Decoder { tcp, txns, .. } = self;
             tcp.segment(ts, key, flags, seq, payload, |msg| {
-                txns.message(ts, src, sport, dst, dport, Transport::Tcp, msg, out)
+                txns.message(
+                    ts,
+                    src,
+                    sport,
+                    dst,
+                    dport,
+                    Transport::Tcp,
+                    msg,
+                    out,
+                    fast.as_deref_mut(),
+                )
             });
             return;
         }

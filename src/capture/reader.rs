@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::parallel::Parallel;
 use super::savefile::{Savefile, SavefileError};
+use super::txn::{DnsInterest, Fast};
 use super::{CaptureConfig, CaptureError, CaptureStats, Decoder};
 use crate::model::{Observation, Source};
 
@@ -106,10 +107,74 @@ impl PcapReader {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, fast: Fast<'_, '_>) {
         self.finished = true;
         self.file = None;
-        self.decoder.finish(&mut self.queue);
+        match fast {
+            Some(f) => self.decoder.finish_fast(&mut self.queue, f),
+            None => self.decoder.finish(&mut self.queue),
+        }
+    }
+
+    /// The next observation, with the DNS fast path (issue #16, `txn::DnsInterest`): DNS
+    /// messages that cannot matter to `interest` are handed to it as skipped, in their place
+    /// between the observations returned. The caller must have handed every observation
+    /// returned so far to the same consumer `interest` asks. With decoder threads
+    /// (`CaptureConfig::threads` > 1) there is no fast path: it is [`Iterator::next`].
+    pub fn next_fast(&mut self, interest: &mut dyn DnsInterest) -> Option<Observation> {
+        self.next_with(Some(interest))
+    }
+
+    fn next_with(&mut self, mut fast: Fast<'_, '_>) -> Option<Observation> {
+        if let Some(p) = self.parallel.as_mut() {
+            return p.next();
+        }
+        loop {
+            if let Some(o) = self.queue.pop_front() {
+                return Some(o);
+            }
+            if self.finished {
+                return None;
+            }
+            let Some(file) = self.file.as_mut() else {
+                self.finish(fast.as_deref_mut());
+                continue;
+            };
+            let mut unsupported = None;
+            match file.next_frame() {
+                Ok(Some(f)) => {
+                    if self.linktype == -1 {
+                        self.linktype = f.linktype;
+                    }
+                    if !super::link::supported(f.linktype) {
+                        unsupported = Some(f.linktype);
+                    }
+                    match fast.as_deref_mut() {
+                        Some(i) => self.decoder.packet_fast(
+                            f.ts_us,
+                            f.linktype,
+                            f.data,
+                            &mut self.queue,
+                            i,
+                        ),
+                        None => self
+                            .decoder
+                            .packet(f.ts_us, f.linktype, f.data, &mut self.queue),
+                    }
+                }
+                Ok(None) => self.finish(fast.as_deref_mut()),
+                Err(e) => {
+                    // Keep what was read; say why and where it stopped.
+                    tracing::warn!(path = %self.name, error = %e, "capture file ended early");
+                    self.decoder.stats_error("capture_read_error");
+                    self.error = Some(e);
+                    self.finish(fast.as_deref_mut());
+                }
+            }
+            if let Some(lt) = unsupported {
+                self.warn_linktype(lt);
+            }
+        }
     }
 
     fn warn_linktype(&mut self, linktype: i32) {
@@ -124,44 +189,6 @@ impl Iterator for PcapReader {
     type Item = Observation;
 
     fn next(&mut self) -> Option<Observation> {
-        if let Some(p) = self.parallel.as_mut() {
-            return p.next();
-        }
-        loop {
-            if let Some(o) = self.queue.pop_front() {
-                return Some(o);
-            }
-            if self.finished {
-                return None;
-            }
-            let Some(file) = self.file.as_mut() else {
-                self.finish();
-                continue;
-            };
-            let mut unsupported = None;
-            match file.next_frame() {
-                Ok(Some(f)) => {
-                    if self.linktype == -1 {
-                        self.linktype = f.linktype;
-                    }
-                    if !super::link::supported(f.linktype) {
-                        unsupported = Some(f.linktype);
-                    }
-                    self.decoder
-                        .packet(f.ts_us, f.linktype, f.data, &mut self.queue);
-                }
-                Ok(None) => self.finish(),
-                Err(e) => {
-                    // Keep what was read; say why and where it stopped.
-                    tracing::warn!(path = %self.name, error = %e, "capture file ended early");
-                    self.decoder.stats_error("capture_read_error");
-                    self.error = Some(e);
-                    self.finish();
-                }
-            }
-            if let Some(lt) = unsupported {
-                self.warn_linktype(lt);
-            }
-        }
+        self.next_with(None)
     }
 }

@@ -12,8 +12,28 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::dns::{self, ParsedMessage};
-use crate::model::{DnsObservation, Observation, Rcode, RrType, Source, Timestamp, Transport};
+use crate::dns::{self, wire, ParsedMessage};
+use crate::model::{
+    DnsObservation, DnsSkim, Observation, Rcode, RrType, Source, Timestamp, Transport,
+};
+
+/// What the packet fast path asks the stage that consumes the observations (issue #16; `scan`
+/// answers from its correlation engine, `correlate::skip`). It is asked only while no
+/// observation of the current packet is waiting in the output queue, so the answers reflect
+/// every observation before the message, and a skipped message is handed over in its place in
+/// the stream.
+pub trait DnsInterest {
+    /// Whether a normalised name (`dns::name_str`'s form) is listed.
+    fn name_listed(&mut self, name: &str) -> bool;
+    /// Whether an unlisted response to `client` with these A/AAAA answers could change the
+    /// consumer's state (a "no" lets the message be skipped).
+    fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool;
+    /// A message that was not decoded: the consumer counts it in its place in the stream.
+    fn skipped(&mut self, s: DnsSkim);
+}
+
+/// The fast path of one call: `None` decodes every message with hickory (the reference path).
+pub type Fast<'a, 'b> = Option<&'a mut (dyn DnsInterest + 'b)>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -31,6 +51,16 @@ struct Pending {
     qtype: RrType,
     salvaged: Option<String>,
     serial: u64,
+    /// Read by the fast path with an unlisted name: if it stays unanswered, it is skipped
+    /// rather than reported (an unanswered unlisted query changes nothing but the clock).
+    skippable: bool,
+}
+
+/// Buffers the fast path reuses from message to message (no allocation once warm).
+#[derive(Default)]
+struct Scratch {
+    name: Vec<u8>,
+    ips: Vec<IpAddr>,
 }
 
 /// Counters of the transaction table (merged into the capture stats).
@@ -67,6 +97,7 @@ pub struct DnsTxns {
     cap: usize,
     timeout_us: i64,
     source: Source,
+    scratch: Scratch,
     pub stats: TxnStats,
 }
 
@@ -79,6 +110,7 @@ impl DnsTxns {
             cap: cap.max(1),
             timeout_us,
             source,
+            scratch: Scratch::default(),
             stats: TxnStats::default(),
         }
     }
@@ -102,8 +134,18 @@ impl DnsTxns {
         transport: Transport,
         wire: &[u8],
         out: &mut VecDeque<Observation>,
+        mut fast: Fast<'_, '_>,
     ) {
         self.stats.messages += 1;
+        if let Some(f) = fast.as_deref_mut() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let flow = (src, sport, dst, dport, transport);
+            let done = self.fast_message(ts, flow, wire, out, f, &mut scratch);
+            self.scratch = scratch;
+            if done {
+                return;
+            }
+        }
         let mut m = match dns::parse_message(wire) {
             Ok(m) => m,
             Err(e) => {
@@ -130,32 +172,7 @@ impl DnsTxns {
                 id: m.id,
                 transport,
             };
-            if self.map.len() >= self.cap {
-                if self.map.contains_key(&key) {
-                    // A retransmission: the transaction started with the first copy.
-                    self.stats.duplicate_queries += 1;
-                    return;
-                }
-                self.evict_oldest(out);
-            }
-            // Below the cap: one lookup decides duplicate or new.
-            match self.map.entry(key) {
-                Entry::Occupied(_) => {
-                    // A retransmission: the transaction started with the first copy.
-                    self.stats.duplicate_queries += 1;
-                }
-                Entry::Vacant(v) => {
-                    self.serial += 1;
-                    self.order.push_back((key, self.serial));
-                    v.insert(Pending {
-                        ts,
-                        qname,
-                        qtype,
-                        salvaged: m.salvaged,
-                        serial: self.serial,
-                    });
-                }
-            }
+            self.insert_query(key, ts, (qname, qtype), m.salvaged, false, out, fast);
             return;
         }
         self.stats.responses += 1;
@@ -174,7 +191,7 @@ impl DnsTxns {
             Some(q) if q.qname != qname || q.qtype != qtype => {
                 self.stats.unanswered += 1;
                 self.stats.mismatched += 1;
-                out.push_back(self.unanswered(&key, q));
+                self.report_unanswered(&key, q, out, fast);
                 None
             }
             other => other,
@@ -194,6 +211,171 @@ impl DnsTxns {
                 out.push_back(Observation::Dns(obs));
             }
         }
+    }
+
+    /// A query starts a transaction (or is a retransmission of a pending one).
+    #[allow(clippy::too_many_arguments)]
+    fn insert_query(
+        &mut self,
+        key: Key,
+        ts: i64,
+        (qname, qtype): (String, RrType),
+        salvaged: Option<String>,
+        skippable: bool,
+        out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
+    ) {
+        if self.map.len() >= self.cap {
+            if self.map.contains_key(&key) {
+                // A retransmission: the transaction started with the first copy.
+                self.stats.duplicate_queries += 1;
+                return;
+            }
+            self.evict_oldest(out, fast);
+        }
+        // Below the cap: one lookup decides duplicate or new.
+        match self.map.entry(key) {
+            Entry::Occupied(_) => {
+                // A retransmission: the transaction started with the first copy.
+                self.stats.duplicate_queries += 1;
+            }
+            Entry::Vacant(v) => {
+                self.serial += 1;
+                self.order.push_back((key, self.serial));
+                v.insert(Pending {
+                    ts,
+                    qname,
+                    qtype,
+                    salvaged,
+                    serial: self.serial,
+                    skippable,
+                });
+            }
+        }
+    }
+
+    /// The fast path (issue #16): reads the message in place (`dns::wire`) and, when it cannot
+    /// matter to the consumer, counts it exactly as the decoding path would and hands it over
+    /// as skipped. Returns `false`, having changed nothing, for every message that must be
+    /// decoded: one hickory would not read whole, a response while an observation of this
+    /// packet is queued, a question that differs from the pending query's, a listed query
+    /// name or CNAME target, answers the consumer holds state for. Queries are always handled
+    /// here when readable (they produce no observation; only their pending entry is kept).
+    fn fast_message(
+        &mut self,
+        ts: i64,
+        (src, sport, dst, dport, transport): (IpAddr, u16, IpAddr, u16, Transport),
+        bytes: &[u8],
+        out: &mut VecDeque<Observation>,
+        f: &mut dyn DnsInterest,
+        scratch: &mut Scratch,
+    ) -> bool {
+        let Ok(w) = wire::parse(bytes) else {
+            return false;
+        };
+        let Some(q) = w.question.filter(|_| w.decodes_whole()) else {
+            return false;
+        };
+        scratch.name.clear();
+        q.name.write_normalised(&mut scratch.name);
+        let Ok(qname) = std::str::from_utf8(&scratch.name) else {
+            return false;
+        };
+        let qtype = RrType(q.qtype);
+        if !w.is_response() {
+            self.stats.queries += 1;
+            let listed = f.name_listed(qname);
+            let key = Key {
+                client: src,
+                client_port: sport,
+                server: dst,
+                server_port: dport,
+                id: w.id,
+                transport,
+            };
+            let qname = qname.to_owned();
+            self.insert_query(key, ts, (qname, qtype), None, !listed, out, Some(f));
+            return true;
+        }
+        let key = Key {
+            client: dst,
+            client_port: dport,
+            server: src,
+            server_port: sport,
+            id: w.id,
+            transport,
+        };
+        if !out.is_empty()
+            || self
+                .map
+                .get(&key)
+                .is_some_and(|p| p.qname != qname || p.qtype != qtype)
+            || f.name_listed(qname)
+        {
+            return false;
+        }
+        scratch.ips.clear();
+        for r in w.answers() {
+            let Ok(r) = r else {
+                return false;
+            };
+            if let Some(ip) = r.ip() {
+                scratch.ips.push(ip);
+            } else if r.rtype == RrType::CNAME.0 {
+                let Some(target) = r.target() else {
+                    return false;
+                };
+                scratch.name.clear();
+                target.write_normalised(&mut scratch.name);
+                if std::str::from_utf8(&scratch.name).map_or(true, |t| f.name_listed(t)) {
+                    return false;
+                }
+            }
+        }
+        if f.answers_matter(dst, &scratch.ips) {
+            return false;
+        }
+        self.stats.responses += 1;
+        let (obs_ts, query_seen) = match self.map.remove(&key) {
+            Some(q) => {
+                self.stats.paired += 1;
+                (q.ts, true)
+            }
+            None => {
+                self.stats.unsolicited += 1;
+                (ts, false)
+            }
+        };
+        f.skipped(DnsSkim {
+            ts: Timestamp(obs_ts),
+            client: dst,
+            server: src,
+            answered: true,
+            query_seen,
+        });
+        true
+    }
+
+    /// A query left unanswered: skipped when the fast path read it with an unlisted name and
+    /// nothing of this packet is queued before it, else reported.
+    fn report_unanswered(
+        &self,
+        key: &Key,
+        q: Pending,
+        out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
+    ) {
+        if let Some(f) = fast.filter(|_| q.skippable && out.is_empty()) {
+            f.skipped(DnsSkim {
+                ts: Timestamp(q.ts),
+                client: key.client,
+                server: key.server,
+                answered: false,
+                query_seen: true,
+            });
+            return;
+        }
+        out.push_back(self.unanswered(key, q));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -251,13 +433,13 @@ impl DnsTxns {
         })
     }
 
-    fn evict_oldest(&mut self, out: &mut VecDeque<Observation>) {
+    fn evict_oldest(&mut self, out: &mut VecDeque<Observation>, fast: Fast<'_, '_>) {
         while let Some((k, s)) = self.order.pop_front() {
             if self.map.get(&k).is_some_and(|p| p.serial == s) {
                 if let Some(q) = self.map.remove(&k) {
                     self.stats.evicted += 1;
                     self.stats.unanswered += 1;
-                    out.push_back(self.unanswered(&k, q));
+                    self.report_unanswered(&k, q, out, fast);
                 }
                 return;
             }
@@ -265,7 +447,7 @@ impl DnsTxns {
     }
 
     /// Reports queries unanswered for longer than the timeout (capture time `now`).
-    pub fn expire(&mut self, now: i64, out: &mut VecDeque<Observation>) {
+    pub fn expire(&mut self, now: i64, out: &mut VecDeque<Observation>, mut fast: Fast<'_, '_>) {
         while let Some((k, s)) = self.order.front().copied() {
             match self.map.get(&k) {
                 Some(p) if p.serial == s => {
@@ -275,7 +457,7 @@ impl DnsTxns {
                     self.order.pop_front();
                     if let Some(q) = self.map.remove(&k) {
                         self.stats.unanswered += 1;
-                        out.push_back(self.unanswered(&k, q));
+                        self.report_unanswered(&k, q, out, fast.as_deref_mut());
                     }
                 }
                 _ => {
@@ -292,12 +474,12 @@ impl DnsTxns {
     }
 
     /// End of input: every pending query is reported unanswered, oldest first.
-    pub fn finish(&mut self, out: &mut VecDeque<Observation>) {
+    pub fn finish(&mut self, out: &mut VecDeque<Observation>, mut fast: Fast<'_, '_>) {
         while let Some((k, s)) = self.order.pop_front() {
             if self.map.get(&k).is_some_and(|p| p.serial == s) {
                 if let Some(q) = self.map.remove(&k) {
                     self.stats.unanswered += 1;
-                    out.push_back(self.unanswered(&k, q));
+                    self.report_unanswered(&k, q, out, fast.as_deref_mut());
                 }
             }
         }

@@ -118,6 +118,13 @@ pub struct ScanArgs {
     /// The detections are the same for any N (issue #16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+    /// Decode every DNS message of a capture with hickory-proto, also those the packet fast
+    /// path would skip (no listed name, nothing the engine holds for its answers). The result
+    /// is the same; this is the reference the fast path is tested against (issue #16,
+    /// docs/performance.md). The fast path runs for a single capture file, one thread,
+    /// without --history.
+    #[arg(long)]
+    pub no_fast_path: bool,
     /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
     /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
@@ -179,8 +186,16 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let failures = input::ReadFailures::new();
     let bytes = input::ByteCount::new();
+    // The packet fast path needs the engine's answers in stream order: one capture file, read
+    // on this thread, and no history recorder (it wants every message).
+    let mut fast = None;
+    if !args.no_fast_path && !args.history && ccfg.threads == 1 {
+        if let [p] = args.inputs.as_slice() {
+            fast = input::open_capture_counting(p, format, &ccfg, &failures, &bytes)?;
+        }
+    }
     let mut readers = Vec::with_capacity(args.inputs.len());
-    for p in &args.inputs {
+    for p in args.inputs.iter().filter(|_| fast.is_none()) {
         // The error names the input (`cannot open PATH: reason`).
         let r = input::open_counting(p, format, &ccfg, &icfg, &failures, &bytes)?;
         readers.push(r);
@@ -244,18 +259,24 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     let bar = wanted
         .then(|| super::progress::Progress::start(bytes.clone(), total))
         .flatten();
-    let mut merged = input::merge_by_time(readers);
     let mut n = 0u64;
-    for obs in &mut merged {
-        if let Some(r) = &recorder {
-            r.record(&obs);
-        }
-        pipeline.push(obs)?;
+    let mut progress = || {
         n += 1;
         if n % PROGRESS_EVERY == 0 {
             if let Some(b) = &bar {
                 b.update();
             }
+        }
+    };
+    if let Some(cap) = fast.as_mut() {
+        scan_capture_fast(cap, &mut pipeline, &mut progress)?;
+    } else {
+        for obs in &mut input::merge_by_time(readers) {
+            if let Some(r) = &recorder {
+                r.record(&obs);
+            }
+            pipeline.push(obs)?;
+            progress();
         }
     }
     if let Some(b) = bar {
@@ -319,6 +340,50 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Feeds one capture to `pipeline` through the packet fast path (issue #16): DNS messages
+/// the engine says cannot matter are counted by [`Pipeline::push_skipped`] instead of decoded
+/// (`correlate::skip`). `each` runs after every observation pushed. The result equals pushing
+/// every observation of the same file (`scan --no-fast-path`; `tests/it/scan_fastpath.rs`).
+pub fn scan_capture_fast(
+    cap: &mut input::FastCapture,
+    pipeline: &mut Pipeline,
+    each: &mut dyn FnMut(),
+) -> Result<(), crate::correlate::PipelineError> {
+    let mut interest = EngineInterest {
+        pipeline,
+        error: None,
+    };
+    while let Some(obs) = cap.next_fast(&mut interest) {
+        if let Some(e) = interest.error.take() {
+            return Err(e);
+        }
+        interest.pipeline.push(obs)?;
+        each();
+    }
+    interest.error.map_or(Ok(()), Err)
+}
+
+/// The fast path's questions, answered by the pipeline's engine in stream order.
+struct EngineInterest<'a> {
+    pipeline: &'a mut Pipeline,
+    /// A store error while a skipped message was pushed (reported after the current read).
+    error: Option<crate::correlate::PipelineError>,
+}
+
+impl crate::capture::DnsInterest for EngineInterest<'_> {
+    fn name_listed(&mut self, name: &str) -> bool {
+        self.pipeline.engine().dns_name_listed(name)
+    }
+    fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool {
+        self.pipeline.engine().dns_answers_matter(client, ips)
+    }
+    fn skipped(&mut self, s: crate::model::DnsSkim) {
+        if let Err(e) = self.pipeline.push_skipped(&s) {
+            self.error.get_or_insert(e);
+        }
+    }
 }
 
 fn write_detections(

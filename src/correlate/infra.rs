@@ -42,6 +42,12 @@ struct ServerSeen {
     touched: Timestamp,
 }
 
+/// The two fields of an answer the learning reads.
+struct AnswerSeen {
+    client: IpAddr,
+    ts: Timestamp,
+}
+
 /// A run of questions for one (server, entry): the first and last time, with no gap longer
 /// than the window between them.
 #[derive(Debug, Clone, Copy)]
@@ -91,13 +97,20 @@ impl Infra {
     /// Learns from one DNS observation: an answered query that was seen, from a server to
     /// another address, counts that client for the server.
     pub fn observe_answer(&mut self, d: &DnsObservation) {
-        if !self.learn || d.rcode.is_none() || !d.query_seen {
+        if d.rcode.is_none() || !d.query_seen {
             return;
         }
         let Some(server) = d.server else { return };
-        if server == d.client {
+        self.observe_answer_of(server, d.client, d.ts);
+    }
+
+    /// [`Infra::observe_answer`] for an answered, seen query of `client` by `server` at `ts`
+    /// (also the packet fast path's skipped messages, `correlate::skip`).
+    pub fn observe_answer_of(&mut self, server: IpAddr, client: IpAddr, ts: Timestamp) {
+        if !self.learn || server == client {
             return;
         }
+        let d = AnswerSeen { client, ts };
         let horizon = d.ts.plus_secs(-RESOLVER_LEARN_WINDOW_SECS);
         // A busy resolver answers thousands of queries a second: refresh its recency at most
         // once a second of capture time (a hash probe instead of a queue push per answer).

@@ -359,6 +359,19 @@ impl Pipeline {
             Observation::Flow(_) => self.metrics.obs_flow.inc(),
         }
         let changes = self.engine.observe(&obs);
+        self.pushed(changes)
+    }
+
+    /// A DNS message the packet fast path did not decode (`correlate::skip`): it counts as a
+    /// DNS observation, as if it had been pushed.
+    pub fn push_skipped(&mut self, s: &crate::model::DnsSkim) -> Result<(), PipelineError> {
+        self.summary.observations += 1;
+        self.metrics.obs_dns.inc();
+        let changes = self.engine.observe_skipped(s);
+        self.pushed(changes)
+    }
+
+    fn pushed(&mut self, changes: Changes) -> Result<(), PipelineError> {
         if !changes.is_empty() {
             self.apply(changes)?;
         }

@@ -449,6 +449,63 @@ mod tests {
         v
     }
 
+    /// A NOERROR response with every record type the fast path checks: TXT and MX answers,
+    /// an SOA in the authority section (names compressed), an OPT with a cookie option.
+    fn full_sections_bytes() -> Vec<u8> {
+        let mut v = query_bytes();
+        v[2] = 0x81;
+        v[3] = 0x80;
+        v[7] = 2; // ancount
+        v[9] = 1; // nscount
+        v[11] = 1; // arcount
+                   // TXT www.example.com "v=1" "x"
+        v.extend_from_slice(&[
+            0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 6, 3, b'v', b'=', b'1',
+        ]);
+        v.extend_from_slice(&[1, b'x']);
+        // MX 10 mail.<example.com>
+        v.extend_from_slice(&[0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 60, 0, 9, 0, 10]);
+        v.extend_from_slice(&[4, b'm', b'a', b'i', b'l', 0xc0, 16]);
+        // SOA example.com: ns.<example.com> host.<example.com> + 5 numbers
+        v.extend_from_slice(&[0xc0, 16, 0, 6, 0, 1, 0, 0, 0, 60, 0, 32]);
+        v.extend_from_slice(&[2, b'n', b's', 0xc0, 16, 4, b'h', b'o', b's', b't', 0xc0, 16]);
+        v.extend_from_slice(&[0; 20]);
+        // OPT, payload 1232, a cookie option (code 10, 8 bytes).
+        v.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+        v.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        v
+    }
+
+    #[test]
+    fn decodes_whole_says_what_hickory_does() {
+        let full = full_sections_bytes();
+        let m = parse_message(&full).unwrap();
+        assert!(m.salvaged.is_none(), "{:?}", m.salvaged);
+        assert_eq!(m.answers.len(), 2);
+        assert!(wire::parse(&full).unwrap().decodes_whole());
+        assert!(wire::parse(&response_bytes()).unwrap().decodes_whole());
+        assert!(wire::parse(&query_bytes()).unwrap().decodes_whole());
+        // An SOA one byte short: hickory salvages, the fast path declines.
+        let mut v = full.clone();
+        let soa_len = v.len() - 23 - 32 - 1;
+        v[soa_len] = 31;
+        assert!(parse_message(&v).unwrap().salvaged.is_some());
+        assert!(!wire::parse(&v).unwrap().decodes_whole());
+        // A client-subnet option instead of the cookie: hickory parses it, so the fast path
+        // leaves the message to hickory.
+        let mut v = full.clone();
+        let code = v.len() - 12;
+        v[code + 1] = 8;
+        assert!(!wire::parse(&v).unwrap().decodes_whole());
+        // Two OPT records: hickory rejects the second.
+        let mut v = full.clone();
+        v[11] = 2;
+        v.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+        assert!(parse_message(&v).unwrap().salvaged.is_some());
+        assert!(!wire::parse(&v).unwrap().decodes_whole());
+        wire::differential(&v).unwrap();
+    }
+
     #[test]
     fn name_str_lowercases_and_escapes() {
         let n = Name::from_labels(vec![
@@ -646,7 +703,7 @@ mod tests {
     /// messages (the fuzz target `dns_fastpath` does the same with coverage guidance).
     #[test]
     fn wire_reader_agrees_with_hickory_on_damaged_messages() {
-        let bases = [response_bytes(), query_bytes()];
+        let bases = [response_bytes(), query_bytes(), full_sections_bytes()];
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             rng ^= rng << 13;

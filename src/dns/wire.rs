@@ -10,8 +10,7 @@
 //! name (hickory has no count, its "strictly backwards" rule bounds it by the message size).
 //! `fuzz/fuzz_targets/dns_fastpath.rs` checks the agreement on arbitrary bytes, and
 //! `dns::tests` on every fixture's messages. hickory stays the decoder of record: this reader
-//! only decides what is worth decoding; it is not on the decode path yet (docs/performance.md,
-//! issue #16: what remains).
+//! only decides what is worth decoding (`capture::txn`'s fast path, docs/performance.md #16).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -26,8 +25,15 @@ pub const MAX_LABEL_LEN: usize = 63;
 const TYPE_A: u16 = 1;
 const TYPE_NS: u16 = 2;
 const TYPE_CNAME: u16 = 5;
+const TYPE_SOA: u16 = 6;
 const TYPE_PTR: u16 = 12;
+const TYPE_MX: u16 = 15;
+const TYPE_TXT: u16 = 16;
 const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+/// EDNS options hickory decodes (and may reject): client subnet, NSID.
+const EDNS_SUBNET: u16 = 8;
+const EDNS_NSID: u16 = 3;
 
 /// Why a message could not be read (the caller decodes it in full instead).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +196,39 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(WireName<'_>, usize), WireEr
     }
 }
 
+/// A name at `start` that ends exactly at `end` (record data holding one name).
+fn name_fills(msg: &[u8], start: usize, end: usize) -> bool {
+    read_name(msg, start).is_ok_and(|(_, next)| next == end)
+}
+
+/// Character-strings (a length byte, then that many bytes) filling `start..end` exactly.
+fn strings_fill(msg: &[u8], start: usize, end: usize) -> bool {
+    let mut p = start;
+    while p < end {
+        let Some(&l) = msg.get(p) else {
+            return false;
+        };
+        p += 1 + usize::from(l);
+    }
+    p == end
+}
+
+/// EDNS options (code, length, data) filling `start..end` exactly, none of the kinds hickory
+/// decodes further.
+fn options_fill(msg: &[u8], start: usize, end: usize) -> bool {
+    let mut p = start;
+    while p < end {
+        let (Some(code), Some(len)) = (be16(msg, p), be16(msg, p + 2)) else {
+            return false;
+        };
+        if code == EDNS_SUBNET || code == EDNS_NSID {
+            return false;
+        }
+        p += 4 + usize::from(len);
+    }
+    p == end
+}
+
 /// One question.
 #[derive(Clone, Copy, Debug)]
 pub struct WireQuestion<'a> {
@@ -244,6 +283,8 @@ pub struct WireMessage<'a> {
     pub flags: u16,
     pub qdcount: u16,
     pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
     /// The first question (none when `qdcount` is 0).
     pub question: Option<WireQuestion<'a>>,
     /// Offset of the answer section.
@@ -267,6 +308,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 pub fn parse(msg: &[u8]) -> Result<WireMessage<'_>, WireError> {
     let field = |at| be16(msg, at).ok_or(WireError::Truncated);
     let (id, flags, qdcount, ancount) = (field(0)?, field(2)?, field(4)?, field(6)?);
+    let (nscount, arcount) = (field(8)?, field(10)?);
     if msg.len() < super::HEADER_LEN {
         return Err(WireError::Truncated);
     }
@@ -290,6 +332,8 @@ pub fn parse(msg: &[u8]) -> Result<WireMessage<'_>, WireError> {
         flags,
         qdcount,
         ancount,
+        nscount,
+        arcount,
         question,
         answers_at: pos,
     })
@@ -305,6 +349,61 @@ impl<'a> WireMessage<'a> {
     /// The header's 4 rcode bits (EDNS may extend them, in the additional section).
     pub fn rcode_low(&self) -> u8 {
         (self.flags & 0x0f) as u8
+    }
+
+    /// Whether hickory-proto decodes this message whole (no salvage), decided by reading every
+    /// record of all three sections with hickory's rules. Conservative: `false` also for
+    /// messages hickory would read but this reader does not check — an opcode other than
+    /// QUERY, not exactly one question, a record type outside A, AAAA, CNAME, NS, PTR, SOA,
+    /// MX, TXT and (in the additional section, once) OPT, EDNS options hickory parses itself
+    /// (client subnet, NSID), OPT options that do not fill the record exactly, more than
+    /// [`MAX_POINTERS`] pointers in a name. The fast path only skips messages for which this
+    /// holds, so a message hickory would salvage always takes the decoding path and is
+    /// counted there (`differential` checks the implication).
+    pub fn decodes_whole(&self) -> bool {
+        if self.opcode() != 0 || self.qdcount != 1 {
+            return false;
+        }
+        let msg = self.msg;
+        let sections = [self.ancount, self.nscount, self.arcount];
+        let mut pos = self.answers_at;
+        let mut edns = false;
+        for (section, &count) in sections.iter().enumerate() {
+            let additional = section == 2;
+            for _ in 0..count {
+                let Ok((name, at)) = read_name(msg, pos) else {
+                    return false;
+                };
+                let (Some(rtype), Some(len)) = (be16(msg, at), be16(msg, at + 8)) else {
+                    return false;
+                };
+                let (start, len) = (at + 10, usize::from(len));
+                let end = start + len;
+                if end > msg.len() {
+                    return false;
+                }
+                let ok = match rtype {
+                    TYPE_A => len == 4,
+                    TYPE_AAAA => len == 16,
+                    TYPE_CNAME | TYPE_NS | TYPE_PTR => name_fills(msg, start, end),
+                    TYPE_MX => len > 2 && name_fills(msg, start + 2, end),
+                    TYPE_SOA => read_name(msg, start)
+                        .and_then(|(_, n)| read_name(msg, n))
+                        .is_ok_and(|(_, n)| n + 20 == end),
+                    TYPE_TXT => len > 0 && strings_fill(msg, start, end),
+                    TYPE_OPT if additional && !edns && name.is_root() => {
+                        edns = true;
+                        options_fill(msg, start, end)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return false;
+                }
+                pos = end;
+            }
+        }
+        true
     }
 
     /// The answer records, in order, at most [`super::MAX_ANSWERS`]; an unreadable record
@@ -374,9 +473,18 @@ impl<'a> Answers<'a> {
 #[doc(hidden)]
 pub fn differential(msg: &[u8]) -> Result<(), String> {
     let Ok(h) = super::parse_message(msg) else {
+        if parse(msg).is_ok_and(|w| w.decodes_whole()) {
+            return Err("the fast path would skip a message hickory cannot read".into());
+        }
         return Ok(());
     };
     let whole = h.salvaged.is_none();
+    if !whole && parse(msg).is_ok_and(|w| w.decodes_whole()) {
+        return Err(format!(
+            "the fast path would skip a message hickory only salvages: {:?}",
+            h.salvaged
+        ));
+    }
     let w = match parse(msg) {
         Ok(w) => w,
         // Beyond this reader's own pointer bound it falls back to hickory: allowed.

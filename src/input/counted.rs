@@ -125,3 +125,76 @@ pub(super) fn open_file_counted(
         Err(e) => Err(e.into()),
     }
 }
+
+/// A capture file opened for `scan`'s packet fast path (issue #16): the reader itself, so the
+/// caller can pass its correlation stage to [`capture::PcapReader::next_fast`], with the same
+/// byte counting and early-end reporting as the boxed reader [`super::open_counting`] gives.
+pub struct FastCapture {
+    reader: capture::PcapReader,
+    path: std::path::PathBuf,
+    failures: ReadFailures,
+    done: bool,
+}
+
+impl FastCapture {
+    /// The next observation (see [`capture::PcapReader::next_fast`]); at the end, an input
+    /// that stopped early is reported to the [`ReadFailures`] like any other.
+    pub fn next_fast(
+        &mut self,
+        interest: &mut dyn capture::DnsInterest,
+    ) -> Option<crate::model::Observation> {
+        let next = self.reader.next_fast(interest);
+        if next.is_none() && !self.done {
+            self.done = true;
+            if let Some(e) = self.reader.error() {
+                self.failures.push(super::ReadFailure {
+                    path: self.path.clone(),
+                    offset: Some(e.offset),
+                    line: None,
+                    message: e.kind.to_string(),
+                });
+            }
+        }
+        next
+    }
+
+    /// The capture counters (complete once [`FastCapture::next_fast`] returned `None`).
+    pub fn stats(&self) -> capture::CaptureStats {
+        self.reader.stats()
+    }
+}
+
+/// Opens `path` for the fast path when it is a regular file read as a capture (`--format
+/// pcap`, or `auto` and it sniffs as pcap/pcapng); `None` for anything else (the caller opens
+/// it with [`super::open_counting`]).
+pub fn open_capture_counting(
+    path: &Path,
+    format: InputFormat,
+    capture_cfg: &CaptureConfig,
+    failures: &ReadFailures,
+    count: &ByteCount,
+) -> Result<Option<FastCapture>, InputError> {
+    if super::is_stream(path)? {
+        return Ok(None);
+    }
+    let capture = match format {
+        InputFormat::Pcap => true,
+        InputFormat::Auto => capture::looks_like_capture(&read_head(path)?),
+        _ => false,
+    };
+    if !capture {
+        return Ok(None);
+    }
+    let file = File::open(path).map_err(|source| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let src: Box<dyn Read + Send> = Box::new(count.wrap(file));
+    let reader = capture::open_reader(src, path, capture_cfg)?;
+    Ok(Some(FastCapture {
+        reader,
+        path: path.to_path_buf(),
+        failures: failures.clone(),
+        done: false,
+    }))
+}

@@ -304,3 +304,19 @@ impl DnsObservation {
             .map(|rtt| Timestamp(self.ts.0.saturating_add(rtt as i64)))
     }
 }
+
+/// A DNS message the packet fast path did not decode (issue #16, `capture::txn`): no listed
+/// name, no answer address the correlation stage holds state for. It still counts as an
+/// observation and moves the engine's clock; these are the only fields the engine reads of
+/// such a message (`correlate::skip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsSkim {
+    /// The observation time it would have had (the query's time when paired).
+    pub ts: Timestamp,
+    pub client: IpAddr,
+    pub server: IpAddr,
+    /// A response (paired or unsolicited); `false`: a query reported unanswered.
+    pub answered: bool,
+    /// The query was seen (`DnsObservation::query_seen`).
+    pub query_seen: bool,
+}

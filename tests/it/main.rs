@@ -80,6 +80,7 @@ mod output_file;
 mod output_syslog;
 mod output_webhook;
 mod scan_cli;
+mod scan_fastpath;
 mod scan_lab_real;
 mod service_api;
 mod service_lifecycle;
