@@ -9,7 +9,9 @@
 # Env: SKIP="tshark tcpdump …" skips rows by name (tshark takes ~4 min per run on the large
 # preset); EXTRA_ARGS is appended to every poolwatch command (e.g. "--binding-grace 0").
 # poolwatch runs twice on the pcap: `--threads $(nproc)` and `--threads 1` (the default); the last line is
-# their wall-clock ratio (issue #16's goal: >= 1.8 on 2 cores).
+# their wall-clock ratio (issue #16's goal: >= 1.8 on 2 cores); a third run, `--threads 1
+# --no-fast-path`, decodes every DNS message (the reference of the fast path, issue #16). The
+# last lines give poolwatch's rate per CPU-second as a fraction of the libpcap loop's.
 # Peers: tcpdump -nn port 53 (decodes and prints DNS), tshark -Y dns -T fields, the libpcap
 # pcap_next_ex loop (../shared/bench/baselines/pcap_count.c, the ceiling), grep -F -f on the
 # logs (output goes to a file: with stdout on /dev/null GNU grep stops at the first match),
@@ -52,6 +54,7 @@ run() {
   r=$(printf '%s\n' "${rss[@]}" | median)
   w=$(printf '%s\n' "${walls[@]}" | median)
   printf -v "WALL_$name" '%s' "$w"
+  printf -v "CPU_$name" '%s' "$c"
   local rate="n/a (below the 10 ms timer resolution)"
   if [ "$(echo "$c > 0" | bc)" = 1 ]; then rate="$(echo "$units / $c" | bc)/cpu-s"; fi
   printf '%-28s cpu_s=%-8s wall_s=%-7s rss_kb=%-8s rate=%s runs=[%s]\n' "$name" "$c" "$w" "$r" "$rate" "${cpus[*]}"
@@ -64,6 +67,8 @@ echo "# $D: $packets packets, N=$N, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /
 # All cores and one thread (`--threads 1`, the default; issue #16).
 run poolwatch_pcap   "$packets" "${PW[@]}" --threads "$(nproc)" "$D/traffic.pcap"
 run poolwatch_pcap_1thread "$packets" "${PW[@]}" --threads 1 "$D/traffic.pcap"
+# The same without the packet fast path (every DNS message decoded: the reference).
+run poolwatch_pcap_no_fast_path "$packets" "${PW[@]}" --threads 1 --no-fast-path "$D/traffic.pcap"
 run libpcap_loop     "$packets" "$PC" "$D/traffic.pcap"
 run tcpdump_port53   "$packets" tcpdump -r "$D/traffic.pcap" -nn port 53
 run tshark_dns_fields "$packets" tshark -r "$D/traffic.pcap" -Y dns -T fields -e ip.src -e dns.qry.name -e dns.a
@@ -79,3 +84,9 @@ if [ -n "${WALL_poolwatch_pcap:-}" ] && [ -n "${WALL_poolwatch_pcap_1thread:-}" 
   && [ "$(echo "$WALL_poolwatch_pcap > 0" | bc)" = 1 ]; then
   echo "wall-clock ratio --threads 1 / all cores ($(nproc) cores): $(echo "scale=2; $WALL_poolwatch_pcap_1thread / $WALL_poolwatch_pcap" | bc)"
 fi
+for name in poolwatch_pcap_1thread poolwatch_pcap_no_fast_path poolwatch_pcap; do
+  cpu_var="CPU_$name"
+  if [ -n "${!cpu_var:-}" ] && [ -n "${CPU_libpcap_loop:-}" ] && [ "$(echo "${!cpu_var} > 0" | bc)" = 1 ]; then
+    echo "$name per CPU-second: $(echo "scale=3; $CPU_libpcap_loop / ${!cpu_var}" | bc) x the libpcap loop"
+  fi
+done
