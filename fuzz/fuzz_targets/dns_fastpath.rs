@@ -1,7 +1,9 @@
 //! Differential: the zero-copy wire reader (`dns::wire`, issue #16's fast path) and hickory
 //! (`dns::parse_message`, the decoder of record) agree on names for arbitrary bytes — the
 //! first question and, where hickory reads the message whole, every answer's owner name, type,
-//! TTL, address or target (`dns::wire::differential`).
+//! TTL, address or target; and the fast path never takes a message hickory would only salvage
+//! or not read (`WireMessage::decodes_whole` ⇒ hickory reads it whole) —
+//! `dns::wire::differential`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
