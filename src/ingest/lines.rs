@@ -74,6 +74,10 @@ impl LineSplitter {
     /// Feeds bytes; `on` gets each piece with the stream offset of its first byte and returns
     /// `false` to stop. Returns `false` when `on` stopped: the refused line stays unconsumed
     /// (the offset points at it), the rest of `data` is kept buffered.
+    ///
+    /// Lines are handed out of `data` itself: only an incomplete last line is copied into the
+    /// buffer (and completed from the next feed), so the bytes of a stream are not copied once
+    /// more on their way to the parser.
     pub fn feed(&mut self, mut data: &[u8], on: &mut dyn FnMut(Piece<'_>, u64) -> bool) -> bool {
         self.read_pos += data.len() as u64;
         if self.skipping {
@@ -85,15 +89,44 @@ impl LineSplitter {
             self.skipping = false;
             data = rest;
         }
-        self.buf.extend_from_slice(data);
+        if !self.buf.is_empty() {
+            // Complete the buffered line with `data` up to its first newline, and hand out what
+            // the buffer then holds (more than one line only after a refusal).
+            let take = memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1);
+            let (head, rest) = data.split_at(take.min(data.len()));
+            self.buf.extend_from_slice(head);
+            data = rest;
+            let buf = std::mem::take(&mut self.buf);
+            let (used, open) = self.split(&buf, on);
+            self.buf = buf;
+            self.buf.drain(..used.min(self.buf.len()));
+            if !open {
+                self.buf.extend_from_slice(data);
+                return false;
+            }
+            if !self.buf.is_empty() {
+                // No newline in `data`: all of it was buffered.
+                return self.check_long(on);
+            }
+        }
+        let (used, open) = self.split(data, on);
+        self.buf
+            .extend_from_slice(data.get(used.min(data.len())..).unwrap_or(&[]));
+        if !open {
+            return false;
+        }
+        self.check_long(on)
+    }
+
+    /// Hands out every complete line of `data` (whose first byte is at `self.offset`), moving
+    /// the offset past each; returns the bytes consumed and whether `on` kept going.
+    fn split(&mut self, data: &[u8], on: &mut dyn FnMut(Piece<'_>, u64) -> bool) -> (usize, bool) {
         let mut start = 0usize;
-        let mut open = true;
-        while let Some(i) = self
-            .buf
+        while let Some(i) = data
             .get(start..)
             .and_then(|rest| memchr::memchr(b'\n', rest))
         {
-            let line = self.buf.get(start..start + i).unwrap_or(&[]);
+            let line = data.get(start..start + i).unwrap_or(&[]);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let piece = if i > self.max_line_len {
                 Piece::TooLong
@@ -101,21 +134,25 @@ impl LineSplitter {
                 Piece::Line(line)
             };
             if !on(piece, self.offset) {
-                open = false;
-                break;
+                return (start, false);
             }
             start += i + 1;
             self.offset += i as u64 + 1;
         }
-        self.buf.drain(..start.min(self.buf.len()));
-        if open && self.buf.len() > self.max_line_len {
-            let at = self.offset;
-            self.buf.clear();
-            self.buf.shrink_to(self.max_line_len.min(64 * 1024));
-            self.skipping = true;
-            open = on(Piece::TooLong, at);
+        (start, true)
+    }
+
+    /// A buffered (incomplete) line past the cap is dropped and reported now; the rest of it is
+    /// skipped up to its newline.
+    fn check_long(&mut self, on: &mut dyn FnMut(Piece<'_>, u64) -> bool) -> bool {
+        if self.buf.len() <= self.max_line_len {
+            return true;
         }
-        open
+        let at = self.offset;
+        self.buf.clear();
+        self.buf.shrink_to(self.max_line_len.min(64 * 1024));
+        self.skipping = true;
+        on(Piece::TooLong, at)
     }
 
     /// End of the stream: the unterminated last line, if any (with its offset), consumed.
@@ -184,6 +221,81 @@ mod tests {
             n < 2
         }));
         assert_eq!(s.offset(), 4);
+    }
+
+    #[test]
+    fn complete_lines_are_handed_out_of_the_fed_bytes_uncopied() {
+        // Issue #12's cost: every byte copied into the splitter's buffer before being split.
+        let mut s = LineSplitter::new(100);
+        s.feed(b"par", &mut |_, _| true);
+        let data = b"tial\none\ntwo\r\nthr".to_vec();
+        let range = data.as_ptr_range();
+        let mut got = Vec::new();
+        s.feed(&data, &mut |p, at| {
+            if let Piece::Line(l) = p {
+                got.push((l.to_vec(), at, range.contains(&l.as_ptr())));
+            }
+            true
+        });
+        assert_eq!(
+            got,
+            vec![
+                // Completes the buffered part: from the buffer.
+                (b"partial".to_vec(), 0, false),
+                (b"one".to_vec(), 8, true),
+                (b"two".to_vec(), 12, true),
+            ]
+        );
+        assert_eq!(s.buffered(), 3);
+        assert_eq!(s.offset(), 17);
+    }
+
+    #[test]
+    fn any_chunking_gives_the_same_pieces_and_offsets() {
+        let mut data = b"a\r\n\nexactly8\n".to_vec();
+        data.extend_from_slice(b"over-long-line-here\nok\r\n");
+        data.extend_from_slice(b"1234567\r\n12345678\r\nlong-unterminated-tail");
+        data.extend_from_slice(b"\nshort-tail");
+        let run = |chunk: usize| {
+            let mut s = LineSplitter::new(8);
+            let mut got = Vec::new();
+            for c in data.chunks(chunk) {
+                collect(&mut s, c, &mut got);
+            }
+            (got, s.finish(), s.offset(), s.read_pos())
+        };
+        let whole = run(data.len());
+        assert_eq!(whole.0.len(), 9, "{:?}", whole.0);
+        assert_eq!(whole.1, None, "the tail is over the cap");
+        for chunk in 1..data.len() {
+            assert_eq!(run(chunk), whole, "chunks of {chunk}");
+        }
+        // A tail within the cap is handed out by `finish`, whatever the chunking.
+        let mut s = LineSplitter::new(8);
+        let mut got = Vec::new();
+        for c in b"x\nyz".chunks(1) {
+            collect(&mut s, c, &mut got);
+        }
+        assert_eq!(s.finish(), Some((b"yz".to_vec(), 2)));
+    }
+
+    #[test]
+    fn a_refused_line_is_handed_out_again_by_the_next_feed() {
+        let mut s = LineSplitter::new(100);
+        s.feed(b"zero\non", &mut |_, _| true);
+        let mut n = 0;
+        assert!(!s.feed(b"e\ntwo\nthr", &mut |_, _| {
+            n += 1;
+            n < 2
+        }));
+        assert_eq!(s.offset(), 9);
+        let mut got = Vec::new();
+        collect(&mut s, b"ee\n", &mut got);
+        assert_eq!(
+            got,
+            vec![(Some(b"two".to_vec()), 9), (Some(b"three".to_vec()), 13)]
+        );
+        assert_eq!(s.buffered(), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! line length; [`follow`] tails files; [`dnstap`] reads Frame Streams. Format reference:
 //! `docs/ingest.md`.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
@@ -456,8 +457,10 @@ pub struct LineReader {
     eof: bool,
     flushed: bool,
     parser: Box<dyn LogParser>,
-    /// Observations ready to hand out, reversed (pop from the back).
-    ready: Vec<Observation>,
+    /// Observations ready to hand out, in order. A chunk's lines are parsed together into
+    /// `batch`, which then becomes `ready` (the two allocations trade places): each observation
+    /// is moved once out of the parser's output, never shuffled by a `reverse`.
+    ready: VecDeque<Observation>,
     batch: Vec<Observation>,
     read_errors: u32,
     /// Bytes read from `src` so far (the offset of a read failure).
@@ -486,7 +489,7 @@ impl LineReader {
             eof: false,
             flushed: false,
             parser,
-            ready: Vec::new(),
+            ready: VecDeque::new(),
             batch: Vec::new(),
             read_errors: 0,
             read_total: 0,
@@ -554,16 +557,17 @@ impl LineReader {
 impl Iterator for LineReader {
     type Item = Observation;
     fn next(&mut self) -> Option<Observation> {
-        if let Some(o) = self.ready.pop() {
+        if let Some(o) = self.ready.pop_front() {
             return Some(o);
         }
         self.fill();
         if self.batch.is_empty() {
             return None;
         }
-        std::mem::swap(&mut self.ready, &mut self.batch);
-        self.ready.reverse();
-        self.ready.pop()
+        // Both conversions keep the allocation (`ready` is empty, so no rotation either).
+        let spent = Vec::from(std::mem::take(&mut self.ready));
+        self.ready = VecDeque::from(std::mem::replace(&mut self.batch, spent));
+        self.ready.pop_front()
     }
 }
 
