@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poolwatch::correlate::{Engine, EngineConfig};
-use poolwatch::hunt::{retro_hunt, HistoryConfig, Hunter, Recorder};
+use poolwatch::hunt::{retro_hunt, HistoryConfig, Hunter, Recorder, RetroEngine};
 use poolwatch::matcher::{Blocklists, ListSource};
 use poolwatch::model::{
     AppInfo, Category, Direction, DnsAnswer, DnsObservation, FlowObservation, FlowReport,
@@ -440,7 +440,12 @@ fn main() {
             .cloned()
             .collect();
         let t = Instant::now();
-        let r = retro_hunt(kv.as_ref(), &store, l, &added, &EngineConfig::default()).unwrap();
+        let cfg = EngineConfig::default();
+        let live = RetroEngine {
+            config: &cfg,
+            suppressions: Vec::new(),
+        };
+        let r = retro_hunt(kv.as_ref(), &store, l, &added, &live).unwrap();
         rlat.push(t.elapsed());
         created += r.merge.created;
     }

@@ -10,6 +10,8 @@ pub(crate) struct HistoryMetrics {
     pub folded: Counter,
     pub evicted_retention: Counter,
     pub evicted_cap: Counter,
+    /// Days evicted because the database's size on disk exceeded the cap.
+    pub evicted_disk: Counter,
     pub flush_errors: Counter,
     /// Time spent flushing (exposed in seconds).
     pub flush_seconds: SecondsCounter,
@@ -26,7 +28,8 @@ impl HistoryMetrics {
         const ROWS: &str = "poolwatch_history_rows_total";
         const ROWS_HELP: &str = "History rows written, or not written (by reason)";
         const EV: &str = "poolwatch_history_buckets_evicted_total";
-        const EV_HELP: &str = "History day buckets removed, by reason (retention, byte_cap)";
+        const EV_HELP: &str =
+            "History day buckets removed, by reason (retention, byte_cap, disk_cap)";
         HistoryMetrics {
             rows_written: counter(ROWS, ROWS_HELP, &[("result", "written")]),
             refused_cap: counter(ROWS, ROWS_HELP, &[("result", "refused_byte_cap")]),
@@ -38,6 +41,7 @@ impl HistoryMetrics {
             ),
             evicted_retention: counter(EV, EV_HELP, &[("reason", "retention")]),
             evicted_cap: counter(EV, EV_HELP, &[("reason", "byte_cap")]),
+            evicted_disk: counter(EV, EV_HELP, &[("reason", "disk_cap")]),
             flush_errors: counter(
                 "poolwatch_history_flush_errors_total",
                 "History flushes that failed (rows of that flush are lost)",

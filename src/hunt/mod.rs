@@ -26,10 +26,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use recorder::{
-    HistoryConfig, Recorder, DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS, MAX_NAMES_PER_ZONE_DAY,
-    MAX_PENDING_ROWS,
+    HistoryConfig, Recorder, DEFAULT_MAX_BYTES, DEFAULT_RETENTION_DAYS, DISK_SLACK_BYTES,
+    MAX_NAMES_PER_ZONE_DAY, MAX_PENDING_ROWS,
 };
-pub use retro::{added_entries, retro_hunt, RetroDeps, RetroReport, RetroWorker};
+pub use retro::{
+    added_entries, retro_hunt, RetroDeps, RetroEngine, RetroReport, RetroWorker, SuppressionRules,
+};
 pub use search::Target;
 
 use crate::ports::{

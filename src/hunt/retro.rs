@@ -22,6 +22,7 @@ use crate::model::{
     FlowReport, FlowState, ListHit, Observation, Proto, Rcode, RrType, Source, Transport,
 };
 use crate::ports::{HistoryKv, RetroMerge, RetroSink, StopToken};
+use crate::query::Suppression;
 
 /// Added entries searched per list change; a change adding more (a new feed) searches the
 /// first ones and counts the rest (`poolwatch_retro_entries_skipped_total`).
@@ -63,14 +64,20 @@ pub fn added_entries(old: &Blocklists, new: &Blocklists) -> Vec<ListHit> {
         .collect()
 }
 
+/// How the retro engine is set up: the live engine's configuration and suppression rules.
+pub struct RetroEngine<'a> {
+    pub config: &'a EngineConfig,
+    pub suppressions: Vec<Suppression>,
+}
+
 /// The retro-hunt of `added` over the whole history, with `lists` (the current set) and the
-/// live engine configuration; merges what it finds into `sink`.
+/// live engine's configuration and suppressions; merges what it finds into `sink`.
 pub fn retro_hunt(
     kv: &dyn HistoryKv,
     sink: &dyn RetroSink,
     lists: Arc<Blocklists>,
     added: &[ListHit],
-    engine_cfg: &EngineConfig,
+    live: &RetroEngine<'_>,
 ) -> Result<RetroReport, HuntError> {
     let started = Instant::now();
     let metrics = RetroMetrics::get();
@@ -103,7 +110,7 @@ pub fn retro_hunt(
     report.observations = obs.len();
     metrics.observations.add(obs.len() as u64);
 
-    let mut cfg = engine_cfg.clone();
+    let mut cfg = live.config.clone();
     for r in search::resolvers(kv, &days, RESOLVER_MIN_CLIENTS)? {
         if !cfg.resolvers.contains(&r) {
             cfg.resolvers.push(r);
@@ -111,6 +118,9 @@ pub fn retro_hunt(
     }
     let wanted: HashSet<&str> = entries.iter().map(|h| h.entry.as_str()).collect();
     let mut engine = Engine::new(cfg, Arc::new(arc_swap::ArcSwap::new(lists)));
+    // The live rules, judged at the wall clock like the live engine's (an expired rule
+    // suppresses nothing).
+    engine.set_suppressions(live.suppressions.clone(), crate::model::Timestamp::now());
     let mut dets: HashMap<String, Detection> = HashMap::new();
     let mut keep = |d: Detection| {
         if wanted.contains(d.pool_domain.as_str()) {
@@ -294,6 +304,9 @@ pub struct RetroWorker {
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Where the retro engine reads the suppression rules (the live pipeline's: the store's).
+pub type SuppressionRules = Arc<dyn Fn() -> Result<Vec<Suppression>, String> + Send + Sync>;
+
 /// What the worker needs.
 pub struct RetroDeps {
     pub lists: SharedBlocklists,
@@ -302,6 +315,9 @@ pub struct RetroDeps {
     /// Flushed before each hunt, so the hunt sees everything recorded so far.
     pub recorder: Option<Arc<Recorder>>,
     pub engine: EngineConfig,
+    /// Read before each hunt and applied by the retro engine as by the live one (a
+    /// suppressed detection is stored and sent only where suppressed ones are).
+    pub suppressions: Option<SuppressionRules>,
 }
 
 impl RetroWorker {
@@ -354,13 +370,23 @@ fn worker(deps: RetroDeps, mut current: Arc<Blocklists>, stop: StopToken) {
             }
         }
         let names: BTreeSet<&str> = added.iter().take(8).map(|h| h.entry.as_str()).collect();
-        match retro_hunt(
-            deps.kv.as_ref(),
-            deps.sink.as_ref(),
-            current.clone(),
-            &added,
-            &deps.engine,
-        ) {
+        let rules = match &deps.suppressions {
+            Some(f) => f(),
+            None => Ok(Vec::new()),
+        };
+        let result = rules.map_err(HuntError::Store).and_then(|rules| {
+            retro_hunt(
+                deps.kv.as_ref(),
+                deps.sink.as_ref(),
+                current.clone(),
+                &added,
+                &RetroEngine {
+                    config: &deps.engine,
+                    suppressions: rules,
+                },
+            )
+        });
+        match result {
             Ok(r) => tracing::info!(
                 entries = r.entries,
                 first_entries = ?names,

@@ -140,8 +140,267 @@ fn scan(
     Ok(rows)
 }
 
-/// Everything the history holds about `target` on `days`.
+/// Pages read per scan step (a page holds many names; a prefix rarely spans more than two).
+const PAGE_SCAN_STEP: usize = 4;
+/// Decoded pages kept per search (bytes): a search reads the same page again for the
+/// summaries of CNAME'd names and for flows of answered addresses.
+pub const MAX_PAGE_CACHE_BYTES: usize = 64 << 20;
+/// Attempts of a search that raced a compaction (the day's pages changed under it).
+const MAX_ATTEMPTS: usize = 4;
+
+/// How a day is stored: its page generation and the highest block its pages cover.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DayView {
+    pub gen: u32,
+    pub covered: u64,
+}
+
+/// The views of every stored day.
+pub fn day_views(kv: &dyn HistoryKv) -> Result<HashMap<u32, DayView>, HuntError> {
+    let rows = kv
+        .scan(HistoryTree::Days, &[], &[0xff; 5], 100_000)
+        .map_err(HuntError::Store)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let d = u32::from_be_bytes(k.try_into().ok()?);
+            let s = enc::parse_day_value(&v)?;
+            Some((
+                d,
+                DayView {
+                    gen: s.gen,
+                    covered: s.covered,
+                },
+            ))
+        })
+        .collect())
+}
+
+/// Reads a day's rows whatever their form: pages of the day's generation and the blocks
+/// written since (blocks the pages cover are skipped). Decoded pages are cached per search.
+struct Rd<'a> {
+    kv: &'a dyn HistoryKv,
+    views: HashMap<u32, DayView>,
+    cache: HashMap<Vec<u8>, std::rc::Rc<enc::Page>>,
+    cache_bytes: usize,
+    truncated: bool,
+}
+
+impl<'a> Rd<'a> {
+    fn new(kv: &'a dyn HistoryKv) -> Result<Self, HuntError> {
+        Ok(Rd {
+            kv,
+            views: day_views(kv)?,
+            cache: HashMap::new(),
+            cache_bytes: 0,
+            truncated: false,
+        })
+    }
+
+    fn view(&self, day: u32) -> DayView {
+        self.views.get(&day).copied().unwrap_or_default()
+    }
+
+    fn page(&mut self, k: &[u8], v: &[u8]) -> Option<std::rc::Rc<enc::Page>> {
+        if let Some(p) = self.cache.get(k) {
+            return Some(p.clone());
+        }
+        let p = std::rc::Rc::new(enc::Page::decode(v)?);
+        if self.cache_bytes + p.weight() <= MAX_PAGE_CACHE_BYTES {
+            self.cache_bytes += p.weight();
+            self.cache.insert(k.to_vec(), p.clone());
+        }
+        Some(p)
+    }
+
+    /// Page records of `day` with `lo <= key`, until (and including) the first page whose
+    /// last key makes `past(last)` true; `f` gets each record with its key.
+    fn page_records(
+        &mut self,
+        tree: HistoryTree,
+        day: u32,
+        lo: &[u8],
+        past: impl Fn(&[u8]) -> bool,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), HuntError> {
+        let view = self.view(day);
+        if view.gen == 0 {
+            return Ok(());
+        }
+        let names = tree == HistoryTree::Names;
+        let prefix = enc::page_prefix(day, view.gen);
+        let Some(hi) = enc::prefix_end(&prefix) else {
+            return Ok(());
+        };
+        let mut cursor = prefix.clone();
+        cursor.extend_from_slice(lo);
+        let mut read = 0usize;
+        loop {
+            let rows = self
+                .kv
+                .scan(tree, &cursor, &hi, PAGE_SCAN_STEP)
+                .map_err(HuntError::Store)?;
+            let n = rows.len();
+            for (k, v) in rows {
+                read += 1;
+                let Some(last) = enc::page_last(&k, day, view.gen, names) else {
+                    continue;
+                };
+                let done = past(last);
+                if let Some(p) = self.page(&k, &v) {
+                    for (rk, rv) in p.records() {
+                        if rk >= lo {
+                            f(rk, rv);
+                        }
+                    }
+                }
+                if done {
+                    return Ok(());
+                }
+                cursor = k;
+                cursor.push(0);
+            }
+            if n < PAGE_SCAN_STEP {
+                return Ok(());
+            }
+            if read >= MAX_SCAN_ROWS {
+                self.truncated = true;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Name blocks of `day` whose reversed name starts with `rev` (exactly `rev` when
+    /// `exact`), from pages and open blocks.
+    fn names(
+        &mut self,
+        day: u32,
+        rev: &str,
+        exact: bool,
+    ) -> Result<Vec<(String, NameBlock)>, HuntError> {
+        let mut out = Vec::new();
+        let want = rev.as_bytes();
+        let keep = |k: &[u8]| {
+            if exact {
+                k == want
+            } else {
+                k.starts_with(want)
+            }
+        };
+        self.page_records(
+            HistoryTree::Names,
+            day,
+            want,
+            |last| !last.starts_with(want),
+            |k, v| {
+                if keep(k) {
+                    if let (Ok(name), Some(b)) = (std::str::from_utf8(k), NameBlock::decode(v)) {
+                        out.push((name.to_string(), b));
+                    }
+                }
+            },
+        )?;
+        let covered = self.view(day).covered;
+        let prefix = if exact {
+            enc::exact_name_prefix(day, rev)
+        } else {
+            enc::name_prefix(day, rev)
+        };
+        let hi = enc::prefix_end(&prefix);
+        for (k, v) in scan(
+            self.kv,
+            HistoryTree::Names,
+            &prefix,
+            hi,
+            &mut self.truncated,
+        )? {
+            let Some(key) = enc::parse_name_key(&k) else {
+                continue;
+            };
+            if key.block <= covered && covered > 0 {
+                continue;
+            }
+            if let Some(b) = NameBlock::decode(&v) {
+                out.push((key.rev, b));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flow blocks of `day` to destinations in `lo..=hi`, from pages and open blocks.
+    fn flows(
+        &mut self,
+        day: u32,
+        lo: IpAddr,
+        hi: IpAddr,
+    ) -> Result<Vec<(IpAddr, FlowBlock)>, HuntError> {
+        let mut out = Vec::new();
+        let mut lo_k = Vec::with_capacity(17);
+        enc::put_ip(&mut lo_k, lo);
+        let mut hi_k = Vec::with_capacity(17);
+        enc::put_ip(&mut hi_k, hi);
+        self.page_records(
+            HistoryTree::Flows,
+            day,
+            &lo_k,
+            |last| last > hi_k.as_slice(),
+            |k, v| {
+                if k <= hi_k.as_slice() {
+                    if let (Some(ip), Some(b)) = (enc::Reader::new(k).ip(), FlowBlock::decode(v)) {
+                        out.push((ip, b));
+                    }
+                }
+            },
+        )?;
+        let covered = self.view(day).covered;
+        let lo_p = enc::flow_prefix(day, lo);
+        let hi_p = enc::prefix_end(&enc::flow_prefix(day, hi));
+        for (k, v) in scan(
+            self.kv,
+            HistoryTree::Flows,
+            &lo_p,
+            hi_p,
+            &mut self.truncated,
+        )? {
+            let Some((_, dst, block)) = enc::parse_flow_block_key(&k) else {
+                continue;
+            };
+            if (block <= covered && covered > 0) || dst < lo || dst > hi {
+                continue;
+            }
+            if let Some(b) = FlowBlock::decode(&v) {
+                out.push((dst, b));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Everything the history holds about `target` on `days`. A search that raced the
+/// compaction of one of its days (the day's pages changed while it read) is run again.
 pub fn collect(kv: &dyn HistoryKv, target: &Target, days: &[u32]) -> Result<Found, HuntError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut rd = Rd::new(kv)?;
+        let found = collect_once(&mut rd, target, days)?;
+        let before = std::mem::take(&mut rd.views);
+        let after = day_views(kv)?;
+        let changed = days
+            .iter()
+            .flat_map(|d| [*d, d.saturating_add(1)])
+            .any(|d| {
+                before.contains_key(&d) && after.contains_key(&d) && before.get(&d) != after.get(&d)
+            });
+        if !changed || attempt >= MAX_ATTEMPTS {
+            let mut found = found;
+            found.truncated |= changed;
+            return Ok(found);
+        }
+    }
+}
+
+fn collect_once(rd: &mut Rd<'_>, target: &Target, days: &[u32]) -> Result<Found, HuntError> {
     let mut found = Found {
         days: days.to_vec(),
         ..Found::default()
@@ -153,12 +412,13 @@ pub fn collect(kv: &dyn HistoryKv, target: &Target, days: &[u32]) -> Result<Foun
             break;
         }
         match target {
-            Target::Domain(name) => collect_domain(kv, name, day, &mut found, &mut flow_seen)?,
+            Target::Domain(name) => collect_domain(rd, name, day, &mut found, &mut flow_seen)?,
             Target::Net(net, port) => {
-                collect_net(kv, *net, *port, day, &mut found, &mut flow_seen)?
+                collect_net(rd, *net, *port, day, &mut found, &mut flow_seen)?
             }
         }
     }
+    found.truncated |= rd.truncated;
     Ok(found)
 }
 
@@ -177,51 +437,33 @@ fn push_flow(
 /// The flow summaries of one (day, destination), merged over its blocks.
 type DstFlows = BTreeMap<(u16, bool, IpAddr), FlowSummary>;
 
-fn add_flow_block(out: &mut BTreeMap<IpAddr, DstFlows>, dst: IpAddr, v: &[u8]) {
-    let Some(b) = FlowBlock::decode(v) else {
-        return;
-    };
-    let m = out.entry(dst).or_default();
+fn add_flow_block(out: &mut DstFlows, b: FlowBlock) {
     for e in b.flows {
         let k = (e.port, e.tcp, e.client);
-        let s = match m.remove(&k) {
+        let s = match out.remove(&k) {
             Some(o) => merge_flow(o, e.summary),
             None => e.summary,
         };
-        m.insert(k, s);
+        out.insert(k, s);
     }
 }
 
 /// Every flow summary of `dst` on `day`.
-fn flows_to(
-    kv: &dyn HistoryKv,
-    day: u32,
-    dst: IpAddr,
-    truncated: &mut bool,
-) -> Result<DstFlows, HuntError> {
-    let prefix = enc::flow_prefix(day, dst);
-    let hi = enc::prefix_end(&prefix);
+fn flows_to(rd: &mut Rd<'_>, day: u32, dst: IpAddr) -> Result<DstFlows, HuntError> {
     let mut out = BTreeMap::new();
-    for (k, v) in scan(kv, HistoryTree::Flows, &prefix, hi, truncated)? {
-        if enc::parse_flow_block_key(&k).is_some_and(|(_, d, _)| d == dst) {
-            add_flow_block(&mut out, dst, &v);
+    for (d, b) in rd.flows(day, dst, dst)? {
+        if d == dst {
+            add_flow_block(&mut out, b);
         }
     }
-    Ok(out.remove(&dst).unwrap_or_default())
+    Ok(out)
 }
 
 /// The merged summary of exactly `rev` on `day` (over its blocks).
-fn summary_of(
-    kv: &dyn HistoryKv,
-    day: u32,
-    rev: &str,
-    truncated: &mut bool,
-) -> Result<Option<NameSummary>, HuntError> {
-    let prefix = enc::exact_name_prefix(day, rev);
-    let hi = enc::prefix_end(&prefix);
+fn summary_of(rd: &mut Rd<'_>, day: u32, rev: &str) -> Result<Option<NameSummary>, HuntError> {
     let mut out: Option<NameSummary> = None;
-    for (_, v) in scan(kv, HistoryTree::Names, &prefix, hi, truncated)? {
-        if let Some(s) = NameBlock::decode(&v).and_then(|b| b.summary) {
+    for (_, b) in rd.names(day, rev, true)? {
+        if let Some(s) = b.summary {
             out = Some(match out.take() {
                 Some(o) => merge_summary(o, s),
                 None => s,
@@ -232,40 +474,33 @@ fn summary_of(
 }
 
 fn collect_domain(
-    kv: &dyn HistoryKv,
+    rd: &mut Rd<'_>,
     name: &str,
     day: u32,
     found: &mut Found,
     flow_seen: &mut BTreeSet<FlowKey>,
 ) -> Result<(), HuntError> {
     let rev = enc::reverse_name(name);
-    let mut prefixes = vec![enc::name_prefix(day, &rev)];
+    let mut prefixes = vec![rev];
     // A name below its zone may have been folded into the zone's `*.zone` row that day.
     let zone = enc::zone_of(name);
     if zone != name {
-        prefixes.push(enc::name_prefix(
-            day,
-            &enc::reverse_name(&enc::folded_name(zone)),
-        ));
+        prefixes.push(enc::reverse_name(&enc::folded_name(zone)));
     }
     // Merged over the blocks: summaries per name, entries per (name, kind, client).
     let mut summaries: HashMap<String, Option<NameSummary>> = HashMap::new();
     let mut entries: BTreeMap<(String, u8, IpAddr), ClientRow> = BTreeMap::new();
     for prefix in prefixes {
-        let hi = enc::prefix_end(&prefix);
-        for (k, v) in scan(kv, HistoryTree::Names, &prefix, hi, &mut found.truncated)? {
-            let (Some(key), Some(block)) = (enc::parse_name_key(&k), NameBlock::decode(&v)) else {
-                continue;
-            };
+        for (key_rev, block) in rd.names(day, &prefix, false)? {
             if let Some(s) = block.summary {
-                let slot = summaries.entry(key.rev.clone()).or_insert(None);
+                let slot = summaries.entry(key_rev.clone()).or_insert(None);
                 *slot = Some(match slot.take() {
                     Some(o) => merge_summary(o, s),
                     None => s,
                 });
             }
             for e in block.clients {
-                let k = (key.rev.clone(), e.kind, e.client);
+                let k = (key_rev.clone(), e.kind, e.client);
                 let r = match entries.remove(&k) {
                     Some(o) => merge_client(o, e.row),
                     None => e.row,
@@ -288,7 +523,7 @@ fn collect_domain(
                 let summary = match summaries.get(&qrev) {
                     Some(s) => s.clone(),
                     None => {
-                        let s = summary_of(kv, day, &qrev, &mut found.truncated)?;
+                        let s = summary_of(rd, day, &qrev)?;
                         summaries.insert(qrev, s.clone());
                         s
                     }
@@ -313,7 +548,7 @@ fn collect_domain(
                 let flows = match dst_cache.entry(dst) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(flows_to(kv, day, dst, &mut found.truncated)?)
+                        e.insert(flows_to(rd, day, dst)?)
                     }
                 };
                 let Some(s) = flows.get(&(port, tcp, client)) else {
@@ -343,7 +578,7 @@ fn collect_domain(
             continue;
         }
         for d in [day, day.saturating_add(1)] {
-            for ((port, tcp, client), s) in flows_to(kv, d, ip, &mut found.truncated)? {
+            for ((port, tcp, client), s) in flows_to(rd, d, ip)? {
                 let key = FlowKey {
                     day: d,
                     dst: ip,
@@ -359,22 +594,17 @@ fn collect_domain(
 }
 
 fn collect_net(
-    kv: &dyn HistoryKv,
+    rd: &mut Rd<'_>,
     net: IpNet,
     port: Option<u16>,
     day: u32,
     found: &mut Found,
     flow_seen: &mut BTreeSet<FlowKey>,
 ) -> Result<(), HuntError> {
-    let lo = enc::flow_prefix(day, net.network());
-    let hi = enc::prefix_end(&enc::flow_prefix(day, net.broadcast()));
     let mut by_dst: BTreeMap<IpAddr, DstFlows> = BTreeMap::new();
-    for (k, v) in scan(kv, HistoryTree::Flows, &lo, hi, &mut found.truncated)? {
-        let Some((_, dst, _)) = enc::parse_flow_block_key(&k) else {
-            continue;
-        };
+    for (dst, b) in rd.flows(day, net.network(), net.broadcast())? {
         if net.contains(&dst) {
-            add_flow_block(&mut by_dst, dst, &v);
+            add_flow_block(by_dst.entry(dst).or_default(), b);
         }
     }
     for (dst, flows) in by_dst {

@@ -44,6 +44,7 @@ mod maintenance;
 pub mod notify;
 mod pipeline;
 pub mod reload;
+mod retro;
 mod shutdown;
 
 pub use crate::input::MAX_IMPORTS;
@@ -204,15 +205,27 @@ where
         manager.spawn_background(async move { stop.stopped().await })
     };
 
+    // One outbox writer for the alert sinks, shared by the pipeline and the retro-hunt: retro
+    // detections reach the sinks (and the event feed) exactly as live ones do.
+    let alert_sink = (!outputs.is_empty())
+        .then(|| retro::SharedSink::new(Box::new(outputs.writer(store.clone()))));
     // The retro-hunt worker holds the list set it diffs against before the API can change it
     // (a list edit that arrived before the worker existed would never be hunted).
     let retro = match &history {
         Some(h) => crate::hunt::RetroWorker::spawn(crate::hunt::RetroDeps {
             lists: lists.clone(),
             kv: Arc::new(store.clone()),
-            sink: Arc::new(store.clone()),
+            sink: Arc::new(retro::RetroRoute {
+                store: store.clone(),
+                sink: alert_sink.clone(),
+                events: events_tx.clone(),
+            }),
             recorder: Some(h.clone()),
             engine: engine_config(&settings),
+            suppressions: Some({
+                let store = store.clone();
+                Arc::new(move || store.list_suppressions().map_err(|e| e.to_string()))
+            }),
         })
         .map_err(|e| tracing::error!(error = %e, "the retro-hunt worker did not start"))
         .ok(),
@@ -246,8 +259,8 @@ where
         let mut p = Pipeline::new(engine, Some(store.clone()))
             .map_err(|source| ServiceError::Pipeline { source })?
             .with_events(events_tx.clone());
-        if !outputs.is_empty() {
-            p = p.with_sink(Box::new(outputs.writer(store.clone())));
+        if let Some(s) = &alert_sink {
+            p = p.with_sink(Box::new(s.clone()));
         }
         let t = pipeline::PipelineThread {
             rx,

@@ -6,7 +6,9 @@
 //! with one range each.
 
 use crate::model::Detection;
-use crate::ports::{HistoryKv, HistoryTree, RetroMerge, RetroSink, Row};
+use crate::ports::{
+    ChangeKind, DetectionChange, DetectionEvent, HistoryKv, HistoryTree, RetroMerge, RetroSink, Row,
+};
 
 use super::{db_err, Store, StoreError};
 
@@ -116,15 +118,31 @@ impl HistoryKv for Store {
     }
 }
 
-impl RetroSink for Store {
-    fn merge_retro(&self, dets: &[Detection]) -> Result<RetroMerge, String> {
+impl Store {
+    /// Merges retro-hunt detections (create, or raise the stage of the stored incident) and
+    /// returns the changes as the pipeline reports live ones: [`ChangeKind::New`] for a created
+    /// detection, [`ChangeKind::Upgraded`] for a raised one, each with the detection as stored.
+    /// `before_flush` gets the changes before the store flush that makes them durable, as a
+    /// `DetectionSink` does in the pipeline's flush (what it writes — outbox rows — becomes
+    /// durable with the detections); an error from it is returned after the detections are
+    /// stored (a sink must not keep detections out of the store).
+    pub fn merge_retro_with(
+        &self,
+        dets: &[Detection],
+        before_flush: &mut dyn FnMut(&[DetectionChange<'_>]) -> Result<(), String>,
+    ) -> Result<(RetroMerge, Vec<DetectionEvent>), String> {
         let mut m = RetroMerge::default();
+        let mut events = Vec::new();
         for d in dets {
             let existing = self.get_detection(&d.id).map_err(|e| e.to_string())?;
             match existing {
                 None => {
                     self.upsert_detection(d).map_err(|e| e.to_string())?;
                     m.created += 1;
+                    events.push(DetectionEvent {
+                        kind: ChangeKind::New,
+                        detection: d.clone(),
+                    });
                 }
                 // Same incident already stored: the stage only rises; a live detection keeps
                 // its live state and gains nothing but a stronger stage from history.
@@ -139,13 +157,27 @@ impl RetroSink for Store {
                     merged.source_marks = old.source_marks.clone();
                     self.upsert_detection(&merged).map_err(|e| e.to_string())?;
                     m.upgraded += 1;
+                    events.push(DetectionEvent {
+                        kind: ChangeKind::Upgraded,
+                        detection: merged,
+                    });
                 }
                 Some(_) => m.unchanged += 1,
             }
         }
-        if m.created + m.upgraded > 0 {
-            self.flush().map_err(|e| e.to_string())?;
+        if events.is_empty() {
+            return Ok((m, events));
         }
-        Ok(m)
+        let changes: Vec<DetectionChange<'_>> = events.iter().map(DetectionEvent::as_ref).collect();
+        let handed = before_flush(&changes);
+        self.flush().map_err(|e| e.to_string())?;
+        handed?;
+        Ok((m, events))
+    }
+}
+
+impl RetroSink for Store {
+    fn merge_retro(&self, dets: &[Detection]) -> Result<RetroMerge, String> {
+        Ok(self.merge_retro_with(dets, &mut |_| Ok(()))?.0)
     }
 }

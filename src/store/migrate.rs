@@ -13,7 +13,7 @@ use super::{TREE_FLOWS, TREE_HOSTS, TREE_META, TREE_OFFSETS, TREE_SUPPRESSIONS};
 use crate::model::{Detection, Timestamp};
 
 /// The schema this binary writes.
-pub const CURRENT_SCHEMA: u32 = 3;
+pub const CURRENT_SCHEMA: u32 = 4;
 /// Key of the schema version in the `meta` tree.
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
 
@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         doc: "0003_history_blocks.md",
         apply: history_blocks,
+    },
+    Migration {
+        version: 4,
+        doc: "0004_history_pages.md",
+        apply: history_pages,
     },
 ];
 
@@ -160,6 +165,26 @@ fn history_blocks(db: &sled::Db) -> sled::Result<()> {
         db.open_tree(t)?.clear()?;
     }
     Ok(())
+}
+
+/// 0004: finished history days are kept as compressed pages of many names / destinations
+/// (`docs/hunt.md`). Schema-3 rows stay readable (a day without pages is all blocks), so the
+/// history is kept: every day is marked "not compacted" so that the recorder's next flush
+/// rewrites the finished ones as pages. The version step keeps an older poolwatch, which
+/// cannot read pages, off the database. Idempotent: marking twice changes nothing.
+fn history_pages(db: &sled::Db) -> sled::Result<()> {
+    use super::history::TREE_HIST_DAYS;
+    let days = db.open_tree(TREE_HIST_DAYS)?;
+    let mut b = sled::Batch::default();
+    for kv in days.iter() {
+        let (k, v) = kv?;
+        if let Some(bytes) = v.get(..8) {
+            let mut nv = bytes.to_vec();
+            nv.push(0);
+            b.insert(k, nv);
+        }
+    }
+    days.apply_batch(b)
 }
 
 /// Splits a stored detection value into (seq, indexed first_seen, detection).

@@ -14,7 +14,7 @@ use crate::model::Timestamp;
 /// Version byte of the server rows (and of the per-client rows of schema 2, see
 /// `migrations/0003_history_blocks.md`).
 pub const VALUE_V1: u8 = 1;
-/// Version byte of the name and flow blocks (schema 3).
+/// Version byte of the name and flow blocks (schema 3 and 4).
 pub const VALUE_V2: u8 = 2;
 /// Microseconds in a day.
 pub const DAY_US: i64 = 86_400 * 1_000_000;
@@ -327,7 +327,9 @@ pub fn server_key(day: u32, server: IpAddr) -> Vec<u8> {
     k
 }
 
+mod pages;
 mod values;
+pub use pages::*;
 pub use values::*;
 
 #[cfg(test)]
@@ -460,7 +462,19 @@ mod tests {
         assert_eq!(parse_flow_block_key(&fk), Some((20_000, ip, 5)));
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff]), None);
-        assert_eq!(parse_day_value(&day_value(9, true)), Some((9, true)));
-        assert_eq!(parse_day_value(&9u64.to_be_bytes()), Some((9, false)));
+        let d = DayValue {
+            bytes: 9,
+            compacted: true,
+            gen: 3,
+            covered: 77,
+        };
+        assert_eq!(parse_day_value(&day_value(&d)), Some(d));
+        let old = parse_day_value(&9u64.to_be_bytes()).unwrap();
+        assert_eq!((old.bytes, old.compacted, old.gen), (9, false, 0));
+        assert!(
+            parse_day_value(&[0, 0, 0, 0, 0, 0, 0, 9, 1])
+                .unwrap()
+                .compacted
+        );
     }
 }

@@ -413,16 +413,43 @@ impl ServerRow {
     }
 }
 
-/// The value of a `hist_days` row: bytes of the day's rows (as counted for the cap) and
-/// whether the day has been compacted since it last took rows.
-pub fn day_value(bytes: u64, compacted: bool) -> Vec<u8> {
-    let mut v = bytes.to_be_bytes().to_vec();
-    v.push(u8::from(compacted));
+/// A `hist_days` row: the day's counted bytes (keys + values + per-row overhead, the byte
+/// cap's measure), whether it was compacted since it last took rows, the generation of its
+/// pages (0: none) and the highest block number those pages cover (blocks numbered at or
+/// below it are superseded and ignored by readers until the compaction removes them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DayValue {
+    pub bytes: u64,
+    pub compacted: bool,
+    pub gen: u32,
+    pub covered: u64,
+}
+
+/// The value of a `hist_days` row (21 bytes; 8 in schema 2, 9 in schema 3).
+pub fn day_value(d: &DayValue) -> Vec<u8> {
+    let mut v = d.bytes.to_be_bytes().to_vec();
+    v.push(u8::from(d.compacted));
+    v.extend_from_slice(&d.gen.to_be_bytes());
+    v.extend_from_slice(&d.covered.to_be_bytes());
     v
 }
 
-/// (bytes, compacted) of a `hist_days` value (8 bytes: schema 2, never compacted).
-pub fn parse_day_value(v: &[u8]) -> Option<(u64, bool)> {
+/// A `hist_days` value of any schema (8 bytes: schema 2, never compacted; 9: schema 3, no
+/// pages).
+pub fn parse_day_value(v: &[u8]) -> Option<DayValue> {
     let bytes = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    Some((bytes, v.get(8).is_some_and(|&b| b != 0)))
+    let compacted = v.get(8).is_some_and(|&b| b != 0);
+    let (gen, covered) = match v.get(9..21) {
+        Some(t) => (
+            u32::from_be_bytes(t.get(..4)?.try_into().ok()?),
+            u64::from_be_bytes(t.get(4..)?.try_into().ok()?),
+        ),
+        None => (0, 0),
+    };
+    Some(DayValue {
+        bytes,
+        compacted,
+        gen,
+        covered,
+    })
 }

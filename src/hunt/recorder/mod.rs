@@ -35,6 +35,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// (node headers, offsets, log framing), an estimate; `docs/hunt.md` has the measured ratio
 /// of sled's real size to the counted bytes.
 pub const ROW_OVERHEAD_BYTES: u64 = 32;
+/// How far the database's real size on disk (sled's `size_on_disk`, the whole database) may
+/// exceed the byte cap before the oldest day is evicted for it: sled writes its log in 512 KiB
+/// segments and reclaims space after removals lazily (freed segments are reused; the file
+/// shrinks only from its end), so the file runs ahead of the rows it holds.
+pub const DISK_SLACK_BYTES: u64 = 8 << 20;
 /// Aggregated entries (name summaries, client entries, flow entries) kept in memory before a
 /// flush is forced (~100 bytes each).
 pub const MAX_PENDING_ROWS: usize = 262_144;
@@ -109,6 +114,9 @@ struct Pending {
     full_day: Option<u32>,
     /// Last block number handed out (microseconds since the epoch, strictly increasing).
     last_block: u64,
+    /// The database's size on disk when a day was last evicted for it (0: none since the size
+    /// was last within the cap).
+    disk_mark: u64,
 }
 
 impl Pending {
@@ -122,12 +130,8 @@ impl Pending {
     }
 }
 
-/// A stored day: counted bytes and whether it was compacted since it last took rows.
-#[derive(Clone, Copy, Debug, Default)]
-struct DayState {
-    bytes: u64,
-    compacted: bool,
-}
+/// A stored day (`hist_days`): counted bytes, compaction state, page generation.
+type DayState = enc::DayValue;
 
 /// One row ready to be written.
 struct Out {
@@ -471,6 +475,15 @@ impl Recorder {
         // Oldest day first: when the cap bites, the newest day is the one that stops.
         out.sort_by(|a, b| (a.day, &a.key).cmp(&(b.day, &b.key)));
         let mut days = self.load_days()?;
+        // A block numbered at or below a day's `covered` is invisible (its pages supersede
+        // it): numbers stay above every covered one even if the clock went back since.
+        let floor = days.values().map(|d| d.covered).max().unwrap_or(0);
+        if floor >= p.last_block {
+            p.last_block = floor;
+            for o in &mut out {
+                renumber(o, p.next_block());
+            }
+        }
         let mut refused = 0u64;
         let mut written = 0u64;
         let mut batch: HashMap<HistoryTree, Vec<Row>> = HashMap::new();
@@ -557,8 +570,7 @@ impl Recorder {
             .into_iter()
             .filter_map(|(k, v)| {
                 let d = u32::from_be_bytes(k.try_into().ok()?);
-                let (bytes, compacted) = enc::parse_day_value(&v)?;
-                Some((d, DayState { bytes, compacted }))
+                Some((d, enc::parse_day_value(&v)?))
             })
             .collect())
     }
@@ -566,12 +578,7 @@ impl Recorder {
     fn save_days(&self, days: &BTreeMap<u32, DayState>) -> Result<(), HuntError> {
         let rows: Vec<Row> = days
             .iter()
-            .map(|(d, s)| {
-                (
-                    enc::day_key(*d).to_vec(),
-                    enc::day_value(s.bytes, s.compacted),
-                )
-            })
+            .map(|(d, s)| (enc::day_key(*d).to_vec(), enc::day_value(s)))
             .collect();
         self.kv
             .put(HistoryTree::Days, &rows)
@@ -611,15 +618,33 @@ impl Recorder {
             self.metrics.evicted_cap.inc();
             total = total.saturating_sub(st.bytes);
         }
+        // The real size on disk. sled reuses the space a removal frees rather than shrinking
+        // its file, so a day is evicted for the file only when it has grown past the cap (plus
+        // slack) *and* past its size at the last such eviction: evicting again before the file
+        // grows would discard history without making the file smaller.
+        if let Some(disk) = self.kv.disk_bytes() {
+            self.metrics
+                .disk_bytes
+                .set(i64::try_from(disk).unwrap_or(i64::MAX));
+            let limit = self.cfg.max_bytes.saturating_add(DISK_SLACK_BYTES);
+            if disk <= limit {
+                p.disk_mark = 0;
+            } else if disk > p.disk_mark && days.len() > 1 {
+                if let Some((day, st)) = days.pop_first() {
+                    self.evict(day)?;
+                    self.metrics.evicted_disk.inc();
+                    total = total.saturating_sub(st.bytes);
+                    tracing::warn!(disk_bytes = disk, limit, "history: the database on disk exceeds the history's byte cap; oldest day evicted");
+                }
+                p.disk_mark = disk;
+            }
+        }
         p.full_day = match days.last_key_value() {
             Some((&day, _)) if total > self.cfg.max_bytes => Some(day),
             _ => None,
         };
         self.metrics.bytes.set(total as i64);
         self.metrics.days.set(days.len() as i64);
-        if let Some(b) = self.kv.disk_bytes() {
-            self.metrics.disk_bytes.set(b as i64);
-        }
         Ok(())
     }
 
@@ -639,6 +664,13 @@ impl Recorder {
         tracing::info!(day = %enc::day_label(day), "history day evicted");
         Ok(())
     }
+}
+
+/// Gives a row written by this flush another block number (the last 8 bytes of its key).
+fn renumber(o: &mut Out, block: u64) {
+    let keep = o.key.len().saturating_sub(enc::BLOCK_NO_LEN);
+    o.key.truncate(keep);
+    o.key.extend_from_slice(&block.to_be_bytes());
 }
 
 /// Adds to the pending client entry (kind, client) of (day, rev), creating it.
@@ -705,8 +737,7 @@ pub fn days(kv: &dyn HistoryKv) -> Result<Vec<(u32, u64)>, HuntError> {
         .into_iter()
         .filter_map(|(k, v)| {
             let d = u32::from_be_bytes(k.try_into().ok()?);
-            let (b, _) = enc::parse_day_value(&v)?;
-            Some((d, b))
+            Some((d, enc::parse_day_value(&v)?.bytes))
         })
         .collect())
 }
