@@ -450,9 +450,11 @@ impl Iterator for LogReader {
 /// line) and feeds a parser.
 pub struct LineReader {
     src: Box<dyn Read + Send>,
-    /// Bytes already read (e.g. for detection), fed before `src`.
-    head: Vec<u8>,
+    /// The bytes read last (at first: those read for detection); `chunk[fed..filled]` are not
+    /// fed to the splitter yet.
     chunk: Vec<u8>,
+    fed: usize,
+    filled: usize,
     lines: lines::LineSplitter,
     eof: bool,
     flushed: bool,
@@ -471,6 +473,10 @@ pub struct LineReader {
 
 /// Consecutive read errors tolerated before the reader gives up (EINTR-like hiccups).
 const MAX_READ_ERRORS: u32 = 3;
+/// Bytes handed to the line splitter at a time (a handful of lines): parsing a whole read
+/// chunk at once kept hundreds of observations alive together, and their allocations then missed
+/// the allocator's per-thread cache (issue #12's dnsmasq cost).
+const FEED_SLICE: usize = 1024;
 
 impl LineReader {
     /// A reader over `src` whose first bytes (already read, e.g. for detection) are `head`.
@@ -483,8 +489,9 @@ impl LineReader {
         let max_line_len = max_line_len.clamp(1, MAX_LINE_LEN_LIMIT);
         LineReader {
             src,
-            head,
-            chunk: vec![0u8; READ_CHUNK],
+            filled: head.len(),
+            fed: 0,
+            chunk: head,
             lines: lines::LineSplitter::new(max_line_len),
             eof: false,
             flushed: false,
@@ -500,6 +507,23 @@ impl LineReader {
     /// Parses lines until some observations are ready or input ends.
     fn fill(&mut self) {
         while self.batch.is_empty() {
+            if self.fed < self.filled {
+                // A slice of the chunk at a time: the observations of a few lines are handed
+                // out before the next lines are parsed, so their strings are freed (and their
+                // memory reused) while hot, as when lines were parsed one by one.
+                let end = self.filled.min(self.fed.saturating_add(FEED_SLICE));
+                let data = self.chunk.get(self.fed..end).unwrap_or(&[]);
+                self.fed = end;
+                let (parser, batch) = (&mut self.parser, &mut self.batch);
+                self.lines.feed(data, &mut |piece, _| {
+                    match piece {
+                        lines::Piece::Line(l) => parser.parse_line(l, batch),
+                        lines::Piece::TooLong => parser.line_too_long(),
+                    }
+                    true
+                });
+                continue;
+            }
             if self.eof {
                 if let Some((line, _)) = self.lines.finish() {
                     self.parser.parse_line(&line, &mut self.batch);
@@ -511,45 +535,27 @@ impl LineReader {
                 }
                 return;
             }
-            let n = if self.head.is_empty() {
-                match self.src.read(&mut self.chunk) {
-                    Ok(0) => {
+            if self.chunk.len() < READ_CHUNK {
+                self.chunk.resize(READ_CHUNK, 0);
+            }
+            match self.src.read(&mut self.chunk) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.read_total += n as u64;
+                    self.read_errors = 0;
+                    self.fed = 0;
+                    self.filled = n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.read_errors += 1;
+                    if self.read_errors >= MAX_READ_ERRORS {
+                        tracing::warn!(error = %e, "log read failed; treating as end of input");
+                        self.failed = Some(e.to_string());
                         self.eof = true;
-                        continue;
-                    }
-                    Ok(n) => {
-                        self.read_total += n as u64;
-                        self.read_errors = 0;
-                        n
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.read_errors += 1;
-                        if self.read_errors >= MAX_READ_ERRORS {
-                            tracing::warn!(error = %e, "log read failed; treating as end of input");
-                            self.failed = Some(e.to_string());
-                            self.eof = true;
-                        }
-                        continue;
                     }
                 }
-            } else {
-                0
-            };
-            let data = if self.head.is_empty() {
-                self.chunk.get(..n).unwrap_or(&[])
-            } else {
-                self.head.as_slice()
-            };
-            let (parser, batch) = (&mut self.parser, &mut self.batch);
-            self.lines.feed(data, &mut |piece, _| {
-                match piece {
-                    lines::Piece::Line(l) => parser.parse_line(l, batch),
-                    lines::Piece::TooLong => parser.line_too_long(),
-                }
-                true
-            });
-            self.head = Vec::new();
+            }
         }
     }
 }
