@@ -1,6 +1,8 @@
 //! Evidence of one incident: bounded lists (first few kept, then the strongest) and the
 //! summaries of DNS and flow evidence.
 
+use std::fmt::Write as _;
+
 use super::attribution::Attribution;
 use super::engine::{EVIDENCE_KEEP_FIRST, MAX_EVIDENCE, MAX_LISTS};
 use crate::model::{
@@ -38,6 +40,9 @@ pub(super) fn strength(e: &Evidence) -> u8 {
 /// Keeps the first few items and, in the remaining slots, the strongest.
 pub(super) fn add_evidence(v: &mut Vec<Evidence>, ev: Evidence) {
     if v.len() < MAX_EVIDENCE {
+        if v.len() == v.capacity() {
+            v.reserve_exact(evidence_growth(v.len()));
+        }
         v.push(ev);
         return;
     }
@@ -54,6 +59,16 @@ pub(super) fn add_evidence(v: &mut Vec<Evidence>, ev: Evidence) {
             v.push(ev);
         }
     }
+}
+
+/// How many evidence slots to add to a full list of `len`: half again (at least 2), never past
+/// [`MAX_EVIDENCE`] — capacities 2, 4, 6, 9, 12. `Vec`'s doubling gave a typical six-item list
+/// eight ~220-byte slots (issue #11: ≈ 29 MB over a 65 536-client flood), and twelve items
+/// sixteen.
+pub(super) fn evidence_growth(len: usize) -> usize {
+    (len / 2)
+        .max(2)
+        .min(MAX_EVIDENCE.saturating_sub(len).max(1))
 }
 
 /// A later report of the same flow replaces the earlier item; otherwise the item is added.
@@ -98,23 +113,29 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
     s.get(..end).unwrap_or("").to_string()
 }
 
+/// Summaries are written into one buffer (`write!`), not assembled from `format!` pieces: a
+/// flood renders one per event (issue #11), and every piece was an allocation.
 pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) -> String {
-    let mut s = format!("{} {}", d.qtype, d.qname);
+    let mut s = String::with_capacity(d.qname.len() + 48);
+    // Writing to a String cannot fail.
+    let _ = write!(s, "{} {}", d.qtype, d.qname);
     match d.rcode {
-        Some(r) if r != Rcode::NOERROR => s.push_str(&format!(" -> {r}")),
+        Some(r) if r != Rcode::NOERROR => {
+            let _ = write!(s, " -> {r}");
+        }
         Some(_) => {
-            let ips: Vec<String> = d.answer_ips().take(4).map(|i| i.to_string()).collect();
-            if !ips.is_empty() {
-                s.push_str(&format!(" -> {}", ips.join(", ")));
+            for (i, ip) in d.answer_ips().take(4).enumerate() {
+                s.push_str(if i == 0 { " -> " } else { ", " });
+                let _ = write!(s, "{ip}");
             }
             if let Some(ttl) = d.answers.iter().find_map(|a| a.ttl) {
-                s.push_str(&format!(" (ttl {ttl})"));
+                let _ = write!(s, " (ttl {ttl})");
             }
         }
         None => s.push_str(" (no answer seen)"),
     }
     if via_cname {
-        s.push_str(&format!(" via CNAME under {}", hit.entry));
+        let _ = write!(s, " via CNAME under {}", hit.entry);
     }
     s
 }
@@ -130,7 +151,9 @@ pub(super) fn flow_summary(f: &FlowObservation, att: &Attribution, method: Optio
         Proto::Tcp => "tcp",
         Proto::Udp => "udp",
     };
-    let mut s = format!(
+    let mut s = String::with_capacity(96);
+    let _ = write!(
+        s,
         "{proto} {}:{} -> {}:{} {state} ({}), {} B out / {} B in",
         f.src,
         f.src_port,
@@ -141,15 +164,57 @@ pub(super) fn flow_summary(f: &FlowObservation, att: &Attribution, method: Optio
         f.bytes_in
     );
     if let Some(m) = method {
-        s.push_str(&format!(", stratum {m}"));
+        let _ = write!(s, ", stratum {m}");
     }
     if let Some(a) = &f.app.stratum_agent {
-        s.push_str(&format!(", agent {}", truncate(a, 64)));
+        let _ = write!(s, ", agent {}", truncate(a, 64));
     }
     if let Some(sni) = &f.app.sni {
-        s.push_str(&format!(", sni {sni}"));
+        let _ = write!(s, ", sni {sni}");
     } else if let Some(host) = &f.app.http_host {
-        s.push_str(&format!(", host {host}"));
+        let _ = write!(s, ", host {host}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Source, Timestamp};
+
+    fn item(i: i64, kind: EvidenceKind) -> Evidence {
+        Evidence::new(Timestamp(i), kind, Source::new("t"), format!("item {i}"))
+    }
+
+    /// Issue #11: a flood's detection has six items (three lookups, three SYNs); `Vec`'s
+    /// doubling gave them eight ~220-byte slots each. The list grows by half, to the cap.
+    #[test]
+    fn evidence_lists_grow_to_what_they_hold() {
+        let mut v = Vec::new();
+        let mut caps = Vec::new();
+        for i in 0..20 {
+            add_evidence(&mut v, item(i, EvidenceKind::DnsLookup));
+            caps.push(v.capacity());
+        }
+        assert_eq!(v.len(), MAX_EVIDENCE);
+        assert_eq!(caps.get(5), Some(&6), "six items, six slots: {caps:?}");
+        assert!(caps.iter().all(|&c| c <= MAX_EVIDENCE), "{caps:?}");
+        let mut w = Vec::new();
+        for i in 0..6 {
+            add_evidence(&mut w, item(i, EvidenceKind::Flow));
+        }
+        assert_eq!(w.capacity(), 6);
+    }
+
+    /// Whatever the list's length, the next step ends on the cap exactly.
+    #[test]
+    fn growth_steps_stay_within_the_cap() {
+        let steps: Vec<usize> = (0..MAX_EVIDENCE).map(evidence_growth).collect();
+        assert!(steps.iter().all(|&s| s >= 1));
+        let mut cap = 0;
+        while cap < MAX_EVIDENCE {
+            cap += evidence_growth(cap);
+        }
+        assert_eq!(cap, MAX_EVIDENCE);
+    }
 }

@@ -1,5 +1,7 @@
 //! Detections: one per (client, pool entry) incident, with its stage, evidence and counts.
 
+use std::borrow::Cow;
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -184,22 +186,24 @@ impl Evidence {
     }
 }
 
-/// MITRE ATT&CK mapping; constant for this detection.
+/// MITRE ATT&CK mapping; constant for this detection. The fields are `Cow`s so that the
+/// engine's detections share the constants instead of four allocations each (issue #11: a
+/// flood creates one detection per client); the JSON is the same strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mitre {
-    pub technique: String,
-    pub technique_name: String,
-    pub tactic: String,
-    pub tactic_id: String,
+    pub technique: Cow<'static, str>,
+    pub technique_name: Cow<'static, str>,
+    pub tactic: Cow<'static, str>,
+    pub tactic_id: Cow<'static, str>,
 }
 
 impl Default for Mitre {
     fn default() -> Self {
         Mitre {
-            technique: "T1496".into(),
-            technique_name: "Resource Hijacking".into(),
-            tactic: "Impact".into(),
-            tactic_id: "TA0040".into(),
+            technique: Cow::Borrowed("T1496"),
+            technique_name: Cow::Borrowed("Resource Hijacking"),
+            tactic: Cow::Borrowed("Impact"),
+            tactic_id: Cow::Borrowed("TA0040"),
         }
     }
 }
@@ -248,11 +252,13 @@ pub struct Detection {
     pub lists: Vec<ListHit>,
     #[serde(default)]
     pub mitre: Mitre,
+    /// Always [`KILL_CHAIN`] from the engine (shared, not copied per detection).
     #[serde(default = "kill_chain")]
-    pub kill_chain: String,
+    pub kill_chain: Cow<'static, str>,
     // --- additions beyond the first contract (additive only) ---
+    /// Always [`DETECTION_TITLE`] from the engine (shared, not copied per detection).
     #[serde(default = "title")]
-    pub title: String,
+    pub title: Cow<'static, str>,
     #[serde(default)]
     pub counts: DetectionCounts,
     /// Miner agent strings seen in Stratum logins.
@@ -280,11 +286,11 @@ pub struct Detection {
     pub source_marks: Vec<SourceMark>,
 }
 
-fn kill_chain() -> String {
-    KILL_CHAIN.to_string()
+fn kill_chain() -> Cow<'static, str> {
+    Cow::Borrowed(KILL_CHAIN)
 }
-fn title() -> String {
-    DETECTION_TITLE.to_string()
+fn title() -> Cow<'static, str> {
+    Cow::Borrowed(DETECTION_TITLE)
 }
 fn schema_version() -> u32 {
     DETECTION_SCHEMA_VERSION

@@ -314,6 +314,19 @@ impl DetectionStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// Moves the detections out, boxed, in the order `scan` prints them (first seen, then id;
+    /// ids are unique, so the order is total). Sorting boxes moves pointers; sorting the
+    /// ~0.5 KB detections themselves, twice (store order, then print order), was ≈ 3% of a
+    /// 65 536-client flood's CPU (issue #11). The store is empty afterwards.
+    pub fn take_sorted(&self) -> Vec<Box<Detection>> {
+        let mut m = self.lock();
+        let mut v: Vec<Box<Detection>> = m.detections.drain().filter_map(|(_, r)| r.det).collect();
+        m.incidents.clear();
+        drop(m);
+        v.sort_unstable_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+        v
+    }
+
     fn take_all(&self) -> Vec<Detection> {
         let mut m = self.lock();
         let mut rows: Vec<(Timestamp, u64, Detection)> = m

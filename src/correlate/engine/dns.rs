@@ -9,17 +9,15 @@ impl Engine {
         // A server answering queries of several distinct clients is a resolver (its pool
         // lookups carry its clients' names); one answer proves nothing.
         self.infra.observe_answer(d);
-        let lists = self.lists.load();
+        // Held (not copied from) for the whole observation: the hit is borrowed from it, so a
+        // flood of pool lookups clones no list entry per event (issue #11).
+        let lists = self.lists.load_full();
         let mut via_cname = false;
-        let mut hit = lists.match_name(&d.qname).cloned();
+        let mut hit = lists.match_name(&d.qname);
         if hit.is_none() {
-            hit = d
-                .cname_targets()
-                .take(32)
-                .find_map(|t| lists.match_name(t).cloned());
+            hit = d.cname_targets().take(32).find_map(|t| lists.match_name(t));
             via_cname = hit.is_some();
         }
-        drop(lists);
         let Some(hit) = hit else {
             self.shadow_bindings(d);
             self.remember_answer_names(d);
@@ -63,10 +61,8 @@ impl Engine {
                 // address whose A/AAAA owner is an unlisted name (a pool fronted by a CDN
                 // through a CNAME) is shared with unrelated sites: it stays bound for this
                 // client only, or every visitor of the CDN would be reported.
-                let own_address = (a.name == d.qname && !via_cname) || {
-                    let lists = self.lists.load();
-                    lists.match_name(&a.name).is_some()
-                };
+                let own_address =
+                    (a.name == d.qname && !via_cname) || lists.match_name(&a.name).is_some();
                 let b = self.upsert_binding(
                     d.client,
                     ip,
@@ -91,7 +87,7 @@ impl Engine {
                         ip,
                         IpBinding {
                             client: d.client,
-                            hit: hit.clone(),
+                            hit: ListHit::clone(hit),
                             first_seen: d.ts,
                             expires,
                         },
@@ -110,7 +106,7 @@ impl Engine {
         let det = &mut inc.det;
         push_unique(&mut det.query_names, d.qname.clone(), MAX_QUERY_NAMES);
         push_unique(&mut det.sources, d.source.clone(), MAX_SOURCES);
-        push_hit(&mut det.lists, &hit);
+        push_hit(&mut det.lists, hit);
         for ip in &answer_ips {
             push_unique(&mut det.pool_ips, *ip, MAX_POOL_IPS);
         }
@@ -131,7 +127,7 @@ impl Engine {
             } else {
                 EvidenceKind::DnsLookup
             };
-            let mut ev = Evidence::new(ts, kind, d.source.clone(), dns_summary(d, &hit, via_cname));
+            let mut ev = Evidence::new(ts, kind, d.source.clone(), dns_summary(d, hit, via_cname));
             ev.qname = Some(d.qname.clone());
             ev.rcode = d.rcode;
             ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();

@@ -73,9 +73,9 @@ pub fn render(ev: &OutputEvent) -> String {
             ext.push(("cs2Label", "stage".into()));
             ext.push(("cs2", d.stage.as_str().into()));
             ext.push(("cs3Label", "mitreTechnique".into()));
-            ext.push(("cs3", d.mitre.technique.clone()));
+            ext.push(("cs3", d.mitre.technique.to_string()));
             ext.push(("cs4Label", "mitreTactic".into()));
-            ext.push(("cs4", d.mitre.tactic_id.clone()));
+            ext.push(("cs4", d.mitre.tactic_id.to_string()));
             ext.push(("cs5Label", "detectionId".into()));
             ext.push(("cs5", d.id.clone()));
             ext.push(("cn1Label", "riskScore".into()));

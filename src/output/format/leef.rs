@@ -59,8 +59,8 @@ pub fn render(ev: &OutputEvent) -> String {
             attrs.push(("stage", d.stage.as_str().into()));
             attrs.push(("riskScore", d.risk_score.to_string()));
             attrs.push(("detectionId", d.id.clone()));
-            attrs.push(("mitreTechnique", d.mitre.technique.clone()));
-            attrs.push(("mitreTactic", d.mitre.tactic_id.clone()));
+            attrs.push(("mitreTechnique", d.mitre.technique.to_string()));
+            attrs.push(("mitreTactic", d.mitre.tactic_id.to_string()));
             attrs.push(("title", format!("{}: {}", d.title, stage_title(d.stage))));
             if let Some(a) = d.agents.first() {
                 attrs.push(("userAgent", a.clone()));
