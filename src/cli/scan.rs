@@ -283,8 +283,9 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         b.finish();
     }
     // The readers' tables (the capture's flow table is the largest: ≈ 110 MB at 200 k flows)
-    // are not needed past the input: freed before the result is gathered, the run's peak.
-    drop(merged);
+    // are not needed past the input: freed before the result is gathered, the run's peak (the
+    // merged readers went with their loop; the fast path's capture goes here).
+    drop(fast);
     let summary = pipeline.finish()?;
     if let Some(r) = recorder.take() {
         r.flush().context("writing the history")?;
