@@ -157,21 +157,14 @@ pub struct DayView {
 
 /// The views of every stored day.
 pub fn day_views(kv: &dyn HistoryKv) -> Result<HashMap<u32, DayView>, HuntError> {
-    let rows = kv
-        .scan(HistoryTree::Days, &[], &[0xff; 5], 100_000)
-        .map_err(HuntError::Store)?;
-    Ok(rows
+    Ok(super::recorder::day_rows(kv)?
         .into_iter()
-        .filter_map(|(k, v)| {
-            let d = u32::from_be_bytes(k.try_into().ok()?);
-            let s = enc::parse_day_value(&v)?;
-            Some((
-                d,
-                DayView {
-                    gen: s.gen,
-                    covered: s.covered,
-                },
-            ))
+        .map(|(d, v)| {
+            let view = DayView {
+                gen: v.gen,
+                covered: v.covered,
+            };
+            (d, view)
         })
         .collect())
 }

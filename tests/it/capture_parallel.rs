@@ -12,25 +12,14 @@ use std::process::Command;
 use poolwatch::capture::{self, CaptureConfig};
 
 use super::support::service::bin;
-use super::support::shared_data;
+use super::support::{captures_in, shared_data};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn pcaps_in(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| Some(e.ok()?.path())).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            pcaps_in(&p, out);
-        } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-            out.push(p);
-        }
-    }
+    captures_in(dir, &["pcap", "pcapng"], out);
 }
 
 /// The project's captures, plus the lab's and the public mining captures when present.

@@ -728,8 +728,9 @@ impl Drop for Recorder {
     }
 }
 
-/// Every stored day with its bytes, oldest first.
-pub fn days(kv: &dyn HistoryKv) -> Result<Vec<(u32, u64)>, HuntError> {
+/// Every stored day with its `hist_days` value, oldest first (rows that do not parse are
+/// skipped).
+pub fn day_rows(kv: &dyn HistoryKv) -> Result<Vec<(u32, enc::DayValue)>, HuntError> {
     let rows = kv
         .scan(HistoryTree::Days, &[], &[0xff; 5], 100_000)
         .map_err(HuntError::Store)?;
@@ -737,7 +738,15 @@ pub fn days(kv: &dyn HistoryKv) -> Result<Vec<(u32, u64)>, HuntError> {
         .into_iter()
         .filter_map(|(k, v)| {
             let d = u32::from_be_bytes(k.try_into().ok()?);
-            Some((d, enc::parse_day_value(&v)?.bytes))
+            Some((d, enc::parse_day_value(&v)?))
         })
+        .collect())
+}
+
+/// Every stored day with its bytes, oldest first.
+pub fn days(kv: &dyn HistoryKv) -> Result<Vec<(u32, u64)>, HuntError> {
+    Ok(day_rows(kv)?
+        .into_iter()
+        .map(|(d, v)| (d, v.bytes))
         .collect())
 }

@@ -22,6 +22,27 @@ pub fn shared_data() -> Option<PathBuf> {
     }
 }
 
+/// Appends every file under `dir` (recursively, each directory in name order) whose extension
+/// is one of `exts`; a missing directory adds nothing.
+pub fn captures_in(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| Some(e.ok()?.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            captures_in(&p, exts, out);
+        } else if p
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| exts.contains(&x))
+        {
+            out.push(p);
+        }
+    }
+}
+
 pub fn load_ground_truth(shared: &Path) -> Value {
     let text = std::fs::read_to_string(shared.join("lab/ground-truth.json")).expect("read gt");
     serde_json::from_str(&text).expect("parse gt")
