@@ -9,17 +9,7 @@ use std::path::{Path, PathBuf};
 
 use hunt_support::retro_matches_full_scan;
 
-const POOLS: &[&str] = &[
-    "supportxmr.com",
-    "moneroocean.stream",
-    "nanopool.org",
-    "2miners.com",
-    "hashvault.pro",
-    "braiins.com",
-    "minexmr.com",
-    "nicehash.com",
-    "minergate.com",
-];
+const POOLS: &[&str] = hunt_support::FIXTURE_POOLS;
 
 fn fixture_pcaps() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pcap");

@@ -15,17 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const POOLS: &[&str] = &[
-    "supportxmr.com",
-    "moneroocean.stream",
-    "nanopool.org",
-    "2miners.com",
-    "hashvault.pro",
-    "braiins.com",
-    "minexmr.com",
-    "nicehash.com",
-    "minergate.com",
-];
+const POOLS: &[&str] = hs::FIXTURE_POOLS;
 const MISSING: &str = "moneroocean.stream";
 /// Missing too and not suppressed: what the sink must receive.
 const MISSING2: &str = "supportxmr.com";
@@ -96,24 +86,7 @@ fn retro_detections_reach_sinks_and_feed_with_suppressions_applied() {
 
     let sink = tmp.path().join("alerts.json");
     let sink_spec = format!("file:{}", sink.display());
-    let s = hs::Svc::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db.to_str().unwrap(),
-            "--blocklist",
-            partial.to_str().unwrap(),
-            "--admin-token",
-            ADMIN,
-            "--read-token",
-            READ,
-            "--output",
-            &sink_spec,
-        ],
-        None,
-    );
+    let s = hs::serve_with(&db, &partial, &["--output", &sink_spec]);
     let c = hs::client();
     // One client of the missing pool is suppressed before the hunt (by client and pool).
     let quiet = clients.iter().next().unwrap().clone();

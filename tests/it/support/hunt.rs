@@ -13,6 +13,19 @@ use serde_json::Value;
 pub use crate::support::service::{bin, client, Svc, ADMIN, READ, WAIT};
 
 /// `poolwatch scan --output json ARGS…`: the detections printed (exit 0 or 1 expected).
+/// The pools of the project's fixture captures (the retro-hunt tests drop some of them).
+pub const FIXTURE_POOLS: &[&str] = &[
+    "supportxmr.com",
+    "moneroocean.stream",
+    "nanopool.org",
+    "2miners.com",
+    "hashvault.pro",
+    "braiins.com",
+    "minexmr.com",
+    "nicehash.com",
+    "minergate.com",
+];
+
 pub fn scan_json(args: &[&str]) -> Vec<Value> {
     let out = Command::new(bin())
         .arg("scan")
@@ -56,7 +69,12 @@ pub fn write_list(dir: &Path, name: &str, domains: &[&str]) -> PathBuf {
 }
 
 pub fn serve(db: &Path, list: &Path) -> Svc {
-    let args = [
+    serve_with(db, list, &[])
+}
+
+/// `serve` on loopback over `db` with `list` and both tokens, plus `extra` flags.
+pub fn serve_with(db: &Path, list: &Path, extra: &[&str]) -> Svc {
+    let mut args = vec![
         "serve",
         "--listen",
         "127.0.0.1:0",
@@ -69,6 +87,7 @@ pub fn serve(db: &Path, list: &Path) -> Svc {
         "--read-token",
         READ,
     ];
+    args.extend_from_slice(extra);
     Svc::start(&args, None)
 }
 
