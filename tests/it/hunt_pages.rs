@@ -1,7 +1,8 @@
 //! Schema 4's pages (`docs/hunt.md`): a finished day rewritten as compressed pages of many
 //! names and destinations answers every hunt exactly as its blocks did, takes rows that arrive
-//! late, and the byte cap holds against sled's real size on disk under a random-subdomain
-//! flood. Real sled on disk.
+//! late, the byte cap holds against sled's real size on disk under a random-subdomain flood,
+//! and the on-disk trigger (`reason="disk_cap"`) fires when the file outgrows the cap. Real
+//! sled on disk.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -224,4 +225,88 @@ fn byte_cap_holds_on_disk_under_a_random_subdomain_flood() {
     assert!(m.contains("poolwatch_history_store_disk_bytes"));
     assert!(m.contains("reason=\"byte_cap\""));
     println!("worst on-disk size {worst} bytes for a {cap}-byte cap");
+}
+
+fn disk_cap_evictions() -> u64 {
+    poolwatch::metrics::counter_value(
+        "poolwatch_history_buckets_evicted_total",
+        &[("reason", "disk_cap")],
+    )
+    .unwrap_or(0)
+}
+
+/// The on-disk trigger on its own: the history's rows stay far under the byte cap, but the
+/// database file outgrows the cap plus `DISK_SLACK_BYTES` (here because detections share the
+/// database, as in `serve`). The next flush evicts the oldest day for the file
+/// (`reason="disk_cap"`), keeps the newest, and does not evict again while the file has not
+/// grown (evicting more would lose history without shrinking the file).
+#[test]
+fn disk_cap_evicts_the_oldest_day_when_the_file_outgrows_the_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("db")).unwrap();
+    let cap: u64 = 256 << 10;
+    let rec = Recorder::new(
+        Arc::new(store.clone()),
+        HistoryConfig {
+            retention_days: 30,
+            max_bytes: cap,
+        },
+    );
+    let t = day0();
+    let record_day = |day: i64| {
+        for i in 0..40i64 {
+            rec.record(&lookup(
+                t.plus_secs(day * 86_400 + i),
+                &format!("10.7.0.{}", i + 1),
+                &format!("h{i}.zone{day}.example"),
+                "203.0.113.9",
+            ));
+        }
+        rec.flush().unwrap();
+        store.flush().unwrap();
+    };
+    for day in 0..3 {
+        record_day(day);
+    }
+    let days = rec.days().unwrap();
+    assert_eq!(days.len(), 3, "{days:?}");
+    let logical: u64 = days.iter().map(|d| d.1).sum();
+    assert!(
+        logical < cap / 4,
+        "history rows {logical} bytes: the byte cap must not bite"
+    );
+    assert!(store.disk_bytes().unwrap() <= cap + DISK_SLACK_BYTES);
+
+    // Grow the file with real detections in the same database.
+    let pad = "x".repeat(900);
+    let mut n = 0u32;
+    while store.disk_bytes().unwrap() <= cap + DISK_SLACK_BYTES + (1 << 20) {
+        for _ in 0..2_000 {
+            let mut d =
+                crate::support::api::detection(n, "10.8.0.1", "pool.example", Stage::Lookup, 60);
+            d.query_names.push(format!("{pad}.{n}"));
+            store.upsert_detection(&d).unwrap();
+            n += 1;
+        }
+        store.flush().unwrap();
+        assert!(n < 200_000, "the database did not grow past the cap");
+    }
+
+    let before = disk_cap_evictions();
+    record_day(3);
+    let after = rec.days().unwrap();
+    let kept: Vec<u32> = after.iter().map(|d| d.0).collect();
+    assert_eq!(
+        kept,
+        [days[1].0, days[2].0, days[2].0 + 1],
+        "the oldest day goes, the other two and the new one stay"
+    );
+    assert!(
+        disk_cap_evictions() > before,
+        "counted as reason=\"disk_cap\""
+    );
+
+    // The file has not grown since that eviction: the next flush evicts nothing more.
+    rec.flush().unwrap();
+    assert_eq!(rec.days().unwrap(), after);
 }
