@@ -9,7 +9,7 @@ use super::frag::{FragOutcome, FragTable};
 use super::ip::{self, IpPacket, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
 use super::link::{self, be16, be32, L3};
 use super::tcp::{StreamKey, TcpDns};
-use super::txn::{DnsInterest, DnsTxns, Fast};
+use super::txn::{self, DnsInterest, DnsTxns, Fast};
 use super::{metrics_handles, CaptureConfig, CaptureStats};
 use crate::model::{Observation, Proto, Source, Transport};
 
@@ -109,6 +109,20 @@ impl Decoder {
         interest: &mut dyn DnsInterest,
     ) {
         self.packet_with(ts_us, linktype, frame, out, Some(interest));
+    }
+
+    /// [`Decoder::packet`] for live capture: the fast path's query half only
+    /// ([`txn::QueriesOnly`]), whose observations and counters are exactly
+    /// [`Decoder::packet`]'s; no consumer is asked anything.
+    pub fn packet_live(
+        &mut self,
+        ts_us: i64,
+        linktype: i32,
+        frame: &[u8],
+        out: &mut VecDeque<Observation>,
+    ) {
+        let mut queries_only = txn::QueriesOnly;
+        self.packet_with(ts_us, linktype, frame, out, Some(&mut queries_only));
     }
 
     fn packet_with(

@@ -226,7 +226,7 @@ fn run(
         match cap.next_packet() {
             Ok(p) => {
                 let ts = super::timeval_us(&p.header.ts);
-                decoder.packet(ts, linktype, p.data, &mut queue);
+                decoder.packet_live(ts, linktype, p.data, &mut queue);
             }
             // Nothing buffered: wait for the descriptor (bounded), then run timeouts.
             Err(pcap::Error::TimeoutExpired) => {

@@ -43,7 +43,7 @@ pub use decode::Decoder;
 pub use flows::PAYLOAD_PREFIX_MAX;
 pub use reader::PcapReader;
 pub use savefile::{SavefileError, SavefileErrorKind, MAX_CAPLEN};
-pub use txn::DnsInterest;
+pub use txn::{DnsInterest, QueriesOnly};
 
 /// Errors opening or running a capture. Per-packet problems are never errors: they are counted.
 #[derive(Debug, thiserror::Error)]

@@ -23,13 +23,45 @@ use crate::model::{
 /// every observation before the message, and a skipped message is handed over in its place in
 /// the stream.
 pub trait DnsInterest {
-    /// Whether a normalised name (`dns::name_str`'s form) is listed.
+    /// Whether a normalised name (`dns::name_str`'s form) is listed. The answer must not
+    /// change while the table lives (the lists are fixed for the run): a response whose
+    /// question equals its pending query's reuses the query's answer.
     fn name_listed(&mut self, name: &str) -> bool;
     /// Whether an unlisted response to `client` with these A/AAAA answers could change the
     /// consumer's state (a "no" lets the message be skipped).
     fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool;
     /// A message that was not decoded: the consumer counts it in its place in the stream.
     fn skipped(&mut self, s: DnsSkim);
+    /// Whether responses may be skipped at all; `false` decodes every response without
+    /// reading it in place first (see [`QueriesOnly`]).
+    fn skips_responses(&self) -> bool {
+        true
+    }
+}
+
+/// The fast path for a consumer that cannot be asked in stream order — live capture, whose
+/// engine runs on the service's pipeline thread behind a queue: queries are read in place
+/// (no hickory decode, no `String` per query), every response is decoded and every
+/// unanswered query reported, so the observations and counters are exactly the decoding
+/// path's. It claims every name listed, so no pending query is marked skippable, and never
+/// lets a response be skipped: nothing reaches `skipped`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueriesOnly;
+
+impl DnsInterest for QueriesOnly {
+    fn name_listed(&mut self, _: &str) -> bool {
+        true
+    }
+    fn answers_matter(&mut self, _: IpAddr, _: &[IpAddr]) -> bool {
+        true
+    }
+    fn skipped(&mut self, s: DnsSkim) {
+        // Unreachable by the two answers above; were it reached, the message would be lost.
+        debug_assert!(false, "QueriesOnly skipped a message: {s:?}");
+    }
+    fn skips_responses(&self) -> bool {
+        false
+    }
 }
 
 /// The fast path of one call: `None` decodes every message with hickory (the reference path).
@@ -45,9 +77,49 @@ struct Key {
     transport: Transport,
 }
 
+/// Longest query name a pending entry keeps inline (longer ones are owned `String`s).
+const INLINE_NAME: usize = 62;
+
+/// A pending query's name: the fast path renders it into the entry itself (no allocation per
+/// query, issue #16); the decoding path hands over the `String` hickory's decode produced.
+enum QName {
+    Inline { len: u8, buf: [u8; INLINE_NAME] },
+    Owned(String),
+}
+
+impl QName {
+    /// The fast path's rendered name: inline when it fits.
+    fn rendered(name: &str) -> QName {
+        let mut buf = [0u8; INLINE_NAME];
+        match (buf.get_mut(..name.len()), u8::try_from(name.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(name.as_bytes());
+                QName::Inline { len, buf }
+            }
+            _ => QName::Owned(name.to_owned()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            QName::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            QName::Owned(s) => s.as_bytes(),
+        }
+    }
+
+    /// The name for an observation. An inline name was copied from a `&str` whole, so the
+    /// UTF-8 check cannot fail (the lossy form is only the total function).
+    fn into_string(self) -> String {
+        match self {
+            QName::Inline { .. } => String::from_utf8_lossy(self.as_bytes()).into_owned(),
+            QName::Owned(s) => s,
+        }
+    }
+}
+
 struct Pending {
     ts: i64,
-    qname: String,
+    qname: QName,
     qtype: RrType,
     salvaged: Option<String>,
     serial: u64,
@@ -172,6 +244,7 @@ impl DnsTxns {
                 id: m.id,
                 transport,
             };
+            let qname = QName::Owned(qname);
             self.insert_query(key, ts, (qname, qtype), m.salvaged, false, out, fast);
             return;
         }
@@ -188,7 +261,7 @@ impl DnsTxns {
         let q = match self.map.remove(&key) {
             // Same id but another question: not this query's answer (a spoofing attempt or a
             // confused server). Report both halves separately rather than merge them.
-            Some(q) if q.qname != qname || q.qtype != qtype => {
+            Some(q) if q.qname.as_bytes() != qname.as_bytes() || q.qtype != qtype => {
                 self.stats.unanswered += 1;
                 self.stats.mismatched += 1;
                 self.report_unanswered(&key, q, out, fast);
@@ -219,7 +292,7 @@ impl DnsTxns {
         &mut self,
         key: Key,
         ts: i64,
-        (qname, qtype): (String, RrType),
+        (qname, qtype): (QName, RrType),
         salvaged: Option<String>,
         skippable: bool,
         out: &mut VecDeque<Observation>,
@@ -273,6 +346,9 @@ impl DnsTxns {
         let Ok(w) = wire::parse(bytes) else {
             return false;
         };
+        if w.is_response() && !f.skips_responses() {
+            return false;
+        }
         let Some(q) = w.question.filter(|_| w.decodes_whole()) else {
             return false;
         };
@@ -293,7 +369,7 @@ impl DnsTxns {
                 id: w.id,
                 transport,
             };
-            let qname = qname.to_owned();
+            let qname = QName::rendered(qname);
             self.insert_query(key, ts, (qname, qtype), None, !listed, out, Some(f));
             return true;
         }
@@ -305,13 +381,17 @@ impl DnsTxns {
             id: w.id,
             transport,
         };
-        if !out.is_empty()
-            || self
-                .map
-                .get(&key)
-                .is_some_and(|p| p.qname != qname || p.qtype != qtype)
-            || f.name_listed(qname)
-        {
+        if !out.is_empty() {
+            return false;
+        }
+        let listed = match self.map.get(&key) {
+            Some(p) if p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype => return false,
+            // The fast path read this transaction's query, with the same name, as unlisted: the
+            // answer holds (`DnsInterest::name_listed` is stable), no second list match.
+            Some(p) if p.skippable => false,
+            _ => f.name_listed(qname),
+        };
+        if listed {
             return false;
         }
         scratch.ips.clear();
@@ -420,7 +500,7 @@ impl DnsTxns {
             server_port: Some(key.server_port),
             transport: key.transport,
             id: Some(key.id),
-            qname: q.qname,
+            qname: q.qname.into_string(),
             qtype: q.qtype,
             rcode: None::<Rcode>,
             answers: Vec::new(),

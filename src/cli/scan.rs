@@ -362,8 +362,11 @@ pub fn scan_capture_fast(
     pipeline: &mut Pipeline,
     each: &mut dyn FnMut(),
 ) -> Result<(), crate::correlate::PipelineError> {
+    // `scan` never reloads its lists: one snapshot serves every message.
+    let lists = pipeline.engine().lists_snapshot();
     let mut interest = EngineInterest {
         pipeline,
+        lists,
         error: None,
     };
     while let Some(obs) = cap.next_fast(&mut interest) {
@@ -379,16 +382,20 @@ pub fn scan_capture_fast(
 /// The fast path's questions, answered by the pipeline's engine in stream order.
 struct EngineInterest<'a> {
     pipeline: &'a mut Pipeline,
+    /// The engine's lists, fixed for the scan.
+    lists: std::sync::Arc<crate::matcher::Blocklists>,
     /// A store error while a skipped message was pushed (reported after the current read).
     error: Option<crate::correlate::PipelineError>,
 }
 
 impl crate::capture::DnsInterest for EngineInterest<'_> {
     fn name_listed(&mut self, name: &str) -> bool {
-        self.pipeline.engine().dns_name_listed(name)
+        crate::correlate::Engine::dns_name_listed_in(&self.lists, name)
     }
     fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool {
-        self.pipeline.engine().dns_answers_matter(client, ips)
+        self.pipeline
+            .engine()
+            .dns_answers_matter_in(&self.lists, client, ips)
     }
     fn skipped(&mut self, s: crate::model::DnsSkim) {
         if let Err(e) = self.pipeline.push_skipped(&s) {

@@ -12,6 +12,7 @@
 //! Declared as a child of `engine` (it reads the engine's tables); a sibling file on disk.
 
 use super::*;
+use crate::matcher::Blocklists;
 use crate::model::DnsSkim;
 
 impl Engine {
@@ -19,7 +20,19 @@ impl Engine {
     /// query name and each CNAME target): whether `name` (normalised as `dns::name_str`
     /// renders it) names a listed pool.
     pub fn dns_name_listed(&self, name: &str) -> bool {
-        self.lists.load().match_name(name).is_some()
+        Self::dns_name_listed_in(&self.lists.load(), name)
+    }
+
+    /// [`Engine::dns_name_listed`] against a snapshot of the engine's lists
+    /// ([`Engine::lists_snapshot`]): a caller whose lists cannot change for the run (`scan`)
+    /// holds one snapshot instead of loading the shared lists for every message.
+    pub fn dns_name_listed_in(lists: &Blocklists, name: &str) -> bool {
+        lists.match_name(name).is_some()
+    }
+
+    /// The lists the engine matches with now.
+    pub fn lists_snapshot(&self) -> Arc<Blocklists> {
+        self.lists.load_full()
     }
 
     /// Whether an unlisted answer to `client` naming `ips` (every A/AAAA answer of the
@@ -28,6 +41,17 @@ impl Engine {
     /// Over-approximates both rules (it ignores the rcode, sinkholes and the per-message cap of
     /// the answer names), so a "no" is exact.
     pub fn dns_answers_matter(&self, client: IpAddr, ips: &[IpAddr]) -> bool {
+        self.dns_answers_matter_in(&self.lists.load(), client, ips)
+    }
+
+    /// [`Engine::dns_answers_matter`] with the listed-address test against a snapshot of the
+    /// engine's lists (see [`Engine::dns_name_listed_in`]).
+    pub fn dns_answers_matter_in(
+        &self,
+        lists: &Blocklists,
+        client: IpAddr,
+        ips: &[IpAddr],
+    ) -> bool {
         if ips.is_empty() {
             return false;
         }
@@ -38,7 +62,6 @@ impl Engine {
         {
             return true;
         }
-        let lists = self.lists.load();
         ips.iter()
             .any(|ip| self.ip_index.contains_key(ip) || lists.match_ip(*ip, None).is_some())
     }

@@ -307,3 +307,86 @@ fn unlisted_answers_that_matter_are_decoded() {
     assert_eq!(a.capture, b.capture);
     assert_eq!(a.detections, b.detections);
 }
+
+/// Live capture's fast path (`Decoder::packet_live`, issue #16: queries read in place, every
+/// response decoded) against `Decoder::packet` on every capture: after each frame the
+/// observations queued are the same, in the same order, and so are the final observations and
+/// all capture counters. Fails if the live path's consumer ever lets a message be skipped.
+#[test]
+fn live_query_fast_path_gives_what_decoding_gives() {
+    use poolwatch::capture::savefile::Savefile;
+    use poolwatch::capture::Decoder;
+    use poolwatch::model::Source;
+    use std::collections::VecDeque;
+
+    let mut compared = 0usize;
+    for (path, _) in cases() {
+        let Ok(mut file) = std::fs::File::open(&path).map(|f| Savefile::new(Box::new(f))) else {
+            continue;
+        };
+        // Files that are not captures at all (garbage fixtures) are no case for this test.
+        let Ok(file) = file.as_mut() else {
+            continue;
+        };
+        let what = path.display().to_string();
+        let cfg = CaptureConfig::default();
+        let source = Source::live("lo");
+        let (mut decoding, mut live) = (
+            Decoder::new(&cfg, source.clone()),
+            Decoder::new(&cfg, source),
+        );
+        let (mut qa, mut qb) = (VecDeque::new(), VecDeque::new());
+        let mut frames = 0u64;
+        while let Ok(Some(f)) = file.next_frame() {
+            decoding.packet(f.ts_us, f.linktype, f.data, &mut qa);
+            live.packet_live(f.ts_us, f.linktype, f.data, &mut qb);
+            assert_eq!(qa, qb, "{what}: frame {frames}");
+            qa.clear();
+            qb.clear();
+            frames += 1;
+        }
+        decoding.finish(&mut qa);
+        live.finish(&mut qb);
+        assert_eq!(qa, qb, "{what}: end of input");
+        assert_eq!(decoding.stats(), live.stats(), "{what}: capture counters");
+        compared += usize::from(decoding.stats().dns_messages > 0);
+    }
+    assert!(compared >= 10, "{compared} captures with DNS compared");
+}
+
+/// Issue #16 (second pass): an unlisted response to a query the fast path read is not
+/// matched against the list again — one `name_listed` question per transaction (the
+/// query's), and the transaction is skipped. Fails if the response asks again.
+#[test]
+fn a_response_reuses_its_querys_list_answer() {
+    use super::support::capture::*;
+    struct Asked(Vec<String>, u64);
+    impl capture::DnsInterest for Asked {
+        fn name_listed(&mut self, name: &str) -> bool {
+            self.0.push(name.to_string());
+            false
+        }
+        fn answers_matter(&mut self, _: std::net::IpAddr, _: &[std::net::IpAddr]) -> bool {
+            false
+        }
+        fn skipped(&mut self, _: poolwatch::model::DnsSkim) {
+            self.1 += 1;
+        }
+    }
+    let (c, r) = (v4("10.9.0.2"), v4("10.9.0.53"));
+    let name = "www.example.org";
+    let mut p = Pcap::new(LINKTYPE_ETHERNET);
+    p.push(1_000, &udp_frame(c, 40_001, r, 53, &query(7, name, 1)));
+    let ans = [a(name, 300, "198.51.100.7")];
+    let resp = response(7, name, 1, 0, &ans, &[]);
+    p.push(1_500, &udp_frame(r, 53, c, 40_001, &resp));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.pcap");
+    std::fs::write(&path, &p.bytes).unwrap();
+    let mut reader = capture::open_file(&path, &CaptureConfig::default()).unwrap();
+    let mut asked = Asked(Vec::new(), 0);
+    while reader.next_fast(&mut asked).is_some() {}
+    assert_eq!(asked.0, vec![name.to_string()], "one list question");
+    assert_eq!(asked.1, 1, "the transaction was skipped");
+    assert_eq!(reader.stats().dns_messages, 2);
+}
