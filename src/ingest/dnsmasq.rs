@@ -16,13 +16,26 @@
 //! ([`super::PENDING_TIMEOUT_SECS`] of log time), when the pending table is full (oldest first,
 //! unanswered) or at flush. dnsmasq logs no TTLs. TCP queries are answered by a forked child
 //! (another pid): those are marked `tcp`.
+//!
+//! With `scan`'s list pre-filter (issue #16, [`super::prefilter`]) a transaction whose query
+//! name is not listed is read *lite*: while its answer lines are plain addresses, rcodes or
+//! NODATA lines for the queried name, only the addresses are kept (no answer strings). Its
+//! observation is exactly the one the full reading builds ([`Done::into_obs`] renders the same
+//! answers); any other line (a `<CNAME>`, text data, another owner name) turns it into a full
+//! transaction first. Read through a [`LogSink`] (`scan` of one log), a finished lite
+//! transaction whose addresses the engine holds nothing for is handed over as skipped instead
+//! of built: its name is unlisted and it has no CNAME, so the engine would only count it and
+//! move its clock (`correlate/skip.rs`).
 
 use std::net::IpAddr;
 
 use super::pending::{key_of, Pending};
 use super::unbound::name_eq;
-use super::{lex, Ctx, LineParser, PENDING_TIMEOUT_SECS};
+use super::{lex, Ctx, LineParser, LogSink, PENDING_TIMEOUT_SECS};
 use crate::model::{DnsAnswer, DnsObservation, Observation, Rcode, RrType, Timestamp, Transport};
+
+/// Most addresses a lite transaction keeps; one more turns it into a full transaction.
+const MAX_LITE_IPS: usize = 64;
 
 struct Tx {
     obs: DnsObservation,
@@ -37,15 +50,101 @@ struct Tx {
     /// An address, rcode or NODATA line was seen: the answer is complete even if a `<CNAME>`
     /// line is left without a target.
     terminal: bool,
+    /// Read lite (module doc): the query name is not listed, `obs.answers` is empty and these
+    /// are the addresses of its answer lines so far, all owned by the queried name.
+    lite: Option<Lite>,
+}
+
+/// The answers of a lite transaction: each address line's address and its text as logged.
+#[derive(Clone, Default)]
+struct Lite {
+    ips: Vec<IpAddr>,
+    /// The texts, each followed by a space (an address token holds none).
+    texts: Vec<u8>,
 }
 
 impl Tx {
-    fn finish(mut self) -> DnsObservation {
+    fn finish(mut self) -> Done {
         self.obs.answers_known = self.replied;
         if self.replied && self.obs.rcode.is_none() {
             self.obs.rcode = Some(Rcode::NOERROR);
         }
-        self.obs
+        Done {
+            obs: self.obs,
+            lite: self.lite,
+        }
+    }
+
+    /// A lite transaction becomes a full one: the answers its lines gave so far.
+    fn upgrade(&mut self) {
+        if let Some(l) = self.lite.take() {
+            push_answers(&mut self.obs, &l);
+        }
+    }
+}
+
+/// The answers [`apply`] gives the address lines of the queried name that `l` holds.
+fn push_answers(obs: &mut DnsObservation, l: &Lite) {
+    let texts = l.texts.split(|c| *c == b' ');
+    for (ip, text) in l.ips.iter().zip(texts) {
+        let name = obs.qname.clone();
+        obs.answers.push(answer(name, ip, text));
+    }
+}
+
+/// The answer of an address line (the address's text kept as logged when it is canonical).
+fn answer(name: String, ip: &IpAddr, text: &[u8]) -> DnsAnswer {
+    let data = match lex::as_str(text) {
+        Some(t) if ip.is_ipv4() || !t.contains(|c: char| c.is_ascii_uppercase()) => t.to_string(),
+        _ => ip.to_string(),
+    };
+    DnsAnswer {
+        name,
+        rtype: if ip.is_ipv4() {
+            RrType::A
+        } else {
+            RrType::AAAA
+        },
+        ttl: None,
+        data,
+    }
+}
+
+/// A finished transaction: its observation, without its answers when it was read lite.
+struct Done {
+    obs: DnsObservation,
+    lite: Option<Lite>,
+}
+
+impl Done {
+    /// The observation the full reading gives.
+    fn into_obs(self) -> DnsObservation {
+        let mut obs = self.obs;
+        if let Some(l) = &self.lite {
+            push_answers(&mut obs, l);
+        }
+        obs
+    }
+}
+
+/// Where finished transactions go: the parser's output, or skipped through the sink.
+struct Emit<'a> {
+    out: &'a mut Vec<Observation>,
+    sink: Option<&'a mut dyn LogSink>,
+}
+
+impl Emit<'_> {
+    /// A lite transaction is skipped when nothing of this line is queued before it (so the
+    /// engine has seen every earlier observation) and the engine holds nothing for its
+    /// addresses; everything else is emitted as the full reading emits it.
+    fn emit(&mut self, d: Done) {
+        if let (Some(l), Some(sink)) = (&d.lite, self.sink.as_deref_mut()) {
+            if self.out.is_empty() && !sink.answers_matter(d.obs.client, &l.ips) {
+                sink.skipped(d.obs.ts);
+                return;
+            }
+        }
+        self.out.push(Observation::Dns(d.into_obs()));
     }
 }
 
@@ -65,7 +164,7 @@ impl Dnsmasq {
         }
     }
 
-    fn finish_current(&mut self, out: &mut Vec<Observation>) {
+    fn finish_current(&mut self, out: &mut Emit<'_>) {
         let Some(mut tx) = self.current.take() else {
             return;
         };
@@ -74,15 +173,16 @@ impl Dnsmasq {
             tx.reopened = true;
             tx.restart = true;
             if let Some(old) = self.pending.insert(key, tx) {
-                out.push(Observation::Dns(old.finish()));
+                out.emit(old.finish());
             }
             return;
         }
         let plain = tx.obs.client_port.is_none();
-        let obs = tx.finish();
+        let done = tx.finish();
         if plain {
             // Without serials, one upstream answer serves every client waiting for that name
             // and type: give each of them the answer.
+            let obs = &done.obs;
             while let Some(other) = self.pending.take(key, |o| {
                 o.obs.qtype == obs.qtype && o.obs.qname == obs.qname && o.obs.client_port.is_none()
             }) {
@@ -90,18 +190,19 @@ impl Dnsmasq {
                 o.answers = obs.answers.clone();
                 o.rcode = obs.rcode;
                 o.answers_known = obs.answers_known;
-                out.push(Observation::Dns(o));
+                out.emit(Done {
+                    obs: o,
+                    lite: done.lite.clone(),
+                });
             }
         }
-        out.push(Observation::Dns(obs));
+        out.emit(done);
     }
 
-    fn expire(&mut self, now: Timestamp, out: &mut Vec<Observation>) {
+    fn expire(&mut self, now: Timestamp, out: &mut Emit<'_>) {
         let cutoff = now.plus_secs(-PENDING_TIMEOUT_SECS);
-        self.pending.drain_expired(
-            |t| t.obs.ts < cutoff,
-            |t| out.push(Observation::Dns(t.finish())),
-        );
+        self.pending
+            .drain_expired(|t| t.obs.ts < cutoff, |t| out.emit(t.finish()));
     }
 }
 
@@ -148,6 +249,38 @@ fn fits(qtype: RrType, d: &Data<'_>) -> bool {
     }
 }
 
+/// [`apply`] for a lite transaction, when the line keeps it lite: an address of the queried
+/// name, an rcode or a NODATA line, while no chain is open. False (nothing changed) for every
+/// other line: the caller upgrades and applies.
+fn apply_lite(tx: &mut Tx, name: &[u8], d: &Data<'_>) -> bool {
+    let Some(l) = tx.lite.as_mut() else {
+        return false;
+    };
+    if tx.restart || tx.cname_owner.is_some() {
+        return false;
+    }
+    match d {
+        Data::Ip(ip, text) => {
+            if l.ips.len() >= MAX_LITE_IPS || !name_eq(&tx.obs.qname, name) || text.contains(&b' ')
+            {
+                return false;
+            }
+            l.ips.push(*ip);
+            l.texts.extend_from_slice(text);
+            l.texts.push(b' ');
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+        Data::Rcode(r) => tx.obs.rcode = Some(*r),
+        Data::Nothing(_) => {
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+        Data::Cname | Data::Text(_) => return false,
+    }
+    tx.replied = true;
+    tx.terminal = true;
+    true
+}
+
 fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
     if tx.restart {
         // First line after the forward: the chain starts again.
@@ -183,22 +316,8 @@ fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
             }
         }
         Data::Ip(ip, text) => {
-            let data = match lex::as_str(text) {
-                Some(t) if ip.is_ipv4() || !t.contains(|c: char| c.is_ascii_uppercase()) => {
-                    t.to_string()
-                }
-                _ => ip.to_string(),
-            };
-            tx.obs.answers.push(DnsAnswer {
-                name: norm.unwrap_or_else(|| tx.obs.qname.clone()),
-                rtype: if ip.is_ipv4() {
-                    RrType::A
-                } else {
-                    RrType::AAAA
-                },
-                ttl: None,
-                data,
-            });
+            let name = norm.unwrap_or_else(|| tx.obs.qname.clone());
+            tx.obs.answers.push(answer(name, ip, text));
             tx.obs.rcode.get_or_insert(Rcode::NOERROR);
         }
         Data::Rcode(r) => tx.obs.rcode = Some(*r),
@@ -238,6 +357,47 @@ fn pid_of(prog: &[u8]) -> Option<u32> {
 
 impl LineParser for Dnsmasq {
     fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        self.read(line, ctx, &mut Emit { out, sink: None });
+    }
+
+    fn line_into(
+        &mut self,
+        line: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Observation>,
+        sink: &mut dyn LogSink,
+    ) {
+        self.read(
+            line,
+            ctx,
+            &mut Emit {
+                out,
+                sink: Some(sink),
+            },
+        );
+    }
+
+    fn flush(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        self.flush_all(&mut Emit { out, sink: None });
+    }
+
+    fn flush_into(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>, sink: &mut dyn LogSink) {
+        self.flush_all(&mut Emit {
+            out,
+            sink: Some(sink),
+        });
+    }
+}
+
+impl Dnsmasq {
+    fn flush_all(&mut self, out: &mut Emit<'_>) {
+        self.finish_current(out);
+        while let Some(t) = self.pending.pop_oldest() {
+            out.emit(t.finish());
+        }
+    }
+
+    fn read(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Emit<'_>) {
         let Some((ts, rest)) = lex::any_ts(line, &mut ctx.time) else {
             return ctx.stats.error("bad_timestamp", line);
         };
@@ -290,6 +450,12 @@ impl LineParser for Dnsmasq {
             let Some(qname) = lex::name(name) else {
                 return ctx.stats.error("bad_name", line);
             };
+            // Lite when the pre-filter says the name is certainly not listed.
+            let lite = ctx
+                .prefilter
+                .as_ref()
+                .is_some_and(|p| !p.may_match(name))
+                .then(Lite::default);
             let mut obs = ctx.dns(ts, client, qname, qtype);
             obs.client_port = port;
             obs.transport = match (self.main_pid, pid) {
@@ -304,7 +470,7 @@ impl LineParser for Dnsmasq {
             if serial.is_some() {
                 // A reused serial (restart): the old transaction is over.
                 if let Some(old) = self.pending.take(key, |_| true) {
-                    out.push(Observation::Dns(old.finish()));
+                    out.emit(old.finish());
                 }
             }
             let tx = Tx {
@@ -315,9 +481,10 @@ impl LineParser for Dnsmasq {
                 reopened: false,
                 restart: false,
                 terminal: false,
+                lite,
             };
             if let Some(old) = self.pending.insert(key, tx) {
-                out.push(Observation::Dns(old.finish()));
+                out.emit(old.finish());
             }
             return;
         }
@@ -391,6 +558,7 @@ impl LineParser for Dnsmasq {
                             reopened: true,
                             restart: false,
                             terminal: false,
+                            lite: None,
                         });
                     }
                     _ => {
@@ -401,7 +569,10 @@ impl LineParser for Dnsmasq {
                 }
             }
             if let Some(tx) = self.current.as_mut() {
-                apply(tx, name, &d);
+                if !apply_lite(tx, name, &d) {
+                    tx.upgrade();
+                    apply(tx, name, &d);
+                }
             }
             return;
         }
@@ -411,12 +582,5 @@ impl LineParser for Dnsmasq {
             self.main_pid = pid;
         }
         ctx.stats.ignored();
-    }
-
-    fn flush(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>) {
-        self.finish_current(out);
-        while let Some(t) = self.pending.pop_oldest() {
-            out.push(Observation::Dns(t.finish()));
-        }
     }
 }
