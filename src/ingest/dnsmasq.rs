@@ -18,24 +18,27 @@
 //! (another pid): those are marked `tcp`.
 //!
 //! With `scan`'s list pre-filter (issue #16, [`super::prefilter`]) a transaction whose query
-//! name is not listed is read *lite*: while its answer lines are plain addresses, rcodes or
-//! NODATA lines for the queried name, only the addresses are kept (no answer strings). Its
-//! observation is exactly the one the full reading builds ([`Done::into_obs`] renders the same
-//! answers); any other line (a `<CNAME>`, text data, another owner name) turns it into a full
-//! transaction first. Read through a [`LogSink`] (`scan` of one log), a finished lite
-//! transaction whose addresses the engine holds nothing for is handed over as skipped instead
-//! of built: its name is unlisted and it has no CNAME, so the engine would only count it and
-//! move its clock (`correlate/skip.rs`).
+//! name is not listed is read *lite*: its answer lines are kept raw (`Lite::lines`) with its
+//! addresses, and no answer string is built. A line that may name a listed pool (a CNAME
+//! target or owner the pre-filter cannot rule out), text data, or anything past the lite caps
+//! turns it into a full transaction first: [`apply`] replays the kept lines, so the state is
+//! exactly the full reading's; so does emitting it ([`Tx::finish`]). Read through a
+//! [`LogSink`] (`scan` of one log), a finished lite transaction whose addresses the engine
+//! holds nothing for is handed over as skipped instead of built: its query name and every
+//! CNAME target are unlisted and it has no server address, so the engine would only count it
+//! and move its clock (`correlate/skip.rs`).
 
 use std::net::IpAddr;
 
 use super::pending::{key_of, Pending};
 use super::unbound::name_eq;
-use super::{lex, Ctx, LineParser, LogSink, PENDING_TIMEOUT_SECS};
+use super::{lex, Ctx, LineParser, LogSink, Prefilter, PENDING_TIMEOUT_SECS};
 use crate::model::{DnsAnswer, DnsObservation, Observation, Rcode, RrType, Timestamp, Transport};
 
 /// Most addresses a lite transaction keeps; one more turns it into a full transaction.
 const MAX_LITE_IPS: usize = 64;
+/// Most bytes of answer lines a lite transaction keeps; more turn it into a full transaction.
+const MAX_LITE_BYTES: usize = 4096;
 
 struct Tx {
     obs: DnsObservation,
@@ -55,40 +58,78 @@ struct Tx {
     lite: Option<Lite>,
 }
 
-/// The answers of a lite transaction: each address line's address and its text as logged.
-#[derive(Clone, Default)]
+/// What a lite transaction keeps of its answer lines.
+#[derive(Default)]
 struct Lite {
+    /// The addresses of its address lines, in order (the engine is asked about them).
     ips: Vec<IpAddr>,
-    /// The texts, each followed by a space (an address token holds none).
-    texts: Vec<u8>,
+    /// Its answer lines as `NAME DATA ` (neither token holds a space), in order: replayed by
+    /// [`Tx::upgrade`].
+    lines: Vec<u8>,
+    /// The name (a range of `lines`) of a `<CNAME>` owner whose target is not known yet: the
+    /// full reading's `Tx::cname_owner`.
+    owner: Option<(usize, usize)>,
+    /// The name of the last answer the full reading holds (`obs.answers.last().name`).
+    last: Option<(usize, usize)>,
+}
+
+impl Lite {
+    fn name(&self, r: (usize, usize)) -> &[u8] {
+        self.lines.get(r.0..r.1).unwrap_or(&[])
+    }
+}
+
+/// Whether two raw names normalise to the same name, for `a` a name the lite reading admitted
+/// (ASCII; without its trailing dot non-empty and not ending in a dot, so it normalises to
+/// its lowercase form without that dot) and any `b` — `name_eq(&normalize_name(a), b)`.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let a = a.strip_suffix(b".").unwrap_or(a);
+    let b = b.strip_suffix(b".").unwrap_or(b);
+    a.eq_ignore_ascii_case(b)
 }
 
 impl Tx {
-    fn finish(mut self) -> Done {
+    fn finish(mut self) -> DnsObservation {
+        self.upgrade();
         self.obs.answers_known = self.replied;
         if self.replied && self.obs.rcode.is_none() {
             self.obs.rcode = Some(Rcode::NOERROR);
         }
-        Done {
-            obs: self.obs,
-            lite: self.lite,
+        self.obs
+    }
+
+    /// Whether a `<CNAME>` line waits for its target.
+    fn chain_open(&self) -> bool {
+        self.cname_owner.is_some() || self.lite.as_ref().is_some_and(|l| l.owner.is_some())
+    }
+
+    /// Whether the last answer (the full reading's) is named `name`.
+    fn last_answer_is(&self, name: &[u8]) -> bool {
+        match &self.lite {
+            Some(l) => l.last.is_some_and(|r| same_name(l.name(r), name)),
+            None => self
+                .obs
+                .answers
+                .last()
+                .is_some_and(|a| name_eq(&a.name, name)),
         }
     }
 
-    /// A lite transaction becomes a full one: the answers its lines gave so far.
+    /// A lite transaction becomes a full one: its kept lines are applied from the state its
+    /// query line left (nothing answered), which gives the full reading's state.
     fn upgrade(&mut self) {
-        if let Some(l) = self.lite.take() {
-            push_answers(&mut self.obs, &l);
+        let Some(l) = self.lite.take() else {
+            return;
+        };
+        self.replied = false;
+        self.terminal = false;
+        self.cname_owner = None;
+        self.obs.rcode = None;
+        self.obs.answers.clear();
+        let mut tokens = l.lines.split(|c| *c == b' ');
+        while let (Some(name), Some(data)) = (tokens.next(), tokens.next()) {
+            apply(self, name, &classify(data));
         }
-    }
-}
-
-/// The answers [`apply`] gives the address lines of the queried name that `l` holds.
-fn push_answers(obs: &mut DnsObservation, l: &Lite) {
-    let texts = l.texts.split(|c| *c == b' ');
-    for (ip, text) in l.ips.iter().zip(texts) {
-        let name = obs.qname.clone();
-        obs.answers.push(answer(name, ip, text));
     }
 }
 
@@ -110,23 +151,6 @@ fn answer(name: String, ip: &IpAddr, text: &[u8]) -> DnsAnswer {
     }
 }
 
-/// A finished transaction: its observation, without its answers when it was read lite.
-struct Done {
-    obs: DnsObservation,
-    lite: Option<Lite>,
-}
-
-impl Done {
-    /// The observation the full reading gives.
-    fn into_obs(self) -> DnsObservation {
-        let mut obs = self.obs;
-        if let Some(l) = &self.lite {
-            push_answers(&mut obs, l);
-        }
-        obs
-    }
-}
-
 /// Where finished transactions go: the parser's output, or skipped through the sink.
 struct Emit<'a> {
     out: &'a mut Vec<Observation>,
@@ -137,14 +161,14 @@ impl Emit<'_> {
     /// A lite transaction is skipped when nothing of this line is queued before it (so the
     /// engine has seen every earlier observation) and the engine holds nothing for its
     /// addresses; everything else is emitted as the full reading emits it.
-    fn emit(&mut self, d: Done) {
-        if let (Some(l), Some(sink)) = (&d.lite, self.sink.as_deref_mut()) {
-            if self.out.is_empty() && !sink.answers_matter(d.obs.client, &l.ips) {
-                sink.skipped(d.obs.ts);
+    fn emit(&mut self, tx: Tx) {
+        if let (Some(l), Some(sink)) = (&tx.lite, self.sink.as_deref_mut()) {
+            if self.out.is_empty() && !sink.answers_matter(tx.obs.client, &l.ips) {
+                sink.skipped(tx.obs.ts);
                 return;
             }
         }
-        self.out.push(Observation::Dns(d.into_obs()));
+        self.out.push(Observation::Dns(tx.finish()));
     }
 }
 
@@ -169,40 +193,49 @@ impl Dnsmasq {
             return;
         };
         let key = tx.key;
-        if tx.cname_owner.is_some() && !tx.reopened && !tx.terminal {
+        if tx.chain_open() && !tx.reopened && !tx.terminal {
+            tx.upgrade();
             tx.reopened = true;
             tx.restart = true;
             if let Some(old) = self.pending.insert(key, tx) {
-                out.emit(old.finish());
+                out.emit(old);
             }
             return;
         }
-        let plain = tx.obs.client_port.is_none();
-        let done = tx.finish();
-        if plain {
+        if tx.obs.client_port.is_none() {
             // Without serials, one upstream answer serves every client waiting for that name
-            // and type: give each of them the answer.
-            let obs = &done.obs;
-            while let Some(other) = self.pending.take(key, |o| {
-                o.obs.qtype == obs.qtype && o.obs.qname == obs.qname && o.obs.client_port.is_none()
-            }) {
-                let mut o = other.obs;
-                o.answers = obs.answers.clone();
-                o.rcode = obs.rcode;
-                o.answers_known = obs.answers_known;
-                out.emit(Done {
-                    obs: o,
-                    lite: done.lite.clone(),
-                });
+            // and type: give each of them the answer (built: the answer is copied).
+            let waiting = |o: &Tx, t: &Tx| {
+                o.obs.qtype == t.obs.qtype
+                    && o.obs.qname == t.obs.qname
+                    && o.obs.client_port.is_none()
+            };
+            if let Some(first) = self.pending.take(key, |o| waiting(o, &tx)) {
+                let obs = tx.finish();
+                let mut next = Some(first);
+                while let Some(other) = next {
+                    let mut o = other.obs;
+                    o.answers = obs.answers.clone();
+                    o.rcode = obs.rcode;
+                    o.answers_known = obs.answers_known;
+                    out.out.push(Observation::Dns(o));
+                    next = self.pending.take(key, |o| {
+                        o.obs.qtype == obs.qtype
+                            && o.obs.qname == obs.qname
+                            && o.obs.client_port.is_none()
+                    });
+                }
+                out.out.push(Observation::Dns(obs));
+                return;
             }
         }
-        out.emit(done);
+        out.emit(tx);
     }
 
     fn expire(&mut self, now: Timestamp, out: &mut Emit<'_>) {
         let cutoff = now.plus_secs(-PENDING_TIMEOUT_SECS);
         self.pending
-            .drain_expired(|t| t.obs.ts < cutoff, |t| out.emit(t.finish()));
+            .drain_expired(|t| t.obs.ts < cutoff, |t| out.emit(t));
     }
 }
 
@@ -249,35 +282,75 @@ fn fits(qtype: RrType, d: &Data<'_>) -> bool {
     }
 }
 
-/// [`apply`] for a lite transaction, when the line keeps it lite: an address of the queried
-/// name, an rcode or a NODATA line, while no chain is open. False (nothing changed) for every
-/// other line: the caller upgrades and applies.
-fn apply_lite(tx: &mut Tx, name: &[u8], d: &Data<'_>) -> bool {
+/// [`apply`] for a lite transaction, when the line keeps it lite: the same changes of state,
+/// with the line kept raw instead of answer strings built. It stays lite when its name is
+/// the queried one or one the pre-filter rules out (owners and CNAME targets), its data is
+/// an address, `<CNAME>`, rcode or NODATA token, and the caps hold. False (nothing changed)
+/// for every other line: the caller upgrades and applies.
+fn apply_lite(
+    tx: &mut Tx,
+    pre: Option<&Prefilter>,
+    name: &[u8],
+    data: &[u8],
+    d: &Data<'_>,
+) -> bool {
     let Some(l) = tx.lite.as_mut() else {
         return false;
     };
-    if tx.restart || tx.cname_owner.is_some() {
+    let raw = name.strip_suffix(b".").unwrap_or(name);
+    let unlisted = name_eq(&tx.obs.qname, name)
+        || (!raw.is_empty()
+            && !raw.ends_with(b".")
+            && raw.is_ascii()
+            && pre.is_some_and(|p| !p.may_match(name)));
+    if tx.restart
+        || !unlisted
+        || matches!(d, Data::Text(_))
+        || (matches!(d, Data::Ip(..)) && l.ips.len() >= MAX_LITE_IPS)
+        || l.lines.len() + name.len() + data.len() + 2 > MAX_LITE_BYTES
+        || name.contains(&b' ')
+        || data.contains(&b' ')
+    {
         return false;
     }
-    match d {
-        Data::Ip(ip, text) => {
-            if l.ips.len() >= MAX_LITE_IPS || !name_eq(&tx.obs.qname, name) || text.contains(&b' ')
-            {
-                return false;
+    let at = l.lines.len();
+    l.lines.extend_from_slice(name);
+    l.lines.push(b' ');
+    l.lines.extend_from_slice(data);
+    l.lines.push(b' ');
+    let this = (at, at + name.len());
+    tx.replied = true;
+    if !matches!(d, Data::Cname) {
+        tx.terminal = true;
+    }
+    // The pending `<CNAME>`: this line's name is its target (see `apply`).
+    if let Some(owner) = l.owner {
+        if same_name(l.name(owner), name) {
+            if !matches!(d, Data::Cname) {
+                l.owner = None;
             }
+        } else {
+            l.last = Some(owner);
+            l.owner = None;
+        }
+    }
+    match d {
+        Data::Cname => {
+            if l.owner.is_none() {
+                l.owner = Some(this);
+            }
+        }
+        Data::Ip(ip, _) => {
             l.ips.push(*ip);
-            l.texts.extend_from_slice(text);
-            l.texts.push(b' ');
+            l.last = Some(this);
             tx.obs.rcode.get_or_insert(Rcode::NOERROR);
         }
         Data::Rcode(r) => tx.obs.rcode = Some(*r),
         Data::Nothing(_) => {
             tx.obs.rcode.get_or_insert(Rcode::NOERROR);
         }
-        Data::Cname | Data::Text(_) => return false,
+        Data::Text(_) => return false,
     }
-    tx.replied = true;
-    tx.terminal = true;
     true
 }
 
@@ -393,7 +466,7 @@ impl Dnsmasq {
     fn flush_all(&mut self, out: &mut Emit<'_>) {
         self.finish_current(out);
         while let Some(t) = self.pending.pop_oldest() {
-            out.emit(t.finish());
+            out.emit(t);
         }
     }
 
@@ -470,7 +543,7 @@ impl Dnsmasq {
             if serial.is_some() {
                 // A reused serial (restart): the old transaction is over.
                 if let Some(old) = self.pending.take(key, |_| true) {
-                    out.emit(old.finish());
+                    out.emit(old);
                 }
             }
             let tx = Tx {
@@ -484,7 +557,7 @@ impl Dnsmasq {
                 lite,
             };
             if let Some(old) = self.pending.insert(key, tx) {
-                out.emit(old.finish());
+                out.emit(old);
             }
             return;
         }
@@ -505,15 +578,16 @@ impl Dnsmasq {
             let (Some(name), Some(_source)) = (words.next(), words.next()) else {
                 return ctx.stats.ignored();
             };
-            let d = classify(lex::trim_end(data));
+            let data = lex::trim_end(data);
+            let d = classify(data);
             // Continue the current transaction?
             let continues = match (&self.current, serial) {
                 (Some(c), Some(s)) => c.key == s,
                 (Some(c), None) => {
                     c.obs.client_port.is_none()
-                        && (c.cname_owner.is_some()
+                        && (c.chain_open()
                             || name_eq(&c.obs.qname, name)
-                            || c.obs.answers.last().is_some_and(|a| name_eq(&a.name, name))
+                            || c.last_answer_is(name)
                             || name == b"error")
                 }
                 _ => false,
@@ -569,7 +643,7 @@ impl Dnsmasq {
                 }
             }
             if let Some(tx) = self.current.as_mut() {
-                if !apply_lite(tx, name, &d) {
+                if !apply_lite(tx, ctx.prefilter.as_deref(), name, data, &d) {
                     tx.upgrade();
                     apply(tx, name, &d);
                 }

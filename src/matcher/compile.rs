@@ -9,8 +9,9 @@
 //! benign name is usually inside its TLD or second-level label.
 //!
 //! In front of the automaton, an exact quick reject ([`TailGate`], issue #16): a name whose
-//! last two labels are no entry's last two labels is covered by no entry. One hash of a few
-//! bytes instead of the automaton's search for nearly every benign name.
+//! last two (three) labels are no two-label entry's (no longer entry's last three) is covered
+//! by no entry. One or two hashes of a few bytes instead of the automaton's search for nearly
+//! every benign name.
 
 use std::net::IpAddr;
 
@@ -112,15 +113,18 @@ impl NameSet {
     }
 }
 
-/// Longest two-label tail hashed by [`TailGate`]; a longer one is left to the automaton.
+/// Longest tail hashed by [`TailGate`]; a longer one is left to the automaton.
 const MAX_TAIL: usize = 128;
 
 /// The exact quick reject in front of the automaton. An entry covers a name only as a
-/// label-aligned suffix of it, and every entry has at least two labels (`normalize_entry`
-/// refuses single-label ones; [`TailGate::build`] gives up otherwise), so a covered name's last
-/// two labels are the entry's last two labels. The gate holds a hash of every entry's last two
-/// labels: a name whose own tail hashes to none of them is covered by no entry. A collision
-/// (or a tail over [`MAX_TAIL`]) only sends the name on to the automaton, which decides.
+/// label-aligned suffix of it, so a covered name's last `k` labels are the entry's last `k`
+/// labels for any `k` up to the entry's label count. Every entry has at least two labels
+/// (`normalize_entry` refuses single-label ones; [`TailGate::build`] gives up otherwise): the
+/// gate holds a hash of each two-label entry and of the last three labels of each longer one
+/// (so names under a listed `pool.<popular-domain>` are told apart from the popular domain's
+/// other names). A name whose last two labels match no two-label entry and whose last three
+/// match no longer one is covered by no entry. A collision (or a tail over [`MAX_TAIL`])
+/// only sends the name on to the automaton, which decides.
 #[derive(Debug, Default)]
 pub(crate) struct TailGate {
     tails: rustc_hash::FxHashSet<u64>,
@@ -132,10 +136,12 @@ impl TailGate {
         let mut tails = rustc_hash::FxHashSet::default();
         for d in domains {
             let d = d.as_bytes();
-            if !d.contains(&b'.') {
-                return None;
-            }
-            tails.insert(tail_hash(tail(d))?);
+            let labels = match memchr::memchr_iter(b'.', d).take(2).count() {
+                0 => return None,
+                1 => 2,
+                _ => 3,
+            };
+            tails.insert(tail_hash(tail(d, labels), labels)?);
         }
         Some(TailGate { tails })
     }
@@ -144,10 +150,16 @@ impl TailGate {
     #[inline]
     pub(crate) fn may_cover(&self, name: &[u8]) -> bool {
         let name = name.strip_suffix(b".").unwrap_or(name);
-        match tail_hash(tail(name)) {
-            Some(h) => self.tails.contains(&h),
-            None => true,
+        let two = tail(name, 2);
+        match tail_hash(two, 2) {
+            Some(h) if !self.tails.contains(&h) => {}
+            _ => return true,
         }
+        let three = tail(name, 3);
+        if three.len() == two.len() {
+            return false;
+        }
+        tail_hash(three, 3).is_none_or(|h| self.tails.contains(&h))
     }
 
     fn heap_bytes(&self) -> usize {
@@ -155,24 +167,22 @@ impl TailGate {
     }
 }
 
-/// The last two labels of `name` (all of it when it has fewer).
+/// The last `labels` labels of `name` (all of it when it has fewer).
 #[inline]
-fn tail(name: &[u8]) -> &[u8] {
-    let Some(last) = memchr::memrchr(b'.', name) else {
-        return name;
-    };
-    match name
-        .get(..last)
-        .and_then(|head| memchr::memrchr(b'.', head))
-    {
-        Some(dot) => name.get(dot + 1..).unwrap_or(name),
-        None => name,
+fn tail(name: &[u8], labels: usize) -> &[u8] {
+    let mut cut = name.len();
+    for _ in 0..labels {
+        match name.get(..cut).and_then(|head| memchr::memrchr(b'.', head)) {
+            Some(dot) => cut = dot,
+            None => return name,
+        }
     }
+    name.get(cut + 1..).unwrap_or(name)
 }
 
-/// FxHash of the lowercased `tail`; `None` over [`MAX_TAIL`] bytes.
+/// FxHash of the lowercased `tail` and its label count; `None` over [`MAX_TAIL`] bytes.
 #[inline]
-fn tail_hash(tail: &[u8]) -> Option<u64> {
+fn tail_hash(tail: &[u8], labels: usize) -> Option<u64> {
     use std::hash::Hasher;
     let mut buf = [0u8; MAX_TAIL];
     let lower = buf.get_mut(..tail.len())?;
@@ -180,7 +190,7 @@ fn tail_hash(tail: &[u8]) -> Option<u64> {
     lower.make_ascii_lowercase();
     let mut h = rustc_hash::FxHasher::default();
     h.write(lower);
-    h.write_usize(lower.len());
+    h.write_usize(lower.len() << 2 | labels);
     Some(h.finish())
 }
 
@@ -324,6 +334,8 @@ mod tests {
             "a.b.c.example.net",
             "xmr.duckdns.org",
             "Mixed.Case.test",
+            "pool.popular.com",
+            "x.y.deep.example.org",
         ];
         let lower: Vec<String> = entries.iter().map(|e| e.to_ascii_lowercase()).collect();
         let set = NameSet::build(lower.iter().map(|s| s.as_str()), lower.len()).unwrap();
@@ -353,6 +365,14 @@ mod tests {
                 names.push(format!("w.{rest}"));
             }
         }
+        names.push("www.popular.com".into());
+        names.push("popular.com".into());
+        names.push("a.pool.popular.com".into());
+        names.push("deep.example.org".into());
+        names.push("y.deep.example.org".into());
+        names.push("q.x.y.deep.example.org".into());
+        names.push("x..y.deep.example.org".into());
+        names.push("..pool.popular.com".into());
         names.push(format!("{}.supportxmr.com", "a".repeat(200)));
         names.push(format!("{}.com", "b".repeat(200)));
         let mut rejected = 0;
