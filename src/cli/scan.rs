@@ -125,6 +125,13 @@ pub struct ScanArgs {
     /// without --history.
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Parse every log line in full, also those the list pre-filter would drop (BIND and
+    /// Unbound lines naming no listed pool) or read lite (dnsmasq transactions of unlisted
+    /// names). The result is the same; this is the reference the pre-filter is tested against
+    /// (issue #16, docs/performance.md). The pre-filter runs without --history; dnsmasq
+    /// transactions the engine holds nothing for are skipped when one log is the only input.
+    #[arg(long)]
+    pub no_log_prefilter: bool,
     /// Capture files, resolver logs or observation JSON lines; `-` (stdin), FIFOs and `<(cmd)`
     /// are read as streams, sniffed like files.
     #[arg(required = true, value_name = "INPUT")]
@@ -169,7 +176,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     // Without --history only listed lookups matter: log lines naming no listed pool are
     // dropped before parsing (`ingest::prefilter`, BIND and Unbound).
     let lists = matcher::shared(lists);
-    let prefilter = (!args.history).then(|| {
+    let prefilter = (!args.history && !args.no_log_prefilter).then(|| {
         let l = lists.load_full();
         Arc::new(crate::ingest::Prefilter::new(Box::new(move |n| {
             l.match_name(n).is_some()
@@ -194,8 +201,20 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
             fast = input::open_capture_counting(p, format, &ccfg, &failures, &bytes)?;
         }
     }
+    // The log pre-filter's skips need the engine's answers in stream order too: one log file,
+    // read straight into the pipeline.
+    let mut fast_log = None;
+    if fast.is_none() && prefilter.is_some() {
+        if let [p] = args.inputs.as_slice() {
+            fast_log = input::open_log_counting(p, format, &icfg, &failures, &bytes)?;
+        }
+    }
     let mut readers = Vec::with_capacity(args.inputs.len());
-    for p in args.inputs.iter().filter(|_| fast.is_none()) {
+    for p in args
+        .inputs
+        .iter()
+        .filter(|_| fast.is_none() && fast_log.is_none())
+    {
         // The error names the input (`cannot open PATH: reason`).
         let r = input::open_counting(p, format, &ccfg, &icfg, &failures, &bytes)?;
         readers.push(r);
@@ -268,8 +287,11 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let mut skipped_log_observations = 0;
     if let Some(cap) = fast.as_mut() {
         scan_capture_fast(cap, &mut pipeline, &mut progress)?;
+    } else if let Some(log) = fast_log.as_mut() {
+        skipped_log_observations = scan_log_fast(log, &mut pipeline, &mut progress)?;
     } else {
         for obs in &mut input::merge_by_time(readers) {
             if let Some(r) = &recorder {
@@ -286,6 +308,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     // are not needed past the input: freed before the result is gathered, the run's peak (the
     // merged readers went with their loop; the fast path's capture goes here).
     drop(fast);
+    drop(fast_log);
     let summary = pipeline.finish()?;
     if let Some(r) = recorder.take() {
         r.flush().context("writing the history")?;
@@ -297,6 +320,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
         evicted = summary.engine.evicted,
         flushes = summary.flushes,
         prefiltered_log_lines = prefilter.as_ref().map_or(0, |p| p.skipped()),
+        skipped_log_observations,
         "scan finished"
     );
 
@@ -400,6 +424,60 @@ impl crate::capture::DnsInterest for EngineInterest<'_> {
     fn skipped(&mut self, s: crate::model::DnsSkim) {
         if let Err(e) = self.pipeline.push_skipped(&s) {
             self.error.get_or_insert(e);
+        }
+    }
+}
+
+/// Reads one log into `pipeline` (issue #16): every observation is pushed before the next
+/// line is parsed, so the dnsmasq parser can ask the engine whether an unlisted transaction's
+/// addresses matter (`Engine::dns_answers_matter`) and hand it over skipped
+/// ([`Pipeline::push_skipped_log`]) instead of built. `each` runs after every observation
+/// pushed. Returns the number of skipped observations. The result equals pushing every
+/// observation of the same file (`scan --no-log-prefilter`; `tests/it/scan_logs.rs`).
+pub fn scan_log_fast(
+    log: &mut input::FastLog,
+    pipeline: &mut Pipeline,
+    each: &mut dyn FnMut(),
+) -> Result<u64, crate::correlate::PipelineError> {
+    let mut sink = EngineLogSink {
+        pipeline,
+        each,
+        error: None,
+        skipped: 0,
+    };
+    log.drain_into(&mut sink);
+    sink.error.map_or(Ok(sink.skipped), Err)
+}
+
+/// The log reader's consumer: the pipeline, asked in stream order.
+struct EngineLogSink<'a> {
+    pipeline: &'a mut Pipeline,
+    each: &'a mut dyn FnMut(),
+    /// The first store error; what follows it is not pushed (reported when reading ends).
+    error: Option<crate::correlate::PipelineError>,
+    skipped: u64,
+}
+
+impl crate::ingest::LogSink for EngineLogSink<'_> {
+    fn push(&mut self, obs: crate::model::Observation) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.pipeline.push(obs) {
+            self.error = Some(e);
+        }
+        (self.each)();
+    }
+    fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool {
+        self.pipeline.engine().dns_answers_matter(client, ips)
+    }
+    fn skipped(&mut self, ts: crate::model::Timestamp) {
+        if self.error.is_some() {
+            return;
+        }
+        self.skipped += 1;
+        if let Err(e) = self.pipeline.push_skipped_log(ts) {
+            self.error = Some(e);
         }
     }
 }

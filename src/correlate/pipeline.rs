@@ -371,6 +371,15 @@ impl Pipeline {
         self.pushed(changes)
     }
 
+    /// A DNS observation without a server that the log pre-filter did not build
+    /// (`Engine::observe_skipped_log`): it counts as a DNS observation, as if it had been pushed.
+    pub fn push_skipped_log(&mut self, ts: crate::model::Timestamp) -> Result<(), PipelineError> {
+        self.summary.observations += 1;
+        self.metrics.obs_dns.inc();
+        let changes = self.engine.observe_skipped_log(ts);
+        self.pushed(changes)
+    }
+
     fn pushed(&mut self, changes: Changes) -> Result<(), PipelineError> {
         if !changes.is_empty() {
             self.apply(changes)?;

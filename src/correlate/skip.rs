@@ -78,4 +78,15 @@ impl Engine {
         self.observed(s.ts, &mut out);
         out
     }
+
+    /// A DNS observation without a server address that `scan`'s log pre-filter did not build
+    /// (an unlisted dnsmasq transaction without CNAMEs, `ingest::LogSink`): counted and the
+    /// clock moved to `ts` — what [`Engine::observe`] does with such an observation when
+    /// [`Engine::dns_answers_matter`] is false (no server: no resolver learning).
+    pub fn observe_skipped_log(&mut self, ts: Timestamp) -> Changes {
+        let mut out = Changes::default();
+        self.stats.dns += 1;
+        self.observed(ts, &mut out);
+        out
+    }
 }

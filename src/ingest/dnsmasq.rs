@@ -16,13 +16,29 @@
 //! ([`super::PENDING_TIMEOUT_SECS`] of log time), when the pending table is full (oldest first,
 //! unanswered) or at flush. dnsmasq logs no TTLs. TCP queries are answered by a forked child
 //! (another pid): those are marked `tcp`.
+//!
+//! With `scan`'s list pre-filter (issue #16, [`super::prefilter`]) a transaction whose query
+//! name is not listed is read *lite*: its answer lines are kept raw (`Lite::lines`) with its
+//! addresses, and no answer string is built. A line that may name a listed pool (a CNAME
+//! target or owner the pre-filter cannot rule out), text data, or anything past the lite caps
+//! turns it into a full transaction first: [`apply`] replays the kept lines, so the state is
+//! exactly the full reading's; so does emitting it ([`Tx::finish`]). Read through a
+//! [`LogSink`] (`scan` of one log), a finished lite transaction whose addresses the engine
+//! holds nothing for is handed over as skipped instead of built: its query name and every
+//! CNAME target are unlisted and it has no server address, so the engine would only count it
+//! and move its clock (`correlate/skip.rs`).
 
 use std::net::IpAddr;
 
 use super::pending::{key_of, Pending};
 use super::unbound::name_eq;
-use super::{lex, Ctx, LineParser, PENDING_TIMEOUT_SECS};
+use super::{lex, Ctx, LineParser, LogSink, Prefilter, PENDING_TIMEOUT_SECS};
 use crate::model::{DnsAnswer, DnsObservation, Observation, Rcode, RrType, Timestamp, Transport};
+
+/// Most addresses a lite transaction keeps; one more turns it into a full transaction.
+const MAX_LITE_IPS: usize = 64;
+/// Most bytes of answer lines a lite transaction keeps; more turn it into a full transaction.
+const MAX_LITE_BYTES: usize = 4096;
 
 struct Tx {
     obs: DnsObservation,
@@ -37,15 +53,122 @@ struct Tx {
     /// An address, rcode or NODATA line was seen: the answer is complete even if a `<CNAME>`
     /// line is left without a target.
     terminal: bool,
+    /// Read lite (module doc): the query name is not listed, `obs.answers` is empty and these
+    /// are the addresses of its answer lines so far, all owned by the queried name.
+    lite: Option<Lite>,
+}
+
+/// What a lite transaction keeps of its answer lines.
+#[derive(Default)]
+struct Lite {
+    /// The addresses of its address lines, in order (the engine is asked about them).
+    ips: Vec<IpAddr>,
+    /// Its answer lines as `NAME DATA ` (neither token holds a space), in order: replayed by
+    /// [`Tx::upgrade`].
+    lines: Vec<u8>,
+    /// The name (a range of `lines`) of a `<CNAME>` owner whose target is not known yet: the
+    /// full reading's `Tx::cname_owner`.
+    owner: Option<(usize, usize)>,
+    /// The name of the last answer the full reading holds (`obs.answers.last().name`).
+    last: Option<(usize, usize)>,
+}
+
+impl Lite {
+    fn name(&self, r: (usize, usize)) -> &[u8] {
+        self.lines.get(r.0..r.1).unwrap_or(&[])
+    }
+}
+
+/// Whether two raw names normalise to the same name, for `a` a name the lite reading admitted
+/// (ASCII; without its trailing dot non-empty and not ending in a dot, so it normalises to
+/// its lowercase form without that dot) and any `b` — `name_eq(&normalize_name(a), b)`.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let a = a.strip_suffix(b".").unwrap_or(a);
+    let b = b.strip_suffix(b".").unwrap_or(b);
+    a.eq_ignore_ascii_case(b)
 }
 
 impl Tx {
     fn finish(mut self) -> DnsObservation {
+        self.upgrade();
         self.obs.answers_known = self.replied;
         if self.replied && self.obs.rcode.is_none() {
             self.obs.rcode = Some(Rcode::NOERROR);
         }
         self.obs
+    }
+
+    /// Whether a `<CNAME>` line waits for its target.
+    fn chain_open(&self) -> bool {
+        self.cname_owner.is_some() || self.lite.as_ref().is_some_and(|l| l.owner.is_some())
+    }
+
+    /// Whether the last answer (the full reading's) is named `name`.
+    fn last_answer_is(&self, name: &[u8]) -> bool {
+        match &self.lite {
+            Some(l) => l.last.is_some_and(|r| same_name(l.name(r), name)),
+            None => self
+                .obs
+                .answers
+                .last()
+                .is_some_and(|a| name_eq(&a.name, name)),
+        }
+    }
+
+    /// A lite transaction becomes a full one: its kept lines are applied from the state its
+    /// query line left (nothing answered), which gives the full reading's state.
+    fn upgrade(&mut self) {
+        let Some(l) = self.lite.take() else {
+            return;
+        };
+        self.replied = false;
+        self.terminal = false;
+        self.cname_owner = None;
+        self.obs.rcode = None;
+        self.obs.answers.clear();
+        let mut tokens = l.lines.split(|c| *c == b' ');
+        while let (Some(name), Some(data)) = (tokens.next(), tokens.next()) {
+            apply(self, name, &classify(data));
+        }
+    }
+}
+
+/// The answer of an address line (the address's text kept as logged when it is canonical).
+fn answer(name: String, ip: &IpAddr, text: &[u8]) -> DnsAnswer {
+    let data = match lex::as_str(text) {
+        Some(t) if ip.is_ipv4() || !t.contains(|c: char| c.is_ascii_uppercase()) => t.to_string(),
+        _ => ip.to_string(),
+    };
+    DnsAnswer {
+        name,
+        rtype: if ip.is_ipv4() {
+            RrType::A
+        } else {
+            RrType::AAAA
+        },
+        ttl: None,
+        data,
+    }
+}
+
+/// Where finished transactions go: the parser's output, or skipped through the sink.
+struct Emit<'a> {
+    out: &'a mut Vec<Observation>,
+    sink: Option<&'a mut dyn LogSink>,
+}
+
+impl Emit<'_> {
+    /// A lite transaction is skipped when nothing of this line is queued before it (so the
+    /// engine has seen every earlier observation) and the engine holds nothing for its
+    /// addresses; everything else is emitted as the full reading emits it.
+    fn emit(&mut self, tx: Tx) {
+        if let (Some(l), Some(sink)) = (&tx.lite, self.sink.as_deref_mut()) {
+            if self.out.is_empty() && !sink.answers_matter(tx.obs.client, &l.ips) {
+                sink.skipped(tx.obs.ts);
+                return;
+            }
+        }
+        self.out.push(Observation::Dns(tx.finish()));
     }
 }
 
@@ -65,43 +188,54 @@ impl Dnsmasq {
         }
     }
 
-    fn finish_current(&mut self, out: &mut Vec<Observation>) {
+    fn finish_current(&mut self, out: &mut Emit<'_>) {
         let Some(mut tx) = self.current.take() else {
             return;
         };
         let key = tx.key;
-        if tx.cname_owner.is_some() && !tx.reopened && !tx.terminal {
+        if tx.chain_open() && !tx.reopened && !tx.terminal {
+            tx.upgrade();
             tx.reopened = true;
             tx.restart = true;
             if let Some(old) = self.pending.insert(key, tx) {
-                out.push(Observation::Dns(old.finish()));
+                out.emit(old);
             }
             return;
         }
-        let plain = tx.obs.client_port.is_none();
-        let obs = tx.finish();
-        if plain {
+        if tx.obs.client_port.is_none() {
             // Without serials, one upstream answer serves every client waiting for that name
-            // and type: give each of them the answer.
-            while let Some(other) = self.pending.take(key, |o| {
-                o.obs.qtype == obs.qtype && o.obs.qname == obs.qname && o.obs.client_port.is_none()
-            }) {
-                let mut o = other.obs;
-                o.answers = obs.answers.clone();
-                o.rcode = obs.rcode;
-                o.answers_known = obs.answers_known;
-                out.push(Observation::Dns(o));
+            // and type: give each of them the answer (built: the answer is copied).
+            let waiting = |o: &Tx, t: &Tx| {
+                o.obs.qtype == t.obs.qtype
+                    && o.obs.qname == t.obs.qname
+                    && o.obs.client_port.is_none()
+            };
+            if let Some(first) = self.pending.take(key, |o| waiting(o, &tx)) {
+                let obs = tx.finish();
+                let mut next = Some(first);
+                while let Some(other) = next {
+                    let mut o = other.obs;
+                    o.answers = obs.answers.clone();
+                    o.rcode = obs.rcode;
+                    o.answers_known = obs.answers_known;
+                    out.out.push(Observation::Dns(o));
+                    next = self.pending.take(key, |o| {
+                        o.obs.qtype == obs.qtype
+                            && o.obs.qname == obs.qname
+                            && o.obs.client_port.is_none()
+                    });
+                }
+                out.out.push(Observation::Dns(obs));
+                return;
             }
         }
-        out.push(Observation::Dns(obs));
+        out.emit(tx);
     }
 
-    fn expire(&mut self, now: Timestamp, out: &mut Vec<Observation>) {
+    fn expire(&mut self, now: Timestamp, out: &mut Emit<'_>) {
         let cutoff = now.plus_secs(-PENDING_TIMEOUT_SECS);
-        self.pending.drain_expired(
-            |t| t.obs.ts < cutoff,
-            |t| out.push(Observation::Dns(t.finish())),
-        );
+        self.pending
+            .drain_expired(|t| t.obs.ts < cutoff, |t| out.emit(t));
     }
 }
 
@@ -148,6 +282,78 @@ fn fits(qtype: RrType, d: &Data<'_>) -> bool {
     }
 }
 
+/// [`apply`] for a lite transaction, when the line keeps it lite: the same changes of state,
+/// with the line kept raw instead of answer strings built. It stays lite when its name is
+/// the queried one or one the pre-filter rules out (owners and CNAME targets), its data is
+/// an address, `<CNAME>`, rcode or NODATA token, and the caps hold. False (nothing changed)
+/// for every other line: the caller upgrades and applies.
+fn apply_lite(
+    tx: &mut Tx,
+    pre: Option<&Prefilter>,
+    name: &[u8],
+    data: &[u8],
+    d: &Data<'_>,
+) -> bool {
+    let Some(l) = tx.lite.as_mut() else {
+        return false;
+    };
+    let raw = name.strip_suffix(b".").unwrap_or(name);
+    let unlisted = name_eq(&tx.obs.qname, name)
+        || (!raw.is_empty()
+            && !raw.ends_with(b".")
+            && raw.is_ascii()
+            && pre.is_some_and(|p| !p.may_match(name)));
+    if tx.restart
+        || !unlisted
+        || matches!(d, Data::Text(_))
+        || (matches!(d, Data::Ip(..)) && l.ips.len() >= MAX_LITE_IPS)
+        || l.lines.len() + name.len() + data.len() + 2 > MAX_LITE_BYTES
+        || name.contains(&b' ')
+        || data.contains(&b' ')
+    {
+        return false;
+    }
+    let at = l.lines.len();
+    l.lines.extend_from_slice(name);
+    l.lines.push(b' ');
+    l.lines.extend_from_slice(data);
+    l.lines.push(b' ');
+    let this = (at, at + name.len());
+    tx.replied = true;
+    if !matches!(d, Data::Cname) {
+        tx.terminal = true;
+    }
+    // The pending `<CNAME>`: this line's name is its target (see `apply`).
+    if let Some(owner) = l.owner {
+        if same_name(l.name(owner), name) {
+            if !matches!(d, Data::Cname) {
+                l.owner = None;
+            }
+        } else {
+            l.last = Some(owner);
+            l.owner = None;
+        }
+    }
+    match d {
+        Data::Cname => {
+            if l.owner.is_none() {
+                l.owner = Some(this);
+            }
+        }
+        Data::Ip(ip, _) => {
+            l.ips.push(*ip);
+            l.last = Some(this);
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+        Data::Rcode(r) => tx.obs.rcode = Some(*r),
+        Data::Nothing(_) => {
+            tx.obs.rcode.get_or_insert(Rcode::NOERROR);
+        }
+        Data::Text(_) => return false,
+    }
+    true
+}
+
 fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
     if tx.restart {
         // First line after the forward: the chain starts again.
@@ -183,22 +389,8 @@ fn apply(tx: &mut Tx, name: &[u8], d: &Data<'_>) {
             }
         }
         Data::Ip(ip, text) => {
-            let data = match lex::as_str(text) {
-                Some(t) if ip.is_ipv4() || !t.contains(|c: char| c.is_ascii_uppercase()) => {
-                    t.to_string()
-                }
-                _ => ip.to_string(),
-            };
-            tx.obs.answers.push(DnsAnswer {
-                name: norm.unwrap_or_else(|| tx.obs.qname.clone()),
-                rtype: if ip.is_ipv4() {
-                    RrType::A
-                } else {
-                    RrType::AAAA
-                },
-                ttl: None,
-                data,
-            });
+            let name = norm.unwrap_or_else(|| tx.obs.qname.clone());
+            tx.obs.answers.push(answer(name, ip, text));
             tx.obs.rcode.get_or_insert(Rcode::NOERROR);
         }
         Data::Rcode(r) => tx.obs.rcode = Some(*r),
@@ -238,6 +430,47 @@ fn pid_of(prog: &[u8]) -> Option<u32> {
 
 impl LineParser for Dnsmasq {
     fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        self.read(line, ctx, &mut Emit { out, sink: None });
+    }
+
+    fn line_into(
+        &mut self,
+        line: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Observation>,
+        sink: &mut dyn LogSink,
+    ) {
+        self.read(
+            line,
+            ctx,
+            &mut Emit {
+                out,
+                sink: Some(sink),
+            },
+        );
+    }
+
+    fn flush(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>) {
+        self.flush_all(&mut Emit { out, sink: None });
+    }
+
+    fn flush_into(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>, sink: &mut dyn LogSink) {
+        self.flush_all(&mut Emit {
+            out,
+            sink: Some(sink),
+        });
+    }
+}
+
+impl Dnsmasq {
+    fn flush_all(&mut self, out: &mut Emit<'_>) {
+        self.finish_current(out);
+        while let Some(t) = self.pending.pop_oldest() {
+            out.emit(t);
+        }
+    }
+
+    fn read(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Emit<'_>) {
         let Some((ts, rest)) = lex::any_ts(line, &mut ctx.time) else {
             return ctx.stats.error("bad_timestamp", line);
         };
@@ -290,6 +523,12 @@ impl LineParser for Dnsmasq {
             let Some(qname) = lex::name(name) else {
                 return ctx.stats.error("bad_name", line);
             };
+            // Lite when the pre-filter says the name is certainly not listed.
+            let lite = ctx
+                .prefilter
+                .as_ref()
+                .is_some_and(|p| !p.may_match(name))
+                .then(Lite::default);
             let mut obs = ctx.dns(ts, client, qname, qtype);
             obs.client_port = port;
             obs.transport = match (self.main_pid, pid) {
@@ -304,7 +543,7 @@ impl LineParser for Dnsmasq {
             if serial.is_some() {
                 // A reused serial (restart): the old transaction is over.
                 if let Some(old) = self.pending.take(key, |_| true) {
-                    out.push(Observation::Dns(old.finish()));
+                    out.emit(old);
                 }
             }
             let tx = Tx {
@@ -315,9 +554,10 @@ impl LineParser for Dnsmasq {
                 reopened: false,
                 restart: false,
                 terminal: false,
+                lite,
             };
             if let Some(old) = self.pending.insert(key, tx) {
-                out.push(Observation::Dns(old.finish()));
+                out.emit(old);
             }
             return;
         }
@@ -338,15 +578,16 @@ impl LineParser for Dnsmasq {
             let (Some(name), Some(_source)) = (words.next(), words.next()) else {
                 return ctx.stats.ignored();
             };
-            let d = classify(lex::trim_end(data));
+            let data = lex::trim_end(data);
+            let d = classify(data);
             // Continue the current transaction?
             let continues = match (&self.current, serial) {
                 (Some(c), Some(s)) => c.key == s,
                 (Some(c), None) => {
                     c.obs.client_port.is_none()
-                        && (c.cname_owner.is_some()
+                        && (c.chain_open()
                             || name_eq(&c.obs.qname, name)
-                            || c.obs.answers.last().is_some_and(|a| name_eq(&a.name, name))
+                            || c.last_answer_is(name)
                             || name == b"error")
                 }
                 _ => false,
@@ -391,6 +632,7 @@ impl LineParser for Dnsmasq {
                             reopened: true,
                             restart: false,
                             terminal: false,
+                            lite: None,
                         });
                     }
                     _ => {
@@ -401,7 +643,10 @@ impl LineParser for Dnsmasq {
                 }
             }
             if let Some(tx) = self.current.as_mut() {
-                apply(tx, name, &d);
+                if !apply_lite(tx, ctx.prefilter.as_deref(), name, data, &d) {
+                    tx.upgrade();
+                    apply(tx, name, &d);
+                }
             }
             return;
         }
@@ -411,12 +656,5 @@ impl LineParser for Dnsmasq {
             self.main_pid = pid;
         }
         ctx.stats.ignored();
-    }
-
-    fn flush(&mut self, _ctx: &mut Ctx, out: &mut Vec<Observation>) {
-        self.finish_current(out);
-        while let Some(t) = self.pending.pop_oldest() {
-            out.push(Observation::Dns(t.finish()));
-        }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod lex;
 mod pdns;
 pub(crate) mod pending;
 pub mod prefilter;
+mod sink;
 pub mod time;
 mod unbound;
 mod windows;
@@ -37,6 +38,7 @@ mod zeek;
 
 pub use detect::detect_format;
 pub use prefilter::Prefilter;
+pub use sink::LogSink;
 pub use time::Zone;
 
 /// Longest line handed to a parser. Longer lines (a binary file, a runaway writer) are skipped
@@ -68,6 +70,17 @@ pub trait LogParser: Send {
     /// A line over the reader's cap was skipped without being buffered (counted by the parser
     /// as `reason="too_long"`).
     fn line_too_long(&mut self) {}
+    /// [`LogParser::parse_line`] with the consumer at hand ([`LogSink`], `scan`): a format
+    /// with an exact skip (dnsmasq) may hand an unlisted transaction over as skipped.
+    fn parse_line_into(&mut self, line: &[u8], out: &mut Vec<Observation>, sink: &mut dyn LogSink) {
+        let _ = sink;
+        self.parse_line(line, out);
+    }
+    /// [`LogParser::flush`] with the consumer at hand.
+    fn flush_into(&mut self, out: &mut Vec<Observation>, sink: &mut dyn LogSink) {
+        let _ = sink;
+        self.flush(out);
+    }
 }
 
 /// Every supported log format. Names (for `--format`) are stable and lowercase.
@@ -190,7 +203,9 @@ pub struct IngestConfig {
     /// Cap of each parser's pending-transaction table ([`PENDING_MAX`]).
     pub pending_max: usize,
     /// Drop lines whose query name is not listed before parsing them ([`prefilter`]; BIND
-    /// and Unbound only). `None` (the default): every line is parsed.
+    /// and Unbound), and read dnsmasq transactions of unlisted names lite (the observations
+    /// are the same; read through a [`LogSink`], some are skipped). `None` (the default):
+    /// every line is parsed in full.
     pub prefilter: Option<Arc<Prefilter>>,
 }
 
@@ -328,6 +343,19 @@ impl Ctx {
 pub(crate) trait LineParser: Send {
     fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>);
     fn flush(&mut self, _ctx: &mut Ctx, _out: &mut Vec<Observation>) {}
+    /// [`LineParser::line`] with the consumer at hand (see [`LogParser::parse_line_into`]).
+    fn line_into(
+        &mut self,
+        line: &[u8],
+        ctx: &mut Ctx,
+        out: &mut Vec<Observation>,
+        _sink: &mut dyn LogSink,
+    ) {
+        self.line(line, ctx, out);
+    }
+    fn flush_into(&mut self, ctx: &mut Ctx, out: &mut Vec<Observation>, _sink: &mut dyn LogSink) {
+        self.flush(ctx, out);
+    }
 }
 
 struct Driver<P> {
@@ -336,23 +364,44 @@ struct Driver<P> {
     max_line_len: usize,
 }
 
-impl<P: LineParser> LogParser for Driver<P> {
-    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
+impl<P: LineParser> Driver<P> {
+    /// The line handed to the format's parser: `None` when the driver accounted for it
+    /// (over-long, blank).
+    #[inline]
+    fn admit<'l>(&mut self, line: &'l [u8]) -> Option<&'l [u8]> {
         self.ctx.stats.lines.inc();
         if line.len() > self.max_line_len.clamp(1, MAX_LINE_LEN_LIMIT) {
             self.ctx.stats.error("too_long", &[]);
-            return;
+            return None;
         }
         let line = lex::trim_end(line);
         if line.iter().all(|c| c.is_ascii_whitespace()) {
             self.ctx.stats.ignored();
-            return;
+            return None;
         }
-        self.inner.line(line, &mut self.ctx, out);
+        Some(line)
+    }
+}
+
+impl<P: LineParser> LogParser for Driver<P> {
+    fn parse_line(&mut self, line: &[u8], out: &mut Vec<Observation>) {
+        if let Some(line) = self.admit(line) {
+            self.inner.line(line, &mut self.ctx, out);
+        }
     }
 
     fn flush(&mut self, out: &mut Vec<Observation>) {
         self.inner.flush(&mut self.ctx, out);
+    }
+
+    fn parse_line_into(&mut self, line: &[u8], out: &mut Vec<Observation>, sink: &mut dyn LogSink) {
+        if let Some(line) = self.admit(line) {
+            self.inner.line_into(line, &mut self.ctx, out, sink);
+        }
+    }
+
+    fn flush_into(&mut self, out: &mut Vec<Observation>, sink: &mut dyn LogSink) {
+        self.inner.flush_into(&mut self.ctx, out, sink);
     }
 
     fn line_too_long(&mut self) {
@@ -376,9 +425,10 @@ pub fn parser_for(format: LogFormat, source: Source, cfg: &IngestConfig) -> Box<
         source,
         time: time::TimeResolver::new(cfg.zone, cfg.reference),
         pending_max: cfg.pending_max.max(1),
-        // Only where an unlisted line cannot change a verdict (no answers, `prefilter`).
+        // Only where an unlisted line cannot change a verdict (no answers, `prefilter`), and
+        // for dnsmasq's exact lite reading.
         prefilter: match format {
-            LogFormat::Bind | LogFormat::Unbound => cfg.prefilter.clone(),
+            LogFormat::Bind | LogFormat::Unbound | LogFormat::Dnsmasq => cfg.prefilter.clone(),
             _ => None,
         },
     };
@@ -535,25 +585,30 @@ impl LineReader {
                 }
                 return;
             }
-            if self.chunk.len() < READ_CHUNK {
-                self.chunk.resize(READ_CHUNK, 0);
+            self.read_chunk();
+        }
+    }
+
+    /// Reads the next chunk of input (sets `eof` at its end or after repeated errors).
+    fn read_chunk(&mut self) {
+        if self.chunk.len() < READ_CHUNK {
+            self.chunk.resize(READ_CHUNK, 0);
+        }
+        match self.src.read(&mut self.chunk) {
+            Ok(0) => self.eof = true,
+            Ok(n) => {
+                self.read_total += n as u64;
+                self.read_errors = 0;
+                self.fed = 0;
+                self.filled = n;
             }
-            match self.src.read(&mut self.chunk) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
-                    self.read_total += n as u64;
-                    self.read_errors = 0;
-                    self.fed = 0;
-                    self.filled = n;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.read_errors += 1;
-                    if self.read_errors >= MAX_READ_ERRORS {
-                        tracing::warn!(error = %e, "log read failed; treating as end of input");
-                        self.failed = Some(e.to_string());
-                        self.eof = true;
-                    }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.read_errors += 1;
+                if self.read_errors >= MAX_READ_ERRORS {
+                    tracing::warn!(error = %e, "log read failed; treating as end of input");
+                    self.failed = Some(e.to_string());
+                    self.eof = true;
                 }
             }
         }
@@ -712,47 +767,4 @@ pub fn parse_bytes(format: LogFormat, data: &[u8], cfg: &IngestConfig) -> Vec<Ob
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for f in LogFormat::ALL {
-            assert_eq!(LogFormat::parse(f.name()), Some(*f));
-        }
-        assert_eq!(LogFormat::parse("pihole"), Some(LogFormat::Dnsmasq));
-        assert_eq!(LogFormat::parse("nope"), None);
-    }
-
-    #[test]
-    fn sampling_is_sparse() {
-        let n: Vec<u64> = (1..=1000).filter(|n| should_sample(*n)).collect();
-        assert_eq!(n, vec![1, 10, 100, 1000]);
-    }
-
-    #[test]
-    fn reader_skips_long_lines_and_keeps_going() {
-        let mut data = Vec::new();
-        data.extend_from_slice(b"26-Nov-2026 20:27:18.781 queries: info: client @0x1 10.0.0.1#1 (a.com): query: a.com IN A + (10.0.0.53)\n");
-        data.extend(std::iter::repeat_n(b'x', 3000));
-        data.extend_from_slice(b"\n26-Nov-2026 20:27:18.781 queries: info: client @0x1 10.0.0.2#1 (b.com): query: b.com IN A + (10.0.0.53)");
-        let cfg = IngestConfig {
-            max_line_len: 1000,
-            ..Default::default()
-        };
-        let parser = parser_for(LogFormat::Bind, Source::new("t"), &cfg);
-        let r = LineReader::new(
-            Box::new(std::io::Cursor::new(data)),
-            Vec::new(),
-            parser,
-            1000,
-        );
-        let names: Vec<String> = r
-            .filter_map(|o| match o {
-                Observation::Dns(d) => Some(d.qname),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(names, vec!["a.com", "b.com"]);
-    }
-}
+mod tests;

@@ -9,7 +9,9 @@
 //! carry no answer data (nothing to bind, shadow or name an address) and no rcode next to a
 //! server address (nothing to learn a resolver from). dnsmasq logs answers — an unlisted
 //! answer of a client holding a pool binding shadows that binding, and a listed CNAME target
-//! follows its unlisted query line — so its lines are all parsed. Not used where every lookup
+//! follows its unlisted query line — so its lines are all parsed, but a transaction of a name
+//! ruled out here is read lite and, read through a [`super::LogSink`], skipped only when the
+//! engine says its addresses cannot matter (`dnsmasq`, `sink`). Not used where every lookup
 //! is kept (`scan --history`) or lists change while running (the follower, the service).
 //!
 //! Tried first, rejected (docs/performance.md, "#16 logs and API"): an unanchored

@@ -93,13 +93,26 @@ pub(super) fn open_file_counted(
         InputFormat::Log(f) => Some(f),
         InputFormat::Auto => None,
     };
+    let r = open_log_counted(path, file, &meta, log, ingest_cfg, count)?;
+    Ok(log_watched(r, path, failures))
+}
+
+/// A regular log file (or one sniffed as dnstap, opened by path) through a [`Counting`]
+/// reader.
+fn open_log_counted(
+    path: &Path,
+    file: File,
+    meta: &std::fs::Metadata,
+    log: Option<LogFormat>,
+    ingest_cfg: &IngestConfig,
+    count: &ByteCount,
+) -> Result<ingest::LogReader, InputError> {
     let uncounted = |count: &ByteCount| {
         count.uncounted.fetch_add(meta.len(), Ordering::Relaxed);
     };
     if log == Some(LogFormat::Dnstap) {
         uncounted(count);
-        let r = ingest::open_file(path, log, ingest_cfg)?;
-        return Ok(log_watched(r, path, failures));
+        return Ok(ingest::open_file(path, log, ingest_cfg)?);
     }
     let mut cfg = ingest_cfg.clone();
     if cfg.reference.is_none() {
@@ -112,18 +125,74 @@ pub(super) fn open_file_counted(
     let before = count.read();
     let src: Box<dyn Read + Send> = Box::new(count.wrap(file));
     match ingest::open_reader(src, path, log, &cfg) {
-        Ok(r) => Ok(log_watched(r, path, failures)),
+        Ok(r) => Ok(r),
         // Sniffed as dnstap, which its own reader opens by path: take back the peeked bytes.
         Err(ingest::IngestError::NotFromStdin { .. }) => {
             count
                 .read
                 .fetch_sub(count.read().saturating_sub(before), Ordering::Relaxed);
             uncounted(count);
-            let r = ingest::open_file(path, log, ingest_cfg)?;
-            Ok(log_watched(r, path, failures))
+            Ok(ingest::open_file(path, log, ingest_cfg)?)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A log file opened for `scan`'s exact log pre-filter (issue #16): the reader itself, so the
+/// caller can read it into its correlation stage ([`ingest::LogReader::drain_into`]), with the
+/// same byte counting and early-end reporting as [`super::open_counting`] gives.
+pub struct FastLog {
+    reader: ingest::LogReader,
+    path: std::path::PathBuf,
+    failures: ReadFailures,
+}
+
+impl FastLog {
+    /// Reads the whole log into `sink`; an input that stopped early is reported to the
+    /// [`ReadFailures`] like any other.
+    pub fn drain_into(&mut self, sink: &mut dyn ingest::LogSink) {
+        self.reader.drain_into(sink);
+        if let Some((offset, message)) = self.reader.read_error() {
+            self.failures.push(super::ReadFailure {
+                path: self.path.clone(),
+                offset: Some(offset),
+                line: None,
+                message: message.to_string(),
+            });
+        }
+    }
+}
+
+/// Opens `path` for the log pre-filter when it is a regular file read as a log (`--format`
+/// a log format, or `auto` and it does not sniff as a capture); `None` for anything else (the
+/// caller opens it with [`super::open_counting`]).
+pub fn open_log_counting(
+    path: &Path,
+    format: InputFormat,
+    ingest_cfg: &IngestConfig,
+    failures: &ReadFailures,
+    count: &ByteCount,
+) -> Result<Option<FastLog>, InputError> {
+    if super::is_stream(path)? {
+        return Ok(None);
+    }
+    let log = match format {
+        InputFormat::Log(f) => Some(f),
+        InputFormat::Auto if !capture::looks_like_capture(&read_head(path)?) => None,
+        _ => return Ok(None),
+    };
+    let open_err = |source: std::io::Error| InputError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    let reader = open_log_counted(path, file, &meta, log, ingest_cfg, count)?;
+    Ok(Some(FastLog {
+        reader,
+        path: path.to_path_buf(),
+        failures: failures.clone(),
+    }))
 }
 
 /// A capture file opened for `scan`'s packet fast path (issue #16): the reader itself, so the

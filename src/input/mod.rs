@@ -16,7 +16,7 @@ mod counted;
 mod import;
 
 use counted::open_file_counted;
-pub use counted::{open_capture_counting, ByteCount, FastCapture};
+pub use counted::{open_capture_counting, open_log_counting, ByteCount, FastCapture, FastLog};
 
 pub use import::{Import, ImportError, MAX_IMPORTS};
 

@@ -7,6 +7,11 @@
 //! so `notd` and `d.evil.example` can never match `d`; the longest such pattern is the most
 //! specific entry. The anchored search stops at the first byte no entry shares, which for a
 //! benign name is usually inside its TLD or second-level label.
+//!
+//! In front of the automaton, an exact quick reject ([`TailGate`], issue #16): a name whose
+//! last two (three) labels are no two-label entry's (no longer entry's last three) is covered
+//! by no entry. One or two hashes of a few bytes instead of the automaton's search for nearly
+//! every benign name.
 
 use std::net::IpAddr;
 
@@ -27,8 +32,9 @@ pub const AUTOMATON_MAX_NAMES: usize = 250_000;
 pub(crate) enum NameSet {
     #[default]
     Empty,
-    /// Anchored, leftmost-longest Aho-Corasick over reversed names (the production path).
-    Automaton(AhoCorasick),
+    /// Anchored, leftmost-longest Aho-Corasick over reversed names (the production path),
+    /// behind the quick reject (`None` when some entry has a single label).
+    Automaton(AhoCorasick, Option<TailGate>),
     /// Hash set of entries probed with label-aligned suffixes (beyond [`AUTOMATON_MAX_NAMES`]).
     Walk(HashWalk),
 }
@@ -48,6 +54,7 @@ impl NameSet {
         if count > AUTOMATON_MAX_NAMES {
             return Ok(NameSet::Walk(HashWalk::new(domains)));
         }
+        let gate = TailGate::build(domains.clone());
         // Patterns are produced lazily so only the automaton under construction holds them.
         let patterns = domains.map(|d| {
             let mut p: Vec<u8> = Vec::with_capacity(d.len() + 1);
@@ -65,7 +72,7 @@ impl NameSet {
             // Anchored searches never use a prefilter; skip building one.
             .prefilter(false)
             .build(patterns)?;
-        Ok(NameSet::Automaton(ac))
+        Ok(NameSet::Automaton(ac, gate))
     }
 
     /// Id of the most specific entry covering the ASCII `name`, if any.
@@ -73,7 +80,10 @@ impl NameSet {
     pub(crate) fn find(&self, name: &[u8]) -> Option<usize> {
         match self {
             NameSet::Empty => None,
-            NameSet::Automaton(ac) => {
+            NameSet::Automaton(ac, gate) => {
+                if gate.as_ref().is_some_and(|g| !g.may_cover(name)) {
+                    return None;
+                }
                 let mut buf = [0u8; MAX_NAME_LEN + 2];
                 let n = reverse_query(name, &mut buf)?;
                 let hay = buf.get(..n)?;
@@ -87,7 +97,9 @@ impl NameSet {
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             NameSet::Empty => 0,
-            NameSet::Automaton(a) => a.memory_usage(),
+            NameSet::Automaton(a, g) => {
+                a.memory_usage() + g.as_ref().map_or(0, TailGate::heap_bytes)
+            }
             NameSet::Walk(w) => w.heap_bytes(),
         }
     }
@@ -95,10 +107,98 @@ impl NameSet {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             NameSet::Empty => "empty",
-            NameSet::Automaton(_) => "aho-corasick",
+            NameSet::Automaton(..) => "aho-corasick",
             NameSet::Walk(_) => "hash-walk",
         }
     }
+}
+
+/// Longest tail hashed by [`TailGate`]; a longer one is left to the automaton.
+const MAX_TAIL: usize = 128;
+
+/// The exact quick reject in front of the automaton. An entry covers a name only as a
+/// label-aligned suffix of it, so a covered name's last `k` labels are the entry's last `k`
+/// labels for any `k` up to the entry's label count. Every entry has at least two labels
+/// (`normalize_entry` refuses single-label ones; [`TailGate::build`] gives up otherwise): the
+/// gate holds a hash of each two-label entry and of the last three labels of each longer one
+/// (so names under a listed `pool.<popular-domain>` are told apart from the popular domain's
+/// other names). A name whose last two labels match no two-label entry and whose last three
+/// match no longer one is covered by no entry. A collision (or a tail over [`MAX_TAIL`])
+/// only sends the name on to the automaton, which decides.
+#[derive(Debug, Default)]
+pub(crate) struct TailGate {
+    tails: rustc_hash::FxHashSet<u64>,
+}
+
+impl TailGate {
+    /// `None` when some entry has a single label (the rule above would not hold).
+    fn build<'a>(domains: impl Iterator<Item = &'a str>) -> Option<TailGate> {
+        let mut set = rustc_hash::FxHashSet::default();
+        for d in domains {
+            let d = d.as_bytes();
+            let (two, three) = tails(d);
+            let key = match memchr::memchr_iter(b'.', d).take(2).count() {
+                0 => return None,
+                1 => tail_hash(two, 2)?,
+                _ => tail_hash(three, 3)?,
+            };
+            set.insert(key);
+        }
+        Some(TailGate { tails: set })
+    }
+
+    /// False only when no entry covers `name` (ASCII, any case, optional trailing dot).
+    #[inline]
+    pub(crate) fn may_cover(&self, name: &[u8]) -> bool {
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        let (two, three) = tails(name);
+        match tail_hash(two, 2) {
+            Some(h) if !self.tails.contains(&h) => {}
+            _ => return true,
+        }
+        if three.len() == two.len() {
+            return false;
+        }
+        tail_hash(three, 3).is_none_or(|h| self.tails.contains(&h))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.tails.capacity() * (std::mem::size_of::<u64>() + 1)
+    }
+}
+
+/// The last two and the last three labels of `name` (all of it when it has fewer). One
+/// backward scan: names are short, and `memrchr`'s set-up per call cost more than the scan.
+#[inline]
+fn tails(name: &[u8]) -> (&[u8], &[u8]) {
+    let mut dots = 0;
+    let mut two = name;
+    for (i, c) in name.iter().enumerate().rev() {
+        if *c == b'.' {
+            dots += 1;
+            let after = name.get(i + 1..).unwrap_or(name);
+            if dots == 2 {
+                two = after;
+            } else if dots == 3 {
+                return (two, after);
+            }
+        }
+    }
+    (two, name)
+}
+
+/// FxHash of the lowercased `tail` and its label count; `None` over [`MAX_TAIL`] bytes.
+#[inline]
+fn tail_hash(tail: &[u8], labels: usize) -> Option<u64> {
+    use std::hash::Hasher;
+    let mut buf = [0u8; MAX_TAIL];
+    let lower = buf.get_mut(..tail.len())?;
+    lower.copy_from_slice(tail);
+    lower.make_ascii_lowercase();
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(lower);
+    h.write_usize(lower.len() << 2 | labels);
+    Some(h.finish())
 }
 
 /// Addresses, CIDR blocks and endpoints. Lookup walks the prefix lengths present, longest first,
@@ -223,5 +323,82 @@ impl HashWalk {
             let dot = suffix.find('.')?;
             suffix = suffix.get(dot + 1..)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick reject changes no answer: the gated automaton agrees with the hash walk on
+    /// names around every entry (covered, decoys, other tails, odd shapes), and the gate is off
+    /// when an entry has a single label.
+    #[test]
+    fn tail_gate_is_exact() {
+        let entries = [
+            "supportxmr.com",
+            "pool.nanopool.org",
+            "a.b.c.example.net",
+            "xmr.duckdns.org",
+            "Mixed.Case.test",
+            "pool.popular.com",
+            "x.y.deep.example.org",
+        ];
+        let lower: Vec<String> = entries.iter().map(|e| e.to_ascii_lowercase()).collect();
+        let set = NameSet::build(lower.iter().map(|s| s.as_str()), lower.len()).unwrap();
+        assert!(matches!(&set, NameSet::Automaton(_, Some(_))));
+        let walk = HashWalk::new(lower.iter().map(|s| s.as_str()));
+        let mut names = vec![
+            String::new(),
+            ".".into(),
+            "com".into(),
+            "org.".into(),
+            "..".into(),
+            "a..com".into(),
+            "supportxmr.com..".into(),
+        ];
+        for e in &lower {
+            for pre in ["", "x.", "X.Y.", "not", "-"] {
+                for post in ["", ".", ".evil.example", "x"] {
+                    names.push(format!("{pre}{e}{post}"));
+                    names.push(format!("{pre}{e}{post}").to_ascii_uppercase());
+                }
+            }
+            // Every label-aligned tail of the entry, alone and under a prefix.
+            let mut rest = e.as_str();
+            while let Some(dot) = rest.find('.') {
+                rest = &rest[dot + 1..];
+                names.push(rest.to_string());
+                names.push(format!("w.{rest}"));
+            }
+        }
+        names.push("www.popular.com".into());
+        names.push("popular.com".into());
+        names.push("a.pool.popular.com".into());
+        names.push("deep.example.org".into());
+        names.push("y.deep.example.org".into());
+        names.push("q.x.y.deep.example.org".into());
+        names.push("x..y.deep.example.org".into());
+        names.push("..pool.popular.com".into());
+        names.push(format!("{}.supportxmr.com", "a".repeat(200)));
+        names.push(format!("{}.com", "b".repeat(200)));
+        let mut rejected = 0;
+        for n in &names {
+            let gated = set.find(n.as_bytes());
+            assert_eq!(gated, walk.find(n), "{n:?}");
+            if let NameSet::Automaton(_, Some(g)) = &set {
+                if !g.may_cover(n.as_bytes()) {
+                    rejected += 1;
+                    assert_eq!(gated, None, "{n:?}");
+                }
+            }
+        }
+        assert!(
+            rejected > 20,
+            "the gate rejects the names it can: {rejected}"
+        );
+        let single = NameSet::build(["example.com", "lan"].into_iter(), 2).unwrap();
+        assert!(matches!(&single, NameSet::Automaton(_, None)));
+        assert_eq!(single.find(b"host.lan"), Some(1));
     }
 }

@@ -84,6 +84,7 @@ mod output_webhook;
 mod scan_cli;
 mod scan_fastpath;
 mod scan_lab_real;
+mod scan_logs;
 mod service_api;
 mod service_lifecycle;
 mod service_live;
