@@ -40,6 +40,11 @@ pub const ROW_OVERHEAD_BYTES: u64 = 32;
 /// segments and reclaims space after removals lazily (freed segments are reused; the file
 /// shrinks only from its end), so the file runs ahead of the rows it holds.
 pub const DISK_SLACK_BYTES: u64 = 8 << 20;
+/// How far sled's file must grow past its size at the last on-disk eviction before another
+/// day is evicted for it. An eviction writes its own removals to sled's log (after the size
+/// that triggered it was measured), so without this margin the next flush would see the file
+/// "grown" by those writes and evict again, until one day was left.
+pub const DISK_REGROW_BYTES: u64 = 2 << 20;
 /// Aggregated entries (name summaries, client entries, flow entries) kept in memory before a
 /// flush is forced (~100 bytes each).
 pub const MAX_PENDING_ROWS: usize = 262_144;
@@ -636,7 +641,9 @@ impl Recorder {
                     total = total.saturating_sub(st.bytes);
                     tracing::warn!(disk_bytes = disk, limit, "history: the database on disk exceeds the history's byte cap; oldest day evicted");
                 }
-                p.disk_mark = disk;
+                // The eviction's own removals are written to the log after this measurement:
+                // the file must grow past them before another day goes for it.
+                p.disk_mark = disk.saturating_add(DISK_REGROW_BYTES);
             }
         }
         p.full_day = match days.last_key_value() {
