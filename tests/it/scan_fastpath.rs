@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use poolwatch::capture::{self, CaptureConfig, CaptureStats};
-use poolwatch::correlate::{DetectionStore, Engine, EngineConfig, EngineLimits, Pipeline};
+use poolwatch::correlate::Pipeline;
 use poolwatch::input::{self, InputFormat};
-use poolwatch::matcher::{self, Blocklists};
 use poolwatch::store::MemoryStore;
 
+use super::support::identity::{self, pipeline};
 use super::support::{captures_in, shared_data};
 
 fn repo() -> PathBuf {
@@ -65,29 +65,11 @@ struct Run {
     capture: CaptureStats,
 }
 
-fn pipeline(list: Option<&Path>) -> (Pipeline, MemoryStore) {
-    let lists: Vec<PathBuf> = list.map(Path::to_path_buf).into_iter().collect();
-    let lists = matcher::shared(Blocklists::load(&lists).unwrap());
-    let cfg = EngineConfig {
-        limits: EngineLimits::in_memory(poolwatch::store::MAX_MEMORY_DETECTIONS),
-        ..EngineConfig::default()
-    };
-    let store = MemoryStore::detections_only();
-    let boxed: Box<dyn DetectionStore> = Box::new(store.clone());
-    let p = Pipeline::with_store(Engine::new(cfg, lists), Some(boxed)).unwrap();
-    (p, store)
-}
-
 fn finish(p: Pipeline, store: &MemoryStore, capture: CaptureStats) -> Run {
-    let summary = p.finish().unwrap();
-    let mut dets = store.take_detections().unwrap();
-    dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+    let (detections, summary) = identity::finish(p, store);
     Run {
-        detections: dets
-            .iter()
-            .map(|d| serde_json::to_string(d).unwrap())
-            .collect(),
-        summary: serde_json::to_string(&summary).unwrap(),
+        detections,
+        summary,
         capture,
     }
 }

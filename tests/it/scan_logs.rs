@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use poolwatch::capture::CaptureConfig;
-use poolwatch::correlate::{DetectionStore, Engine, EngineConfig, EngineLimits, Pipeline};
+use poolwatch::correlate::Pipeline;
 use poolwatch::ingest::{self, IngestConfig, LogFormat, Prefilter};
 use poolwatch::input::{self, InputFormat};
-use poolwatch::matcher::{self, Blocklists};
 use poolwatch::store::MemoryStore;
 
+use super::support::identity::{self, lists, pipeline};
 use super::support::shared_data;
 
 fn repo() -> PathBuf {
@@ -90,23 +90,6 @@ fn cases(tmp: &Path) -> Vec<(Vec<PathBuf>, Option<PathBuf>)> {
     v
 }
 
-fn lists(list: Option<&Path>) -> Blocklists {
-    let lists: Vec<PathBuf> = list.map(Path::to_path_buf).into_iter().collect();
-    Blocklists::load(&lists).unwrap()
-}
-
-fn pipeline(list: Option<&Path>) -> (Pipeline, MemoryStore) {
-    let lists = matcher::shared(lists(list));
-    let cfg = EngineConfig {
-        limits: EngineLimits::in_memory(poolwatch::store::MAX_MEMORY_DETECTIONS),
-        ..EngineConfig::default()
-    };
-    let store = MemoryStore::detections_only();
-    let boxed: Box<dyn DetectionStore> = Box::new(store.clone());
-    let p = Pipeline::with_store(Engine::new(cfg, lists), Some(boxed)).unwrap();
-    (p, store)
-}
-
 /// Detections as JSON lines (in `scan`'s order) and the pipeline summary as JSON.
 struct Run {
     detections: Vec<String>,
@@ -115,15 +98,10 @@ struct Run {
 }
 
 fn finish(p: Pipeline, store: &MemoryStore, skipped: u64) -> Run {
-    let summary = p.finish().unwrap();
-    let mut dets = store.take_detections().unwrap();
-    dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+    let (detections, summary) = identity::finish(p, store);
     Run {
-        detections: dets
-            .iter()
-            .map(|d| serde_json::to_string(d).unwrap())
-            .collect(),
-        summary: serde_json::to_string(&summary).unwrap(),
+        detections,
+        summary,
         skipped,
     }
 }

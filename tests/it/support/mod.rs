@@ -9,7 +9,8 @@
 //!   [`scenario`] — a capture scenario run through `scan` and the engine; [`follow`],
 //!   [`dnstap`] — log and dnstap writers; [`output`] — alert-sink receivers
 //!   (rsyslog, webhooks); [`flood`] — generated floods; [`browser`] — a WebDriver client for
-//!   headless Chromium; [`proc`] — one child's own CPU time and peak RSS;
+//!   headless Chromium; [`proc`] — one child's own CPU time and peak RSS; [`identity`] — `scan`'s pipeline and its
+//!   comparable result, for the shortcut-identity tests;
 //!   [`rng`] — the deterministic PRNG of the garbage tests; [`cluster`] — a real nats-server and
 //!   cluster roles.
 #![allow(dead_code)]
@@ -23,6 +24,7 @@ pub mod flood;
 pub mod follow;
 pub mod http;
 pub mod hunt;
+pub mod identity;
 pub mod lab;
 pub mod lists;
 pub mod obs;
