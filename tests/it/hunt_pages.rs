@@ -173,12 +173,9 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
 /// written when the size is read (a few 512 KiB segments).
 const TEST_SLACK: u64 = 4 << 20;
 
-#[test]
-fn byte_cap_holds_on_disk_under_a_random_subdomain_flood() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("db");
-    let store = Store::open(&dir).unwrap();
-    let cap: u64 = 512 << 10;
+/// A sled store at `dir` and a history recorder over it with a 30-day retention and `cap`.
+fn recorder(dir: &std::path::Path, cap: u64) -> (Store, Arc<Recorder>) {
+    let store = Store::open(dir).unwrap();
     let rec = Recorder::new(
         Arc::new(store.clone()),
         HistoryConfig {
@@ -186,6 +183,15 @@ fn byte_cap_holds_on_disk_under_a_random_subdomain_flood() {
             max_bytes: cap,
         },
     );
+    (store, rec)
+}
+
+#[test]
+fn byte_cap_holds_on_disk_under_a_random_subdomain_flood() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let cap: u64 = 512 << 10;
+    let (store, rec) = recorder(&dir, cap);
     let t = day0();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut worst = 0u64;
@@ -243,15 +249,8 @@ fn disk_cap_evictions() -> u64 {
 #[test]
 fn disk_cap_evicts_the_oldest_day_when_the_file_outgrows_the_cap() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("db")).unwrap();
     let cap: u64 = 256 << 10;
-    let rec = Recorder::new(
-        Arc::new(store.clone()),
-        HistoryConfig {
-            retention_days: 30,
-            max_bytes: cap,
-        },
-    );
+    let (store, rec) = recorder(&tmp.path().join("db"), cap);
     let t = day0();
     let record_day = |day: i64| {
         for i in 0..40i64 {

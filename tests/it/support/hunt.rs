@@ -12,7 +12,6 @@ use serde_json::Value;
 
 pub use crate::support::service::{bin, client, Svc, ADMIN, READ, WAIT};
 
-/// `poolwatch scan --output json ARGS…`: the detections printed (exit 0 or 1 expected).
 /// The pools of the project's fixture captures (the retro-hunt tests drop some of them).
 pub const FIXTURE_POOLS: &[&str] = &[
     "supportxmr.com",
@@ -26,6 +25,7 @@ pub const FIXTURE_POOLS: &[&str] = &[
     "minergate.com",
 ];
 
+/// `poolwatch scan --output json ARGS…`: the detections printed (exit 0 or 1 expected).
 pub fn scan_json(args: &[&str]) -> Vec<Value> {
     let out = Command::new(bin())
         .arg("scan")
