@@ -444,8 +444,11 @@ pub fn scan_log_fast(
     pipeline: &mut Pipeline,
     each: &mut dyn FnMut(),
 ) -> Result<u64, crate::correlate::PipelineError> {
+    // `scan` never reloads its lists: one snapshot serves every transaction.
+    let lists = pipeline.engine().lists_snapshot();
     let mut sink = EngineLogSink {
         pipeline,
+        lists,
         each,
         error: None,
         skipped: 0,
@@ -457,6 +460,8 @@ pub fn scan_log_fast(
 /// The log reader's consumer: the pipeline, asked in stream order.
 struct EngineLogSink<'a> {
     pipeline: &'a mut Pipeline,
+    /// The engine's lists, fixed for the scan.
+    lists: std::sync::Arc<crate::matcher::Blocklists>,
     each: &'a mut dyn FnMut(),
     /// The first store error; what follows it is not pushed (reported when reading ends).
     error: Option<crate::correlate::PipelineError>,
@@ -474,7 +479,9 @@ impl crate::ingest::LogSink for EngineLogSink<'_> {
         (self.each)();
     }
     fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool {
-        self.pipeline.engine().dns_answers_matter(client, ips)
+        self.pipeline
+            .engine()
+            .dns_answers_matter_in(&self.lists, client, ips)
     }
     fn skipped(&mut self, ts: crate::model::Timestamp) {
         if self.error.is_some() {
