@@ -13,6 +13,7 @@ impl Store {
     /// [`Store::flush`].
     pub fn upsert_detection(&self, det: &Detection) -> Result<bool, StoreError> {
         let i = &self.inner;
+        let _bump = BumpOnDrop(&i.detections_gen);
         let json = serde_json::to_vec(det).map_err(StoreError::Encode)?;
         let existing = i.detections.get(det.id.as_bytes()).map_err(db_err)?;
         let (seq, created, is_new) = match existing
@@ -60,6 +61,15 @@ impl Store {
             }
         }
         Ok(is_new)
+    }
+
+    /// A counter that changes after every write that can change what a detection page holds
+    /// (an upsert, a pruned detection) through this handle or its clones. The API caches
+    /// encoded pages under it (`api::page_cache`): a page read when the counter showed `g` is
+    /// what the store held at some moment after `g` was reached. sled admits one process per
+    /// database, so no other writer can bypass it.
+    pub fn detections_generation(&self) -> u64 {
+        self.inner.detections_gen.load(Ordering::Acquire)
     }
 
     /// Records (or refreshes) a binding.

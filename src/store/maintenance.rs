@@ -10,6 +10,7 @@ impl Store {
     /// Deletes data older than the retention policy, relative to `now`.
     pub fn prune(&self, now: Timestamp, r: &Retention) -> Result<PruneStats, StoreError> {
         let i = &self.inner;
+        let _bump = BumpOnDrop(&i.detections_gen);
         let mut st = PruneStats::default();
         let cutoff = now.plus_secs(-r.detections_secs.max(0));
         // Index order is first_seen order; last_seen ≥ first_seen, so nothing past the cutoff

@@ -257,6 +257,19 @@ struct Inner {
     offsets: sled::Tree,
     history: history::HistoryTrees,
     suppression_gen: AtomicU64,
+    /// Bumped after every write that can change a detection page (see
+    /// [`Store::detections_generation`]).
+    detections_gen: AtomicU64,
+}
+
+/// Bumps a generation counter when dropped: after the writes of the scope that holds it,
+/// whichever way that scope is left (an error half-way through a write still invalidates).
+struct BumpOnDrop<'a>(&'a AtomicU64);
+
+impl Drop for BumpOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// The database. Cheap to clone (shared handle); all methods take `&self`.
@@ -363,6 +376,7 @@ impl Store {
             schema,
             db,
             suppression_gen: AtomicU64::new(0),
+            detections_gen: AtomicU64::new(0),
         };
         Ok(Store {
             inner: Arc::new(inner),
