@@ -49,6 +49,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(_: ReadAccess, State(state): State<AppState>) -> Response {
     let mut text = crate::metrics::render();
     state.0.http.render(&mut text);
+    state.0.pages.render(&mut text);
     (
         [(
             header::CONTENT_TYPE,
@@ -134,16 +135,53 @@ pub async fn list_detections(
     State(state): State<AppState>,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let p = params(q, LIST_PARAMS)?;
     let DetectionQuery {
         filter,
         limit,
         cursor,
-    } = detection_query(&params(q, LIST_PARAMS)?)?;
+    } = detection_query(&p)?;
+    // Read before the page is fetched: see `page_cache`.
+    let generation = state.backend().detections_generation();
+    let key = generation.map(|g| (g, page_key(&p)));
+    if let Some((g, k)) = &key {
+        if let Some(body) = state.0.pages.get(k, *g) {
+            return Ok(json_body(body));
+        }
+    }
     let page = call(&state, move |b| {
         b.list_detections_json(&filter, limit, cursor.as_deref())
     })
     .await?;
-    Ok(detection_page(page))
+    let body = detection_page(page)?;
+    if let Some((g, k)) = key {
+        state.0.pages.insert(k, g, body.clone());
+    }
+    Ok(json_body(body))
+}
+
+/// The page cache's key: the checked parameters in their (sorted) order, so the same query
+/// written in another order shares one entry.
+fn page_key(p: &BTreeMap<String, String>) -> String {
+    let mut k = String::new();
+    for (name, value) in p {
+        k.push_str(name);
+        k.push('=');
+        k.push_str(value);
+        k.push('&');
+    }
+    k
+}
+
+fn json_body(body: bytes::Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// What a stored detection written by this binary carries (older records lack the field and
@@ -152,7 +190,7 @@ const STORED_SCHEMA_MARK: &str = "\"schema_version\":";
 
 /// The `Page<Detection>` JSON (`{"items":[…],"next_cursor":…}`) from encoded detections,
 /// byte for byte what serialising the decoded page gives (`tests/it/api_detections.rs`).
-fn detection_page(page: crate::query::Page<Vec<u8>>) -> Response {
+fn detection_page(page: crate::query::Page<Vec<u8>>) -> Result<bytes::Bytes, ApiError> {
     let current = format!(
         "{STORED_SCHEMA_MARK}{}",
         crate::model::DETECTION_SCHEMA_VERSION
@@ -178,24 +216,17 @@ fn detection_page(page: crate::query::Page<Vec<u8>>) -> Response {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "stored detection does not decode");
-                return ApiError::Internal.into_response();
+                return Err(ApiError::Internal);
             }
         }
     }
     body.extend_from_slice(b"],\"next_cursor\":");
     match serde_json::to_writer(&mut body, &page.next_cursor) {
         Ok(()) => {}
-        Err(_) => return ApiError::Internal.into_response(),
+        Err(_) => return Err(ApiError::Internal),
     }
     body.push(b'}');
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    Ok(body.into())
 }
 
 pub async fn get_detection(
@@ -508,14 +539,8 @@ mod tests {
     use super::*;
     use crate::model::Stage;
 
-    fn body(r: Response) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let b = rt
-            .block_on(axum::body::to_bytes(r.into_body(), usize::MAX))
-            .unwrap();
-        String::from_utf8(b.to_vec()).unwrap()
+    fn body(r: Result<bytes::Bytes, ApiError>) -> String {
+        String::from_utf8(r.unwrap().to_vec()).unwrap()
     }
 
     #[test]
@@ -561,7 +586,7 @@ mod tests {
             next_cursor: None,
         };
         assert_eq!(
-            detection_page(bad).status(),
+            detection_page(bad).unwrap_err().status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }

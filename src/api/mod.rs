@@ -39,6 +39,7 @@ mod lists;
 mod observe;
 mod openapi;
 mod outputs;
+mod page_cache;
 mod params;
 mod pool_ips;
 mod server;
@@ -167,6 +168,12 @@ pub trait Backend: Send + Sync + 'static {
             next_cursor: page.next_cursor,
         })
     }
+    /// A counter that changes whenever a detection page could change, read without blocking;
+    /// the API caches encoded pages under it ([`page_cache`]). `None` (the default): the
+    /// backend cannot tell, and every request is answered afresh.
+    fn detections_generation(&self) -> Option<u64> {
+        None
+    }
     fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError>;
     fn host_timeline(&self, ip: IpAddr, limit: usize) -> Result<HostTimeline, BackendError>;
     fn pools(&self) -> Result<Vec<PoolSummary>, BackendError>;
@@ -234,6 +241,8 @@ struct Shared {
     closing: watch::Sender<bool>,
     streams: AtomicUsize,
     http: observe::HttpMetrics,
+    /// Encoded `GET /detections` pages of the current store generation.
+    pages: page_cache::PageCache,
     /// The list manager behind the list-write and feed routes (set by [`AppState::with_lists`]).
     lists: OnceLock<Arc<ListManager>>,
     /// The alert sinks behind `GET /api/v1/outputs` (set by [`AppState::with_outputs`]).
@@ -265,6 +274,7 @@ impl AppState {
             closing,
             streams: AtomicUsize::new(0),
             http: observe::HttpMetrics::default(),
+            pages: page_cache::PageCache::default(),
             lists: OnceLock::new(),
             outputs: OnceLock::new(),
             hunter: OnceLock::new(),

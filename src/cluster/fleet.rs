@@ -377,6 +377,9 @@ impl Backend for FleetBackend {
         // The store's stored bytes, not the trait's decode-and-encode default.
         Backend::list_detections_json(&self.store, f, limit, cursor)
     }
+    fn detections_generation(&self) -> Option<u64> {
+        Backend::detections_generation(&self.store)
+    }
     fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError> {
         Backend::get_detection(&self.store, id)
     }

@@ -36,6 +36,9 @@ impl Backend for Store {
     ) -> Result<Page<Vec<u8>>, BackendError> {
         Store::list_detections_json(self, f, limit, cursor).map_err(backend_err)
     }
+    fn detections_generation(&self) -> Option<u64> {
+        Some(Store::detections_generation(self))
+    }
     fn get_detection(&self, id: &str) -> Result<Option<Detection>, BackendError> {
         Store::get_detection(self, id).map_err(backend_err)
     }

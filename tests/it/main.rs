@@ -13,6 +13,7 @@ mod api_config;
 mod api_detections;
 mod api_events;
 mod api_lists;
+mod api_page_cache;
 mod api_sample_data;
 mod api_security;
 mod api_server;
