@@ -463,9 +463,14 @@ impl Blocklists {
                 } else {
                     src.category
                 };
+                // A domain entry displays as itself: clone it instead of formatting it.
+                let entry = match &e.target {
+                    Target::Domain(d) => d.clone(),
+                    t => t.to_string(),
+                };
                 let hit = ListHit {
                     list: src.name.clone(),
-                    entry: e.target.to_string(),
+                    entry,
                     category,
                     line: e.line,
                 };

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::normalize::{clip, normalize_entry};
+use super::normalize::{clip, normalize_entry, plain_domain_entry};
 
 /// Longest list line considered; longer lines are reported and skipped (a real entry is at most
 /// 253 bytes plus hosts/adblock decoration; megabyte lines are junk or attacks).
@@ -362,6 +362,21 @@ pub fn check_prefix(n: IpNet) -> Result<IpNet, String> {
 }
 
 fn parse_plain_or_hosts(line: &str, line_no: u32, out: &mut ParsedList) {
+    // Most lines of a large list are a bare, already normalised domain: take those without the
+    // token split, the address parses and the copy-and-lowercase (same entry, no problem).
+    if let Some(d) = plain_domain_entry(line) {
+        out.entries.push(Entry {
+            target: Target::Domain(d),
+            exception: false,
+            line: line_no,
+        });
+        return;
+    }
+    parse_plain_or_hosts_general(line, line_no, out);
+}
+
+/// The plain/hosts rule for any line (what [`plain_domain_entry`] shortcuts).
+fn parse_plain_or_hosts_general(line: &str, line_no: u32, out: &mut ParsedList) {
     let line = strip_inline_comment(line);
     let mut toks = line.split_whitespace();
     let Some(first) = toks.next() else {
@@ -678,5 +693,92 @@ mod tests {
         assert_eq!(p.problems[0].line, 1);
         assert_eq!(p.problems[1].line, 2);
         assert_eq!(domains(&p), ["ok.example"]);
+    }
+
+    /// The plain-line shortcut (issue #16) yields exactly what the general rule yields, and
+    /// only where the general rule yields one domain and no problem: bare domains, addresses,
+    /// the numeric typo, decorated, uppercase, IDN, over-long and single-label lines, and every
+    /// one-byte edit of a few of them.
+    #[test]
+    fn plain_shortcut_agrees_with_the_general_rule() {
+        let long_label = format!("{}.example", "a".repeat(64));
+        let long_name = format!("{}.example", ["abcdefghij"; 25].join("."));
+        let mut lines: Vec<String> = [
+            "pool.example",
+            "2miners.com",
+            "a-b_c.9x.example",
+            "1.2.3.4",
+            "1.2.3.999",
+            "10.0.0.0",
+            "123.456",
+            "x.1",
+            "1.x",
+            "ex",
+            "_x",
+            "a..b",
+            ".a.example",
+            "a.example.",
+            "*.a.example",
+            "A.Example",
+            "bücher.example",
+            "a.example:3333",
+            "a.example # c",
+            "a.example b.example",
+            "http://a.example",
+            "a.example/x",
+            "-",
+            "a.-",
+            "0.0.0.0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        lines.push(long_label);
+        lines.push(long_name.clone());
+        lines.push(long_name[..253].trim_end_matches('.').to_string());
+        for seed in ["pool.example", "1.2.3.4", "ab.cd"] {
+            for i in 0..seed.len() {
+                for c in [
+                    b'.', b'0', b'z', b'Z', b'-', b':', b'/', b' ', b'*', b'#', 0xc3,
+                ] {
+                    let mut b = seed.as_bytes().to_vec();
+                    b[i] = c;
+                    if let Ok(s) = String::from_utf8(b) {
+                        lines.push(s);
+                    }
+                }
+            }
+        }
+        let mut taken = 0;
+        for line in &lines {
+            let mut general = ParsedList::default();
+            parse_plain_or_hosts_general(line, 7, &mut general);
+            match plain_domain_entry(line) {
+                Some(d) => {
+                    taken += 1;
+                    assert!(
+                        general.problems.is_empty(),
+                        "{line:?}: {:?}",
+                        general.problems
+                    );
+                    assert_eq!(
+                        general.entries,
+                        [Entry {
+                            target: Target::Domain(d),
+                            exception: false,
+                            line: 7
+                        }],
+                        "{line:?}"
+                    );
+                }
+                None => {
+                    let one_domain = general.problems.is_empty()
+                        && matches!(general.entries.as_slice(), [e] if matches!(&e.target, Target::Domain(d) if d == line));
+                    // Every line that is already its own normalised entry is taken.
+                    assert!(!one_domain, "{line:?} left to the general rule");
+                }
+            }
+        }
+        assert!(taken >= 10, "the shortcut took only {taken} lines");
     }
 }
