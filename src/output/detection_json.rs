@@ -190,7 +190,12 @@ fn list<W: Write, T>(
 /// A JSON string: copied between quotes when no byte needs an escape (serde_json escapes `"`,
 /// `\` and the control characters below 0x20, nothing else); otherwise serde_json writes it.
 fn string<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // One pass without a branch per byte (the compiler vectorises it): a short-circuiting
+    // `all` was ≈ 390 instructions per string of the flood's result.
+    let plain = !s.bytes().fold(false, |esc, b| {
+        esc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
         w.write_all(b"\"")?;
         w.write_all(s.as_bytes())?;
         w.write_all(b"\"")
