@@ -501,8 +501,9 @@ fn write_detections(
     observations: u64,
 ) -> std::io::Result<()> {
     if output == ScanOutput::Json {
+        // Hand-written, the same bytes as serde_json (`output::detection_json`).
         for d in dets {
-            serde_json::to_writer(&mut *out, &**d)?;
+            crate::output::detection_json::write_detection(&mut *out, d)?;
             out.write_all(b"\n")?;
         }
     } else if let Some(format) = match output {

@@ -65,13 +65,23 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Mutable access that also marks the entry as most recently used.
+    ///
+    /// One probe of the map: touching the entry that is already the most recent one (the
+    /// engine touches an incident right after admitting it, and a flood's events touch the
+    /// same few entries in a row) queues nothing; otherwise the queue is compacted first, when
+    /// due, so the entry is looked up once (issue #11).
     pub fn get_mut_touch(&mut self, k: &K) -> Option<&mut V> {
-        let gen = self.bump();
-        let (_, g) = self.map.get_mut(k)?;
-        *g = gen;
-        self.order.push_back((k.clone(), gen));
-        self.maybe_compact();
-        self.map.get_mut(k).map(|(v, _)| v)
+        if self.order.len() >= self.map.len().saturating_mul(2).saturating_add(16) {
+            self.maybe_compact_with(1);
+        }
+        let newest = self.next_gen;
+        let (v, g) = self.map.get_mut(k)?;
+        if *g != newest {
+            self.next_gen = self.next_gen.wrapping_add(1);
+            *g = self.next_gen;
+            self.order.push_back((k.clone(), self.next_gen));
+        }
+        Some(v)
     }
 
     /// Inserts or replaces `k` (most recently used). Returns the entry evicted to make room.
@@ -129,11 +139,18 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     fn maybe_compact(&mut self) {
+        self.maybe_compact_with(0);
+    }
+
+    /// Compacts when the queue, plus `coming` items about to be pushed, is past its bound.
+    fn maybe_compact_with(&mut self, coming: usize) {
         // Relative to the entries held, not the cap: a large table that is mostly empty (the
         // scan's incident table, sized for 250k) keeps a queue of its size, not of its cap.
         // Amortised O(1): a compaction leaves `len` items, the next one comes `len + 16`
         // pushes later.
-        if self.order.len() <= self.map.len().saturating_mul(2).saturating_add(16) {
+        if self.order.len().saturating_add(coming)
+            <= self.map.len().saturating_mul(2).saturating_add(16)
+        {
             return;
         }
         let map = &self.map;
@@ -157,6 +174,29 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m.evicted(), 1);
         assert!(m.get(&1).is_some() && m.get(&3).is_some());
+    }
+
+    /// Issue #11: the engine touches an incident right after admitting it (and a flood's
+    /// events touch the newest entries again); touching the most recent entry queues nothing,
+    /// and the LRU order is the same as if it had.
+    #[test]
+    fn touching_the_newest_entry_queues_nothing() {
+        let mut m = BoundedMap::new(3);
+        m.insert(1, "a");
+        m.insert(2, "b");
+        let queued = m.order.len();
+        for _ in 0..5 {
+            assert!(m.get_mut_touch(&2).is_some());
+        }
+        assert_eq!(m.order.len(), queued);
+        // 1 is still the oldest, 2 the newest.
+        m.insert(3, "c");
+        assert_eq!(m.insert(4, "d"), Some((1, "a")));
+        m.get_mut_touch(&2);
+        assert_eq!(m.order.len(), queued + 2);
+        assert_eq!(m.insert(5, "e"), Some((3, "c")));
+        assert_eq!(m.pop_oldest(), Some((4, "d")));
+        assert_eq!(m.pop_oldest(), Some((2, "b")));
     }
 
     #[test]

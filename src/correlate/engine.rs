@@ -17,6 +17,7 @@ use super::attribution::{flow_name, AnswerNames, Attribution, How, MAX_ANSWER_NA
 use super::bounded::BoundedMap;
 use super::incidents::{Incident, IncidentKey, IncidentTable};
 use super::infra::{Infra, MAX_FORWARDED};
+use super::names::{SharedNames, MAX_SHARED_NAMES};
 use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
@@ -333,7 +334,17 @@ struct IpBinding {
 #[derive(Debug)]
 struct DedupeState {
     ts: Timestamp,
-    sources: Vec<Source>,
+    /// The sources that saw the query: the first inline (a lookup seen by one source, nearly
+    /// all of them, allocates no list: issue #11), the others (up to `MAX_SOURCES` in all)
+    /// after it.
+    first: Source,
+    more: Vec<Source>,
+}
+
+impl DedupeState {
+    fn saw(&self, s: &Source) -> bool {
+        self.first == *s || self.more.contains(s)
+    }
 }
 
 type FlowKey = (IpAddr, u16, IpAddr, u16, Proto, Timestamp);
@@ -381,6 +392,8 @@ pub struct Engine {
     unnamed_order: VecDeque<(Timestamp, FlowKey)>,
     recent_flows: VecDeque<FlowObservation>,
     hosts: BoundedMap<IpAddr, Timestamp>,
+    /// Pool entry and list names shared by the keys and bindings (`correlate::names`).
+    names: SharedNames,
     suppressions: Vec<Suppression>,
     suppression_now: Timestamp,
     history: Option<Box<dyn History>>,
@@ -422,6 +435,7 @@ impl Engine {
             flows: BoundedMap::new(l.flows),
             recent_flows: VecDeque::new(),
             hosts: BoundedMap::new(l.hosts),
+            names: SharedNames::new(MAX_SHARED_NAMES),
             suppressions: Vec::new(),
             suppression_now: Timestamp::now(),
             history: None,
@@ -530,6 +544,12 @@ impl Engine {
     /// End of input: moves every incident holding unwritten state to `sink`; the incident table
     /// is empty afterwards.
     pub fn take_all_dirty(&mut self, sink: &mut dyn FnMut(Detection)) {
+        self.incidents.take_all_dirty(&mut |d| sink(*d));
+    }
+
+    /// Like [`Engine::take_all_dirty`], handing the detections over in their boxes (a store
+    /// that keeps them as they are, `DetectionStore::write_boxed`).
+    pub fn take_all_dirty_boxed(&mut self, sink: &mut dyn FnMut(Box<Detection>)) {
         self.incidents.take_all_dirty(sink);
     }
 

@@ -2,6 +2,7 @@
 //! summaries of DNS and flow evidence.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::attribution::Attribution;
 use super::engine::{EVIDENCE_KEEP_FIRST, MAX_EVIDENCE, MAX_LISTS};
@@ -12,6 +13,14 @@ use crate::model::{
 pub(super) fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     if v.len() < cap && !v.contains(&x) {
         v.push(x);
+    }
+}
+
+/// [`push_unique`] of a borrowed value: cloned only when it is added (a flood's events repeat
+/// the same source and names; each clone was an allocation or a refcount bump, issue #11).
+pub(super) fn push_unique_ref<T: PartialEq + Clone>(v: &mut Vec<T>, x: &T, cap: usize) {
+    if v.len() < cap && !v.contains(x) {
+        v.push(x.clone());
     }
 }
 
@@ -113,12 +122,56 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
     s.get(..end).unwrap_or("").to_string()
 }
 
-/// Summaries are written into one buffer (`write!`), not assembled from `format!` pieces: a
-/// flood renders one per event (issue #11), and every piece was an allocation.
+/// Decimal `n`, as `Display` writes it, without the formatting machinery (a flood renders a
+/// summary per event with several numbers and addresses each: through `write!` they cost
+/// ≈ 3 600 instructions per flow summary, issue #11).
+pub(super) fn push_u64(s: &mut String, n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        // u64::MAX has 20 digits: `i` stays in the buffer.
+        i = i.saturating_sub(1);
+        if let Some(b) = buf.get_mut(i) {
+            // A digit: the cast cannot truncate.
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if let Some(d) = buf.get(i..).and_then(|d| std::str::from_utf8(d).ok()) {
+        s.push_str(d);
+    }
+}
+
+/// `ip` as `Display` writes it: IPv4 digit by digit, IPv6 through `Display` (rare).
+pub(super) fn push_ip(s: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (k, b) in a.octets().into_iter().enumerate() {
+                if k > 0 {
+                    s.push('.');
+                }
+                push_u64(s, u64::from(b));
+            }
+        }
+        IpAddr::V6(a) => {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{a}");
+        }
+    }
+}
+
+/// Summaries are written into one buffer, not assembled from `format!` pieces: a flood renders
+/// one per event (issue #11), and every piece was an allocation.
 pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) -> String {
     let mut s = String::with_capacity(d.qname.len() + 48);
     // Writing to a String cannot fail.
-    let _ = write!(s, "{} {}", d.qtype, d.qname);
+    let _ = write!(s, "{}", d.qtype);
+    s.push(' ');
+    s.push_str(&d.qname);
     match d.rcode {
         Some(r) if r != Rcode::NOERROR => {
             let _ = write!(s, " -> {r}");
@@ -126,10 +179,12 @@ pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) ->
         Some(_) => {
             for (i, ip) in d.answer_ips().take(4).enumerate() {
                 s.push_str(if i == 0 { " -> " } else { ", " });
-                let _ = write!(s, "{ip}");
+                push_ip(&mut s, ip);
             }
             if let Some(ttl) = d.answers.iter().find_map(|a| a.ttl) {
-                let _ = write!(s, " (ttl {ttl})");
+                s.push_str(" (ttl ");
+                push_u64(&mut s, u64::from(ttl));
+                s.push(')');
             }
         }
         None => s.push_str(" (no answer seen)"),
@@ -151,18 +206,26 @@ pub(super) fn flow_summary(f: &FlowObservation, att: &Attribution, method: Optio
         Proto::Tcp => "tcp",
         Proto::Udp => "udp",
     };
+    // "{proto} {src}:{port} -> {dst}:{port} {state} ({how}), {out} B out / {in} B in"
     let mut s = String::with_capacity(96);
-    let _ = write!(
-        s,
-        "{proto} {}:{} -> {}:{} {state} ({}), {} B out / {} B in",
-        f.src,
-        f.src_port,
-        f.dst,
-        f.dst_port,
-        att.how.as_str(),
-        f.bytes_out,
-        f.bytes_in
-    );
+    s.push_str(proto);
+    s.push(' ');
+    push_ip(&mut s, f.src);
+    s.push(':');
+    push_u64(&mut s, u64::from(f.src_port));
+    s.push_str(" -> ");
+    push_ip(&mut s, f.dst);
+    s.push(':');
+    push_u64(&mut s, u64::from(f.dst_port));
+    s.push(' ');
+    s.push_str(state);
+    s.push_str(" (");
+    s.push_str(att.how.as_str());
+    s.push_str("), ");
+    push_u64(&mut s, f.bytes_out);
+    s.push_str(" B out / ");
+    push_u64(&mut s, f.bytes_in);
+    s.push_str(" B in");
     if let Some(m) = method {
         let _ = write!(s, ", stratum {m}");
     }
@@ -204,6 +267,42 @@ mod tests {
             add_evidence(&mut w, item(i, EvidenceKind::Flow));
         }
         assert_eq!(w.capacity(), 6);
+    }
+
+    /// The summaries' numbers and addresses are `Display`'s text exactly.
+    #[test]
+    fn fast_numbers_and_addresses_are_display_text() {
+        let mut nums = vec![
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            3333,
+            65_535,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            nums.push(x >> (x % 64));
+        }
+        for n in nums {
+            let mut s = String::from("x");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+            let v4 = IpAddr::from((n as u32).to_be_bytes());
+            let v6 = IpAddr::from(std::net::Ipv6Addr::from(u128::from(n) << (n % 64)));
+            for ip in [v4, v6] {
+                let mut s = String::new();
+                push_ip(&mut s, ip);
+                assert_eq!(s, ip.to_string());
+            }
+        }
     }
 
     /// Whatever the list's length, the next step ends on the cap exactly.

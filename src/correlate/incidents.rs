@@ -86,8 +86,13 @@ impl IncidentTable {
         self.live.get_mut_touch(k)
     }
 
-    pub(super) fn contains_key(&self, k: &IncidentKey) -> bool {
-        self.live.contains_key(k)
+    /// A live incident being reported for the first time, made the most recent one (and any
+    /// parked copy dropped), as removing and inserting it again would.
+    pub(super) fn touch_for_report(&mut self, k: &IncidentKey) -> Option<&mut Incident> {
+        if !self.parked.is_empty() {
+            self.parked.remove(k);
+        }
+        self.live.get_mut_touch(k)
     }
 
     /// Removes a live incident (and any parked copy: the caller is ending it).
@@ -147,11 +152,7 @@ impl IncidentTable {
     /// (a store that is not durable, where only eviction and the end of input need a write)
     /// dirty live incidents stay dirty.
     pub(super) fn take_dirty(&mut self, live: bool, sink: &mut dyn FnMut(Detection)) {
-        let parked = std::mem::replace(&mut self.parked, BoundedMap::new(self.parked_cap));
-        let mut parked = parked;
-        while let Some((_, inc)) = parked.pop_oldest() {
-            sink(*inc.det);
-        }
+        self.take_parked(&mut |d| sink(*d));
         if live {
             for k in std::mem::take(&mut self.dirty_keys) {
                 if let Some(inc) = self.live.get_mut(&k) {
@@ -174,13 +175,22 @@ impl IncidentTable {
         }
     }
 
-    /// Moves every live incident holding unwritten state to `sink` (end of input).
-    pub(super) fn take_all_dirty(&mut self, sink: &mut dyn FnMut(Detection)) {
-        self.take_dirty(false, sink);
+    /// Moves the parked incidents to `sink`, boxed.
+    fn take_parked(&mut self, sink: &mut dyn FnMut(Box<Detection>)) {
+        let mut parked = std::mem::replace(&mut self.parked, BoundedMap::new(self.parked_cap));
+        while let Some((_, inc)) = parked.pop_oldest() {
+            sink(inc.det);
+        }
+    }
+
+    /// Moves every incident holding unwritten state (parked, then live) to `sink`, boxed (end
+    /// of input); the table is empty afterwards.
+    pub(super) fn take_all_dirty(&mut self, sink: &mut dyn FnMut(Box<Detection>)) {
+        self.take_parked(sink);
         self.dirty_keys.clear();
         while let Some((_, inc)) = self.live.pop_oldest() {
             if inc.dirty {
-                sink(*inc.det);
+                sink(inc.det);
             }
         }
     }

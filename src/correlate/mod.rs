@@ -20,6 +20,7 @@ mod engine;
 mod evidence;
 mod incidents;
 pub mod infra;
+mod names;
 mod pipeline;
 mod replay;
 pub mod risk;

@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 
 use super::engine::{Changes, Engine, EngineStats, TableSizes};
 use crate::metrics::{self, Counter, Gauge};
-use crate::model::{Observation, Stage, Timestamp};
+use crate::model::{Detection, Observation, Stage, Timestamp};
 use crate::ports::{Batch, DetectionChange, DetectionSink, DetectionStore, PersistenceError};
 use crate::query::{ChangeKind, DetectionEvent};
 
@@ -484,19 +484,31 @@ impl Pipeline {
         // `--db`): the incidents go to it in chunks of the batch size instead of all through
         // one batch, which would hold every detection once more, in a hash table, at the peak
         // of the run (issue #11: ≈ 72 MB of a 65 536-client flood's 734 MiB).
-        let chunked = self.sink.is_none() && self.store.as_ref().is_some_and(|s| !s.durable());
+        // They go boxed (`DetectionStore::write_boxed`): the in-memory store keeps the boxes,
+        // so a flood's result is not unboxed, re-keyed by id in a batch and boxed again.
         let chunk = self.cfg.max_dirty.max(1);
-        let batch = &mut self.batch;
-        let store = self.store.as_deref();
         let mut failed = None;
-        self.engine.take_all_dirty(&mut |d| {
-            batch.add_detection(d);
-            if let (true, Some(s), None) = (chunked, store, &failed) {
-                if batch.detections.len() >= chunk {
-                    failed = s.write_batch(batch).err();
+        match self.store.as_deref() {
+            Some(store) if self.sink.is_none() && !store.durable() => {
+                // What an earlier `apply` batched goes first (it is older).
+                failed = store.write_batch(&mut self.batch).err();
+                let mut boxes: Vec<Box<Detection>> = Vec::with_capacity(chunk.min(4096));
+                self.engine.take_all_dirty_boxed(&mut |d| {
+                    boxes.push(d);
+                    if boxes.len() >= chunk && failed.is_none() {
+                        failed = store.write_boxed(&mut boxes).err();
+                        boxes.clear();
+                    }
+                });
+                if failed.is_none() {
+                    failed = store.write_boxed(&mut boxes).err();
                 }
             }
-        });
+            _ => {
+                let batch = &mut self.batch;
+                self.engine.take_all_dirty(&mut |d| batch.add_detection(d));
+            }
+        }
         if let Some(e) = failed {
             return Err(e.into());
         }

@@ -19,6 +19,7 @@ mod detection;
 mod dns;
 mod flow;
 mod pos;
+mod rfc3339;
 
 pub use detection::*;
 pub use dns::*;
@@ -69,6 +70,10 @@ impl Timestamp {
         Utc.timestamp_micros(self.0).single()
     }
     pub fn to_rfc3339(self) -> String {
+        let mut buf = [0u8; rfc3339::RFC3339_LEN];
+        if let Some(s) = rfc3339::write(self, &mut buf) {
+            return s.to_string();
+        }
         match self.to_datetime() {
             Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Micros, true),
             None => format!("@{}us", self.0),
@@ -91,18 +96,27 @@ impl Timestamp {
 
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        fmt::Display::fmt(self, f)
     }
 }
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        let mut buf = [0u8; rfc3339::RFC3339_LEN];
+        match rfc3339::write(*self, &mut buf) {
+            Some(s) => f.write_str(s),
+            None => f.write_str(&self.to_rfc3339()),
+        }
     }
 }
 
 impl Serialize for Timestamp {
+    /// Written from a stack buffer (`model::rfc3339`), no `String` per timestamp.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        let mut buf = [0u8; rfc3339::RFC3339_LEN];
+        match rfc3339::write(*self, &mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&self.to_rfc3339()),
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 //! Configuration: [`config`]; operation and SIEM recipes: `docs/outputs.md`.
 
 pub mod config;
+pub mod detection_json;
 mod file;
 pub mod format;
 mod status;

@@ -143,4 +143,16 @@ pub trait DetectionStore: Send {
     }
     /// Another handle on the same data (both stores are shared handles).
     fn clone_handle(&self) -> Box<dyn DetectionStore>;
+    /// Writes detections handed over boxed, leaving `dets` empty: the end of input of a
+    /// pipeline whose store is not durable and that has no sink (`Pipeline::finish`), where no
+    /// batch needs to coalesce them. A store may keep the boxes as they are (the in-memory
+    /// store does: a flood's result is not unboxed, re-keyed and boxed again, issue #11); by
+    /// default they go through a [`Batch`].
+    fn write_boxed(&self, dets: &mut Vec<Box<Detection>>) -> Result<(), PersistenceError> {
+        let mut batch = Batch::default();
+        for d in dets.drain(..) {
+            batch.add_detection(*d);
+        }
+        self.write_batch(&mut batch)
+    }
 }

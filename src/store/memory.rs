@@ -189,7 +189,7 @@ impl Mem {
         incident_id(&self.incidents, client, pool_domain)
     }
 
-    fn upsert(&mut self, det: Detection, counters: &DropCounters) {
+    fn upsert(&mut self, det: Box<Detection>, counters: &DropCounters) {
         let is_new = !self.detections.contains_key(&det.id);
         if is_new && self.detections.len() >= MAX_MEMORY_DETECTIONS {
             self.dropped.detections = self.dropped.detections.saturating_add(1);
@@ -204,10 +204,7 @@ impl Mem {
         rec.first_seen = rec.first_seen.min(det.first_seen);
         rec.last_seen = rec.last_seen.max(det.last_seen);
         match self.detections.get_mut(&det.id) {
-            Some(row) => match &mut row.det {
-                Some(b) => **b = det,
-                None => row.det = Some(Box::new(det)),
-            },
+            Some(row) => row.det = Some(det),
             None => {
                 rec.detections = rec.detections.saturating_add(1);
                 let seq = self.next_seq;
@@ -229,7 +226,7 @@ impl Mem {
                     Row {
                         seq,
                         created,
-                        det: Some(Box::new(det)),
+                        det: Some(det),
                     },
                 );
             }
@@ -261,6 +258,15 @@ impl DetectionStore for MemoryStore {
             m.flows.insert(k, f);
         }
         for (_, d) in batch.detections.drain() {
+            m.upsert(Box::new(d), &self.counters);
+        }
+        Ok(())
+    }
+
+    /// Keeps the boxes: a detection the engine hands over at the end is stored as it is.
+    fn write_boxed(&self, dets: &mut Vec<Box<Detection>>) -> Result<(), PersistenceError> {
+        let mut m = self.lock();
+        for d in dets.drain(..) {
             m.upsert(d, &self.counters);
         }
         Ok(())

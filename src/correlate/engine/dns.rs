@@ -37,7 +37,7 @@ impl Engine {
 
         let blocked = self.is_blocked(d);
         let duplicate = self.dedupe(d);
-        let entry: Arc<str> = Arc::from(hit.entry.as_str());
+        let entry = self.names.get(&hit.entry);
         let stage = if blocked {
             Stage::BlockedLookup
         } else {
@@ -49,7 +49,7 @@ impl Engine {
         if !blocked {
             let ttl_ts = d.response_ts().unwrap_or(d.ts);
             let qname: Arc<str> = Arc::from(d.qname.as_str());
-            let list: Arc<str> = Arc::from(hit.list.as_str());
+            let list = self.names.get(&hit.list);
             for a in &d.answers {
                 let Some(ip) = a.ip() else { continue };
                 answer_ips.push(ip);
@@ -80,18 +80,33 @@ impl Engine {
                     self.stats.shared_answer_ips = self.stats.shared_answer_ips.saturating_add(1);
                     continue;
                 }
-                if !self.ip_index.contains_key(&ip)
-                    || self.ip_index.get(&ip).is_some_and(|o| o.expires < expires)
-                {
-                    self.ip_index.insert(
-                        ip,
-                        IpBinding {
-                            client: d.client,
-                            hit: ListHit::clone(hit),
-                            first_seen: d.ts,
-                            expires,
-                        },
-                    );
+                // (later, same hit): updated in place, as an insert would (and most recent),
+                // without cloning the hit's strings (issue #11: every flood lookup renews one
+                // of a few pool addresses).
+                let known = self
+                    .ip_index
+                    .get(&ip)
+                    .map(|o| (o.expires < expires, o.hit == *hit));
+                match known {
+                    Some((false, _)) => {}
+                    Some((true, true)) => {
+                        if let Some(o) = self.ip_index.get_mut_touch(&ip) {
+                            o.client = d.client;
+                            o.first_seen = d.ts;
+                            o.expires = expires;
+                        }
+                    }
+                    Some((true, false)) | None => {
+                        self.ip_index.insert(
+                            ip,
+                            IpBinding {
+                                client: d.client,
+                                hit: ListHit::clone(hit),
+                                first_seen: d.ts,
+                                expires,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -104,8 +119,8 @@ impl Engine {
             return;
         };
         let det = &mut inc.det;
-        push_unique(&mut det.query_names, d.qname.clone(), MAX_QUERY_NAMES);
-        push_unique(&mut det.sources, d.source.clone(), MAX_SOURCES);
+        push_unique_ref(&mut det.query_names, &d.qname, MAX_QUERY_NAMES);
+        push_unique_ref(&mut det.sources, &d.source, MAX_SOURCES);
         push_hit(&mut det.lists, hit);
         for ip in &answer_ips {
             push_unique(&mut det.pool_ips, *ip, MAX_POOL_IPS);
@@ -175,24 +190,25 @@ impl Engine {
         let window = self.cfg.dedupe_window_secs.saturating_mul(1_000_000);
         if let Some(st) = self.dedupe.get_mut_touch(&key) {
             let near = d.ts.0.saturating_sub(st.ts.0).abs() <= window;
-            let other_source = !st.sources.contains(&d.source);
+            let other_source = !st.saw(&d.source);
             if near && other_source {
-                if st.sources.len() < MAX_SOURCES {
-                    st.sources.push(d.source.clone());
+                if st.more.len() + 1 < MAX_SOURCES {
+                    st.more.push(d.source.clone());
                 }
                 self.stats.duplicates += 1;
                 return true;
             }
             st.ts = d.ts;
-            st.sources.clear();
-            st.sources.push(d.source.clone());
+            st.first = d.source.clone();
+            st.more.clear();
             return false;
         }
         self.dedupe.insert(
             key,
             DedupeState {
                 ts: d.ts,
-                sources: vec![d.source.clone()],
+                first: d.source.clone(),
+                more: Vec::new(),
             },
         );
         false

@@ -64,11 +64,11 @@ impl Engine {
     pub(super) fn apply_flow(
         &mut self,
         f: &FlowObservation,
-        att: Attribution,
+        mut att: Attribution,
         pos: Option<SourcePos>,
         out: &mut Changes,
     ) {
-        let entry: Arc<str> = Arc::from(att.hit.entry.as_str());
+        let entry = self.names.get(&att.hit.entry);
         let key: IncidentKey = (f.src, entry);
         let ts = f.ts;
 
@@ -124,11 +124,11 @@ impl Engine {
 
         push_unique(&mut det.pool_ips, f.dst, MAX_POOL_IPS);
         push_unique(&mut det.dst_ports, f.dst_port, MAX_PORTS);
-        push_unique(&mut det.sources, f.source.clone(), MAX_SOURCES);
+        push_unique_ref(&mut det.sources, &f.source, MAX_SOURCES);
         push_hit(&mut det.lists, &att.hit);
         if let Some(q) = &att.qname {
             if att.how.is_flow_name() {
-                push_unique(&mut det.query_names, q.clone(), MAX_QUERY_NAMES);
+                push_unique_ref(&mut det.query_names, q, MAX_QUERY_NAMES);
             }
         }
         let agent = f
@@ -137,7 +137,7 @@ impl Engine {
             .as_deref()
             .map(|a| truncate(a, MAX_AGENT_LEN));
         if let Some(a) = &agent {
-            push_unique(&mut det.agents, a.clone(), MAX_AGENTS);
+            push_unique_ref(&mut det.agents, a, MAX_AGENTS);
         }
         if f.duration_us() >= risk::SUSTAINED_DURATION_US && established {
             inc.sustained = true;
@@ -157,7 +157,8 @@ impl Engine {
             f.source.clone(),
             flow_summary(f, &att, stratum_method.as_deref()),
         );
-        ev.qname = att.qname.clone();
+        // Moved: the name was added to the detection above and is not read again.
+        ev.qname = att.qname.take();
         ev.dst = Some(f.dst);
         ev.dst_port = Some(f.dst_port);
         ev.src_port = Some(f.src_port);

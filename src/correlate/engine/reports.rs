@@ -14,17 +14,15 @@ impl Engine {
         out: &mut Changes,
     ) -> bool {
         let gap = self.cfg.incident_gap_secs;
-        let stale = self
-            .incidents
-            .get(key)
-            .is_some_and(|i| ts > i.det.last_seen.plus_secs(gap));
-        if stale {
-            if let Some(old) = self.incidents.remove(key) {
-                self.write_back(old, out);
+        // One probe for "kept and current" (every event of an open incident).
+        match self.incidents.get(key) {
+            Some(i) if ts > i.det.last_seen.plus_secs(gap) => {
+                if let Some(old) = self.incidents.remove(key) {
+                    self.write_back(old, out);
+                }
             }
-        }
-        if self.incidents.contains_key(key) {
-            return false;
+            Some(_) => return false,
+            None => {}
         }
         // Evicted since the last flush: the store may not have it yet (see `incidents`).
         if let Some(inc) = self.incidents.unpark(key) {
@@ -142,7 +140,10 @@ impl Engine {
 
     /// Emits the incident's current state if it is reportable.
     pub(super) fn report(&mut self, key: &IncidentKey, out: &mut Changes) {
-        let Some(inc) = self.incidents.get(key) else {
+        let gen = self.incidents.generation();
+        let now = self.suppression_now;
+        // One probe of the incident table per report (issue #11: a flood reports every event).
+        let Some(inc) = self.incidents.get_mut(key) else {
             return;
         };
         if !inc.emitted {
@@ -154,11 +155,15 @@ impl Engine {
             }
             return;
         }
-        self.refresh_suppression(key);
-        let gen = self.incidents.generation();
-        let Some(inc) = self.incidents.get_mut(key) else {
-            return;
-        };
+        // As `refresh_suppression`, on the incident at hand.
+        if let Some(rule) = self
+            .suppressions
+            .iter()
+            .find(|s| s.covers(key.0, &key.1, now))
+        {
+            inc.det.suppressed = true;
+            inc.det.suppression_id = Some(rule.id.clone());
+        }
         let kind = if inc.reported_stage.is_some_and(|s| inc.det.stage > s) {
             ChangeKind::Upgraded
         } else {
@@ -170,10 +175,15 @@ impl Engine {
         let last = inc.det.last_seen;
         if self.defer_updates && kind == ChangeKind::Updated {
             self.stats.deferred_updates = self.stats.deferred_updates.saturating_add(1);
-            self.incidents.mark_dirty(key);
+            // Already dirty (every later event of a deferred incident): no second probe.
+            if !inc.dirty {
+                self.incidents.mark_dirty(key);
+            }
         } else if self.defer_announcements {
             out.deferred.push((kind, inc.det.stage));
-            self.incidents.mark_dirty(key);
+            if !inc.dirty {
+                self.incidents.mark_dirty(key);
+            }
         } else {
             // This copy carries the latest state: nothing is left unwritten.
             inc.dirty = false;
@@ -192,36 +202,31 @@ impl Engine {
             .iter()
             .find(|s| s.covers(key.0, &key.1, now))
             .map(|s| s.id.clone());
+        // No rule covers it (the usual case): no probe of the incident table.
+        let Some(id) = rule else {
+            return;
+        };
         if let Some(inc) = self.incidents.get_mut(key) {
-            if let Some(id) = rule {
-                inc.det.suppressed = true;
-                inc.det.suppression_id = Some(id);
-            }
+            inc.det.suppressed = true;
+            inc.det.suppression_id = Some(id);
         }
     }
 
     /// Completes a first report: score, `is_new`, host bookkeeping.
     pub(super) fn finish_new(&mut self, inc: &mut Incident) {
         let client = inc.det.client_ip;
-        let prior = self
-            .hosts
+        let prior = self.prior_detection(client);
+        let (lookback, now) = (self.cfg.lookback_secs, self.suppression_now);
+        complete_first_report(inc, prior, lookback, &self.suppressions, now);
+        self.note_host(client, inc.det.last_seen);
+    }
+
+    /// When `client` was last detected before (memory, else the store): for `is_new`.
+    fn prior_detection(&self, client: IpAddr) -> Option<Timestamp> {
+        self.hosts
             .get(&client)
             .copied()
-            .or_else(|| self.history.as_ref().and_then(|h| h.last_detection(client)));
-        let horizon = inc.det.first_seen.plus_secs(-self.cfg.lookback_secs);
-        inc.det.is_new = prior.is_none_or(|p| p < horizon);
-        inc.emitted = true;
-        inc.reported_stage = Some(inc.det.stage);
-        let now = self.suppression_now;
-        if let Some(s) = self
-            .suppressions
-            .iter()
-            .find(|s| s.covers(client, &inc.det.pool_domain, now))
-        {
-            inc.det.suppressed = true;
-            inc.det.suppression_id = Some(s.id.clone());
-        }
-        self.note_host(client, inc.det.last_seen);
+            .or_else(|| self.history.as_ref().and_then(|h| h.last_detection(client)))
     }
 
     pub(super) fn note_host(&mut self, client: IpAddr, last: Timestamp) {
@@ -259,32 +264,62 @@ impl Engine {
         }
     }
 
+    /// The first report of an incident, in place: it becomes the most recent live incident
+    /// (as taking it out and inserting it again did, without two probes and a queued key:
+    /// issue #11, every flood client's incident is reported once this way).
     pub(super) fn report_force(&mut self, key: &IncidentKey, out: &mut Changes) {
         self.refresh_suppression(key);
-        let Some(mut inc) = self.incidents.remove(key) else {
+        let prior = self.prior_detection(key.0);
+        let gen = self.incidents.generation();
+        let (lookback, now) = (self.cfg.lookback_secs, self.suppression_now);
+        let Some(inc) = self.incidents.touch_for_report(key) else {
             return;
         };
-        self.finish_new(&mut inc);
-        inc.reported_gen = self.incidents.generation();
-        if self.defer_announcements {
+        complete_first_report(inc, prior, lookback, &self.suppressions, now);
+        inc.reported_gen = gen;
+        let last = inc.det.last_seen;
+        let event = if self.defer_announcements {
             out.deferred.push((ChangeKind::New, inc.det.stage));
             inc.dirty = true;
-            self.incidents.insert(key.clone(), inc);
-            return;
-        }
-        inc.dirty = false;
-        let det = Detection::clone(&inc.det);
-        self.incidents.insert(key.clone(), inc);
-        out.detections.push(DetectionEvent {
-            kind: ChangeKind::New,
-            detection: det,
-        });
+            None
+        } else {
+            inc.dirty = false;
+            Some(DetectionEvent {
+                kind: ChangeKind::New,
+                detection: Detection::clone(&inc.det),
+            })
+        };
+        self.note_host(key.0, last);
+        out.detections.extend(event);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// The incident's side of [`Engine::finish_new`], given the client's `prior` detection: score
+/// `is_new`, mark it reported, apply a suppression rule.
+fn complete_first_report(
+    inc: &mut Incident,
+    prior: Option<Timestamp>,
+    lookback_secs: i64,
+    suppressions: &[Suppression],
+    now: Timestamp,
+) {
+    let client = inc.det.client_ip;
+    let horizon = inc.det.first_seen.plus_secs(-lookback_secs);
+    inc.det.is_new = prior.is_none_or(|p| p < horizon);
+    inc.emitted = true;
+    inc.reported_stage = Some(inc.det.stage);
+    if let Some(s) = suppressions
+        .iter()
+        .find(|s| s.covers(client, &inc.det.pool_domain, now))
+    {
+        inc.det.suppressed = true;
+        inc.det.suppression_id = Some(s.id.clone());
+    }
+}
 
 /// Raises the stage (never lowers it) and re-scores. Returns whether anything changed.
 pub(super) fn raise(inc: &mut Incident, stage: Stage, ts: Timestamp) -> bool {

@@ -1,0 +1,145 @@
+//! RFC 3339 text of a [`Timestamp`] without chrono's formatter: every detection's JSON has
+//! about ten timestamps (issue #11: a 65 536-detection flood result prints ≈ 650 k; chrono's
+//! `to_rfc3339_opts` parses a format description and allocates a `String` for each).
+//!
+//! The text is chrono's `to_rfc3339_opts(SecondsFormat::Micros, true)` byte for byte for years
+//! 0000–9999 (`YYYY-MM-DDTHH:MM:SS.ffffffZ`); outside that range the caller falls back to chrono
+//! (which writes a signed, wider year). `tests::same_text_as_chrono` compares the two.
+
+use super::Timestamp;
+
+/// Length of `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(super) const RFC3339_LEN: usize = 27;
+
+/// Writes `t` into `buf` and returns the text, or `None` when its year is not 0000–9999.
+pub(super) fn write(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> Option<&str> {
+    let secs = t.0.div_euclid(1_000_000);
+    let micros = t.0.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    put(buf, 0, y, 4);
+    buf[4] = b'-';
+    put(buf, 5, m, 2);
+    buf[7] = b'-';
+    put(buf, 8, d, 2);
+    buf[10] = b'T';
+    put(buf, 11, sod / 3600, 2);
+    buf[13] = b':';
+    put(buf, 14, sod / 60 % 60, 2);
+    buf[16] = b':';
+    put(buf, 17, sod % 60, 2);
+    buf[19] = b'.';
+    put(buf, 20, micros, 6);
+    buf[26] = b'Z';
+    std::str::from_utf8(buf).ok()
+}
+
+/// `width` decimal digits of `v` (0 ≤ v < 10^width) at `buf[at..]`.
+fn put(buf: &mut [u8; RFC3339_LEN], at: usize, mut v: i64, width: usize) {
+    for i in (at..at + width).rev() {
+        if let Some(b) = buf.get_mut(i) {
+            // 0..=9: the cast cannot truncate.
+            *b = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+    }
+}
+
+/// (year, month, day) of the proleptic Gregorian calendar for days since 1970-01-01
+/// (H. Hinnant's `civil_from_days`). `days` of an `i64` of microseconds is within ±1.1e8, far
+/// from overflowing the arithmetic.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{SecondsFormat, TimeZone, Utc};
+
+    fn chrono_text(us: i64) -> Option<String> {
+        Utc.timestamp_micros(us)
+            .single()
+            .map(|dt| dt.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    fn ours(us: i64) -> Option<String> {
+        let mut buf = [0u8; RFC3339_LEN];
+        write(Timestamp(us), &mut buf).map(str::to_string)
+    }
+
+    /// Fuzz-like: a million pseudo-random instants over the whole 0000–9999 range and beyond,
+    /// plus the edges (epoch, leap days, year and century boundaries, negative times), give
+    /// chrono's text exactly, and instants outside 0000–9999 give `None` (the caller's
+    /// fallback to chrono).
+    #[test]
+    fn same_text_as_chrono() {
+        let year0 = -62_167_219_200_000_000_i64; // 0000-01-01T00:00:00Z
+        let year10000 = 253_402_300_800_000_000_i64; // 10000-01-01T00:00:00Z
+        let mut cases = vec![
+            0,
+            -1,
+            1,
+            999_999,
+            1_000_000,
+            -1_000_000,
+            -999_999,
+            86_400_000_000 - 1,
+            951_782_400_000_000,     // 2000-02-29
+            951_868_800_000_000 - 1, // 2000-02-29T23:59:59.999999
+            4_107_542_400_000_000,   // 2100-03-01
+            1_795_000_000_123_456,   // 2026-11-18
+            year0,
+            year0 - 1,
+            year10000,
+            year10000 - 1,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..1_000_000u64 {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let us = match i % 3 {
+                // anywhere in 0000..10000 (and a little past both ends)
+                0 => {
+                    year0 - 1_000_000_000
+                        + (r % ((year10000 - year0) as u64 + 2_000_000_000)) as i64
+                }
+                // near now, where real data is
+                1 => 1_700_000_000_000_000 + (r % 400_000_000_000_000) as i64,
+                // any i64
+                _ => r as i64,
+            };
+            cases.push(us);
+        }
+        for us in cases {
+            let c = chrono_text(us);
+            let o = ours(us);
+            match (&c, &o) {
+                (Some(c), Some(o)) => assert_eq!(c, o, "{us}"),
+                (_, None) => {
+                    let y0 = (year0..year10000).contains(&us);
+                    assert!(!y0, "{us}: in range but not written ({c:?})");
+                }
+                (None, Some(o)) => panic!("{us}: chrono has none, we wrote {o}"),
+            }
+        }
+    }
+}
