@@ -23,9 +23,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::metrics::{self, Counter};
 
-/// Whether a lowercased ASCII name is listed: `scan` passes the engine's own test,
-/// `matcher::Blocklists::match_name(name).is_some()` (`ingest` does not depend on `matcher`).
+/// Whether an ASCII name (any case, no trailing dot) is listed: `scan` passes the engine's own
+/// test, `matcher::Blocklists::match_name(name).is_some()`, which is case-insensitive (`ingest`
+/// does not depend on `matcher`). A lookup must not depend on the case of the name.
 pub type NameLookup = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// [`NameLookup`] over the raw ASCII bytes of the name (any case, no trailing dot): `scan`
+/// passes `matcher::Blocklists::match_name_bytes(name).is_some()`, which needs no UTF-8 check.
+pub type BytesLookup = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 /// Longest name looked up in place; longer (or non-ASCII) names are never dropped, the parser
 /// decides.
@@ -33,7 +38,7 @@ const MAX_NAME: usize = 255;
 
 /// Which lines can name a listed pool; shared by every log reader of one run.
 pub struct Prefilter {
-    listed: NameLookup,
+    listed: BytesLookup,
     skipped: AtomicU64,
     skipped_metric: Counter,
 }
@@ -49,6 +54,13 @@ impl std::fmt::Debug for Prefilter {
 impl Prefilter {
     /// The pre-filter for the lists behind `listed` (the engine's, which `scan` never reloads).
     pub fn new(listed: NameLookup) -> Prefilter {
+        Prefilter::from_bytes(Box::new(move |name: &[u8]| {
+            std::str::from_utf8(name).map_or(true, |n| listed(n))
+        }))
+    }
+
+    /// [`Prefilter::new`] with a lookup over bytes (the name is ASCII when it is called).
+    pub fn from_bytes(listed: BytesLookup) -> Prefilter {
         Prefilter {
             listed,
             skipped: AtomicU64::new(0),
@@ -62,25 +74,15 @@ impl Prefilter {
 
     /// Whether the raw name token `name` (any case, optional trailing dot) may be listed;
     /// false only when it certainly is not (what the engine would find for its normalised form).
+    /// The token is handed over as it is, without a lowercased copy or a UTF-8 check: the
+    /// lookup is case-insensitive (it lowercases as it hashes and reverses the name).
     #[inline]
     pub fn may_match(&self, name: &[u8]) -> bool {
         let name = name.strip_suffix(b".").unwrap_or(name);
         if name.is_empty() || name.len() > MAX_NAME || !name.is_ascii() {
             return true;
         }
-        let mut buf = [0u8; MAX_NAME];
-        let lower = match buf.get_mut(..name.len()) {
-            Some(b) => {
-                b.copy_from_slice(name);
-                b.make_ascii_lowercase();
-                &*b
-            }
-            None => return true,
-        };
-        match std::str::from_utf8(lower) {
-            Ok(n) => (self.listed)(n),
-            Err(_) => true,
-        }
+        (self.listed)(name)
     }
 
     /// Counts a dropped line.
@@ -103,6 +105,7 @@ mod tests {
     /// The label-suffix rule of the matcher, for two entries.
     fn pre() -> Prefilter {
         Prefilter::new(Box::new(|n: &str| {
+            let n = n.to_ascii_lowercase();
             ["supportxmr.com", "nanopool.org"]
                 .iter()
                 .any(|e| n == *e || n.strip_suffix(e).is_some_and(|head| head.ends_with('.')))

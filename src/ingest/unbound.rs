@@ -65,7 +65,18 @@ impl LineParser for Unbound {
         let Some((ts, rest)) = lex::any_ts(line, &mut ctx.time) else {
             return ctx.stats.error("bad_timestamp", line);
         };
-        let Some((_prog, mut msg)) = lex::program(rest, b"unbound") else {
+        // Unbound's own file (`unbound[pid:tid] info: …`) and syslog's `unbound: …` start with
+        // the program token: `lex::program` would return what follows it, whichever of its two
+        // rules matched (a token ending in `:` or naming the program), so skip the search.
+        let own = lex::trim_start(rest)
+            .starts_with(b"unbound")
+            .then(|| lex::next_token(rest))
+            .flatten();
+        let msg = match own {
+            Some((_, m)) => Some(m),
+            None => lex::program(rest, b"unbound").map(|(_, m)| m),
+        };
+        let Some(mut msg) = msg else {
             return ctx.stats.error("unrecognized", line);
         };
         // Syslog form `unbound: [pid:tid] info: …`.

@@ -565,6 +565,18 @@ impl Blocklists {
         (hit.category != Category::Allow).then_some(hit)
     }
 
+    /// [`Blocklists::match_name`] for a name as raw bytes (a log token: any case, optional
+    /// trailing dot), without the UTF-8 check a `&str` needs first: the same answer as
+    /// `match_name(std::str::from_utf8(name)?)`, and `None` for bytes that are not UTF-8.
+    #[inline]
+    pub fn match_name_bytes(&self, name: &[u8]) -> Option<&ListHit> {
+        if !name.is_ascii() {
+            return self.match_name(std::str::from_utf8(name).ok()?);
+        }
+        let hit = self.name_hits.get(self.names.find(name)?)?;
+        (hit.category != Category::Allow).then_some(hit)
+    }
+
     /// Like [`Blocklists::match_name`] but also returns allow entries (for "why was this not
     /// flagged?" answers in the CLI and API).
     pub fn explain_name(&self, name: &str) -> Option<&ListHit> {

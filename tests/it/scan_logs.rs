@@ -328,3 +328,44 @@ fn scan_prints_the_same_with_and_without_the_prefilter() {
         assert!(a == b, "{inputs:?}: output differs");
     }
 }
+
+/// `scan`'s pre-filter looks raw log tokens up as bytes (`Blocklists::match_name_bytes`, no
+/// lowercased copy, no UTF-8 check): the answer is `match_name`'s on every entry of the list in
+/// other cases, with a trailing dot, under a sub-label, as a decoy, and on non-ASCII and
+/// non-UTF-8 bytes. (`scan_prints_the_same_with_and_without_the_prefilter` fails when the byte
+/// lookup is made case-sensitive: the fixture's `Pool.SupportXMR.com.` lines are dropped.)
+#[test]
+fn byte_lookup_is_the_engines_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("list.txt");
+    std::fs::write(&list, FIXTURE_LIST).unwrap();
+    for l in [lists(Some(&list)), lists(None)] {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for e in FIXTURE_LIST.lines().chain(["xmr.pool.minergate.com", "example.com"]) {
+            for n in [
+                e.to_string(),
+                e.to_ascii_uppercase(),
+                format!("{e}."),
+                format!("Pool.{e}"),
+                format!("x{e}"),
+                format!("{e}.evil.example"),
+                format!("b\u{fc}cher.{e}"),
+            ] {
+                names.push(n.into_bytes());
+            }
+            names.push([b"\xff\xfe.", e.as_bytes()].concat());
+        }
+        let mut listed = 0;
+        for n in &names {
+            let by_str = std::str::from_utf8(n).ok().and_then(|s| l.match_name(s));
+            assert_eq!(
+                l.match_name_bytes(n).map(|h| &h.entry),
+                by_str.map(|h| &h.entry),
+                "{:?}",
+                String::from_utf8_lossy(n)
+            );
+            listed += usize::from(by_str.is_some());
+        }
+        assert!(listed >= 20, "{listed}");
+    }
+}
