@@ -55,7 +55,7 @@ impl Prefilter {
     /// The pre-filter for the lists behind `listed` (the engine's, which `scan` never reloads).
     pub fn new(listed: NameLookup) -> Prefilter {
         Prefilter::from_bytes(Box::new(move |name: &[u8]| {
-            std::str::from_utf8(name).map_or(true, |n| listed(n))
+            std::str::from_utf8(name).map_or(true, &listed)
         }))
     }
 

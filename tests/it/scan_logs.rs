@@ -341,7 +341,10 @@ fn byte_lookup_is_the_engines_test() {
     std::fs::write(&list, FIXTURE_LIST).unwrap();
     for l in [lists(Some(&list)), lists(None)] {
         let mut names: Vec<Vec<u8>> = Vec::new();
-        for e in FIXTURE_LIST.lines().chain(["xmr.pool.minergate.com", "example.com"]) {
+        for e in FIXTURE_LIST
+            .lines()
+            .chain(["xmr.pool.minergate.com", "example.com"])
+        {
             for n in [
                 e.to_string(),
                 e.to_ascii_uppercase(),
