@@ -117,15 +117,7 @@ fn detection_pages_from_stored_bytes_equal_the_decoded_pages() {
         store.upsert_detection(&d).unwrap();
     }
     store.flush().unwrap();
-    let (tx, _) = tokio::sync::broadcast::channel(4);
-    let lists = poolwatch::matcher::shared(poolwatch::matcher::Blocklists::empty());
-    let state = poolwatch::api::AppState::new(
-        std::sync::Arc::new(store.clone()),
-        lists,
-        tx,
-        poolwatch::api::ApiOptions::default(),
-    );
-    let http = crate::support::http::Serving::start(crate::support::http::runtime(), state);
+    let http = crate::support::api::serve_store(&store);
     let c = client();
     let cases: Vec<(&str, DetectionFilter)> = vec![
         ("limit=50", DetectionFilter::default()),

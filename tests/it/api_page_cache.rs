@@ -8,20 +8,8 @@ use poolwatch::store::{Retention, Store};
 use reqwest::blocking::Client;
 use serde_json::Value;
 
-use crate::support::api::{client, detection};
-use crate::support::http::{runtime, Serving};
-
-fn serve(store: &Store) -> Serving {
-    let (tx, _) = tokio::sync::broadcast::channel(4);
-    let lists = poolwatch::matcher::shared(poolwatch::matcher::Blocklists::empty());
-    let state = poolwatch::api::AppState::new(
-        std::sync::Arc::new(store.clone()),
-        lists,
-        tx,
-        poolwatch::api::ApiOptions::default(),
-    );
-    Serving::start(runtime(), state)
-}
+use crate::support::api::{client, detection, serve_store};
+use crate::support::http::Serving;
 
 fn page(c: &Client, http: &Serving, q: &str) -> (String, Vec<(String, u64)>) {
     let resp = c
@@ -70,7 +58,7 @@ fn a_cached_page_never_outlives_a_write() {
             ))
             .unwrap();
     }
-    let http = serve(&store);
+    let http = serve_store(&store);
     let c = client();
 
     let (first, items) = page(&c, &http, "limit=50");
@@ -143,7 +131,7 @@ fn a_cached_page_never_outlives_a_write() {
 #[test]
 fn pages_under_concurrent_writes_are_never_stale_after_the_write() {
     let store = Store::open_temporary().unwrap();
-    let http = serve(&store);
+    let http = serve_store(&store);
     let c = client();
     let writer = {
         let store = store.clone();

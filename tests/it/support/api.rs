@@ -196,6 +196,14 @@ pub fn detection(n: u32, client: &str, pool: &str, stage: Stage, risk: u8) -> De
 // A real server
 // ---------------------------------------------------------------------------------------------
 
+/// A real API server over a real sled `store` (open access, empty lists).
+pub fn serve_store(store: &poolwatch::store::Store) -> Serving {
+    let (tx, _) = tokio::sync::broadcast::channel(4);
+    let lists = matcher::shared(Blocklists::empty());
+    let state = AppState::new(Arc::new(store.clone()), lists, tx, ApiOptions::default());
+    Serving::start(http_support::runtime(), state)
+}
+
 pub struct Server {
     pub http: Serving,
     pub state: AppState,
