@@ -187,18 +187,45 @@ fn tails(name: &[u8]) -> (&[u8], &[u8]) {
     (two, name)
 }
 
-/// FxHash of the lowercased `tail` and its label count; `None` over [`MAX_TAIL`] bytes.
+/// A hash of the ASCII-lowercased `tail` and its label count; `None` over [`MAX_TAIL`] bytes.
+/// Eight bytes at a time, lowercased in the word (issue #16: copying into a zeroed buffer,
+/// lowercasing and FxHash's byte loop were most of a rejected name's cost). Insert and probe use
+/// this one function, so only its determinism matters; `tests::tail_hash_ignores_ascii_case`.
 #[inline]
 fn tail_hash(tail: &[u8], labels: usize) -> Option<u64> {
-    use std::hash::Hasher;
-    let mut buf = [0u8; MAX_TAIL];
-    let lower = buf.get_mut(..tail.len())?;
-    lower.copy_from_slice(tail);
-    lower.make_ascii_lowercase();
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(lower);
-    h.write_usize(lower.len() << 2 | labels);
-    Some(h.finish())
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    if tail.len() > MAX_TAIL {
+        return None;
+    }
+    let mut h = (tail.len() << 2 | labels) as u64;
+    let mut rest = tail;
+    while let Some((word, more)) = rest.split_first_chunk::<8>() {
+        h = (h.rotate_left(26) ^ ascii_lower_word(u64::from_le_bytes(*word))).wrapping_mul(K);
+        rest = more;
+    }
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        if let Some(dst) = last.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        h = (h.rotate_left(26) ^ ascii_lower_word(u64::from_le_bytes(last))).wrapping_mul(K);
+    }
+    Some(h ^ h >> 29)
+}
+
+/// `make_ascii_lowercase` on the eight bytes of `w` at once: `A`–`Z` get bit 0x20, every other
+/// byte (non-ASCII included) is unchanged.
+#[inline]
+fn ascii_lower_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGHS;
+    // High bit set where the low seven bits are >= 'A', and where they are > 'Z' (no carry
+    // crosses a byte: at most 0x7f + 0x3f).
+    let ge_a = low7.wrapping_add(ONES.wrapping_mul(u64::from(0x80 - b'A')));
+    let gt_z = low7.wrapping_add(ONES.wrapping_mul(u64::from(0x80 - b'Z' - 1)));
+    let upper = ge_a & !gt_z & !w & HIGHS;
+    w | upper >> 2
 }
 
 /// Addresses, CIDR blocks and endpoints. Lookup walks the prefix lengths present, longest first,
@@ -329,6 +356,43 @@ impl HashWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word lowercasing is `make_ascii_lowercase` on every byte value in every position,
+    /// and the tail hash is the same for any ASCII case of a tail (what the gate relies on:
+    /// lists are stored lowercased, queries come in any case).
+    #[test]
+    fn tail_hash_ignores_ascii_case() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = *b"aZ-9.\xc3@[";
+                bytes[pos] = b;
+                let mut want = bytes;
+                want.make_ascii_lowercase();
+                let got = ascii_lower_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(got, want, "byte {b:#x} at {pos}");
+            }
+        }
+        for t in [
+            "pool.SupportXMR.com",
+            "XMR.POOL.MINERGATE.COM",
+            "a.b",
+            "Ab",
+            "",
+        ] {
+            let lower = t.to_ascii_lowercase();
+            assert_eq!(tail_hash(t.as_bytes(), 2), tail_hash(lower.as_bytes(), 2));
+            assert_ne!(
+                tail_hash(lower.as_bytes(), 2),
+                tail_hash(lower.as_bytes(), 3)
+            );
+        }
+        let long = "a".repeat(MAX_TAIL + 1);
+        assert_eq!(tail_hash(long.as_bytes(), 2), None);
+        assert!(tail_hash(&long.as_bytes()[..MAX_TAIL], 2).is_some());
+        // Tails that differ only past the first word, or only in length, hash apart.
+        assert_ne!(tail_hash(b"abcdefgh.x", 2), tail_hash(b"abcdefgh.y", 2));
+        assert_ne!(tail_hash(b"abcdefgh", 2), tail_hash(b"abcdefgh\0", 2));
+    }
 
     /// The quick reject changes no answer: the gated automaton agrees with the hash walk on
     /// names around every entry (covered, decoys, other tails, odd shapes), and the gate is off
