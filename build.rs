@@ -37,14 +37,16 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-changed=build.rs");
     // Re-run when HEAD moves (a commit, a checkout); these paths exist only in a git checkout.
-    for p in ["HEAD", "packed-refs"] {
+    // Only paths that exist are named: cargo treats a missing one as always changed, which
+    // would rebuild the crate (and every dependant, e.g. the fuzz targets) on every build.
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    let root = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    for p in &watched {
         if let Some(path) = git(&["rev-parse", "--git-path", p]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &r]) {
-            println!("cargo:rerun-if-changed={path}");
+            if root.join(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
         }
     }
     let commit = std::env::var("POOLWATCH_GIT_COMMIT")
