@@ -16,21 +16,7 @@ pub struct Bind;
 
 impl LineParser for Bind {
     fn line(&mut self, line: &[u8], ctx: &mut Ctx, out: &mut Vec<Observation>) {
-        let ci = lex::find(line, b"client ");
-        // With the pre-filter: the name after `query: ` (where the parser below takes it) is
-        // looked up before the time, address or anything else is parsed.
-        if let Some(rest) = ci.and_then(|ci| line.get(ci + 7..)) {
-            if let Some(q) = lex::find(rest, b"query: ") {
-                let name = rest
-                    .get(q + 7..)
-                    .and_then(lex::next_token)
-                    .map_or(&b""[..], |(t, _)| t);
-                if ctx.unlisted(name) {
-                    return;
-                }
-            }
-        }
-        let Some(ci) = ci else {
+        let Some(ci) = lex::find(line, b"client ") else {
             // Other BIND categories in the same channel, or junk.
             if lex::any_ts(line, &mut ctx.time).is_some() {
                 ctx.stats.ignored();
@@ -39,6 +25,8 @@ impl LineParser for Bind {
             }
             return;
         };
+        // The time is read before the pre-filter may drop the line: year inference of
+        // year-less (syslog) times depends on the line before, dropped or not.
         let ts = if ci == 0 {
             // No print-time: nothing better than the reference time.
             ctx.time.reference_or_now()
@@ -60,11 +48,23 @@ impl LineParser for Bind {
                 None => return ctx.stats.error("truncated", line),
             }
         }
+        // With the pre-filter: the name after `query: ` is looked up where the parser below
+        // takes it (after the client and `@0x…` tokens), before the address is parsed.
+        let query = lex::find(rest, b"query: ");
+        if let Some(q) = query {
+            let name = rest
+                .get(q + 7..)
+                .and_then(lex::next_token)
+                .map_or(&b""[..], |(t, _)| t);
+            if ctx.unlisted(name) {
+                return;
+            }
+        }
         let Some((client, port)) = lex::parse_ip_port(tok, b'#') else {
             return ctx.stats.error("bad_client", line);
         };
         // Skip "(name):" and an optional "view NAME:" / "signer …" part up to the keyword.
-        if let Some(q) = lex::find(rest, b"query: ") {
+        if let Some(q) = query {
             let Some(q) = rest.get(q + 7..) else {
                 return ctx.stats.error("truncated", line);
             };

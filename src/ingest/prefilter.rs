@@ -1,9 +1,12 @@
 //! The list pre-filter of offline log reading (`scan`, issue #16): the query name of a line is
 //! located in place (a memchr/memmem search, no allocation) and looked up in the lists
-//! (`matcher::Blocklists::match_name`, the engine's own test, handed in by `scan`) before
-//! anything else is parsed.
+//! (`matcher::Blocklists::match_name_bytes`, the engine's own test, handed in by `scan`) before
+//! the address and the rest are parsed.
 //! A line whose name is not listed is counted (`poolwatch_log_lines_prefiltered_total`) and
 //! dropped: no address is parsed, no `String` or observation built, nothing reaches the engine.
+//! Its time is still read (the year of a year-less syslog time is inferred from the line
+//! before), and the name is taken where the parser takes it (after the tokens it skips):
+//! `tests/it/prefilter_edges.rs`.
 //!
 //! Only for formats whose unlisted lines cannot change a verdict: BIND and Unbound query logs
 //! carry no answer data (nothing to bind, shadow or name an address) and no rcode next to a
@@ -23,13 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::metrics::{self, Counter};
 
-/// Whether an ASCII name (any case, no trailing dot) is listed: `scan` passes the engine's own
-/// test, `matcher::Blocklists::match_name(name).is_some()`, which is case-insensitive (`ingest`
-/// does not depend on `matcher`). A lookup must not depend on the case of the name.
-pub type NameLookup = Box<dyn Fn(&str) -> bool + Send + Sync>;
-
-/// [`NameLookup`] over the raw ASCII bytes of the name (any case, no trailing dot): `scan`
-/// passes `matcher::Blocklists::match_name_bytes(name).is_some()`, which needs no UTF-8 check.
+/// Whether a name, as raw ASCII bytes (any case, no trailing dot), is listed: `scan` passes
+/// the engine's own test, `matcher::Blocklists::match_name_bytes(name).is_some()`, which is
+/// case-insensitive and needs no UTF-8 check (`ingest` does not depend on `matcher`). A lookup
+/// must not depend on the case of the name.
 pub type BytesLookup = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 /// Longest name looked up in place; longer (or non-ASCII) names are never dropped, the parser
@@ -53,13 +53,6 @@ impl std::fmt::Debug for Prefilter {
 
 impl Prefilter {
     /// The pre-filter for the lists behind `listed` (the engine's, which `scan` never reloads).
-    pub fn new(listed: NameLookup) -> Prefilter {
-        Prefilter::from_bytes(Box::new(move |name: &[u8]| {
-            std::str::from_utf8(name).map_or(true, &listed)
-        }))
-    }
-
-    /// [`Prefilter::new`] with a lookup over bytes (the name is ASCII when it is called).
     pub fn from_bytes(listed: BytesLookup) -> Prefilter {
         Prefilter {
             listed,
@@ -104,8 +97,8 @@ mod tests {
 
     /// The label-suffix rule of the matcher, for two entries.
     fn pre() -> Prefilter {
-        Prefilter::new(Box::new(|n: &str| {
-            let n = n.to_ascii_lowercase();
+        Prefilter::from_bytes(Box::new(|n: &[u8]| {
+            let n = String::from_utf8_lossy(n).to_ascii_lowercase();
             ["supportxmr.com", "nanopool.org"]
                 .iter()
                 .any(|e| n == *e || n.strip_suffix(e).is_some_and(|head| head.ends_with('.')))

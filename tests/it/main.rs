@@ -82,6 +82,7 @@ mod output_faults;
 mod output_file;
 mod output_syslog;
 mod output_webhook;
+mod prefilter_edges;
 mod scan_cli;
 mod scan_fastpath;
 mod scan_lab_real;
