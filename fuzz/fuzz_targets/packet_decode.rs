@@ -22,7 +22,9 @@ const LINKTYPES: [i32; 9] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let lt = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
     let cfg = CaptureConfig {
         dns_ports: vec![53, 5353],
