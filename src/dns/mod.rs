@@ -262,6 +262,7 @@ const PLAIN_LOWER: [u8; 256] = {
 /// (nearly all): copied, then mapped through a table that also says whether any byte needs an
 /// escape (name rendering was ≈ 4 % of a pool-lookup flood's instructions, issue #11). The
 /// packet fast path (`wire::WireName::write_normalised`) renders with it too, so both agree.
+#[inline]
 pub(crate) fn push_label(out: &mut Vec<u8>, label: &[u8]) {
     let start = out.len();
     out.extend_from_slice(label);
