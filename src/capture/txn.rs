@@ -126,6 +126,19 @@ struct Pending {
     /// Read by the fast path with an unlisted name: if it stays unanswered, it is skipped
     /// rather than reported (an unanswered unlisted query changes nothing but the clock).
     skippable: bool,
+    /// Read by the fast path with a listed name: a response with the same question is
+    /// decoded without asking the list again (`DnsInterest::name_listed` is stable; a
+    /// pool-lookup flood asked twice per transaction, issue #11).
+    listed: bool,
+}
+
+/// How a pending query was read: decoded by hickory, or in place by the fast path with its
+/// name found listed or not (`DnsInterest::name_listed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Decoded,
+    Listed,
+    Unlisted,
 }
 
 /// Buffers the fast path reuses from message to message (no allocation once warm).
@@ -245,7 +258,8 @@ impl DnsTxns {
                 transport,
             };
             let qname = QName::Owned(qname);
-            self.insert_query(key, ts, (qname, qtype), m.salvaged, false, out, fast);
+            let seen = Seen::Decoded;
+            self.insert_query(key, ts, (qname, qtype), m.salvaged, seen, out, fast);
             return;
         }
         self.stats.responses += 1;
@@ -294,7 +308,7 @@ impl DnsTxns {
         ts: i64,
         (qname, qtype): (QName, RrType),
         salvaged: Option<String>,
-        skippable: bool,
+        seen: Seen,
         out: &mut VecDeque<Observation>,
         fast: Fast<'_, '_>,
     ) {
@@ -321,7 +335,8 @@ impl DnsTxns {
                     qtype,
                     salvaged,
                     serial: self.serial,
-                    skippable,
+                    skippable: seen == Seen::Unlisted,
+                    listed: seen == Seen::Listed,
                 });
             }
         }
@@ -370,7 +385,8 @@ impl DnsTxns {
                 transport,
             };
             let qname = QName::rendered(qname);
-            self.insert_query(key, ts, (qname, qtype), None, !listed, out, Some(f));
+            let seen = if listed { Seen::Listed } else { Seen::Unlisted };
+            self.insert_query(key, ts, (qname, qtype), None, seen, out, Some(f));
             return true;
         }
         let key = Key {
@@ -389,6 +405,8 @@ impl DnsTxns {
             // The fast path read this transaction's query, with the same name, as unlisted: the
             // answer holds (`DnsInterest::name_listed` is stable), no second list match.
             Some(p) if p.skippable => false,
+            // Read as listed, same name: decoded, no second list match.
+            Some(p) if p.listed => true,
             _ => f.name_listed(qname),
         };
         if listed {

@@ -85,13 +85,38 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Inserts or replaces `k` (most recently used). Returns the entry evicted to make room.
+    ///
+    /// Below the cap the key is hashed once (the map's own insert): whether it is present only
+    /// matters when a full map has to make room (issue #11: every table insert of a flood event
+    /// probed twice).
     pub fn insert(&mut self, k: K, v: V) -> Option<(K, V)> {
         let gen = self.bump();
         let mut evicted = None;
-        if !self.map.contains_key(&k) && self.map.len() >= self.cap {
+        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
             evicted = self.evict_oldest();
         }
         self.map.insert(k.clone(), (v, gen));
+        self.order.push_back((k, gen));
+        self.maybe_compact();
+        evicted
+    }
+
+    /// [`BoundedMap::insert`] of a key the caller has just looked up and not found, with no
+    /// change to the map since (a miss of `get`/`get_mut`/`get_mut_touch`/`contains_key`): the
+    /// same eviction and recency, without probing for the key again when the map is full (the
+    /// engine's dedupe and flow tables are full for most of a flood, issue #11).
+    pub fn insert_absent(&mut self, k: K, v: V) -> Option<(K, V)> {
+        let gen = self.bump();
+        let evicted = if self.map.len() >= self.cap {
+            self.evict_oldest()
+        } else {
+            None
+        };
+        let replaced = self.map.insert(k.clone(), (v, gen));
+        debug_assert!(
+            replaced.is_none(),
+            "insert_absent of a key present in the map"
+        );
         self.order.push_back((k, gen));
         self.maybe_compact();
         evicted
@@ -197,6 +222,55 @@ mod tests {
         assert_eq!(m.insert(5, "e"), Some((3, "c")));
         assert_eq!(m.pop_oldest(), Some((4, "d")));
         assert_eq!(m.pop_oldest(), Some((2, "b")));
+    }
+
+    thread_local! {
+        static HASHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A key that counts how often it is hashed: one hash per map probe.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Probed(u32);
+    impl Hash for Probed {
+        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            HASHED.with(|c| c.set(c.get() + 1));
+            self.0.hash(h);
+        }
+    }
+    fn probes(f: impl FnOnce()) -> u64 {
+        let before = HASHED.with(|c| c.get());
+        f();
+        HASHED.with(|c| c.get()) - before
+    }
+
+    /// Issue #11: an insert below the cap probes the map once, an `insert_absent` into a full
+    /// map once plus the eviction's two (find and remove the oldest); both evict what `insert`
+    /// evicted before. Fails on the old `insert` (a `contains_key` probe first, always).
+    #[test]
+    fn inserts_probe_once() {
+        let mut m = BoundedMap::new(3);
+        // Room up front: a growing table hashes its keys again (not a probe).
+        m.map.reserve(16);
+        m.insert(Probed(1), "a");
+        assert_eq!(probes(|| assert!(m.insert(Probed(2), "b").is_none())), 1);
+        assert_eq!(
+            probes(|| assert!(m.insert_absent(Probed(3), "c").is_none())),
+            1
+        );
+        // Full: `insert` must ask whether the key is there (a replacement evicts nothing).
+        assert_eq!(probes(|| assert!(m.insert(Probed(3), "C").is_none())), 2);
+        let mut evicted = None;
+        assert_eq!(probes(|| evicted = m.insert_absent(Probed(4), "d")), 3);
+        assert_eq!(evicted, Some((Probed(1), "a")));
+        // The same order as plain inserts: 2 is the oldest now, 4 the newest.
+        let mut n = BoundedMap::new(3);
+        for (k, v) in [(1, "a"), (2, "b"), (3, "c"), (3, "C"), (4, "d")] {
+            n.insert(Probed(k), v);
+        }
+        for _ in 0..3 {
+            assert_eq!(m.pop_oldest(), n.pop_oldest());
+        }
+        assert!(m.is_empty() && n.is_empty());
     }
 
     #[test]

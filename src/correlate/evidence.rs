@@ -126,6 +126,12 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
 /// summary per event with several numbers and addresses each: through `write!` they cost
 /// ≈ 3 600 instructions per flow summary, issue #11).
 pub(super) fn push_u64(s: &mut String, n: u64) {
+    // Below 256 (address octets, most counts): no buffer, no UTF-8 check (issue #11: a flood's
+    // summaries write three addresses per event; each octet went through the buffer).
+    if let Ok(b) = u8::try_from(n) {
+        push_u8(s, b);
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = n;
@@ -141,9 +147,20 @@ pub(super) fn push_u64(s: &mut String, n: u64) {
             break;
         }
     }
-    if let Some(d) = buf.get(i..).and_then(|d| std::str::from_utf8(d).ok()) {
-        s.push_str(d);
+    for &d in buf.get(i..).unwrap_or_default() {
+        s.push(char::from(d));
     }
+}
+
+/// Decimal `b`: one to three digit pushes.
+fn push_u8(s: &mut String, b: u8) {
+    if b >= 100 {
+        s.push(char::from(b'0' + b / 100));
+    }
+    if b >= 10 {
+        s.push(char::from(b'0' + (b / 10) % 10));
+    }
+    s.push(char::from(b'0' + b % 10));
 }
 
 /// `ip` as `Display` writes it: IPv4 digit by digit, IPv6 through `Display` (rare).
@@ -154,7 +171,7 @@ pub(super) fn push_ip(s: &mut String, ip: IpAddr) {
                 if k > 0 {
                     s.push('.');
                 }
-                push_u64(s, u64::from(b));
+                push_u8(s, b);
             }
         }
         IpAddr::V6(a) => {
@@ -168,8 +185,14 @@ pub(super) fn push_ip(s: &mut String, ip: IpAddr) {
 /// one per event (issue #11), and every piece was an allocation.
 pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) -> String {
     let mut s = String::with_capacity(d.qname.len() + 48);
-    // Writing to a String cannot fail.
-    let _ = write!(s, "{}", d.qtype);
+    // `RrType`'s `Display` without the formatting machinery for the named types.
+    match d.qtype.name() {
+        Some(n) => s.push_str(n),
+        // Writing to a String cannot fail.
+        None => {
+            let _ = write!(s, "{}", d.qtype);
+        }
+    }
     s.push(' ');
     s.push_str(&d.qname);
     match d.rcode {
@@ -291,6 +314,8 @@ mod tests {
             x ^= x << 17;
             nums.push(x >> (x % 64));
         }
+        // Every octet and the first numbers past one (the `u8` shortcut's edge).
+        nums.extend(0..=300);
         for n in nums {
             let mut s = String::from("x");
             push_u64(&mut s, n);

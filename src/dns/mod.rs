@@ -13,7 +13,7 @@
 // every other module denies indexing_slicing, Cargo.toml [lints]).
 #![allow(clippy::indexing_slicing)]
 
-use hickory_proto::op::{Header, Message, MessageType, Query};
+use hickory_proto::op::{Header, Message, MessageType, Metadata, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
@@ -130,8 +130,8 @@ pub const MAX_ANSWERS: usize = 256;
 /// decode fails; returns an error only when not even the header and one question are readable
 /// (a header-only message with no question is returned with empty `questions`).
 pub fn parse_message(wire: &[u8]) -> Result<ParsedMessage, DnsError> {
-    match Message::from_vec(wire) {
-        Ok(msg) => Ok(from_message(&msg)),
+    match decode_sections(wire) {
+        Ok(m) => Ok(m),
         Err(e) => salvage(wire, &e),
     }
 }
@@ -139,29 +139,84 @@ pub fn parse_message(wire: &[u8]) -> Result<ParsedMessage, DnsError> {
 /// DNS UPDATE (RFC 2136): its "answer" section holds prerequisites, not answers.
 const OPCODE_UPDATE: u8 = 5;
 
-fn from_message(msg: &Message) -> ParsedMessage {
-    let questions = msg.queries.iter().map(question).collect();
-    let answers = if u8::from(msg.metadata.op_code) == OPCODE_UPDATE {
-        Vec::new()
-    } else {
-        msg.answers
-            .iter()
-            .filter(|r| !r.data.is_update())
-            .take(MAX_ANSWERS)
-            .map(answer)
-            .collect()
-    };
+/// hickory's whole-message decode (`Message::read`), section by section, with the same readers
+/// in the same order (`Header::read`, `Query::read`, `Message::read_records` for the answer,
+/// authority and additional sections), so it fails exactly where that fails, with the same
+/// error. What it does not build (issue #11, every flood response is decoded): the `Message`
+/// and its question list — each question becomes its observation form as it is read — and the
+/// authority and additional records are dropped as soon as their section is checked (only the
+/// OPT record's extended rcode bits are kept). `tests::sectional_decode_equals_the_message_decode`
+/// compares the result with `from_message(&Message::from_vec(..))` on damaged and varied
+/// messages.
+fn decode_sections(wire: &[u8]) -> Result<ParsedMessage, DecodeError> {
+    let mut dec = BinDecoder::new(wire);
+    let Header {
+        mut metadata,
+        counts,
+    } = Header::read(&mut dec)?;
+    let mut questions = Vec::with_capacity(usize::from(counts.queries.min(1)));
+    for _ in 0..counts.queries {
+        questions.push(question(&Query::read(&mut dec)?));
+    }
+    let op = metadata.op_code;
+    let (records, _, _) = Message::read_records(&mut dec, usize::from(counts.answers), false, op)?;
+    // Checked (hickory rejects a message whose later sections do not decode), not kept.
+    if counts.authorities > 0 {
+        Message::read_records(&mut dec, usize::from(counts.authorities), false, op)?;
+    }
+    if counts.additionals > 0 {
+        let (_, edns, _) =
+            Message::read_records(&mut dec, usize::from(counts.additionals), true, op)?;
+        // As `Message::read`: the EDNS high rcode bits extend the header's.
+        if let Some(edns) = &edns {
+            metadata.response_code =
+                ResponseCode::from(edns.rcode_high(), metadata.response_code.low());
+        }
+    }
+    Ok(ParsedMessage {
+        answers: answers_of(u8::from(op), &records),
+        ..parsed(&metadata, questions)
+    })
+}
+
+/// The observation's answers of a decoded answer section.
+fn answers_of(opcode: u8, records: &[Record]) -> Vec<DnsAnswer> {
+    if opcode == OPCODE_UPDATE {
+        return Vec::new();
+    }
+    records
+        .iter()
+        .filter(|r| !r.data.is_update())
+        .take(MAX_ANSWERS)
+        .map(answer)
+        .collect()
+}
+
+/// The header's part of a message decoded whole (no answers yet).
+fn parsed(meta: &Metadata, questions: Vec<(String, RrType)>) -> ParsedMessage {
     ParsedMessage {
-        id: msg.metadata.id,
-        is_response: msg.metadata.message_type == MessageType::Response,
-        opcode: u8::from(msg.metadata.op_code),
-        rcode: Rcode(u16::from(msg.metadata.response_code)),
-        truncated: msg.metadata.truncation,
-        recursion_desired: msg.metadata.recursion_desired,
+        id: meta.id,
+        is_response: meta.message_type == MessageType::Response,
+        opcode: u8::from(meta.op_code),
+        rcode: Rcode(u16::from(meta.response_code)),
+        truncated: meta.truncation,
+        recursion_desired: meta.recursion_desired,
         questions,
-        answers,
+        answers: Vec::new(),
         salvaged: None,
         salvage_reason: None,
+    }
+}
+
+/// The reference: hickory's `Message` decoded whole, then converted (what `parse_message` did
+/// before the sectional decode; the tests compare the two).
+#[cfg(test)]
+fn from_message(msg: &Message) -> ParsedMessage {
+    let questions = msg.queries.iter().map(question).collect();
+    let answers = answers_of(u8::from(msg.metadata.op_code), &msg.answers);
+    ParsedMessage {
+        answers,
+        ..parsed(&msg.metadata, questions)
     }
 }
 
@@ -175,37 +230,63 @@ fn question(q: &Query) -> (String, RrType) {
 /// names compare equal to what Wireshark, Zeek and resolver logs print; a `.` or `\` inside a
 /// label is escaped with `\`, other bytes as `\DDD` (RFC 1035 master-file style).
 pub fn name_str(name: &Name) -> String {
-    use std::io::Write as _;
-    // Bytes first, lowercased once at the end: plain labels (nearly all) are one copy each
-    // instead of a char push per byte (name rendering was ~3% of a scan).
     let mut v: Vec<u8> = Vec::with_capacity(64);
     for label in name.iter() {
         if !v.is_empty() {
             v.push(b'.');
         }
-        if label
-            .iter()
-            .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
-        {
-            v.extend_from_slice(label);
-            continue;
-        }
-        for &b in label {
-            match b {
-                b'.' | b'\\' => v.extend_from_slice(&[b'\\', b]),
-                0x21..=0x7e => v.push(b),
-                _ => {
-                    let _ = write!(v, "\\{b:03}");
-                }
-            }
-        }
+        push_label(&mut v, label);
     }
     if v.is_empty() {
         v.push(b'.');
     }
-    // Escapes are digits, '.' and '\\': lowercasing everything equals lowercasing the labels.
-    v.make_ascii_lowercase();
     String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Each byte as a plain name byte renders: printable ASCII other than `.` and `\`, lowercased;
+/// 0 for a byte that is escaped (see [`push_label`]).
+const PLAIN_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        if b != b'.' as usize && b != b'\\' as usize {
+            t[b] = (b as u8).to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Appends one label as [`name_str`] renders it: printable ASCII lowercased, `.` and `\`
+/// escaped with `\`, other bytes as `\DDD` (master-file style). One pass over a plain label
+/// (nearly all): copied, then mapped through a table that also says whether any byte needs an
+/// escape (name rendering was ≈ 4 % of a pool-lookup flood's instructions, issue #11). The
+/// packet fast path (`wire::WireName::write_normalised`) renders with it too, so both agree.
+#[inline]
+pub(crate) fn push_label(out: &mut Vec<u8>, label: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(label);
+    let mut plain = true;
+    if let Some(copied) = out.get_mut(start..) {
+        for b in copied {
+            let c = PLAIN_LOWER[usize::from(*b)];
+            plain &= c != 0;
+            *b = c;
+        }
+    }
+    if plain {
+        return;
+    }
+    out.truncate(start);
+    for &b in label {
+        match b {
+            b'.' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            0x21..=0x7e => out.push(b.to_ascii_lowercase()),
+            _ => {
+                out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10])
+            }
+        }
+    }
 }
 
 /// Dotted-quad without going through `fmt` (A answers are the hot path: ~10% of decode time
@@ -397,352 +478,4 @@ fn truncate_reason(mut s: String) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `www.example.com A` query, id 0x1234, RD.
-    fn query_bytes() -> Vec<u8> {
-        let mut v = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        for l in ["www", "example", "com"] {
-            v.push(l.len() as u8);
-            v.extend_from_slice(l.as_bytes());
-        }
-        v.extend_from_slice(&[0, 0, 1, 0, 1]);
-        v
-    }
-
-    fn response_bytes() -> Vec<u8> {
-        let mut v = query_bytes();
-        v[2] = 0x81;
-        v[3] = 0x80;
-        v[7] = 2; // ancount
-                  // CNAME www.example.com -> Edge.Example.NET.
-        v.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60]);
-        let mut target = Vec::new();
-        for l in ["Edge", "Example", "NET"] {
-            target.push(l.len() as u8);
-            target.extend_from_slice(l.as_bytes());
-        }
-        target.push(0);
-        v.extend_from_slice(&(target.len() as u16).to_be_bytes());
-        let target_off = v.len();
-        v.extend_from_slice(&target);
-        // A edge.example.net -> 192.0.2.7
-        v.extend_from_slice(&[
-            0xc0,
-            target_off as u8,
-            0,
-            1,
-            0,
-            1,
-            0,
-            0,
-            1,
-            0,
-            0,
-            4,
-            192,
-            0,
-            2,
-            7,
-        ]);
-        v
-    }
-
-    /// A NOERROR response with every record type the fast path checks: TXT and MX answers,
-    /// an SOA in the authority section (names compressed), an OPT with a cookie option.
-    fn full_sections_bytes() -> Vec<u8> {
-        let mut v = query_bytes();
-        v[2] = 0x81;
-        v[3] = 0x80;
-        v[7] = 2; // ancount
-        v[9] = 1; // nscount
-        v[11] = 1; // arcount
-                   // TXT www.example.com "v=1" "x"
-        v.extend_from_slice(&[
-            0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 6, 3, b'v', b'=', b'1',
-        ]);
-        v.extend_from_slice(&[1, b'x']);
-        // MX 10 mail.<example.com>
-        v.extend_from_slice(&[0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 60, 0, 9, 0, 10]);
-        v.extend_from_slice(&[4, b'm', b'a', b'i', b'l', 0xc0, 16]);
-        // SOA example.com: ns.<example.com> host.<example.com> + 5 numbers
-        v.extend_from_slice(&[0xc0, 16, 0, 6, 0, 1, 0, 0, 0, 60, 0, 32]);
-        v.extend_from_slice(&[2, b'n', b's', 0xc0, 16, 4, b'h', b'o', b's', b't', 0xc0, 16]);
-        v.extend_from_slice(&[0; 20]);
-        // OPT, payload 1232, a cookie option (code 10, 8 bytes).
-        v.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
-        v.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        v
-    }
-
-    #[test]
-    fn decodes_whole_says_what_hickory_does() {
-        let full = full_sections_bytes();
-        let m = parse_message(&full).unwrap();
-        assert!(m.salvaged.is_none(), "{:?}", m.salvaged);
-        assert_eq!(m.answers.len(), 2);
-        assert!(wire::parse(&full).unwrap().decodes_whole());
-        assert!(wire::parse(&response_bytes()).unwrap().decodes_whole());
-        assert!(wire::parse(&query_bytes()).unwrap().decodes_whole());
-        // An SOA one byte short: hickory salvages, the fast path declines.
-        let mut v = full.clone();
-        let soa_len = v.len() - 23 - 32 - 1;
-        v[soa_len] = 31;
-        assert!(parse_message(&v).unwrap().salvaged.is_some());
-        assert!(!wire::parse(&v).unwrap().decodes_whole());
-        // A client-subnet option instead of the cookie: hickory parses it, so the fast path
-        // leaves the message to hickory.
-        let mut v = full.clone();
-        let code = v.len() - 12;
-        v[code + 1] = 8;
-        assert!(!wire::parse(&v).unwrap().decodes_whole());
-        // Two OPT records: hickory rejects the second.
-        let mut v = full.clone();
-        v[11] = 2;
-        v.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-        assert!(parse_message(&v).unwrap().salvaged.is_some());
-        assert!(!wire::parse(&v).unwrap().decodes_whole());
-        wire::differential(&v).unwrap();
-    }
-
-    #[test]
-    fn name_str_lowercases_and_escapes() {
-        let n = Name::from_labels(vec![
-            b"Pool.X".to_vec(),
-            b"A\\b\x00\xff".to_vec(),
-            b"MoneroOcean".to_vec(),
-            b"STREAM".to_vec(),
-        ])
-        .unwrap();
-        assert_eq!(name_str(&n), "pool\\.x.a\\\\b\\000\\255.moneroocean.stream");
-        assert_eq!(name_str(&Name::root()), ".");
-    }
-
-    #[test]
-    fn parses_query_and_response() {
-        let q = parse_message(&query_bytes()).unwrap();
-        assert_eq!(q.id, 0x1234);
-        assert!(!q.is_response);
-        assert_eq!(
-            q.questions,
-            vec![("www.example.com".to_string(), RrType::A)]
-        );
-        let r = parse_message(&response_bytes()).unwrap();
-        assert!(r.is_response);
-        assert_eq!(r.answers.len(), 2);
-        assert_eq!(r.answers[0].data, "edge.example.net");
-        assert_eq!(r.answers[1].name, "edge.example.net");
-        assert_eq!(r.answers[1].data, "192.0.2.7");
-        assert_eq!(r.answers[1].ttl, Some(256));
-        assert!(r.salvaged.is_none());
-    }
-
-    #[test]
-    fn salvages_question_when_answers_are_damaged() {
-        let mut v = response_bytes();
-        let n = v.len();
-        v.truncate(n - 3); // cut into the A record's rdata
-        let r = parse_message(&v).unwrap();
-        assert!(r.salvaged.is_some());
-        assert_eq!(r.questions[0].0, "www.example.com");
-        assert_eq!(r.answers.len(), 1, "the CNAME before the damage is kept");
-    }
-
-    #[test]
-    fn salvage_reasons_are_classified_by_error_type() {
-        let mut v = response_bytes();
-        let n = v.len();
-        v.truncate(n - 3);
-        let r = parse_message(&v).unwrap();
-        assert_eq!(
-            r.salvage_reason,
-            Some(SalvageReason::Rdata),
-            "{:?}",
-            r.salvaged
-        );
-        // Cut inside the first answer's fixed fields: the message ends inside a record.
-        let mut v = response_bytes();
-        v.truncate(query_bytes().len() + 5);
-        let r = parse_message(&v).unwrap();
-        assert_eq!(
-            r.salvage_reason,
-            Some(SalvageReason::Truncated),
-            "{:?}",
-            r.salvaged
-        );
-        // A header alone is not a message; a question cut short is unreadable.
-        let e = parse_message(&v[..5]).unwrap_err();
-        assert_eq!(e.metric_reason(), "header");
-        let e = parse_message(&query_bytes()[..15]).unwrap_err();
-        assert_eq!(e.metric_reason(), "question");
-        // A compression pointer to itself in the answer's owner name.
-        let mut v = response_bytes();
-        let q_end = query_bytes().len();
-        v[q_end] = 0xc0;
-        v[q_end + 1] = u8::try_from(q_end).unwrap();
-        let r = parse_message(&v).unwrap();
-        assert_eq!(
-            r.salvage_reason,
-            Some(SalvageReason::Name),
-            "{:?}",
-            r.salvaged
-        );
-        assert_eq!(SalvageReason::Name.as_str(), "name");
-    }
-
-    #[test]
-    fn ipv4_formatting() {
-        for o in [
-            [0, 0, 0, 0],
-            [255, 255, 255, 255],
-            [10, 9, 100, 199],
-            [1, 20, 0, 250],
-        ] {
-            assert_eq!(ipv4_str(o), std::net::Ipv4Addr::from(o).to_string());
-        }
-    }
-
-    #[test]
-    fn ipv6_formatting_equals_std() {
-        let mut cases: Vec<std::net::Ipv6Addr> = [
-            "::",
-            "::1",
-            "1::",
-            "::ffff:1.2.3.4",
-            "::1.2.3.4",
-            "2001:db8::1",
-            "2001:db8:0:0:1:0:0:1",
-            "2001:0:0:1:0:0:0:1",
-            "1:0:2:0:3:0:4:0",
-            "0:0:1:0:0:1:0:0",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-            "64:ff9b::c000:201",
-            "fe80::a:b0:c00:d000",
-            "0:1:2:3:4:5:6:0",
-        ]
-        .iter()
-        .filter_map(|t| t.parse().ok())
-        .collect();
-        // Every pattern of zero/non-zero groups, with varied group widths.
-        for mask in 0u16..256 {
-            let seg: Vec<u16> = (0..8u16)
-                .map(|i| {
-                    if mask & (1 << i) != 0 {
-                        0x1u16.wrapping_shl(u32::from(i) * 2) | i
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            let mut g = [0u16; 8];
-            g.copy_from_slice(&seg);
-            cases.push(std::net::Ipv6Addr::from(g));
-        }
-        for a in cases {
-            assert_eq!(ipv6_str(a), a.to_string(), "{a:?}");
-        }
-    }
-
-    #[test]
-    fn header_only_garbage_is_an_error() {
-        assert!(parse_message(&[1, 2, 3]).is_err());
-        let mut v = query_bytes();
-        v.truncate(15);
-        assert!(parse_message(&v).is_err());
-    }
-
-    #[test]
-    fn every_truncation_and_bitflip_is_safe() {
-        let base = response_bytes();
-        for cut in 0..=base.len() {
-            let _ = parse_message(&base[..cut]);
-        }
-        for i in 0..base.len() {
-            for bit in 0..8 {
-                let mut v = base.clone();
-                v[i] ^= 1 << bit;
-                let _ = parse_message(&v);
-            }
-        }
-        // A compression loop.
-        let mut v = query_bytes();
-        v.truncate(12);
-        v.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-        let _ = parse_message(&v);
-    }
-
-    #[test]
-    fn wire_reader_reads_what_hickory_reads() {
-        let r = response_bytes();
-        let m = wire::parse(&r).unwrap();
-        let q = m.question.unwrap();
-        assert_eq!(q.name.to_normalised(), "www.example.com");
-        assert_eq!((m.id, m.is_response(), m.ancount), (0x1234, true, 2));
-        let answers: Vec<_> = m.answers().map(|a| a.unwrap()).collect();
-        assert_eq!(answers[0].name.to_normalised(), "www.example.com");
-        assert_eq!(
-            answers[0].target().unwrap().to_normalised(),
-            "edge.example.net"
-        );
-        assert_eq!(answers[1].ip(), Some("192.0.2.7".parse().unwrap()));
-        assert_eq!(answers[1].name.to_normalised(), "edge.example.net");
-        wire::differential(&r).unwrap();
-        wire::differential(&query_bytes()).unwrap();
-        // A pointer to itself, a forward pointer, a loop: errors, never a hang.
-        let mut v = query_bytes();
-        v.truncate(12);
-        v.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-        assert_eq!(wire::parse(&v).unwrap_err(), wire::WireError::Pointer);
-        v.truncate(12);
-        v.extend_from_slice(&[0xc0, 14, 0, 0, 1, 0, 1]);
-        assert_eq!(wire::parse(&v).unwrap_err(), wire::WireError::Pointer);
-    }
-
-    /// The differential property over truncations, bit flips and random byte patches of real
-    /// messages (the fuzz target `dns_fastpath` does the same with coverage guidance).
-    #[test]
-    fn wire_reader_agrees_with_hickory_on_damaged_messages() {
-        let bases = [response_bytes(), query_bytes(), full_sections_bytes()];
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        let mut checked = 0;
-        for base in &bases {
-            for cut in 0..=base.len() {
-                wire::differential(&base[..cut]).unwrap();
-            }
-            for i in 0..base.len() {
-                for bit in 0..8 {
-                    let mut v = base.clone();
-                    v[i] ^= 1 << bit;
-                    if let Err(e) = wire::differential(&v) {
-                        panic!("byte {i} bit {bit}: {e}");
-                    }
-                    checked += 1;
-                }
-            }
-            for _ in 0..20_000 {
-                let mut v = base.clone();
-                for _ in 0..1 + next() % 4 {
-                    let i = (next() % v.len() as u64) as usize;
-                    // Bytes that matter to names: pointers, small lengths, offsets.
-                    v[i] = match next() % 4 {
-                        0 => 0xc0,
-                        1 => (next() % 64) as u8,
-                        _ => next() as u8,
-                    };
-                }
-                if let Err(e) = wire::differential(&v) {
-                    panic!("{v:02x?}: {e}");
-                }
-                checked += 1;
-            }
-        }
-        assert!(checked > 40_000);
-    }
-}
+mod tests;

@@ -115,18 +115,7 @@ impl<'a> WireName<'a> {
             if out.len() > begin {
                 out.push(b'.');
             }
-            for &b in label {
-                match b {
-                    b'.' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-                    0x21..=0x7e => out.push(b.to_ascii_lowercase()),
-                    _ => {
-                        out.push(b'\\');
-                        out.push(b'0' + b / 100);
-                        out.push(b'0' + (b / 10) % 10);
-                        out.push(b'0' + b % 10);
-                    }
-                }
-            }
+            super::push_label(out, label);
         }
         if out.len() == begin {
             out.push(b'.');

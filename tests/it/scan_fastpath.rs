@@ -372,3 +372,50 @@ fn a_response_reuses_its_querys_list_answer() {
     assert_eq!(asked.1, 1, "the transaction was skipped");
     assert_eq!(reader.stats().dns_messages, 2);
 }
+
+/// Issue #11: a response to a query the fast path read as *listed* is not matched against the
+/// list again either: one `name_listed` question per transaction (a pool-lookup flood asked
+/// twice), and the response is decoded into its observation, answers and all. Fails if the
+/// response asks again.
+#[test]
+fn a_listed_response_reuses_its_querys_list_answer() {
+    use super::support::capture::*;
+    use poolwatch::model::Observation;
+    struct Asked(Vec<String>, u64);
+    impl capture::DnsInterest for Asked {
+        fn name_listed(&mut self, name: &str) -> bool {
+            self.0.push(name.to_string());
+            true
+        }
+        fn answers_matter(&mut self, _: std::net::IpAddr, _: &[std::net::IpAddr]) -> bool {
+            false
+        }
+        fn skipped(&mut self, _: poolwatch::model::DnsSkim) {
+            self.1 += 1;
+        }
+    }
+    let (c, r) = (v4("10.9.0.2"), v4("10.9.0.53"));
+    let name = "x1.pool.supportxmr.com";
+    let mut p = Pcap::new(LINKTYPE_ETHERNET);
+    p.push(1_000, &udp_frame(c, 40_001, r, 53, &query(7, name, 1)));
+    let ans = [a(name, 300, "203.0.113.9")];
+    let resp = response(7, name, 1, 0, &ans, &[]);
+    p.push(1_500, &udp_frame(r, 53, c, 40_001, &resp));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.pcap");
+    std::fs::write(&path, &p.bytes).unwrap();
+    let mut reader = capture::open_file(&path, &CaptureConfig::default()).unwrap();
+    let mut asked = Asked(Vec::new(), 0);
+    let mut seen = Vec::new();
+    while let Some(o) = reader.next_fast(&mut asked) {
+        seen.push(o);
+    }
+    assert_eq!(asked.0, vec![name.to_string()], "one list question");
+    assert_eq!(asked.1, 0, "nothing skipped");
+    let [Observation::Dns(d)] = seen.as_slice() else {
+        panic!("one DNS observation: {seen:?}");
+    };
+    assert_eq!((d.qname.as_str(), d.query_seen), (name, true));
+    assert_eq!(d.answers.len(), 1);
+    assert_eq!(d.answers[0].data, "203.0.113.9");
+}

@@ -112,7 +112,7 @@ impl Engine {
     ) -> Option<Binding> {
         let key = (client, ip);
         if !self.bound_clients.contains_key(&client) {
-            self.bound_clients.insert(client, ());
+            self.bound_clients.insert_absent(client, ());
         }
         let st = match self.bindings.get_mut_touch(&key) {
             Some(b) => {
@@ -147,7 +147,7 @@ impl Engine {
                     shared,
                 };
                 let row = self.record_rows.then(|| b.clone());
-                if self.bindings.insert(key, b).is_some() {
+                if self.bindings.insert_absent(key, b).is_some() {
                     self.stats.evicted += 1;
                 }
                 row?

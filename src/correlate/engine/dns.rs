@@ -203,7 +203,8 @@ impl Engine {
             st.more.clear();
             return false;
         }
-        self.dedupe.insert(
+        // Just missed above: no second probe (a flood's every lookup is a new key).
+        self.dedupe.insert_absent(
             key,
             DedupeState {
                 ts: d.ts,

@@ -77,19 +77,25 @@ impl Engine {
         let established = matches!(f.state, FlowState::Established | FlowState::Closed);
         let stratum_method = f.app.stratum_method.clone();
         let stratum = stratum_method.is_some();
-        let prev = self.flows.get(&fkey).copied();
-        let seen = FlowSeen {
+        let seen = |prev: Option<FlowSeen>| FlowSeen {
             bytes_out: f.bytes_out,
             bytes_in: f.bytes_in,
             established: established || prev.is_some_and(|p| p.established),
             stratum: stratum || prev.is_some_and(|p| p.stratum),
         };
-        match self.flows.get_mut(&fkey) {
-            Some(s) => *s = seen,
-            None => {
-                self.flows.insert(fkey, seen);
+        // One probe for a report of a known flow, one plus the insert for a new one (issue
+        // #11: a get, a get_mut and an insert's two probes per flood SYN before).
+        let prev = match self.flows.get_mut(&fkey) {
+            Some(s) => {
+                let prev = *s;
+                *s = seen(Some(prev));
+                Some(prev)
             }
-        }
+            None => {
+                self.flows.insert_absent(fkey, seen(None));
+                None
+            }
+        };
 
         self.ensure_incident(&key, ts, ts, out);
         let Some(inc) = self.incidents.get_mut_touch(&key) else {
