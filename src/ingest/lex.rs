@@ -62,6 +62,40 @@ fn blank_at(b: &[u8]) -> Option<usize> {
         .map(|p| at + p)
 }
 
+/// [`next_token`] with the token's end found eight bytes at a time (no `memchr` set-up on a
+/// short line): the same token and rest (`tests::split_token_is_next_token`).
+#[inline]
+pub fn split_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let b = trim_start(b);
+    if b.is_empty() {
+        return None;
+    }
+    let end = blank_at(b).unwrap_or(b.len());
+    let (token, rest) = b.split_at_checked(end)?;
+    Some((token, trim_start(rest)))
+}
+
+/// Index of the first space (not tab) in `b`, eight bytes at a time.
+#[inline]
+pub fn space_at(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const SPACES: u64 = ONES * b' ' as u64;
+    let mut at = 0;
+    let mut rest = b;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        let x = u64::from_le_bytes(*word) ^ SPACES;
+        // The lowest flagged byte is exact (see `blank_at`).
+        let m = x.wrapping_sub(ONES) & !x & HIGHS;
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+        rest = tail;
+    }
+    rest.iter().position(|c| *c == b' ').map(|p| at + p)
+}
+
 /// Strips leading spaces/tabs.
 pub fn trim_start(mut b: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = b {
@@ -568,6 +602,26 @@ pub fn name(b: &[u8]) -> Option<String> {
         return None;
     }
     Some(crate::model::normalize_name(s))
+}
+
+/// [`name`] into a reused buffer: true and `out` holds the name, or false (`out` untouched)
+/// where [`name`] gives `None`.
+pub fn name_into(b: &[u8], out: &mut String) -> bool {
+    let Some(s) = as_str(b) else {
+        return false;
+    };
+    if s.is_empty() || s.len() > 1024 {
+        return false;
+    }
+    out.clear();
+    match s.strip_suffix('.').unwrap_or(s) {
+        "" => out.push('.'),
+        t => {
+            out.push_str(t);
+            out.make_ascii_lowercase();
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -246,3 +246,72 @@ fn ipv6_agrees_with_std() {
     }
     assert!(hits > 100_000, "fast path taken {hits} of {checked}");
 }
+
+/// `split_token` and `space_at` against the definitions they speed up (`next_token`, a byte
+/// search), on every short string over blanks and their neighbours and on random ones.
+#[test]
+fn split_token_is_next_token() {
+    let alphabet = [b' ', b'\t', b'a', 0x21, 0x1f, 0x09 ^ 0x80, 0xa0, b'\n'];
+    let check = |buf: &[u8]| {
+        assert_eq!(split_token(buf), next_token(buf), "{buf:?}");
+        assert_eq!(
+            space_at(buf),
+            buf.iter().position(|c| *c == b' '),
+            "{buf:?}"
+        );
+    };
+    let mut buf = Vec::new();
+    for len in 0..=6u32 {
+        for code in 0..8usize.pow(len) {
+            buf.clear();
+            let mut c = code;
+            for _ in 0..len {
+                buf.push(alphabet[c % 8]);
+                c /= 8;
+            }
+            check(&buf);
+        }
+    }
+    let mut st = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..20_000 {
+        let len = (next(&mut st) % 80) as usize;
+        let dense = next(&mut st) % 4;
+        buf = (0..len)
+            .map(|_| {
+                let r = next(&mut st);
+                if r % 16 < dense {
+                    alphabet[(r >> 8) as usize % 2]
+                } else {
+                    alphabet[2 + (r >> 8) as usize % 6]
+                }
+            })
+            .collect();
+        check(&buf);
+    }
+}
+
+/// `name_into` gives what `name` gives, into a buffer that held something else.
+#[test]
+fn name_into_is_name() {
+    let long = "a".repeat(1025);
+    let cases: [&[u8]; 10] = [
+        b"Pool.SupportXMR.com.",
+        b"example.com",
+        b".",
+        b"",
+        b"..",
+        b"a..",
+        "B\u{fc}cher.Example".as_bytes(),
+        b"\xff\xfe",
+        long.as_bytes(),
+        &long.as_bytes()[..1024],
+    ];
+    for b in cases {
+        let mut out = String::from("stale");
+        let ok = name_into(b, &mut out);
+        match name(b) {
+            Some(n) => assert!(ok && out == n, "{b:?}"),
+            None => assert!(!ok && out == "stale", "{b:?}"),
+        }
+    }
+}
