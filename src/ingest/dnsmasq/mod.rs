@@ -359,7 +359,7 @@ impl Dnsmasq {
             if let Some((addr, rest)) = lex::split_token(after_first) {
                 if let Some(slash) = memchr::memrchr(b'/', addr) {
                     serial = Some(s);
-                    extra_client = addr.get(..slash).and_then(lex::parse_ip);
+                    extra_client = addr.get(..slash).and_then(lex::parse_ip_fast);
                     port = addr
                         .get(slash + 1..)
                         .and_then(lex::parse_u64)
@@ -383,7 +383,7 @@ impl Dnsmasq {
             else {
                 return ctx.stats.error("truncated", line);
             };
-            let Some(client) = lex::parse_ip(client) else {
+            let Some(client) = lex::parse_ip_fast(client) else {
                 return ctx.stats.error("bad_client", line);
             };
             if !lex::name_into(name, &mut self.qname) {

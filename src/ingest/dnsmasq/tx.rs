@@ -283,7 +283,7 @@ pub(super) fn classify(data: &[u8]) -> Data<'_> {
         b"NODATA-IPv4" => Data::Nothing(Some(RrType::A)),
         b"NODATA-IPv6" => Data::Nothing(Some(RrType::AAAA)),
         [b'<', .., b'>'] => Data::Nothing(None),
-        _ => match lex::parse_ip(data) {
+        _ => match lex::parse_ip_fast(data) {
             Some(ip) => Data::Ip(ip, data),
             None => Data::Text(data),
         },
@@ -331,8 +331,8 @@ pub(super) fn apply_lite(
         || matches!(d, Data::Text(_))
         || (matches!(d, Data::Ip(..)) && l.ips.len() >= MAX_LITE_IPS)
         || l.lines.len() + name.len() + data.len() + 2 > MAX_LITE_BYTES
-        || name.contains(&b' ')
-        || data.contains(&b' ')
+        || lex::space_at(name).is_some()
+        || lex::space_at(data).is_some()
     {
         return false;
     }
