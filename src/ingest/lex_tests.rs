@@ -246,3 +246,136 @@ fn ipv6_agrees_with_std() {
     }
     assert!(hits > 100_000, "fast path taken {hits} of {checked}");
 }
+
+/// `split_token` and `space_at` against the definitions they speed up (`next_token`, a byte
+/// search), on every short string over blanks and their neighbours and on random ones.
+#[test]
+fn split_token_is_next_token() {
+    let alphabet = [b' ', b'\t', b'a', 0x21, 0x1f, 0x09 ^ 0x80, 0xa0, b'\n'];
+    let check = |buf: &[u8]| {
+        assert_eq!(split_token(buf), next_token(buf), "{buf:?}");
+        assert_eq!(
+            space_at(buf),
+            buf.iter().position(|c| *c == b' '),
+            "{buf:?}"
+        );
+    };
+    let mut buf = Vec::new();
+    for len in 0..=6u32 {
+        for code in 0..8usize.pow(len) {
+            buf.clear();
+            let mut c = code;
+            for _ in 0..len {
+                buf.push(alphabet[c % 8]);
+                c /= 8;
+            }
+            check(&buf);
+        }
+    }
+    let mut st = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..20_000 {
+        let len = (next(&mut st) % 80) as usize;
+        let dense = next(&mut st) % 4;
+        buf = (0..len)
+            .map(|_| {
+                let r = next(&mut st);
+                if r % 16 < dense {
+                    alphabet[(r >> 8) as usize % 2]
+                } else {
+                    alphabet[2 + (r >> 8) as usize % 6]
+                }
+            })
+            .collect();
+        check(&buf);
+    }
+}
+
+/// `name_into` gives what `name` gives, into a buffer that held something else.
+#[test]
+fn name_into_is_name() {
+    let long = "a".repeat(1025);
+    let cases: [&[u8]; 10] = [
+        b"Pool.SupportXMR.com.",
+        b"example.com",
+        b".",
+        b"",
+        b"..",
+        b"a..",
+        "B\u{fc}cher.Example".as_bytes(),
+        b"\xff\xfe",
+        long.as_bytes(),
+        &long.as_bytes()[..1024],
+    ];
+    for b in cases {
+        let mut out = String::from("stale");
+        let ok = name_into(b, &mut out);
+        match name(b) {
+            Some(n) => assert!(ok && out == n, "{b:?}"),
+            None => assert!(!ok && out == "stale", "{b:?}"),
+        }
+    }
+}
+
+/// `parse_ip_fast` is `parse_ip` (and its one pass is `parse_ipv6_hex`'s grammar) on every
+/// string of up to 5 bytes over hex digits, colons, a dot, brackets and a stray letter, on
+/// every spelling of random addresses (compressed, full, padded, upper case, bracketed, with
+/// an IPv4 tail) and on one-byte mutations of them.
+#[test]
+fn parse_ip_fast_is_parse_ip() {
+    use std::net::Ipv6Addr;
+    let check = |s: &[u8]| {
+        let text = String::from_utf8_lossy(s);
+        assert_eq!(parse_ip_fast(s), parse_ip(s), "{text:?}");
+        assert_eq!(ipv6_one_pass(s), parse_ipv6_hex(s), "{text:?}");
+    };
+    let small = b"0fA:.[]g";
+    let mut buf = Vec::new();
+    for len in 0..=5u32 {
+        for code in 0..small.len().pow(len) {
+            buf.clear();
+            let mut c = code;
+            for _ in 0..len {
+                buf.push(small[c % small.len()]);
+                c /= small.len();
+            }
+            check(&buf);
+        }
+    }
+    let alphabet = b"0123456789abcdefABCDEF::::..%gx []";
+    let mut st = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..40_000 {
+        let mut g = [0u16; 8];
+        let mask = next(&mut st);
+        for (k, v) in g.iter_mut().enumerate() {
+            if mask >> k & 1 == 1 {
+                *v = (next(&mut st) >> (next(&mut st) % 16)) as u16;
+            }
+        }
+        let a = Ipv6Addr::from(g);
+        let v4 = std::net::Ipv4Addr::from(next(&mut st) as u32);
+        let spellings = [
+            a.to_string(),
+            g.map(|v| format!("{v:x}")).join(":"),
+            g.map(|v| format!("{v:04X}")).join(":"),
+            a.to_string().to_uppercase(),
+            format!("[{a}]"),
+            format!("::ffff:{v4}"),
+            v4.to_string(),
+        ];
+        for sp in &spellings {
+            check(sp.as_bytes());
+            let mut m = sp.as_bytes().to_vec();
+            let at = (next(&mut st) as usize) % (m.len() + 1);
+            let c = alphabet[(next(&mut st) as usize) % alphabet.len()];
+            match next(&mut st) % 3 {
+                0 if at < m.len() => m[at] = c,
+                1 => m.insert(at, c),
+                _ if at < m.len() => {
+                    m.remove(at);
+                }
+                _ => {}
+            }
+            check(&m);
+        }
+    }
+}
