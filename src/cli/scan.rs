@@ -113,16 +113,18 @@ pub struct ScanArgs {
     /// Byte cap of the history (oldest day evicted first).
     #[arg(long, value_name = "BYTES", default_value_t = crate::hunt::DEFAULT_MAX_BYTES)]
     pub history_max_bytes: u64,
-    /// Threads per capture file: N - 1 decode packets, the main one correlates (default 1: one
-    /// thread does both; every core measured slower on 2 cores so far, docs/performance.md).
-    /// The detections are the same for any N (issue #16).
+    /// Threads per capture file (default 1: one thread decodes and correlates). With the packet
+    /// fast path (one capture, no --db, no --history) N threads decode and the main one checks
+    /// their skips and correlates; otherwise N - 1 decode, every message in full (measured
+    /// slower than one thread on 2 cores, docs/performance.md). The detections are the same
+    /// for any N (issue #16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// Decode every DNS message of a capture with hickory-proto, also those the packet fast
     /// path would skip (no listed name, nothing the engine holds for its answers). The result
     /// is the same; this is the reference the fast path is tested against (issue #16,
-    /// docs/performance.md). The fast path runs for a single capture file, one thread,
-    /// without --history.
+    /// docs/performance.md). The fast path runs for a single capture file without --history
+    /// (with --threads above 1: also without --db).
     #[arg(long)]
     pub no_fast_path: bool,
     /// Parse every log line in full, also those the list pre-filter would drop (BIND and
@@ -252,8 +254,11 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut skipped_log_observations = 0;
     if let Some(cap) = fast.as_mut() {
         if ccfg.threads > 1 {
+            // N decoder threads, not N - 1: on the fast path this thread only checks skips and
+            // correlates (≈ 15% of the instructions past the list load); 2 workers measured
+            // 1.22x one thread's wall clock on 2 cores, 1 worker 1.05x (docs/performance.md).
             let names = Arc::new(ScanLists(pipeline.engine().lists_snapshot()));
-            cap.start_threads(&ccfg, ccfg.threads - 1, names)
+            cap.start_threads(&ccfg, ccfg.threads, names)
                 .context("starting the decoder threads")?;
         }
         scan_capture_fast(cap, &mut pipeline, &mut progress)?;
