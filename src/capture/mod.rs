@@ -33,6 +33,7 @@ pub mod ip;
 pub mod link;
 pub mod live;
 pub mod parallel;
+pub mod parallel_fast;
 pub mod payload;
 mod reader;
 pub mod savefile;
@@ -41,6 +42,7 @@ pub mod txn;
 
 pub use decode::Decoder;
 pub use flows::PAYLOAD_PREFIX_MAX;
+pub use parallel_fast::ListedNames;
 pub use reader::PcapReader;
 pub use savefile::{SavefileError, SavefileErrorKind, MAX_CAPLEN};
 pub use txn::{DnsInterest, QueriesOnly};

@@ -61,7 +61,7 @@ pub fn default_threads() -> usize {
 }
 
 /// What a worker does, in capture order.
-enum Step {
+pub(super) enum Step {
     /// Run the timeouts at capture time `ts` (before the packet `seq`, as one decoder would).
     Tick { seq: u64, ts: i64 },
     /// Decode the frame `data[start..end]` of the round.
@@ -74,12 +74,12 @@ enum Step {
     },
 }
 
-struct Round {
-    data: Vec<u8>,
-    steps: Vec<Step>,
+pub(super) struct Round {
+    pub(super) data: Vec<u8>,
+    pub(super) steps: Vec<Step>,
 }
 
-enum ToWorker {
+pub(super) enum ToWorker {
     Round(Round),
     /// End of input (`read_error`: it stopped early, counted like the one-thread reader does).
     End {
@@ -94,8 +94,8 @@ enum FromWorker {
 
 /// What the dispatcher learned of the file.
 #[derive(Default)]
-struct Dispatched {
-    error: Option<SavefileError>,
+pub(super) struct Dispatched {
+    pub(super) error: Option<SavefileError>,
 }
 
 /// The observations of one capture file from N decoder threads, in capture order.
@@ -265,7 +265,11 @@ pub(crate) fn shard_of(linktype: i32, frame: &[u8], n: usize) -> usize {
 }
 
 /// Reads the file and deals its frames out in rounds.
-fn dispatch(mut file: Savefile, to: Vec<SyncSender<ToWorker>>, name: String) -> Dispatched {
+pub(super) fn dispatch(
+    mut file: Savefile,
+    to: Vec<SyncSender<ToWorker>>,
+    name: String,
+) -> Dispatched {
     let n = to.len();
     let mut seq = 0u64;
     let mut last_expire = i64::MIN;

@@ -7,8 +7,10 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::parallel::Parallel;
+use super::parallel_fast::{ListedNames, ParallelFast};
 use super::savefile::{Savefile, SavefileError};
 use super::txn::{DnsInterest, Fast};
 use super::{CaptureConfig, CaptureError, CaptureStats, Decoder};
@@ -32,6 +34,8 @@ pub struct PcapReader {
     name: String,
     /// `CaptureConfig::threads` > 1: the frames are decoded by worker threads instead.
     parallel: Option<Parallel>,
+    /// [`PcapReader::start_fast_threads`]: decoded by fast-path worker threads instead.
+    parallel_fast: Option<ParallelFast>,
 }
 
 impl PcapReader {
@@ -82,11 +86,57 @@ impl PcapReader {
             error: None,
             name,
             parallel,
+            parallel_fast: None,
         })
+    }
+
+    /// Hands the rest of the file to `workers` fast-path decoder threads
+    /// (`parallel_fast`, `scan --threads`): [`PcapReader::next_fast`] then merges their
+    /// results and checks their skips with its `interest`. `names` answers the list questions
+    /// on the workers; `cfg` gives the caps they share. Only before the first frame is read,
+    /// on a reader opened with one thread (otherwise it changes nothing and says so).
+    pub fn start_fast_threads(
+        &mut self,
+        cfg: &CaptureConfig,
+        workers: usize,
+        names: Arc<dyn ListedNames>,
+    ) -> std::io::Result<bool> {
+        if self.parallel.is_some()
+            || self.parallel_fast.is_some()
+            || self.decoder.stats().packets > 0
+        {
+            return Ok(false);
+        }
+        let Some(file) = self.file.take() else {
+            return Ok(false);
+        };
+        let source = Source::pcap(&self.name);
+        let p = ParallelFast::start(file, cfg, source, workers, names, self.name.clone())?;
+        self.parallel_fast = Some(p);
+        Ok(true)
+    }
+
+    /// Whether the fast-path threads stopped because the consumer refused one of their skips
+    /// (`parallel_fast`): the observations returned are not the capture's, read it again on
+    /// one thread.
+    pub fn mispredicted(&self) -> bool {
+        self.parallel_fast
+            .as_ref()
+            .is_some_and(|p| p.mispredicted())
+    }
+
+    /// Fast-path threads whose table of bound addresses overflowed (`parallel_fast::MAX_BOUND_IPS`).
+    pub fn bound_overflows(&self) -> u64 {
+        self.parallel_fast
+            .as_ref()
+            .map_or(0, |p| p.bound_overflows())
     }
 
     /// Counters so far (complete once the iterator has returned `None`).
     pub fn stats(&self) -> CaptureStats {
+        if let Some(p) = &self.parallel_fast {
+            return p.stats();
+        }
         match &self.parallel {
             Some(p) => p.stats(),
             None => self.decoder.stats(),
@@ -101,6 +151,9 @@ impl PcapReader {
 
     /// Why reading stopped before the end of the input, if it did (byte offset included).
     pub fn error(&self) -> Option<&SavefileError> {
+        if let Some(p) = &self.parallel_fast {
+            return p.error();
+        }
         match &self.parallel {
             Some(p) => p.error(),
             None => self.error.as_ref(),
@@ -119,13 +172,25 @@ impl PcapReader {
     /// The next observation, with the DNS fast path (issue #16, `txn::DnsInterest`): DNS
     /// messages that cannot matter to `interest` are handed to it as skipped, in their place
     /// between the observations returned. The caller must have handed every observation
-    /// returned so far to the same consumer `interest` asks. With decoder threads
-    /// (`CaptureConfig::threads` > 1) there is no fast path: it is [`Iterator::next`].
+    /// returned so far to the same consumer `interest` asks. With fast-path threads
+    /// ([`PcapReader::start_fast_threads`]) the workers answer the list questions and
+    /// `interest` is asked only whether the answers of each skipped response matter; with
+    /// decoder threads (`CaptureConfig::threads` > 1) there is no fast path: it is
+    /// [`Iterator::next`].
     pub fn next_fast(&mut self, interest: &mut dyn DnsInterest) -> Option<Observation> {
+        if let Some(p) = self.parallel_fast.as_mut() {
+            return p.next_fast(interest);
+        }
         self.next_with(Some(interest))
     }
 
     fn next_with(&mut self, mut fast: Fast<'_, '_>) -> Option<Observation> {
+        if let Some(p) = self.parallel_fast.as_mut() {
+            // Plain iteration cannot take the workers' skips: it stops, and the reader
+            // reports `mispredicted` (read it again on one thread).
+            p.refuse();
+            return None;
+        }
         if let Some(p) = self.parallel.as_mut() {
             return p.next();
         }

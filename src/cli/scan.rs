@@ -113,16 +113,18 @@ pub struct ScanArgs {
     /// Byte cap of the history (oldest day evicted first).
     #[arg(long, value_name = "BYTES", default_value_t = crate::hunt::DEFAULT_MAX_BYTES)]
     pub history_max_bytes: u64,
-    /// Threads per capture file: N - 1 decode packets, the main one correlates (default 1: one
-    /// thread does both; every core measured slower on 2 cores so far, docs/performance.md).
-    /// The detections are the same for any N (issue #16).
+    /// Threads per capture file (default 1: one thread decodes and correlates). With the packet
+    /// fast path (one capture, no --db, no --history) N threads decode and the main one checks
+    /// their skips and correlates; otherwise N - 1 decode, every message in full (measured
+    /// slower than one thread on 2 cores, docs/performance.md). The detections are the same
+    /// for any N (issue #16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// Decode every DNS message of a capture with hickory-proto, also those the packet fast
     /// path would skip (no listed name, nothing the engine holds for its answers). The result
     /// is the same; this is the reference the fast path is tested against (issue #16,
-    /// docs/performance.md). The fast path runs for a single capture file, one thread,
-    /// without --history.
+    /// docs/performance.md). The fast path runs for a single capture file without --history
+    /// (with --threads above 1: also without --db).
     #[arg(long)]
     pub no_fast_path: bool,
     /// Parse every log line in full, also those the list pre-filter would drop (BIND and
@@ -193,12 +195,18 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let failures = input::ReadFailures::new();
     let bytes = input::ByteCount::new();
-    // The packet fast path needs the engine's answers in stream order: one capture file, read
-    // on this thread, and no history recorder (it wants every message).
+    // The packet fast path needs the engine's answers in stream order: one capture file and no
+    // history recorder (it wants every message). With --threads the workers guess and this
+    // thread checks every skip (`capture::parallel_fast`); a refused one means reading the
+    // file again on one thread, which a --db store already written to cannot take.
+    let one_thread = CaptureConfig {
+        threads: 1,
+        ..ccfg.clone()
+    };
     let mut fast = None;
-    if !args.no_fast_path && !args.history && ccfg.threads == 1 {
+    if !args.no_fast_path && !args.history && (ccfg.threads == 1 || args.db.is_none()) {
         if let [p] = args.inputs.as_slice() {
-            fast = input::open_capture_counting(p, format, &ccfg, &failures, &bytes)?;
+            fast = input::open_capture_counting(p, format, &one_thread, &failures, &bytes)?;
         }
     }
     // The log pre-filter's skips need the engine's answers in stream order too: one log file,
@@ -225,56 +233,12 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     let total = (!streams).then(|| total_bytes.saturating_sub(bytes.uncounted()));
     let wanted = !args.no_progress && (streams || total_bytes >= PROGRESS_MIN_BYTES);
 
-    // Without --db nothing outlives the run: an in-memory store (no sled, no temp directory).
-    let mut memory = None;
-    let mut recorder = None;
-    let store: Box<dyn DetectionStore> = match &args.db {
-        // The error names the database; one that this run would create and cannot finish is
-        // removed again (no half-made database left behind).
-        Some(dir) => {
-            let fresh = !dir.exists();
-            let s = match Store::open(dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    if fresh {
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
-                    return Err(e.into());
-                }
-            };
-            if args.history {
-                let cfg = crate::hunt::HistoryConfig {
-                    retention_days: args.history_retention_days.max(1),
-                    max_bytes: args.history_max_bytes,
-                };
-                recorder = Some(crate::hunt::Recorder::new(Arc::new(s.clone()), cfg));
-            }
-            Box::new(s)
-        }
-        None => {
-            let m = MemoryStore::detections_only();
-            memory = Some(m.clone());
-            Box::new(m)
-        }
-    };
-    // Both stores are shared handles: one for the pipeline, one to read the result back.
-    let reader = store.clone_handle();
-    let cfg = EngineConfig {
-        binding_grace_secs: args.binding_grace.max(0),
-        lookback_secs: args.lookback_days.max(0).saturating_mul(86_400),
-        resolvers: args.resolvers.clone(),
-        sinkholes: args.sinkholes.clone(),
-        learn_infrastructure: !args.no_learn_resolvers,
-        // Without --db the store is memory too: no incident is evicted into it (EngineLimits).
-        limits: match args.db {
-            None => EngineLimits::in_memory(crate::store::MAX_MEMORY_DETECTIONS),
-            Some(_) => EngineLimits::default(),
-        },
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(cfg, lists);
-    let mut pipeline = Pipeline::with_store(engine, Some(store))?;
-
+    let Built {
+        mut pipeline,
+        mut memory,
+        mut recorder,
+        mut reader,
+    } = build_pipeline(&args, Arc::clone(&lists))?;
     let bar = wanted
         .then(|| super::progress::Progress::start(bytes.clone(), total))
         .flatten();
@@ -289,7 +253,43 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     let mut skipped_log_observations = 0;
     if let Some(cap) = fast.as_mut() {
+        if ccfg.threads > 1 {
+            // N decoder threads, not N - 1: on the fast path this thread only checks skips and
+            // correlates (≈ 15% of the instructions past the list load); 2 workers measured
+            // 1.22x one thread's wall clock on 2 cores, 1 worker 1.05x (docs/performance.md).
+            let names = Arc::new(ScanLists(pipeline.engine().lists_snapshot()));
+            cap.start_threads(&ccfg, ccfg.threads, names)
+                .context("starting the decoder threads")?;
+        }
         scan_capture_fast(cap, &mut pipeline, &mut progress)?;
+        if cap.mispredicted() {
+            // A worker skipped a response this engine needed (a pool address bound on another
+            // worker): nothing of this run is kept; the file is read again on one thread.
+            tracing::info!(
+                "a decoder thread's skip was refused: reading the capture again on one thread"
+            );
+            drop(pipeline);
+            bytes.rewind(bytes.read());
+            let [p] = args.inputs.as_slice() else {
+                anyhow::bail!("the fast path reads one capture");
+            };
+            *cap = input::open_capture_counting(p, format, &one_thread, &failures, &bytes)?
+                .context("reopening the capture")?;
+            Built {
+                pipeline,
+                memory,
+                recorder,
+                reader,
+            } = build_pipeline(&args, Arc::clone(&lists))?;
+            scan_capture_fast(cap, &mut pipeline, &mut progress)?;
+        }
+        if cap.bound_overflows() > 0 {
+            tracing::info!(
+                workers = cap.bound_overflows(),
+                cap = crate::capture::parallel_fast::MAX_BOUND_IPS,
+                "decoder threads: bound-address table full, every answered response decoded after"
+            );
+        }
     } else if let Some(log) = fast_log.as_mut() {
         skipped_log_observations = scan_log_fast(log, &mut pipeline, &mut progress)?;
     } else {
@@ -380,6 +380,89 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What a scan pushes into and reads its result back from.
+struct Built {
+    pipeline: Pipeline,
+    /// Without --db: the in-memory store (the result is taken from it).
+    memory: Option<MemoryStore>,
+    recorder: Option<Arc<crate::hunt::Recorder>>,
+    /// A second handle of the pipeline's store, to read the result back.
+    reader: Box<dyn DetectionStore>,
+}
+
+/// The store (in memory without --db), the engine and the pipeline of a scan.
+fn build_pipeline(args: &ScanArgs, lists: matcher::SharedBlocklists) -> anyhow::Result<Built> {
+    // Without --db nothing outlives the run: an in-memory store (no sled, no temp directory).
+    let mut memory = None;
+    let mut recorder = None;
+    let store: Box<dyn DetectionStore> = match &args.db {
+        // The error names the database; one that this run would create and cannot finish is
+        // removed again (no half-made database left behind).
+        Some(dir) => {
+            let fresh = !dir.exists();
+            let s = match Store::open(dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    if fresh {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    return Err(e.into());
+                }
+            };
+            if args.history {
+                let cfg = crate::hunt::HistoryConfig {
+                    retention_days: args.history_retention_days.max(1),
+                    max_bytes: args.history_max_bytes,
+                };
+                recorder = Some(crate::hunt::Recorder::new(Arc::new(s.clone()), cfg));
+            }
+            Box::new(s)
+        }
+        None => {
+            let m = MemoryStore::detections_only();
+            memory = Some(m.clone());
+            Box::new(m)
+        }
+    };
+    // Both stores are shared handles: one for the pipeline, one to read the result back.
+    let reader = store.clone_handle();
+    let cfg = EngineConfig {
+        binding_grace_secs: args.binding_grace.max(0),
+        lookback_secs: args.lookback_days.max(0).saturating_mul(86_400),
+        resolvers: args.resolvers.clone(),
+        sinkholes: args.sinkholes.clone(),
+        learn_infrastructure: !args.no_learn_resolvers,
+        // Without --db the store is memory too: no incident is evicted into it (EngineLimits).
+        limits: match args.db {
+            None => EngineLimits::in_memory(crate::store::MAX_MEMORY_DETECTIONS),
+            Some(_) => EngineLimits::default(),
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(cfg, lists);
+    let pipeline = Pipeline::with_store(engine, Some(store))?;
+    Ok(Built {
+        pipeline,
+        memory,
+        recorder,
+        reader,
+    })
+}
+
+/// The fast path's list questions on the decoder threads: the engine's own tests
+/// (`Engine::dns_name_listed_in`, the address lists as `Engine::dns_answers_matter_in` reads
+/// them) against the snapshot this scan uses throughout.
+struct ScanLists(Arc<crate::matcher::Blocklists>);
+
+impl crate::capture::ListedNames for ScanLists {
+    fn name_listed(&self, name: &str) -> bool {
+        Engine::dns_name_listed_in(&self.0, name)
+    }
+    fn ip_listed(&self, ip: IpAddr) -> bool {
+        self.0.match_ip(ip, None).is_some()
+    }
 }
 
 /// Feeds one capture to `pipeline` through the packet fast path (issue #16): DNS messages

@@ -33,6 +33,15 @@ impl ByteCount {
         self.read.load(Ordering::Relaxed)
     }
 
+    /// Forgets what was read (an input read again from its start).
+    pub fn rewind(&self, n: u64) {
+        let _ = self
+            .read
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(n))
+            });
+    }
+
     /// Bytes of regular files that are read without being counted (dnstap files).
     pub fn uncounted(&self) -> u64 {
         self.uncounted.load(Ordering::Relaxed)
@@ -213,7 +222,9 @@ impl FastCapture {
         interest: &mut dyn capture::DnsInterest,
     ) -> Option<crate::model::Observation> {
         let next = self.reader.next_fast(interest);
-        if next.is_none() && !self.done {
+        // A refused skip ends the threaded reader early: not a failure of the input (`scan`
+        // reads it again on one thread).
+        if next.is_none() && !self.done && !self.reader.mispredicted() {
             self.done = true;
             if let Some(e) = self.reader.error() {
                 self.failures.push(super::ReadFailure {
@@ -230,6 +241,28 @@ impl FastCapture {
     /// The capture counters (complete once [`FastCapture::next_fast`] returned `None`).
     pub fn stats(&self) -> capture::CaptureStats {
         self.reader.stats()
+    }
+
+    /// Decodes the file on `workers` fast-path threads (`scan --threads`, see
+    /// [`capture::PcapReader::start_fast_threads`]); `false` when it was too late.
+    pub fn start_threads(
+        &mut self,
+        cfg: &CaptureConfig,
+        workers: usize,
+        names: Arc<dyn capture::ListedNames>,
+    ) -> std::io::Result<bool> {
+        self.reader.start_fast_threads(cfg, workers, names)
+    }
+
+    /// Whether the threads stopped on a skip the consumer refused: what was read is not the
+    /// capture's stream, and the caller reads the file again on one thread.
+    pub fn mispredicted(&self) -> bool {
+        self.reader.mispredicted()
+    }
+
+    /// See [`capture::PcapReader::bound_overflows`].
+    pub fn bound_overflows(&self) -> u64 {
+        self.reader.bound_overflows()
     }
 }
 

@@ -87,6 +87,7 @@ mod scan_cli;
 mod scan_fastpath;
 mod scan_lab_real;
 mod scan_logs;
+mod scan_threads;
 mod service_api;
 mod service_lifecycle;
 mod service_live;

@@ -189,15 +189,8 @@ fn scan_prints_the_same_with_and_without_the_fast_path() {
     }
 }
 
-/// A capture where unlisted answers do matter (regression for the fast path's engine
-/// questions): client C resolves a pool to 203.0.113.7, then an unlisted CDN name to the same
-/// address (shadowing C's binding); client D resolves another unlisted name to it (the
-/// shared-address rule's answer names); over TCP, one segment carries E's pool answer and then
-/// E's unlisted answer for E's pool address (the second must not be judged before the first
-/// reached the engine); every client then connects to the address. Skipping any of the
-/// unlisted answers changes the engine's counters and tables.
-#[test]
-fn unlisted_answers_that_matter_are_decoded() {
+/// The capture of [`unlisted_answers_that_matter_are_decoded`], written into `dir`.
+pub(super) fn shadow_capture(dir: &Path) -> PathBuf {
     use super::support::capture::*;
     let (c, d, e, r) = (
         v4("10.9.0.2"),
@@ -271,9 +264,22 @@ fn unlisted_answers_that_matter_are_decoded() {
         conn.close(&mut p, t + 2_000);
         t += 10_000;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shadow.pcap");
+    let path = dir.join("shadow.pcap");
     std::fs::write(&path, &p.bytes).unwrap();
+    path
+}
+
+/// A capture where unlisted answers do matter (regression for the fast path's engine
+/// questions): client C resolves a pool to 203.0.113.7, then an unlisted CDN name to the same
+/// address (shadowing C's binding); client D resolves another unlisted name to it (the
+/// shared-address rule's answer names); over TCP, one segment carries E's pool answer and then
+/// E's unlisted answer for E's pool address (the second must not be judged before the first
+/// reached the engine); every client then connects to the address. Skipping any of the
+/// unlisted answers changes the engine's counters and tables.
+#[test]
+fn unlisted_answers_that_matter_are_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = shadow_capture(dir.path());
     let a = decoded(&path, None);
     let b = fast(&path, None);
     let summary: serde_json::Value = serde_json::from_str(&a.summary).unwrap();

@@ -1,0 +1,476 @@
+//! `scan --threads N` with the packet fast path (issue #16): the decoder workers of
+//! [`super::parallel`] run [`Decoder::packet_fast`], answering the fast path's questions
+//! themselves, and the consumer checks each of their skips against its engine in stream order.
+//!
+//! ```text
+//!  dispatcher thread   as in `parallel`: frames in rounds, sharded by the outer address pair,
+//!                      the timeout ticks one decoder would run
+//!  N - 1 workers       Decoder::packet_fast with a WorkerInterest: query and CNAME names
+//!                      against the lists (pure), answer addresses against the lists and the
+//!                      addresses the worker's own listed answers named ("bound"); a message
+//!                      they cannot skip is decoded there with hickory, as on one thread
+//!  caller's thread     one round from every worker, merged by capture sequence number:
+//!                      observations are returned, skipped messages handed to the caller's
+//!                      DnsInterest — each answered one after the caller confirmed, with its
+//!                      own engine at that point of the stream, that its addresses do not matter
+//! ```
+//!
+//! The fast path's rule (`txn::DnsInterest`) is that a response may be skipped only when the
+//! consumer's state, after every earlier observation, says its answers cannot matter. A worker
+//! cannot see that state; it guesses from what it saw: every address answered to one of its
+//! listed lookups (the only way the engine binds an address in `scan`) is taken to matter.
+//! One worker sees every DNS message of the capture, so with one worker the guess is a
+//! superset of the engine's answer and never wrong. With several, a lookup bound on one worker
+//! can make another worker's skip wrong (a pool address answered to an unlisted name of a
+//! client decoded elsewhere). The consumer therefore asks its engine about every skipped
+//! response ([`DnsInterest::answers_matter`], exactly the question one thread asks) before it
+//! hands it over; on a "matters" the reader stops and reports [`ParallelFast::mispredicted`],
+//! and `scan` runs the capture again on one thread (the result is never built from a wrong
+//! skip). Nothing depends on thread timing: for a given N the same skips are made and checked.
+//!
+//! Skipped unanswered queries need no engine answer (an unlisted query left unanswered only
+//! counts and moves the clock): the workers skip them without a check, except at timeouts,
+//! which the dispatcher's ticks run through [`Decoder::tick`] (the reference path: reported).
+//!
+//! Memory is bounded: [`super::parallel::ROUNDS_IN_FLIGHT`] rounds of frames and
+//! [`OUTPUT_ROUNDS_IN_FLIGHT`] rounds of results per worker (the channels block, nothing is
+//! dropped), and [`MAX_BOUND_IPS`] guessed addresses per worker; past it the worker decodes
+//! every response that has an address (counted, [`ParallelFast::bound_overflows`]).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rustc_hash::FxHashSet;
+
+use super::parallel::{dispatch, Dispatched, Step, ToWorker, MAX_THREADS, ROUNDS_IN_FLIGHT};
+use super::savefile::{Savefile, SavefileError, SavefileErrorKind};
+use super::txn::DnsInterest;
+use super::{CaptureConfig, CaptureStats, Decoder};
+use crate::model::{DnsObservation, DnsSkim, Observation, Source};
+
+/// Rounds of results queued per worker before it waits (a round: the observations and skips
+/// of ≈ `ROUND_FRAMES / N` frames; most are skips of a few dozen bytes).
+pub const OUTPUT_ROUNDS_IN_FLIGHT: usize = 8;
+/// Addresses a worker remembers as answered to its listed lookups. Past it every response
+/// with an address is decoded (never a wrong skip), and the overflow is counted.
+pub const MAX_BOUND_IPS: usize = 1 << 18;
+
+/// The pure half of the fast path's questions: the lists, which never change during a scan.
+/// Shared by the workers (`scan` answers with the engine's own list snapshot).
+pub trait ListedNames: Send + Sync {
+    /// `DnsInterest::name_listed`: the engine's name test on a normalised name.
+    fn name_listed(&self, name: &str) -> bool;
+    /// Whether an address is listed (the engine's address lists, any port).
+    fn ip_listed(&self, ip: IpAddr) -> bool;
+}
+
+/// A skipped message as a worker hands it over: `len` answer addresses from `start` in its
+/// part's address buffer, the ones the skip was judged on (none for an unanswered query).
+#[derive(Clone, Copy)]
+struct Skip {
+    skim: DnsSkim,
+    start: u32,
+    len: u32,
+}
+
+/// A worker's results for one round, in capture order: `order` keys each one by `2·seq` (a
+/// tick before packet `seq`) or `2·seq + 1` (the packet) and says whether it is the next
+/// skip or the next observation (kept apart: a skip is a few dozen bytes, an observation
+/// ≈ 300).
+#[derive(Default)]
+struct Part {
+    order: VecDeque<(u64, bool)>,
+    obs: VecDeque<Observation>,
+    skips: VecDeque<Skip>,
+    ips: Vec<IpAddr>,
+}
+
+impl Part {
+    fn push_obs(&mut self, key: u64, o: Observation) {
+        self.order.push_back((key, false));
+        self.obs.push_back(o);
+    }
+
+    fn push_skip(&mut self, key: u64, s: Skip) {
+        self.order.push_back((key, true));
+        self.skips.push_back(s);
+    }
+
+    /// The next result: an observation, or a skip with its addresses.
+    fn pop(&mut self) -> Option<Next<'_>> {
+        let (_, skip) = self.order.pop_front()?;
+        if !skip {
+            return self.obs.pop_front().map(Next::Obs);
+        }
+        let s = self.skips.pop_front()?;
+        let from = s.start as usize;
+        let ips = self
+            .ips
+            .get(from..from + s.len as usize)
+            .unwrap_or_default();
+        Some(Next::Skip(s.skim, ips))
+    }
+}
+
+/// What [`Part::pop`] hands out (moved once, never stored).
+#[allow(clippy::large_enum_variant)]
+enum Next<'a> {
+    Obs(Observation),
+    Skip(DnsSkim, &'a [IpAddr]),
+}
+
+enum FromWorker {
+    Round(Part),
+    Final(Part, Box<(CaptureStats, u64)>),
+}
+
+/// The observations and skips of one capture file from N fast-path decoder threads, in
+/// capture order.
+pub(crate) struct ParallelFast {
+    from: Vec<Receiver<FromWorker>>,
+    dispatcher: Option<JoinHandle<Dispatched>>,
+    parts: Vec<Part>,
+    /// The end-of-input reports, merged.
+    last: Part,
+    finished: bool,
+    stats: CaptureStats,
+    error: Option<SavefileError>,
+    mispredicted: bool,
+    bound_overflows: u64,
+}
+
+impl ParallelFast {
+    /// Starts the dispatcher over `file` and `workers` fast-path decoder threads (at least 1).
+    pub(crate) fn start(
+        file: Savefile,
+        cfg: &CaptureConfig,
+        source: Source,
+        workers: usize,
+        names: Arc<dyn ListedNames>,
+        name: String,
+    ) -> std::io::Result<Self> {
+        let n = workers.clamp(1, MAX_THREADS);
+        let mut share = cfg.clone();
+        share.threads = 1;
+        share.max_pending_dns = cfg.max_pending_dns.div_ceil(n).max(1);
+        share.max_flows = cfg.max_flows.div_ceil(n).max(1);
+        let mut to = Vec::with_capacity(n);
+        let mut from = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx_in, rx_in) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
+            let (tx_out, rx_out) = sync_channel::<FromWorker>(OUTPUT_ROUNDS_IN_FLIGHT);
+            let mut decoder = Decoder::new(&share, source.clone());
+            decoder.set_external_ticks();
+            let interest = WorkerInterest::new(Arc::clone(&names));
+            std::thread::Builder::new()
+                .name(format!("pw-fast-{i}"))
+                .spawn(move || worker(decoder, interest, rx_in, tx_out))?;
+            to.push(tx_in);
+            from.push(rx_out);
+        }
+        let dispatcher = std::thread::Builder::new()
+            .name("pw-dispatch".into())
+            .spawn(move || dispatch(file, to, name))?;
+        Ok(ParallelFast {
+            from,
+            dispatcher: Some(dispatcher),
+            parts: Vec::new(),
+            last: Part::default(),
+            finished: false,
+            stats: CaptureStats::default(),
+            error: None,
+            mispredicted: false,
+            bound_overflows: 0,
+        })
+    }
+
+    /// The workers' counters together (complete once `next_fast` has returned `None`).
+    pub(crate) fn stats(&self) -> CaptureStats {
+        self.stats.clone()
+    }
+
+    pub(crate) fn error(&self) -> Option<&SavefileError> {
+        self.error.as_ref()
+    }
+
+    /// Whether reading stopped because the consumer's engine said a worker's skip was wrong
+    /// (see the module docs): what was returned is not the capture's stream.
+    pub(crate) fn mispredicted(&self) -> bool {
+        self.mispredicted
+    }
+
+    /// Stops the reader as a refused skip does (a consumer that cannot take skips).
+    pub(crate) fn refuse(&mut self) {
+        self.mispredicted = true;
+    }
+
+    /// Workers that reached [`MAX_BOUND_IPS`] (and decoded every answered response after).
+    pub(crate) fn bound_overflows(&self) -> u64 {
+        self.bound_overflows
+    }
+
+    /// The next observation; skipped messages before it go to `interest` (see the module
+    /// docs). `None` at the end, and when a skip was refused ([`Self::mispredicted`]).
+    pub(crate) fn next_fast(&mut self, interest: &mut dyn DnsInterest) -> Option<Observation> {
+        loop {
+            if self.mispredicted {
+                return None;
+            }
+            let Some(next) = self.pop() else {
+                if self.finished || !self.next_round() {
+                    return None;
+                }
+                continue;
+            };
+            match next {
+                Next::Obs(o) => return Some(o),
+                Next::Skip(skim, ips) => {
+                    if skim.answered && interest.answers_matter(skim.client, ips) {
+                        tracing::debug!(client = %skim.client, "a decoder thread's skip was refused");
+                        self.mispredicted = true;
+                        return None;
+                    }
+                    interest.skipped(skim);
+                }
+            }
+        }
+    }
+
+    /// The next result of the current round — the smallest key at the head of a worker's
+    /// part, the lowest worker on a tie — or of the end-of-input reports, with its addresses.
+    fn pop(&mut self) -> Option<Next<'_>> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, p) in self.parts.iter().enumerate() {
+            if let Some((k, _)) = p.order.front() {
+                if best.is_none_or(|(_, b)| *k < b) {
+                    best = Some((i, *k));
+                }
+            }
+        }
+        match best {
+            Some((i, _)) => self.parts.get_mut(i)?.pop(),
+            None => self.last.pop(),
+        }
+    }
+
+    /// Receives one round from every worker; `false` at the end.
+    fn next_round(&mut self) -> bool {
+        self.parts.clear();
+        let mut finals: Vec<Part> = Vec::new();
+        let mut ended = 0usize;
+        let mut lost = false;
+        for rx in &self.from {
+            match rx.recv() {
+                Ok(FromWorker::Round(p)) => self.parts.push(p),
+                Ok(FromWorker::Final(p, st)) => {
+                    ended += 1;
+                    finals.push(p);
+                    self.stats.merge(&st.0);
+                    self.bound_overflows += st.1;
+                }
+                Err(_) => lost = true,
+            }
+        }
+        if ended == 0 && !lost {
+            return true;
+        }
+        self.parts.clear();
+        self.last = merge_finals(finals);
+        self.finished = true;
+        let dispatched = self
+            .dispatcher
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        self.error = dispatched.error;
+        if lost && self.error.is_none() {
+            // A worker stopped (it cannot, short of a bug): never a silent partial result.
+            self.error = Some(SavefileError {
+                offset: 0,
+                kind: SavefileErrorKind::Io("a decoder thread stopped".into()),
+            });
+        }
+        true
+    }
+}
+
+/// End of input: one decoder reports its pending queries (oldest first), then its open flows
+/// (oldest first); the workers' reports are merged the same way, as `parallel` merges them
+/// (a stable sort: a worker's own order is kept on equal times, lower workers first). One
+/// worker's reports are one decoder's, kept as they are.
+fn merge_finals(mut finals: Vec<Part>) -> Part {
+    if finals.len() == 1 {
+        return finals.pop().unwrap_or_default();
+    }
+    // (flow, time, the result: an observation or a skip with its addresses).
+    type Result = std::result::Result<Observation, (DnsSkim, Vec<IpAddr>)>;
+    let mut all: Vec<(bool, i64, Result)> = Vec::new();
+    for mut p in finals {
+        while let Some(next) = p.pop() {
+            all.push(match next {
+                Next::Obs(o) => (matches!(o, Observation::Flow(_)), o.ts().0, Ok(o)),
+                Next::Skip(skim, ips) => (false, skim.ts.0, Err((skim, ips.to_vec()))),
+            });
+        }
+    }
+    all.sort_by_key(|(flow, ts, _)| (*flow, *ts));
+    let mut merged = Part::default();
+    for (_, _, r) in all {
+        match r {
+            Ok(o) => merged.push_obs(0, o),
+            Err((skim, ips)) => {
+                let start = u32::try_from(merged.ips.len()).unwrap_or(u32::MAX);
+                let len = u32::try_from(ips.len()).unwrap_or(0);
+                merged.ips.extend(ips);
+                merged.push_skip(0, Skip { skim, start, len });
+            }
+        }
+    }
+    merged
+}
+
+/// A worker's answers to the fast path (see the module docs), and where its skips go.
+struct WorkerInterest {
+    names: Arc<dyn ListedNames>,
+    /// Every A/AAAA address of the listed answers this worker decoded so far.
+    bound: FxHashSet<IpAddr>,
+    /// `bound` reached [`MAX_BOUND_IPS`]: every address matters from then on.
+    overflowed: bool,
+    /// The addresses of the last `answers_matter` question (the skip that follows it).
+    asked: Vec<IpAddr>,
+    /// The key of the current step and the part being filled.
+    key: u64,
+    part: Part,
+}
+
+impl WorkerInterest {
+    fn new(names: Arc<dyn ListedNames>) -> Self {
+        WorkerInterest {
+            names,
+            bound: FxHashSet::default(),
+            overflowed: false,
+            asked: Vec::new(),
+            key: 0,
+            part: Part::default(),
+        }
+    }
+
+    /// Takes an observation of the current step: remembers the addresses of a listed answer.
+    fn observed(&mut self, o: Observation) {
+        if let Observation::Dns(d) = &o {
+            if !self.overflowed && self.is_listed(d) {
+                for ip in d.answers.iter().filter_map(|a| a.ip()) {
+                    if self.bound.len() >= MAX_BOUND_IPS {
+                        self.overflowed = true;
+                        self.bound = FxHashSet::default();
+                        break;
+                    }
+                    self.bound.insert(ip);
+                }
+            }
+        }
+        self.part.push_obs(self.key, o);
+    }
+
+    /// The engine binds addresses only for a lookup whose name or a CNAME target is listed
+    /// (every target here, not only the engine's first 32: a superset).
+    fn is_listed(&self, d: &DnsObservation) -> bool {
+        self.names.name_listed(&d.qname) || d.cname_targets().any(|t| self.names.name_listed(t))
+    }
+}
+
+impl DnsInterest for WorkerInterest {
+    fn name_listed(&mut self, name: &str) -> bool {
+        self.names.name_listed(name)
+    }
+
+    fn answers_matter(&mut self, _client: IpAddr, ips: &[IpAddr]) -> bool {
+        self.asked.clear();
+        if ips.is_empty() {
+            return false;
+        }
+        if self.overflowed {
+            return true;
+        }
+        if ips
+            .iter()
+            .any(|ip| self.bound.contains(ip) || self.names.ip_listed(*ip))
+        {
+            return true;
+        }
+        self.asked.extend_from_slice(ips);
+        false
+    }
+
+    fn skipped(&mut self, skim: DnsSkim) {
+        let (start, len) = if skim.answered {
+            let start = u32::try_from(self.part.ips.len()).unwrap_or(u32::MAX);
+            let len = u32::try_from(self.asked.len()).unwrap_or(0);
+            self.part.ips.append(&mut self.asked);
+            (start, len)
+        } else {
+            (0, 0)
+        };
+        self.part.push_skip(self.key, Skip { skim, start, len });
+    }
+}
+
+fn worker(
+    mut d: Decoder,
+    mut f: WorkerInterest,
+    rx: Receiver<ToWorker>,
+    tx: SyncSender<FromWorker>,
+) {
+    let mut q: VecDeque<Observation> = VecDeque::new();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            ToWorker::Round(r) => {
+                for step in r.steps {
+                    match step {
+                        Step::Tick { seq, ts } => {
+                            // Before the packet's own results (2·seq + 1).
+                            f.key = 2 * seq;
+                            d.tick(ts, &mut q);
+                        }
+                        Step::Frame {
+                            seq,
+                            ts,
+                            linktype,
+                            start,
+                            end,
+                        } => {
+                            f.key = 2 * seq + 1;
+                            let frame = r.data.get(start..end).unwrap_or_default();
+                            d.packet_fast(ts, linktype, frame, &mut q, &mut f);
+                        }
+                    }
+                    // A step's skips are made while its queue is empty (`txn`): they come
+                    // first, its observations after, as on one thread.
+                    for o in q.drain(..) {
+                        f.observed(o);
+                    }
+                }
+                let part = std::mem::take(&mut f.part);
+                if tx.send(FromWorker::Round(part)).is_err() {
+                    return;
+                }
+            }
+            ToWorker::End { read_error } => {
+                if read_error {
+                    d.stats_error("capture_read_error");
+                }
+                f.key = u64::MAX;
+                d.finish_fast(&mut q, &mut f);
+                for o in q.drain(..) {
+                    f.observed(o);
+                }
+                let stats = Box::new((d.stats(), u64::from(f.overflowed)));
+                let _ = tx.send(FromWorker::Final(std::mem::take(&mut f.part), stats));
+                return;
+            }
+        }
+    }
+}
