@@ -1,6 +1,6 @@
 //! The readings that only run under `scan`'s list pre-filter (`ingest::prefilter`): BIND's and
 //! Unbound's early drop of lines naming no listed pool, and dnsmasq's lite reading of the
-//! transactions of unlisted names (`ingest/dnsmasq.rs`, `apply_lite`). The first byte picks the
+//! transactions of unlisted names (`ingest/dnsmasq/tx.rs`, `apply_lite`). The first byte picks the
 //! format (BIND, Unbound, dnsmasq) and, for dnsmasq, a small pending table; the rest, split into
 //! lines, is read with and without a pre-filter built as `scan` builds it
 //! (`Prefilter::from_bytes` over `Blocklists::match_name_bytes`) over a small list compiled by
