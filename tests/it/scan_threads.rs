@@ -258,4 +258,30 @@ fn a_skip_that_matters_is_decoded_or_refused() {
     for n in [2, 3].into_iter().chain(refused.iter().copied()) {
         assert!(scan(n) == reference, "--threads {n} differs from 1");
     }
+    // A stream could not be read again after a refused skip: streams never take the fast path
+    // (`input::open_capture_counting`), and `scan - --threads N` prints what one thread does.
+    let stdin = |threads: usize| {
+        let out = Command::new(bin())
+            .args([
+                "scan",
+                "--output",
+                "json",
+                "--no-progress",
+                "--format",
+                "pcap",
+            ])
+            .args(["--threads", &threads.to_string(), "-"])
+            .stdin(std::fs::File::open(&path).unwrap())
+            .output()
+            .unwrap();
+        (out.status.code(), out.stdout)
+    };
+    let reference = stdin(1);
+    assert!(!reference.1.is_empty());
+    for n in refused.iter().copied().take(2) {
+        assert!(
+            stdin(n) == reference,
+            "stdin with --threads {n} differs from 1"
+        );
+    }
 }
