@@ -43,7 +43,7 @@ pub trait DnsInterest {
 /// engine runs on the service's pipeline thread behind a queue: queries are read in place
 /// (no hickory decode, no `String` per query), every response is decoded and every
 /// unanswered query reported, so the observations and counters are exactly the decoding
-/// path's. It claims every name listed, so no pending query is marked skippable, and never
+/// path's. It claims every name listed, so no pending query is read as unlisted, and never
 /// lets a response be skipped: nothing reaches `skipped`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct QueriesOnly;
@@ -123,21 +123,21 @@ struct Pending {
     qtype: RrType,
     salvaged: Option<String>,
     serial: u64,
-    /// Read by the fast path with an unlisted name: if it stays unanswered, it is skipped
-    /// rather than reported (an unanswered unlisted query changes nothing but the clock).
-    skippable: bool,
-    /// Read by the fast path with a listed name: a response with the same question is
-    /// decoded without asking the list again (`DnsInterest::name_listed` is stable; a
-    /// pool-lookup flood asked twice per transaction, issue #11).
-    listed: bool,
+    /// How the query was read (the fast path's list answer, kept for its response).
+    seen: Seen,
 }
 
 /// How a pending query was read: decoded by hickory, or in place by the fast path with its
-/// name found listed or not (`DnsInterest::name_listed`).
+/// name found listed or not (`DnsInterest::name_listed`, stable for the table's life).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Seen {
     Decoded,
+    /// A response with the same question is decoded without asking the list again (a
+    /// pool-lookup flood asked twice per transaction, issue #11).
     Listed,
+    /// If it stays unanswered, it is skipped rather than reported (an unanswered unlisted
+    /// query changes nothing but the clock); a response with the same question reuses the
+    /// answer.
     Unlisted,
 }
 
@@ -335,8 +335,7 @@ impl DnsTxns {
                     qtype,
                     salvaged,
                     serial: self.serial,
-                    skippable: seen == Seen::Unlisted,
-                    listed: seen == Seen::Listed,
+                    seen,
                 });
             }
         }
@@ -402,11 +401,10 @@ impl DnsTxns {
         }
         let listed = match self.map.get(&key) {
             Some(p) if p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype => return false,
-            // The fast path read this transaction's query, with the same name, as unlisted: the
-            // answer holds (`DnsInterest::name_listed` is stable), no second list match.
-            Some(p) if p.skippable => false,
-            // Read as listed, same name: decoded, no second list match.
-            Some(p) if p.listed => true,
+            // The fast path read this transaction's query, with the same name: its answer
+            // holds (`DnsInterest::name_listed` is stable), no second list match.
+            Some(p) if p.seen == Seen::Unlisted => false,
+            Some(p) if p.seen == Seen::Listed => true,
             _ => f.name_listed(qname),
         };
         if listed {
@@ -463,7 +461,7 @@ impl DnsTxns {
         out: &mut VecDeque<Observation>,
         fast: Fast<'_, '_>,
     ) {
-        if let Some(f) = fast.filter(|_| q.skippable && out.is_empty()) {
+        if let Some(f) = fast.filter(|_| q.seen == Seen::Unlisted && out.is_empty()) {
             f.skipped(DnsSkim {
                 ts: Timestamp(q.ts),
                 client: key.client,
