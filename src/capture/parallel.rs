@@ -45,7 +45,8 @@ pub const MAX_THREADS: usize = 64;
 pub const ROUND_FRAMES: usize = 2048;
 /// Rounds of frames queued per worker before the dispatcher waits.
 pub const ROUNDS_IN_FLIGHT: usize = 4;
-/// Rounds of decoded observations queued per worker before it waits: the workers keep
+/// Rounds of decoded observations (also the fast path's skips, `parallel_fast`) queued per
+/// worker before it waits: the workers keep
 /// decoding while the consumer is busy (`scan` compiles its lists meanwhile), at ~1 MiB of
 /// observations a round at most. 64 measured 141 MB peak RSS instead of 82 on the 1M-packet
 /// bench file (the consumer is the slower side): kept small.
@@ -95,7 +96,7 @@ enum FromWorker {
 /// What the dispatcher learned of the file.
 #[derive(Default)]
 pub(super) struct Dispatched {
-    pub(super) error: Option<SavefileError>,
+    error: Option<SavefileError>,
 }
 
 /// The observations of one capture file from N decoder threads, in capture order.
@@ -122,10 +123,7 @@ impl Parallel {
         name: String,
     ) -> std::io::Result<Self> {
         let n = workers.clamp(1, MAX_THREADS);
-        let mut share = cfg.clone();
-        share.threads = 1;
-        share.max_pending_dns = cfg.max_pending_dns.div_ceil(n).max(1);
-        share.max_flows = cfg.max_flows.div_ceil(n).max(1);
+        let share = worker_config(cfg, n);
         let mut to = Vec::with_capacity(n);
         let mut from = Vec::with_capacity(n);
         for i in 0..n {
@@ -204,19 +202,7 @@ impl Parallel {
         finals.sort_by_key(|o| (matches!(o, Observation::Flow(_)), o.ts()));
         self.merged = finals.into_iter();
         self.finished = true;
-        let dispatched = self
-            .dispatcher
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        self.error = dispatched.error;
-        if lost && self.error.is_none() {
-            // A worker stopped (it cannot, short of a bug): never a silent partial result.
-            self.error = Some(SavefileError {
-                offset: 0,
-                kind: SavefileErrorKind::Io("a decoder thread stopped".into()),
-            });
-        }
+        self.error = end_of_input(self.dispatcher.take(), lost);
         true
     }
 }
@@ -236,6 +222,33 @@ impl Iterator for Parallel {
                 return None;
             }
         }
+    }
+}
+
+/// The caps of one of `n` workers: an equal share of the file's (one decoder each).
+pub(super) fn worker_config(cfg: &CaptureConfig, n: usize) -> CaptureConfig {
+    CaptureConfig {
+        threads: 1,
+        max_pending_dns: cfg.max_pending_dns.div_ceil(n).max(1),
+        max_flows: cfg.max_flows.div_ceil(n).max(1),
+        ..cfg.clone()
+    }
+}
+
+/// At the end of input: joins the dispatcher and says why reading stopped early, if it did
+/// (`lost`: a worker's channel closed, which it cannot short of a bug: never a silent
+/// partial result).
+pub(super) fn end_of_input(
+    dispatcher: Option<JoinHandle<Dispatched>>,
+    lost: bool,
+) -> Option<SavefileError> {
+    let dispatched = dispatcher.and_then(|h| h.join().ok()).unwrap_or_default();
+    match dispatched.error {
+        None if lost => Some(SavefileError {
+            offset: 0,
+            kind: SavefileErrorKind::Io("a decoder thread stopped".into()),
+        }),
+        e => e,
     }
 }
 

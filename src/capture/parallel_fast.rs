@@ -5,7 +5,7 @@
 //! ```text
 //!  dispatcher thread   as in `parallel`: frames in rounds, sharded by the outer address pair,
 //!                      the timeout ticks one decoder would run
-//!  N - 1 workers       Decoder::packet_fast with a WorkerInterest: query and CNAME names
+//!  N workers           Decoder::packet_fast with a WorkerInterest: query and CNAME names
 //!                      against the lists (pure), answer addresses against the lists and the
 //!                      addresses the worker's own listed answers named ("bound"); a message
 //!                      they cannot skip is decoded there with hickory, as on one thread
@@ -33,7 +33,7 @@
 //! which the dispatcher's ticks run through [`Decoder::tick`] (the reference path: reported).
 //!
 //! Memory is bounded: [`super::parallel::ROUNDS_IN_FLIGHT`] rounds of frames and
-//! [`OUTPUT_ROUNDS_IN_FLIGHT`] rounds of results per worker (the channels block, nothing is
+//! [`super::parallel::OUTPUT_ROUNDS_IN_FLIGHT`] rounds of results per worker (the channels block, nothing is
 //! dropped), and [`MAX_BOUND_IPS`] guessed addresses per worker; past it the worker decodes
 //! every response that has an address (counted, [`ParallelFast::bound_overflows`]).
 
@@ -45,15 +45,15 @@ use std::thread::JoinHandle;
 
 use rustc_hash::FxHashSet;
 
-use super::parallel::{dispatch, Dispatched, Step, ToWorker, MAX_THREADS, ROUNDS_IN_FLIGHT};
-use super::savefile::{Savefile, SavefileError, SavefileErrorKind};
+use super::parallel::{
+    dispatch, end_of_input, worker_config, Dispatched, Step, ToWorker, MAX_THREADS,
+    OUTPUT_ROUNDS_IN_FLIGHT, ROUNDS_IN_FLIGHT,
+};
+use super::savefile::{Savefile, SavefileError};
 use super::txn::DnsInterest;
 use super::{CaptureConfig, CaptureStats, Decoder};
 use crate::model::{DnsObservation, DnsSkim, Observation, Source};
 
-/// Rounds of results queued per worker before it waits (a round: the observations and skips
-/// of ≈ `ROUND_FRAMES / N` frames; most are skips of a few dozen bytes).
-pub const OUTPUT_ROUNDS_IN_FLIGHT: usize = 8;
 /// Addresses a worker remembers as answered to its listed lookups. Past it every response
 /// with an address is decoded (never a wrong skip), and the overflow is counted.
 pub const MAX_BOUND_IPS: usize = 1 << 18;
@@ -153,10 +153,7 @@ impl ParallelFast {
         name: String,
     ) -> std::io::Result<Self> {
         let n = workers.clamp(1, MAX_THREADS);
-        let mut share = cfg.clone();
-        share.threads = 1;
-        share.max_pending_dns = cfg.max_pending_dns.div_ceil(n).max(1);
-        share.max_flows = cfg.max_flows.div_ceil(n).max(1);
+        let share = worker_config(cfg, n);
         let mut to = Vec::with_capacity(n);
         let mut from = Vec::with_capacity(n);
         for i in 0..n {
@@ -280,19 +277,7 @@ impl ParallelFast {
         self.parts.clear();
         self.last = merge_finals(finals);
         self.finished = true;
-        let dispatched = self
-            .dispatcher
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        self.error = dispatched.error;
-        if lost && self.error.is_none() {
-            // A worker stopped (it cannot, short of a bug): never a silent partial result.
-            self.error = Some(SavefileError {
-                offset: 0,
-                kind: SavefileErrorKind::Io("a decoder thread stopped".into()),
-            });
-        }
+        self.error = end_of_input(self.dispatcher.take(), lost);
         true
     }
 }
