@@ -452,8 +452,8 @@ fn build_pipeline(args: &ScanArgs, lists: matcher::SharedBlocklists) -> anyhow::
 }
 
 /// The fast path's list questions on the decoder threads: the engine's own tests
-/// (`Engine::dns_name_listed_in`, the address lists as `Engine::dns_answers_matter_in` reads
-/// them) against the snapshot this scan uses throughout.
+/// (`Engine::dns_name_listed_in`, `Engine::dns_ip_listed_in`) against the snapshot this scan
+/// uses throughout.
 struct ScanLists(Arc<crate::matcher::Blocklists>);
 
 impl crate::capture::ListedNames for ScanLists {
@@ -461,7 +461,7 @@ impl crate::capture::ListedNames for ScanLists {
         Engine::dns_name_listed_in(&self.0, name)
     }
     fn ip_listed(&self, ip: IpAddr) -> bool {
-        self.0.match_ip(ip, None).is_some()
+        Engine::dns_ip_listed_in(&self.0, ip)
     }
 }
 

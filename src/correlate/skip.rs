@@ -30,6 +30,12 @@ impl Engine {
         lists.match_name(name).is_some()
     }
 
+    /// The listed-address half of [`Engine::dns_answers_matter_in`]: whether an answer address
+    /// is on the lists (any port), which makes its answer matter whatever the engine holds.
+    pub fn dns_ip_listed_in(lists: &Blocklists, ip: IpAddr) -> bool {
+        lists.match_ip(ip, None).is_some()
+    }
+
     /// The lists the engine matches with now.
     pub fn lists_snapshot(&self) -> Arc<Blocklists> {
         self.lists.load_full()
@@ -63,7 +69,7 @@ impl Engine {
             return true;
         }
         ips.iter()
-            .any(|ip| self.ip_index.contains_key(ip) || lists.match_ip(*ip, None).is_some())
+            .any(|ip| self.ip_index.contains_key(ip) || Self::dns_ip_listed_in(lists, *ip))
     }
 
     /// A DNS message the fast path skipped: counted as a DNS observation, taught to the
