@@ -35,65 +35,48 @@ impl<'a> Iterator for Tokens<'a> {
     }
 }
 
+/// The bytes of `w` equal to `c`, flagged in their high bit. The lowest flag is exact (a
+/// false flag can only sit above a true one), so the lowest flag of several such masks OR-ed
+/// is the first byte equal to any of their values.
+#[inline]
+fn byte_flags(w: u64, c: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ ONES.wrapping_mul(u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Index of the first byte of `b` that `flags` marks in a little-endian word (built from
+/// [`byte_flags`]) and `is` accepts in the tail: eight bytes at a time.
+#[inline]
+fn first_at(b: &[u8], flags: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut at = 0;
+    let mut rest = b;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        let m = flags(u64::from_le_bytes(*word));
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+        rest = tail;
+    }
+    rest.iter().position(|c| is(*c)).map(|p| at + p)
+}
+
 /// Index of the first space or tab in `b`.
 #[inline]
 fn blank_at(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Bytes of `w` equal to `c` flagged in their high bit; the lowest flag is exact (a false
-    // flag can only sit above a true one), so the first blank is the lowest of both.
-    let flags = |w: u64, c: u8| {
-        let x = w ^ ONES.wrapping_mul(u64::from(c));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
-    let mut at = 0;
-    let mut rest = b;
-    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
-        let w = u64::from_le_bytes(*word);
-        let m = flags(w, b' ') | flags(w, b'\t');
-        if m != 0 {
-            return Some(at + (m.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-        rest = tail;
-    }
-    rest.iter()
-        .position(|c| *c == b' ' || *c == b'\t')
-        .map(|p| at + p)
+    first_at(
+        b,
+        |w| byte_flags(w, b' ') | byte_flags(w, b'\t'),
+        |c| c == b' ' || c == b'\t',
+    )
 }
 
-/// [`next_token`] with the token's end found eight bytes at a time (no `memchr` set-up on a
-/// short line): the same token and rest (`tests::split_token_is_next_token`).
-#[inline]
-pub fn split_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let b = trim_start(b);
-    if b.is_empty() {
-        return None;
-    }
-    let end = blank_at(b).unwrap_or(b.len());
-    let (token, rest) = b.split_at_checked(end)?;
-    Some((token, trim_start(rest)))
-}
-
-/// Index of the first space (not tab) in `b`, eight bytes at a time.
+/// Index of the first space (not tab) in `b`.
 #[inline]
 pub fn space_at(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const SPACES: u64 = ONES * b' ' as u64;
-    let mut at = 0;
-    let mut rest = b;
-    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
-        let x = u64::from_le_bytes(*word) ^ SPACES;
-        // The lowest flagged byte is exact (see `blank_at`).
-        let m = x.wrapping_sub(ONES) & !x & HIGHS;
-        if m != 0 {
-            return Some(at + (m.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-        rest = tail;
-    }
-    rest.iter().position(|c| *c == b' ').map(|p| at + p)
+    first_at(b, |w| byte_flags(w, b' '), |c| c == b' ')
 }
 
 /// Strips leading spaces/tabs.
@@ -112,14 +95,18 @@ pub fn trim_end(mut b: &[u8]) -> &[u8] {
     b
 }
 
-/// The first token and the rest after it (leading spaces of the rest stripped).
+/// The first token and the rest after it (leading spaces of the rest stripped). The token's
+/// end is found eight bytes at a time: a `memchr` set-up cost more on short lines (issue #16,
+/// dnsmasq; `tests::next_token_is_the_split_definition`).
+#[inline]
 pub fn next_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
     let b = trim_start(b);
     if b.is_empty() {
         return None;
     }
-    let end = memchr::memchr2(b' ', b'\t', b).unwrap_or(b.len());
-    Some((b.get(..end)?, trim_start(b.get(end..)?)))
+    let end = blank_at(b).unwrap_or(b.len());
+    let (token, rest) = b.split_at_checked(end)?;
+    Some((token, trim_start(rest)))
 }
 
 /// First occurrence of `needle`. Log lines are short, so a first-byte scan beats building a
@@ -191,40 +178,22 @@ pub fn parse_ip(b: &[u8]) -> Option<IpAddr> {
     if let Some(v4) = parse_ipv4(b) {
         return Some(IpAddr::V4(v4));
     }
-    if !b.contains(&b':') {
-        return None;
-    }
     if let Some(v6) = parse_ipv6_hex(b) {
         return Some(IpAddr::V6(v6));
+    }
+    // The rest (an embedded IPv4 part, a zone, or malformed): std decides, for IPv6 only.
+    if !b.contains(&b':') {
+        return None;
     }
     as_str(b)?.parse().ok()
 }
 
-/// [`parse_ip`] with the common IPv6 spellings read in one pass (issue #16: `contains`, a
-/// `memchr` per colon and two group passes were ≈ 1 500 instructions an address in a dnsmasq
-/// scan). Anything the one pass does not take is handed to [`parse_ip`], so the answer is
-/// always [`parse_ip`]'s (`tests::parse_ip_fast_is_parse_ip`).
-#[inline]
-pub fn parse_ip_fast(b: &[u8]) -> Option<IpAddr> {
-    let inner = match b {
-        [b'[', inner @ .., b']'] => inner,
-        _ => b,
-    };
-    if inner.is_empty() || inner.len() > 64 {
-        return None;
-    }
-    if let Some(v4) = parse_ipv4(inner) {
-        return Some(IpAddr::V4(v4));
-    }
-    if let Some(v6) = ipv6_one_pass(inner) {
-        return Some(IpAddr::V6(v6));
-    }
-    parse_ip(b)
-}
-
-/// The grammar of [`parse_ipv6_hex`] in one pass: eight groups of 1–4 hex digits, or fewer
-/// around one `::` standing for at least one zero group. `None` for anything else.
-fn ipv6_one_pass(b: &[u8]) -> Option<std::net::Ipv6Addr> {
+/// The common IPv6 spellings without std's general parser (its set-up was 5% of a dnsmasq
+/// scan), in one pass (a `memchr` per colon and two group passes were ≈ 1 500 instructions an
+/// address, issue #16): eight groups of 1–4 hex digits, or fewer around one `::` standing for
+/// at least one zero group. `None` for anything else (an embedded IPv4 part, a zone, a malformed string):
+/// the caller then asks std, so `Some` is always std's own answer (`ipv6_agrees_with_std`).
+pub(crate) fn parse_ipv6_hex(b: &[u8]) -> Option<std::net::Ipv6Addr> {
     let hex = |c: u8| match c {
         b'0'..=b'9' => Some(u16::from(c - b'0')),
         b'a'..=b'f' => Some(u16::from(c - b'a' + 10)),
@@ -291,70 +260,6 @@ fn ipv6_one_pass(b: &[u8]) -> Option<std::net::Ipv6Addr> {
         }
     }
     Some(std::net::Ipv6Addr::from(g))
-}
-
-/// The common IPv6 spellings without std's general parser (its set-up was 5% of a dnsmasq
-/// scan): eight groups of 1–4 hex digits, or fewer around one `::` standing for at least one
-/// zero group. `None` for anything else (an embedded IPv4 part, a zone, a malformed string):
-/// the caller then asks std, so `Some` is always std's own answer (`ipv6_agrees_with_std`).
-pub(crate) fn parse_ipv6_hex(b: &[u8]) -> Option<std::net::Ipv6Addr> {
-    let mut g = [0u16; 8];
-    match find(b, b"::") {
-        None => {
-            if hex_groups(b, &mut g)? != 8 {
-                return None;
-            }
-        }
-        Some(i) => {
-            let mut t = [0u16; 8];
-            let nh = hex_groups(b.get(..i)?, &mut g)?;
-            let nt = hex_groups(b.get(i + 2..)?, &mut t)?;
-            if nh + nt > 7 {
-                return None;
-            }
-            for (dst, v) in g.iter_mut().skip(8 - nt).zip(t.iter()) {
-                *dst = *v;
-            }
-        }
-    }
-    Some(std::net::Ipv6Addr::from(g))
-}
-
-/// `h:h:…:h` (each 1–4 hex digits) into `out`, returning the count; the empty string is none.
-/// `None` on any other byte, an empty or over-long group, or more than eight groups.
-fn hex_groups(s: &[u8], out: &mut [u16; 8]) -> Option<usize> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (mut n, mut v, mut digits) = (0usize, 0u16, 0u8);
-    for &c in s {
-        if c == b':' {
-            if digits == 0 {
-                return None;
-            }
-            *out.get_mut(n)? = v;
-            n += 1;
-            v = 0;
-            digits = 0;
-            continue;
-        }
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        if digits == 4 {
-            return None;
-        }
-        v = v << 4 | u16::from(d);
-        digits += 1;
-    }
-    if digits == 0 {
-        return None;
-    }
-    *out.get_mut(n)? = v;
-    Some(n + 1)
 }
 
 /// `addr<sep>port` where the separator is the last occurrence of `sep` (IPv6 safe for `#`, `@`,

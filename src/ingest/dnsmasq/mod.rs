@@ -346,7 +346,7 @@ impl Dnsmasq {
             self.main_pid = pid;
         }
         self.expire(ts, &ctx.source, out);
-        let Some((first, after_first)) = lex::split_token(msg) else {
+        let Some((first, after_first)) = lex::next_token(msg) else {
             return ctx.stats.ignored();
         };
         // log-queries=extra: "<serial> <addr>/<port> …".
@@ -356,16 +356,16 @@ impl Dnsmasq {
         let mut msg = msg;
         let mut verb_args = Some((first, after_first));
         if let Some(s) = lex::parse_u64(first) {
-            if let Some((addr, rest)) = lex::split_token(after_first) {
+            if let Some((addr, rest)) = lex::next_token(after_first) {
                 if let Some(slash) = memchr::memrchr(b'/', addr) {
                     serial = Some(s);
-                    extra_client = addr.get(..slash).and_then(lex::parse_ip_fast);
+                    extra_client = addr.get(..slash).and_then(lex::parse_ip);
                     port = addr
                         .get(slash + 1..)
                         .and_then(lex::parse_u64)
                         .and_then(|p| u16::try_from(p).ok());
                     msg = rest;
-                    verb_args = lex::split_token(msg);
+                    verb_args = lex::next_token(msg);
                 }
             }
         }
@@ -383,7 +383,7 @@ impl Dnsmasq {
             else {
                 return ctx.stats.error("truncated", line);
             };
-            let Some(client) = lex::parse_ip_fast(client) else {
+            let Some(client) = lex::parse_ip(client) else {
                 return ctx.stats.error("bad_client", line);
             };
             if !lex::name_into(name, &mut self.qname) {

@@ -283,7 +283,7 @@ pub(super) fn classify(data: &[u8]) -> Data<'_> {
         b"NODATA-IPv4" => Data::Nothing(Some(RrType::A)),
         b"NODATA-IPv6" => Data::Nothing(Some(RrType::AAAA)),
         [b'<', .., b'>'] => Data::Nothing(None),
-        _ => match lex::parse_ip_fast(data) {
+        _ => match lex::parse_ip(data) {
             Some(ip) => Data::Ip(ip, data),
             None => Data::Text(data),
         },
