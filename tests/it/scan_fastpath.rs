@@ -342,41 +342,66 @@ fn live_query_fast_path_gives_what_decoding_gives() {
     assert!(compared >= 10, "{compared} captures with DNS compared");
 }
 
-/// Issue #16 (second pass): an unlisted response to a query the fast path read is not
-/// matched against the list again — one `name_listed` question per transaction (the
-/// query's), and the transaction is skipped. Fails if the response asks again.
-#[test]
-fn a_response_reuses_its_querys_list_answer() {
-    use super::support::capture::*;
-    struct Asked(Vec<String>, u64);
-    impl capture::DnsInterest for Asked {
-        fn name_listed(&mut self, name: &str) -> bool {
-            self.0.push(name.to_string());
-            false
-        }
-        fn answers_matter(&mut self, _: std::net::IpAddr, _: &[std::net::IpAddr]) -> bool {
-            false
-        }
-        fn skipped(&mut self, _: poolwatch::model::DnsSkim) {
-            self.1 += 1;
-        }
+/// A fast-path consumer that answers every name `listed` (or not), says no answer matters,
+/// and records the names it was asked about and the skips.
+struct Asked {
+    listed: bool,
+    names: Vec<String>,
+    skips: u64,
+}
+
+impl capture::DnsInterest for Asked {
+    fn name_listed(&mut self, name: &str) -> bool {
+        self.names.push(name.to_string());
+        self.listed
     }
+    fn answers_matter(&mut self, _: std::net::IpAddr, _: &[std::net::IpAddr]) -> bool {
+        false
+    }
+    fn skipped(&mut self, _: poolwatch::model::DnsSkim) {
+        self.skips += 1;
+    }
+}
+
+/// One query for `qname` and its response (an A record for `addr`), read by the fast path with
+/// every name `listed` or not: what was asked, the observations and the capture counters.
+fn one_transaction(
+    qname: &str,
+    addr: &str,
+    listed: bool,
+) -> (Asked, Vec<poolwatch::model::Observation>, CaptureStats) {
+    use super::support::capture::*;
     let (c, r) = (v4("10.9.0.2"), v4("10.9.0.53"));
-    let name = "www.example.org";
     let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(1_000, &udp_frame(c, 40_001, r, 53, &query(7, name, 1)));
-    let ans = [a(name, 300, "198.51.100.7")];
-    let resp = response(7, name, 1, 0, &ans, &[]);
+    p.push(1_000, &udp_frame(c, 40_001, r, 53, &query(7, qname, 1)));
+    let resp = response(7, qname, 1, 0, &[a(qname, 300, addr)], &[]);
     p.push(1_500, &udp_frame(r, 53, c, 40_001, &resp));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one.pcap");
     std::fs::write(&path, &p.bytes).unwrap();
     let mut reader = capture::open_file(&path, &CaptureConfig::default()).unwrap();
-    let mut asked = Asked(Vec::new(), 0);
-    while reader.next_fast(&mut asked).is_some() {}
-    assert_eq!(asked.0, vec![name.to_string()], "one list question");
-    assert_eq!(asked.1, 1, "the transaction was skipped");
-    assert_eq!(reader.stats().dns_messages, 2);
+    let mut asked = Asked {
+        listed,
+        names: Vec::new(),
+        skips: 0,
+    };
+    let mut seen = Vec::new();
+    while let Some(o) = reader.next_fast(&mut asked) {
+        seen.push(o);
+    }
+    (asked, seen, reader.stats())
+}
+
+/// Issue #16 (second pass): an unlisted response to a query the fast path read is not
+/// matched against the list again — one `name_listed` question per transaction (the
+/// query's), and the transaction is skipped. Fails if the response asks again.
+#[test]
+fn a_response_reuses_its_querys_list_answer() {
+    let name = "www.example.org";
+    let (asked, _, stats) = one_transaction(name, "198.51.100.7", false);
+    assert_eq!(asked.names, vec![name.to_string()], "one list question");
+    assert_eq!(asked.skips, 1, "the transaction was skipped");
+    assert_eq!(stats.dns_messages, 2);
 }
 
 /// Issue #11: a response to a query the fast path read as *listed* is not matched against the
@@ -385,39 +410,11 @@ fn a_response_reuses_its_querys_list_answer() {
 /// response asks again.
 #[test]
 fn a_listed_response_reuses_its_querys_list_answer() {
-    use super::support::capture::*;
     use poolwatch::model::Observation;
-    struct Asked(Vec<String>, u64);
-    impl capture::DnsInterest for Asked {
-        fn name_listed(&mut self, name: &str) -> bool {
-            self.0.push(name.to_string());
-            true
-        }
-        fn answers_matter(&mut self, _: std::net::IpAddr, _: &[std::net::IpAddr]) -> bool {
-            false
-        }
-        fn skipped(&mut self, _: poolwatch::model::DnsSkim) {
-            self.1 += 1;
-        }
-    }
-    let (c, r) = (v4("10.9.0.2"), v4("10.9.0.53"));
     let name = "x1.pool.supportxmr.com";
-    let mut p = Pcap::new(LINKTYPE_ETHERNET);
-    p.push(1_000, &udp_frame(c, 40_001, r, 53, &query(7, name, 1)));
-    let ans = [a(name, 300, "203.0.113.9")];
-    let resp = response(7, name, 1, 0, &ans, &[]);
-    p.push(1_500, &udp_frame(r, 53, c, 40_001, &resp));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("one.pcap");
-    std::fs::write(&path, &p.bytes).unwrap();
-    let mut reader = capture::open_file(&path, &CaptureConfig::default()).unwrap();
-    let mut asked = Asked(Vec::new(), 0);
-    let mut seen = Vec::new();
-    while let Some(o) = reader.next_fast(&mut asked) {
-        seen.push(o);
-    }
-    assert_eq!(asked.0, vec![name.to_string()], "one list question");
-    assert_eq!(asked.1, 0, "nothing skipped");
+    let (asked, seen, _) = one_transaction(name, "203.0.113.9", true);
+    assert_eq!(asked.names, vec![name.to_string()], "one list question");
+    assert_eq!(asked.skips, 0, "nothing skipped");
     let [Observation::Dns(d)] = seen.as_slice() else {
         panic!("one DNS observation: {seen:?}");
     };
