@@ -269,7 +269,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
                 "a decoder thread's skip was refused: reading the capture again on one thread"
             );
             drop(pipeline);
-            bytes.rewind(bytes.read());
+            bytes.reset();
             let [p] = args.inputs.as_slice() else {
                 anyhow::bail!("the fast path reads one capture");
             };

@@ -33,13 +33,9 @@ impl ByteCount {
         self.read.load(Ordering::Relaxed)
     }
 
-    /// Forgets what was read (an input read again from its start).
-    pub fn rewind(&self, n: u64) {
-        let _ = self
-            .read
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
-                Some(r.saturating_sub(n))
-            });
+    /// Forgets what was read (the one input read again from its start).
+    pub fn reset(&self) {
+        self.read.store(0, Ordering::Relaxed);
     }
 
     /// Bytes of regular files that are read without being counted (dnstap files).
