@@ -3,7 +3,7 @@
 //! transactions of unlisted names (`ingest/dnsmasq/tx.rs`, `apply_lite`). The first byte picks the
 //! format (BIND, Unbound, dnsmasq) and, for dnsmasq, a small pending table; the rest, split into
 //! lines, is read with and without a pre-filter built as `scan` builds it
-//! (`Prefilter::from_bytes` over `Blocklists::match_name_bytes`) over a small list compiled by
+//! (`Prefilter::new` over `Blocklists::match_name_bytes`) over a small list compiled by
 //! the real matcher (three pool entries, one allow entry under one of them).
 //!
 //! Checked, as the code promises it (`ingest/prefilter.rs`, `IngestConfig::prefilter`):
@@ -54,7 +54,7 @@ fn fixture() -> Option<&'static Fixture> {
         let lists = Arc::new(b);
         let l = Arc::clone(&lists);
         // As `scan` builds it (`cli/scan.rs`).
-        let pre = Arc::new(Prefilter::from_bytes(Box::new(move |n| {
+        let pre = Arc::new(Prefilter::new(Box::new(move |n| {
             l.match_name_bytes(n).is_some()
         })));
         Some(Fixture { lists, pre })

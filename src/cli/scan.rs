@@ -180,7 +180,7 @@ pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
     let lists = matcher::shared(lists);
     let prefilter = (!args.history && !args.no_log_prefilter).then(|| {
         let l = lists.load_full();
-        Arc::new(crate::ingest::Prefilter::from_bytes(Box::new(move |n| {
+        Arc::new(crate::ingest::Prefilter::new(Box::new(move |n| {
             l.match_name_bytes(n).is_some()
         })))
     });

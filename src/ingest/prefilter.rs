@@ -53,7 +53,7 @@ impl std::fmt::Debug for Prefilter {
 
 impl Prefilter {
     /// The pre-filter for the lists behind `listed` (the engine's, which `scan` never reloads).
-    pub fn from_bytes(listed: BytesLookup) -> Prefilter {
+    pub fn new(listed: BytesLookup) -> Prefilter {
         Prefilter {
             listed,
             skipped: AtomicU64::new(0),
@@ -97,7 +97,7 @@ mod tests {
 
     /// The label-suffix rule of the matcher, for two entries.
     fn pre() -> Prefilter {
-        Prefilter::from_bytes(Box::new(|n: &[u8]| {
+        Prefilter::new(Box::new(|n: &[u8]| {
             let n = String::from_utf8_lossy(n).to_ascii_lowercase();
             ["supportxmr.com", "nanopool.org"]
                 .iter()

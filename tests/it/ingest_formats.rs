@@ -635,7 +635,7 @@ fn prefilter_keeps_the_listed_lookups() {
         let src = ListSource::memory("t", Category::Pool, None, &list);
         let lists = Arc::new(Blocklists::build(vec![src]).unwrap().0);
         let l = lists.clone();
-        let pre = Arc::new(Prefilter::from_bytes(Box::new(move |n| {
+        let pre = Arc::new(Prefilter::new(Box::new(move |n| {
             l.match_name_bytes(n).is_some()
         })));
         let with = IngestConfig {

@@ -25,7 +25,7 @@ fn read(format: LogFormat, text: &str, lists: &Arc<Blocklists>, filtered: bool) 
         // only when the line before it says so.
         reference: Timestamp::parse("2026-12-03T00:00:00Z"),
         prefilter: filtered.then(|| {
-            Arc::new(Prefilter::from_bytes(Box::new(move |n| {
+            Arc::new(Prefilter::new(Box::new(move |n| {
                 l.match_name_bytes(n).is_some()
             })))
         }),

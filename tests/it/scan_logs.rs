@@ -108,7 +108,7 @@ fn finish(p: Pipeline, store: &MemoryStore, skipped: u64) -> Run {
 
 fn prefilter(list: Option<&Path>) -> std::sync::Arc<Prefilter> {
     let l = lists(list);
-    std::sync::Arc::new(Prefilter::from_bytes(Box::new(move |n| {
+    std::sync::Arc::new(Prefilter::new(Box::new(move |n| {
         l.match_name_bytes(n).is_some()
     })))
 }
