@@ -97,7 +97,7 @@ pub fn trim_end(mut b: &[u8]) -> &[u8] {
 
 /// The first token and the rest after it (leading spaces of the rest stripped). The token's
 /// end is found eight bytes at a time: a `memchr` set-up cost more on short lines (issue #16,
-/// dnsmasq; `tests::next_token_is_the_split_definition`).
+/// dnsmasq; `tests::tokens_are_the_split_definition`).
 #[inline]
 pub fn next_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
     let b = trim_start(b);

@@ -86,19 +86,7 @@ fn bracket_epoch_is_the_general_rule() {
             hits += 1;
         }
     };
-    let mut buf = Vec::new();
-    for len in 0..=8u32 {
-        for code in 0..7usize.pow(len) {
-            buf.clear();
-            buf.push(b'[');
-            let mut c = code;
-            for _ in 0..len {
-                buf.push(alphabet[c % 7]);
-                c /= 7;
-            }
-            check(&buf);
-        }
-    }
+    each_string(b"[", &alphabet, 8, &mut check);
     for digits in 1..=20 {
         for frac in 0..=8 {
             let mut l = format!("[{}", "9".repeat(digits));
@@ -115,9 +103,10 @@ fn bracket_epoch_is_the_general_rule() {
     assert!(hits > 10_000, "{hits}");
 }
 
-/// The word-at-a-time tokenizer against the split definition, on every string over a
-/// small alphabet up to length 6 and on long random ones (blanks at every offset of a word,
-/// runs of blanks, bytes next to the blank values).
+/// The word-at-a-time tokenizer (`tokens`, `next_token`, `space_at`) against the split and
+/// byte-search definitions, on every string over a small alphabet up to length 6 and on long
+/// random ones (blanks at every offset of a word, runs of blanks, bytes next to the blank
+/// values).
 #[test]
 fn tokens_are_the_split_definition() {
     fn reference(b: &[u8]) -> Vec<&[u8]> {
@@ -125,24 +114,35 @@ fn tokens_are_the_split_definition() {
             .filter(|t| !t.is_empty())
             .collect()
     }
-    let alphabet = [b' ', b'\t', b'a', 0x21, 0x1f, 0x09 ^ 0x80, 0xa0, b'\n'];
-    let mut buf = Vec::new();
-    for len in 0..=6u32 {
-        for code in 0..8usize.pow(len) {
-            buf.clear();
-            let mut c = code;
-            for _ in 0..len {
-                buf.push(alphabet[c % 8]);
-                c /= 8;
-            }
-            assert_eq!(tokens(&buf).collect::<Vec<_>>(), reference(&buf), "{buf:?}");
+    // `next_token` and `space_at` against the definitions they speed up: the first token by
+    // a byte search, the first space by a byte search.
+    fn first_token(b: &[u8]) -> Option<(&[u8], &[u8])> {
+        let b = trim_start(b);
+        if b.is_empty() {
+            return None;
         }
+        let end = b
+            .iter()
+            .position(|c| *c == b' ' || *c == b'\t')
+            .unwrap_or(b.len());
+        Some((&b[..end], trim_start(&b[end..])))
     }
+    let check = |buf: &[u8]| {
+        assert_eq!(tokens(buf).collect::<Vec<_>>(), reference(buf), "{buf:?}");
+        assert_eq!(next_token(buf), first_token(buf), "{buf:?}");
+        assert_eq!(
+            space_at(buf),
+            buf.iter().position(|c| *c == b' '),
+            "{buf:?}"
+        );
+    };
+    let alphabet = [b' ', b'\t', b'a', 0x21, 0x1f, 0x09 ^ 0x80, 0xa0, b'\n'];
+    each_string(b"", &alphabet, 6, check);
     let mut st = 0x2545_F491_4F6C_DD1Du64;
     for _ in 0..20_000 {
         let len = (next(&mut st) % 80) as usize;
         let dense = next(&mut st) % 4;
-        buf = (0..len)
+        let buf: Vec<u8> = (0..len)
             .map(|_| {
                 let r = next(&mut st);
                 if r % 8 < dense {
@@ -152,7 +152,24 @@ fn tokens_are_the_split_definition() {
                 }
             })
             .collect();
-        assert_eq!(tokens(&buf).collect::<Vec<_>>(), reference(&buf), "{buf:?}");
+        check(&buf);
+    }
+}
+
+/// Every string over `alphabet` of length 0 to `max_len`, each behind `prefix`, handed to `f`.
+fn each_string(prefix: &[u8], alphabet: &[u8], max_len: u32, mut f: impl FnMut(&[u8])) {
+    let mut buf = Vec::new();
+    for len in 0..=max_len {
+        for code in 0..alphabet.len().pow(len) {
+            buf.clear();
+            buf.extend_from_slice(prefix);
+            let mut c = code;
+            for _ in 0..len {
+                buf.push(alphabet[c % alphabet.len()]);
+                c /= alphabet.len();
+            }
+            f(&buf);
+        }
     }
 }
 
@@ -247,61 +264,6 @@ fn ipv6_agrees_with_std() {
     assert!(hits > 100_000, "fast path taken {hits} of {checked}");
 }
 
-/// `next_token` and `space_at` against the definitions they speed up (the first blank by a
-/// byte search, a byte search), on every short string over blanks and their neighbours and on
-/// random ones.
-#[test]
-fn next_token_is_the_split_definition() {
-    fn reference(b: &[u8]) -> Option<(&[u8], &[u8])> {
-        let b = trim_start(b);
-        if b.is_empty() {
-            return None;
-        }
-        let end = b
-            .iter()
-            .position(|c| *c == b' ' || *c == b'\t')
-            .unwrap_or(b.len());
-        Some((&b[..end], trim_start(&b[end..])))
-    }
-    let alphabet = [b' ', b'\t', b'a', 0x21, 0x1f, 0x09 ^ 0x80, 0xa0, b'\n'];
-    let check = |buf: &[u8]| {
-        assert_eq!(next_token(buf), reference(buf), "{buf:?}");
-        assert_eq!(
-            space_at(buf),
-            buf.iter().position(|c| *c == b' '),
-            "{buf:?}"
-        );
-    };
-    let mut buf = Vec::new();
-    for len in 0..=6u32 {
-        for code in 0..8usize.pow(len) {
-            buf.clear();
-            let mut c = code;
-            for _ in 0..len {
-                buf.push(alphabet[c % 8]);
-                c /= 8;
-            }
-            check(&buf);
-        }
-    }
-    let mut st = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..20_000 {
-        let len = (next(&mut st) % 80) as usize;
-        let dense = next(&mut st) % 4;
-        buf = (0..len)
-            .map(|_| {
-                let r = next(&mut st);
-                if r % 16 < dense {
-                    alphabet[(r >> 8) as usize % 2]
-                } else {
-                    alphabet[2 + (r >> 8) as usize % 6]
-                }
-            })
-            .collect();
-        check(&buf);
-    }
-}
-
 /// `name_into` gives what `name` gives, into a buffer that held something else.
 #[test]
 fn name_into_is_name() {
@@ -353,19 +315,7 @@ fn parse_ip_is_v4_or_std_v6() {
         let text = String::from_utf8_lossy(s);
         assert_eq!(parse_ip(s), reference(s), "{text:?}");
     };
-    let small = b"0fA:.[]g";
-    let mut buf = Vec::new();
-    for len in 0..=5u32 {
-        for code in 0..small.len().pow(len) {
-            buf.clear();
-            let mut c = code;
-            for _ in 0..len {
-                buf.push(small[c % small.len()]);
-                c /= small.len();
-            }
-            check(&buf);
-        }
-    }
+    each_string(b"", b"0fA:.[]g", 5, check);
     let alphabet = b"0123456789abcdefABCDEF::::..%gx []";
     let mut st = 0x2545_F491_4F6C_DD1Du64;
     for _ in 0..40_000 {
