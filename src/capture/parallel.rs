@@ -122,24 +122,7 @@ impl Parallel {
         workers: usize,
         name: String,
     ) -> std::io::Result<Self> {
-        let n = workers.clamp(1, MAX_THREADS);
-        let share = worker_config(cfg, n);
-        let mut to = Vec::with_capacity(n);
-        let mut from = Vec::with_capacity(n);
-        for i in 0..n {
-            let (tx_in, rx_in) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
-            let (tx_out, rx_out) = sync_channel::<FromWorker>(OUTPUT_ROUNDS_IN_FLIGHT);
-            let mut decoder = Decoder::new(&share, source.clone());
-            decoder.set_external_ticks();
-            std::thread::Builder::new()
-                .name(format!("pw-decode-{i}"))
-                .spawn(move || worker(decoder, rx_in, tx_out))?;
-            to.push(tx_in);
-            from.push(rx_out);
-        }
-        let dispatcher = std::thread::Builder::new()
-            .name("pw-dispatch".into())
-            .spawn(move || dispatch(file, to, name))?;
+        let (from, dispatcher) = start_pool(file, cfg, source, workers, name, "pw-decode", worker)?;
         Ok(Parallel {
             from,
             dispatcher: Some(dispatcher),
@@ -225,8 +208,42 @@ impl Iterator for Parallel {
     }
 }
 
+/// Starts `workers` (1 to [`MAX_THREADS`]) threads running `body` on a decoder each (its
+/// share of `cfg`'s caps, ticks from the dispatcher) with bounded channels in and out, then
+/// the dispatcher over `file`: the workers' result channels and the dispatcher.
+pub(super) fn start_pool<R: Send + 'static>(
+    file: Savefile,
+    cfg: &CaptureConfig,
+    source: Source,
+    workers: usize,
+    name: String,
+    prefix: &str,
+    body: impl Fn(Decoder, Receiver<ToWorker>, SyncSender<R>) + Clone + Send + 'static,
+) -> std::io::Result<(Vec<Receiver<R>>, JoinHandle<Dispatched>)> {
+    let n = workers.clamp(1, MAX_THREADS);
+    let share = worker_config(cfg, n);
+    let mut to = Vec::with_capacity(n);
+    let mut from = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx_in, rx_in) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
+        let (tx_out, rx_out) = sync_channel::<R>(OUTPUT_ROUNDS_IN_FLIGHT);
+        let mut decoder = Decoder::new(&share, source.clone());
+        decoder.set_external_ticks();
+        let body = body.clone();
+        std::thread::Builder::new()
+            .name(format!("{prefix}-{i}"))
+            .spawn(move || body(decoder, rx_in, tx_out))?;
+        to.push(tx_in);
+        from.push(rx_out);
+    }
+    let dispatcher = std::thread::Builder::new()
+        .name("pw-dispatch".into())
+        .spawn(move || dispatch(file, to, name))?;
+    Ok((from, dispatcher))
+}
+
 /// The caps of one of `n` workers: an equal share of the file's (one decoder each).
-pub(super) fn worker_config(cfg: &CaptureConfig, n: usize) -> CaptureConfig {
+fn worker_config(cfg: &CaptureConfig, n: usize) -> CaptureConfig {
     CaptureConfig {
         threads: 1,
         max_pending_dns: cfg.max_pending_dns.div_ceil(n).max(1),
@@ -278,11 +295,7 @@ pub(crate) fn shard_of(linktype: i32, frame: &[u8], n: usize) -> usize {
 }
 
 /// Reads the file and deals its frames out in rounds.
-pub(super) fn dispatch(
-    mut file: Savefile,
-    to: Vec<SyncSender<ToWorker>>,
-    name: String,
-) -> Dispatched {
+fn dispatch(mut file: Savefile, to: Vec<SyncSender<ToWorker>>, name: String) -> Dispatched {
     let n = to.len();
     let mut seq = 0u64;
     let mut last_expire = i64::MIN;

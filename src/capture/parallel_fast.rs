@@ -32,23 +32,20 @@
 //! counts and moves the clock): the workers skip them without a check, except at timeouts,
 //! which the dispatcher's ticks run through [`Decoder::tick`] (the reference path: reported).
 //!
-//! Memory is bounded: [`super::parallel::ROUNDS_IN_FLIGHT`] rounds of frames and
-//! [`super::parallel::OUTPUT_ROUNDS_IN_FLIGHT`] rounds of results per worker (the channels block, nothing is
+//! Memory is bounded: the pool of [`super::parallel`] (`ROUNDS_IN_FLIGHT` rounds of frames and
+//! `OUTPUT_ROUNDS_IN_FLIGHT` rounds of results per worker; the channels block, nothing is
 //! dropped), and [`MAX_BOUND_IPS`] guessed addresses per worker; past it the worker decodes
 //! every response that has an address (counted, [`ParallelFast::bound_overflows`]).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rustc_hash::FxHashSet;
 
-use super::parallel::{
-    dispatch, end_of_input, worker_config, Dispatched, Step, ToWorker, MAX_THREADS,
-    OUTPUT_ROUNDS_IN_FLIGHT, ROUNDS_IN_FLIGHT,
-};
+use super::parallel::{end_of_input, start_pool, Dispatched, Step, ToWorker};
 use super::savefile::{Savefile, SavefileError};
 use super::txn::DnsInterest;
 use super::{CaptureConfig, CaptureStats, Decoder};
@@ -152,25 +149,10 @@ impl ParallelFast {
         names: Arc<dyn ListedNames>,
         name: String,
     ) -> std::io::Result<Self> {
-        let n = workers.clamp(1, MAX_THREADS);
-        let share = worker_config(cfg, n);
-        let mut to = Vec::with_capacity(n);
-        let mut from = Vec::with_capacity(n);
-        for i in 0..n {
-            let (tx_in, rx_in) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
-            let (tx_out, rx_out) = sync_channel::<FromWorker>(OUTPUT_ROUNDS_IN_FLIGHT);
-            let mut decoder = Decoder::new(&share, source.clone());
-            decoder.set_external_ticks();
-            let interest = WorkerInterest::new(Arc::clone(&names));
-            std::thread::Builder::new()
-                .name(format!("pw-fast-{i}"))
-                .spawn(move || worker(decoder, interest, rx_in, tx_out))?;
-            to.push(tx_in);
-            from.push(rx_out);
-        }
-        let dispatcher = std::thread::Builder::new()
-            .name("pw-dispatch".into())
-            .spawn(move || dispatch(file, to, name))?;
+        let body = move |decoder, rx, tx| {
+            worker(decoder, WorkerInterest::new(Arc::clone(&names)), rx, tx);
+        };
+        let (from, dispatcher) = start_pool(file, cfg, source, workers, name, "pw-fast", body)?;
         Ok(ParallelFast {
             from,
             dispatcher: Some(dispatcher),
