@@ -9,6 +9,7 @@ use super::engine::{EVIDENCE_KEEP_FIRST, MAX_EVIDENCE, MAX_LISTS};
 use crate::model::{
     DnsObservation, Evidence, EvidenceKind, FlowObservation, FlowState, ListHit, Proto, Rcode,
 };
+use crate::util::decimal;
 
 pub(super) fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     if v.len() < cap && !v.contains(&x) {
@@ -126,54 +127,13 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
 /// summary per event with several numbers and addresses each: through `write!` they cost
 /// ≈ 3 600 instructions per flow summary, issue #11).
 pub(super) fn push_u64(s: &mut String, n: u64) {
-    // Below 256 (address octets, most counts): no buffer, no UTF-8 check (issue #11: a flood's
-    // summaries write three addresses per event; each octet went through the buffer).
-    if let Ok(b) = u8::try_from(n) {
-        push_u8(s, b);
-        return;
-    }
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        // u64::MAX has 20 digits: `i` stays in the buffer.
-        i = i.saturating_sub(1);
-        if let Some(b) = buf.get_mut(i) {
-            // A digit: the cast cannot truncate.
-            *b = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in buf.get(i..).unwrap_or_default() {
-        s.push(char::from(d));
-    }
+    decimal::push_ascii(s, decimal::u64_text(n, &mut [0; decimal::U64_DIGITS]));
 }
 
-/// Decimal `b`: one to three digit pushes.
-fn push_u8(s: &mut String, b: u8) {
-    if b >= 100 {
-        s.push(char::from(b'0' + b / 100));
-    }
-    if b >= 10 {
-        s.push(char::from(b'0' + (b / 10) % 10));
-    }
-    s.push(char::from(b'0' + b % 10));
-}
-
-/// `ip` as `Display` writes it: IPv4 digit by digit, IPv6 through `Display` (rare).
+/// `ip` as `Display` writes it: IPv4 without `core::fmt`, IPv6 through `Display` (rare).
 pub(super) fn push_ip(s: &mut String, ip: IpAddr) {
     match ip {
-        IpAddr::V4(a) => {
-            for (k, b) in a.octets().into_iter().enumerate() {
-                if k > 0 {
-                    s.push('.');
-                }
-                push_u8(s, b);
-            }
-        }
+        IpAddr::V4(a) => decimal::push_ascii(s, decimal::ipv4_text(a, &mut [0; decimal::IPV4_LEN])),
         IpAddr::V6(a) => {
             // Writing to a String cannot fail.
             let _ = write!(s, "{a}");

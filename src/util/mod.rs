@@ -3,8 +3,10 @@
 //! configuration can all use them without importing each other.
 //!
 //! * [`secret`] — [`Secret`], a token or URL that never prints.
+//! * [`decimal`] — numbers and IPv4 addresses as `Display` writes them, without `core::fmt`.
 //! * [`duration`] — [`DurationSpec`] and [`parse_duration_secs`]: `90`, `30m`, `6h`, `2d`.
 
+pub mod decimal;
 pub mod duration;
 pub mod secret;
 
