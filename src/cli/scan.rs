@@ -577,6 +577,10 @@ impl crate::ingest::LogSink for EngineLogSink<'_> {
     }
 }
 
+/// Starting capacity of the buffer one JSON detection line is rendered into (a flood's
+/// detection with six evidence items is ≈ 2.8 KB); it grows for longer ones.
+const DETECTION_LINE_CAPACITY: usize = 4096;
+
 fn write_detections(
     out: &mut OutTarget,
     output: ScanOutput,
@@ -584,10 +588,15 @@ fn write_detections(
     observations: u64,
 ) -> std::io::Result<()> {
     if output == ScanOutput::Json {
-        // Hand-written, the same bytes as serde_json (`output::detection_json`).
+        // Hand-written, the same bytes as serde_json (`output::detection_json`), each line
+        // rendered into one reused buffer (its many small pieces are copies into a `Vec`, not
+        // calls through the output's writer) and written at once.
+        let mut line = Vec::with_capacity(DETECTION_LINE_CAPACITY);
         for d in dets {
-            crate::output::detection_json::write_detection(&mut *out, d)?;
-            out.write_all(b"\n")?;
+            line.clear();
+            crate::output::detection_json::write_detection(&mut line, d)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
         }
     } else if let Some(format) = match output {
         ScanOutput::Ecs => Some(Format::Ecs),

@@ -128,6 +128,19 @@ pub enum EvidenceKind {
     Stratum,
 }
 
+impl EvidenceKind {
+    /// The serialised name (`serde`'s `snake_case`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::DnsLookup => "dns_lookup",
+            EvidenceKind::DnsBlocked => "dns_blocked",
+            EvidenceKind::Flow => "flow",
+            EvidenceKind::TlsSni => "tls_sni",
+            EvidenceKind::Stratum => "stratum",
+        }
+    }
+}
+
 /// One thing that was seen, with when and where.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {

@@ -34,6 +34,18 @@ pub enum FlowState {
     Closed,
 }
 
+impl FlowState {
+    /// The serialised name (`serde`'s `snake_case`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowState::Attempted => "attempted",
+            FlowState::Rejected => "rejected",
+            FlowState::Established => "established",
+            FlowState::Closed => "closed",
+        }
+    }
+}
+
 /// Whether this flow record is a progress report or the last word on the flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -69,6 +69,14 @@ impl Timestamp {
     pub fn to_datetime(self) -> Option<DateTime<Utc>> {
         Utc.timestamp_micros(self.0).single()
     }
+    /// Length of [`Timestamp::rfc3339_bytes`]'s text.
+    pub const RFC3339_LEN: usize = rfc3339::RFC3339_LEN;
+
+    /// The RFC 3339 text of [`Timestamp::to_rfc3339`] in `buf`, without allocating, for years
+    /// 0000–9999; `None` outside them (use `to_rfc3339`). The bytes are ASCII.
+    pub fn rfc3339_bytes(self, buf: &mut [u8; Self::RFC3339_LEN]) -> Option<&[u8]> {
+        rfc3339::write_bytes(self, buf).then_some(&buf[..])
+    }
     pub fn to_rfc3339(self) -> String {
         let mut buf = [0u8; rfc3339::RFC3339_LEN];
         if let Some(s) = rfc3339::write(self, &mut buf) {

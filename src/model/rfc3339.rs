@@ -13,39 +13,53 @@ pub(super) const RFC3339_LEN: usize = 27;
 
 /// Writes `t` into `buf` and returns the text, or `None` when its year is not 0000–9999.
 pub(super) fn write(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> Option<&str> {
+    write_bytes(t, buf).then(|| std::str::from_utf8(buf).ok())?
+}
+
+/// [`write`] without the UTF-8 check (the text is ASCII): false when the year is not 0000–9999.
+pub(super) fn write_bytes(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> bool {
     let secs = t.0.div_euclid(1_000_000);
     let micros = t.0.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return None;
+        return false;
     }
-    put(buf, 0, y, 4);
+    put2(buf, 0, y / 100);
+    put2(buf, 2, y % 100);
     buf[4] = b'-';
-    put(buf, 5, m, 2);
+    put2(buf, 5, m);
     buf[7] = b'-';
-    put(buf, 8, d, 2);
+    put2(buf, 8, d);
     buf[10] = b'T';
-    put(buf, 11, sod / 3600, 2);
+    put2(buf, 11, sod / 3600);
     buf[13] = b':';
-    put(buf, 14, sod / 60 % 60, 2);
+    put2(buf, 14, sod / 60 % 60);
     buf[16] = b':';
-    put(buf, 17, sod % 60, 2);
+    put2(buf, 17, sod % 60);
     buf[19] = b'.';
-    put(buf, 20, micros, 6);
+    put2(buf, 20, micros / 10_000);
+    put2(buf, 22, micros / 100 % 100);
+    put2(buf, 24, micros % 100);
     buf[26] = b'Z';
-    std::str::from_utf8(buf).ok()
+    true
 }
 
-/// `width` decimal digits of `v` (0 ≤ v < 10^width) at `buf[at..]`.
-fn put(buf: &mut [u8; RFC3339_LEN], at: usize, mut v: i64, width: usize) {
-    for i in (at..at + width).rev() {
-        if let Some(b) = buf.get_mut(i) {
-            // 0..=9: the cast cannot truncate.
-            *b = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
+/// "00" to "99": two digits per lookup (a flood's result prints ≈ 650 k timestamps, issue #11).
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// The two decimal digits of `v` (0 ≤ v < 100, which every caller's arithmetic gives) at
+/// `buf[at..at + 2]`.
+fn put2(buf: &mut [u8; RFC3339_LEN], at: usize, v: i64) {
+    let i = usize::try_from(v.rem_euclid(100)).unwrap_or(0) * 2;
+    if let (Some(d), Some(pair)) = (buf.get_mut(at..at + 2), PAIRS.get(i..i + 2)) {
+        d.copy_from_slice(pair);
     }
 }
 

@@ -6,37 +6,41 @@
 //! quarter of the run's instructions on it — escaping every key and every string byte by byte
 //! through its escape table, and a call chain per field. Here the keys are constants, a string
 //! with nothing to escape (nearly all: names, summaries, ids) is copied as it is after one scan,
-//! and everything else — a string that needs escapes, numbers, addresses, enums, source marks —
-//! is still written by serde_json itself, so the rules are serde_json's.
+//! and numbers, IPv4 addresses, timestamps and enum names are written from stack buffers
+//! (`util::decimal`, `Timestamp::rfc3339_bytes`, the enums' `as_str`) with the text their
+//! `Display`/`Serialize` gives. What is rare — a string that needs escapes, IPv6, a timestamp
+//! outside years 0000–9999, source marks — is still written by serde_json itself.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::{Detection, Evidence, ListHit};
+use crate::model::{Detection, Evidence, ListHit, Rcode, Timestamp};
+use crate::util::decimal;
 
 /// Writes `d` as serde_json does (no trailing newline).
 pub fn write_detection<W: Write>(w: &mut W, d: &Detection) -> io::Result<()> {
     w.write_all(b"{\"id\":")?;
     string(w, &d.id)?;
     w.write_all(b",\"client_ip\":")?;
-    serde(w, &d.client_ip)?;
+    ip(w, d.client_ip)?;
     w.write_all(b",\"stage\":")?;
-    serde(w, &d.stage)?;
+    quoted(w, d.stage.as_str())?;
     w.write_all(b",\"risk_score\":")?;
-    serde(w, &d.risk_score)?;
+    uint(w, u64::from(d.risk_score))?;
     w.write_all(b",\"pool_domain\":")?;
     string(w, &d.pool_domain)?;
     w.write_all(b",\"query_names\":")?;
     list(w, &d.query_names, |w, s| string(w, s))?;
     w.write_all(b",\"pool_ips\":")?;
-    list(w, &d.pool_ips, serde)?;
+    list(w, &d.pool_ips, |w, a| ip(w, *a))?;
     w.write_all(b",\"dst_ports\":")?;
-    list(w, &d.dst_ports, serde)?;
+    list(w, &d.dst_ports, |w, p| uint(w, u64::from(*p)))?;
     w.write_all(b",\"first_seen\":")?;
-    serde(w, &d.first_seen)?;
+    timestamp(w, d.first_seen)?;
     w.write_all(b",\"last_seen\":")?;
-    serde(w, &d.last_seen)?;
+    timestamp(w, d.last_seen)?;
     w.write_all(b",\"is_new\":")?;
     boolean(w, d.is_new)?;
     w.write_all(b",\"evidence\":")?;
@@ -59,19 +63,19 @@ pub fn write_detection<W: Write>(w: &mut W, d: &Detection) -> io::Result<()> {
     string(w, &d.title)?;
     let c = &d.counts;
     w.write_all(b",\"counts\":{\"lookups\":")?;
-    serde(w, &c.lookups)?;
+    uint(w, c.lookups)?;
     w.write_all(b",\"blocked_lookups\":")?;
-    serde(w, &c.blocked_lookups)?;
+    uint(w, c.blocked_lookups)?;
     w.write_all(b",\"flows\":")?;
-    serde(w, &c.flows)?;
+    uint(w, c.flows)?;
     w.write_all(b",\"established_flows\":")?;
-    serde(w, &c.established_flows)?;
+    uint(w, c.established_flows)?;
     w.write_all(b",\"stratum_flows\":")?;
-    serde(w, &c.stratum_flows)?;
+    uint(w, c.stratum_flows)?;
     w.write_all(b",\"bytes_out\":")?;
-    serde(w, &c.bytes_out)?;
+    uint(w, c.bytes_out)?;
     w.write_all(b",\"bytes_in\":")?;
-    serde(w, &c.bytes_in)?;
+    uint(w, c.bytes_in)?;
     w.write_all(b"}")?;
     if !d.agents.is_empty() {
         w.write_all(b",\"agents\":")?;
@@ -85,10 +89,10 @@ pub fn write_detection<W: Write>(w: &mut W, d: &Detection) -> io::Result<()> {
     }
     if let Some(t) = &d.stage_changed {
         w.write_all(b",\"stage_changed\":")?;
-        serde(w, t)?;
+        timestamp(w, *t)?;
     }
     w.write_all(b",\"schema_version\":")?;
-    serde(w, &d.schema_version)?;
+    uint(w, u64::from(d.schema_version))?;
     if d.retro {
         w.write_all(b",\"retro\":true")?;
     }
@@ -101,9 +105,9 @@ pub fn write_detection<W: Write>(w: &mut W, d: &Detection) -> io::Result<()> {
 
 fn evidence<W: Write>(w: &mut W, e: &Evidence) -> io::Result<()> {
     w.write_all(b"{\"ts\":")?;
-    serde(w, &e.ts)?;
+    timestamp(w, e.ts)?;
     w.write_all(b",\"kind\":")?;
-    serde(w, &e.kind)?;
+    quoted(w, e.kind.as_str())?;
     w.write_all(b",\"source\":")?;
     string(w, e.source.as_str())?;
     w.write_all(b",\"summary\":")?;
@@ -114,39 +118,39 @@ fn evidence<W: Write>(w: &mut W, e: &Evidence) -> io::Result<()> {
     }
     if let Some(r) = &e.rcode {
         w.write_all(b",\"rcode\":")?;
-        serde(w, r)?;
+        rcode(w, *r)?;
     }
     if !e.answers.is_empty() {
         w.write_all(b",\"answers\":")?;
-        list(w, &e.answers, serde)?;
+        list(w, &e.answers, |w, a| ip(w, *a))?;
     }
-    if let Some(x) = &e.dst {
+    if let Some(x) = e.dst {
         w.write_all(b",\"dst\":")?;
-        serde(w, x)?;
+        ip(w, x)?;
     }
-    if let Some(x) = &e.dst_port {
+    if let Some(x) = e.dst_port {
         w.write_all(b",\"dst_port\":")?;
-        serde(w, x)?;
+        uint(w, u64::from(x))?;
     }
-    if let Some(x) = &e.src_port {
+    if let Some(x) = e.src_port {
         w.write_all(b",\"src_port\":")?;
-        serde(w, x)?;
+        uint(w, u64::from(x))?;
     }
-    if let Some(x) = &e.state {
+    if let Some(x) = e.state {
         w.write_all(b",\"state\":")?;
-        serde(w, x)?;
+        quoted(w, x.as_str())?;
     }
-    if let Some(x) = &e.bytes_out {
+    if let Some(x) = e.bytes_out {
         w.write_all(b",\"bytes_out\":")?;
-        serde(w, x)?;
+        uint(w, x)?;
     }
-    if let Some(x) = &e.bytes_in {
+    if let Some(x) = e.bytes_in {
         w.write_all(b",\"bytes_in\":")?;
-        serde(w, x)?;
+        uint(w, x)?;
     }
-    if let Some(x) = &e.duration_ms {
+    if let Some(x) = e.duration_ms {
         w.write_all(b",\"duration_ms\":")?;
-        serde(w, x)?;
+        uint(w, x)?;
     }
     if let Some(x) = &e.agent {
         w.write_all(b",\"agent\":")?;
@@ -165,9 +169,9 @@ fn list_hit<W: Write>(w: &mut W, h: &ListHit) -> io::Result<()> {
     w.write_all(b",\"entry\":")?;
     string(w, &h.entry)?;
     w.write_all(b",\"category\":")?;
-    serde(w, &h.category)?;
+    quoted(w, h.category.as_str())?;
     w.write_all(b",\"line\":")?;
-    serde(w, &h.line)?;
+    uint(w, u64::from(h.line))?;
     w.write_all(b"}")
 }
 
@@ -201,6 +205,55 @@ fn string<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
         w.write_all(b"\"")
     } else {
         serde(w, s)
+    }
+}
+
+/// A string known to need no escapes (enum names, RFC 3339 text), between quotes.
+fn quoted<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    w.write_all(b"\"")?;
+    w.write_all(s.as_bytes())?;
+    w.write_all(b"\"")
+}
+
+/// An unsigned integer: serde_json writes its decimal digits (`itoa`), as `Display` does.
+fn uint<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
+    w.write_all(decimal::u64_text(n, &mut [0; decimal::U64_DIGITS]))
+}
+
+/// An address: serde_json writes `Display`'s text as a string (IPv6, rare here, through it).
+fn ip<W: Write>(w: &mut W, a: IpAddr) -> io::Result<()> {
+    match a {
+        IpAddr::V4(v4) => {
+            w.write_all(b"\"")?;
+            w.write_all(decimal::ipv4_text(v4, &mut [0; decimal::IPV4_LEN]))?;
+            w.write_all(b"\"")
+        }
+        IpAddr::V6(_) => serde(w, &a),
+    }
+}
+
+/// A timestamp: `Timestamp`'s `Serialize` writes its RFC 3339 text (ASCII), or for years
+/// outside 0000–9999 chrono's, through serde.
+fn timestamp<W: Write>(w: &mut W, t: Timestamp) -> io::Result<()> {
+    match t.rfc3339_bytes(&mut [0; Timestamp::RFC3339_LEN]) {
+        Some(text) => {
+            w.write_all(b"\"")?;
+            w.write_all(text)?;
+            w.write_all(b"\"")
+        }
+        None => serde(w, &t),
+    }
+}
+
+/// An rcode: its mnemonic or `RCODEnn`, as its `Display` (and so its `Serialize`) writes it.
+fn rcode<W: Write>(w: &mut W, r: Rcode) -> io::Result<()> {
+    match r.name() {
+        Some(n) => quoted(w, n),
+        None => {
+            w.write_all(b"\"RCODE")?;
+            uint(w, u64::from(r.0))?;
+            w.write_all(b"\"")
+        }
     }
 }
 
