@@ -156,9 +156,9 @@ impl Engine {
         Some(Binding {
             client,
             ip,
-            pool_domain: st.entry.to_string(),
-            qname: st.qname.to_string(),
-            list: st.list.to_string(),
+            pool_domain: String::from(&*st.entry),
+            qname: String::from(&*st.qname),
+            list: String::from(&*st.list),
             first_seen: st.first_seen,
             last_seen: st.last_seen,
             ttl: st.ttl,

@@ -57,12 +57,12 @@ impl Engine {
             if usable && !other_site && !dns_service {
                 att = Some(Attribution {
                     hit: ListHit {
-                        list: b.list.to_string(),
-                        entry: b.entry.to_string(),
+                        list: String::from(&*b.list),
+                        entry: String::from(&*b.entry),
                         category: b.category,
                         line: b.line,
                     },
-                    qname: Some(b.qname.to_string()),
+                    qname: Some(String::from(&*b.qname)),
                     stage: contact,
                     how: How::OwnLookup,
                 });
