@@ -223,8 +223,8 @@ async fn sized_stream(
             stream_max_bytes = in_force,
             key = key.map_or("(fixed)", |k| k.0),
             "the existing stream keeps its size (set by the first node); the configured size \
-             applies only to a new stream (delete the stream with the nats CLI to re-create it, \
-             losing its messages)"
+             applies only to a new stream (resize it with `nats stream edit`, or delete it to \
+             have it re-created, losing its messages)"
         );
     }
     Ok(s)
@@ -351,4 +351,67 @@ pub async fn agree_partitions(n: &Nats, partitions: u16) -> Result<u16, ClusterE
         )));
     }
     Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(OBS_MAX_BYTES), "8 GiB");
+        assert_eq!(human_bytes(MIN_STREAM_MAX_BYTES), "64 MiB");
+        assert_eq!(human_bytes(BUCKETS_RESERVED_BYTES), "620 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn the_buckets_reserve_what_the_docs_say() {
+        // Five buckets with small values, the list bucket with whole lists.
+        let buckets = [
+            LEASE_BUCKET,
+            NODE_BUCKET,
+            OFFSET_BUCKET,
+            CLUSTER_BUCKET,
+            SUPPRESSION_BUCKET,
+        ];
+        let small: i64 = buckets.iter().map(|_| bucket_bytes(MAX_KV_VALUE)).sum();
+        assert_eq!(
+            small + bucket_bytes(MAX_LIST_MESSAGE),
+            BUCKETS_RESERVED_BYTES
+        );
+        assert_eq!(bucket_bytes(MAX_LIST_MESSAGE), LIST_BUCKET_BYTES);
+    }
+
+    #[test]
+    fn the_storage_error_names_stream_size_key_and_server_setting() {
+        let e = ClusterError::Storage {
+            stream: OBS_STREAM.into(),
+            max_bytes: OBS_MAX_BYTES,
+            key: Some(OBS_MAX_BYTES_KEY),
+            server: "insufficient storage resources available".into(),
+        }
+        .to_string();
+        for want in [
+            "POOLWATCH_OBS",
+            "8589934592 = 8 GiB",
+            "`[cluster] obs_max_bytes` (or --obs-max-bytes; at least 64 MiB)",
+            "max_file_store",
+            "insufficient storage",
+        ] {
+            assert!(e.contains(want), "{want:?} missing from {e}");
+        }
+        let e = ClusterError::Storage {
+            stream: format!("KV_{LIST_BUCKET}"),
+            max_bytes: LIST_BUCKET_BYTES,
+            key: None,
+            server: String::new(),
+        }
+        .to_string();
+        assert!(
+            e.contains("its size is fixed: raise nats-server's max_file_store"),
+            "{e}"
+        );
+    }
 }
