@@ -135,6 +135,7 @@ fn cluster_options(
         api: crate::api::ApiOptions::from_settings(s),
         engine,
         lists: crate::matcher::ListManagerConfig::from_settings(s),
+        streams: s.cluster,
     }
 }
 

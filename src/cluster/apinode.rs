@@ -164,7 +164,7 @@ where
     F: std::future::Future<Output = ()> + Send,
 {
     let n = nats::connect(&o.url, &o.node).await?;
-    let stream = nats::detection_stream(&n).await?;
+    let stream = nats::detection_stream(&n, &o.streams).await?;
     let base = super::fleet::NodeBase::open(&n, &o).await?;
     let (store, manager, lists) = (base.store.clone(), base.manager.clone(), base.lists.clone());
     let fleet = &base.fleet;

@@ -597,8 +597,8 @@ where
     F: std::future::Future<Output = ()> + Send,
 {
     let n: Nats = nats::connect(&o.url, &o.node).await?;
-    let stream = nats::obs_stream(&n).await?;
-    nats::detection_stream(&n).await?;
+    let stream = nats::obs_stream(&n, &o.streams).await?;
+    nats::detection_stream(&n, &o.streams).await?;
     let partitions = nats::agree_partitions(&n, o.partitions).await?;
     let leases_kv = nats::bucket(&n, nats::LEASE_BUCKET, o.lease_ttl).await?;
     let nodes_kv = nats::bucket(&n, nats::NODE_BUCKET, o.lease_ttl).await?;

@@ -100,6 +100,8 @@ pub struct ClusterOptions {
     pub api: ApiOptions,
     pub engine: EngineConfig,
     pub lists: ListManagerConfig,
+    /// Sizes of the observation and detection streams when this node creates them.
+    pub streams: nats::StreamSizes,
 }
 
 /// Errors that stop a cluster node.
@@ -110,6 +112,19 @@ pub enum ClusterError {
     Config(String),
     #[error("NATS: {0}")]
     Nats(String),
+    /// nats-server refused to create a stream for lack of JetStream storage: it reserves a
+    /// file stream's `max_bytes` against its `max_file_store` (docs/cluster.md, "Small disks").
+    #[error("{}", storage_message(stream, *max_bytes, *key, server))]
+    Storage {
+        /// The stream (a KV bucket's stream is `KV_<bucket>`).
+        stream: String,
+        /// The size asked for.
+        max_bytes: i64,
+        /// The setting that sizes the stream, `None` for the buckets' fixed sizes.
+        key: Option<nats::SizeKey>,
+        /// nats-server's own words.
+        server: String,
+    },
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("pool lists: {0}")]
@@ -124,6 +139,29 @@ pub enum ClusterError {
     Input { what: String, message: String },
     #[error("{0}")]
     Internal(String),
+}
+
+fn storage_message(
+    stream: &str,
+    max_bytes: i64,
+    key: Option<nats::SizeKey>,
+    server: &str,
+) -> String {
+    let asked = nats::human_bytes(max_bytes);
+    let lower = match key {
+        Some((key, flag)) => format!(
+            "lower `{key}` (or {flag}; at least {}), or raise",
+            nats::human_bytes(nats::MIN_STREAM_MAX_BYTES)
+        ),
+        None => "its size is fixed: raise".to_string(),
+    };
+    format!(
+        "NATS: nats-server has not enough JetStream file storage for stream {stream} \
+         (max_bytes {max_bytes} = {asked}): {server}. nats-server reserves each file stream's \
+         max_bytes against its `jetstream {{ max_file_store }}` (the KV buckets take {} more); \
+         {lower} nats-server's max_file_store (docs/cluster.md, \"Small disks\")",
+        nats::human_bytes(nats::BUCKETS_RESERVED_BYTES)
+    )
 }
 
 /// Checks the options every role shares.

@@ -696,7 +696,7 @@ where
     F: std::future::Future<Output = ()> + Send,
 {
     let n = nats::connect(&o.url, &o.node).await?;
-    nats::obs_stream(&n).await?;
+    nats::obs_stream(&n, &o.streams).await?;
     let partitions = nats::agree_partitions(&n, o.partitions).await?;
     let offsets = nats::bucket(&n, nats::OFFSET_BUCKET, Duration::ZERO).await?;
     let buffer = Arc::new(PublishBuffer::new(o.publish_buffer, &o.node, partitions));

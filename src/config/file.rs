@@ -129,6 +129,17 @@ pub struct FileConfig {
     pub output: Option<Vec<crate::output::OutputConfig>>,
     /// `[history]`: the DNS and flow history of the retro-hunt (docs/hunt.md).
     pub history: Option<HistoryFileConfig>,
+    /// `[cluster]`: the JetStream stream sizes of `serve --cluster` (docs/cluster.md).
+    pub cluster: Option<ClusterFileConfig>,
+}
+
+/// `[cluster]` as written: `obs_max_bytes` (default 8 GiB) and `detections_max_bytes`
+/// (default 4 GiB), byte counts of at least 64 MiB. See `crate::cluster::nats::StreamSizes`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFileConfig {
+    pub obs_max_bytes: Option<u64>,
+    pub detections_max_bytes: Option<u64>,
 }
 
 /// `[history]` as written: `enabled` (default true), `retention_days` (default 30),

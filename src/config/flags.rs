@@ -189,6 +189,14 @@ pub struct CliOptions {
     /// Largest total of a request's header fields in bytes; 431 beyond [default: 16384].
     #[arg(long, env = "POOLWATCH_MAX_HEADER_BYTES", value_name = "BYTES")]
     pub max_header_bytes: Option<u64>,
+    /// Cluster: size of the observation stream when this node creates it, in bytes (at least
+    /// 64 MiB; an existing stream keeps its size) [default: 8589934592 = 8 GiB].
+    #[arg(long, env = "POOLWATCH_OBS_MAX_BYTES", value_name = "BYTES")]
+    pub obs_max_bytes: Option<u64>,
+    /// Cluster: size of the detection stream when this node creates it, in bytes (at least
+    /// 64 MiB) [default: 4294967296 = 4 GiB].
+    #[arg(long, env = "POOLWATCH_DETECTIONS_MAX_BYTES", value_name = "BYTES")]
+    pub detections_max_bytes: Option<u64>,
     /// Push detections to a sink: `file:PATH[,format=ecs]`, `syslog:tcp://HOST:PORT[,format=cef]`,
     /// `webhook:URL` (repeatable; replaces the file's `[[output]]` tables; see docs/outputs.md).
     #[arg(

@@ -67,6 +67,7 @@ pub enum ConfigError {
 }
 
 mod api_limits;
+mod cluster;
 mod file;
 mod flags;
 mod resolve;
@@ -77,10 +78,13 @@ mod values;
 mod wiring;
 
 pub use api_limits::{ApiSettings, MAX_HEAD_LIMIT, MAX_REQUESTS_PER_CONNECTION, MIN_HEAD_LIMIT};
-pub use file::{ApiFileConfig, FeedConfig, FeedsSection, FeedsTable, FileConfig};
+pub use file::{
+    ApiFileConfig, ClusterFileConfig, FeedConfig, FeedsSection, FeedsTable, FileConfig,
+};
 pub use flags::CliOptions;
 pub use settings::{FeedSettings, Settings};
 
 use api_limits::resolve_api;
+use cluster::resolve_cluster;
 use settings::{nonempty_path, pick, pick_list, Names, Origin};
 use values::*;

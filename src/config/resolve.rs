@@ -336,6 +336,7 @@ impl Settings {
 
         Ok(Settings {
             history: resolve_history(file.history.clone())?,
+            cluster: resolve_cluster(cli, file.cluster.clone())?,
             outputs,
             listen,
             db,

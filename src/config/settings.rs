@@ -66,6 +66,8 @@ pub struct Settings {
     pub outputs: Vec<crate::output::OutputSettings>,
     /// `[history]`; `None`: no history is kept (and no retro-hunt runs).
     pub history: Option<crate::hunt::HistoryConfig>,
+    /// `[cluster]`: the stream sizes a cluster node creates its streams with.
+    pub cluster: crate::cluster::nats::StreamSizes,
 }
 
 impl Default for Settings {
@@ -100,6 +102,7 @@ impl Default for Settings {
                 log_level: None,
                 outputs: Vec::new(),
                 history: Some(crate::hunt::HistoryConfig::default()),
+                cluster: crate::cluster::nats::StreamSizes::default(),
             }
         })
     }

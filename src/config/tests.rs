@@ -165,3 +165,58 @@ fn dnstap_addresses() {
     let s = Settings::resolve(&cli(), file).unwrap();
     assert_eq!(s.dnstap, vec!["tcp:[::1]:6000".to_string()]);
 }
+
+#[test]
+fn cluster_stream_sizes() {
+    use crate::cluster::nats::{StreamSizes, MIN_STREAM_MAX_BYTES};
+    // Defaults: today's sizes.
+    let s = Settings::resolve(&cli(), FileConfig::default()).unwrap();
+    assert_eq!(s.cluster, StreamSizes::default());
+    assert_eq!(s.cluster.obs_max_bytes, 8 << 30);
+    assert_eq!(s.cluster.detections_max_bytes, 4 << 30);
+
+    let file = |t: &str| FileConfig::parse(t).unwrap();
+    let s = Settings::resolve(
+        &cli(),
+        file("[cluster]\nobs_max_bytes = 67108864\ndetections_max_bytes = 134217728\n"),
+    )
+    .unwrap();
+    assert_eq!(s.cluster.obs_max_bytes, MIN_STREAM_MAX_BYTES);
+    assert_eq!(s.cluster.detections_max_bytes, 2 * MIN_STREAM_MAX_BYTES);
+
+    // The flag beats the file; the other key keeps its default.
+    let mut c = cli();
+    c.obs_max_bytes = Some(1 << 30);
+    let s = Settings::resolve(&c, file("[cluster]\nobs_max_bytes = 67108864\n")).unwrap();
+    assert_eq!(s.cluster.obs_max_bytes, 1 << 30);
+    assert_eq!(s.cluster.detections_max_bytes, 4 << 30);
+
+    // Below the minimum: refused, naming the key and the minimum.
+    let e = Settings::resolve(&cli(), file("[cluster]\ndetections_max_bytes = 67108863\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`cluster.detections_max_bytes` in the config file"),
+        "{e}"
+    );
+    assert!(e.contains("67108864 (64 MiB)"), "{e}");
+    let mut c = cli();
+    c.obs_max_bytes = Some(0);
+    let e = Settings::resolve(&c, FileConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--obs-max-bytes (or POOLWATCH_OBS_MAX_BYTES)"),
+        "{e}"
+    );
+    // Beyond JetStream's signed 64-bit sizes.
+    let mut c = cli();
+    c.detections_max_bytes = Some(u64::MAX);
+    let e = Settings::resolve(&c, FileConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than JetStream accepts"), "{e}");
+    // A typo is an error, a negative size a parse error.
+    assert!(FileConfig::parse("[cluster]\nobs_max_byte = 67108864\n").is_err());
+    assert!(FileConfig::parse("[cluster]\nobs_max_bytes = -1\n").is_err());
+}

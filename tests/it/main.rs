@@ -32,6 +32,7 @@ mod cli_errors;
 mod cluster_faults;
 mod cluster_fleet;
 mod cluster_lab;
+mod cluster_storage;
 mod cluster_wire;
 mod correlate_engine;
 mod correlate_garbage;

@@ -58,6 +58,8 @@ pub struct Nats {
     bin: PathBuf,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// A config file (`-c`) instead of `-sd DIR`.
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -67,6 +69,32 @@ impl Nats {
             bin,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            config: None,
+            child: None,
+        };
+        n.spawn();
+        n
+    }
+
+    /// A JetStream server limited to `max_file_store` (nats-server's syntax, e.g. `1GB`) by
+    /// its config file `jetstream { max_file_store: …, store_dir: … }`.
+    pub fn start_with_max_file_store(bin: PathBuf, max_file_store: &str) -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("nats.conf");
+        let store = dir.path().join("store");
+        std::fs::write(
+            &config,
+            format!(
+                "jetstream {{ max_file_store: {max_file_store}, store_dir: {:?} }}\n",
+                store.to_string_lossy()
+            ),
+        )
+        .unwrap();
+        let mut n = Nats {
+            bin,
+            port: free_port(),
+            dir,
+            config: Some(config),
             child: None,
         };
         n.spawn();
@@ -74,16 +102,13 @@ impl Nats {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.dir.path())
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            Some(c) => cmd.arg("-c").arg(c),
+            None => cmd.arg("-sd").arg(self.dir.path()),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
