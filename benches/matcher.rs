@@ -1,6 +1,7 @@
-//! Matcher benchmark: names/s of the production path (anchored Aho-Corasick over reversed
-//! names) against the hash-set label-suffix walk, in the same run; compile time and heap for
-//! 100k and 1M entries.
+//! Matcher benchmark: names/s of the production path (the tail gate and the hash-set
+//! label-suffix walk, `Blocklists::match_name`) against the reference automaton (anchored
+//! Aho-Corasick over reversed names, the production path before issue #16's fourth pass), in
+//! the same run; compile time and heap for 100k and 1M entries.
 //!
 //! Workload: `python3 /work/shared/bench/gen/dnsgen.py --preset small --blocklist 100000 --out
 //! /tmp/bench-small` (override with `POOLWATCH_BENCH_DIR`): its `blocklist.txt` and the query
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use poolwatch::matcher::{Blocklists, HashWalk, ListSource};
+use poolwatch::matcher::{Automaton, Blocklists, ListSource};
 use poolwatch::model::Category;
 
 /// Counts live heap bytes and the peak, to report what a compiled set costs.
@@ -140,7 +141,7 @@ fn report_compile(label: &str, text: &str) {
     let live = LIVE.load(Ordering::Relaxed) - before;
     let peak = PEAK.load(Ordering::Relaxed) as isize - before;
     println!(
-        "compile {label}: {} entries in {:.3} s (automaton {:.3} s); heap retained {:.1} MiB, peak during build {:.1} MiB, automaton {:.1} MiB",
+        "compile {label}: {} entries in {:.3} s (name set {:.3} s); heap retained {:.1} MiB, peak during build {:.1} MiB, name set {:.1} MiB",
         b.len(),
         secs,
         b.stats().automaton_ms / 1e3,
@@ -149,12 +150,12 @@ fn report_compile(label: &str, text: &str) {
         b.stats().automaton_bytes as f64 / 1048576.0
     );
     let t = Instant::now();
-    let hw = HashWalk::new(b.name_entries().iter().map(|h| h.entry.as_str()));
+    let ac = Automaton::new(b.name_entries().iter().map(|h| h.entry.as_str())).unwrap();
     println!(
-        "  hash-walk set over the same entries: built in {:.3} s",
+        "  reference automaton over the same entries: built in {:.3} s",
         t.elapsed().as_secs_f64()
     );
-    drop(hw);
+    drop(ac);
 }
 
 fn benches(c: &mut Criterion) {
@@ -166,14 +167,14 @@ fn benches(c: &mut Criterion) {
     drop(big);
 
     let b = build(&list);
-    let hw = HashWalk::new(b.name_entries().iter().map(|h| h.entry.as_str()));
+    let ac = Automaton::new(b.name_entries().iter().map(|h| h.entry.as_str())).unwrap();
     // Cross-check before timing: both paths must agree on every name.
     let mut matched = 0usize;
     for n in &names {
-        let ac = b.explain_name(n).map(|h| h.entry.as_str());
-        let hwm = hw.find(n).map(|i| b.name_entries()[i].entry.as_str());
-        assert_eq!(ac, hwm, "paths disagree on {n}");
-        matched += usize::from(ac.is_some());
+        let walk = b.explain_name(n).map(|h| h.entry.as_str());
+        let reference = ac.find(n).map(|i| b.name_entries()[i].entry.as_str());
+        assert_eq!(walk, reference, "paths disagree on {n}");
+        matched += usize::from(walk.is_some());
     }
     println!(
         "{matched} of {} names match (both paths agree)",
@@ -182,7 +183,7 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("match_name");
     g.throughput(Throughput::Elements(names.len() as u64));
-    g.bench_function("aho_corasick_reversed_anchored", |bch| {
+    g.bench_function("tail_gate_and_suffix_walk", |bch| {
         bch.iter(|| {
             let mut n = 0usize;
             for name in &names {
@@ -191,11 +192,11 @@ fn benches(c: &mut Criterion) {
             n
         })
     });
-    g.bench_function("hash_set_suffix_walk", |bch| {
+    g.bench_function("aho_corasick_reversed_anchored", |bch| {
         bch.iter(|| {
             let mut n = 0usize;
             for name in &names {
-                n += usize::from(hw.find(black_box(name)).is_some());
+                n += usize::from(ac.find(black_box(name)).is_some());
             }
             n
         })

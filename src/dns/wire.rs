@@ -109,13 +109,40 @@ impl<'a> WireName<'a> {
 
     /// Appends the name as `dns::name_str` renders it (lowercase, no trailing dot, `.` for the
     /// root, `\.`, `\\` and `\DDD` escapes) — no allocation beyond `out`'s growth.
+    ///
+    /// Each run of labels between pointers is copied in one piece and its length bytes turned
+    /// into dots in place (issue #16, fourth pass: a copy and a call per label were most of the
+    /// cost); a run with a byte to escape is rendered label by label ([`super::push_label`]).
+    /// The output is [`WireName::labels`] joined with dots, each label as `push_label` renders
+    /// it (`tests::runs_render_as_labels`).
     pub fn write_normalised(&self, out: &mut Vec<u8>) {
         let begin = out.len();
-        for label in self.labels() {
-            if out.len() > begin {
-                out.push(b'.');
+        let msg = self.msg;
+        let mut pos = self.start;
+        let mut hops = 0usize;
+        loop {
+            // The labels from `pos` up to the root, a pointer, a bad length byte or the end.
+            let mut end = pos;
+            while let Some(&b) = msg.get(end) {
+                let next = end + 1 + usize::from(b);
+                if b == 0 || b & 0xc0 != 0 || next > msg.len() {
+                    break;
+                }
+                end = next;
             }
-            super::push_label(out, label);
+            if let Some(run) = msg.get(pos..end).filter(|r| !r.is_empty()) {
+                if out.len() > begin {
+                    out.push(b'.');
+                }
+                push_run(out, run);
+            }
+            match (msg.get(end), msg.get(end + 1)) {
+                (Some(&hi), Some(&lo)) if hi & 0xc0 == 0xc0 && hops < MAX_POINTERS => {
+                    hops += 1;
+                    pos = usize::from(u16::from_be_bytes([hi & 0x3f, lo]));
+                }
+                _ => break,
+            }
         }
         if out.len() == begin {
             out.push(b'.');
@@ -128,6 +155,104 @@ impl<'a> WireName<'a> {
         self.write_normalised(&mut v);
         String::from_utf8_lossy(&v).into_owned()
     }
+}
+
+/// Appends `run` (length-prefixed labels, at least one) as its labels joined with dots, each
+/// rendered as [`super::push_label`] does. One copy; the length bytes are set to a plain byte,
+/// the copy is checked and lowercased eight bytes at a time, then the length bytes become dots.
+/// A run with a byte to escape is rendered label by label instead.
+fn push_run(out: &mut Vec<u8>, run: &[u8]) {
+    let at = out.len();
+    out.extend_from_slice(run.get(1..).unwrap_or_default());
+    if out.get_mut(at..).is_some_and(|dst| plain_run(dst, run)) {
+        return;
+    }
+    out.truncate(at);
+    let mut pos = 0usize;
+    while let Some(&len) = run.get(pos) {
+        let label = run
+            .get(pos + 1..pos + 1 + usize::from(len))
+            .unwrap_or_default();
+        if pos > 0 {
+            out.push(b'.');
+        }
+        super::push_label(out, label);
+        pos += 1 + usize::from(len);
+    }
+}
+
+/// The length bytes of `run` after the first, as offsets into its copy without the first byte.
+fn later_lengths(run: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut i = usize::from(run.first().copied().unwrap_or(0));
+    std::iter::from_fn(move || {
+        let len = *run.get(i + 1)?;
+        let here = i;
+        i += 1 + usize::from(len);
+        Some(here)
+    })
+}
+
+/// Renders `dst` (the copy of `run` without its first length byte) in place when every label
+/// byte is plain (`PLAIN_LOWER`: `0x21..=0x7e` but `.` and `\`): lowercased, length bytes as
+/// dots. `false` (and `dst` partly rewritten) when a byte needs an escape.
+fn plain_run(dst: &mut [u8], run: &[u8]) -> bool {
+    for i in later_lengths(run) {
+        if let Some(b) = dst.get_mut(i) {
+            *b = b'a';
+        }
+    }
+    let mut chunks = dst.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let Ok(word) = <&mut [u8; 8]>::try_from(c) else {
+            return false;
+        };
+        match plain_lower_word(u64::from_le_bytes(*word)) {
+            Some(w) => *word = w.to_le_bytes(),
+            None => return false,
+        }
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let mut last = [b'a'; 8];
+        if let Some(d) = last.get_mut(..rest.len()) {
+            d.copy_from_slice(rest);
+        }
+        let Some(w) = plain_lower_word(u64::from_le_bytes(last)) else {
+            return false;
+        };
+        if let Some(src) = w.to_le_bytes().get(..rest.len()) {
+            rest.copy_from_slice(src);
+        }
+    }
+    for i in later_lengths(run) {
+        if let Some(b) = dst.get_mut(i) {
+            *b = b'.';
+        }
+    }
+    true
+}
+
+/// `PLAIN_LOWER` on eight bytes at once: `None` when one of them is outside `0x21..=0x7e` or is
+/// `.` or `\`, else the word with `A`–`Z` lowercased. Each test below is exact for "some byte":
+/// `(w - n) & !w & 0x80` per byte finds a byte below `n` (n ≤ 0x80), `(w + 0x7f - n) | w`
+/// one above `n`.
+#[inline]
+fn plain_lower_word(w: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let above = |x: u64, n: u8| (x.wrapping_add(ONES * u64::from(0x7f - n)) | x) & HIGHS;
+    let bad = below(w, 0x21)
+        | above(w, 0x7e)
+        | below(w ^ (ONES * u64::from(b'.')), 1)
+        | below(w ^ (ONES * u64::from(b'\\')), 1);
+    if bad != 0 {
+        return None;
+    }
+    // All bytes are below 0x80: no carry crosses a byte.
+    let ge_a = w.wrapping_add(ONES * u64::from(0x80 - b'A')) & HIGHS;
+    let gt_z = w.wrapping_add(ONES * u64::from(0x80 - b'Z' - 1)) & HIGHS;
+    Some(w | (ge_a & !gt_z) >> 2)
 }
 
 /// Reads the name at `pos`: the name and the offset just after it (after its first pointer,
@@ -533,4 +658,97 @@ pub fn differential(msg: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+    }
+
+    /// The rendering before issue #16's fourth pass: the labels, each through `push_label`.
+    fn by_labels(n: &WireName<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in n.labels() {
+            if !out.is_empty() {
+                out.push(b'.');
+            }
+            super::super::push_label(&mut out, label);
+        }
+        if out.is_empty() {
+            out.push(b'.');
+        }
+        out
+    }
+
+    /// `write_normalised` (runs copied at once) is the label-by-label rendering for a name at
+    /// every offset of arbitrary bytes — root, labels running past the end, reserved length
+    /// codes, pointers (loops, chains past `MAX_POINTERS`, a pointer cut in half), bytes that
+    /// need `\.`, `\\` or `\DDD` — after text already in the buffer. Fails when a run's later
+    /// length bytes are not turned into dots, when an escaped run is not re-rendered, or when
+    /// the pointer bound differs.
+    #[test]
+    fn runs_render_as_labels() {
+        const BYTES: &[u8] = &[
+            0, 1, 2, 3, 5, 0x3f, 0x40, 0x80, 0xc0, 0xc1, b'a', b'Z', b'.', b'\\', b'-', 0x7f, 0x20,
+            0xff,
+        ];
+        let mut r = Lcg(3);
+        let mut checked = 0usize;
+        for round in 0..30_000 {
+            let len = r.below(48);
+            let mut msg: Vec<u8> = (0..len).map(|_| BYTES[r.below(BYTES.len())]).collect();
+            if round % 3 == 0 {
+                // Plausible names: labels of plain letters and pointers to earlier offsets.
+                msg.clear();
+                while msg.len() < len {
+                    match r.below(5) {
+                        0 if !msg.is_empty() => {
+                            let to = r.below(msg.len());
+                            msg.extend_from_slice(&[0xc0, to as u8]);
+                        }
+                        1 => msg.push(0),
+                        _ => {
+                            let l = 1 + r.below(6);
+                            msg.push(l as u8);
+                            msg.extend((0..l).map(|_| b"abcXYZ-09"[r.below(9)]));
+                        }
+                    }
+                }
+            }
+            if round % 3 == 1 {
+                // Labels of any byte value, so every byte meets the word test in every position.
+                msg.clear();
+                while msg.len() < len {
+                    let l = 1 + r.below(20);
+                    msg.push(l as u8);
+                    msg.extend((0..l).map(|_| r.below(256) as u8));
+                }
+                msg.push(0);
+            }
+            if round % 50 == 0 {
+                // A pointer loop: more than MAX_POINTERS hops.
+                msg = vec![1, b'a', 0xc0, 0];
+            }
+            for start in 0..=msg.len() {
+                let n = WireName { msg: &msg, start };
+                let mut got = b"prefix".to_vec();
+                n.write_normalised(&mut got);
+                let mut want = b"prefix".to_vec();
+                want.extend(by_labels(&n));
+                assert_eq!(got, want, "{msg:?} at {start}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000);
+    }
 }

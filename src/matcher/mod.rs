@@ -4,8 +4,10 @@
 //! * [`parse`] reads the published list formats (plain, hosts, AdBlock, dnsmasq) into entries
 //!   plus problems with line numbers; [`normalize`] validates and canonicalises names.
 //! * [`Blocklists::build`] merges named [`ListSource`]s (shipped lists, files, directories,
-//!   in-memory user lists), dedupes, and compiles names into one anchored Aho-Corasick
-//!   automaton over reversed names ([`compile`]) and addresses into prefix maps.
+//!   in-memory user lists), dedupes, and compiles names into one hash set probed with
+//!   label-aligned suffixes behind an exact quick reject ([`compile`]; [`Automaton`], an
+//!   anchored Aho-Corasick automaton over reversed names, is the reference it is tested
+//!   against) and addresses into prefix maps.
 //! * [`precision`] flags entries that cover far more than pools (`blocklist lint`): the bare
 //!   domain of a multi-purpose site, a public suffix.
 //! * [`export`] writes the compiled set for blockers (RPZ, hosts, dnsmasq, Unbound, AdBlock,
@@ -29,6 +31,7 @@ use serde::Serialize;
 
 use crate::model::{Category, ListHit};
 
+mod automaton;
 pub mod changes;
 pub mod compile;
 pub mod export;
@@ -42,6 +45,7 @@ pub mod parse;
 pub mod precision;
 pub mod watch;
 
+pub use automaton::Automaton;
 pub use compile::HashWalk;
 pub use export::ExportFormat;
 pub use feeds::{
@@ -99,6 +103,8 @@ pub enum MatcherError {
     TooManyEntries { limit: usize },
     #[error("manifest {path}: {message}")]
     Manifest { path: PathBuf, message: String },
+    /// Not produced since the name set became the hash walk (issue #16, fourth pass: it cannot
+    /// fail to build); kept so the error type's variants stay as they were.
     #[error("cannot compile the name automaton: {0}")]
     Compile(String),
     /// A list or feed name that is not `[a-z0-9._-]` (or is reserved).
@@ -371,11 +377,13 @@ pub struct BuildReport {
     pub skipped: u64,
     pub duplicates: u64,
     pub compile_ms: f64,
-    /// Part of `compile_ms` spent building the name automaton.
+    /// Part of `compile_ms` spent building the name set (the field keeps the name it had when
+    /// the set was an automaton).
     pub automaton_ms: f64,
-    /// Name lookup engine: `aho-corasick` (up to `AUTOMATON_MAX_NAMES` names) or `hash-walk`.
+    /// Name lookup engine: `hash-walk` (`empty` without name entries; `aho-corasick` before
+    /// issue #16's fourth pass).
     pub engine: String,
-    /// Heap used by the name automaton.
+    /// Heap used by the name set.
     pub automaton_bytes: u64,
 }
 
@@ -383,7 +391,7 @@ pub struct BuildReport {
 #[derive(Debug, Default)]
 pub struct Blocklists {
     names: compile::NameSet,
-    /// Indexed by automaton pattern id.
+    /// Indexed by name-set id.
     name_hits: Vec<ListHit>,
     ips: compile::IpSet,
     ip_hits: Vec<ListHit>,
@@ -512,12 +520,11 @@ impl Blocklists {
             return Err(MatcherError::Empty);
         }
         // Ids follow `name_hits`, whose `entry` is the normalised domain; the index map is no
-        // longer needed and goes before the automaton's transient build memory peaks.
+        // longer needed and goes before the name set is built.
         drop(name_idx);
         let ac_start = Instant::now();
         let names =
-            compile::NameSet::build(name_hits.iter().map(|h| h.entry.as_str()), name_hits.len())
-                .map_err(|e| MatcherError::Compile(e.to_string()))?;
+            compile::NameSet::build(name_hits.iter().map(|h| h.entry.as_str()), name_hits.len());
         report.automaton_ms = ac_start.elapsed().as_secs_f64() * 1e3;
         report.engine = names.kind().to_string();
         let mut ips = compile::IpSet::default();
@@ -694,10 +701,11 @@ mod tests {
     }
 
     #[test]
-    fn builtin_compiles_and_hashwalk_agrees() {
+    fn builtin_compiles_and_the_automaton_agrees() {
         let b = Blocklists::builtin().unwrap();
         assert!(b.len() > 100);
-        let hw = HashWalk::new(b.name_entries().iter().map(|h| h.entry.as_str()));
+        assert_eq!(b.stats().engine, "hash-walk");
+        let hw = Automaton::new(b.name_entries().iter().map(|h| h.entry.as_str())).unwrap();
         for n in [
             "pool.supportxmr.com",
             "x.binance.com",

@@ -71,6 +71,7 @@ mod matcher_cli;
 mod matcher_exports;
 mod matcher_precision;
 mod matcher_reload;
+mod matcher_walk;
 mod model_json;
 mod ops_deb;
 mod ops_demo;

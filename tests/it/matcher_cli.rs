@@ -130,7 +130,7 @@ fn stats_text_and_json() {
     let o = run(&["blocklist", "stats", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["entries"].as_u64().unwrap() > 200);
-    assert_eq!(v["engine"], "aho-corasick");
+    assert_eq!(v["engine"], "hash-walk");
     assert!(v["lists"]
         .as_array()
         .unwrap()
