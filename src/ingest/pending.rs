@@ -216,9 +216,11 @@ pub fn name_key(name: &[u8]) -> u64 {
         rest = more;
     }
     if !rest.is_empty() {
-        // At most seven bytes: shifted in (a copy into a word was a `memcpy` call).
-        let last = rest.iter().rev().fold(0u64, |w, c| w << 8 | u64::from(*c));
-        h = (h.rotate_left(5) ^ (last | FOLD)).wrapping_mul(K);
+        let mut last = [0u8; 8];
+        if let Some(dst) = last.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        h = (h.rotate_left(5) ^ (u64::from_le_bytes(last) | FOLD)).wrapping_mul(K);
     }
     h
 }
