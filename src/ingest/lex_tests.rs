@@ -290,6 +290,53 @@ fn name_into_is_name() {
     }
 }
 
+/// `parse_ipv4` is its definition — the dotted quad std reads that prints back as the input
+/// (so canonical: no leading zeros, no empty or long octets) — on every string of up to 9
+/// bytes over `0 1 2 5 .` and up to 7 over `0 9 6 . x`, and on random addresses with every
+/// one-byte change (a digit, a dot or a letter put in, replaced or removed at each offset).
+/// Fails when the leading-zero test is dropped.
+#[test]
+fn parse_ipv4_is_the_canonical_quad() {
+    fn reference(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+        let s = std::str::from_utf8(b).ok()?;
+        s.parse::<std::net::Ipv4Addr>()
+            .ok()
+            .filter(|a| a.to_string() == s)
+    }
+    let mut hits = 0;
+    let mut check = |b: &[u8]| {
+        let got = parse_ipv4(b);
+        assert_eq!(got, reference(b), "{:?}", String::from_utf8_lossy(b));
+        hits += usize::from(got.is_some());
+    };
+    each_string(b"", b"0125.", 9, &mut check);
+    each_string(b"", b"096.x", 7, &mut check);
+    let mut st = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..20_000 {
+        let text = std::net::Ipv4Addr::from(next(&mut st) as u32).to_string();
+        let t = text.as_bytes();
+        check(t);
+        for at in 0..=t.len() {
+            for c in [b'0', b'9', b'.', b'x', b'3'] {
+                let mut put = t.to_vec();
+                put.insert(at, c);
+                check(&put);
+                if at < t.len() {
+                    let mut changed = t.to_vec();
+                    changed[at] = c;
+                    check(&changed);
+                }
+            }
+            if at < t.len() {
+                let mut cut = t.to_vec();
+                cut.remove(at);
+                check(&cut);
+            }
+        }
+    }
+    assert!(hits > 20_000, "{hits}");
+}
+
 /// `parse_ip` is its definition — a canonical dotted quad, else std's IPv6 parser (brackets
 /// stripped, at most 64 bytes) — on every string of up to 5 bytes over hex digits, colons, a
 /// dot, brackets and a stray letter, on every spelling of random addresses (compressed, full,

@@ -54,9 +54,12 @@ impl LineReader {
                         lines::Piece::Line(l) => parser.parse_line_into(l, batch, sink),
                         lines::Piece::TooLong => parser.line_too_long(),
                     }
-                    // Each line's observations reach the consumer before the next line.
-                    for o in batch.drain(..) {
-                        sink.push(o);
+                    // Each line's observations reach the consumer before the next line (most
+                    // lines have none: no drain set up for them).
+                    if !batch.is_empty() {
+                        for o in batch.drain(..) {
+                            sink.push(o);
+                        }
                     }
                     true
                 });

@@ -308,12 +308,14 @@ pub(super) fn fits(qtype: RrType, d: &Data<'_>) -> bool {
 /// with the line kept raw in `l` instead of answer strings built. It stays lite when its name
 /// is the queried one or one the pre-filter rules out (owners and CNAME targets), its data is
 /// an address, `<CNAME>`, rcode or NODATA token, and the caps hold. False (nothing changed)
-/// for every other line: the caller upgrades and applies.
+/// for every other line: the caller upgrades and applies. `(name, is_qname)`: the line's name
+/// and whether it is the query name (`name_eq(&tx.qname, name)`, which the caller's join has
+/// mostly computed already).
 pub(super) fn apply_lite(
     tx: &mut Tx,
     l: &mut Lite,
     pre: Option<&Prefilter>,
-    name: &[u8],
+    (name, is_qname): (&[u8], bool),
     data: &[u8],
     d: &Data<'_>,
 ) -> bool {
@@ -321,7 +323,7 @@ pub(super) fn apply_lite(
         return false;
     }
     let raw = name.strip_suffix(b".").unwrap_or(name);
-    let unlisted = name_eq(&tx.qname, name)
+    let unlisted = is_qname
         || (!raw.is_empty()
             && !raw.ends_with(b".")
             && raw.is_ascii()
@@ -332,7 +334,8 @@ pub(super) fn apply_lite(
         || (matches!(d, Data::Ip(..)) && l.ips.len() >= MAX_LITE_IPS)
         || l.lines.len() + name.len() + data.len() + 2 > MAX_LITE_BYTES
         || lex::space_at(name).is_some()
-        || lex::space_at(data).is_some()
+        // An address, `<CNAME>`, an rcode or a `NODATA` token holds no space; `<…>` may.
+        || (matches!(d, Data::Nothing(_)) && lex::space_at(data).is_some())
     {
         return false;
     }
