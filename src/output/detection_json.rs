@@ -208,10 +208,16 @@ fn string<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
     }
 }
 
-/// A string known to need no escapes (enum names, RFC 3339 text), between quotes.
+/// A string known to need no escapes (enum names), between quotes.
 fn quoted<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    quoted_bytes(w, s.as_bytes())
+}
+
+/// ASCII text known to need no escapes (enum names, digits, dotted quads, RFC 3339), between
+/// quotes.
+fn quoted_bytes<W: Write>(w: &mut W, text: &[u8]) -> io::Result<()> {
     w.write_all(b"\"")?;
-    w.write_all(s.as_bytes())?;
+    w.write_all(text)?;
     w.write_all(b"\"")
 }
 
@@ -223,11 +229,7 @@ fn uint<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
 /// An address: serde_json writes `Display`'s text as a string (IPv6, rare here, through it).
 fn ip<W: Write>(w: &mut W, a: IpAddr) -> io::Result<()> {
     match a {
-        IpAddr::V4(v4) => {
-            w.write_all(b"\"")?;
-            w.write_all(decimal::ipv4_text(v4, &mut [0; decimal::IPV4_LEN]))?;
-            w.write_all(b"\"")
-        }
+        IpAddr::V4(v4) => quoted_bytes(w, decimal::ipv4_text(v4, &mut [0; decimal::IPV4_LEN])),
         IpAddr::V6(_) => serde(w, &a),
     }
 }
@@ -236,11 +238,7 @@ fn ip<W: Write>(w: &mut W, a: IpAddr) -> io::Result<()> {
 /// outside 0000–9999 chrono's, through serde.
 fn timestamp<W: Write>(w: &mut W, t: Timestamp) -> io::Result<()> {
     match t.rfc3339_bytes(&mut [0; Timestamp::RFC3339_LEN]) {
-        Some(text) => {
-            w.write_all(b"\"")?;
-            w.write_all(text)?;
-            w.write_all(b"\"")
-        }
+        Some(text) => quoted_bytes(w, text),
         None => serde(w, &t),
     }
 }
