@@ -11,11 +11,7 @@ fn poolwatch(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_poolwatch"));
     cmd.arg("serve").args(args);
     // Start from a clean slate: the developer's own POOLWATCH_* must not leak into the test.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("POOLWATCH_") {
-            cmd.env_remove(k);
-        }
-    }
+    crate::support::proc::without_poolwatch_env(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -8,11 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 fn poolwatch(args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_poolwatch"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("POOLWATCH_") {
-            c.env_remove(k);
-        }
-    }
+    crate::support::proc::without_poolwatch_env(&mut c);
     c.args(args)
         .stdin(Stdio::null())
         .output()

@@ -45,11 +45,7 @@ fn run_to_exit(url: &str, role: &str, name: &str, dir: &Path, cfg: &Path) -> (Op
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("POOLWATCH_") {
-            cmd.env_remove(k);
-        }
-    }
+    crate::support::proc::without_poolwatch_env(&mut cmd);
     let mut child = cmd.env("NO_COLOR", "1").spawn().unwrap();
     let t = Instant::now();
     let status = loop {

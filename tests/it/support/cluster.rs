@@ -161,11 +161,7 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("POOLWATCH_") {
-                cmd.env_remove(k);
-            }
-        }
+        crate::support::proc::without_poolwatch_env(&mut cmd);
         cmd.env("POOLWATCH_LOG", "info").env("NO_COLOR", "1");
         let (child, base, log) =
             crate::support::service::spawn_reporting_address(&mut cmd, START_WAIT, name);

@@ -93,3 +93,14 @@ pub fn wait_with_usage(mut child: Child) -> (Output, Usage) {
     // `child` was reaped by wait4: dropping it does not wait again (Child's drop never waits).
     (output, usage)
 }
+
+/// Removes every `POOLWATCH_*` variable from `cmd`'s environment: a developer's own settings
+/// (flags' environment fallbacks) must not leak into a test's child.
+pub fn without_poolwatch_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("POOLWATCH_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}

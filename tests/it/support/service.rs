@@ -56,11 +56,7 @@ impl Svc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("POOLWATCH_") {
-                cmd.env_remove(k);
-            }
-        }
+        crate::support::proc::without_poolwatch_env(&mut cmd);
         cmd.env("POOLWATCH_LOG", "info").env_remove("NOTIFY_SOCKET");
         for (k, v) in env {
             cmd.env(k, v);
