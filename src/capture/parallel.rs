@@ -28,6 +28,7 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rustc_hash::FxHasher;
@@ -51,6 +52,12 @@ pub const ROUNDS_IN_FLIGHT: usize = 4;
 /// observations a round at most. 64 measured 141 MB peak RSS instead of 82 on the 1M-packet
 /// bench file (the consumer is the slower side): kept small.
 pub const OUTPUT_ROUNDS_IN_FLIGHT: usize = 8;
+/// Emptied rounds (frame buffers) kept for the dispatcher to fill again, all workers together,
+/// so a round's buffer is not allocated and grown again every round (the growth was ≈ 22 % of
+/// the dispatcher's instructions, docs/performance.md).
+pub const RECYCLED_ROUNDS: usize = 2 * ROUNDS_IN_FLIGHT;
+/// Largest frame buffer kept for reuse: a round of unusually large frames is freed, not kept.
+pub const RECYCLE_MAX_BYTES: usize = 1 << 20;
 
 /// Every core: the thread count the issue asks `scan` to default to (not yet: on two cores it
 /// measured slower than one thread, docs/performance.md).
@@ -62,6 +69,7 @@ pub fn default_threads() -> usize {
 }
 
 /// What a worker does, in capture order.
+#[derive(Clone, Copy)]
 pub(super) enum Step {
     /// Run the timeouts at capture time `ts` (before the packet `seq`, as one decoder would).
     Tick { seq: u64, ts: i64 },
@@ -78,6 +86,46 @@ pub(super) enum Step {
 pub(super) struct Round {
     pub(super) data: Vec<u8>,
     pub(super) steps: Vec<Step>,
+}
+
+impl Round {
+    /// Hands an emptied round back to the dispatcher (unless its buffer grew too large).
+    pub(super) fn recycle(mut self, pool: &Pool<Round>) {
+        if self.data.capacity() <= RECYCLE_MAX_BYTES {
+            self.data.clear();
+            self.steps.clear();
+            pool.give(self);
+        }
+    }
+}
+
+/// Emptied buffers handed back between the threads for reuse: at most `max` are kept (past
+/// that a buffer is freed), so it bounds nothing but what is already in flight.
+pub(super) struct Pool<T> {
+    items: Mutex<Vec<T>>,
+    max: usize,
+}
+
+impl<T> Pool<T> {
+    pub(super) fn new(max: usize) -> Self {
+        Pool {
+            items: Mutex::new(Vec::with_capacity(max)),
+            max,
+        }
+    }
+
+    /// A buffer to fill, if one was given back (a poisoned lock just means none).
+    pub(super) fn take(&self) -> Option<T> {
+        self.items.lock().ok()?.pop()
+    }
+
+    pub(super) fn give(&self, t: T) {
+        if let Ok(mut items) = self.items.lock() {
+            if items.len() < self.max {
+                items.push(t);
+            }
+        }
+    }
 }
 
 pub(super) enum ToWorker {
@@ -218,9 +266,10 @@ pub(super) fn start_pool<R: Send + 'static>(
     workers: usize,
     name: String,
     prefix: &str,
-    body: impl Fn(Decoder, Receiver<ToWorker>, SyncSender<R>) + Clone + Send + 'static,
+    body: impl Fn(Decoder, Receiver<ToWorker>, SyncSender<R>, Arc<Pool<Round>>) + Clone + Send + 'static,
 ) -> std::io::Result<(Vec<Receiver<R>>, JoinHandle<Dispatched>)> {
     let n = workers.clamp(1, MAX_THREADS);
+    let rounds = Arc::new(Pool::new(RECYCLED_ROUNDS));
     let share = worker_config(cfg, n);
     let mut to = Vec::with_capacity(n);
     let mut from = Vec::with_capacity(n);
@@ -230,15 +279,16 @@ pub(super) fn start_pool<R: Send + 'static>(
         let mut decoder = Decoder::new(&share, source.clone());
         decoder.set_external_ticks();
         let body = body.clone();
+        let pool = Arc::clone(&rounds);
         std::thread::Builder::new()
             .name(format!("{prefix}-{i}"))
-            .spawn(move || body(decoder, rx_in, tx_out))?;
+            .spawn(move || body(decoder, rx_in, tx_out, pool))?;
         to.push(tx_in);
         from.push(rx_out);
     }
     let dispatcher = std::thread::Builder::new()
         .name("pw-dispatch".into())
-        .spawn(move || dispatch(file, to, name))?;
+        .spawn(move || dispatch(file, to, name, &rounds))?;
     Ok((from, dispatcher))
 }
 
@@ -295,7 +345,12 @@ pub(crate) fn shard_of(linktype: i32, frame: &[u8], n: usize) -> usize {
 }
 
 /// Reads the file and deals its frames out in rounds.
-fn dispatch(mut file: Savefile, to: Vec<SyncSender<ToWorker>>, name: String) -> Dispatched {
+fn dispatch(
+    mut file: Savefile,
+    to: Vec<SyncSender<ToWorker>>,
+    name: String,
+    pool: &Pool<Round>,
+) -> Dispatched {
     let n = to.len();
     let mut seq = 0u64;
     let mut last_expire = i64::MIN;
@@ -303,9 +358,11 @@ fn dispatch(mut file: Savefile, to: Vec<SyncSender<ToWorker>>, name: String) -> 
     let mut error = None;
     loop {
         let mut rounds: Vec<Round> = (0..n)
-            .map(|_| Round {
-                data: Vec::with_capacity(ROUND_FRAMES * 160 / n),
-                steps: Vec::with_capacity(ROUND_FRAMES / n + 8),
+            .map(|_| {
+                pool.take().unwrap_or_else(|| Round {
+                    data: Vec::with_capacity(ROUND_FRAMES * 160 / n),
+                    steps: Vec::with_capacity(ROUND_FRAMES / n + 8),
+                })
             })
             .collect();
         let mut frames = 0usize;
@@ -369,13 +426,18 @@ fn dispatch(mut file: Savefile, to: Vec<SyncSender<ToWorker>>, name: String) -> 
     }
 }
 
-fn worker(mut d: Decoder, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
+fn worker(
+    mut d: Decoder,
+    rx: Receiver<ToWorker>,
+    tx: SyncSender<FromWorker>,
+    pool: Arc<Pool<Round>>,
+) {
     let mut q: VecDeque<Observation> = VecDeque::new();
     while let Ok(msg) = rx.recv() {
         match msg {
             ToWorker::Round(r) => {
                 let mut out = Vec::with_capacity(r.steps.len() / 2 + 4);
-                for step in r.steps {
+                for &step in &r.steps {
                     match step {
                         Step::Tick { seq, ts } => {
                             d.tick(ts, &mut q);
@@ -395,6 +457,7 @@ fn worker(mut d: Decoder, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>) {
                         }
                     }
                 }
+                r.recycle(&pool);
                 if tx.send(FromWorker::Round(out)).is_err() {
                     return;
                 }
@@ -423,6 +486,32 @@ mod tests {
         f.extend_from_slice(&src);
         f.extend_from_slice(&dst);
         f
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_its_cap_and_no_oversized_round() {
+        let pool = Pool::new(2);
+        for _ in 0..3 {
+            let mut r = Round {
+                data: Vec::with_capacity(64),
+                steps: Vec::new(),
+            };
+            r.data.extend_from_slice(b"frame");
+            r.steps.push(Step::Tick { seq: 1, ts: 2 });
+            r.recycle(&pool);
+        }
+        let big = Round {
+            data: Vec::with_capacity(RECYCLE_MAX_BYTES + 1),
+            steps: Vec::new(),
+        };
+        big.recycle(&pool);
+        let mut kept = 0;
+        while let Some(r) = pool.take() {
+            assert!(r.data.is_empty() && r.steps.is_empty());
+            assert!(r.data.capacity() >= 64 && r.data.capacity() <= RECYCLE_MAX_BYTES);
+            kept += 1;
+        }
+        assert_eq!(kept, 2);
     }
 
     #[test]
