@@ -35,6 +35,7 @@ pub mod live;
 pub mod parallel;
 pub mod parallel_fast;
 pub mod payload;
+mod pool;
 mod reader;
 pub mod savefile;
 pub mod tcp;

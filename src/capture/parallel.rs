@@ -28,13 +28,14 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rustc_hash::FxHasher;
 
 use super::decode::tick_due;
 use super::link::{self, L3};
+pub(super) use super::pool::Pool;
 use super::savefile::{Savefile, SavefileError, SavefileErrorKind};
 use super::{CaptureConfig, CaptureStats, Decoder};
 use crate::model::{Observation, Source};
@@ -52,12 +53,15 @@ pub const ROUNDS_IN_FLIGHT: usize = 4;
 /// observations a round at most. 64 measured 141 MB peak RSS instead of 82 on the 1M-packet
 /// bench file (the consumer is the slower side): kept small.
 pub const OUTPUT_ROUNDS_IN_FLIGHT: usize = 8;
-/// Emptied rounds (frame buffers) kept for the dispatcher to fill again, all workers together,
-/// so a round's buffer is not allocated and grown again every round (the growth was ≈ 22 % of
-/// the dispatcher's instructions, docs/performance.md).
+/// Emptied rounds kept for the dispatcher to fill again, all workers together, so a round's
+/// step list is not allocated and grown again every round.
 pub const RECYCLED_ROUNDS: usize = 2 * ROUNDS_IN_FLIGHT;
-/// Largest frame buffer kept for reuse: a round of unusually large frames is freed, not kept.
-pub const RECYCLE_MAX_BYTES: usize = 1 << 20;
+/// Read buffers (1 MiB each) kept for the savefile reader to fill again once every worker is
+/// done with the frames in them: the workers read their frames in place, nothing is copied
+/// (the copies and their growth were ≈ 50 % of the dispatcher's instructions).
+pub const RECYCLED_BUFFERS: usize = 8;
+/// Largest read buffer kept for reuse (a larger one is freed).
+pub const RECYCLE_MAX_BYTES: usize = 2 << 20;
 
 /// Every core: the thread count the issue asks `scan` to default to (not yet: on two cores it
 /// measured slower than one thread, docs/performance.md).
@@ -73,59 +77,52 @@ pub fn default_threads() -> usize {
 pub(super) enum Step {
     /// Run the timeouts at capture time `ts` (before the packet `seq`, as one decoder would).
     Tick { seq: u64, ts: i64 },
-    /// Decode the frame `data[start..end]` of the round.
+    /// Decode the frame `buffers[buffer][start..end]` of the round.
     Frame {
         seq: u64,
         ts: i64,
         linktype: i32,
-        start: usize,
-        end: usize,
+        buffer: u32,
+        start: u32,
+        end: u32,
     },
 }
 
+/// One worker's share of a round: its steps, and the read buffers its frames are in (shared
+/// with the savefile reader and the other workers, read in place).
 pub(super) struct Round {
-    pub(super) data: Vec<u8>,
+    pub(super) buffers: Vec<Arc<Vec<u8>>>,
     pub(super) steps: Vec<Step>,
 }
 
 impl Round {
-    /// Hands an emptied round back to the dispatcher (unless its buffer grew too large).
-    pub(super) fn recycle(mut self, pool: &Pool<Round>) {
-        if self.data.capacity() <= RECYCLE_MAX_BYTES {
-            self.data.clear();
-            self.steps.clear();
-            pool.give(self);
-        }
-    }
-}
-
-/// Emptied buffers handed back between the threads for reuse: at most `max` are kept (past
-/// that a buffer is freed), so it bounds nothing but what is already in flight.
-pub(super) struct Pool<T> {
-    items: Mutex<Vec<T>>,
-    max: usize,
-}
-
-impl<T> Pool<T> {
-    pub(super) fn new(max: usize) -> Self {
-        Pool {
-            items: Mutex::new(Vec::with_capacity(max)),
-            max,
-        }
+    /// The bytes of a frame step.
+    pub(super) fn frame(&self, buffer: u32, start: u32, end: u32) -> &[u8] {
+        self.buffers
+            .get(buffer as usize)
+            .and_then(|b| b.get(start as usize..end as usize))
+            .unwrap_or_default()
     }
 
-    /// A buffer to fill, if one was given back (a poisoned lock just means none).
-    pub(super) fn take(&self) -> Option<T> {
-        self.items.lock().ok()?.pop()
-    }
-
-    pub(super) fn give(&self, t: T) {
-        if let Ok(mut items) = self.items.lock() {
-            if items.len() < self.max {
-                items.push(t);
+    /// Hands an emptied round back to the dispatcher, and each read buffer nobody else reads
+    /// any more back to the savefile reader.
+    pub(super) fn recycle(mut self, pools: &Pools) {
+        for b in self.buffers.drain(..) {
+            if let Some(b) = Arc::into_inner(b) {
+                if b.capacity() <= RECYCLE_MAX_BYTES {
+                    pools.buffers.give(b);
+                }
             }
         }
+        self.steps.clear();
+        pools.rounds.give(self);
     }
+}
+
+/// The buffers the dispatcher and the workers hand back and forth.
+pub(super) struct Pools {
+    rounds: Pool<Round>,
+    buffers: Arc<Pool<Vec<u8>>>,
 }
 
 pub(super) enum ToWorker {
@@ -266,10 +263,15 @@ pub(super) fn start_pool<R: Send + 'static>(
     workers: usize,
     name: String,
     prefix: &str,
-    body: impl Fn(Decoder, Receiver<ToWorker>, SyncSender<R>, Arc<Pool<Round>>) + Clone + Send + 'static,
+    body: impl Fn(Decoder, Receiver<ToWorker>, SyncSender<R>, Arc<Pools>) + Clone + Send + 'static,
 ) -> std::io::Result<(Vec<Receiver<R>>, JoinHandle<Dispatched>)> {
     let n = workers.clamp(1, MAX_THREADS);
-    let rounds = Arc::new(Pool::new(RECYCLED_ROUNDS));
+    let pools = Arc::new(Pools {
+        rounds: Pool::new(RECYCLED_ROUNDS),
+        buffers: Arc::new(Pool::new(RECYCLED_BUFFERS)),
+    });
+    let mut file = file;
+    file.share_buffers(Arc::clone(&pools.buffers));
     let share = worker_config(cfg, n);
     let mut to = Vec::with_capacity(n);
     let mut from = Vec::with_capacity(n);
@@ -279,7 +281,7 @@ pub(super) fn start_pool<R: Send + 'static>(
         let mut decoder = Decoder::new(&share, source.clone());
         decoder.set_external_ticks();
         let body = body.clone();
-        let pool = Arc::clone(&rounds);
+        let pool = Arc::clone(&pools);
         std::thread::Builder::new()
             .name(format!("{prefix}-{i}"))
             .spawn(move || body(decoder, rx_in, tx_out, pool))?;
@@ -288,7 +290,7 @@ pub(super) fn start_pool<R: Send + 'static>(
     }
     let dispatcher = std::thread::Builder::new()
         .name("pw-dispatch".into())
-        .spawn(move || dispatch(file, to, name, &rounds))?;
+        .spawn(move || dispatch(file, to, name, &pools))?;
     Ok((from, dispatcher))
 }
 
@@ -349,7 +351,7 @@ fn dispatch(
     mut file: Savefile,
     to: Vec<SyncSender<ToWorker>>,
     name: String,
-    pool: &Pool<Round>,
+    pools: &Pools,
 ) -> Dispatched {
     let n = to.len();
     let mut seq = 0u64;
@@ -359,8 +361,8 @@ fn dispatch(
     loop {
         let mut rounds: Vec<Round> = (0..n)
             .map(|_| {
-                pool.take().unwrap_or_else(|| Round {
-                    data: Vec::with_capacity(ROUND_FRAMES * 160 / n),
+                pools.rounds.take().unwrap_or_else(|| Round {
+                    buffers: Vec::with_capacity(4),
                     steps: Vec::with_capacity(ROUND_FRAMES / n + 8),
                 })
             })
@@ -384,15 +386,24 @@ fn dispatch(
                         tracing::warn!(path = %name, linktype = f.linktype, "unsupported link type: packets will be counted, not decoded");
                     }
                     let w = shard_of(f.linktype, f.data, n);
+                    let (ts, linktype, len) = (f.ts_us, f.linktype, f.data.len());
+                    // The frame stays where the reader put it: the worker reads it there.
+                    let (at, buf) = (file.last_at(), file.buffer());
                     if let Some(r) = rounds.get_mut(w) {
-                        let start = r.data.len();
-                        r.data.extend_from_slice(f.data);
+                        if !r.buffers.last().is_some_and(|b| Arc::ptr_eq(b, buf)) {
+                            r.buffers.push(Arc::clone(buf));
+                        }
+                        // A buffer is at most MAX_BLOCK_LEN past READ_BUF_LEN: offsets fit.
+                        let buffer = u32::try_from(r.buffers.len() - 1).unwrap_or(u32::MAX);
+                        let start = u32::try_from(at).unwrap_or(u32::MAX);
+                        let end = u32::try_from(at + len).unwrap_or(u32::MAX);
                         r.steps.push(Step::Frame {
                             seq,
-                            ts: f.ts_us,
-                            linktype: f.linktype,
+                            ts,
+                            linktype,
+                            buffer,
                             start,
-                            end: r.data.len(),
+                            end,
                         });
                     }
                     seq += 1;
@@ -426,12 +437,7 @@ fn dispatch(
     }
 }
 
-fn worker(
-    mut d: Decoder,
-    rx: Receiver<ToWorker>,
-    tx: SyncSender<FromWorker>,
-    pool: Arc<Pool<Round>>,
-) {
+fn worker(mut d: Decoder, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>, pools: Arc<Pools>) {
     let mut q: VecDeque<Observation> = VecDeque::new();
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -448,16 +454,17 @@ fn worker(
                             seq,
                             ts,
                             linktype,
+                            buffer,
                             start,
                             end,
                         } => {
-                            let frame = r.data.get(start..end).unwrap_or_default();
+                            let frame = r.frame(buffer, start, end);
                             d.packet(ts, linktype, frame, &mut q);
                             out.extend(q.drain(..).map(|o| (2 * seq + 1, o)));
                         }
                     }
                 }
-                r.recycle(&pool);
+                r.recycle(&pools);
                 if tx.send(FromWorker::Round(out)).is_err() {
                     return;
                 }
@@ -489,29 +496,41 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_keeps_at_most_its_cap_and_no_oversized_round() {
-        let pool = Pool::new(2);
-        for _ in 0..3 {
-            let mut r = Round {
-                data: Vec::with_capacity(64),
-                steps: Vec::new(),
-            };
-            r.data.extend_from_slice(b"frame");
-            r.steps.push(Step::Tick { seq: 1, ts: 2 });
-            r.recycle(&pool);
-        }
-        let big = Round {
-            data: Vec::with_capacity(RECYCLE_MAX_BYTES + 1),
-            steps: Vec::new(),
+    fn a_read_buffer_goes_back_once_nobody_reads_it() {
+        let pools = Pools {
+            rounds: Pool::new(RECYCLED_ROUNDS),
+            buffers: Arc::new(Pool::new(RECYCLED_BUFFERS)),
         };
-        big.recycle(&pool);
-        let mut kept = 0;
-        while let Some(r) = pool.take() {
-            assert!(r.data.is_empty() && r.steps.is_empty());
-            assert!(r.data.capacity() >= 64 && r.data.capacity() <= RECYCLE_MAX_BYTES);
-            kept += 1;
-        }
-        assert_eq!(kept, 2);
+        let buf = Arc::new(vec![7u8; 64]);
+        let big = Arc::new(Vec::with_capacity(RECYCLE_MAX_BYTES + 1));
+        let round = |b: &Arc<Vec<u8>>| Round {
+            buffers: vec![Arc::clone(b)],
+            steps: vec![Step::Frame {
+                seq: 0,
+                ts: 0,
+                linktype: 1,
+                buffer: 0,
+                start: 2,
+                end: 5,
+            }],
+        };
+        let (a, b) = (round(&buf), round(&buf));
+        assert_eq!(a.frame(0, 2, 5), &[7, 7, 7]);
+        assert_eq!(a.frame(1, 2, 5), b"", "no such buffer");
+        assert_eq!(a.frame(0, 60, 70), b"", "past its end");
+        drop(buf);
+        // The first worker done leaves it to the second; the second gives it back.
+        a.recycle(&pools);
+        assert!(pools.buffers.take().is_none());
+        b.recycle(&pools);
+        assert_eq!(pools.buffers.take().map(|v| v.len()), Some(64));
+        // A buffer larger than the cap is freed, not kept.
+        let c = round(&big);
+        drop(big);
+        c.recycle(&pools);
+        assert!(pools.buffers.take().is_none());
+        let r = pools.rounds.take().expect("the emptied rounds are kept");
+        assert!(r.buffers.is_empty() && r.steps.is_empty());
     }
 
     #[test]

@@ -46,7 +46,7 @@ use std::thread::JoinHandle;
 use rustc_hash::FxHashSet;
 
 use super::parallel::{
-    end_of_input, start_pool, Dispatched, Pool, Round, Step, ToWorker, OUTPUT_ROUNDS_IN_FLIGHT,
+    end_of_input, start_pool, Dispatched, Pool, Pools, Step, ToWorker, OUTPUT_ROUNDS_IN_FLIGHT,
 };
 use super::savefile::{Savefile, SavefileError};
 use super::txn::DnsInterest;
@@ -418,7 +418,7 @@ fn worker(
     mut f: WorkerInterest,
     rx: Receiver<ToWorker>,
     tx: SyncSender<FromWorker>,
-    rounds: Arc<Pool<Round>>,
+    rounds: Arc<Pools>,
     parts: &Pool<Part>,
 ) {
     let mut q: VecDeque<Observation> = VecDeque::new();
@@ -436,11 +436,12 @@ fn worker(
                             seq,
                             ts,
                             linktype,
+                            buffer,
                             start,
                             end,
                         } => {
                             f.key = 2 * seq + 1;
-                            let frame = r.data.get(start..end).unwrap_or_default();
+                            let frame = r.frame(buffer, start, end);
                             d.packet_fast(ts, linktype, frame, &mut q, &mut f);
                         }
                     }

@@ -15,6 +15,9 @@
 //! allocates from a length read out of the file.
 
 use std::io::Read;
+use std::sync::Arc;
+
+use super::pool::Pool;
 
 /// Largest captured frame accepted in a record: libpcap's own savefile maximum
 /// (`MAXIMUM_SNAPLEN`, 256 KiB), which also covers a 64 KiB GRO/TSO super-frame and 9 KiB jumbo
@@ -118,9 +121,14 @@ enum Format {
 }
 
 /// A pull buffer over a reader: `ensure(n)` makes `n` bytes contiguous at `start`.
+///
+/// The buffer may be shared ([`Savefile::buffer`]: the decoder threads read their frames in
+/// place); a refill then continues in another buffer (one given back to `spare`, or a new
+/// one) and leaves the shared one to its readers.
 struct Window {
     src: Box<dyn Read + Send>,
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
+    spare: Option<Arc<Pool<Vec<u8>>>>,
     start: usize,
     end: usize,
     /// Input offset of `buf[start]`.
@@ -132,7 +140,8 @@ impl Window {
     fn new(src: Box<dyn Read + Send>) -> Self {
         Window {
             src,
-            buf: vec![0; READ_BUF_LEN],
+            buf: Arc::new(vec![0; READ_BUF_LEN]),
+            spare: None,
             start: 0,
             end: 0,
             offset: 0,
@@ -156,20 +165,46 @@ impl Window {
 
     #[cold]
     fn fill(&mut self, n: usize) -> Result<bool, SavefileError> {
-        if self.start + n > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
+        if Arc::get_mut(&mut self.buf).is_none() {
+            // Frames of this buffer are still being read elsewhere: go on in another one.
+            let mut next = self
+                .spare
+                .as_ref()
+                .and_then(|p| p.take())
+                .unwrap_or_default();
+            next.resize(READ_BUF_LEN.max(n), 0);
+            let tail = self.buf.get(self.start..self.end).unwrap_or_default();
+            next.get_mut(..tail.len())
+                .unwrap_or_default()
+                .copy_from_slice(tail);
             self.end -= self.start;
             self.start = 0;
-            if n > self.buf.len() {
+            self.buf = Arc::new(next);
+        }
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            // A fresh `Arc` is never shared; never reached.
+            return Err(SavefileError {
+                offset: self.offset,
+                kind: SavefileErrorKind::Io("read buffer still shared".into()),
+            });
+        };
+        if self.start + n > buf.len() {
+            buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if n > buf.len() {
                 // Callers bound `n` by MAX_BLOCK_LEN (< READ_BUF_LEN); never reached in practice.
-                self.buf.resize(n, 0);
+                buf.resize(n, 0);
             }
         }
         while self.available() < n {
             if self.eof {
                 return Ok(false);
             }
-            let space = self.buf.get_mut(self.end..).unwrap_or_default();
+            let Some(buf) = Arc::get_mut(&mut self.buf) else {
+                return Ok(false);
+            };
+            let space = buf.get_mut(self.end..).unwrap_or_default();
             match self.src.read(space) {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
@@ -220,6 +255,8 @@ fn u32_at(b: &[u8], off: usize, be: bool) -> u32 {
 pub struct Savefile {
     win: Window,
     fmt: Format,
+    /// Where the last frame's bytes start in [`Savefile::buffer`].
+    last_at: usize,
 }
 
 impl Savefile {
@@ -277,7 +314,28 @@ impl Savefile {
                 }
             }
         };
-        Ok(Savefile { win, fmt })
+        Ok(Savefile {
+            win,
+            fmt,
+            last_at: 0,
+        })
+    }
+
+    /// Lets the frames be read in place by other threads: [`Savefile::buffer`] holds the last
+    /// frame at [`Savefile::last_at`] and stays valid while a clone of it is held; refills
+    /// take their buffers from `spare` first.
+    pub(crate) fn share_buffers(&mut self, spare: Arc<Pool<Vec<u8>>>) {
+        self.win.spare = Some(spare);
+    }
+
+    /// The buffer the last frame was read from.
+    pub(crate) fn buffer(&self) -> &Arc<Vec<u8>> {
+        &self.win.buf
+    }
+
+    /// Where the last frame's bytes start in [`Savefile::buffer`].
+    pub(crate) fn last_at(&self) -> usize {
+        self.last_at
     }
 
     /// Input offset of the next unread byte.
@@ -341,6 +399,7 @@ impl Savefile {
         let ts_us = i64::from(sec) * 1_000_000 + i64::from(frac_us);
         let from = self.win.start + header_len;
         self.win.consume(total);
+        self.last_at = from;
         let data = self
             .win
             .buf
@@ -432,6 +491,7 @@ impl Savefile {
                     let (ts_us, linktype, data_off, caplen) = self.packet_fields(btype, len, be)?;
                     let from = body_from + data_off;
                     self.win.consume(len);
+                    self.last_at = from;
                     let data = self.win.buf.get(from..from + caplen).unwrap_or_default();
                     return Ok(Some(Frame {
                         ts_us,
@@ -636,6 +696,56 @@ mod tests {
                 Err(e) => return (v, Some(e)),
             }
         }
+    }
+
+    /// Frames read in place by other threads (`parallel`) stay intact while they are held:
+    /// a refill of a shared buffer goes on in another one, and a buffer given back is reused.
+    #[test]
+    fn shared_buffers_are_never_overwritten_while_held() {
+        // ≈ 3.5 buffers of frames, of varied sizes, each filled with its own index.
+        let data: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| vec![(i % 251) as u8; 200 + (i as usize * 37) % 1200])
+            .collect();
+        let recs: Vec<(u32, u32, &[u8])> = data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32, 0, &d[..]))
+            .collect();
+        let bytes = pcap_le(false, &recs);
+        assert!(bytes.len() > 3 * READ_BUF_LEN);
+        let spare = Arc::new(Pool::new(2));
+        let mut r = Savefile::new(Box::new(std::io::Cursor::new(bytes))).expect("header");
+        r.share_buffers(Arc::clone(&spare));
+        let mut held: std::collections::VecDeque<(usize, Arc<Vec<u8>>, usize, usize)> =
+            std::collections::VecDeque::new();
+        let (mut i, mut switches) = (0usize, 0usize);
+        while let Some(f) = r.next_frame().expect("frame") {
+            let len = f.data.len();
+            let (at, buf) = (r.last_at(), Arc::clone(r.buffer()));
+            if held
+                .back()
+                .is_some_and(|(_, last, _, _)| !Arc::ptr_eq(last, &buf))
+            {
+                switches += 1;
+            }
+            held.push_back((i, buf, at, len));
+            // Hold the last 700 frames (more than a buffer's worth), as workers would.
+            while held.len() > 700 {
+                if let Some((j, b, at, len)) = held.pop_front() {
+                    assert_eq!(b.get(at..at + len), Some(&data[j][..]), "frame {j}");
+                    if let Some(v) = Arc::into_inner(b) {
+                        spare.give(v);
+                    }
+                }
+            }
+            i += 1;
+        }
+        for (j, b, at, len) in held {
+            assert_eq!(b.get(at..at + len), Some(&data[j][..]), "frame {j}");
+        }
+        assert_eq!(i, data.len());
+        // The refills of held buffers moved on to other ones.
+        assert!(switches >= 3, "{switches}");
     }
 
     #[test]
