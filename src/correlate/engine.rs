@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rustc_hash::FxHasher;
 use serde::Serialize;
 
-use super::attribution::{flow_name, AnswerNames, Attribution, How, MAX_ANSWER_NAMES};
+use super::attribution::{flow_name, AnswerNames, Attribution, How, SharedHit, MAX_ANSWER_NAMES};
 use super::bounded::BoundedMap;
 use super::incidents::{Incident, IncidentKey, IncidentTable};
 use super::infra::{Infra, MAX_FORWARDED};
@@ -406,6 +406,8 @@ pub struct Engine {
     watermark: Timestamp,
     /// Where the observation being handled was read (see [`Engine::observe_at`]).
     obs_pos: Option<SourcePos>,
+    /// The fast path's last listed name and its hit (`skip.rs`).
+    listed_memo: skip::ListedMemo,
     stats: EngineStats,
 }
 
@@ -444,6 +446,7 @@ impl Engine {
             record_rows: true,
             watermark: Timestamp::MIN,
             obs_pos: None,
+            listed_memo: skip::ListedMemo::default(),
             stats: EngineStats::default(),
         }
     }

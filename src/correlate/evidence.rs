@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::attribution::Attribution;
+use super::attribution::{Attribution, SharedHit};
 use super::engine::{EVIDENCE_KEEP_FIRST, MAX_EVIDENCE, MAX_LISTS};
 use crate::model::{
     DnsObservation, Evidence, EvidenceKind, FlowObservation, FlowState, ListHit, Proto, Rcode,
@@ -44,6 +44,13 @@ pub(super) fn strength(e: &Evidence) -> u8 {
         EvidenceKind::Flow => 2,
         EvidenceKind::DnsLookup => 1,
         EvidenceKind::DnsBlocked => 0,
+    }
+}
+
+/// [`push_hit`] of an attribution's shared hit: an owned copy only when it is added.
+pub(super) fn push_shared_hit(v: &mut Vec<ListHit>, hit: &SharedHit) {
+    if v.len() < MAX_LISTS && !v.iter().any(|h| hit.same_entry(h)) {
+        v.push(hit.to_list_hit());
     }
 }
 

@@ -13,7 +13,11 @@ impl Engine {
         // flood of pool lookups clones no list entry per event (issue #11).
         let lists = self.lists.load_full();
         let mut via_cname = false;
-        let mut hit = lists.match_name(&d.qname);
+        // The fast path matched this name just before (`skip.rs`): its hit, not a second match.
+        let mut hit = match self.listed_memo.hit(&lists, &d.qname) {
+            Some(h) => Some(h),
+            None => lists.match_name(&d.qname),
+        };
         if hit.is_none() {
             hit = d.cname_targets().take(32).find_map(|t| lists.match_name(t));
             via_cname = hit.is_some();
