@@ -323,6 +323,37 @@ struct BindingState {
     shared: bool,
 }
 
+/// Buffers `on_dns` reuses (a flood allocated two address lists per lookup, issue #11).
+#[derive(Debug, Default)]
+struct Scratch {
+    /// (answer index, address) of each A/AAAA answer.
+    parsed: Vec<(usize, IpAddr)>,
+    /// The addresses the lookup binds.
+    ips: Vec<IpAddr>,
+}
+
+/// Answers a kept `on_dns` buffer holds room for at most; a larger one (a message with many
+/// answers) is freed rather than kept.
+const MAX_SCRATCH_ANSWERS: usize = 64;
+
+impl Scratch {
+    fn kept(parsed: Vec<(usize, IpAddr)>, ips: Vec<IpAddr>) -> Scratch {
+        let small = |cap: usize| cap <= MAX_SCRATCH_ANSWERS;
+        Scratch {
+            parsed: if small(parsed.capacity()) {
+                parsed
+            } else {
+                Vec::new()
+            },
+            ips: if small(ips.capacity()) {
+                ips
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct IpBinding {
     client: IpAddr,
@@ -408,6 +439,8 @@ pub struct Engine {
     obs_pos: Option<SourcePos>,
     /// The fast path's last listed name and its hit (`skip.rs`).
     listed_memo: skip::ListedMemo,
+    /// `on_dns`'s buffers, kept from lookup to lookup.
+    scratch: Scratch,
     stats: EngineStats,
 }
 
@@ -447,6 +480,7 @@ impl Engine {
             watermark: Timestamp::MIN,
             obs_pos: None,
             listed_memo: skip::ListedMemo::default(),
+            scratch: Scratch::default(),
             stats: EngineStats::default(),
         }
     }

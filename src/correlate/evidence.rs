@@ -150,7 +150,13 @@ pub(super) fn push_ip(s: &mut String, ip: IpAddr) {
 
 /// Summaries are written into one buffer, not assembled from `format!` pieces: a flood renders
 /// one per event (issue #11), and every piece was an allocation.
-pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) -> String {
+/// `ips`: the A/AAAA answers' addresses, in order (`d.answer_ips()`, parsed once by the caller).
+pub(super) fn dns_summary(
+    d: &DnsObservation,
+    ips: impl Iterator<Item = IpAddr>,
+    hit: &ListHit,
+    via_cname: bool,
+) -> String {
     let mut s = String::with_capacity(d.qname.len() + 48);
     // `RrType`'s `Display` without the formatting machinery for the named types.
     match d.qtype.name() {
@@ -167,7 +173,7 @@ pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) ->
             let _ = write!(s, " -> {r}");
         }
         Some(_) => {
-            for (i, ip) in d.answer_ips().take(4).enumerate() {
+            for (i, ip) in ips.take(4).enumerate() {
                 s.push_str(if i == 0 { " -> " } else { ", " });
                 push_ip(&mut s, ip);
             }
