@@ -141,6 +141,18 @@ enum Seen {
     Unlisted,
 }
 
+/// What the fast path did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// Handled (a query kept pending, or a message handed over skipped).
+    Done,
+    /// To be decoded by hickory, as without the fast path.
+    Decode,
+    /// To be decoded, with the question the fast path read and rendered in `Scratch::name`
+    /// (`dns::parse_message_named`: not rendered a second time, issue #11).
+    DecodeNamed,
+}
+
 /// Buffers the fast path reuses from message to message (no allocation once warm).
 #[derive(Default)]
 struct Scratch {
@@ -222,16 +234,25 @@ impl DnsTxns {
         mut fast: Fast<'_, '_>,
     ) {
         self.stats.messages += 1;
+        let mut read = Read::Decode;
         if let Some(f) = fast.as_deref_mut() {
             let mut scratch = std::mem::take(&mut self.scratch);
             let flow = (src, sport, dst, dport, transport);
-            let done = self.fast_message(ts, flow, wire, out, f, &mut scratch);
+            read = self.fast_message(ts, flow, wire, out, f, &mut scratch);
             self.scratch = scratch;
-            if done {
+            if read == Read::Done {
                 return;
             }
         }
-        let mut m = match dns::parse_message(wire) {
+        let parsed = match read {
+            // The fast path rendered the question already (`scratch.name`).
+            Read::DecodeNamed => match std::str::from_utf8(&self.scratch.name) {
+                Ok(name) => dns::parse_message_named(wire, name),
+                Err(_) => dns::parse_message(wire),
+            },
+            _ => dns::parse_message(wire),
+        };
+        let mut m = match parsed {
             Ok(m) => m,
             Err(e) => {
                 self.stats.parse_error(e.metric_reason());
@@ -356,20 +377,20 @@ impl DnsTxns {
         out: &mut VecDeque<Observation>,
         f: &mut dyn DnsInterest,
         scratch: &mut Scratch,
-    ) -> bool {
+    ) -> Read {
         let Ok(w) = wire::parse(bytes) else {
-            return false;
+            return Read::Decode;
         };
         if w.is_response() && !f.skips_responses() {
-            return false;
+            return Read::Decode;
         }
         let Some(q) = w.question.filter(|_| w.decodes_whole()) else {
-            return false;
+            return Read::Decode;
         };
         scratch.name.clear();
         q.name.write_normalised(&mut scratch.name);
         let Ok(qname) = std::str::from_utf8(&scratch.name) else {
-            return false;
+            return Read::Decode;
         };
         let qtype = RrType(q.qtype);
         if !w.is_response() {
@@ -386,7 +407,7 @@ impl DnsTxns {
             let qname = QName::rendered(qname);
             let seen = if listed { Seen::Listed } else { Seen::Unlisted };
             self.insert_query(key, ts, (qname, qtype), None, seen, out, Some(f));
-            return true;
+            return Read::Done;
         }
         let key = Key {
             client: dst,
@@ -397,10 +418,12 @@ impl DnsTxns {
             transport,
         };
         if !out.is_empty() {
-            return false;
+            return Read::Decode;
         }
         let listed = match self.map.get(&key) {
-            Some(p) if p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype => return false,
+            Some(p) if p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype => {
+                return Read::Decode
+            }
             // The fast path read this transaction's query, with the same name: its answer
             // holds (`DnsInterest::name_listed` is stable), no second list match.
             Some(p) if p.seen == Seen::Unlisted => false,
@@ -408,28 +431,29 @@ impl DnsTxns {
             _ => f.name_listed(qname),
         };
         if listed {
-            return false;
+            // `scratch.name` still holds the question, rendered as `dns::name_str` renders it.
+            return Read::DecodeNamed;
         }
         scratch.ips.clear();
         for r in w.answers() {
             let Ok(r) = r else {
-                return false;
+                return Read::Decode;
             };
             if let Some(ip) = r.ip() {
                 scratch.ips.push(ip);
             } else if r.rtype == RrType::CNAME.0 {
                 let Some(target) = r.target() else {
-                    return false;
+                    return Read::Decode;
                 };
                 scratch.name.clear();
                 target.write_normalised(&mut scratch.name);
                 if std::str::from_utf8(&scratch.name).map_or(true, |t| f.name_listed(t)) {
-                    return false;
+                    return Read::Decode;
                 }
             }
         }
         if f.answers_matter(dst, &scratch.ips) {
-            return false;
+            return Read::Decode;
         }
         self.stats.responses += 1;
         let (obs_ts, query_seen) = match self.map.remove(&key) {
@@ -449,7 +473,7 @@ impl DnsTxns {
             answered: true,
             query_seen,
         });
-        true
+        Read::Done
     }
 
     /// A query left unanswered: skipped when the fast path read it with an unlisted name and

@@ -502,7 +502,9 @@ struct EngineInterest<'a> {
 
 impl crate::capture::DnsInterest for EngineInterest<'_> {
     fn name_listed(&mut self, name: &str) -> bool {
-        crate::correlate::Engine::dns_name_listed_in(&self.lists, name)
+        // Noted: `on_dns` takes a listed name's hit from the engine instead of matching the
+        // name again (issue #11).
+        self.pipeline.dns_name_listed_noting(&self.lists, name)
     }
     fn answers_matter(&mut self, client: IpAddr, ips: &[IpAddr]) -> bool {
         self.pipeline

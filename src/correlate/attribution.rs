@@ -9,11 +9,12 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxHasher;
 
 use super::bounded::BoundedMap;
-use crate::model::{FlowObservation, ListHit, Stage, Timestamp};
+use crate::model::{Category, FlowObservation, ListHit, Stage, Timestamp};
 
 /// (client, address) pairs remembered from non-pool DNS answers. Every client's answers are
 /// kept (a browser may have resolved the CDN site hours before another host resolved the pool
@@ -28,10 +29,39 @@ pub use crate::model::How;
 
 /// Which list/entry and how strongly a flow is attributed.
 pub(crate) struct Attribution {
-    pub hit: ListHit,
+    pub hit: SharedHit,
     pub qname: Option<String>,
     pub stage: Stage,
     pub how: How,
+}
+
+/// A [`ListHit`] whose names are the engine's shared `Arc<str>`s (`correlate::names`, or a
+/// binding's own): attributing a flow copies no string (issue #11: a flood's every SYN is
+/// attributed by its client's binding, and the hit's two names were two allocations, freed
+/// again, per flow). The detection's list gets an owned [`ListHit`] only when the hit is new
+/// to it ([`SharedHit::to_list_hit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SharedHit {
+    pub list: Arc<str>,
+    pub entry: Arc<str>,
+    pub category: Category,
+    pub line: u32,
+}
+
+impl SharedHit {
+    /// Whether `h` names the same (list, entry).
+    pub fn same_entry(&self, h: &ListHit) -> bool {
+        *h.list == *self.list && *h.entry == *self.entry
+    }
+
+    pub fn to_list_hit(&self) -> ListHit {
+        ListHit {
+            list: String::from(&*self.list),
+            entry: String::from(&*self.entry),
+            category: self.category,
+            line: self.line,
+        }
+    }
 }
 
 /// The name a flow carries itself: the TLS SNI, else the HTTP Host.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rustc_hash::FxHasher;
 use serde::Serialize;
 
-use super::attribution::{flow_name, AnswerNames, Attribution, How, MAX_ANSWER_NAMES};
+use super::attribution::{flow_name, AnswerNames, Attribution, How, SharedHit, MAX_ANSWER_NAMES};
 use super::bounded::BoundedMap;
 use super::incidents::{Incident, IncidentKey, IncidentTable};
 use super::infra::{Infra, MAX_FORWARDED};
@@ -323,6 +323,37 @@ struct BindingState {
     shared: bool,
 }
 
+/// Buffers `on_dns` reuses (a flood allocated two address lists per lookup, issue #11).
+#[derive(Debug, Default)]
+struct Scratch {
+    /// (answer index, address) of each A/AAAA answer.
+    parsed: Vec<(usize, IpAddr)>,
+    /// The addresses the lookup binds.
+    ips: Vec<IpAddr>,
+}
+
+/// Answers a kept `on_dns` buffer holds room for at most; a larger one (a message with many
+/// answers) is freed rather than kept.
+const MAX_SCRATCH_ANSWERS: usize = 64;
+
+impl Scratch {
+    fn kept(parsed: Vec<(usize, IpAddr)>, ips: Vec<IpAddr>) -> Scratch {
+        let small = |cap: usize| cap <= MAX_SCRATCH_ANSWERS;
+        Scratch {
+            parsed: if small(parsed.capacity()) {
+                parsed
+            } else {
+                Vec::new()
+            },
+            ips: if small(ips.capacity()) {
+                ips
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct IpBinding {
     client: IpAddr,
@@ -406,6 +437,10 @@ pub struct Engine {
     watermark: Timestamp,
     /// Where the observation being handled was read (see [`Engine::observe_at`]).
     obs_pos: Option<SourcePos>,
+    /// The fast path's last listed name and its hit (`skip.rs`).
+    listed_memo: skip::ListedMemo,
+    /// `on_dns`'s buffers, kept from lookup to lookup.
+    scratch: Scratch,
     stats: EngineStats,
 }
 
@@ -444,6 +479,8 @@ impl Engine {
             record_rows: true,
             watermark: Timestamp::MIN,
             obs_pos: None,
+            listed_memo: skip::ListedMemo::default(),
+            scratch: Scratch::default(),
             stats: EngineStats::default(),
         }
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::attribution::Attribution;
+use super::attribution::{Attribution, SharedHit};
 use super::engine::{EVIDENCE_KEEP_FIRST, MAX_EVIDENCE, MAX_LISTS};
 use crate::model::{
     DnsObservation, Evidence, EvidenceKind, FlowObservation, FlowState, ListHit, Proto, Rcode,
@@ -44,6 +44,13 @@ pub(super) fn strength(e: &Evidence) -> u8 {
         EvidenceKind::Flow => 2,
         EvidenceKind::DnsLookup => 1,
         EvidenceKind::DnsBlocked => 0,
+    }
+}
+
+/// [`push_hit`] of an attribution's shared hit: an owned copy only when it is added.
+pub(super) fn push_shared_hit(v: &mut Vec<ListHit>, hit: &SharedHit) {
+    if v.len() < MAX_LISTS && !v.iter().any(|h| hit.same_entry(h)) {
+        v.push(hit.to_list_hit());
     }
 }
 
@@ -143,7 +150,13 @@ pub(super) fn push_ip(s: &mut String, ip: IpAddr) {
 
 /// Summaries are written into one buffer, not assembled from `format!` pieces: a flood renders
 /// one per event (issue #11), and every piece was an allocation.
-pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) -> String {
+/// `ips`: the A/AAAA answers' addresses, in order (`d.answer_ips()`, parsed once by the caller).
+pub(super) fn dns_summary(
+    d: &DnsObservation,
+    ips: impl Iterator<Item = IpAddr>,
+    hit: &ListHit,
+    via_cname: bool,
+) -> String {
     let mut s = String::with_capacity(d.qname.len() + 48);
     // `RrType`'s `Display` without the formatting machinery for the named types.
     match d.qtype.name() {
@@ -160,7 +173,7 @@ pub(super) fn dns_summary(d: &DnsObservation, hit: &ListHit, via_cname: bool) ->
             let _ = write!(s, " -> {r}");
         }
         Some(_) => {
-            for (i, ip) in d.answer_ips().take(4).enumerate() {
+            for (i, ip) in ips.take(4).enumerate() {
                 s.push_str(if i == 0 { " -> " } else { ", " });
                 push_ip(&mut s, ip);
             }

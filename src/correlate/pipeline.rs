@@ -334,6 +334,17 @@ impl Pipeline {
         &self.engine
     }
 
+    /// The packet fast path's name question, answered by the engine against `lists` (its
+    /// snapshot, [`Engine::lists_snapshot`]); a listed name's hit is kept for the observation
+    /// that follows ([`Engine::dns_name_listed_noting`]).
+    pub fn dns_name_listed_noting(
+        &mut self,
+        lists: &std::sync::Arc<crate::matcher::Blocklists>,
+        name: &str,
+    ) -> bool {
+        self.engine.dns_name_listed_noting(lists, name)
+    }
+
     pub fn store(&self) -> Option<&dyn DetectionStore> {
         self.store.as_deref()
     }

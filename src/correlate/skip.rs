@@ -11,9 +11,67 @@
 //! hands every other one to [`Engine::observe_skipped`], which does the first and the last.
 //! Declared as a child of `engine` (it reads the engine's tables); a sibling file on disk.
 
+use std::sync::Weak;
+
 use super::*;
 use crate::matcher::Blocklists;
 use crate::model::DnsSkim;
+
+/// The last name the fast path asked about and found listed ([`Engine::dns_name_listed_noting`]),
+/// with where its hit is in the lists it asked: `on_dns` takes the hit from here instead of
+/// matching the same name a second time (issue #11: a pool-lookup flood matched every lookup's
+/// name twice, once per question of the fast path and once in `on_dns`, ≈ 1 000 instructions
+/// each). One entry: the query of a transaction is read just before its response is decoded
+/// and handed to the engine; any other name falls back to the match.
+#[derive(Debug, Default)]
+pub(super) struct ListedMemo {
+    /// Which lists the index is into: a `Weak` pins the allocation (so no other lists can
+    /// reuse its address) without keeping reloaded-away lists alive.
+    lists: Weak<Blocklists>,
+    name: String,
+    /// Index into `Blocklists::name_entries` of the hit `match_name(name)` returned.
+    index: Option<usize>,
+    /// Hits taken from the memo (for the tests).
+    pub(super) used: u64,
+}
+
+impl ListedMemo {
+    /// Remembers that `lists.match_name(name)` returned `hit`.
+    fn note(&mut self, lists: &Arc<Blocklists>, name: &str, hit: &ListHit) {
+        if !std::ptr::eq(self.lists.as_ptr(), Arc::as_ptr(lists)) {
+            self.lists = Arc::downgrade(lists);
+        }
+        self.name.clear();
+        self.name.push_str(name);
+        self.index = entry_index(lists.name_entries(), hit);
+    }
+
+    /// What `lists.match_name(name)` returns, if this is the name noted last with these lists.
+    pub(super) fn hit<'l>(
+        &mut self,
+        lists: &'l Arc<Blocklists>,
+        name: &str,
+    ) -> Option<&'l ListHit> {
+        let i = self.index?;
+        if !std::ptr::eq(self.lists.as_ptr(), Arc::as_ptr(lists)) || self.name != name {
+            return None;
+        }
+        let hit = lists.name_entries().get(i)?;
+        self.used = self.used.saturating_add(1);
+        Some(hit)
+    }
+}
+
+/// The position of `hit` in `entries` when it is one of them (compared by address: the
+/// element itself, not an equal copy).
+fn entry_index(entries: &[ListHit], hit: &ListHit) -> Option<usize> {
+    let size = std::mem::size_of::<ListHit>();
+    let offset = (hit as *const ListHit)
+        .addr()
+        .checked_sub(entries.as_ptr().addr())?;
+    let i = offset.checked_div(size)?;
+    entries.get(i).filter(|e| std::ptr::eq(*e, hit)).map(|_| i)
+}
 
 impl Engine {
     /// The engine's own name test (`Blocklists::match_name`, as `on_dns` applies it to the
@@ -28,6 +86,19 @@ impl Engine {
     /// holds one snapshot instead of loading the shared lists for every message.
     pub fn dns_name_listed_in(lists: &Blocklists, name: &str) -> bool {
         lists.match_name(name).is_some()
+    }
+
+    /// [`Engine::dns_name_listed_in`], remembering a listed name's hit for the observation
+    /// that follows (`scan`'s fast path: the query of a transaction is read in place, then its
+    /// response decoded and observed; see [`ListedMemo`]). The same answer.
+    pub fn dns_name_listed_noting(&mut self, lists: &Arc<Blocklists>, name: &str) -> bool {
+        match lists.match_name(name) {
+            Some(hit) => {
+                self.listed_memo.note(lists, name, hit);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The listed-address half of [`Engine::dns_answers_matter_in`]: whether an answer address
@@ -94,5 +165,99 @@ impl Engine {
         self.stats.dns += 1;
         self.observed(ts, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher;
+    use crate::model::{DnsAnswer, RrType, Transport};
+
+    fn lookup(qname: &str) -> Observation {
+        Observation::Dns(DnsObservation {
+            ts: Timestamp(1_795_724_800_000_000),
+            client: IpAddr::from([10, 0, 0, 1]),
+            client_port: Some(40_000),
+            server: Some(IpAddr::from([192, 0, 2, 53])),
+            server_port: Some(53),
+            transport: Transport::Udp,
+            id: Some(1),
+            qname: qname.into(),
+            qtype: RrType::A,
+            rcode: Some(Rcode::NOERROR),
+            answers: vec![DnsAnswer {
+                name: qname.into(),
+                rtype: RrType::A,
+                ttl: Some(300),
+                data: "203.0.113.10".into(),
+            }],
+            answers_known: true,
+            query_seen: true,
+            rtt_us: Some(500),
+            truncated: false,
+            salvaged: None,
+            source: Source::pcap("t.pcap"),
+        })
+    }
+
+    fn engine() -> Engine {
+        let lists = Blocklists::builtin().unwrap_or_else(|e| panic!("built-in lists: {e}"));
+        Engine::new(EngineConfig::default(), matcher::shared(lists))
+    }
+
+    /// Issue #11: the name the fast path found listed is not matched again by `on_dns`, and the
+    /// observation changes the engine exactly as one whose name was matched there.
+    #[test]
+    fn a_noted_listed_name_is_not_matched_again() {
+        let name = "a1b2.pool.supportxmr.com";
+        let mut noted = engine();
+        let snap = noted.lists_snapshot();
+        assert!(noted.dns_name_listed_noting(&snap, name));
+        // An unlisted question between them leaves the memo as it was.
+        assert!(!noted.dns_name_listed_noting(&snap, "www.example.org"));
+        let with_memo = noted.observe(&lookup(name));
+        assert_eq!(noted.listed_memo.used, 1, "the hit came from the memo");
+
+        let mut plain = engine();
+        let matched = plain.observe(&lookup(name));
+        assert_eq!(plain.listed_memo.used, 0);
+        assert_eq!(format!("{with_memo:?}"), format!("{matched:?}"));
+        assert_eq!(
+            format!("{:?}", noted.stats()),
+            format!("{:?}", plain.stats())
+        );
+    }
+
+    /// The memo answers only for the name it noted, and only against the lists it was noted
+    /// with (an equal copy of the lists is other lists).
+    #[test]
+    fn the_memo_answers_for_its_name_and_lists_only() {
+        let lists = Arc::new(Blocklists::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let other = Arc::new(Blocklists::builtin().unwrap_or_else(|e| panic!("{e}")));
+        let name = "x.pool.supportxmr.com";
+        let Some(hit) = lists.match_name(name) else {
+            panic!("{name} is listed");
+        };
+        let mut m = ListedMemo::default();
+        m.note(&lists, name, hit);
+        assert!(m.hit(&lists, "y.pool.supportxmr.com").is_none());
+        assert!(m.hit(&other, name).is_none());
+        assert!(std::ptr::eq(
+            m.hit(&lists, name).unwrap_or_else(|| panic!("memo")),
+            hit
+        ));
+        assert_eq!(m.used, 1);
+        // A copy of an entry is not an entry: no index.
+        let copy = hit.clone();
+        assert_eq!(entry_index(lists.name_entries(), &copy), None);
+        let last = lists.name_entries().len() - 1;
+        assert_eq!(
+            lists
+                .name_entries()
+                .get(last)
+                .and_then(|h| entry_index(lists.name_entries(), h)),
+            Some(last)
+        );
     }
 }

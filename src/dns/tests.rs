@@ -170,8 +170,13 @@ fn each_damaged(base: &[u8], patches: usize, seed: u64, mut f: impl FnMut(&[u8])
 fn sectional_decode_equals_the_message_decode() {
     let (mut checked, mut whole, mut failed) = (0, 0, 0);
     let mut check = |v: &[u8]| {
-        let mine = decode_sections(v).map_err(|e| e.to_string());
+        let mine = decode_sections(v, None).map_err(|e| e.to_string());
         assert_eq!(mine, message_decode(v), "{v:02x?}");
+        // Given its first question's rendered name (the fast path's), the same result.
+        if let Some((name, _)) = mine.as_ref().ok().and_then(|m| m.questions.first()) {
+            let named = decode_sections(v, Some(name)).map_err(|e| e.to_string());
+            assert_eq!(named, mine, "{v:02x?}");
+        }
         match mine {
             Ok(_) => whole += 1,
             Err(_) => failed += 1,
@@ -194,6 +199,26 @@ fn sectional_decode_equals_the_message_decode() {
         parse_message(&bases[5]).unwrap().answers[0].data,
         "2001:db8::1"
     );
+}
+
+/// Issue #11: a message decoded whole takes the caller's rendering of its first question
+/// (not rendered again), and a debug build checks it against hickory's.
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "the fast path's rendering")]
+fn a_given_first_name_is_used_and_checked() {
+    let wire = &varied_messages()[0];
+    let _ = parse_message_named(wire, "not.the.question");
+}
+
+/// A message hickory does not decode whole is salvaged as without the name.
+#[test]
+fn a_salvaged_message_is_the_same_given_its_name() {
+    let wire = &varied_messages()[4];
+    let plain = parse_message(wire).unwrap();
+    assert!(plain.salvaged.is_some());
+    let name = &plain.questions[0].0;
+    assert_eq!(parse_message_named(wire, name).unwrap(), plain);
 }
 
 /// `push_label` renders every byte as the old per-byte rendering did.

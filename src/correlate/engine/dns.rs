@@ -13,7 +13,11 @@ impl Engine {
         // flood of pool lookups clones no list entry per event (issue #11).
         let lists = self.lists.load_full();
         let mut via_cname = false;
-        let mut hit = lists.match_name(&d.qname);
+        // The fast path matched this name just before (`skip.rs`): its hit, not a second match.
+        let mut hit = match self.listed_memo.hit(&lists, &d.qname) {
+            Some(h) => Some(h),
+            None => lists.match_name(&d.qname),
+        };
         if hit.is_none() {
             hit = d.cname_targets().take(32).find_map(|t| lists.match_name(t));
             via_cname = hit.is_some();
@@ -35,7 +39,18 @@ impl Engine {
             self.stats.name_matches += 1;
         }
 
-        let blocked = self.is_blocked(d);
+        // Each A/AAAA answer's address, parsed once (issue #11: the blocked test, the bindings
+        // and the summary each parsed every answer's text, three times a flood lookup), with
+        // its answer's index; in buffers the engine keeps (no allocation per lookup).
+        let mut parsed = std::mem::take(&mut self.scratch.parsed);
+        parsed.clear();
+        parsed.extend(
+            d.answers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.ip().map(|ip| (i, ip))),
+        );
+        let blocked = self.is_blocked_with(d, parsed.iter().map(|&(_, ip)| ip));
         let duplicate = self.dedupe(d);
         let entry = self.names.get(&hit.entry);
         let stage = if blocked {
@@ -45,13 +60,14 @@ impl Engine {
         };
 
         // Bindings first, so the incident's pool_ips include the answers.
-        let mut answer_ips = Vec::new();
+        let mut answer_ips = std::mem::take(&mut self.scratch.ips);
+        answer_ips.clear();
         if !blocked {
             let ttl_ts = d.response_ts().unwrap_or(d.ts);
             let qname: Arc<str> = Arc::from(d.qname.as_str());
             let list = self.names.get(&hit.list);
-            for a in &d.answers {
-                let Some(ip) = a.ip() else { continue };
+            for &(i, ip) in &parsed {
+                let Some(a) = d.answers.get(i) else { continue };
                 answer_ips.push(ip);
                 let ttl = a.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
                 let expires = ttl_ts
@@ -116,6 +132,7 @@ impl Engine {
         let hold = ts.plus_secs(self.cfg.reorder_window_secs);
         let mut changed = self.ensure_incident(&key, ts, hold, out);
         let Some(inc) = self.incidents.get_mut_touch(&key) else {
+            self.scratch = Scratch::kept(parsed, answer_ips);
             return;
         };
         let det = &mut inc.det;
@@ -142,7 +159,8 @@ impl Engine {
             } else {
                 EvidenceKind::DnsLookup
             };
-            let mut ev = Evidence::new(ts, kind, d.source.clone(), dns_summary(d, hit, via_cname));
+            let summary = dns_summary(d, parsed.iter().map(|&(_, ip)| ip), hit, via_cname);
+            let mut ev = Evidence::new(ts, kind, d.source.clone(), summary);
             ev.qname = Some(d.qname.clone());
             ev.rcode = d.rcode;
             ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();
@@ -168,17 +186,23 @@ impl Engine {
         if !answer_ips.is_empty() {
             self.recheck_recent(d.client, &answer_ips, d.ts, out);
         }
+        self.scratch = Scratch::kept(parsed, answer_ips);
     }
 
-    pub(super) fn is_blocked(&self, d: &DnsObservation) -> bool {
+    /// Whether the lookup was blocked: NXDOMAIN, or an answer (`ips`: `d`'s A/AAAA answer
+    /// addresses) pointing at 0.0.0.0/:: or a sinkhole.
+    pub(super) fn is_blocked_with(
+        &self,
+        d: &DnsObservation,
+        mut ips: impl Iterator<Item = IpAddr>,
+    ) -> bool {
         if d.rcode == Some(Rcode::NXDOMAIN) {
             return true;
         }
         if !d.answers_known {
             return false;
         }
-        d.answer_ips()
-            .any(|ip| ip.is_unspecified() || self.sinkholes.contains(&ip))
+        ips.any(|ip| ip.is_unspecified() || self.sinkholes.contains(&ip))
     }
 
     /// True when the same query (client, name, type) was already counted within the window;

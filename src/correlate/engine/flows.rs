@@ -68,7 +68,8 @@ impl Engine {
         pos: Option<SourcePos>,
         out: &mut Changes,
     ) {
-        let entry = self.names.get(&att.hit.entry);
+        // The shared entry name (the binding's, or `names`'): no table probe per flow.
+        let entry = Arc::clone(&att.hit.entry);
         let key: IncidentKey = (f.src, entry);
         let ts = f.ts;
 
@@ -131,7 +132,7 @@ impl Engine {
         push_unique(&mut det.pool_ips, f.dst, MAX_POOL_IPS);
         push_unique(&mut det.dst_ports, f.dst_port, MAX_PORTS);
         push_unique_ref(&mut det.sources, &f.source, MAX_SOURCES);
-        push_hit(&mut det.lists, &att.hit);
+        push_shared_hit(&mut det.lists, &att.hit);
         if let Some(q) = &att.qname {
             if att.how.is_flow_name() {
                 push_unique_ref(&mut det.query_names, q, MAX_QUERY_NAMES);

@@ -56,9 +56,9 @@ impl Engine {
             shared_own_waits = usable && b.shared && unnamed_yet && !dns_service;
             if usable && !other_site && !dns_service {
                 att = Some(Attribution {
-                    hit: ListHit {
-                        list: String::from(&*b.list),
-                        entry: String::from(&*b.entry),
+                    hit: SharedHit {
+                        list: Arc::clone(&b.list),
+                        entry: Arc::clone(&b.entry),
                         category: b.category,
                         line: b.line,
                     },
@@ -78,7 +78,7 @@ impl Engine {
                     _ => self.stats.sni_matches += 1,
                 }
                 att = Some(Attribution {
-                    hit: hit.clone(),
+                    hit: self.shared_hit(hit),
                     qname: Some(name.clone()),
                     stage: contact,
                     how: *how,
@@ -109,8 +109,14 @@ impl Engine {
         if may_convict {
             if let Some(o) = self.ip_index.get(&f.dst) {
                 if o.client != f.src && self.binding_valid(o.first_seen, o.expires, f.ts) {
+                    let hit = &o.hit;
                     att = Some(Attribution {
-                        hit: o.hit.clone(),
+                        hit: SharedHit {
+                            list: self.names.get(&hit.list),
+                            entry: self.names.get(&hit.entry),
+                            category: hit.category,
+                            line: hit.line,
+                        },
                         qname: None,
                         stage: direct,
                         how: How::OtherClientBinding,
@@ -123,7 +129,7 @@ impl Engine {
             if let Some(hit) = lists.match_ip(f.dst, Some(f.dst_port)) {
                 self.stats.ip_matches += 1;
                 att = Some(Attribution {
-                    hit: hit.clone(),
+                    hit: self.shared_hit(hit),
                     qname: None,
                     stage: direct,
                     how: How::ListedAddress,
@@ -135,9 +141,9 @@ impl Engine {
         }
         if stratum {
             let a = att.get_or_insert_with(|| Attribution {
-                hit: ListHit {
-                    list: "stratum".into(),
-                    entry: format!("stratum:{}", f.dst),
+                hit: SharedHit {
+                    list: Arc::from("stratum"),
+                    entry: Arc::from(format!("stratum:{}", f.dst)),
                     category: Category::Pool,
                     line: 0,
                 },
@@ -150,6 +156,16 @@ impl Engine {
         match att {
             Some(a) => Grade::Pool(a),
             None => Grade::None,
+        }
+    }
+
+    /// `hit` with the engine's shared names (`correlate::names`).
+    fn shared_hit(&mut self, hit: &ListHit) -> SharedHit {
+        SharedHit {
+            list: self.names.get(&hit.list),
+            entry: self.names.get(&hit.entry),
+            category: hit.category,
+            line: hit.line,
         }
     }
 
