@@ -26,13 +26,35 @@ pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes captured per packet: whole frames (jumbo frames included), so DNS over TCP and large
 /// EDNS answers are complete.
 pub const SNAPLEN: i32 = 65_535;
-/// Default kernel buffer. libpcap sizes ring slots by snaplen capped at the interface MTU, so on
-/// loopback (MTU 65 536) a 64 MiB ring holds only ~1 000 frames and dropped 16% of a 100k pps
-/// tcpreplay on a loaded box; 256 MiB dropped none (measured). On a 1 500-byte-MTU mirror port
-/// it is ~2 s of a saturated 1 Gbit/s link.
+/// Default kernel buffer. The ring is read in blocks ([`IMMEDIATE_MODE`] off: libpcap's
+/// TPACKET_V3), which pack frames by their captured length, so it holds about
+/// 256 MiB / (frame + ~50 bytes of header) frames: ~1 M DNS-sized frames, seconds of a
+/// saturated 1 Gbit/s link. (In immediate mode libpcap falls back to TPACKET_V2, whose
+/// fixed slots are sized by the snaplen capped at the MTU: on loopback, MTU 65 536, the same
+/// 256 MiB held ~3 800 frames, ~20 ms of a 100k pps replay, since `lo` also carries each
+/// frame's outgoing copy.)
 pub const DEFAULT_BUFFER_SIZE: usize = 256 * 1024 * 1024;
-/// libpcap read timeout: the longest the loop waits before checking `stop` and timeouts.
+/// Observations handed to the sink at once ([`ObservationSink::send_batch`]: one queue slot
+/// and one wake-up of the service's pipeline thread for all, instead of one each). What is
+/// decoded is sent as soon as the ring has nothing more to hand over, so a batch waits for no
+/// later packet.
+pub const SEND_BATCH: usize = 16;
+/// libpcap read timeout: the longest the loop waits before checking `stop` and timeouts. With
+/// TPACKET_V3 it is also the kernel's block retire timeout: a block that is not full is handed
+/// over at most about twice this after its first frame arrived (see [`DELIVERY_LAG_US`]).
 pub const READ_TIMEOUT_MS: i32 = 200;
+/// libpcap's immediate mode (each frame handed over at once). Off: frames are handed over in
+/// ring blocks (TPACKET_V3), when a block fills or its retire timeout ([`READ_TIMEOUT_MS`])
+/// passes. Immediate mode forces TPACKET_V2's MTU-sized slots, which made the ring hold
+/// ~20 ms of a 100 k pps replay on `lo` and dropped packets at every stall of the consumer
+/// (`docs/performance.md`, "#16 live capture"); blocks cost at most the retire lag in latency,
+/// and timestamps are the kernel's either way.
+pub const IMMEDIATE_MODE: bool = false;
+/// How far behind the wall clock a frame may still be waiting in an unfinished ring block
+/// (two retire timeouts, the kernel's timer granularity, plus a margin). The idle tick runs
+/// timeouts up to `now - DELIVERY_LAG_US`, so a response still in the ring is paired with its
+/// query as a file scan would pair it, instead of the query being reported unanswered first.
+pub const DELIVERY_LAG_US: i64 = 3 * READ_TIMEOUT_MS as i64 * 1_000;
 
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
@@ -117,7 +139,7 @@ impl LiveCapture {
             .map_err(live_err)?
             .promisc(cfg.promiscuous)
             .snaplen(SNAPLEN)
-            .immediate_mode(true)
+            .immediate_mode(IMMEDIATE_MODE)
             .buffer_size(i32::try_from(cfg.buffer_size).unwrap_or(i32::MAX))
             .timeout(READ_TIMEOUT_MS)
             .open()
@@ -128,9 +150,9 @@ impl LiveCapture {
                 message: e.to_string(),
             })?;
         }
-        // Non-blocking reads plus our own poll(2): on Linux (TPACKET_V3, immediate mode) a
-        // blocking pcap_next_ex may not return at the read timeout while the link is quiet, and
-        // then `stop` would never be seen.
+        // Non-blocking reads plus our own poll(2): on Linux (TPACKET_V3) a blocking
+        // pcap_next_ex may not return at the read timeout while the link is quiet, and then
+        // `stop` would never be seen.
         let cap = cap.setnonblock().map_err(live_err)?;
         let linktype = cap.get_datalink().0;
         if !super::link::supported(linktype) {
@@ -167,18 +189,34 @@ impl Producer for LiveCapture {
 
     fn run(self: Box<Self>, mut sink: QueueSink, stop: StopToken) -> ProducerReport {
         let iface = self.cfg.interface.clone();
-        let mut observations = 0u64;
-        let mut counting = |o: Observation| {
-            observations += 1;
-            sink.send(o)
+        let mut counting = Counting {
+            sink: &mut sink,
+            observations: 0,
         };
         let st = self.capture(&mut counting, &stop);
         tracing::info!(interface = %iface, stats = ?st, "live capture stopped");
         ProducerReport {
-            observations,
+            observations: counting.observations,
             finished: false,
             error: None,
         }
+    }
+}
+
+/// A sink counting what it takes (batches kept whole).
+struct Counting<'a> {
+    sink: &'a mut QueueSink,
+    observations: u64,
+}
+
+impl ObservationSink for Counting<'_> {
+    fn send(&mut self, obs: Observation) -> bool {
+        self.observations += 1;
+        self.sink.send(obs)
+    }
+    fn send_batch(&mut self, obs: Vec<Observation>) -> bool {
+        self.observations += obs.len() as u64;
+        self.sink.send_batch(obs)
     }
 }
 
@@ -228,24 +266,36 @@ fn run(
                 let ts = super::timeval_us(&p.header.ts);
                 decoder.packet_live(ts, linktype, p.data, &mut queue);
             }
-            // Nothing buffered: wait for the descriptor (bounded), then run timeouts.
+            // Nothing handed over: wait for the descriptor (bounded), then run timeouts up to
+            // the oldest time a frame still in an unfinished block can carry.
             Err(pcap::Error::TimeoutExpired) => {
+                if !send_all(&mut queue, sink) {
+                    receiver_gone = true;
+                    break;
+                }
                 wait_readable(cap.as_raw_fd(), READ_TIMEOUT_MS);
-                decoder.tick(Timestamp::now().0, &mut queue);
+                decoder.tick(
+                    Timestamp::now().0.saturating_sub(DELIVERY_LAG_US),
+                    &mut queue,
+                );
             }
             Err(e) => {
                 tracing::error!(interface = %cfg.interface, error = %e, "live capture failed");
                 break;
             }
         }
-        while let Some(o) = queue.pop_front() {
-            if !sink.send(o) {
+        while queue.len() >= SEND_BATCH {
+            if !sink.send_batch(queue.drain(..SEND_BATCH).collect()) {
                 receiver_gone = true;
                 break;
             }
         }
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
+            // A busy link that yields no observations for a while holds no batch back longer.
+            if !send_all(&mut queue, sink) {
+                receiver_gone = true;
+            }
             if let Ok(st) = cap.stats() {
                 let (k, i) = (u64::from(st.dropped), u64::from(st.if_dropped));
                 if k > kernel_drops || i > if_drops {
@@ -268,11 +318,7 @@ fn run(
     }
     decoder.finish(&mut queue);
     if !receiver_gone {
-        for o in queue.drain(..) {
-            if !sink.send(o) {
-                break;
-            }
-        }
+        send_all(&mut queue, sink);
     }
     let last = decoder.stats();
     if let Ok(mut s) = shared.lock() {
@@ -280,6 +326,17 @@ fn run(
     }
     tracing::info!(interface = %cfg.interface, packets = last.packets, kernel_drops, interface_drops = if_drops, "live capture stopped");
     last
+}
+
+/// Sends everything queued, in batches of at most [`SEND_BATCH`]; `false`: the receiver is gone.
+fn send_all(queue: &mut VecDeque<Observation>, sink: &mut dyn ObservationSink) -> bool {
+    while !queue.is_empty() {
+        let n = queue.len().min(SEND_BATCH);
+        if !sink.send_batch(queue.drain(..n).collect()) {
+            return false;
+        }
+    }
+    true
 }
 
 /// poll(2) for readability, at most `timeout_ms`.

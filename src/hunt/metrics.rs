@@ -13,6 +13,8 @@ pub(crate) struct HistoryMetrics {
     /// Days evicted because the database's size on disk exceeded the cap.
     pub evicted_disk: Counter,
     pub flush_errors: Counter,
+    /// Due flushes that waited for the background writer (`MAX_QUEUED_FLUSHES` were queued).
+    pub flush_waits: Counter,
     /// Time spent flushing (exposed in seconds).
     pub flush_seconds: SecondsCounter,
     pub bytes: Gauge,
@@ -45,6 +47,11 @@ impl HistoryMetrics {
             flush_errors: counter(
                 "poolwatch_history_flush_errors_total",
                 "History flushes that failed (rows of that flush are lost)",
+                &[],
+            ),
+            flush_waits: counter(
+                "poolwatch_history_flush_waits_total",
+                "Due history flushes that waited because the background writer had a full queue (back-pressure; nothing is dropped)",
                 &[],
             ),
             flush_seconds: seconds_counter(

@@ -40,6 +40,13 @@ pub trait ObservationSink {
         self.send(obs)
     }
 
+    /// Hands over several observations in order (a live capture's burst). A sink that has no
+    /// batch of its own sends them one by one; `false`: the receiver is gone (the rest of the
+    /// batch was not taken).
+    fn send_batch(&mut self, obs: Vec<Observation>) -> bool {
+        obs.into_iter().all(|o| self.send(o))
+    }
+
     /// Whether this sink orders follower offset commits behind the observations read before
     /// them ([`commit_offset`](Self::commit_offset)). A sink that does not (a test closure,
     /// `scan`) leaves the follower to write its offsets to its `OffsetStore` directly.
@@ -68,6 +75,9 @@ pub enum Produced {
     Observation(Box<Observation>),
     /// An observation and where it was read ([`ObservationSink::send_at`]).
     Positioned(Box<(Observation, SourcePos)>),
+    /// Observations in order, one queue slot for all ([`ObservationSink::send_batch`]; the
+    /// live capture sends at most `capture::live::SEND_BATCH` at a time).
+    Batch(Vec<Observation>),
     /// A follower's read position: every observation read before it was queued before it.
     Offset {
         key: String,
@@ -114,6 +124,12 @@ impl ObservationSink for QueueSink {
         self.tx
             .blocking_send(Produced::Positioned(Box::new((obs, pos))))
             .is_ok()
+    }
+    fn send_batch(&mut self, obs: Vec<Observation>) -> bool {
+        if obs.is_empty() {
+            return true;
+        }
+        self.tx.blocking_send(Produced::Batch(obs)).is_ok()
     }
     fn takes_offsets(&self) -> bool {
         true

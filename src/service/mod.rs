@@ -53,7 +53,9 @@ pub use pipeline::{OFFSET_COMMIT_DELAY, PRUNE_INTERVAL, TICK_INTERVAL};
 
 /// Observations (and follower offset commits) queued between the inputs and the pipeline.
 /// Bounded so that a flood or a slow disk slows the readers (back-pressure) instead of growing
-/// memory: ~8k observations of a few hundred bytes each is a few MiB.
+/// memory: ~8k observations of a few hundred bytes each is a few MiB. A live capture's slot
+/// holds a batch of up to `capture::live::SEND_BATCH` (16) observations, so with live inputs the
+/// bound is 16× that (tens of MiB).
 pub const OBS_CHANNEL_CAPACITY: usize = 8_192;
 /// Live-feed (SSE) buffer: a subscriber further behind than this gets a `lagged` event.
 pub const EVENTS_CAPACITY: usize = 1_024;
@@ -176,7 +178,7 @@ where
     let history = settings
         .history
         .clone()
-        .map(|cfg| crate::hunt::Recorder::new(Arc::new(store.clone()), cfg));
+        .map(|cfg| crate::hunt::Recorder::with_background_writes(Arc::new(store.clone()), cfg));
     let phases = shutdown::Phases::default();
 
     let (events_tx, _) = broadcast::channel::<DetectionEvent>(EVENTS_CAPACITY);

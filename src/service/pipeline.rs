@@ -201,6 +201,16 @@ fn handle(
                 report.error(&e);
             }
         }
+        Produced::Batch(batch) => {
+            for o in batch {
+                if let Some(h) = history {
+                    h.record(&o);
+                }
+                if let Err(e) = p.push(o) {
+                    report.error(&e);
+                }
+            }
+        }
         Produced::Positioned(op) => {
             let (o, pos) = *op;
             if let Some(h) = history {

@@ -18,8 +18,8 @@ use super::super::encode::{
 };
 use super::super::HuntError;
 use super::{
-    row_cost, split_names, DayState, Recorder, COMPACT_PAGE_ROWS, MAX_ANSWERS_KEPT,
-    MAX_BLOCK_ENTRIES, MAX_CNAMES_KEPT,
+    row_cost, split_names, Core, DayState, COMPACT_PAGE_ROWS, MAX_ANSWERS_KEPT, MAX_BLOCK_ENTRIES,
+    MAX_CNAMES_KEPT,
 };
 use crate::ports::{HistoryKv, HistoryTree, Row};
 
@@ -31,7 +31,7 @@ type Group = (Vec<u8>, Vec<Vec<u8>>);
 /// Page rows written per batch while a day is compacted.
 const PAGE_WRITE_BATCH: usize = 64;
 
-impl Recorder {
+impl Core {
     /// Compacts every day older than the newest that took rows since its last compaction.
     pub(super) fn compact_finished(
         &self,

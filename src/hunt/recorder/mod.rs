@@ -24,7 +24,9 @@ use crate::model::{
 use crate::ports::{HistoryKv, HistoryTree, Row};
 
 mod compact;
+mod writer;
 pub(super) use compact::{merge_client, merge_flow, merge_summary};
+pub use writer::MAX_QUEUED_FLUSHES;
 
 /// Days kept by default.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
@@ -115,6 +117,34 @@ struct Pending {
     seen: u64,
     last_flush: Option<Instant>,
     newest_day: u32,
+}
+
+/// What one flush writes: the aggregates taken out of [`Pending`].
+struct Batch {
+    names: HashMap<(u32, String), NameAgg>,
+    flows: HashMap<(u32, IpAddr), FlowAgg>,
+    servers: HashMap<(u32, IpAddr), ServerRow>,
+    /// The newest day recorded when the batch was taken (retention counts back from it).
+    newest_day: u32,
+}
+
+impl Pending {
+    /// Takes every pending entry out for a flush (the folding state stays).
+    fn take(&mut self) -> Batch {
+        self.last_flush = Some(Instant::now());
+        self.entries = 0;
+        Batch {
+            names: std::mem::take(&mut self.names),
+            flows: std::mem::take(&mut self.flows),
+            servers: std::mem::take(&mut self.servers),
+            newest_day: self.newest_day,
+        }
+    }
+}
+
+/// The writing side's state, kept across flushes.
+#[derive(Default)]
+struct WriteState {
     /// Set when the newest day's rows alone exceed the byte cap: no new rows for that day.
     full_day: Option<u32>,
     /// Last block number handed out (microseconds since the epoch, strictly increasing).
@@ -122,9 +152,11 @@ struct Pending {
     /// The database's size on disk when a day was last evicted for it (0: none since the size
     /// was last within the cap).
     disk_mark: u64,
+    /// The newest day of the batches written.
+    newest_day: u32,
 }
 
-impl Pending {
+impl WriteState {
     /// A block number above every one written before (also across restarts: the clock).
     fn next_block(&mut self) -> u64 {
         let now = SystemTime::now()
@@ -153,10 +185,36 @@ fn row_cost(key: &[u8], value: &[u8]) -> u64 {
 
 /// Records observations into the history (one per store; cheap to share).
 pub struct Recorder {
-    kv: Arc<dyn HistoryKv>,
-    cfg: HistoryConfig,
+    core: Arc<Core>,
     pending: Mutex<Pending>,
     metrics: HistoryMetrics,
+    /// Background writes ([`Recorder::with_background_writes`]); `None`: each flush writes on
+    /// the thread that records.
+    writer: Option<writer::Writer>,
+    /// Pending entries that force a flush ([`MAX_PENDING_ROWS`]; smaller in unit tests).
+    max_pending: usize,
+}
+
+/// The writing side: the store, the limits and the state of the rows written.
+struct Core {
+    kv: Arc<dyn HistoryKv>,
+    cfg: HistoryConfig,
+    metrics: HistoryMetrics,
+    write: Mutex<WriteState>,
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, WriteState> {
+        // A panic while holding the lock leaves the block counter and the marks usable.
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes one batch (the flush proper; see [`Recorder::flush`]).
+    fn write(&self, b: Batch) -> Result<(), HuntError> {
+        let mut w = self.lock();
+        w.newest_day = w.newest_day.max(b.newest_day);
+        self.flush_locked(&mut w, b)
+    }
 }
 
 fn hash_of(parts: &[&[u8]]) -> u64 {
@@ -168,17 +226,59 @@ fn hash_of(parts: &[&[u8]]) -> u64 {
 }
 
 impl Recorder {
+    /// A recorder whose flushes write on the thread that records (or calls [`Recorder::flush`]).
     pub fn new(kv: Arc<dyn HistoryKv>, cfg: HistoryConfig) -> Arc<Recorder> {
-        Arc::new(Recorder {
+        Arc::new(Recorder::build(kv, cfg, false, MAX_PENDING_ROWS))
+    }
+
+    /// A recorder whose due flushes are written by a thread of its own, so that recording (the
+    /// service's pipeline thread) does not wait for the store: the pending entries are taken
+    /// out (as a synchronous flush would at that moment) and queued to the writer, at most
+    /// [`MAX_QUEUED_FLUSHES`] waiting; beyond that recording waits (counted in
+    /// `poolwatch_history_flush_waits_total`). Batches are written in the order they were
+    /// taken, so the rows are the same as [`Recorder::new`]'s. [`Recorder::flush`] still
+    /// returns once everything recorded before it is written. If the thread cannot start,
+    /// flushes are written in place (logged).
+    pub fn with_background_writes(kv: Arc<dyn HistoryKv>, cfg: HistoryConfig) -> Arc<Recorder> {
+        Arc::new(Recorder::build(kv, cfg, true, MAX_PENDING_ROWS))
+    }
+
+    fn build(
+        kv: Arc<dyn HistoryKv>,
+        cfg: HistoryConfig,
+        background: bool,
+        max_pending: usize,
+    ) -> Recorder {
+        let metrics = HistoryMetrics::get();
+        let core = Arc::new(Core {
             kv,
             cfg,
+            metrics: metrics.clone(),
+            write: Mutex::new(WriteState::default()),
+        });
+        let writer = if background {
+            writer::Writer::spawn(core.clone())
+                .map_err(|e| tracing::warn!(error = %e, "history: no writer thread, flushes are written in place"))
+                .ok()
+        } else {
+            None
+        };
+        Recorder {
+            core,
             pending: Mutex::new(Pending::default()),
-            metrics: HistoryMetrics::get(),
-        })
+            metrics,
+            writer,
+            max_pending,
+        }
     }
 
     pub fn config(&self) -> &HistoryConfig {
-        &self.cfg
+        &self.core.cfg
+    }
+
+    /// Every stored day with its bytes, oldest first.
+    pub fn days(&self) -> Result<Vec<(u32, u64)>, HuntError> {
+        days(self.core.kv.as_ref())
     }
 
     fn lock(&self) -> MutexGuard<'_, Pending> {
@@ -196,11 +296,17 @@ impl Recorder {
             Observation::Flow(f) => self.record_flow(&mut p, f),
         }
         p.seen += 1;
-        let due = p.entries >= MAX_PENDING_ROWS
+        let due = p.entries >= self.max_pending
             || (p.seen % CLOCK_EVERY == 0
                 && p.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL));
         if due {
-            if let Err(e) = self.flush_locked(&mut p) {
+            let batch = p.take();
+            let res = match &self.writer {
+                // Queued under the pending lock: batches reach the writer in order.
+                Some(w) => w.queue(batch),
+                None => self.core.write(batch),
+            };
+            if let Err(e) = res {
                 self.metrics.flush_errors.inc();
                 tracing::warn!(error = %e, "history flush failed");
             }
@@ -208,10 +314,19 @@ impl Recorder {
     }
 
     /// Writes every pending entry as new blocks, applies retention and the byte cap, and
-    /// compacts the days that are finished.
+    /// compacts the days that are finished. With background writes, returns once the writer
+    /// has written every batch queued before this one and this one.
     pub fn flush(&self) -> Result<(), HuntError> {
         let mut p = self.lock();
-        self.flush_locked(&mut p)
+        let batch = p.take();
+        match &self.writer {
+            Some(w) => {
+                let done = w.queue_and_wait(batch);
+                drop(p);
+                done.wait()
+            }
+            None => self.core.write(batch),
+        }
     }
 
     /// Entries waiting in memory.
@@ -428,14 +543,17 @@ impl Recorder {
             });
         }
     }
+}
 
-    fn flush_locked(&self, p: &mut Pending) -> Result<(), HuntError> {
+impl Core {
+    fn flush_locked(&self, p: &mut WriteState, b: Batch) -> Result<(), HuntError> {
         let started = Instant::now();
-        p.last_flush = Some(started);
-        let names = std::mem::take(&mut p.names);
-        let flows = std::mem::take(&mut p.flows);
-        let servers = std::mem::take(&mut p.servers);
-        p.entries = 0;
+        let Batch {
+            names,
+            flows,
+            servers,
+            newest_day: _,
+        } = b;
         let mut out: Vec<Out> = Vec::new();
         for ((day, rev), agg) in names {
             let mut clients: Vec<ClientEntry> = agg
@@ -590,16 +708,11 @@ impl Recorder {
             .map_err(HuntError::Store)
     }
 
-    /// Every stored day with its bytes, oldest first.
-    pub fn days(&self) -> Result<Vec<(u32, u64)>, HuntError> {
-        days(self.kv.as_ref())
-    }
-
     /// Retention (days older than the newest day recorded minus `retention_days`), then the
     /// byte cap (oldest days first; the newest day is never evicted, it stops taking new rows).
     fn enforce(
         &self,
-        p: &mut Pending,
+        p: &mut WriteState,
         days: &mut BTreeMap<u32, DayState>,
     ) -> Result<(), HuntError> {
         let newest = days
