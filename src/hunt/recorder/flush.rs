@@ -1,7 +1,18 @@
 //! The write side of the recorder: a taken batch of pending rows into the history tree
 //! (blocks numbered per day, the day index, the byte budget and day eviction).
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use super::super::encode::{
+    self as enc, ClientEntry, FlowBlock, FlowEntry, NameBlock, NameSummary, ServerRow, KIND_LOOKUP,
+};
+use super::super::HuntError;
+use super::{
+    row_cost, Batch, Core, DayState, Out, WriteState, DISK_REGROW_BYTES, DISK_SLACK_BYTES,
+    MAX_BLOCK_ENTRIES, MAX_SERVER_CLIENTS, WRITE_BATCH_ROWS,
+};
+use crate::ports::{HistoryTree, Row};
 
 impl Core {
     pub(super) fn flush_locked(&self, p: &mut WriteState, b: Batch) -> Result<(), HuntError> {

@@ -4,7 +4,7 @@
 //! into one block per name / destination; enforces retention and the byte cap (oldest day
 //! first) and folds random-subdomain floods.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,15 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustc_hash::FxHasher;
 
 use super::encode::{
-    self as enc, ClientEntry, ClientRow, FlowBlock, FlowEntry, FlowSummary, NameBlock, NameSummary,
-    ServerRow, KIND_FLOW_NAME, KIND_LOOKUP, KIND_VIA_CNAME, QTYPE_A, QTYPE_AAAA, QTYPE_OTHER,
+    self as enc, ClientRow, FlowSummary, NameSummary, ServerRow, KIND_FLOW_NAME, KIND_LOOKUP,
+    KIND_VIA_CNAME, QTYPE_A, QTYPE_AAAA, QTYPE_OTHER,
 };
 use super::metrics::HistoryMetrics;
 use super::HuntError;
 use crate::model::{
     DnsObservation, FlowObservation, FlowReport, FlowState, Observation, Proto, RrType,
 };
-use crate::ports::{HistoryKv, HistoryTree, Row};
+use crate::ports::{HistoryKv, HistoryTree};
 
 mod compact;
 mod flush;

@@ -138,17 +138,21 @@ fn run(core: &Core, rx: &Receiver<Job>) {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::super::{HistoryConfig, Recorder};
     use crate::hunt::encode::{day_value, parse_day_value, BLOCK_NO_LEN};
     use crate::model::*;
-    use crate::ports::{HistoryKv, HistoryTree, Row};
+    use crate::ports::{HistoryKv, HistoryTree};
+    // Test code only (the architecture test does not read it): the real sled store.
+    use crate::store::Store;
 
-    /// The history's rows in memory, one map per tree.
-    #[derive(Default)]
-    struct MemKv(Mutex<Rows>);
-    type Rows = BTreeMap<(u8, Vec<u8>), Vec<u8>>;
+    const TREES: [HistoryTree; 4] = [
+        HistoryTree::Names,
+        HistoryTree::Flows,
+        HistoryTree::Servers,
+        HistoryTree::Days,
+    ];
 
     fn tree_no(t: HistoryTree) -> u8 {
         match t {
@@ -159,81 +163,27 @@ mod tests {
         }
     }
 
-    impl HistoryKv for MemKv {
-        fn get(&self, tree: HistoryTree, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-            let m = self.0.lock().unwrap();
-            Ok(m.get(&(tree_no(tree), key.to_vec())).cloned())
-        }
-        fn put(&self, tree: HistoryTree, rows: &[Row]) -> Result<(), String> {
-            let mut m = self.0.lock().unwrap();
-            for (k, v) in rows {
-                m.insert((tree_no(tree), k.clone()), v.clone());
-            }
-            Ok(())
-        }
-        fn scan(
-            &self,
-            tree: HistoryTree,
-            lo: &[u8],
-            hi: &[u8],
-            limit: usize,
-        ) -> Result<Vec<Row>, String> {
-            let t = tree_no(tree);
-            let m = self.0.lock().unwrap();
-            Ok(m.range((t, lo.to_vec())..(t, hi.to_vec()))
-                .take(limit)
-                .map(|((_, k), v)| (k.clone(), v.clone()))
-                .collect())
-        }
-        fn remove_range(&self, tree: HistoryTree, lo: &[u8], hi: &[u8]) -> Result<u64, String> {
-            let t = tree_no(tree);
-            let mut m = self.0.lock().unwrap();
-            let keys: Vec<_> = m
-                .range((t, lo.to_vec())..(t, hi.to_vec()))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &keys {
-                m.remove(k);
-            }
-            Ok(keys.len() as u64)
-        }
-        fn replace(
-            &self,
-            tree: HistoryTree,
-            remove: &[Vec<u8>],
-            put: &[Row],
-        ) -> Result<(), String> {
-            let t = tree_no(tree);
-            let mut m = self.0.lock().unwrap();
-            for k in remove {
-                m.remove(&(t, k.clone()));
-            }
-            for (k, v) in put {
-                m.insert((t, k.clone()), v.clone());
-            }
-            Ok(())
-        }
-    }
-
     /// Rows with the clock taken out (the block number ending block keys, a day's `covered`
     /// block): per tree and key prefix, the values in block order.
-    fn rows(kv: &MemKv) -> BTreeMap<(u8, Vec<u8>), Vec<Vec<u8>>> {
-        let m = kv.0.lock().unwrap();
+    fn rows(kv: &Store) -> BTreeMap<(u8, Vec<u8>), Vec<Vec<u8>>> {
         let mut out: BTreeMap<(u8, Vec<u8>), Vec<Vec<u8>>> = BTreeMap::new();
-        for ((t, k), v) in m.iter() {
-            let key = if *t <= 1 {
-                k[..k.len() - BLOCK_NO_LEN].to_vec()
-            } else {
-                k.clone()
-            };
-            let value = match parse_day_value(v) {
-                Some(mut d) if *t == 3 => {
-                    d.covered = 0;
-                    day_value(&d)
-                }
-                _ => v.clone(),
-            };
-            out.entry((*t, key)).or_default().push(value);
+        for tree in TREES {
+            let t = tree_no(tree);
+            for (k, v) in kv.scan(tree, &[], &[0xff; 64], usize::MAX).unwrap() {
+                let key = if t <= 1 {
+                    k[..k.len() - BLOCK_NO_LEN].to_vec()
+                } else {
+                    k.clone()
+                };
+                let value = match parse_day_value(&v) {
+                    Some(mut d) if t == 3 => {
+                        d.covered = 0;
+                        day_value(&d)
+                    }
+                    _ => v.clone(),
+                };
+                out.entry((t, key)).or_default().push(value);
+            }
         }
         out
     }
@@ -272,7 +222,11 @@ mod tests {
     /// for block, over three days (so finished days are compacted in between).
     #[test]
     fn background_writes_give_the_rows_of_writes_in_place() {
-        let (a, b) = (Arc::new(MemKv::default()), Arc::new(MemKv::default()));
+        // Two real (temporary) sled databases.
+        let (a, b) = (
+            Arc::new(Store::open_temporary().unwrap()),
+            Arc::new(Store::open_temporary().unwrap()),
+        );
         let cfg = HistoryConfig::default();
         let in_place = Recorder::build(a.clone(), cfg.clone(), false, 64);
         let background = Recorder::build(b.clone(), cfg, true, 64);
