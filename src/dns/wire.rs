@@ -612,6 +612,13 @@ pub fn differential(msg: &[u8]) -> Result<(), String> {
             if *name != mine || qtype.0 != q.qtype {
                 return Err(format!("question {name}/{} vs {mine}/{}", qtype.0, q.qtype));
             }
+            // The packet path hands this rendering to hickory (`parse_message_named`, issue
+            // #11): the message must decode exactly as without it, salvaged or whole.
+            match super::parse_message_named(msg, &mine) {
+                Ok(named) if named == h => {}
+                Ok(_) => return Err("the decode given the fast path's name differs".into()),
+                Err(e) => return Err(format!("the decode given the fast path's name fails: {e}")),
+            }
         }
         (None, None) => {}
         (a, b) => return Err(format!("question {a:?} vs {:?}", b.map(|q| q.qtype))),
