@@ -172,33 +172,16 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::matcher;
-    use crate::model::{DnsAnswer, RrType, Transport};
 
     fn lookup(qname: &str) -> Observation {
-        Observation::Dns(DnsObservation {
-            ts: Timestamp(1_795_724_800_000_000),
-            client: IpAddr::from([10, 0, 0, 1]),
-            client_port: Some(40_000),
-            server: Some(IpAddr::from([192, 0, 2, 53])),
-            server_port: Some(53),
-            transport: Transport::Udp,
-            id: Some(1),
-            qname: qname.into(),
-            qtype: RrType::A,
-            rcode: Some(Rcode::NOERROR),
-            answers: vec![DnsAnswer {
-                name: qname.into(),
-                rtype: RrType::A,
-                ttl: Some(300),
-                data: "203.0.113.10".into(),
-            }],
-            answers_known: true,
-            query_seen: true,
-            rtt_us: Some(500),
-            truncated: false,
-            salvaged: None,
-            source: Source::pcap("t.pcap"),
-        })
+        let mut d = DnsObservation::test_lookup(
+            Timestamp(1_795_724_800_000_000),
+            IpAddr::from([10, 0, 0, 1]),
+            qname,
+            "203.0.113.10",
+        );
+        d.rtt_us = Some(500);
+        Observation::Dns(d)
     }
 
     fn engine() -> Engine {

@@ -320,3 +320,35 @@ pub struct DnsSkim {
     /// The query was seen (`DnsObservation::query_seen`).
     pub query_seen: bool,
 }
+
+#[cfg(test)]
+impl DnsObservation {
+    /// For unit tests: `client` (port 40000) asked 192.0.2.53:53 over UDP for `qname`'s A
+    /// record and got one answer, `qname` → `addr` (TTL 300), read from `t.pcap`.
+    pub(crate) fn test_lookup(ts: Timestamp, client: IpAddr, qname: &str, addr: &str) -> Self {
+        DnsObservation {
+            ts,
+            client,
+            client_port: Some(40_000),
+            server: Some(IpAddr::from([192, 0, 2, 53])),
+            server_port: Some(53),
+            transport: Transport::Udp,
+            id: Some(1),
+            qname: qname.into(),
+            qtype: RrType::A,
+            rcode: Some(Rcode::NOERROR),
+            answers: vec![DnsAnswer {
+                name: qname.into(),
+                rtype: RrType::A,
+                ttl: Some(300),
+                data: addr.into(),
+            }],
+            answers_known: true,
+            query_seen: true,
+            rtt_us: None,
+            truncated: false,
+            salvaged: None,
+            source: Source::pcap("t.pcap"),
+        }
+    }
+}

@@ -6,30 +6,7 @@ fn lookup_then_stratum() -> Vec<Observation> {
     let client: std::net::IpAddr = "192.0.2.10".parse().unwrap();
     let pool: std::net::IpAddr = "203.0.113.10".parse().unwrap();
     let t = Timestamp::from_secs(1_795_723_201);
-    let dns = DnsObservation {
-        ts: t,
-        client,
-        client_port: Some(40000),
-        server: Some("192.0.2.53".parse().unwrap()),
-        server_port: Some(53),
-        transport: Transport::Udp,
-        id: Some(1),
-        qname: "pool.supportxmr.com".into(),
-        qtype: RrType::A,
-        rcode: Some(Rcode::NOERROR),
-        answers: vec![DnsAnswer {
-            name: "pool.supportxmr.com".into(),
-            rtype: RrType::A,
-            ttl: Some(300),
-            data: pool.to_string(),
-        }],
-        answers_known: true,
-        query_seen: true,
-        rtt_us: None,
-        truncated: false,
-        salvaged: None,
-        source: Source::pcap("t.pcap"),
-    };
+    let dns = DnsObservation::test_lookup(t, client, "pool.supportxmr.com", &pool.to_string());
     let flow = FlowObservation {
         ts: t.plus_secs(10),
         last_ts: t.plus_secs(20),

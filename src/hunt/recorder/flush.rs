@@ -154,17 +154,7 @@ impl Core {
     }
 
     pub(super) fn load_days(&self) -> Result<BTreeMap<u32, DayState>, HuntError> {
-        let rows = self
-            .kv
-            .scan(HistoryTree::Days, &[], &[0xff; 5], 100_000)
-            .map_err(HuntError::Store)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let d = u32::from_be_bytes(k.try_into().ok()?);
-                Some((d, enc::parse_day_value(&v)?))
-            })
-            .collect())
+        Ok(super::day_rows(&*self.kv)?.into_iter().collect())
     }
 
     pub(super) fn save_days(&self, days: &BTreeMap<u32, DayState>) -> Result<(), HuntError> {

@@ -190,31 +190,13 @@ mod tests {
 
     fn lookup(i: u32, day: i64) -> Observation {
         let name = format!("n{}.zone{}.example", i % 700, i % 7);
-        Observation::Dns(DnsObservation {
-            ts: Timestamp::from_secs(1_795_000_000 - 1_795_000_000 % 86_400 + day * 86_400)
+        Observation::Dns(DnsObservation::test_lookup(
+            Timestamp::from_secs(1_795_000_000 - 1_795_000_000 % 86_400 + day * 86_400)
                 .plus_secs(i64::from(i % 80_000)),
-            client: format!("10.0.{}.{}", i % 5, i % 200).parse().unwrap(),
-            client_port: Some(40000),
-            server: Some("192.0.2.53".parse().unwrap()),
-            server_port: Some(53),
-            transport: Transport::Udp,
-            id: Some(1),
-            qname: name.clone(),
-            qtype: RrType::A,
-            rcode: Some(Rcode::NOERROR),
-            answers: vec![DnsAnswer {
-                name,
-                rtype: RrType::A,
-                ttl: Some(300),
-                data: format!("203.0.113.{}", i % 40),
-            }],
-            answers_known: true,
-            query_seen: true,
-            rtt_us: None,
-            truncated: false,
-            salvaged: None,
-            source: Source::pcap("t.pcap"),
-        })
+            format!("10.0.{}.{}", i % 5, i % 200).parse().unwrap(),
+            &name,
+            &format!("203.0.113.{}", i % 40),
+        ))
     }
 
     /// Background writes keep the rows of writes in place: the same observations, flushed at
