@@ -72,7 +72,11 @@ fn pcap(data: &[u8]) -> Option<Vec<u8>> {
     let (&mode, rest) = data.split_first()?;
     let (&kind, rest) = rest.split_first()?;
     let udp = kind & 1 == 1;
-    let linktype = if udp { 1 } else { LINKTYPES[usize::from(mode & 3)] };
+    let linktype = if udp {
+        1
+    } else {
+        LINKTYPES[usize::from(mode & 3)]
+    };
     let frames: Vec<Vec<u8>> = rest
         .split(|&b| b == 0xFF)
         .enumerate()
@@ -176,7 +180,10 @@ fn run(path: &std::path::Path, workers: usize) -> Option<Run> {
     let mut dets = store.take_detections().ok()?;
     dets.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
     Some(Run {
-        detections: dets.iter().filter_map(|d| serde_json::to_string(d).ok()).collect(),
+        detections: dets
+            .iter()
+            .filter_map(|d| serde_json::to_string(d).ok())
+            .collect(),
         summary,
         capture: counters(&cap.stats()),
         mispredicted: cap.mispredicted(),
@@ -188,7 +195,9 @@ fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("pw-fuzz-threads-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("in.pcap");
-    let Ok(mut f) = std::fs::File::create(&path) else { return };
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return;
+    };
     if f.write_all(&bytes).is_err() {
         return;
     }
