@@ -339,7 +339,9 @@ fn live_query_fast_path_gives_what_decoding_gives() {
         assert_eq!(decoding.stats(), live.stats(), "{what}: capture counters");
         compared += usize::from(decoding.stats().dns_messages > 0);
     }
-    assert!(compared >= 10, "{compared} captures with DNS compared");
+    // The project's own captures alone hold 9 with DNS; with ../shared/data, the lab's too.
+    let least = if shared_data().is_some() { 10 } else { 9 };
+    assert!(compared >= least, "{compared} captures with DNS compared");
 }
 
 /// A fast-path consumer that answers every name `listed` (or not), says no answer matters,
