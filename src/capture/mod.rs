@@ -231,6 +231,26 @@ impl CaptureStats {
     pub fn dns_parse_error_total(&self) -> u64 {
         self.dns_parse_errors.iter().map(|(_, n)| n).sum()
     }
+    /// The counters a capture gives whatever the number of decoder threads (`--threads`):
+    /// packets, bytes, protocols, DNS messages and pairing, flow reports, the error totals.
+    /// Table sizes and the per-worker caps' evictions may differ between thread counts.
+    pub fn thread_invariant(&self) -> [u64; 13] {
+        [
+            self.packets,
+            self.bytes,
+            self.udp,
+            self.tcp,
+            self.dns_messages,
+            self.dns_queries,
+            self.dns_responses,
+            self.dns_paired,
+            self.dns_unanswered,
+            self.dns_unsolicited,
+            self.flow_reports,
+            self.decode_error_total(),
+            self.dns_parse_error_total(),
+        ]
+    }
 }
 
 /// Process-wide metric handles of this stage.

@@ -94,26 +94,6 @@ fn run(path: &Path, list: Option<&Path>, workers: usize) -> Option<Run> {
     })
 }
 
-/// The counters one decoder and several agree on (table sizes and the per-worker caps'
-/// evictions may differ, as with `parallel`).
-fn counters(s: &CaptureStats) -> Vec<u64> {
-    vec![
-        s.packets,
-        s.bytes,
-        s.udp,
-        s.tcp,
-        s.dns_messages,
-        s.dns_queries,
-        s.dns_responses,
-        s.dns_paired,
-        s.dns_unanswered,
-        s.dns_unsolicited,
-        s.flow_reports,
-        s.decode_error_total(),
-        s.dns_parse_error_total(),
-    ]
-}
-
 /// A pipeline summary without its table sizes.
 fn without_tables(summary: &str) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(summary).unwrap();
@@ -141,8 +121,8 @@ fn threaded_fast_path_gives_what_one_thread_gives() {
                 continue;
             }
             assert_eq!(
-                counters(&one.capture),
-                counters(&many.capture),
+                one.capture.thread_invariant(),
+                many.capture.thread_invariant(),
                 "{what}: {workers} workers: capture counters"
             );
             if workers == 1 {
