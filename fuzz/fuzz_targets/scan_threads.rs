@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use poolwatch::capture::{CaptureConfig, CaptureStats, ListedNames};
+use poolwatch::capture::{CaptureConfig, ListedNames};
 use poolwatch::correlate::{Engine, EngineConfig, EngineLimits, Pipeline};
 use poolwatch::input::{self, InputFormat};
 use poolwatch::matcher::{self, Blocklists, SharedBlocklists};
@@ -77,26 +77,21 @@ fn pcap(data: &[u8]) -> Option<Vec<u8>> {
     } else {
         LINKTYPES[usize::from(mode & 3)]
     };
+    let repeat = mode & 0x80 != 0;
     let frames: Vec<Vec<u8>> = rest
         .split(|&b| b == 0xFF)
         .enumerate()
-        .map(|(i, chunk)| match chunk.split_first() {
-            Some((&c, dns)) if udp => udp_frame(c % 8, i % 2 == 1, dns),
-            _ => chunk.to_vec(),
+        .map(|(i, chunk)| {
+            let mut f = match chunk.split_first() {
+                Some((&c, dns)) if udp => udp_frame(c % 8, i % 2 == 1, dns),
+                _ => chunk.to_vec(),
+            };
+            if repeat {
+                f.resize(f.len().max(REPEAT_MIN_FRAME), 0);
+            }
+            f
         })
         .collect();
-    let repeat = mode & 0x80 != 0;
-    let frames: Vec<Vec<u8>> = if repeat {
-        frames
-            .into_iter()
-            .map(|mut f| {
-                f.resize(f.len().max(REPEAT_MIN_FRAME), 0);
-                f
-            })
-            .collect()
-    } else {
-        frames
-    };
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -129,26 +124,8 @@ fn pcap(data: &[u8]) -> Option<Vec<u8>> {
 struct Run {
     detections: Vec<String>,
     summary: serde_json::Value,
-    capture: Vec<u64>,
+    capture: [u64; 13],
     mispredicted: bool,
-}
-
-fn counters(s: &CaptureStats) -> Vec<u64> {
-    vec![
-        s.packets,
-        s.bytes,
-        s.udp,
-        s.tcp,
-        s.dns_messages,
-        s.dns_queries,
-        s.dns_responses,
-        s.dns_paired,
-        s.dns_unanswered,
-        s.dns_unsolicited,
-        s.flow_reports,
-        s.decode_error_total(),
-        s.dns_parse_error_total(),
-    ]
 }
 
 fn run(path: &std::path::Path, workers: usize) -> Option<Run> {
@@ -185,7 +162,7 @@ fn run(path: &std::path::Path, workers: usize) -> Option<Run> {
             .filter_map(|d| serde_json::to_string(d).ok())
             .collect(),
         summary,
-        capture: counters(&cap.stats()),
+        capture: cap.stats().thread_invariant(),
         mispredicted: cap.mispredicted(),
     })
 }
