@@ -169,18 +169,16 @@ mod tests {
         let mut out: BTreeMap<(u8, Vec<u8>), Vec<Vec<u8>>> = BTreeMap::new();
         for tree in TREES {
             let t = tree_no(tree);
-            for (k, v) in kv.scan(tree, &[], &[0xff; 64], usize::MAX).unwrap() {
-                let key = if t <= 1 {
-                    k[..k.len() - BLOCK_NO_LEN].to_vec()
-                } else {
-                    k.clone()
-                };
+            for (mut key, v) in kv.scan(tree, &[], &[0xff; 64], usize::MAX).unwrap() {
+                if t <= 1 {
+                    key.truncate(key.len() - BLOCK_NO_LEN);
+                }
                 let value = match parse_day_value(&v) {
                     Some(mut d) if t == 3 => {
                         d.covered = 0;
                         day_value(&d)
                     }
-                    _ => v.clone(),
+                    _ => v,
                 };
                 out.entry((t, key)).or_default().push(value);
             }
