@@ -147,7 +147,7 @@ pub(super) struct Dispatched {
 /// The observations of one capture file from N decoder threads, in capture order.
 pub(crate) struct Parallel {
     from: Vec<Receiver<FromWorker>>,
-    dispatcher: Option<JoinHandle<Dispatched>>,
+    threads: Threads,
     /// The current round, one part per worker, each in key order.
     parts: Vec<std::iter::Peekable<std::vec::IntoIter<(u64, Observation)>>>,
     /// The end-of-input reports, merged.
@@ -167,10 +167,10 @@ impl Parallel {
         workers: usize,
         name: String,
     ) -> std::io::Result<Self> {
-        let (from, dispatcher) = start_pool(file, cfg, source, workers, name, "pw-decode", worker)?;
+        let (from, threads) = start_pool(file, cfg, source, workers, name, "pw-decode", worker)?;
         Ok(Parallel {
             from,
-            dispatcher: Some(dispatcher),
+            threads,
             parts: Vec::new(),
             merged: Vec::new().into_iter(),
             finished: false,
@@ -230,7 +230,10 @@ impl Parallel {
         finals.sort_by_key(|o| (matches!(o, Observation::Flow(_)), o.ts()));
         self.merged = finals.into_iter();
         self.finished = true;
-        self.error = end_of_input(self.dispatcher.take(), lost);
+        // Closing the result channels first: should a worker have been lost, the others
+        // (and the dispatcher behind them) end at their next send instead of blocking the join.
+        self.from.clear();
+        self.error = self.threads.join(lost);
         true
     }
 }
@@ -264,7 +267,7 @@ pub(super) fn start_pool<R: Send + 'static>(
     name: String,
     prefix: &str,
     body: impl Fn(Decoder, Receiver<ToWorker>, SyncSender<R>, Arc<Pools>) + Clone + Send + 'static,
-) -> std::io::Result<(Vec<Receiver<R>>, JoinHandle<Dispatched>)> {
+) -> std::io::Result<(Vec<Receiver<R>>, Threads)> {
     let n = workers.clamp(1, MAX_THREADS);
     let pools = Arc::new(Pools {
         rounds: Pool::new(RECYCLED_ROUNDS),
@@ -275,6 +278,7 @@ pub(super) fn start_pool<R: Send + 'static>(
     let share = worker_config(cfg, n);
     let mut to = Vec::with_capacity(n);
     let mut from = Vec::with_capacity(n);
+    let mut workers = Vec::with_capacity(n);
     for i in 0..n {
         let (tx_in, rx_in) = sync_channel::<ToWorker>(ROUNDS_IN_FLIGHT);
         let (tx_out, rx_out) = sync_channel::<R>(OUTPUT_ROUNDS_IN_FLIGHT);
@@ -282,16 +286,22 @@ pub(super) fn start_pool<R: Send + 'static>(
         decoder.set_external_ticks();
         let body = body.clone();
         let pool = Arc::clone(&pools);
-        std::thread::Builder::new()
-            .name(format!("{prefix}-{i}"))
-            .spawn(move || body(decoder, rx_in, tx_out, pool))?;
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("{prefix}-{i}"))
+                .spawn(move || body(decoder, rx_in, tx_out, pool))?,
+        );
         to.push(tx_in);
         from.push(rx_out);
     }
     let dispatcher = std::thread::Builder::new()
         .name("pw-dispatch".into())
         .spawn(move || dispatch(file, to, name, &pools))?;
-    Ok((from, dispatcher))
+    let threads = Threads {
+        dispatcher: Some(dispatcher),
+        workers,
+    };
+    Ok((from, threads))
 }
 
 /// The caps of one of `n` workers: an equal share of the file's (one decoder each).
@@ -304,20 +314,33 @@ fn worker_config(cfg: &CaptureConfig, n: usize) -> CaptureConfig {
     }
 }
 
-/// At the end of input: joins the dispatcher and says why reading stopped early, if it did
-/// (`lost`: a worker's channel closed, which it cannot short of a bug: never a silent
-/// partial result).
-pub(super) fn end_of_input(
+/// The threads of a pool, joined at the end of input: after a complete read none is left
+/// running or holding memory. A reader dropped before its end closes the result channels
+/// (its first field), so every worker's next send fails and then the dispatcher's; those
+/// threads end on their own (a join there could wait on a stalled input).
+pub(super) struct Threads {
     dispatcher: Option<JoinHandle<Dispatched>>,
-    lost: bool,
-) -> Option<SavefileError> {
-    let dispatched = dispatcher.and_then(|h| h.join().ok()).unwrap_or_default();
-    match dispatched.error {
-        None if lost => Some(SavefileError {
-            offset: 0,
-            kind: SavefileErrorKind::Io("a decoder thread stopped".into()),
-        }),
-        e => e,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Joins the dispatcher and the workers (each has sent its end of input, or its result
+    /// channel is closed) and says why reading stopped early, if it did (`lost`: a worker's
+    /// channel closed, which it cannot short of a bug: never a silent partial result). A
+    /// second call returns `None`.
+    pub(super) fn join(&mut self, lost: bool) -> Option<SavefileError> {
+        let dispatcher = self.dispatcher.take()?;
+        let dispatched = dispatcher.join().unwrap_or_default();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        match dispatched.error {
+            None if lost => Some(SavefileError {
+                offset: 0,
+                kind: SavefileErrorKind::Io("a decoder thread stopped".into()),
+            }),
+            e => e,
+        }
     }
 }
 
@@ -531,6 +554,75 @@ mod tests {
         assert!(pools.buffers.take().is_none());
         let r = pools.rounds.take().expect("the emptied rounds are kept");
         assert!(r.buffers.is_empty() && r.steps.is_empty());
+    }
+
+    /// A pcap header (Ethernet) and one 34-byte IPv4 frame per address pair.
+    fn savefile(frames: usize) -> Savefile {
+        let mut b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        for i in 0..frames {
+            let f = frame_v4([10, 0, 0, i as u8], [192, 0, 2, 53]);
+            b.extend_from_slice(&(i as u32).to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(&f);
+        }
+        Savefile::new(Box::new(std::io::Cursor::new(b))).expect("a pcap header")
+    }
+
+    #[test]
+    fn the_end_of_input_joins_every_thread() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // Each worker, after its end of input, still holds its state for a while (as a real
+        // worker drops its decoder): `join` must wait for it, so nothing of the run is left
+        // running or allocated once the reader has returned its last observation.
+        static DONE: AtomicUsize = AtomicUsize::new(0);
+        struct Late;
+        impl Drop for Late {
+            fn drop(&mut self) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                DONE.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let body = |_d: Decoder, rx: Receiver<ToWorker>, tx: SyncSender<u32>, p: Arc<Pools>| {
+            let _late = Late;
+            let mut frames = 0u32;
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    ToWorker::Round(r) => {
+                        frames += r.steps.len() as u32;
+                        r.recycle(&p);
+                    }
+                    ToWorker::End { .. } => {
+                        let _ = tx.send(frames);
+                        return;
+                    }
+                }
+            }
+        };
+        let cfg = CaptureConfig::default();
+        let (from, mut threads) = start_pool(
+            savefile(40),
+            &cfg,
+            Source::pcap("t"),
+            3,
+            "t".into(),
+            "pw-t",
+            body,
+        )
+        .expect("threads start");
+        let steps: u32 = from.iter().filter_map(|rx| rx.recv().ok()).sum();
+        assert!(steps >= 40, "every frame reached a worker ({steps} steps)");
+        assert!(threads.join(false).is_none());
+        assert_eq!(
+            DONE.load(Ordering::SeqCst),
+            3,
+            "joined after every worker ended"
+        );
+        assert!(threads.join(false).is_none(), "a second join is a no-op");
     }
 
     #[test]

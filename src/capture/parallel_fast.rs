@@ -41,13 +41,10 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use rustc_hash::FxHashSet;
 
-use super::parallel::{
-    end_of_input, start_pool, Dispatched, Pool, Pools, Step, ToWorker, OUTPUT_ROUNDS_IN_FLIGHT,
-};
+use super::parallel::{start_pool, Pool, Pools, Step, Threads, ToWorker, OUTPUT_ROUNDS_IN_FLIGHT};
 use super::savefile::{Savefile, SavefileError};
 use super::txn::DnsInterest;
 use super::{CaptureConfig, CaptureStats, Decoder};
@@ -148,7 +145,7 @@ enum FromWorker {
 /// capture order.
 pub(crate) struct ParallelFast {
     from: Vec<Receiver<FromWorker>>,
-    dispatcher: Option<JoinHandle<Dispatched>>,
+    threads: Threads,
     parts: Vec<Part>,
     /// Drained parts on their way back to the workers.
     spare: Arc<Pool<Part>>,
@@ -177,10 +174,10 @@ impl ParallelFast {
             let interest = WorkerInterest::new(Arc::clone(&names));
             worker(decoder, interest, rx, tx, rounds, &parts);
         };
-        let (from, dispatcher) = start_pool(file, cfg, source, workers, name, "pw-fast", body)?;
+        let (from, threads) = start_pool(file, cfg, source, workers, name, "pw-fast", body)?;
         Ok(ParallelFast {
             from,
-            dispatcher: Some(dispatcher),
+            threads,
             parts: Vec::new(),
             spare,
             last: Part::default(),
@@ -287,7 +284,10 @@ impl ParallelFast {
         self.parts.clear();
         self.last = merge_finals(finals);
         self.finished = true;
-        self.error = end_of_input(self.dispatcher.take(), lost);
+        // Closing the result channels first: should a worker have been lost, the others
+        // (and the dispatcher behind them) end at their next send instead of blocking the join.
+        self.from.clear();
+        self.error = self.threads.join(lost);
         true
     }
 }
