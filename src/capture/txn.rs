@@ -142,7 +142,7 @@ enum Seen {
 }
 
 /// What the fast path did with a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Read {
     /// Handled (a query kept pending, or a message handed over skipped).
     Done,
@@ -151,6 +151,9 @@ enum Read {
     /// To be decoded, with the question the fast path read and rendered in `Scratch::name`
     /// (`dns::parse_message_named`: not rendered a second time, issue #11).
     DecodeNamed,
+    /// Read whole by the fast path, exactly as hickory reads it (`dns::whole`: a listed
+    /// response of A/AAAA/CNAME answers, every response of a pool-lookup flood, issue #11).
+    Parsed(dns::ParsedMessage),
 }
 
 /// Buffers the fast path reuses from message to message (no allocation once warm).
@@ -240,11 +243,12 @@ impl DnsTxns {
             let flow = (src, sport, dst, dport, transport);
             read = self.fast_message(ts, flow, wire, out, f, &mut scratch);
             self.scratch = scratch;
-            if read == Read::Done {
+            if matches!(read, Read::Done) {
                 return;
             }
         }
         let parsed = match read {
+            Read::Parsed(m) => Ok(m),
             // The fast path rendered the question already (`scratch.name`).
             Read::DecodeNamed => match std::str::from_utf8(&self.scratch.name) {
                 Ok(name) => dns::parse_message_named(wire, name),
@@ -431,8 +435,11 @@ impl DnsTxns {
             _ => f.name_listed(qname),
         };
         if listed {
-            // `scratch.name` still holds the question, rendered as `dns::name_str` renders it.
-            return Read::DecodeNamed;
+            return match dns::whole::parsed(&w, qname) {
+                Some(m) => Read::Parsed(m),
+                // `scratch.name` still holds the question, rendered as `dns::name_str` does.
+                None => Read::DecodeNamed,
+            };
         }
         scratch.ips.clear();
         for r in w.answers() {

@@ -19,6 +19,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
 use crate::model::{DnsAnswer, Rcode, RrType};
 
+pub mod whole;
 pub mod wire;
 
 #[derive(Debug, thiserror::Error)]

@@ -131,7 +131,7 @@ fn varied_messages() -> Vec<Vec<u8>> {
 /// Every truncation and single-bit flip of `base`, then `patches` copies with one to four
 /// bytes replaced (by what matters to names — pointers, small lengths, offsets — or anything),
 /// each handed to `f`; `seed` makes the patches repeatable.
-fn each_damaged(base: &[u8], patches: usize, seed: u64, mut f: impl FnMut(&[u8])) {
+pub(super) fn each_damaged(base: &[u8], patches: usize, seed: u64, mut f: impl FnMut(&[u8])) {
     let mut rng = seed;
     let mut next = move || {
         rng ^= rng << 13;

@@ -10,7 +10,9 @@
 //! name (hickory has no count, its "strictly backwards" rule bounds it by the message size).
 //! `fuzz/fuzz_targets/dns_fastpath.rs` checks the agreement on arbitrary bytes, and
 //! `dns::tests` on every fixture's messages. hickory stays the decoder of record: this reader
-//! only decides what is worth decoding (`capture::txn`'s fast path, docs/performance.md #16).
+//! decides what is worth decoding (`capture::txn`'s fast path, docs/performance.md #16), and
+//! builds a listed response itself only where it reads exactly what hickory reads
+//! (`dns::whole`, checked against hickory by `differential`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -22,15 +24,15 @@ pub const MAX_NAME_LEN: usize = 255;
 /// Longest label.
 pub const MAX_LABEL_LEN: usize = 63;
 
-const TYPE_A: u16 = 1;
-const TYPE_NS: u16 = 2;
-const TYPE_CNAME: u16 = 5;
+pub(super) const TYPE_A: u16 = 1;
+pub(super) const TYPE_NS: u16 = 2;
+pub(super) const TYPE_CNAME: u16 = 5;
 const TYPE_SOA: u16 = 6;
-const TYPE_PTR: u16 = 12;
+pub(super) const TYPE_PTR: u16 = 12;
 const TYPE_MX: u16 = 15;
 const TYPE_TXT: u16 = 16;
-const TYPE_AAAA: u16 = 28;
-const TYPE_OPT: u16 = 41;
+pub(super) const TYPE_AAAA: u16 = 28;
+pub(super) const TYPE_OPT: u16 = 41;
 /// EDNS options hickory decodes (and may reject): client subnet, NSID.
 const EDNS_SUBNET: u16 = 8;
 const EDNS_NSID: u16 = 3;
@@ -99,6 +101,24 @@ impl<'a> WireName<'a> {
             msg: self.msg,
             pos: self.start,
             hops: 0,
+        }
+    }
+
+    /// Whether this name's labels are byte for byte `other`'s (then both render the same):
+    /// the same offset, a compression pointer to it (an answer owner `0xC00C` is the
+    /// question's name), or the same labels written out again. Both names were validated when
+    /// read (so their label walks end at their root byte).
+    pub fn has_labels_of(&self, other: &WireName<'_>) -> bool {
+        if std::ptr::eq(self.msg, other.msg) && self.start == other.start {
+            return true;
+        }
+        let (mut a, mut b) = (self.labels(), other.labels());
+        loop {
+            match (a.next(), b.next()) {
+                (None, None) => return true,
+                (Some(x), Some(y)) if x == y => {}
+                _ => return false,
+            }
         }
     }
 
@@ -531,6 +551,18 @@ impl<'a> WireMessage<'a> {
     }
 }
 
+impl<'a> WireMessage<'a> {
+    /// Every record of the answer, authority and additional sections, in order, uncapped
+    /// (`dns::whole`); an unreadable record ends the iteration with its error.
+    pub(super) fn records(&self) -> Answers<'a> {
+        Answers {
+            msg: self.msg,
+            pos: self.answers_at,
+            left: usize::from(self.ancount) + usize::from(self.nscount) + usize::from(self.arcount),
+        }
+    }
+}
+
 /// See [`WireMessage::answers`].
 pub struct Answers<'a> {
     msg: &'a [u8],
@@ -618,6 +650,15 @@ pub fn differential(msg: &[u8]) -> Result<(), String> {
                 Ok(named) if named == h => {}
                 Ok(_) => return Err("the decode given the fast path's name differs".into()),
                 Err(e) => return Err(format!("the decode given the fast path's name fails: {e}")),
+            }
+            // Where the fast path builds the message itself (`dns::whole`, issue #11), it is
+            // hickory's, field by field.
+            if w.decodes_whole() {
+                if let Some(mine) = super::whole::parsed(&w, &mine) {
+                    if mine != h {
+                        return Err(format!("dns::whole {mine:?} vs hickory {h:?}"));
+                    }
+                }
             }
         }
         (None, None) => {}
