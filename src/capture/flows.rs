@@ -434,12 +434,20 @@ impl FlowTable {
 
     /// End of input: every open flow gets its final report, oldest first.
     pub fn finish(&mut self, out: &mut VecDeque<Observation>) {
-        let mut all: Vec<(Key, Flow)> = self.map.drain().collect();
-        // Serials are unique: an unstable sort gives the same order, without the stable
-        // sort's buffer of 196 k entries (issue #11).
-        all.sort_unstable_by_key(|(_, f)| (f.ts, f.serial));
-        for (k, f) in all {
-            self.report_final(&k, f, out);
+        let mut all: Vec<Option<(Key, Flow)>> = self.map.drain().map(Some).collect();
+        // In (start, serial) order. Serials are unique, so an unstable sort gives one order; it
+        // sorts 24-byte keys, not the flows themselves (moving each flow's record through the
+        // sort was ≈ 13 M instructions of a 8 192-client flood's end of input, issue #11).
+        let mut order: Vec<(i64, u64, usize)> = all
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|(_, f)| (f.ts, f.serial, i)))
+            .collect();
+        order.sort_unstable();
+        for (_, _, i) in order {
+            if let Some((k, f)) = all.get_mut(i).and_then(Option::take) {
+                self.report_final(&k, f, out);
+            }
         }
         self.order.clear();
     }
