@@ -141,6 +141,8 @@ pub struct ScanArgs {
 }
 
 pub fn run(mut args: ScanArgs) -> anyhow::Result<ExitCode> {
+    // One run, then exit: memory freed mid-run is kept for reuse, not faulted in again.
+    crate::util::malloc::keep_freed_memory();
     if args.history {
         args.inputs = super::hunt::expand_dirs(&args.inputs, MAX_INPUTS)?;
     }
