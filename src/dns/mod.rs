@@ -19,6 +19,8 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, DecodeError};
 
 use crate::model::{DnsAnswer, Rcode, RrType};
 
+#[doc(hidden)]
+pub mod differential;
 pub mod whole;
 pub mod wire;
 

@@ -278,7 +278,7 @@ fn decodes_whole_says_what_hickory_does() {
     v.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     assert!(parse_message(&v).unwrap().salvaged.is_some());
     assert!(!wire::parse(&v).unwrap().decodes_whole());
-    wire::differential(&v).unwrap();
+    differential::differential(&v).unwrap();
 }
 
 #[test]
@@ -454,8 +454,8 @@ fn wire_reader_reads_what_hickory_reads() {
     );
     assert_eq!(answers[1].ip(), Some("192.0.2.7".parse().unwrap()));
     assert_eq!(answers[1].name.to_normalised(), "edge.example.net");
-    wire::differential(&r).unwrap();
-    wire::differential(&query_bytes()).unwrap();
+    differential::differential(&r).unwrap();
+    differential::differential(&query_bytes()).unwrap();
     // A pointer to itself, a forward pointer, a loop: errors, never a hang.
     let mut v = query_bytes();
     v.truncate(12);
@@ -474,7 +474,7 @@ fn wire_reader_agrees_with_hickory_on_damaged_messages() {
     let mut checked = 0;
     for (k, base) in bases.iter().enumerate() {
         each_damaged(base, 20_000, 0x9e37_79b9_7f4a_7c15 + k as u64, |v| {
-            if let Err(e) = wire::differential(v) {
+            if let Err(e) = differential::differential(v) {
                 panic!("{v:02x?}: {e}");
             }
             checked += 1;

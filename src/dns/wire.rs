@@ -8,11 +8,11 @@
 //! a label past a followed pointer must lie before the segment the pointer left, at most 63
 //! bytes a label and 255 encoded bytes a name; on top, at most [`MAX_POINTERS`] pointers a
 //! name (hickory has no count, its "strictly backwards" rule bounds it by the message size).
-//! `fuzz/fuzz_targets/dns_fastpath.rs` checks the agreement on arbitrary bytes, and
+//! `fuzz/fuzz_targets/dns_fastpath.rs` (through `dns::differential`) checks the agreement on arbitrary bytes, and
 //! `dns::tests` on every fixture's messages. hickory stays the decoder of record: this reader
 //! decides what is worth decoding (`capture::txn`'s fast path, docs/performance.md #16), and
 //! builds a listed response itself only where it reads exactly what hickory reads
-//! (`dns::whole`, checked against hickory by `differential`).
+//! (`dns::whole`; both checked against hickory by `dns::differential`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -477,6 +477,14 @@ impl<'a> WireMessage<'a> {
     pub fn is_response(&self) -> bool {
         self.flags & 0x8000 != 0
     }
+    /// TC: the message was truncated.
+    pub fn truncated(&self) -> bool {
+        self.flags & 0x0200 != 0
+    }
+    /// RD: recursion desired.
+    pub fn recursion_desired(&self) -> bool {
+        self.flags & 0x0100 != 0
+    }
     pub fn opcode(&self) -> u8 {
         ((self.flags >> 11) & 0x0f) as u8
     }
@@ -609,103 +617,6 @@ impl<'a> Answers<'a> {
             msg,
         })
     }
-}
-
-/// The differential check of the fuzz target and the tests: where hickory (`parse_message`)
-/// reads a message whole, this reader must read it too, with the same first question (name as
-/// `name_str` renders it, type) and the same answers (owner names, types, TTLs, A/AAAA
-/// addresses, CNAME/NS/PTR targets). Where hickory only salvages, the first questions must
-/// still agree when both read them. `Err` says what differs.
-#[doc(hidden)]
-pub fn differential(msg: &[u8]) -> Result<(), String> {
-    let Ok(h) = super::parse_message(msg) else {
-        if parse(msg).is_ok_and(|w| w.decodes_whole()) {
-            return Err("the fast path would skip a message hickory cannot read".into());
-        }
-        return Ok(());
-    };
-    let whole = h.salvaged.is_none();
-    if !whole && parse(msg).is_ok_and(|w| w.decodes_whole()) {
-        return Err(format!(
-            "the fast path would skip a message hickory only salvages: {:?}",
-            h.salvaged
-        ));
-    }
-    let w = match parse(msg) {
-        Ok(w) => w,
-        // Beyond this reader's own pointer bound it falls back to hickory: allowed.
-        Err(WireError::TooManyPointers) => return Ok(()),
-        Err(e) if whole => return Err(format!("hickory read the message, the fast path: {e:?}")),
-        Err(_) => return Ok(()),
-    };
-    match (h.questions.first(), w.question) {
-        (Some((name, qtype)), Some(q)) => {
-            let mine = q.name.to_normalised();
-            if *name != mine || qtype.0 != q.qtype {
-                return Err(format!("question {name}/{} vs {mine}/{}", qtype.0, q.qtype));
-            }
-            // The packet path hands this rendering to hickory (`parse_message_named`, issue
-            // #11): the message must decode exactly as without it, salvaged or whole.
-            match super::parse_message_named(msg, &mine) {
-                Ok(named) if named == h => {}
-                Ok(_) => return Err("the decode given the fast path's name differs".into()),
-                Err(e) => return Err(format!("the decode given the fast path's name fails: {e}")),
-            }
-            // Where the fast path builds the message itself (`dns::whole`, issue #11), it is
-            // hickory's, field by field.
-            if w.decodes_whole() {
-                if let Some(mine) = super::whole::parsed(&w, &mine) {
-                    if mine != h {
-                        return Err(format!("dns::whole {mine:?} vs hickory {h:?}"));
-                    }
-                }
-            }
-        }
-        (None, None) => {}
-        (a, b) => return Err(format!("question {a:?} vs {:?}", b.map(|q| q.qtype))),
-    }
-    if !whole || h.opcode == 5 || usize::from(w.ancount) > super::MAX_ANSWERS {
-        return Ok(());
-    }
-    let mut mine = Vec::new();
-    for r in w.answers() {
-        let r = match r {
-            Ok(r) => r,
-            Err(WireError::TooManyPointers) => return Ok(()),
-            Err(e) => return Err(format!("hickory read the answers, the fast path: {e:?}")),
-        };
-        if !r.rdata.is_empty() {
-            mine.push(r);
-        }
-    }
-    if mine.len() != h.answers.len() {
-        return Err(format!("{} answers vs {}", h.answers.len(), mine.len()));
-    }
-    for (a, r) in h.answers.iter().zip(&mine) {
-        let name = r.name.to_normalised();
-        if a.name != name || a.rtype.0 != r.rtype || a.ttl != Some(r.ttl) {
-            return Err(format!(
-                "answer {} {} {:?} vs {name} {} {}",
-                a.name, a.rtype.0, a.ttl, r.rtype, r.ttl
-            ));
-        }
-        let data = match (r.ip(), r.target()) {
-            (Some(ip), _) => Some(ip.to_string()),
-            (None, Some(t)) => Some(t.to_normalised()),
-            (None, None) => None,
-        };
-        if let Some(d) = data {
-            if d != a.data {
-                return Err(format!("answer data {} vs {d}", a.data));
-            }
-        } else if matches!(
-            r.rtype,
-            TYPE_A | TYPE_AAAA | TYPE_CNAME | TYPE_NS | TYPE_PTR
-        ) {
-            return Err(format!("answer {} of type {}: no data read", name, r.rtype));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
