@@ -152,7 +152,8 @@ enum Read {
     /// (`dns::parse_message_named`: not rendered a second time, issue #11).
     DecodeNamed,
     /// Read whole by the fast path, exactly as hickory reads it (`dns::whole`: a listed
-    /// response of A/AAAA/CNAME answers, every response of a pool-lookup flood, issue #11).
+    /// response of A/AAAA/CNAME/NS/PTR answers, every response of a pool-lookup flood,
+    /// issue #11).
     Parsed(dns::ParsedMessage),
 }
 

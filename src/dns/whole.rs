@@ -6,18 +6,13 @@
 //! resolver answers a pool lookup with — and anything else (a TXT, MX or SOA answer, more than
 //! [`super::MAX_ANSWERS`] answers) is `None`: the caller decodes with hickory as before.
 //!
-//! hickory stays the reference: `wire::differential` (the `dns_fastpath` fuzz target and the
+//! hickory stays the reference: `dns::differential` (the `dns_fastpath` fuzz target and the
 //! `dns::tests` fixtures) asserts that wherever this gives a message, it equals
 //! `parse_message_named`'s, field by field.
 
 use super::wire::{WireMessage, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_OPT, TYPE_PTR};
 use super::{ipv4_str, ipv6_str, ParsedMessage};
 use crate::model::{DnsAnswer, Rcode, RrType};
-
-/// Header flag bits (RFC 1035 §4.1.1).
-const FLAG_RESPONSE: u16 = 0x8000;
-const FLAG_TRUNCATED: u16 = 0x0200;
-const FLAG_RECURSION_DESIRED: u16 = 0x0100;
 
 /// `w` as `parse_message_named(bytes, first_name)` reads it, or `None` where this reader does
 /// not build that (see the module doc). `w.decodes_whole()` must hold (the caller has checked
@@ -69,11 +64,11 @@ pub fn parsed(w: &WireMessage<'_>, first_name: &str) -> Option<ParsedMessage> {
     }
     Some(ParsedMessage {
         id: w.id,
-        is_response: w.flags & FLAG_RESPONSE != 0,
+        is_response: w.is_response(),
         opcode: w.opcode(),
         rcode: Rcode(rcode),
-        truncated: w.flags & FLAG_TRUNCATED != 0,
-        recursion_desired: w.flags & FLAG_RECURSION_DESIRED != 0,
+        truncated: w.truncated(),
+        recursion_desired: w.recursion_desired(),
         questions: vec![(first_name.to_owned(), RrType(q.qtype))],
         answers,
         salvaged: None,
