@@ -434,15 +434,16 @@ impl FlowTable {
 
     /// End of input: every open flow gets its final report, oldest first.
     pub fn finish(&mut self, out: &mut VecDeque<Observation>) {
-        let mut all: Vec<Option<(Key, Flow)>> = self.map.drain().map(Some).collect();
-        // In (start, serial) order. Serials are unique, so an unstable sort gives one order; it
-        // sorts 24-byte keys, not the flows themselves (moving each flow's record through the
-        // sort was ≈ 13 M instructions of a 8 192-client flood's end of input, issue #11).
-        let mut order: Vec<(i64, u64, usize)> = all
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|(_, f)| (f.ts, f.serial, i)))
-            .collect();
+        // In (start, serial) order (serials are unique: one order), sorting small keys and
+        // taking each flow out once (issue #11: moving the flow records through the sort was
+        // ≈ 13 M instructions of a 8 192-client flood's end of input; std's
+        // `sort_by_cached_key`, which permutes by swaps, measured 28.9 M against this 22.8 M).
+        let mut all: Vec<Option<(Key, Flow)>> = Vec::with_capacity(self.map.len());
+        let mut order: Vec<(i64, u64, usize)> = Vec::with_capacity(self.map.len());
+        for (i, (k, f)) in self.map.drain().enumerate() {
+            order.push((f.ts, f.serial, i));
+            all.push(Some((k, f)));
+        }
         order.sort_unstable();
         for (_, _, i) in order {
             if let Some((k, f)) = all.get_mut(i).and_then(Option::take) {
