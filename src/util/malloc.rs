@@ -3,10 +3,10 @@
 //!
 //! glibc serves blocks of 128 KiB and up (a threshold it raises as such blocks are freed) with
 //! their own `mmap`, and returns the top of the heap past 128 KiB free: a scan that grows its
-//! tables, buffers and result faults the same pages in more than once. Measured (issue #11,
-//! docs/performance.md, ninth pass): a 65 536-client flood took 154 080 minor faults and
-//! ≈ 0.42 s of system time; with [`SCAN_MMAP_THRESHOLD`] and [`SCAN_TRIM_THRESHOLD`] see the
-//! measured numbers there.
+//! tables, buffers and result faults the same pages in more than once. Measured with
+//! [`SCAN_MMAP_THRESHOLD`] and [`SCAN_TRIM_THRESHOLD`] (issue #11, docs/performance.md, ninth
+//! pass): a 65 536-client flood's minor faults 154 082 → 123 067, its clean twin's 41 505 →
+//! 31 486.
 //! A long-running server (`serve`) keeps glibc's defaults: there, giving memory back matters.
 
 /// Blocks below this come from the heap: glibc's largest (`mallopt` refuses more than
