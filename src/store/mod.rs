@@ -161,6 +161,31 @@ fn check_directory(path: &Path) -> Result<(), StoreError> {
 /// bounds in its page cache) into an error. While it runs, panics *on this thread* are not
 /// printed (the caller reports them as a damaged database); other threads' panics still
 /// reach the previous hook.
+/// How long opening waits for sled's directory lock while it is held. A database of this
+/// process that was just dropped still holds it until sled's last background thread lets go
+/// (its next flush tick, later on a loaded machine): reopening right after a drop — a restart
+/// in place, a migration check — must not fail on that. A lock another process holds is
+/// reported once this has passed.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pause between two attempts at the lock.
+const LOCK_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// [`open_catching_panics`], retrying sled's lock error (only that) for up to [`LOCK_WAIT`].
+fn open_waiting_for_lock(cfg: &sled::Config) -> Result<sled::Result<sled::Db>, String> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match open_catching_panics(cfg.clone()) {
+            Ok(Err(sled::Error::Io(e)))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(LOCK_RETRY_EVERY);
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open_catching_panics(cfg: sled::Config) -> Result<sled::Result<sled::Db>, String> {
     use std::sync::{Mutex, PoisonError};
     type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static>;
@@ -314,7 +339,7 @@ impl Store {
         let cfg = sled::Config::new()
             .cache_capacity(SLED_CACHE_BYTES)
             .path(path);
-        let db = match open_catching_panics(cfg) {
+        let db = match open_waiting_for_lock(&cfg) {
             Ok(Ok(db)) => db,
             Ok(Err(sled::Error::Corruption { .. })) => {
                 return Err(StoreError::Damaged {

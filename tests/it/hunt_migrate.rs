@@ -37,7 +37,7 @@ fn schema2_history_is_cleared_and_detections_kept() {
         .unwrap();
         old.flush().unwrap();
     }
-    let store = reopen(&db);
+    let store = Store::open(&db).expect("reopen after the drop");
     assert_eq!(store.schema_version(), CURRENT_SCHEMA);
     assert_eq!(CURRENT_SCHEMA, 4);
     for t in HistoryTree::ALL {
@@ -115,7 +115,7 @@ fn schema3_history_is_kept_and_paged() {
             .unwrap();
         old.flush().unwrap();
     }
-    let store = reopen(&db);
+    let store = Store::open(&db).expect("reopen after the drop");
     assert_eq!(store.schema_version(), 4);
     let hunt = |store: &Store| {
         Hunter::new(Arc::new(store.clone()), None)
@@ -150,22 +150,4 @@ fn schema3_history_is_kept_and_paged() {
     assert_eq!(rep.lookups.len(), 2, "{rep:?}");
     assert_eq!(rep.lookups[0].count, 2);
     assert_eq!(store.get_detection(&det.id).unwrap().unwrap().id, det.id);
-}
-
-/// sled releases its directory lock when its last background thread lets go of the dropped
-/// database, which can lag the drop on a loaded machine: retry the lock error only.
-fn reopen(db: &std::path::Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match Store::open(db) {
-            Ok(s) => return s,
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => panic!("reopen {}: {e}", db.display()),
-        }
-    }
 }

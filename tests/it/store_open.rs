@@ -152,3 +152,22 @@ fn directory_of_other_files_is_not_adopted() {
     std::fs::create_dir_all(empty.join("lists")).unwrap();
     Store::open(&empty).unwrap();
 }
+
+/// A database still held when it is opened again — dropped a moment later, as a restart in
+/// place drops the old handle while sled's background thread still holds the directory lock —
+/// is opened once the lock is free, not refused (`store::LOCK_WAIT`). Fails without the wait:
+/// the second open meets the held lock at once.
+#[test]
+fn reopening_waits_for_a_lock_released_after_the_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let first = Store::open(&db).unwrap();
+    first.flush().unwrap();
+    let dropper = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let second = Store::open(&db).expect("opened once the first handle let go");
+    dropper.join().unwrap();
+    assert_eq!(second.all_detections().unwrap().len(), 0);
+}
