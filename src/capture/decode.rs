@@ -180,10 +180,31 @@ impl Decoder {
         self.finish_with(out, Some(interest));
     }
 
-    fn finish_with(&mut self, out: &mut VecDeque<Observation>, fast: Fast<'_, '_>) {
-        self.txns.finish(out, fast);
-        self.flows.finish(out);
+    fn finish_with(&mut self, out: &mut VecDeque<Observation>, mut fast: Fast<'_, '_>) {
+        while !self.finish_some(out, fast.as_deref_mut(), usize::MAX) {}
+    }
+
+    /// [`Decoder::finish`] in bounded steps: at most `max` pending queries or open flows
+    /// reported into `out` per call, `true` once all are (the metrics are flushed then).
+    /// `scan`'s reader steps by [`FINISH_BATCH`](super::flows::FINISH_BATCH), so its queue
+    /// never holds the whole tables (issue #11).
+    pub(crate) fn finish_some(
+        &mut self,
+        out: &mut VecDeque<Observation>,
+        fast: Fast<'_, '_>,
+        max: usize,
+    ) -> bool {
+        let before = out.len();
+        if !self.txns.finish_some(out, fast, max) {
+            return false;
+        }
+        // The queries' last batch and the first flows share the step's budget.
+        let left = max.saturating_sub(out.len().saturating_sub(before));
+        if left == 0 || !self.flows.finish_some(out, left) {
+            return false;
+        }
         self.flush_metrics();
+        true
     }
 
     /// A snapshot of the counters and current table sizes.

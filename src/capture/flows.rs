@@ -51,6 +51,9 @@ pub const MAX_OOO_SEGMENTS: usize = 8;
 /// believed (2^30 is the largest window TCP window scaling allows): it adds no bytes and no
 /// prefix, and is counted (`FlowStats::seq_implausible`).
 pub const MAX_SEQ_JUMP: u32 = 1 << 30;
+/// End-of-input reports per step of `scan`'s reader ([`FlowTable::finish_some`],
+/// `Decoder::finish_some`): the most its queue holds at the end of a capture.
+pub const FINISH_BATCH: usize = 1024;
 const ACK: u8 = 0x10;
 /// Bytes a flow-table entry (key and flow) may take at most (`tests::flow_entries_are_compact`;
 /// the hash table adds one control byte and its load-factor slack per entry).
@@ -219,6 +222,8 @@ pub struct FlowTable {
     last_sweep: i64,
     source: Source,
     pub stats: FlowStats,
+    /// The end-of-input order still to report ([`FlowTable::finish_some`]).
+    finishing: Option<std::vec::IntoIter<(i64, u64, Key)>>,
 }
 
 /// One transport segment, as the flow table needs it.
@@ -246,6 +251,7 @@ impl FlowTable {
             last_sweep: i64::MIN,
             source,
             stats: FlowStats::default(),
+            finishing: None,
         }
     }
 
@@ -434,23 +440,42 @@ impl FlowTable {
 
     /// End of input: every open flow gets its final report, oldest first.
     pub fn finish(&mut self, out: &mut VecDeque<Observation>) {
-        // In (start, serial) order (serials are unique: one order), sorting small keys and
-        // taking each flow out once (issue #11: moving the flow records through the sort was
-        // ≈ 13 M instructions of a 8 192-client flood's end of input; std's
-        // `sort_by_cached_key`, which permutes by swaps, measured 28.9 M against this 22.8 M).
-        let mut all: Vec<Option<(Key, Flow)>> = Vec::with_capacity(self.map.len());
-        let mut order: Vec<(i64, u64, usize)> = Vec::with_capacity(self.map.len());
-        for (i, (k, f)) in self.map.drain().enumerate() {
-            order.push((f.ts, f.serial, i));
-            all.push(Some((k, f)));
-        }
-        order.sort_unstable();
-        for (_, _, i) in order {
-            if let Some((k, f)) = all.get_mut(i).and_then(Option::take) {
+        while !self.finish_some(out, usize::MAX) {}
+    }
+
+    /// [`FlowTable::finish`] in steps of at most `max` reports (`scan` takes
+    /// [`FINISH_BATCH`]): `true` once every open flow is reported. The first call fixes the
+    /// order; the flows stay in the table until their turn, so the caller's queue holds one
+    /// batch, not the whole table (issue #11: a 65 536-client flood's end of input queued
+    /// ≈ 131 k final reports at once, the run's peak heap).
+    pub fn finish_some(&mut self, out: &mut VecDeque<Observation>, max: usize) -> bool {
+        let mut order = match self.finishing.take() {
+            Some(o) => o,
+            None => self.finishing_order(),
+        };
+        for _ in 0..max.max(1) {
+            let Some((_, _, k)) = order.next() else {
+                // Every flow reported: the table's memory goes too.
+                self.map = FxHashMap::default();
+                return true;
+            };
+            if let Some(f) = self.map.remove(&k) {
                 self.report_final(&k, f, out);
             }
         }
-        self.order.clear();
+        self.finishing = Some(order);
+        false
+    }
+
+    /// The open flows by (start, serial) — serials are unique: one order. Small keys are
+    /// sorted, not the flow records (issue #11: moving the records through the sort was
+    /// ≈ 13 M instructions of a 8 192-client flood's end of input).
+    fn finishing_order(&mut self) -> std::vec::IntoIter<(i64, u64, Key)> {
+        let mut order: Vec<(i64, u64, Key)> =
+            self.map.iter().map(|(k, f)| (f.ts, f.serial, *k)).collect();
+        order.sort_unstable_by_key(|&(ts, serial, _)| (ts, serial));
+        self.order = VecDeque::new();
+        order.into_iter()
     }
 }
 
@@ -699,46 +724,5 @@ fn append_from(buf: &mut Vec<u8>, at: usize, data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Issue #11: a table entry (key and flow) of a SYN-only flow stays compact. With the
-    /// whole `FlowObservation` and the held-segment lists inline it was ≈ 420 bytes, and the
-    /// hash table of a 196 k-flow capture 111 MB.
-    #[test]
-    fn flow_entries_are_compact() {
-        let entry = std::mem::size_of::<(Key, Flow)>();
-        println!("flow entry: {entry} bytes");
-        assert!(entry <= MAX_ENTRY_BYTES, "{entry} bytes a flow entry");
-    }
-
-    /// The report built from the compact entry has the key's endpoints, oriented.
-    #[test]
-    fn reports_rebuild_the_endpoints_from_the_key() {
-        let a: IpAddr = "10.0.0.9".parse().unwrap_or(IpAddr::from([0; 4]));
-        let b: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]));
-        let mut t = FlowTable::new(16, 60_000_000, 60_000_000, Source::new("t"));
-        let mut out = VecDeque::new();
-        let syn = Segment {
-            ts: 1,
-            src: a,
-            sport: 40_000,
-            dst: b,
-            dport: 3333,
-            proto: Proto::Tcp,
-            flags: SYN,
-            seq: 7,
-            payload: &[],
-        };
-        t.packet(&syn, &mut out);
-        t.finish(&mut out);
-        let Some(Observation::Flow(f)) = out.pop_front() else {
-            panic!("no flow report: {out:?}");
-        };
-        assert_eq!((f.src, f.src_port, f.dst, f.dst_port), (a, 40_000, b, 3333));
-        assert_eq!(
-            (f.state, f.report, f.packets_out),
-            (FlowState::Attempted, FlowReport::Final, 1)
-        );
-    }
-}
+#[path = "flows_tests.rs"]
+mod tests;

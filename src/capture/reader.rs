@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::flows::FINISH_BATCH;
 use super::parallel::Parallel;
 use super::parallel_fast::{ListedNames, ParallelFast};
 use super::savefile::{Savefile, SavefileError};
@@ -160,13 +161,14 @@ impl PcapReader {
         }
     }
 
+    /// End of input, one step: the next batch of the decoder's final reports
+    /// ([`FINISH_BATCH`] at most, so the queue never holds whole tables); `finished` once the
+    /// last is queued. Called again while the queue is empty and `file` is gone.
     fn finish(&mut self, fast: Fast<'_, '_>) {
-        self.finished = true;
         self.file = None;
-        match fast {
-            Some(f) => self.decoder.finish_fast(&mut self.queue, f),
-            None => self.decoder.finish(&mut self.queue),
-        }
+        self.finished = self
+            .decoder
+            .finish_some(&mut self.queue, fast, FINISH_BATCH);
     }
 
     /// The next observation, with the DNS fast path (issue #16, `txn::DnsInterest`): DNS
@@ -255,5 +257,100 @@ impl Iterator for PcapReader {
 
     fn next(&mut self) -> Option<Observation> {
         self.next_with(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic pcap (Ethernet) of `frames`, one microsecond apart.
+    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        // Magic, version 2.4, zone, sigfigs, snaplen, Ethernet.
+        for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            let len = u32::try_from(f.len()).unwrap_or(0);
+            let usec = u32::try_from(i).unwrap_or(0);
+            for x in [1_700_000_000u32, usec, len, len] {
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+            b.extend_from_slice(f);
+        }
+        b
+    }
+
+    /// Ethernet + IPv4 (no checksum) + `l4` of protocol `proto`.
+    fn frame(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = u16::try_from(20 + l4.len()).unwrap_or(0);
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(l4);
+        f
+    }
+
+    fn syn(sport: u16) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&3333u16.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        frame([10, 1, 0, 1], [192, 0, 2, 7], 6, &t)
+    }
+
+    fn query(sport: u16) -> Vec<u8> {
+        let mut dns = sport.to_be_bytes().to_vec();
+        dns.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        dns.extend_from_slice(b"\x01q\x07example\x03com\x00\x00\x01\x00\x01");
+        let mut u = Vec::new();
+        u.extend_from_slice(&sport.to_be_bytes());
+        u.extend_from_slice(&53u16.to_be_bytes());
+        u.extend_from_slice(&u16::try_from(8 + dns.len()).unwrap_or(0).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(&dns);
+        frame([10, 1, 0, 2], [192, 0, 2, 53], 17, &u)
+    }
+
+    /// Issue #11: at the end of input the reader's queue holds one batch of the final
+    /// reports, not every pending query and open flow at once — and every one still comes out,
+    /// queries first, then flows, oldest first.
+    #[test]
+    fn the_end_of_input_is_queued_in_bounded_batches() {
+        let (flows, queries) = (2 * FINISH_BATCH + 300, FINISH_BATCH + 200);
+        let mut frames: Vec<Vec<u8>> = (0..flows).map(|i| syn(10_000 + i as u16)).collect();
+        frames.extend((0..queries).map(|i| query(20_000 + i as u16)));
+        let bytes = pcap(&frames);
+        let cfg = CaptureConfig {
+            track_flows: true,
+            ..CaptureConfig::default()
+        };
+        let src: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(bytes));
+        let mut r = match PcapReader::from_reader(src, Path::new("batches.pcap"), &cfg) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let (mut most, mut got) = (0usize, Vec::new());
+        while let Some(o) = r.next() {
+            most = most.max(r.queue.len() + 1);
+            got.push(o);
+        }
+        assert!(r.error().is_none(), "{:?}", r.error());
+        assert!(most <= FINISH_BATCH, "{most} observations queued at once");
+        let (dns, flow): (Vec<_>, Vec<_>) =
+            got.iter().partition(|o| matches!(o, Observation::Dns(_)));
+        assert_eq!((dns.len(), flow.len()), (queries, flows));
+        let first_flow = got
+            .iter()
+            .position(|o| matches!(o, Observation::Flow(_)))
+            .unwrap_or(0);
+        assert_eq!(first_flow, queries, "the pending queries come first");
+        let ts: Vec<_> = got.iter().map(Observation::ts).collect();
+        assert!(ts[..queries].is_sorted() && ts[queries..].is_sorted());
     }
 }

@@ -603,14 +603,32 @@ impl DnsTxns {
 
     /// End of input: every pending query is reported unanswered, oldest first.
     pub fn finish(&mut self, out: &mut VecDeque<Observation>, mut fast: Fast<'_, '_>) {
-        while let Some((k, s)) = self.order.pop_front() {
+        while !self.finish_some(out, fast.as_deref_mut(), usize::MAX) {}
+    }
+
+    /// [`DnsTxns::finish`] in steps of at most `max` queries: `true` once every pending query
+    /// is reported (see `FlowTable::finish_some`).
+    pub fn finish_some(
+        &mut self,
+        out: &mut VecDeque<Observation>,
+        mut fast: Fast<'_, '_>,
+        max: usize,
+    ) -> bool {
+        let mut budget = max.max(1);
+        while budget > 0 {
+            let Some((k, s)) = self.order.pop_front() else {
+                self.map = FxHashMap::default();
+                self.order = VecDeque::new();
+                return true;
+            };
             if self.map.get(&k).is_some_and(|p| p.serial == s) {
                 if let Some(q) = self.map.remove(&k) {
+                    budget -= 1;
                     self.stats.unanswered += 1;
                     self.report_unanswered(&k, q, out, fast.as_deref_mut());
                 }
             }
         }
-        self.map.clear();
+        false
     }
 }
