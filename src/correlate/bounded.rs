@@ -13,10 +13,18 @@ use rustc_hash::FxHashMap;
 /// Recency is tracked with a generation number per entry and a queue of `(key, generation)`;
 /// stale queue items are skipped on eviction and compacted away when the queue grows past twice
 /// the map, so memory stays O(cap) and operations amortised O(1).
+///
+/// The queue is only kept once the map has had to evict (`queued`): until then it is built on
+/// demand, by sorting the entries by generation — the same order the queue would hold. A table
+/// that never fills (the scan's incident table, sized for 250 k, a flood's bindings) pays for
+/// no queue at all (issue #11: pushing and compacting the queues was ≈ 25 M instructions of a
+/// 8 192-client flood, and their memory a few MB).
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
     map: FxHashMap<K, (V, u64)>,
     order: VecDeque<(K, u64)>,
+    /// Whether `order` is kept (from the first eviction or `pop_oldest` on).
+    queued: bool,
     next_gen: u64,
     cap: usize,
     evicted: u64,
@@ -28,6 +36,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         BoundedMap {
             map: FxHashMap::default(),
             order: VecDeque::new(),
+            queued: false,
             next_gen: 0,
             cap: cap.max(1),
             evicted: 0,
@@ -71,7 +80,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// same few entries in a row) queues nothing; otherwise the queue is compacted first, when
     /// due, so the entry is looked up once (issue #11).
     pub fn get_mut_touch(&mut self, k: &K) -> Option<&mut V> {
-        if self.order.len() >= self.map.len().saturating_mul(2).saturating_add(16) {
+        if self.queued && self.order.len() >= self.map.len().saturating_mul(2).saturating_add(16) {
             self.maybe_compact_with(1);
         }
         let newest = self.next_gen;
@@ -79,7 +88,9 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         if *g != newest {
             self.next_gen = self.next_gen.wrapping_add(1);
             *g = self.next_gen;
-            self.order.push_back((k.clone(), self.next_gen));
+            if self.queued {
+                self.order.push_back((k.clone(), self.next_gen));
+            }
         }
         Some(v)
     }
@@ -95,9 +106,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         if self.map.len() >= self.cap && !self.map.contains_key(&k) {
             evicted = self.evict_oldest();
         }
-        self.map.insert(k.clone(), (v, gen));
-        self.order.push_back((k, gen));
-        self.maybe_compact();
+        let _ = self.push(k, v, gen);
         evicted
     }
 
@@ -112,14 +121,20 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         } else {
             None
         };
-        let replaced = self.map.insert(k.clone(), (v, gen));
-        debug_assert!(
-            replaced.is_none(),
-            "insert_absent of a key present in the map"
-        );
+        let replaced = self.push(k, v, gen);
+        debug_assert!(!replaced, "insert_absent of a key present in the map");
+        evicted
+    }
+
+    /// Stores the entry, and queues it when the queue is kept: whether it replaced one.
+    fn push(&mut self, k: K, v: V, gen: u64) -> bool {
+        if !self.queued {
+            return self.map.insert(k, (v, gen)).is_some();
+        }
+        let replaced = self.map.insert(k.clone(), (v, gen)).is_some();
         self.order.push_back((k, gen));
         self.maybe_compact();
-        evicted
+        replaced
     }
 
     pub fn remove(&mut self, k: &K) -> Option<V> {
@@ -129,6 +144,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 
     /// Removes and returns the least recently touched entry.
     pub fn pop_oldest(&mut self) -> Option<(K, V)> {
+        self.keep_queue();
         while let Some((k, gen)) = self.order.pop_front() {
             if self.map.get(&k).is_some_and(|(_, g)| *g == gen) {
                 return self.map.remove(&k).map(|(v, _)| (k, v));
@@ -148,6 +164,18 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Removes every entry for which `keep` returns false.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.map.retain(|k, (v, _)| keep(k, v));
+    }
+
+    /// From now on the queue is kept: built once from the entries, oldest first (generations
+    /// are unique, so this is the order the queue would have had after compaction).
+    fn keep_queue(&mut self) {
+        if self.queued {
+            return;
+        }
+        self.queued = true;
+        let mut all: Vec<(u64, &K)> = self.map.iter().map(|(k, (_, g))| (*g, k)).collect();
+        all.sort_unstable_by_key(|&(g, _)| g);
+        self.order = all.into_iter().map(|(g, k)| (k.clone(), g)).collect();
     }
 
     fn bump(&mut self) -> u64 {
@@ -209,19 +237,64 @@ mod tests {
         let mut m = BoundedMap::new(3);
         m.insert(1, "a");
         m.insert(2, "b");
+        m.insert(3, "c");
+        assert_eq!(m.insert(4, "d"), Some((1, "a")), "the first eviction");
         let queued = m.order.len();
         for _ in 0..5 {
-            assert!(m.get_mut_touch(&2).is_some());
+            assert!(m.get_mut_touch(&4).is_some());
         }
         assert_eq!(m.order.len(), queued);
-        // 1 is still the oldest, 2 the newest.
-        m.insert(3, "c");
-        assert_eq!(m.insert(4, "d"), Some((1, "a")));
+        // 2 is the oldest, 4 the newest.
         m.get_mut_touch(&2);
-        assert_eq!(m.order.len(), queued + 2);
+        assert_eq!(m.order.len(), queued + 1);
         assert_eq!(m.insert(5, "e"), Some((3, "c")));
         assert_eq!(m.pop_oldest(), Some((4, "d")));
         assert_eq!(m.pop_oldest(), Some((2, "b")));
+    }
+
+    /// Issue #11: a map that has never had to evict keeps no queue, and the first eviction
+    /// (or `pop_oldest`) finds the least recently touched entry all the same: the same
+    /// evictions, in the same order, as a map that queued from the start.
+    #[test]
+    fn a_map_that_never_fills_keeps_no_queue() {
+        let mut lazy = BoundedMap::new(64);
+        let mut eager = BoundedMap::new(64);
+        eager.keep_queue();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut evictions = (Vec::new(), Vec::new());
+        for round in 0..4_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = x % 97;
+            match x % 5 {
+                0 => {
+                    lazy.remove(&k);
+                    eager.remove(&k);
+                }
+                1 | 2 => {
+                    lazy.get_mut_touch(&k);
+                    eager.get_mut_touch(&k);
+                }
+                _ => {
+                    evictions.0.push(lazy.insert(k, round));
+                    evictions.1.push(eager.insert(k, round));
+                }
+            }
+            if round == 60 {
+                assert!(
+                    lazy.order.is_empty() && !lazy.queued,
+                    "{} queued",
+                    lazy.order.len()
+                );
+            }
+        }
+        assert!(lazy.evicted() > 0);
+        assert_eq!(evictions.0, evictions.1);
+        while let Some(e) = eager.pop_oldest() {
+            assert_eq!(lazy.pop_oldest(), Some(e));
+        }
+        assert!(lazy.is_empty());
     }
 
     thread_local! {
@@ -276,9 +349,10 @@ mod tests {
     #[test]
     fn queue_stays_bounded_under_touches() {
         let mut m = BoundedMap::new(10);
-        for i in 0..10 {
+        for i in 0..11 {
             m.insert(i, i);
         }
+        assert!(m.queued, "full and evicting: the queue is kept");
         for _ in 0..10_000 {
             m.get_mut_touch(&3);
         }
