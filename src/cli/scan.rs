@@ -117,7 +117,8 @@ pub struct ScanArgs {
     /// fast path (one capture, no --db, no --history) N threads decode and the main one checks
     /// their skips and correlates; otherwise N - 1 decode, every message in full (measured
     /// slower than one thread on 2 cores, docs/performance.md). The detections are the same
-    /// for any N (issue #16).
+    /// for any N while the pending-query and flow tables stay under their caps (each worker
+    /// has a 1/N share; under pressure the evidence can differ, README) (issue #16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// Decode every DNS message of a capture with hickory-proto, also those the packet fast
