@@ -34,7 +34,8 @@
 //!
 //! Memory is bounded: the pool of [`super::parallel`] (`ROUNDS_IN_FLIGHT` rounds of frames and
 //! `OUTPUT_ROUNDS_IN_FLIGHT` rounds of results per worker; the channels block, nothing is
-//! dropped), and [`MAX_BOUND_IPS`] guessed addresses per worker; past it the worker decodes
+//! dropped), the end of input in batches of about `FINISH_BATCH` reports per worker (merged as
+//! they arrive, never all held at once), and [`MAX_BOUND_IPS`] guessed addresses per worker; past it the worker decodes
 //! every response that has an address (counted, [`ParallelFast::bound_overflows`]).
 
 use std::collections::VecDeque;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
+use super::flows::FINISH_BATCH;
 use super::parallel::{start_pool, Pool, Pools, Step, Threads, ToWorker, OUTPUT_ROUNDS_IN_FLIGHT};
 use super::savefile::{Savefile, SavefileError};
 use super::txn::DnsInterest;
@@ -113,6 +115,18 @@ impl Part {
         }
     }
 
+    /// The end-of-input order of the next result: (flow, time) — a worker's pending queries
+    /// (and their skips) first, then its open flows, each oldest first.
+    fn head_key(&self) -> Option<(bool, i64)> {
+        let &(_, skip) = self.order.front()?;
+        if skip {
+            return self.skips.front().map(|s| (false, s.skim.ts.0));
+        }
+        self.obs
+            .front()
+            .map(|o| (matches!(o, Observation::Flow(_)), o.ts().0))
+    }
+
     /// The next result: an observation, or a skip with its addresses.
     fn pop(&mut self) -> Option<Next<'_>> {
         let (_, skip) = self.order.pop_front()?;
@@ -138,6 +152,10 @@ enum Next<'a> {
 
 enum FromWorker {
     Round(Part),
+    /// A batch of the end-of-input reports (one `Decoder::finish_some` step or a few: about
+    /// [`FINISH_BATCH`] results); more follow.
+    Tail(Part),
+    /// The last batch, and the worker's counters.
     Final(Part, Box<(CaptureStats, u64)>),
 }
 
@@ -149,8 +167,10 @@ pub(crate) struct ParallelFast {
     parts: Vec<Part>,
     /// Drained parts on their way back to the workers.
     spare: Arc<Pool<Part>>,
-    /// The end-of-input reports, merged.
-    last: Part,
+    /// End of input: each worker's current batch of reports, and whether it was its last.
+    tails: Vec<(Part, bool)>,
+    /// A worker's result channel closed early (or it was still in its rounds at the end).
+    lost: bool,
     finished: bool,
     stats: CaptureStats,
     error: Option<SavefileError>,
@@ -180,7 +200,8 @@ impl ParallelFast {
             threads,
             parts: Vec::new(),
             spare,
-            last: Part::default(),
+            tails: Vec::new(),
+            lost: false,
             finished: false,
             stats: CaptureStats::default(),
             error: None,
@@ -254,7 +275,63 @@ impl ParallelFast {
         }
         match best {
             Some((i, _)) => self.parts.get_mut(i)?.pop(),
-            None => self.last.pop(),
+            None => self.pop_tail(),
+        }
+    }
+
+    /// The next end-of-input report: one decoder reports its pending queries (oldest first),
+    /// then its open flows (oldest first); the workers' batches are merged the same way as
+    /// they arrive — the smallest (flow, time) at the head of a worker's batch, the lowest
+    /// worker on a tie: a stable sort of all the workers' reports by (flow, time), as it was
+    /// when they were collected first, without holding them all (issue #11). One worker's
+    /// reports are one decoder's, in its order.
+    fn pop_tail(&mut self) -> Option<Next<'_>> {
+        if !self.finished {
+            return None; // still in the rounds
+        }
+        self.refill_tails();
+        let mut best: Option<(usize, (bool, i64))> = None;
+        for (i, (p, _)) in self.tails.iter().enumerate() {
+            if let Some(k) = p.head_key() {
+                if best.is_none_or(|(_, b)| k < b) {
+                    best = Some((i, k));
+                }
+            }
+        }
+        let (i, _) = best?;
+        self.tails.get_mut(i)?.0.pop()
+    }
+
+    /// Receives the next batch of every worker whose batch is used up and that has more
+    /// (blocking: a worker sends its batches in order); once every worker sent its last,
+    /// the threads are joined.
+    fn refill_tails(&mut self) {
+        for (i, (part, last)) in self.tails.iter_mut().enumerate() {
+            if *last || !part.order.is_empty() {
+                continue;
+            }
+            match self.from.get(i).map(Receiver::recv) {
+                Some(Ok(FromWorker::Tail(next))) => {
+                    std::mem::replace(part, next).recycle(&self.spare);
+                }
+                Some(Ok(FromWorker::Final(next, st))) => {
+                    std::mem::replace(part, next).recycle(&self.spare);
+                    *last = true;
+                    self.stats.merge(&st.0);
+                    self.bound_overflows += st.1;
+                }
+                Some(Ok(FromWorker::Round(_)) | Err(_)) | None => {
+                    *last = true;
+                    self.lost = true;
+                }
+            }
+        }
+        if !self.from.is_empty() && self.tails.iter().all(|(_, last)| *last) {
+            // Closing the result channels first: should a worker have been lost, the others
+            // (and the dispatcher behind them) end at their next send instead of blocking
+            // the join.
+            self.from.clear();
+            self.error = self.threads.join(self.lost);
         }
     }
 
@@ -263,68 +340,45 @@ impl ParallelFast {
         for p in self.parts.drain(..) {
             p.recycle(&self.spare);
         }
-        let mut finals: Vec<Part> = Vec::new();
+        let mut tails: Vec<(Part, bool)> = Vec::with_capacity(self.from.len());
         let mut ended = 0usize;
         let mut lost = false;
         for rx in &self.from {
             match rx.recv() {
-                Ok(FromWorker::Round(p)) => self.parts.push(p),
+                Ok(FromWorker::Round(p)) => {
+                    self.parts.push(p);
+                    tails.push((Part::default(), true));
+                }
+                Ok(FromWorker::Tail(p)) => {
+                    ended += 1;
+                    tails.push((p, false));
+                }
                 Ok(FromWorker::Final(p, st)) => {
                     ended += 1;
-                    finals.push(p);
+                    tails.push((p, true));
                     self.stats.merge(&st.0);
                     self.bound_overflows += st.1;
                 }
-                Err(_) => lost = true,
+                Err(_) => {
+                    lost = true;
+                    tails.push((Part::default(), true));
+                }
             }
         }
         if ended == 0 && !lost {
             return true;
         }
+        // Every worker ends in the same round; one still in its rounds is a lost one.
+        if !self.parts.is_empty() {
+            lost = true;
+        }
         self.parts.clear();
-        self.last = merge_finals(finals);
+        self.tails = tails;
+        self.lost = lost;
         self.finished = true;
-        // Closing the result channels first: should a worker have been lost, the others
-        // (and the dispatcher behind them) end at their next send instead of blocking the join.
-        self.from.clear();
-        self.error = self.threads.join(lost);
+        self.refill_tails();
         true
     }
-}
-
-/// End of input: one decoder reports its pending queries (oldest first), then its open flows
-/// (oldest first); the workers' reports are merged the same way, as `parallel` merges them
-/// (a stable sort: a worker's own order is kept on equal times, lower workers first). One
-/// worker's reports are one decoder's, kept as they are.
-fn merge_finals(mut finals: Vec<Part>) -> Part {
-    if finals.len() == 1 {
-        return finals.pop().unwrap_or_default();
-    }
-    // (flow, time, the result: an observation or a skip with its addresses).
-    type Result = std::result::Result<Observation, (DnsSkim, Vec<IpAddr>)>;
-    let mut all: Vec<(bool, i64, Result)> = Vec::new();
-    for mut p in finals {
-        while let Some(next) = p.pop() {
-            all.push(match next {
-                Next::Obs(o) => (matches!(o, Observation::Flow(_)), o.ts().0, Ok(o)),
-                Next::Skip(skim, ips) => (false, skim.ts.0, Err((skim, ips.to_vec()))),
-            });
-        }
-    }
-    all.sort_by_key(|(flow, ts, _)| (*flow, *ts));
-    let mut merged = Part::default();
-    for (_, _, r) in all {
-        match r {
-            Ok(o) => merged.push_obs(0, o),
-            Err((skim, ips)) => {
-                let start = u32::try_from(merged.ips.len()).unwrap_or(u32::MAX);
-                let len = u32::try_from(ips.len()).unwrap_or(0);
-                merged.ips.extend(ips);
-                merged.push_skip(0, Skip { skim, start, len });
-            }
-        }
-    }
-    merged
 }
 
 /// A worker's answers to the fast path (see the module docs), and where its skips go.
@@ -462,9 +516,23 @@ fn worker(
                     d.stats_error("capture_read_error");
                 }
                 f.key = u64::MAX;
-                d.finish_fast(&mut q, &mut f);
-                for o in q.drain(..) {
-                    f.observed(o);
+                // In batches, so neither this worker nor the consumer ever holds the whole
+                // tables' reports (issue #11).
+                loop {
+                    let done = d.finish_some(&mut q, Some(&mut f), FINISH_BATCH);
+                    for o in q.drain(..) {
+                        f.observed(o);
+                    }
+                    if done {
+                        break;
+                    }
+                    if f.part.order.len() >= FINISH_BATCH {
+                        let next = parts.take().unwrap_or_default();
+                        let batch = std::mem::replace(&mut f.part, next);
+                        if tx.send(FromWorker::Tail(batch)).is_err() {
+                            return;
+                        }
+                    }
                 }
                 let stats = Box::new((d.stats(), u64::from(f.overflowed)));
                 let _ = tx.send(FromWorker::Final(std::mem::take(&mut f.part), stats));
