@@ -34,6 +34,7 @@ use std::thread::JoinHandle;
 use rustc_hash::FxHasher;
 
 use super::decode::tick_due;
+use super::flows::FINISH_BATCH;
 use super::link::{self, L3};
 pub(super) use super::pool::Pool;
 use super::savefile::{Savefile, SavefileError, SavefileErrorKind};
@@ -135,6 +136,9 @@ pub(super) enum ToWorker {
 
 enum FromWorker {
     Round(Vec<(u64, Observation)>),
+    /// A batch of the end-of-input reports (about `FINISH_BATCH`); more follow.
+    Tail(Vec<Observation>),
+    /// The last batch, and the worker's counters.
     Final(Vec<Observation>, Box<CaptureStats>),
 }
 
@@ -150,8 +154,10 @@ pub(crate) struct Parallel {
     threads: Threads,
     /// The current round, one part per worker, each in key order.
     parts: Vec<std::iter::Peekable<std::vec::IntoIter<(u64, Observation)>>>,
-    /// The end-of-input reports, merged.
-    merged: std::vec::IntoIter<Observation>,
+    /// End of input: each worker's current batch of reports, and whether it was its last.
+    tails: Vec<(std::vec::IntoIter<Observation>, bool)>,
+    /// A worker's result channel closed early (or it was still in its rounds at the end).
+    lost: bool,
     finished: bool,
     stats: CaptureStats,
     error: Option<SavefileError>,
@@ -172,7 +178,8 @@ impl Parallel {
             from,
             threads,
             parts: Vec::new(),
-            merged: Vec::new().into_iter(),
+            tails: Vec::new(),
+            lost: false,
             finished: false,
             stats: CaptureStats::default(),
             error: None,
@@ -207,34 +214,94 @@ impl Parallel {
     /// Receives one round from every worker; `false` at the end.
     fn next_round(&mut self) -> bool {
         self.parts.clear();
-        let mut finals: Vec<Observation> = Vec::new();
+        let mut tails = Vec::with_capacity(self.from.len());
         let mut ended = 0usize;
         let mut lost = false;
         for rx in &self.from {
             match rx.recv() {
-                Ok(FromWorker::Round(v)) => self.parts.push(v.into_iter().peekable()),
+                Ok(FromWorker::Round(v)) => {
+                    self.parts.push(v.into_iter().peekable());
+                    tails.push((Vec::new().into_iter(), true));
+                }
+                Ok(FromWorker::Tail(v)) => {
+                    ended += 1;
+                    tails.push((v.into_iter(), false));
+                }
                 Ok(FromWorker::Final(v, stats)) => {
                     ended += 1;
-                    finals.extend(v);
+                    tails.push((v.into_iter(), true));
                     self.stats.merge(&stats);
                 }
-                Err(_) => lost = true,
+                Err(_) => {
+                    lost = true;
+                    tails.push((Vec::new().into_iter(), true));
+                }
             }
         }
         if ended == 0 && !lost {
             return true;
         }
+        // Every worker ends in the same round; one still in its rounds is a lost one.
+        if !self.parts.is_empty() {
+            lost = true;
+        }
         self.parts.clear();
-        // End of input: one decoder reports its pending queries (oldest first), then its open
-        // flows (oldest first); the workers' reports are merged the same way.
-        finals.sort_by_key(|o| (matches!(o, Observation::Flow(_)), o.ts()));
-        self.merged = finals.into_iter();
+        self.tails = tails;
+        self.lost = lost;
         self.finished = true;
-        // Closing the result channels first: should a worker have been lost, the others
-        // (and the dispatcher behind them) end at their next send instead of blocking the join.
-        self.from.clear();
-        self.error = self.threads.join(lost);
+        self.refill_tails();
         true
+    }
+
+    /// The next end-of-input report: one decoder reports its pending queries (oldest first),
+    /// then its open flows (oldest first); the workers' batches are merged the same way as they
+    /// arrive (the smallest (flow, time) at a batch's head, the lowest worker on a tie — the
+    /// stable sort of all of them it replaces, without holding them all: issue #11).
+    fn pop_tail(&mut self) -> Option<Observation> {
+        if !self.finished {
+            return None;
+        }
+        self.refill_tails();
+        let mut best: Option<(usize, (bool, i64))> = None;
+        for (i, (batch, _)) in self.tails.iter().enumerate() {
+            if let Some(o) = batch.as_slice().first() {
+                let k = (matches!(o, Observation::Flow(_)), o.ts().0);
+                if best.is_none_or(|(_, b)| k < b) {
+                    best = Some((i, k));
+                }
+            }
+        }
+        let (i, _) = best?;
+        self.tails.get_mut(i)?.0.next()
+    }
+
+    /// Receives the next batch of every worker whose batch is used up and that has more;
+    /// once every worker sent its last, the threads are joined.
+    fn refill_tails(&mut self) {
+        for (i, (batch, last)) in self.tails.iter_mut().enumerate() {
+            if *last || batch.len() > 0 {
+                continue;
+            }
+            match self.from.get(i).map(Receiver::recv) {
+                Some(Ok(FromWorker::Tail(v))) => *batch = v.into_iter(),
+                Some(Ok(FromWorker::Final(v, stats))) => {
+                    *batch = v.into_iter();
+                    *last = true;
+                    self.stats.merge(&stats);
+                }
+                Some(Ok(FromWorker::Round(_)) | Err(_)) | None => {
+                    *last = true;
+                    self.lost = true;
+                }
+            }
+        }
+        if !self.from.is_empty() && self.tails.iter().all(|(_, last)| *last) {
+            // Closing the result channels first: should a worker have been lost, the others
+            // (and the dispatcher behind them) end at their next send instead of blocking
+            // the join.
+            self.from.clear();
+            self.error = self.threads.join(self.lost);
+        }
     }
 }
 
@@ -246,7 +313,7 @@ impl Iterator for Parallel {
             if let Some(o) = self.pop_round() {
                 return Some(o);
             }
-            if let Some(o) = self.merged.next() {
+            if let Some(o) = self.pop_tail() {
                 return Some(o);
             }
             if self.finished || !self.next_round() {
@@ -496,7 +563,14 @@ fn worker(mut d: Decoder, rx: Receiver<ToWorker>, tx: SyncSender<FromWorker>, po
                 if read_error {
                     d.stats_error("capture_read_error");
                 }
-                d.finish(&mut q);
+                // In batches (issue #11), as `parallel_fast`'s workers.
+                while !d.finish_some(&mut q, None, FINISH_BATCH) {
+                    if q.len() >= FINISH_BATCH
+                        && tx.send(FromWorker::Tail(q.drain(..).collect())).is_err()
+                    {
+                        return;
+                    }
+                }
                 let stats = Box::new(d.stats());
                 let _ = tx.send(FromWorker::Final(q.drain(..).collect(), stats));
                 return;
