@@ -12,6 +12,21 @@ fn flow_entries_are_compact() {
     assert!(entry <= MAX_ENTRY_BYTES, "{entry} bytes a flow entry");
 }
 
+/// A SYN from `src:sport` to `dst:3333` at `ts`.
+fn syn(ts: i64, src: IpAddr, sport: u16, dst: IpAddr) -> Segment<'static> {
+    Segment {
+        ts,
+        src,
+        sport,
+        dst,
+        dport: 3333,
+        proto: Proto::Tcp,
+        flags: SYN,
+        seq: 7,
+        payload: &[],
+    }
+}
+
 /// The report built from the compact entry has the key's endpoints, oriented.
 #[test]
 fn reports_rebuild_the_endpoints_from_the_key() {
@@ -19,18 +34,7 @@ fn reports_rebuild_the_endpoints_from_the_key() {
     let b: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]));
     let mut t = FlowTable::new(16, 60_000_000, 60_000_000, Source::new("t"));
     let mut out = VecDeque::new();
-    let syn = Segment {
-        ts: 1,
-        src: a,
-        sport: 40_000,
-        dst: b,
-        dport: 3333,
-        proto: Proto::Tcp,
-        flags: SYN,
-        seq: 7,
-        payload: &[],
-    };
-    t.packet(&syn, &mut out);
+    t.packet(&syn(1, a, 40_000, b), &mut out);
     t.finish(&mut out);
     let Some(Observation::Flow(f)) = out.pop_front() else {
         panic!("no flow report: {out:?}");
@@ -50,18 +54,10 @@ fn finishing_in_steps_is_finishing_at_once() {
         let mut t = FlowTable::new(64, 60_000_000, 60_000_000, Source::new("t"));
         let mut out = VecDeque::new();
         for i in 0..50u16 {
-            let syn = Segment {
-                ts: i64::from((i * 37) % 50), // starts out of order
-                src: IpAddr::from([10, 0, 1, (i % 7) as u8]),
-                sport: 40_000 + i,
-                dst: b,
-                dport: 3333,
-                proto: Proto::Tcp,
-                flags: SYN,
-                seq: 7,
-                payload: &[],
-            };
-            t.packet(&syn, &mut out);
+            // Starts out of order.
+            let ts = i64::from((i * 37) % 50);
+            let a = IpAddr::from([10, 0, 1, (i % 7) as u8]);
+            t.packet(&syn(ts, a, 40_000 + i, b), &mut out);
         }
         (t, out.len())
     };
