@@ -8,10 +8,10 @@
 //! a label past a followed pointer must lie before the segment the pointer left, at most 63
 //! bytes a label and 255 encoded bytes a name; on top, at most [`MAX_POINTERS`] pointers a
 //! name (hickory has no count, its "strictly backwards" rule bounds it by the message size).
-//! `fuzz/fuzz_targets/dns_fastpath.rs` (through `dns::differential`) checks the agreement on arbitrary bytes, and
-//! `dns::tests` on every fixture's messages. hickory stays the decoder of record: this reader
-//! decides what is worth decoding (`capture::txn`'s fast path, docs/performance.md #16), and
-//! builds a listed response itself only where it reads exactly what hickory reads
+//! `fuzz/fuzz_targets/dns_fastpath.rs` (through `dns::differential`) checks the agreement on
+//! arbitrary bytes, and `dns::tests` on every fixture's messages. hickory stays the decoder of
+//! record: this reader decides what is worth decoding (`capture::txn`'s fast path,
+//! docs/performance.md #16), and builds a listed response itself only where it reads exactly what hickory reads
 //! (`dns::whole`; both checked against hickory by `dns::differential`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -557,9 +557,7 @@ impl<'a> WireMessage<'a> {
             left: usize::from(self.ancount).min(super::MAX_ANSWERS),
         }
     }
-}
 
-impl<'a> WireMessage<'a> {
     /// Every record of the answer, authority and additional sections, in order, uncapped
     /// (`dns::whole`); an unreadable record ends the iteration with its error.
     pub(super) fn records(&self) -> Answers<'a> {

@@ -157,10 +157,6 @@ fn check_directory(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Opens sled, turning a panic inside it (a truncated segment makes 0.34 index out of
-/// bounds in its page cache) into an error. While it runs, panics *on this thread* are not
-/// printed (the caller reports them as a damaged database); other threads' panics still
-/// reach the previous hook.
 /// How long opening waits for sled's directory lock while it is held. A database of this
 /// process that was just dropped still holds it until sled's last background thread lets go
 /// (its next flush tick, later on a loaded machine): reopening right after a drop — a restart
@@ -175,6 +171,7 @@ fn open_waiting_for_lock(cfg: &sled::Config) -> Result<sled::Result<sled::Db>, S
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match open_catching_panics(cfg.clone()) {
+            // sled 0.34 reports a held lock only as this text in an `ErrorKind::Other`.
             Ok(Err(sled::Error::Io(e)))
                 if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
@@ -186,6 +183,10 @@ fn open_waiting_for_lock(cfg: &sled::Config) -> Result<sled::Result<sled::Db>, S
     }
 }
 
+/// Opens sled, turning a panic inside it (a truncated segment makes 0.34 index out of
+/// bounds in its page cache) into an error. While it runs, panics *on this thread* are not
+/// printed (the caller reports them as a damaged database); other threads' panics still
+/// reach the previous hook.
 fn open_catching_panics(cfg: sled::Config) -> Result<sled::Result<sled::Db>, String> {
     use std::sync::{Mutex, PoisonError};
     type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static>;
