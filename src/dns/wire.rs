@@ -11,8 +11,8 @@
 //! `fuzz/fuzz_targets/dns_fastpath.rs` (through `dns::differential`) checks the agreement on
 //! arbitrary bytes, and `dns::tests` on every fixture's messages. hickory stays the decoder of
 //! record: this reader decides what is worth decoding (`capture::txn`'s fast path,
-//! docs/performance.md #16), and builds a listed response itself only where it reads exactly what hickory reads
-//! (`dns::whole`; both checked against hickory by `dns::differential`).
+//! docs/performance.md #16), and builds a listed response itself only where it reads exactly
+//! what hickory reads (`dns::whole`; both checked against hickory by `dns::differential`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
