@@ -38,6 +38,7 @@ pub mod payload;
 mod pool;
 mod reader;
 pub mod savefile;
+mod tails;
 pub mod tcp;
 pub mod txn;
 

@@ -38,6 +38,7 @@ use super::flows::FINISH_BATCH;
 use super::link::{self, L3};
 pub(super) use super::pool::Pool;
 use super::savefile::{Savefile, SavefileError, SavefileErrorKind};
+use super::tails::{Tail, Tails};
 use super::{CaptureConfig, CaptureStats, Decoder};
 use crate::model::{Observation, Source};
 
@@ -154,10 +155,8 @@ pub(crate) struct Parallel {
     threads: Threads,
     /// The current round, one part per worker, each in key order.
     parts: Vec<std::iter::Peekable<std::vec::IntoIter<(u64, Observation)>>>,
-    /// End of input: each worker's current batch of reports, and whether it was its last.
-    tails: Vec<(std::vec::IntoIter<Observation>, bool)>,
-    /// A worker's result channel closed early (or it was still in its rounds at the end).
-    lost: bool,
+    /// End of input: each worker's current batch of reports.
+    tails: Tails<std::vec::IntoIter<Observation>>,
     finished: bool,
     stats: CaptureStats,
     error: Option<SavefileError>,
@@ -178,8 +177,7 @@ impl Parallel {
             from,
             threads,
             parts: Vec::new(),
-            tails: Vec::new(),
-            lost: false,
+            tails: Tails::default(),
             finished: false,
             stats: CaptureStats::default(),
             error: None,
@@ -214,94 +212,68 @@ impl Parallel {
     /// Receives one round from every worker; `false` at the end.
     fn next_round(&mut self) -> bool {
         self.parts.clear();
-        let mut tails = Vec::with_capacity(self.from.len());
-        let mut ended = 0usize;
-        let mut lost = false;
+        let mut tails = Tails::default();
+        let mut ended = false;
         for rx in &self.from {
             match rx.recv() {
                 Ok(FromWorker::Round(v)) => {
                     self.parts.push(v.into_iter().peekable());
-                    tails.push((Vec::new().into_iter(), true));
+                    // Every worker ends in the same round: one still in its rounds beside
+                    // one that ended is a lost one (unused otherwise).
+                    tails.lose_one();
                 }
-                Ok(FromWorker::Tail(v)) => {
-                    ended += 1;
-                    tails.push((v.into_iter(), false));
-                }
-                Ok(FromWorker::Final(v, stats)) => {
-                    ended += 1;
-                    tails.push((v.into_iter(), true));
-                    self.stats.merge(&stats);
+                Ok(m) => {
+                    ended = true;
+                    tails.start(tail(m), |s| self.stats.merge(&s));
                 }
                 Err(_) => {
-                    lost = true;
-                    tails.push((Vec::new().into_iter(), true));
+                    ended = true;
+                    tails.lose_one();
                 }
             }
         }
-        if ended == 0 && !lost {
+        if !ended {
             return true;
-        }
-        // Every worker ends in the same round; one still in its rounds is a lost one.
-        if !self.parts.is_empty() {
-            lost = true;
         }
         self.parts.clear();
         self.tails = tails;
-        self.lost = lost;
         self.finished = true;
         self.refill_tails();
         true
     }
 
-    /// The next end-of-input report: one decoder reports its pending queries (oldest first),
-    /// then its open flows (oldest first); the workers' batches are merged the same way as they
-    /// arrive (the smallest (flow, time) at a batch's head, the lowest worker on a tie — the
-    /// stable sort of all of them it replaces, without holding them all: issue #11).
+    /// The next end-of-input report, merged as `tails` describes.
     fn pop_tail(&mut self) -> Option<Observation> {
         if !self.finished {
             return None;
         }
         self.refill_tails();
-        let mut best: Option<(usize, (bool, i64))> = None;
-        for (i, (batch, _)) in self.tails.iter().enumerate() {
-            if let Some(o) = batch.as_slice().first() {
-                let k = (matches!(o, Observation::Flow(_)), o.ts().0);
-                if best.is_none_or(|(_, b)| k < b) {
-                    best = Some((i, k));
-                }
-            }
-        }
-        let (i, _) = best?;
-        self.tails.get_mut(i)?.0.next()
+        let head = |b: &std::vec::IntoIter<Observation>| {
+            let o = b.as_slice().first()?;
+            Some((matches!(o, Observation::Flow(_)), o.ts().0))
+        };
+        self.tails.next_batch(head)?.next()
     }
 
-    /// Receives the next batch of every worker whose batch is used up and that has more;
-    /// once every worker sent its last, the threads are joined.
     fn refill_tails(&mut self) {
-        for (i, (batch, last)) in self.tails.iter_mut().enumerate() {
-            if *last || batch.len() > 0 {
-                continue;
-            }
-            match self.from.get(i).map(Receiver::recv) {
-                Some(Ok(FromWorker::Tail(v))) => *batch = v.into_iter(),
-                Some(Ok(FromWorker::Final(v, stats))) => {
-                    *batch = v.into_iter();
-                    *last = true;
-                    self.stats.merge(&stats);
-                }
-                Some(Ok(FromWorker::Round(_)) | Err(_)) | None => {
-                    *last = true;
-                    self.lost = true;
-                }
-            }
-        }
-        if !self.from.is_empty() && self.tails.iter().all(|(_, last)| *last) {
-            // Closing the result channels first: should a worker have been lost, the others
-            // (and the dispatcher behind them) end at their next send instead of blocking
-            // the join.
-            self.from.clear();
-            self.error = self.threads.join(self.lost);
-        }
+        let stats = &mut self.stats;
+        self.tails.refill(
+            &mut self.from,
+            &mut self.threads,
+            &mut self.error,
+            |b| b.len() == 0,
+            tail,
+            |s| stats.merge(&s),
+        );
+    }
+}
+
+/// A worker's end-of-input message for [`Tails`].
+fn tail(m: FromWorker) -> Tail<std::vec::IntoIter<Observation>, Box<CaptureStats>> {
+    match m {
+        FromWorker::Tail(v) => Tail::More(v.into_iter()),
+        FromWorker::Final(v, stats) => Tail::Last(v.into_iter(), stats),
+        FromWorker::Round(_) => Tail::Other,
     }
 }
 

@@ -48,6 +48,7 @@ use rustc_hash::FxHashSet;
 use super::flows::FINISH_BATCH;
 use super::parallel::{start_pool, Pool, Pools, Step, Threads, ToWorker, OUTPUT_ROUNDS_IN_FLIGHT};
 use super::savefile::{Savefile, SavefileError};
+use super::tails::{Tail, Tails};
 use super::txn::DnsInterest;
 use super::{CaptureConfig, CaptureStats, Decoder};
 use crate::model::{DnsObservation, DnsSkim, Observation, Source};
@@ -167,10 +168,8 @@ pub(crate) struct ParallelFast {
     parts: Vec<Part>,
     /// Drained parts on their way back to the workers.
     spare: Arc<Pool<Part>>,
-    /// End of input: each worker's current batch of reports, and whether it was its last.
-    tails: Vec<(Part, bool)>,
-    /// A worker's result channel closed early (or it was still in its rounds at the end).
-    lost: bool,
+    /// End of input: each worker's current batch of reports.
+    tails: Tails<Part>,
     finished: bool,
     stats: CaptureStats,
     error: Option<SavefileError>,
@@ -200,8 +199,7 @@ impl ParallelFast {
             threads,
             parts: Vec::new(),
             spare,
-            tails: Vec::new(),
-            lost: false,
+            tails: Tails::default(),
             finished: false,
             stats: CaptureStats::default(),
             error: None,
@@ -279,60 +277,28 @@ impl ParallelFast {
         }
     }
 
-    /// The next end-of-input report: one decoder reports its pending queries (oldest first),
-    /// then its open flows (oldest first); the workers' batches are merged the same way as
-    /// they arrive — the smallest (flow, time) at the head of a worker's batch, the lowest
-    /// worker on a tie: a stable sort of all the workers' reports by (flow, time), as it was
-    /// when they were collected first, without holding them all (issue #11). One worker's
-    /// reports are one decoder's, in its order.
+    /// The next end-of-input report, merged as `tails` describes.
     fn pop_tail(&mut self) -> Option<Next<'_>> {
         if !self.finished {
             return None; // still in the rounds
         }
         self.refill_tails();
-        let mut best: Option<(usize, (bool, i64))> = None;
-        for (i, (p, _)) in self.tails.iter().enumerate() {
-            if let Some(k) = p.head_key() {
-                if best.is_none_or(|(_, b)| k < b) {
-                    best = Some((i, k));
-                }
-            }
-        }
-        let (i, _) = best?;
-        self.tails.get_mut(i)?.0.pop()
+        self.tails.next_batch(Part::head_key)?.pop()
     }
 
-    /// Receives the next batch of every worker whose batch is used up and that has more
-    /// (blocking: a worker sends its batches in order); once every worker sent its last,
-    /// the threads are joined.
     fn refill_tails(&mut self) {
-        for (i, (part, last)) in self.tails.iter_mut().enumerate() {
-            if *last || !part.order.is_empty() {
-                continue;
-            }
-            match self.from.get(i).map(Receiver::recv) {
-                Some(Ok(FromWorker::Tail(next))) => {
-                    std::mem::replace(part, next).recycle(&self.spare);
-                }
-                Some(Ok(FromWorker::Final(next, st))) => {
-                    std::mem::replace(part, next).recycle(&self.spare);
-                    *last = true;
-                    self.stats.merge(&st.0);
-                    self.bound_overflows += st.1;
-                }
-                Some(Ok(FromWorker::Round(_)) | Err(_)) | None => {
-                    *last = true;
-                    self.lost = true;
-                }
-            }
-        }
-        if !self.from.is_empty() && self.tails.iter().all(|(_, last)| *last) {
-            // Closing the result channels first: should a worker have been lost, the others
-            // (and the dispatcher behind them) end at their next send instead of blocking
-            // the join.
-            self.from.clear();
-            self.error = self.threads.join(self.lost);
-        }
+        let (stats, overflows) = (&mut self.stats, &mut self.bound_overflows);
+        self.tails.refill(
+            &mut self.from,
+            &mut self.threads,
+            &mut self.error,
+            |p| p.order.is_empty(),
+            tail,
+            |st| {
+                stats.merge(&st.0);
+                *overflows += st.1;
+            },
+        );
     }
 
     /// Receives one round from every worker; `false` at the end.
@@ -340,44 +306,46 @@ impl ParallelFast {
         for p in self.parts.drain(..) {
             p.recycle(&self.spare);
         }
-        let mut tails: Vec<(Part, bool)> = Vec::with_capacity(self.from.len());
-        let mut ended = 0usize;
-        let mut lost = false;
+        let mut tails = Tails::default();
+        let mut ended = false;
         for rx in &self.from {
             match rx.recv() {
                 Ok(FromWorker::Round(p)) => {
                     self.parts.push(p);
-                    tails.push((Part::default(), true));
+                    // Every worker ends in the same round: one still in its rounds beside
+                    // one that ended is a lost one (unused otherwise).
+                    tails.lose_one();
                 }
-                Ok(FromWorker::Tail(p)) => {
-                    ended += 1;
-                    tails.push((p, false));
-                }
-                Ok(FromWorker::Final(p, st)) => {
-                    ended += 1;
-                    tails.push((p, true));
-                    self.stats.merge(&st.0);
-                    self.bound_overflows += st.1;
+                Ok(m) => {
+                    ended = true;
+                    tails.start(tail(m), |st| {
+                        self.stats.merge(&st.0);
+                        self.bound_overflows += st.1;
+                    });
                 }
                 Err(_) => {
-                    lost = true;
-                    tails.push((Part::default(), true));
+                    ended = true;
+                    tails.lose_one();
                 }
             }
         }
-        if ended == 0 && !lost {
+        if !ended {
             return true;
-        }
-        // Every worker ends in the same round; one still in its rounds is a lost one.
-        if !self.parts.is_empty() {
-            lost = true;
         }
         self.parts.clear();
         self.tails = tails;
-        self.lost = lost;
         self.finished = true;
         self.refill_tails();
         true
+    }
+}
+
+/// A worker's end-of-input message for [`Tails`].
+fn tail(m: FromWorker) -> Tail<Part, Box<(CaptureStats, u64)>> {
+    match m {
+        FromWorker::Tail(p) => Tail::More(p),
+        FromWorker::Final(p, stats) => Tail::Last(p, stats),
+        FromWorker::Round(_) => Tail::Other,
     }
 }
 
