@@ -178,7 +178,7 @@ impl IncidentTable {
     /// Moves the parked incidents to `sink`, boxed.
     fn take_parked(&mut self, sink: &mut dyn FnMut(Box<Detection>)) {
         let mut parked = std::mem::replace(&mut self.parked, BoundedMap::new(self.parked_cap));
-        while let Some((_, inc)) = parked.pop_oldest() {
+        for (_, inc) in parked.drain_oldest_first() {
             sink(inc.det);
         }
     }
@@ -188,7 +188,7 @@ impl IncidentTable {
     pub(super) fn take_all_dirty(&mut self, sink: &mut dyn FnMut(Box<Detection>)) {
         self.take_parked(sink);
         self.dirty_keys.clear();
-        while let Some((_, inc)) = self.live.pop_oldest() {
+        for (_, inc) in self.live.drain_oldest_first() {
             if inc.dirty {
                 sink(inc.det);
             }

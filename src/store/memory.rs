@@ -8,7 +8,8 @@
 //! (`poolwatch_store_memory_dropped_total{table}`, [`MemoryStore::dropped`]). A scan that
 //! reaches the detection cap says so and suggests `--db`.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet, FxHasher};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -60,6 +61,17 @@ struct Mem {
     flows: HashMap<FlowId, PoolFlow>,
     next_seq: u64,
     dropped: MemoryDropped,
+    /// Detections the end of input handed over ([`DetectionStore::write_boxed`]) that no
+    /// table holds yet, in arrival order: new ids only (none is in `detections`, no two share
+    /// an id). `scan` takes them straight into its result ([`MemoryStore::take_sorted`]); any
+    /// other read or write first files them as [`Mem::upsert`] would have ([`Mem::settle`]).
+    /// A 65 536-client flood's result otherwise went through three hash tables and three
+    /// string copies per detection on its way out (issue #11).
+    // Boxes as the engine hands them over and `take_sorted` returns them: kept, not moved.
+    #[allow(clippy::vec_box)]
+    tail: Vec<Box<Detection>>,
+    /// `tail`'s ids, hashed: an id seen twice (or one a table has) settles the tail first.
+    tail_ids: FxHashSet<u64>,
 }
 
 struct DropCounters {
@@ -105,7 +117,7 @@ impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let m = self.lock();
         f.debug_struct("MemoryStore")
-            .field("detections", &m.detections.len())
+            .field("detections", &(m.detections.len() + m.tail.len()))
             .finish()
     }
 }
@@ -137,17 +149,25 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The tables with the tail filed: what every read and write but the takes sees.
+    fn settled(&self) -> MutexGuard<'_, Mem> {
+        let mut m = self.lock();
+        m.settle(&self.counters);
+        m
+    }
+
     /// Rows dropped so far because a table was full.
     pub fn dropped(&self) -> MemoryDropped {
         self.lock().dropped
     }
 
     pub fn detection_count(&self) -> usize {
-        self.lock().detections.len()
+        let m = self.lock();
+        m.detections.len() + m.tail.len()
     }
 
     pub fn get_detection(&self, id: &str) -> Option<Detection> {
-        self.lock()
+        self.settled()
             .detections
             .get(id)
             .and_then(|r| r.det.as_deref().cloned())
@@ -155,7 +175,7 @@ impl MemoryStore {
 
     /// The flows recorded for one detection, in time order.
     pub fn detection_flows(&self, id: &str) -> Vec<PoolFlow> {
-        let m = self.lock();
+        let m = self.settled();
         let mut v: Vec<PoolFlow> = m
             .flows
             .values()
@@ -167,7 +187,7 @@ impl MemoryStore {
     }
 
     pub fn host_record(&self, ip: IpAddr) -> Option<HostRecord> {
-        self.lock().hosts.get(&ip).copied()
+        self.settled().hosts.get(&ip).copied()
     }
 }
 
@@ -183,7 +203,43 @@ fn incident_id<'a>(
         .map(|r| r.3.as_str())
 }
 
+/// `id` hashed, for [`Mem::tail_ids`].
+fn id_hash(id: &str) -> u64 {
+    let mut h = FxHasher::default();
+    id.hash(&mut h);
+    h.finish()
+}
+
 impl Mem {
+    /// Files the tail into the tables, in arrival order (as [`Mem::upsert`] on arrival).
+    fn settle(&mut self, counters: &DropCounters) {
+        if self.tail.is_empty() {
+            return;
+        }
+        self.tail_ids = FxHashSet::default();
+        for d in std::mem::take(&mut self.tail) {
+            self.upsert(d, counters);
+        }
+    }
+
+    /// A detection of the end of input: into the tail when its id is new to the store (no
+    /// probe while the store is empty, `scan`'s usual case), else filed at once.
+    fn upsert_final(&mut self, det: Box<Detection>, counters: &DropCounters) {
+        let known = !self.detections.is_empty() && self.detections.contains_key(&det.id);
+        if known || !self.tail_ids.insert(id_hash(&det.id)) {
+            self.settle(counters);
+            self.upsert(det, counters);
+            return;
+        }
+        if self.detections.len() + self.tail.len() >= MAX_MEMORY_DETECTIONS {
+            self.tail_ids.remove(&id_hash(&det.id));
+            self.dropped.detections = self.dropped.detections.saturating_add(1);
+            counters.detections.inc();
+            return;
+        }
+        self.tail.push(det);
+    }
+
     /// The id of the newest detection of (`client`, `pool_domain`).
     fn incident_id(&self, client: IpAddr, pool_domain: &str) -> Option<&str> {
         incident_id(&self.incidents, client, pool_domain)
@@ -237,6 +293,10 @@ impl Mem {
 impl DetectionStore for MemoryStore {
     fn write_batch(&self, batch: &mut Batch) -> Result<(), PersistenceError> {
         let mut m = self.lock();
+        // Only detections meet the tail (the pipeline's last flush carries none).
+        if !batch.detections.is_empty() {
+            m.settle(&self.counters);
+        }
         if !self.rows {
             batch.bindings.clear();
             batch.flows.clear();
@@ -267,13 +327,13 @@ impl DetectionStore for MemoryStore {
     fn write_boxed(&self, dets: &mut Vec<Box<Detection>>) -> Result<(), PersistenceError> {
         let mut m = self.lock();
         for d in dets.drain(..) {
-            m.upsert(d, &self.counters);
+            m.upsert_final(d, &self.counters);
         }
         Ok(())
     }
 
     fn preload_bindings(&self, limit: usize) -> Result<Vec<Binding>, PersistenceError> {
-        let m = self.lock();
+        let m = self.settled();
         let mut v: Vec<Binding> = m.bindings.values().take(limit).cloned().collect();
         v.sort_by_key(|b| b.last_seen);
         Ok(v)
@@ -309,7 +369,7 @@ impl DetectionStore for MemoryStore {
     }
 
     fn all_detections(&self) -> Result<Vec<Detection>, PersistenceError> {
-        let m = self.lock();
+        let m = self.settled();
         let mut rows: Vec<&Row> = m.detections.values().collect();
         rows.sort_by_key(|r| (r.created, r.seq));
         Ok(rows
@@ -327,6 +387,9 @@ impl MemoryStore {
     pub fn take_sorted(&self) -> Vec<Box<Detection>> {
         let mut m = self.lock();
         let mut v: Vec<Box<Detection>> = m.detections.drain().filter_map(|(_, r)| r.det).collect();
+        // The tail's ids are new to the tables and unique: nothing to merge.
+        v.append(&mut m.tail);
+        m.tail_ids = FxHashSet::default();
         m.incidents.clear();
         drop(m);
         v.sort_unstable_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
@@ -334,7 +397,7 @@ impl MemoryStore {
     }
 
     fn take_all(&self) -> Vec<Detection> {
-        let mut m = self.lock();
+        let mut m = self.settled();
         let mut rows: Vec<(Timestamp, u64, Detection)> = m
             .detections
             .drain()
@@ -349,11 +412,11 @@ impl MemoryStore {
 
 impl History for MemoryStore {
     fn last_detection(&self, client: IpAddr) -> Option<Timestamp> {
-        self.lock().hosts.get(&client).map(|r| r.last_seen)
+        self.settled().hosts.get(&client).map(|r| r.last_seen)
     }
 
     fn open_incident(&self, client: IpAddr, pool_domain: &str) -> Option<Detection> {
-        let m = self.lock();
+        let m = self.settled();
         let id = m.incident_id(client, pool_domain)?;
         m.detections.get(id).and_then(|r| r.det.as_deref().cloned())
     }
@@ -363,7 +426,7 @@ impl History for MemoryStore {
     }
 
     fn take_incident_boxed(&self, client: IpAddr, pool_domain: &str) -> Option<Box<Detection>> {
-        let mut m = self.lock();
+        let mut m = self.settled();
         let m = &mut *m;
         let id = incident_id(&m.incidents, client, pool_domain)?;
         m.detections.get_mut(id).and_then(|r| r.det.take())
@@ -371,5 +434,123 @@ impl History for MemoryStore {
 
     fn hands_over(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Mitre, Source, Stage};
+
+    fn det(id: &str, client: &str, first: i64, lookups: u64) -> Box<Detection> {
+        let mut d = Detection {
+            id: id.into(),
+            client_ip: client.parse().unwrap(),
+            stage: Stage::Lookup,
+            risk_score: 60,
+            pool_domain: "pool.example".into(),
+            query_names: vec![],
+            pool_ips: vec![],
+            dst_ports: vec![],
+            first_seen: Timestamp::from_secs(first),
+            last_seen: Timestamp::from_secs(first + 30),
+            is_new: true,
+            evidence: vec![],
+            sources: vec![Source::new("test")],
+            lists: vec![],
+            mitre: Mitre::default(),
+            kill_chain: "actions_on_objective".into(),
+            title: "t".into(),
+            counts: Default::default(),
+            agents: vec![],
+            suppressed: false,
+            suppression_id: None,
+            stage_changed: None,
+            schema_version: 1,
+            retro: false,
+            source_marks: Vec::new(),
+        };
+        d.counts.lookups = lookups;
+        Box::new(d)
+    }
+
+    /// What the end of input hands over is the store's content for every reader, whether it
+    /// waits in the tail or was filed: the same detections, the newest copy of a repeated
+    /// id, the host record, the incident, and the order of first insertion.
+    #[test]
+    fn the_end_of_input_reads_as_if_filed() {
+        let run = |tail: bool| {
+            let s = MemoryStore::detections_only();
+            let mut early = vec![det("a", "10.0.0.1", 5, 1)];
+            s.write_boxed(&mut early).unwrap();
+            let mut end = vec![
+                det("c", "10.0.0.3", 1, 1),
+                det("a", "10.0.0.1", 5, 2), // a table has it: replaces it
+                det("b", "10.0.0.2", 3, 1),
+                det("c", "10.0.0.3", 1, 7), // repeated within the end: the later one
+            ];
+            if tail {
+                s.write_boxed(&mut end).unwrap();
+            } else {
+                let mut m = s.settled();
+                for d in end {
+                    m.upsert(d, &s.counters);
+                }
+            }
+            let count = s.detection_count();
+            let host = s.host_record("10.0.0.3".parse().unwrap());
+            let inc = s.open_incident("10.0.0.2".parse().unwrap(), "pool.example");
+            let all = s.all_detections().unwrap();
+            (count, host, inc, all, s.take_detections().unwrap())
+        };
+        let (filed, tailed) = (run(false), run(true));
+        assert_eq!(filed.0, 3);
+        assert!(filed.1.is_some() && filed.2.is_some());
+        assert_eq!(
+            filed.4.iter().map(|d| d.counts.lookups).sum::<u64>(),
+            2 + 1 + 7
+        );
+        assert_eq!(filed, tailed);
+    }
+
+    /// `scan`'s take: the tail and the tables merged, sorted by (first seen, id), the tail
+    /// never filed (nothing probed or copied on the way out) when the store was empty.
+    #[test]
+    fn a_scan_takes_the_tail_sorted() {
+        let s = MemoryStore::detections_only();
+        let mut end = vec![
+            det("b", "10.0.0.2", 3, 1),
+            det("a2", "10.0.0.1", 1, 1),
+            det("a1", "10.0.0.4", 1, 1),
+        ];
+        s.write_boxed(&mut end).unwrap();
+        assert!(end.is_empty());
+        // The pipeline's last flush carries no detections: it leaves the tail as it is.
+        s.write_batch(&mut Batch::default()).unwrap();
+        assert!(
+            s.lock().detections.is_empty(),
+            "filed instead of kept in the tail"
+        );
+        assert_eq!(s.detection_count(), 3);
+        let ids: Vec<String> = s.take_sorted().into_iter().map(|d| d.id).collect();
+        assert_eq!(ids, ["a1", "a2", "b"]);
+        assert_eq!(s.detection_count(), 0);
+    }
+
+    /// The detection cap holds for the tail: beyond it, new ids are dropped and counted.
+    #[test]
+    fn the_tail_keeps_the_detection_cap() {
+        let s = MemoryStore::detections_only();
+        let mut end: Vec<Box<Detection>> = (0..MAX_MEMORY_DETECTIONS + 3)
+            .map(|i| det(&format!("{i:08}"), "10.0.0.1", i as i64, 1))
+            .collect();
+        s.write_boxed(&mut end).unwrap();
+        assert_eq!(s.detection_count(), MAX_MEMORY_DETECTIONS);
+        assert_eq!(s.dropped().detections, 3);
+        // A copy of a kept id is still taken after the cap.
+        s.write_boxed(&mut vec![det("00000000", "10.0.0.1", 0, 9)])
+            .unwrap();
+        assert_eq!(s.detection_count(), MAX_MEMORY_DETECTIONS);
+        assert_eq!(s.get_detection("00000000").unwrap().counts.lookups, 9);
     }
 }
