@@ -19,20 +19,30 @@ pub(super) fn write(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> Option<&str> {
 /// [`write`] without the UTF-8 check (the text is ASCII): false when the year is not 0000–9999.
 pub(super) fn write_bytes(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> bool {
     let secs = t.0.div_euclid(1_000_000);
-    let micros = t.0.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return false;
+    // The date of the last call on this thread: a detection's ten or so timestamps, and a
+    // result's thousands, are mostly of one day (issue #11: the calendar arithmetic was about
+    // half of each call).
+    let (last_days, date) = LAST_DATE.get();
+    if last_days == days {
+        if let Some(d) = buf.get_mut(..DATE_LEN) {
+            d.copy_from_slice(&date);
+        }
+    } else {
+        if !write_date(days, buf) {
+            return false;
+        }
+        let mut date = [0u8; DATE_LEN];
+        if let Some(d) = buf.get(..DATE_LEN) {
+            date.copy_from_slice(d);
+        }
+        LAST_DATE.set((days, date));
     }
-    put2(buf, 0, y / 100);
-    put2(buf, 2, y % 100);
-    buf[4] = b'-';
-    put2(buf, 5, m);
-    buf[7] = b'-';
-    put2(buf, 8, d);
-    buf[10] = b'T';
+    // The fields in `u32`, whose divisions by constants are cheaper than `i64`'s euclidean
+    // ones. Each value is in range (< 86 400, < 10^6): the conversions do not fail.
+    let field = |v: i64| u32::try_from(v).unwrap_or(0);
+    let sod = field(secs.rem_euclid(86_400));
+    let micros = field(t.0.rem_euclid(1_000_000));
     put2(buf, 11, sod / 3600);
     buf[13] = b':';
     put2(buf, 14, sod / 60 % 60);
@@ -46,6 +56,36 @@ pub(super) fn write_bytes(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> bool {
     true
 }
 
+/// Length of `YYYY-MM-DDT`.
+const DATE_LEN: usize = 11;
+
+thread_local! {
+    /// The days since the epoch and the `YYYY-MM-DDT` text [`write_bytes`] wrote last (day
+    /// `i64::MIN` is never asked for: −9.2e18 µs is day ≈ −1.07e8).
+    static LAST_DATE: std::cell::Cell<(i64, [u8; DATE_LEN])> =
+        const { std::cell::Cell::new((i64::MIN, [0; DATE_LEN])) };
+}
+
+/// `YYYY-MM-DDT` of `days` since 1970-01-01 at `buf[..11]`, or false when its year is not
+/// 0000–9999.
+fn write_date(days: i64, buf: &mut [u8; RFC3339_LEN]) -> bool {
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return false;
+    }
+    // In range (0–9999, 1–12, 1–31): the conversions do not fail.
+    let field = |v: i64| u32::try_from(v).unwrap_or(0);
+    let (y, m, d) = (field(y), field(m), field(d));
+    put2(buf, 0, y / 100);
+    put2(buf, 2, y % 100);
+    buf[4] = b'-';
+    put2(buf, 5, m);
+    buf[7] = b'-';
+    put2(buf, 8, d);
+    buf[10] = b'T';
+    true
+}
+
 /// "00" to "99": two digits per lookup (a flood's result prints ≈ 650 k timestamps, issue #11).
 const PAIRS: &[u8; 200] = b"\
 0001020304050607080910111213141516171819\
@@ -54,10 +94,11 @@ const PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// The two decimal digits of `v` (0 ≤ v < 100, which every caller's arithmetic gives) at
+/// The two decimal digits of `v % 100` (every caller's value is below 100) at
 /// `buf[at..at + 2]`.
-fn put2(buf: &mut [u8; RFC3339_LEN], at: usize, v: i64) {
-    let i = usize::try_from(v.rem_euclid(100)).unwrap_or(0) * 2;
+fn put2(buf: &mut [u8; RFC3339_LEN], at: usize, v: u32) {
+    // `v % 100` < 100: the cast is lossless and `i + 2` ≤ 200.
+    let i = (v % 100) as usize * 2;
     if let (Some(d), Some(pair)) = (buf.get_mut(at..at + 2), PAIRS.get(i..i + 2)) {
         d.copy_from_slice(pair);
     }
@@ -152,6 +193,39 @@ mod tests {
                     let y0 = (year0..year10000).contains(&us);
                     assert!(!y0, "{us}: in range but not written ({c:?})");
                 }
+                (None, Some(o)) => panic!("{us}: chrono has none, we wrote {o}"),
+            }
+        }
+    }
+
+    /// The one-day cache: runs of instants of one day, across midnight and back, around the
+    /// edges of the range (a cached day followed by one out of range, and the reverse) give
+    /// chrono's text.
+    #[test]
+    fn runs_of_one_day_give_chronos_text() {
+        let day = 86_400_000_000_i64;
+        let year10000 = 253_402_300_800_000_000_i64;
+        let year0 = -62_167_219_200_000_000_i64;
+        let mut cases = Vec::new();
+        for start in [
+            0,
+            1_795_000_000_123_456,
+            year10000 - 2 * day,
+            year0 - day,
+            -day,
+        ] {
+            for k in 0..400 {
+                // Forwards over three days in uneven steps, then once back to the first.
+                cases.push(start + k * (day / 130) + k % 7);
+            }
+            cases.push(start);
+        }
+        for us in cases {
+            let c = chrono_text(us);
+            let o = ours(us);
+            match (&c, &o) {
+                (Some(c), Some(o)) => assert_eq!(c, o, "{us}"),
+                (_, None) => assert!(!(year0..year10000).contains(&us), "{us}: {c:?}"),
                 (None, Some(o)) => panic!("{us}: chrono has none, we wrote {o}"),
             }
         }

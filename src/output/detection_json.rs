@@ -194,18 +194,44 @@ fn list<W: Write, T>(
 /// A JSON string: copied between quotes when no byte needs an escape (serde_json escapes `"`,
 /// `\` and the control characters below 0x20, nothing else); otherwise serde_json writes it.
 fn string<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
-    // One pass without a branch per byte (the compiler vectorises it): a short-circuiting
-    // `all` was ≈ 390 instructions per string of the flood's result.
-    let plain = !s.bytes().fold(false, |esc, b| {
-        esc | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
+    if needs_escape(s.as_bytes()) {
+        serde(w, s)
+    } else {
         w.write_all(b"\"")?;
         w.write_all(s.as_bytes())?;
         w.write_all(b"\"")
-    } else {
-        serde(w, s)
     }
+}
+
+/// Whether any byte of `s` is one serde_json escapes (`"`, `\`, below 0x20): eight bytes per
+/// step (issue #11: a flood's result writes ≈ 32 strings per detection, and a byte-wise fold
+/// was ≈ 130 instructions per string). Per 8-byte word, "some byte below n" is
+/// `(w - n·0x01…) & !w & 0x80…` (exact for the word as a whole, n ≤ 0x80); a byte equal to
+/// `c` is a zero byte of `w ^ c·0x01…`. Bytes ≥ 0x80 (UTF-8) never match.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word = |c: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let w = u64::from_le_bytes(b);
+        let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
+        let (quote, slash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
+        below(w, 0x20) | below(quote, 1) | below(slash, 1)
+    };
+    if s.len() < 8 {
+        return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
+    let mut hits = 0u64;
+    let mut words = s.chunks_exact(8);
+    for c in &mut words {
+        hits |= word(c);
+    }
+    // The tail as the last eight bytes (overlapping the last whole word): no byte loop.
+    if !words.remainder().is_empty() {
+        hits |= s.get(s.len() - 8..).map_or(0, word);
+    }
+    hits & HIGH != 0
 }
 
 /// A string known to need no escapes (enum names), between quotes.
@@ -229,7 +255,7 @@ fn uint<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
 /// An address: serde_json writes `Display`'s text as a string (IPv6, rare here, through it).
 fn ip<W: Write>(w: &mut W, a: IpAddr) -> io::Result<()> {
     match a {
-        IpAddr::V4(v4) => quoted_bytes(w, decimal::ipv4_text(v4, &mut [0; decimal::IPV4_LEN])),
+        IpAddr::V4(v4) => quoted_bytes(w, decimal::ipv4_text(v4, &mut [0; decimal::IPV4_BUF])),
         IpAddr::V6(_) => serde(w, &a),
     }
 }

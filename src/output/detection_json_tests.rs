@@ -220,3 +220,25 @@ fn same_bytes_as_serde_on_a_flood_detection() {
     write_detection(&mut got, &d).unwrap();
     assert_eq!(got, serde_json::to_vec(&d).unwrap());
 }
+
+/// The word-at-a-time escape test against the byte-wise rule: every byte value at every
+/// position of strings up to 24 bytes (either side of an 8-byte word boundary, and in the
+/// tail), over plain, UTF-8 and near-miss backgrounds (0x1f/0x20, 0x21/0x23, 0x5b/0x5d).
+#[test]
+fn the_escape_test_is_the_bytewise_rule() {
+    let naive = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    let backgrounds: [&[u8]; 5] = [b"a", b"\xc3\xa9", b" ", b"!#", b"[]"];
+    for len in 0..=24 {
+        for bg in backgrounds {
+            let base: Vec<u8> = bg.iter().copied().cycle().take(len).collect();
+            assert_eq!(needs_escape(&base), naive(&base), "{base:?}");
+            for at in 0..len {
+                for v in 0..=255u8 {
+                    let mut s = base.clone();
+                    s[at] = v;
+                    assert_eq!(needs_escape(&s), naive(&s), "byte {v:#x} at {at} of {s:?}");
+                }
+            }
+        }
+    }
+}
