@@ -5,6 +5,7 @@
 //! clients' bindings, listed pool IPs, the TLS SNI and Stratum payload. Each (client, pool entry)
 //! incident is one [`Detection`], updated as stronger evidence arrives.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -643,7 +644,7 @@ impl Engine {
         match obs {
             Observation::Dns(d) => {
                 self.stats.dns += 1;
-                self.on_dns(d, &mut out);
+                self.on_dns(Cow::Borrowed(d), &mut out);
             }
             Observation::Flow(f) => {
                 self.stats.flows += 1;
@@ -651,6 +652,27 @@ impl Engine {
             }
         }
         self.observed(obs.ts(), &mut out);
+        out
+    }
+
+    /// [`Engine::observe`] of an observation the caller gives up: the engine may keep its
+    /// strings instead of copying them (issue #11: a pool lookup's name went into its evidence
+    /// as a copy, and the observation's own was freed just after). The same changes as
+    /// `observe(&obs)`.
+    pub fn observe_owned(&mut self, obs: Observation) -> Changes {
+        let mut out = Changes::default();
+        let ts = obs.ts();
+        match obs {
+            Observation::Dns(d) => {
+                self.stats.dns += 1;
+                self.on_dns(Cow::Owned(d), &mut out);
+            }
+            Observation::Flow(f) => {
+                self.stats.flows += 1;
+                self.on_flow(&f, &mut out);
+            }
+        }
+        self.observed(ts, &mut out);
         out
     }
 

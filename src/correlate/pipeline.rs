@@ -369,7 +369,7 @@ impl Pipeline {
             Observation::Dns(_) => self.metrics.obs_dns.inc(),
             Observation::Flow(_) => self.metrics.obs_flow.inc(),
         }
-        let changes = self.engine.observe(&obs);
+        let changes = self.engine.observe_owned(obs);
         self.pushed(changes)
     }
 

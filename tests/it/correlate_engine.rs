@@ -536,3 +536,63 @@ fn later_non_pool_answer_shadows_the_binding() {
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!(d[0].stage, Stage::Connection);
 }
+
+/// `observe_owned` (the pipeline's: the engine keeps the observation's strings) changes the
+/// engine exactly as `observe(&obs)`: the same changes, event by event, and the same stats,
+/// over lookups, a repeated one (dedupe: no second evidence item), an NXDOMAIN, a CNAME hit,
+/// flows to the answers and an unlisted lookup.
+#[test]
+fn an_owned_observation_changes_the_engine_as_a_borrowed_one() {
+    let a = [("pool.supportxmr.com", "203.0.113.7")];
+    let pool = |at, client, name| dns(at, client, name, Some(Rcode::NOERROR), &a, 300);
+    let cdn = [("cdn.example.net", "198.51.100.9")];
+    let scenario = vec![
+        pool(0.0, "10.0.0.5", "pool.supportxmr.com"),
+        pool(0.0, "10.0.0.5", "pool.supportxmr.com"),
+        flow(1.0, "10.0.0.5", "203.0.113.7", 3333, FlowState::Attempted),
+        dns(
+            2.0,
+            "10.0.0.6",
+            "xmr.nanopool.org",
+            Some(Rcode::NXDOMAIN),
+            &[],
+            300,
+        ),
+        dns(
+            3.0,
+            "10.0.0.7",
+            "cdn.example.net",
+            Some(Rcode::NOERROR),
+            &cdn,
+            60,
+        ),
+        pool(4.0, "10.0.0.5", "b.pool.supportxmr.com"),
+        flow(5.0, "10.0.0.5", "203.0.113.7", 3333, FlowState::Established),
+        dns(
+            90.0,
+            "10.0.0.8",
+            "www.example.org",
+            Some(Rcode::NOERROR),
+            &[],
+            300,
+        ),
+    ];
+    let mut borrowed = Engine::new(EngineConfig::default(), lists());
+    let mut owned = Engine::new(EngineConfig::default(), lists());
+    let mut reported = 0;
+    for o in &scenario {
+        let b = borrowed.observe(o);
+        let w = owned.observe_owned(o.clone());
+        assert_eq!(format!("{b:?}"), format!("{w:?}"), "after {o:?}");
+        reported += b.detections.len();
+    }
+    assert_eq!(
+        format!("{:?}", borrowed.drain()),
+        format!("{:?}", owned.drain())
+    );
+    assert_eq!(
+        format!("{:?}", borrowed.stats()),
+        format!("{:?}", owned.stats())
+    );
+    assert!(reported > 0, "the scenario reports detections");
+}

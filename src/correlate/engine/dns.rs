@@ -4,11 +4,13 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn on_dns(&mut self, d: &DnsObservation, out: &mut Changes) {
+    /// `d` is owned when the caller gives the observation up ([`Engine::observe_owned`]): its
+    /// name then moves into the evidence instead of being copied.
+    pub(super) fn on_dns(&mut self, mut d: Cow<'_, DnsObservation>, out: &mut Changes) {
         let pos = self.obs_pos.take();
         // A server answering queries of several distinct clients is a resolver (its pool
         // lookups carry its clients' names); one answer proves nothing.
-        self.infra.observe_answer(d);
+        self.infra.observe_answer(&d);
         // Held (not copied from) for the whole observation: the hit is borrowed from it, so a
         // flood of pool lookups clones no list entry per event (issue #11).
         let lists = self.lists.load_full();
@@ -23,13 +25,13 @@ impl Engine {
             via_cname = hit.is_some();
         }
         let Some(hit) = hit else {
-            self.shadow_bindings(d);
-            self.remember_answer_names(d);
+            self.shadow_bindings(&d);
+            self.remember_answer_names(&d);
             return;
         };
         // The server was asked for this pool entry on the client's behalf: its own upstream
         // lookup of the entry is exempt (the forwarding exemption, `infra`).
-        self.infra.note_question(d, &hit.entry);
+        self.infra.note_question(&d, &hit.entry);
         if self.is_infrastructure(d.client) {
             self.stats.infra_ignored += 1;
         }
@@ -50,8 +52,8 @@ impl Engine {
                 .enumerate()
                 .filter_map(|(i, a)| a.ip().map(|ip| (i, ip))),
         );
-        let blocked = self.is_blocked_with(d, parsed.iter().map(|&(_, ip)| ip));
-        let duplicate = self.dedupe(d);
+        let blocked = self.is_blocked_with(&d, parsed.iter().map(|&(_, ip)| ip));
+        let duplicate = self.dedupe(&d);
         let entry = self.names.get(&hit.entry);
         let stage = if blocked {
             Stage::BlockedLookup
@@ -159,10 +161,14 @@ impl Engine {
             } else {
                 EvidenceKind::DnsLookup
             };
-            let summary = dns_summary(d, parsed.iter().map(|&(_, ip)| ip), hit, via_cname);
+            let summary = dns_summary(&d, parsed.iter().map(|&(_, ip)| ip), hit, via_cname);
             let mut ev = Evidence::new(ts, kind, d.source.clone(), summary);
-            ev.qname = Some(d.qname.clone());
             ev.rcode = d.rcode;
+            // The name is not read again below: an owned observation gives it up.
+            ev.qname = Some(match &mut d {
+                Cow::Owned(o) => std::mem::take(&mut o.qname),
+                Cow::Borrowed(b) => b.qname.clone(),
+            });
             ev.answers = answer_ips.iter().copied().take(MAX_POOL_IPS).collect();
             add_evidence(&mut det.evidence, ev);
             changed = true;
