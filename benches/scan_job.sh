@@ -6,7 +6,7 @@
 #   cargo build --release
 #   benches/scan_job.sh /tmp/small [N=3] [BIN=target/release/poolwatch]
 #
-# Env: SKIP="tshark tcpdump …" skips rows by name (tshark takes ~4 min per run on the large
+# Env: SKIP="tshark tcpdump …" skips rows by name or name prefix (tshark takes ~4 min per run on the large
 # preset); EXTRA_ARGS is appended to every poolwatch command (e.g. "--binding-grace 0").
 # poolwatch runs twice on the pcap: `--threads $(nproc)` and `--threads 1` (the default); the last line is
 # their wall-clock ratio (issue #16's goal: >= 1.8 on 2 cores); a third run, `--threads 1
@@ -39,7 +39,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # (and remembers the median wall time in WALL_<NAME> for the ratios at the end)
 run() {
   local name=$1 units=$2; shift 2
-  case " $SKIP " in *" $name "*) return;; esac
+  local w
+  for w in $SKIP; do
+    case "$name" in "$w"*) return;; esac   # a row is skipped by its name or a prefix of it
+  done
   local cpus=() rss=() walls=()
   for _ in $(seq "$N"); do
     /usr/bin/time -f "%U %S %M %e" -o "$TMP/t" "$@" > "$TMP/out" 2> "$TMP/err" || true
@@ -49,12 +52,12 @@ run() {
     read -r u s m e < <(tail -n 1 "$TMP/t")
     cpus+=("$(echo "$u + $s" | bc)"); rss+=("$m"); walls+=("$e")
   done
-  local c r w
+  local c r var=${name//[^A-Za-z0-9_]/_}   # bind-query: a shell variable name has no '-'
   c=$(printf '%s\n' "${cpus[@]}" | median)
   r=$(printf '%s\n' "${rss[@]}" | median)
   w=$(printf '%s\n' "${walls[@]}" | median)
-  printf -v "WALL_$name" '%s' "$w"
-  printf -v "CPU_$name" '%s' "$c"
+  printf -v "WALL_$var" '%s' "$w"
+  printf -v "CPU_$var" '%s' "$c"
   local rate="n/a (below the 10 ms timer resolution)"
   if [ "$(echo "$c > 0" | bc)" = 1 ]; then rate="$(echo "$units / $c" | bc)/cpu-s"; fi
   printf '%-28s cpu_s=%-8s wall_s=%-7s rss_kb=%-8s rate=%s runs=[%s]\n' "$name" "$c" "$w" "$r" "$rate" "${cpus[*]}"
