@@ -562,36 +562,13 @@ pub async fn session(State(state): State<AppState>, headers: HeaderMap) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Mitre, Source};
 
     fn det(ip: &str, pool: &str, stage: Stage, risk: u8, first: i64, is_new: bool) -> Detection {
-        Detection {
-            id: format!("{ip}-{pool}"),
-            client_ip: ip.parse().unwrap(),
-            stage,
-            risk_score: risk,
-            pool_domain: pool.into(),
-            query_names: vec![],
-            pool_ips: vec![],
-            dst_ports: vec![],
-            first_seen: Timestamp::from_secs(first),
-            last_seen: Timestamp::from_secs(first + 30),
-            is_new,
-            evidence: vec![],
-            sources: vec![Source::new("test")],
-            lists: vec![],
-            mitre: Mitre::default(),
-            kill_chain: "actions_on_objective".into(),
-            title: "t".into(),
-            counts: Default::default(),
-            agents: vec![],
-            suppressed: false,
-            suppression_id: None,
-            stage_changed: None,
-            schema_version: 1,
-            retro: false,
-            source_marks: Vec::new(),
-        }
+        let client = ip.parse().unwrap();
+        let id = format!("{ip}-{pool}");
+        let mut d = crate::model::test_detection(&id, client, pool, (stage, risk), first);
+        d.is_new = is_new;
+        d
     }
 
     fn shape(top: usize, now: i64) -> SummaryShape {

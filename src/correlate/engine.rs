@@ -22,9 +22,8 @@ use super::names::{SharedNames, MAX_SHARED_NAMES};
 use super::risk;
 use crate::matcher::SharedBlocklists;
 use crate::model::{
-    Category, Detection, DetectionCounts, DnsObservation, Evidence, EvidenceKind, FlowObservation,
-    FlowReport, FlowState, ListHit, Mitre, Observation, PoolFlow, Proto, Rcode, Source, SourcePos,
-    Stage, Timestamp, DETECTION_SCHEMA_VERSION, DETECTION_TITLE, KILL_CHAIN,
+    Category, Detection, DnsObservation, Evidence, EvidenceKind, FlowObservation, FlowReport,
+    FlowState, ListHit, Observation, PoolFlow, Proto, Rcode, Source, SourcePos, Stage, Timestamp,
 };
 use crate::ports::History;
 use crate::query::{Binding, ChangeKind, DetectionEvent, Suppression};

@@ -308,3 +308,56 @@ fn title() -> Cow<'static, str> {
 fn schema_version() -> u32 {
     DETECTION_SCHEMA_VERSION
 }
+
+impl Detection {
+    /// A new incident's detection: `id`, client and pool entry, first and last seen at `ts`,
+    /// stage `lookup` with score 0, everything else empty or the engine's constants (shared,
+    /// not copied).
+    pub fn new(id: String, client: IpAddr, pool_domain: &str, ts: Timestamp) -> Detection {
+        Detection {
+            id,
+            client_ip: client,
+            stage: Stage::Lookup,
+            risk_score: 0,
+            pool_domain: pool_domain.to_string(),
+            query_names: Vec::new(),
+            pool_ips: Vec::new(),
+            dst_ports: Vec::new(),
+            first_seen: ts,
+            last_seen: ts,
+            is_new: true,
+            evidence: Vec::new(),
+            sources: Vec::new(),
+            lists: Vec::new(),
+            mitre: Mitre::default(),
+            kill_chain: kill_chain(),
+            title: title(),
+            counts: DetectionCounts::default(),
+            agents: Vec::new(),
+            suppressed: false,
+            suppression_id: None,
+            stage_changed: None,
+            schema_version: DETECTION_SCHEMA_VERSION,
+            retro: false,
+            source_marks: Vec::new(),
+        }
+    }
+}
+
+/// A detection for unit tests: `id`, client, pool entry, stage and score as given, first seen
+/// at `first` (Unix seconds) and last seen 30 s later, one source (`test`).
+#[cfg(test)]
+pub(crate) fn test_detection(
+    id: &str,
+    client: IpAddr,
+    pool: &str,
+    (stage, risk): (Stage, u8),
+    first: i64,
+) -> Detection {
+    let mut d = Detection::new(id.into(), client, pool, Timestamp::from_secs(first));
+    d.stage = stage;
+    d.risk_score = risk;
+    d.last_seen = Timestamp::from_secs(first + 30);
+    d.sources.push(Source::new("test"));
+    d
+}

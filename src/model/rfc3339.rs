@@ -131,6 +131,22 @@ mod tests {
             .map(|dt| dt.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
+    /// `us` written as chrono writes it, or not written (`None`) when chrono's year is outside
+    /// 0000–9999 (the caller's fallback).
+    fn same_as_chrono(us: i64) {
+        const YEAR0: i64 = -62_167_219_200_000_000; // 0000-01-01T00:00:00Z
+        const YEAR10000: i64 = 253_402_300_800_000_000; // 10000-01-01T00:00:00Z
+        let c = chrono_text(us);
+        match (&c, ours(us)) {
+            (Some(c), Some(o)) => assert_eq!(*c, o, "{us}"),
+            (_, None) => {
+                let y0 = (YEAR0..YEAR10000).contains(&us);
+                assert!(!y0, "{us}: in range but not written ({c:?})");
+            }
+            (None, Some(o)) => panic!("{us}: chrono has none, we wrote {o}"),
+        }
+    }
+
     fn ours(us: i64) -> Option<String> {
         let mut buf = [0u8; RFC3339_LEN];
         write(Timestamp(us), &mut buf).map(str::to_string)
@@ -184,18 +200,7 @@ mod tests {
             };
             cases.push(us);
         }
-        for us in cases {
-            let c = chrono_text(us);
-            let o = ours(us);
-            match (&c, &o) {
-                (Some(c), Some(o)) => assert_eq!(c, o, "{us}"),
-                (_, None) => {
-                    let y0 = (year0..year10000).contains(&us);
-                    assert!(!y0, "{us}: in range but not written ({c:?})");
-                }
-                (None, Some(o)) => panic!("{us}: chrono has none, we wrote {o}"),
-            }
-        }
+        cases.into_iter().for_each(same_as_chrono);
     }
 
     /// The one-day cache: runs of instants of one day, across midnight and back, around the
@@ -220,14 +225,6 @@ mod tests {
             }
             cases.push(start);
         }
-        for us in cases {
-            let c = chrono_text(us);
-            let o = ours(us);
-            match (&c, &o) {
-                (Some(c), Some(o)) => assert_eq!(c, o, "{us}"),
-                (_, None) => assert!(!(year0..year10000).contains(&us), "{us}: {c:?}"),
-                (None, Some(o)) => panic!("{us}: chrono has none, we wrote {o}"),
-            }
-        }
+        cases.into_iter().for_each(same_as_chrono);
     }
 }

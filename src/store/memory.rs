@@ -444,36 +444,12 @@ impl History for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Mitre, Source, Stage};
+    use crate::model::Stage;
 
     fn det(id: &str, client: &str, first: i64, lookups: u64) -> Box<Detection> {
-        let mut d = Detection {
-            id: id.into(),
-            client_ip: client.parse().unwrap(),
-            stage: Stage::Lookup,
-            risk_score: 60,
-            pool_domain: "pool.example".into(),
-            query_names: vec![],
-            pool_ips: vec![],
-            dst_ports: vec![],
-            first_seen: Timestamp::from_secs(first),
-            last_seen: Timestamp::from_secs(first + 30),
-            is_new: true,
-            evidence: vec![],
-            sources: vec![Source::new("test")],
-            lists: vec![],
-            mitre: Mitre::default(),
-            kill_chain: "actions_on_objective".into(),
-            title: "t".into(),
-            counts: Default::default(),
-            agents: vec![],
-            suppressed: false,
-            suppression_id: None,
-            stage_changed: None,
-            schema_version: 1,
-            retro: false,
-            source_marks: Vec::new(),
-        };
+        let client = client.parse().unwrap();
+        let stage = (Stage::Lookup, 60);
+        let mut d = crate::model::test_detection(id, client, "pool.example", stage, first);
         d.counts.lookups = lookups;
         Box::new(d)
     }

@@ -543,39 +543,19 @@ fn later_non_pool_answer_shadows_the_binding() {
 /// flows to the answers and an unlisted lookup.
 #[test]
 fn an_owned_observation_changes_the_engine_as_a_borrowed_one() {
+    let (ok, nx) = (Some(Rcode::NOERROR), Some(Rcode::NXDOMAIN));
     let a = [("pool.supportxmr.com", "203.0.113.7")];
-    let pool = |at, client, name| dns(at, client, name, Some(Rcode::NOERROR), &a, 300);
+    let pool = |at, client, name| dns(at, client, name, ok, &a, 300);
     let cdn = [("cdn.example.net", "198.51.100.9")];
     let scenario = vec![
         pool(0.0, "10.0.0.5", "pool.supportxmr.com"),
         pool(0.0, "10.0.0.5", "pool.supportxmr.com"),
         flow(1.0, "10.0.0.5", "203.0.113.7", 3333, FlowState::Attempted),
-        dns(
-            2.0,
-            "10.0.0.6",
-            "xmr.nanopool.org",
-            Some(Rcode::NXDOMAIN),
-            &[],
-            300,
-        ),
-        dns(
-            3.0,
-            "10.0.0.7",
-            "cdn.example.net",
-            Some(Rcode::NOERROR),
-            &cdn,
-            60,
-        ),
+        dns(2.0, "10.0.0.6", "xmr.nanopool.org", nx, &[], 300),
+        dns(3.0, "10.0.0.7", "cdn.example.net", ok, &cdn, 60),
         pool(4.0, "10.0.0.5", "b.pool.supportxmr.com"),
         flow(5.0, "10.0.0.5", "203.0.113.7", 3333, FlowState::Established),
-        dns(
-            90.0,
-            "10.0.0.8",
-            "www.example.org",
-            Some(Rcode::NOERROR),
-            &[],
-            300,
-        ),
+        dns(90.0, "10.0.0.8", "www.example.org", ok, &[], 300),
     ];
     let mut borrowed = Engine::new(EngineConfig::default(), lists());
     let mut owned = Engine::new(EngineConfig::default(), lists());

@@ -11,38 +11,19 @@ use poolwatch::store::{Retention, Store, StoreError};
 fn det(client: &str, pool: &str, first: i64, stage: Stage, risk: u8) -> Detection {
     let client: IpAddr = client.parse().unwrap();
     let ts = Timestamp::from_secs(first);
-    Detection {
-        id: detection_id(client, pool, ts),
-        client_ip: client,
-        stage,
-        risk_score: risk,
-        pool_domain: pool.into(),
-        query_names: vec![format!("pool.{pool}")],
-        pool_ips: vec![],
-        dst_ports: vec![],
-        first_seen: ts,
-        last_seen: ts.plus_secs(60),
-        is_new: true,
-        evidence: vec![],
-        sources: vec![Source::new("pcap:x")],
-        lists: vec![ListHit {
-            list: "pools".into(),
-            entry: pool.into(),
-            category: Category::Pool,
-            line: 1,
-        }],
-        mitre: Mitre::default(),
-        kill_chain: KILL_CHAIN.into(),
-        title: DETECTION_TITLE.into(),
-        counts: DetectionCounts::default(),
-        agents: vec![],
-        suppressed: false,
-        suppression_id: None,
-        stage_changed: None,
-        schema_version: DETECTION_SCHEMA_VERSION,
-        retro: false,
-        source_marks: Vec::new(),
-    }
+    let mut d = Detection::new(detection_id(client, pool, ts), client, pool, ts);
+    d.stage = stage;
+    d.risk_score = risk;
+    d.query_names = vec![format!("pool.{pool}")];
+    d.last_seen = ts.plus_secs(60);
+    d.sources = vec![Source::new("pcap:x")];
+    d.lists = vec![ListHit {
+        list: "pools".into(),
+        entry: pool.into(),
+        category: Category::Pool,
+        line: 1,
+    }];
+    d
 }
 
 #[test]

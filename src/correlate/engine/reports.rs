@@ -355,33 +355,7 @@ pub(super) fn touch_time(det: &mut Detection, ts: Timestamp) {
 }
 
 pub(super) fn new_detection(client: IpAddr, entry: &str, ts: Timestamp) -> Detection {
-    Detection {
-        id: detection_id(client, entry, ts),
-        client_ip: client,
-        stage: Stage::Lookup,
-        risk_score: 0,
-        pool_domain: entry.to_string(),
-        query_names: Vec::new(),
-        pool_ips: Vec::new(),
-        dst_ports: Vec::new(),
-        first_seen: ts,
-        last_seen: ts,
-        is_new: true,
-        evidence: Vec::new(),
-        sources: Vec::new(),
-        lists: Vec::new(),
-        mitre: Mitre::default(),
-        kill_chain: std::borrow::Cow::Borrowed(KILL_CHAIN),
-        title: std::borrow::Cow::Borrowed(DETECTION_TITLE),
-        counts: DetectionCounts::default(),
-        agents: Vec::new(),
-        suppressed: false,
-        suppression_id: None,
-        stage_changed: None,
-        schema_version: DETECTION_SCHEMA_VERSION,
-        retro: false,
-        source_marks: Vec::new(),
-    }
+    Detection::new(detection_id(client, entry, ts), client, entry, ts)
 }
 
 /// `<first_seen µs, 16 hex><hash of client+entry, 8 hex>`: unique per incident, sorts by time.
