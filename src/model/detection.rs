@@ -313,6 +313,7 @@ impl Detection {
     /// A new incident's detection: `id`, client and pool entry, first and last seen at `ts`,
     /// stage `lookup` with score 0, everything else empty or the engine's constants (shared,
     /// not copied).
+    #[inline]
     pub fn new(id: String, client: IpAddr, pool_domain: &str, ts: Timestamp) -> Detection {
         Detection {
             id,
