@@ -1,7 +1,9 @@
 //! Arbitrary bytes as (a) a flow's first payload for the Stratum rule (`capture::payload`) and (b) JSON-lines
 //! observations fed to the correlation engine and a temporary store, plus (c) a list cursor.
 //! The observations are fed twice with source positions (`correlate::replay`): the second pass
-//! is a re-read after a crash, and must not panic either.
+//! is a re-read after a crash, and must not panic either. A second engine takes each
+//! observation by value (`Engine::observe_owned`, the pipeline's: it may keep the
+//! observation's strings); its changes must equal the first engine's, event by event.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    let mut e = Engine::new(EngineConfig::default(), lists);
+    let mut e = Engine::new(EngineConfig::default(), lists.clone());
+    let mut owned = Engine::new(EngineConfig::default(), lists);
     let obs: Vec<(Observation, Option<SourcePos>)> = data
         .split(|b| *b == b'\n')
         .enumerate()
@@ -40,10 +43,13 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for _pass in 0..2 {
         for (o, pos) in &obs {
-            let _ = e.observe_at(o, *pos);
+            let borrowed = e.observe_at(o, *pos);
+            owned.set_next_position(*pos);
+            let taken = owned.observe_owned(o.clone());
+            assert_eq!(format!("{borrowed:?}"), format!("{taken:?}"), "{o:?}");
         }
     }
-    let _ = e.drain();
+    assert_eq!(format!("{:?}", e.drain()), format!("{:?}", owned.drain()));
     // One temporary database for the whole run (opening one per input would dominate).
     static STORE: std::sync::OnceLock<Option<poolwatch::store::Store>> = std::sync::OnceLock::new();
     let store = STORE.get_or_init(|| poolwatch::store::Store::open_temporary().ok());
