@@ -639,19 +639,10 @@ impl Engine {
     /// Feeds one observation; returns what changed (detections new/upgraded/updated, bindings,
     /// pool flows).
     pub fn observe(&mut self, obs: &Observation) -> Changes {
-        let mut out = Changes::default();
         match obs {
-            Observation::Dns(d) => {
-                self.stats.dns += 1;
-                self.on_dns(Cow::Borrowed(d), &mut out);
-            }
-            Observation::Flow(f) => {
-                self.stats.flows += 1;
-                self.on_flow(f, &mut out);
-            }
+            Observation::Dns(d) => self.observe_dns(Cow::Borrowed(d)),
+            Observation::Flow(f) => self.observe_flow(f),
         }
-        self.observed(obs.ts(), &mut out);
-        out
     }
 
     /// [`Engine::observe`] of an observation the caller gives up: the engine may keep its
@@ -659,19 +650,28 @@ impl Engine {
     /// as a copy, and the observation's own was freed just after). The same changes as
     /// `observe(&obs)`.
     pub fn observe_owned(&mut self, obs: Observation) -> Changes {
-        let mut out = Changes::default();
-        let ts = obs.ts();
         match obs {
-            Observation::Dns(d) => {
-                self.stats.dns += 1;
-                self.on_dns(Cow::Owned(d), &mut out);
-            }
-            Observation::Flow(f) => {
-                self.stats.flows += 1;
-                self.on_flow(&f, &mut out);
-            }
+            Observation::Dns(d) => self.observe_dns(Cow::Owned(d)),
+            Observation::Flow(f) => self.observe_flow(&f),
         }
+    }
+
+    #[inline]
+    fn observe_dns(&mut self, d: Cow<'_, DnsObservation>) -> Changes {
+        let mut out = Changes::default();
+        self.stats.dns += 1;
+        let ts = d.ts;
+        self.on_dns(d, &mut out);
         self.observed(ts, &mut out);
+        out
+    }
+
+    #[inline]
+    fn observe_flow(&mut self, f: &FlowObservation) -> Changes {
+        let mut out = Changes::default();
+        self.stats.flows += 1;
+        self.on_flow(f, &mut out);
+        self.observed(f.last_ts, &mut out);
         out
     }
 
