@@ -68,9 +68,8 @@ fn octet(o: u8) -> ([u8; 4], u8) {
 /// (issue #11: the digit-by-digit version was ≈ 150 instructions per address, and a flood's
 /// result and summaries print about twelve addresses per detection).
 pub fn ipv4_text(a: Ipv4Addr, buf: &mut [u8; IPV4_BUF]) -> &[u8] {
-    let [o0, o1, o2, o3] = a.octets();
     let mut len = 0;
-    for o in [o0, o1, o2] {
+    for o in a.octets() {
         let (text, n) = octet(o);
         // `len` ≤ 12 before the fourth octet: `len + 4` ≤ 16 = IPV4_BUF.
         if let Some(d) = buf.get_mut(len..len + 4) {
@@ -78,12 +77,8 @@ pub fn ipv4_text(a: Ipv4Addr, buf: &mut [u8; IPV4_BUF]) -> &[u8] {
         }
         len += usize::from(n) + 1;
     }
-    let (text, n) = octet(o3);
-    if let Some(d) = buf.get_mut(len..len + 4) {
-        d.copy_from_slice(&text);
-    }
-    len += usize::from(n);
-    buf.get(..len).unwrap_or_default()
+    // Without the fourth octet's dot.
+    buf.get(..len - 1).unwrap_or_default()
 }
 
 #[cfg(test)]
