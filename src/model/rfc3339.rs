@@ -23,24 +23,20 @@ pub(super) fn write_bytes(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> bool {
     // The date of the last call on this thread: a detection's ten or so timestamps, and a
     // result's thousands, are mostly of one day (issue #11: the calendar arithmetic was about
     // half of each call).
-    let (last_days, date) = LAST_DATE.get();
-    if last_days == days {
-        if let Some(d) = buf.get_mut(..DATE_LEN) {
-            d.copy_from_slice(&date);
+    let date = match LAST_DATE.get() {
+        (last, date) if last == days => date,
+        _ => {
+            let Some(date) = date_text(days) else {
+                return false;
+            };
+            LAST_DATE.set((days, date));
+            date
         }
-    } else {
-        if !write_date(days, buf) {
-            return false;
-        }
-        let mut date = [0u8; DATE_LEN];
-        if let Some(d) = buf.get(..DATE_LEN) {
-            date.copy_from_slice(d);
-        }
-        LAST_DATE.set((days, date));
+    };
+    if let Some(d) = buf.get_mut(..DATE_LEN) {
+        d.copy_from_slice(&date);
     }
-    // The fields in `u32`, whose divisions by constants are cheaper than `i64`'s euclidean
-    // ones. Each value is in range (< 86 400, < 10^6): the conversions do not fail.
-    let field = |v: i64| u32::try_from(v).unwrap_or(0);
+    // In range (< 86 400, < 10^6).
     let sod = field(secs.rem_euclid(86_400));
     let micros = field(t.0.rem_euclid(1_000_000));
     put2(buf, 11, sod / 3600);
@@ -66,24 +62,32 @@ thread_local! {
         const { std::cell::Cell::new((i64::MIN, [0; DATE_LEN])) };
 }
 
-/// `YYYY-MM-DDT` of `days` since 1970-01-01 at `buf[..11]`, or false when its year is not
-/// 0000–9999.
-fn write_date(days: i64, buf: &mut [u8; RFC3339_LEN]) -> bool {
+/// `YYYY-MM-DDT` of `days` since 1970-01-01, or `None` when its year is not 0000–9999. Out of
+/// line: once per day of a run, not per timestamp.
+#[cold]
+#[inline(never)]
+fn date_text(days: i64) -> Option<[u8; DATE_LEN]> {
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return false;
+        return None;
     }
-    // In range (0–9999, 1–12, 1–31): the conversions do not fail.
-    let field = |v: i64| u32::try_from(v).unwrap_or(0);
+    // In range (0–9999, 1–12, 1–31).
     let (y, m, d) = (field(y), field(m), field(d));
-    put2(buf, 0, y / 100);
-    put2(buf, 2, y % 100);
-    buf[4] = b'-';
-    put2(buf, 5, m);
-    buf[7] = b'-';
-    put2(buf, 8, d);
-    buf[10] = b'T';
-    true
+    let mut t = [0u8; DATE_LEN];
+    put2(&mut t, 0, y / 100);
+    put2(&mut t, 2, y % 100);
+    t[4] = b'-';
+    put2(&mut t, 5, m);
+    t[7] = b'-';
+    put2(&mut t, 8, d);
+    t[10] = b'T';
+    Some(t)
+}
+
+/// A calendar or clock field the caller's arithmetic keeps in `0..2^32`, as `u32` (whose
+/// divisions by constants are cheaper than `i64`'s euclidean ones).
+fn field(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(0)
 }
 
 /// "00" to "99": two digits per lookup (a flood's result prints ≈ 650 k timestamps, issue #11).
@@ -96,7 +100,7 @@ const PAIRS: &[u8; 200] = b"\
 
 /// The two decimal digits of `v % 100` (every caller's value is below 100) at
 /// `buf[at..at + 2]`.
-fn put2(buf: &mut [u8; RFC3339_LEN], at: usize, v: u32) {
+fn put2(buf: &mut [u8], at: usize, v: u32) {
     // `v % 100` < 100: the cast is lossless and `i + 2` ≤ 200.
     let i = (v % 100) as usize * 2;
     if let (Some(d), Some(pair)) = (buf.get_mut(at..at + 2), PAIRS.get(i..i + 2)) {
@@ -131,11 +135,13 @@ mod tests {
             .map(|dt| dt.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
+    const YEAR0: i64 = -62_167_219_200_000_000; // 0000-01-01T00:00:00Z
+    const YEAR10000: i64 = 253_402_300_800_000_000; // 10000-01-01T00:00:00Z
+    const DAY: i64 = 86_400_000_000;
+
     /// `us` written as chrono writes it, or not written (`None`) when chrono's year is outside
     /// 0000–9999 (the caller's fallback).
     fn same_as_chrono(us: i64) {
-        const YEAR0: i64 = -62_167_219_200_000_000; // 0000-01-01T00:00:00Z
-        const YEAR10000: i64 = 253_402_300_800_000_000; // 10000-01-01T00:00:00Z
         let c = chrono_text(us);
         match (&c, ours(us)) {
             (Some(c), Some(o)) => assert_eq!(*c, o, "{us}"),
@@ -158,8 +164,6 @@ mod tests {
     /// fallback to chrono).
     #[test]
     fn same_text_as_chrono() {
-        let year0 = -62_167_219_200_000_000_i64; // 0000-01-01T00:00:00Z
-        let year10000 = 253_402_300_800_000_000_i64; // 10000-01-01T00:00:00Z
         let mut cases = vec![
             0,
             -1,
@@ -173,10 +177,10 @@ mod tests {
             951_868_800_000_000 - 1, // 2000-02-29T23:59:59.999999
             4_107_542_400_000_000,   // 2100-03-01
             1_795_000_000_123_456,   // 2026-11-18
-            year0,
-            year0 - 1,
-            year10000,
-            year10000 - 1,
+            YEAR0,
+            YEAR0 - 1,
+            YEAR10000,
+            YEAR10000 - 1,
             i64::MIN,
             i64::MAX,
         ];
@@ -190,8 +194,8 @@ mod tests {
             let us = match i % 3 {
                 // anywhere in 0000..10000 (and a little past both ends)
                 0 => {
-                    year0 - 1_000_000_000
-                        + (r % ((year10000 - year0) as u64 + 2_000_000_000)) as i64
+                    YEAR0 - 1_000_000_000
+                        + (r % ((YEAR10000 - YEAR0) as u64 + 2_000_000_000)) as i64
                 }
                 // near now, where real data is
                 1 => 1_700_000_000_000_000 + (r % 400_000_000_000_000) as i64,
@@ -208,20 +212,17 @@ mod tests {
     /// chrono's text.
     #[test]
     fn runs_of_one_day_give_chronos_text() {
-        let day = 86_400_000_000_i64;
-        let year10000 = 253_402_300_800_000_000_i64;
-        let year0 = -62_167_219_200_000_000_i64;
         let mut cases = Vec::new();
         for start in [
             0,
             1_795_000_000_123_456,
-            year10000 - 2 * day,
-            year0 - day,
-            -day,
+            YEAR10000 - 2 * DAY,
+            YEAR0 - DAY,
+            -DAY,
         ] {
             for k in 0..400 {
                 // Forwards over three days in uneven steps, then once back to the first.
-                cases.push(start + k * (day / 130) + k % 7);
+                cases.push(start + k * (DAY / 130) + k % 7);
             }
             cases.push(start);
         }
