@@ -161,7 +161,8 @@ enum Read {
 #[derive(Default)]
 struct Scratch {
     name: Vec<u8>,
-    ips: Vec<IpAddr>,
+    /// The answers' addresses and CNAME targets, read by the whole-message check.
+    notes: wire::AnswerNotes,
 }
 
 /// Counters of the transaction table (merged into the capture stats).
@@ -389,7 +390,10 @@ impl DnsTxns {
         if w.is_response() && !f.skips_responses() {
             return Read::Decode;
         }
-        let Some(q) = w.question.filter(|_| w.decodes_whole()) else {
+        let Some(q) = w
+            .question
+            .filter(|_| w.decodes_whole_noting(&mut scratch.notes))
+        else {
             return Read::Decode;
         };
         scratch.name.clear();
@@ -442,25 +446,15 @@ impl DnsTxns {
                 None => Read::DecodeNamed,
             };
         }
-        scratch.ips.clear();
-        for r in w.answers() {
-            let Ok(r) = r else {
+        // The whole-message check read the answers: their CNAME targets, then their addresses.
+        for &at in &scratch.notes.cnames {
+            scratch.name.clear();
+            w.name_at(at).write_normalised(&mut scratch.name);
+            if std::str::from_utf8(&scratch.name).map_or(true, |t| f.name_listed(t)) {
                 return Read::Decode;
-            };
-            if let Some(ip) = r.ip() {
-                scratch.ips.push(ip);
-            } else if r.rtype == RrType::CNAME.0 {
-                let Some(target) = r.target() else {
-                    return Read::Decode;
-                };
-                scratch.name.clear();
-                target.write_normalised(&mut scratch.name);
-                if std::str::from_utf8(&scratch.name).map_or(true, |t| f.name_listed(t)) {
-                    return Read::Decode;
-                }
             }
         }
-        if f.answers_matter(dst, &scratch.ips) {
+        if f.answers_matter(dst, &scratch.notes.ips) {
             return Read::Decode;
         }
         self.stats.responses += 1;

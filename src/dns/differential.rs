@@ -3,7 +3,9 @@
 //! `dns::tests` assert on arbitrary and real messages. Test and fuzz support only; nothing on
 //! a decoding path calls it.
 
-use super::wire::{parse, WireError, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_PTR};
+use super::wire::{
+    parse, AnswerNotes, WireError, WireMessage, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_NS, TYPE_PTR,
+};
 
 /// The differential check of the fuzz target and the tests: where hickory (`parse_message`)
 /// reads a message whole, the wire reader must read it too, with the same first question (name as
@@ -32,6 +34,7 @@ pub fn differential(msg: &[u8]) -> Result<(), String> {
         Err(e) if whole => return Err(format!("hickory read the message, the fast path: {e:?}")),
         Err(_) => return Ok(()),
     };
+    notes_agree(&w)?;
     match (h.questions.first(), w.question) {
         (Some((name, qtype)), Some(q)) => {
             let mine = q.name.to_normalised();
@@ -98,6 +101,44 @@ pub fn differential(msg: &[u8]) -> Result<(), String> {
         ) {
             return Err(format!("answer {} of type {}: no data read", name, r.rtype));
         }
+    }
+    Ok(())
+}
+
+/// What the whole-message check notes of the answers (`decodes_whole_noting`, the fast path's
+/// one walk) is what [`WireMessage::answers`] reads: the same verdict as `decodes_whole`, and
+/// when it holds, the A/AAAA addresses and the CNAME targets of the answers in order.
+fn notes_agree(w: &WireMessage<'_>) -> Result<(), String> {
+    let mut notes = AnswerNotes::default();
+    let whole = w.decodes_whole_noting(&mut notes);
+    if whole != w.decodes_whole() {
+        return Err("decodes_whole_noting and decodes_whole disagree".into());
+    }
+    if !whole {
+        return Ok(());
+    }
+    let (mut ips, mut cnames) = (Vec::new(), Vec::new());
+    for r in w.answers() {
+        let r = r.map_err(|e| format!("a whole message's answer does not read: {e:?}"))?;
+        if let Some(ip) = r.ip() {
+            ips.push(ip);
+        } else if r.rtype == TYPE_CNAME {
+            let t = r
+                .target()
+                .ok_or("a whole message's CNAME target does not read")?;
+            cnames.push(t.to_normalised());
+        }
+    }
+    let noted: Vec<String> = notes
+        .cnames
+        .iter()
+        .map(|&at| w.name_at(at).to_normalised())
+        .collect();
+    if notes.ips != ips || noted != cnames {
+        return Err(format!(
+            "noted {:?} {noted:?}, answers {ips:?} {cnames:?}",
+            notes.ips
+        ));
     }
     Ok(())
 }

@@ -503,6 +503,53 @@ impl<'a> WireMessage<'a> {
     /// holds, so a message hickory would salvage always takes the decoding path and is
     /// counted there (`differential` checks the implication).
     pub fn decodes_whole(&self) -> bool {
+        self.walk_whole(|_, _, _| {})
+    }
+
+    /// [`WireMessage::decodes_whole`], noting on the way what [`WireMessage::answers`] would
+    /// give of the first [`super::MAX_ANSWERS`] answers: their A/AAAA addresses and where their
+    /// CNAME targets start ([`WireMessage::name_at`]), in order. One walk of the message
+    /// instead of two (issue #16: the fast path walked the answers again after this check).
+    /// `notes` is cleared first; when this returns `false` it holds a prefix only.
+    pub fn decodes_whole_noting(&self, notes: &mut AnswerNotes) -> bool {
+        notes.ips.clear();
+        notes.cnames.clear();
+        let msg = self.msg;
+        self.walk_whole(|rtype, start, end| match rtype {
+            TYPE_A => {
+                if let Some(o) = msg
+                    .get(start..end)
+                    .and_then(|d| <[u8; 4]>::try_from(d).ok())
+                {
+                    notes.ips.push(IpAddr::V4(Ipv4Addr::from(o)));
+                }
+            }
+            TYPE_AAAA => {
+                if let Some(o) = msg
+                    .get(start..end)
+                    .and_then(|d| <[u8; 16]>::try_from(d).ok())
+                {
+                    notes.ips.push(IpAddr::V6(Ipv6Addr::from(o)));
+                }
+            }
+            TYPE_CNAME => notes.cnames.push(start),
+            _ => {}
+        })
+    }
+
+    /// The name at `start` (an offset [`WireMessage::decodes_whole_noting`] noted).
+    pub fn name_at(&self, start: usize) -> WireName<'a> {
+        WireName {
+            msg: self.msg,
+            start,
+        }
+    }
+
+    /// The walk of [`WireMessage::decodes_whole`]; `answer(rtype, start, end)` is called for
+    /// each of the first [`super::MAX_ANSWERS`] records of the answer section that passed the
+    /// rules, with its record data's bounds.
+    #[inline]
+    fn walk_whole(&self, mut answer: impl FnMut(u16, usize, usize)) -> bool {
         if self.opcode() != 0 || self.qdcount != 1 {
             return false;
         }
@@ -512,7 +559,7 @@ impl<'a> WireMessage<'a> {
         let mut edns = false;
         for (section, &count) in sections.iter().enumerate() {
             let additional = section == 2;
-            for _ in 0..count {
+            for i in 0..count {
                 let Ok((name, at)) = read_name(msg, pos) else {
                     return false;
                 };
@@ -542,6 +589,9 @@ impl<'a> WireMessage<'a> {
                 if !ok {
                     return false;
                 }
+                if section == 0 && usize::from(i) < super::MAX_ANSWERS {
+                    answer(rtype, start, end);
+                }
                 pos = end;
             }
         }
@@ -567,6 +617,15 @@ impl<'a> WireMessage<'a> {
             left: usize::from(self.ancount) + usize::from(self.nscount) + usize::from(self.arcount),
         }
     }
+}
+
+/// What [`WireMessage::decodes_whole_noting`] read of the answer section.
+#[derive(Debug, Default)]
+pub struct AnswerNotes {
+    /// The A/AAAA addresses, in order.
+    pub ips: Vec<IpAddr>,
+    /// Where the CNAME targets start, in order.
+    pub cnames: Vec<usize>,
 }
 
 /// See [`WireMessage::answers`].
