@@ -165,6 +165,14 @@ struct Scratch {
     notes: wire::AnswerNotes,
 }
 
+/// `name` as `dns::name_str` renders it, written into `buf` (`None` only if that were not
+/// UTF-8, which the rendering never writes).
+fn rendered<'b>(name: &wire::WireName<'_>, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+    buf.clear();
+    name.write_normalised(buf);
+    std::str::from_utf8(buf).ok()
+}
+
 /// Counters of the transaction table (merged into the capture stats).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnStats {
@@ -396,13 +404,11 @@ impl DnsTxns {
         else {
             return Read::Decode;
         };
-        scratch.name.clear();
-        q.name.write_normalised(&mut scratch.name);
-        let Ok(qname) = std::str::from_utf8(&scratch.name) else {
-            return Read::Decode;
-        };
         let qtype = RrType(q.qtype);
         if !w.is_response() {
+            let Some(qname) = rendered(&q.name, &mut scratch.name) else {
+                return Read::Decode;
+            };
             self.stats.queries += 1;
             let listed = f.name_listed(qname);
             let key = Key {
@@ -430,16 +436,31 @@ impl DnsTxns {
             return Read::Decode;
         }
         let listed = match self.map.get(&key) {
-            Some(p) if p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype => {
-                return Read::Decode
+            // The fast path read this transaction's query: its name is a rendering, compared
+            // with the question in place (no rendering of the response's); with the same name
+            // its answer holds (`DnsInterest::name_listed` is stable), no second list match.
+            Some(p) if p.seen != Seen::Decoded => {
+                if p.qtype != qtype || !q.name.renders_as(p.qname.as_bytes()) {
+                    return Read::Decode;
+                }
+                p.seen == Seen::Listed
             }
-            // The fast path read this transaction's query, with the same name: its answer
-            // holds (`DnsInterest::name_listed` is stable), no second list match.
-            Some(p) if p.seen == Seen::Unlisted => false,
-            Some(p) if p.seen == Seen::Listed => true,
-            _ => f.name_listed(qname),
+            pending => {
+                let Some(qname) = rendered(&q.name, &mut scratch.name) else {
+                    return Read::Decode;
+                };
+                if pending
+                    .is_some_and(|p| p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype)
+                {
+                    return Read::Decode;
+                }
+                f.name_listed(qname)
+            }
         };
         if listed {
+            let Some(qname) = rendered(&q.name, &mut scratch.name) else {
+                return Read::Decode;
+            };
             return match dns::whole::parsed(&w, qname) {
                 Some(m) => Read::Parsed(m),
                 // `scratch.name` still holds the question, rendered as `dns::name_str` does.

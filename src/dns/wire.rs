@@ -122,6 +122,47 @@ impl<'a> WireName<'a> {
         }
     }
 
+    /// Whether [`WireName::write_normalised`] would write exactly `s`, without writing it: each
+    /// label compared in place, lowercased through the rendering's own table; a label with a
+    /// byte to escape (or one that differs) is rendered alone and compared (issue #16: a
+    /// response's question is compared with its pending query's rendered name, which was one
+    /// rendering and a UTF-8 check a response).
+    pub fn renders_as(&self, s: &[u8]) -> bool {
+        let mut rest = s;
+        let mut first = true;
+        let mut label_text = Vec::new();
+        for label in self.labels() {
+            if !first {
+                match rest.split_first() {
+                    Some((b'.', r)) => rest = r,
+                    _ => return false,
+                }
+            }
+            first = false;
+            if let Some((head, tail)) = rest.split_at_checked(label.len()) {
+                let plain_equal = label.iter().zip(head).all(|(&b, &c)| {
+                    super::PLAIN_LOWER
+                        .get(usize::from(b))
+                        .is_some_and(|&l| l != 0 && l == c)
+                });
+                if plain_equal {
+                    rest = tail;
+                    continue;
+                }
+            }
+            label_text.clear();
+            super::push_label(&mut label_text, label);
+            match rest.strip_prefix(label_text.as_slice()) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        if first {
+            return s == b".";
+        }
+        rest.is_empty()
+    }
+
     /// The root name (no labels).
     pub fn is_root(&self) -> bool {
         self.labels().next().is_none()
@@ -711,7 +752,8 @@ mod tests {
     /// codes, pointers (loops, chains past `MAX_POINTERS`, a pointer cut in half), bytes that
     /// need `\.`, `\\` or `\DDD` — after text already in the buffer. Fails when a run's later
     /// length bytes are not turned into dots, when an escaped run is not re-rendered, or when
-    /// the pointer bound differs.
+    /// the pointer bound differs. `renders_as` says yes to that rendering and no to texts one
+    /// byte away from it.
     #[test]
     fn runs_render_as_labels() {
         const BYTES: &[u8] = &[
@@ -760,8 +802,29 @@ mod tests {
                 let mut got = b"prefix".to_vec();
                 n.write_normalised(&mut got);
                 let mut want = b"prefix".to_vec();
-                want.extend(by_labels(&n));
+                let text = by_labels(&n);
+                want.extend(&text);
                 assert_eq!(got, want, "{msg:?} at {start}");
+                // `renders_as` is "renders as exactly this": the rendering, and no other text
+                // (one byte changed, dropped or added, a dot or a case flipped).
+                assert!(n.renders_as(&text), "{msg:?} at {start}");
+                let mut others = vec![text[..text.len() - 1].to_vec(), [&text[..], b"a"].concat()];
+                let at = r.below(text.len());
+                for b in [
+                    b'.',
+                    b'a',
+                    b'A',
+                    b'\\',
+                    text[at] ^ 0x20,
+                    text[at].wrapping_add(1),
+                ] {
+                    let mut t = text.clone();
+                    t[at] = b;
+                    others.push(t);
+                }
+                for t in others {
+                    assert_eq!(n.renders_as(&t), t == text, "{msg:?} at {start} as {t:?}");
+                }
                 checked += 1;
             }
         }
