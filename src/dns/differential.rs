@@ -41,6 +41,12 @@ pub fn differential(msg: &[u8]) -> Result<(), String> {
             if *name != mine || qtype.0 != q.qtype {
                 return Err(format!("question {name}/{} vs {mine}/{}", qtype.0, q.qtype));
             }
+            // The packet path compares a response's question with its query's name in place.
+            if !q.name.renders_as(mine.as_bytes())
+                || (mine != "x.invalid" && q.name.renders_as(b"x.invalid"))
+            {
+                return Err(format!("renders_as disagrees with the rendering {mine}"));
+            }
             // The packet path hands this rendering to hickory (`parse_message_named`, issue
             // #11): the message must decode exactly as without it, salvaged or whole.
             match super::parse_message_named(msg, &mine) {
