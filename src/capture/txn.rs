@@ -435,32 +435,33 @@ impl DnsTxns {
         if !out.is_empty() {
             return Read::Decode;
         }
-        let listed = match self.map.get(&key) {
-            // The fast path read this transaction's query: its name is a rendering, compared
-            // with the question in place (no rendering of the response's); with the same name
-            // its answer holds (`DnsInterest::name_listed` is stable), no second list match.
-            Some(p) if p.seen != Seen::Decoded => {
+        // The question of a listed response is rendered (`dns::whole` builds the observation
+        // with it); an unlisted one is compared in place with the name of the query the fast
+        // path read, no rendering of the response's (issue #16).
+        let listed_name = match self.map.get(&key) {
+            Some(p) if p.seen == Seen::Unlisted => {
                 if p.qtype != qtype || !q.name.renders_as(p.qname.as_bytes()) {
                     return Read::Decode;
                 }
-                p.seen == Seen::Listed
+                None
             }
             pending => {
                 let Some(qname) = rendered(&q.name, &mut scratch.name) else {
                     return Read::Decode;
                 };
-                if pending
-                    .is_some_and(|p| p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype)
-                {
-                    return Read::Decode;
-                }
-                f.name_listed(qname)
+                let listed = match pending {
+                    Some(p) if p.qname.as_bytes() != qname.as_bytes() || p.qtype != qtype => {
+                        return Read::Decode
+                    }
+                    // The fast path read this transaction's query, with the same name: its
+                    // answer holds (`DnsInterest::name_listed` is stable), no second list match.
+                    Some(p) if p.seen == Seen::Listed => true,
+                    _ => f.name_listed(qname),
+                };
+                listed.then_some(qname)
             }
         };
-        if listed {
-            let Some(qname) = rendered(&q.name, &mut scratch.name) else {
-                return Read::Decode;
-            };
+        if let Some(qname) = listed_name {
             return match dns::whole::parsed(&w, qname) {
                 Some(m) => Read::Parsed(m),
                 // `scratch.name` still holds the question, rendered as `dns::name_str` does.
